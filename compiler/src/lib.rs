@@ -1,0 +1,3 @@
+//! The rule compiler: imports rule sources into [`model::RuleSet`] and writes
+//! channel files that `channel_parser::parse` accepts.
+pub mod model;

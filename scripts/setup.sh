@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests, the fuzzers and the Wine driver
+# tests need on a fresh Debian machine. Idempotent: safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=0
+for bin in wine64 x86_64-w64-mingw32-gcc osslsigncode valgrind; do
+  command -v "$bin" >/dev/null 2>&1 || need_apt=1
+done
+[ -f /usr/include/wine/wine/windows/ddk/fltkernel.h ] || need_apt=1
+if [ "$need_apt" = 1 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    wine64 wine libwine-dev mingw-w64 osslsigncode valgrind openssl python3 >/dev/null
+fi
+
+# The toolchain pinned in rust-toolchain.toml (rustup installs it on first use),
+# plus the targets and components the driver, the fuzzers and Miri need.
+rustup show active-toolchain >/dev/null
+rustup target add x86_64-pc-windows-msvc x86_64-pc-windows-gnu x86_64-unknown-none >/dev/null
+rustup component add rustfmt clippy >/dev/null
+rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
+rustup component add miri rust-src --toolchain nightly >/dev/null
+rustup component add llvm-tools-preview --toolchain nightly >/dev/null
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --version 0.13.2 >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+fi
+echo "setup: done"
