@@ -1,0 +1,41 @@
+//! The pipe sensor's logic, free of FFI, so it builds and tests on the host.
+//!
+//! The kernel driver (`driver/`) is a thin shell around this crate: it turns
+//! IRPs, registry values and files into the plain values these modules take,
+//! and performs the side effects they decide on.
+//!
+//! * [`name`]: pipe-name normalization (`\Device\NamedPipe\x` → `\x`, as Sysmon).
+//! * [`decision`]: monitor/enforce mode and the verdict for one event.
+//! * [`store`]: which content is active, last-known-good, quarantined.
+//! * [`guard`]: the crash-loop guard persisted in the service key.
+//! * [`ring`]: the bounded event ring (overflow counted, never blocks).
+//! * [`proto`]: the control device's IOCTL protocol (shared with `pipectl`).
+//! * [`digest`]: SHA-256 of content files (reported in status).
+//!
+//! Nothing here allocates, panics on untrusted input, or uses `unsafe`.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod decision;
+pub mod digest;
+pub mod guard;
+pub mod name;
+pub mod proto;
+pub mod ring;
+pub mod store;
+
+pub use channel_format::{Action, Severity};

@@ -1,0 +1,1131 @@
+//! The control device's IOCTL protocol: versioned, little-endian, fixed layout.
+//!
+//! Every request and response starts with an 8-byte header: magic `PSIO`
+//! (`u32`), [`PROTO_VERSION`] (`u16`, must match exactly), a reserved `u16`
+//! (zero). All IOCTLs are `METHOD_BUFFERED`: the I/O manager copies the
+//! caller's input into a kernel buffer, so the driver never touches a
+//! user-mode address. Every decoder checks the exact length (and the length
+//! fields inside the message against it) and rejects anything else; the
+//! driver turns a [`ProtoError`] into an NTSTATUS with [`ProtoError::ntstatus`].
+//!
+//! Layouts (offsets after the header):
+//!
+//! | IOCTL | request | response |
+//! |---|---|---|
+//! | STATUS | — | [`Status`] ([`STATUS_LEN`]) |
+//! | LOAD | flags u32, len u32, content\[len\] | [`LoadResponse`] |
+//! | EVENTS | max u32, reserved u32 | count u32, reserved u32, overwritten u64, count × [`EVENT_WIRE_LEN`] |
+//! | SET_MODE | mode u32, reserved u32 | previous u32, current u32 |
+//! | EVAL | kind u32, pid u32, name_units u16, image_units u16, reserved u32, name, image (UTF-16LE) | [`EvalResponse`] |
+
+use crate::decision::{Decision, Mode};
+use crate::guard::QUARANTINE_SLOTS;
+use crate::name::MAX_NAME_UNITS;
+use crate::ring::{EventKind, EventRecord, IMAGE_CAP, NAME_CAP};
+use static_assertions::const_assert_eq;
+
+/// `PSIO`, little-endian.
+pub const PROTO_MAGIC: u32 = u32::from_le_bytes(*b"PSIO");
+/// Protocol version; requests with another version are rejected.
+pub const PROTO_VERSION: u16 = 1;
+/// Header length.
+pub const HEADER_LEN: usize = 8;
+
+/// NT name of the control device.
+pub const DEVICE_NAME: &str = r"\Device\PipeSensor";
+/// Its symbolic link.
+pub const DOS_DEVICE_NAME: &str = r"\DosDevices\PipeSensor";
+/// The path user mode opens.
+pub const USER_PATH: &str = r"\\.\PipeSensor";
+
+const FILE_DEVICE_UNKNOWN: u32 = 0x22;
+const METHOD_BUFFERED: u32 = 0;
+const FILE_READ_DATA: u32 = 1;
+const FILE_WRITE_DATA: u32 = 2;
+
+/// `CTL_CODE(DeviceType, Function, Method, Access)`.
+pub const fn ctl_code(device: u32, function: u32, method: u32, access: u32) -> u32 {
+    (device << 16) | (access << 14) | (function << 2) | method
+}
+
+/// Status (read access).
+pub const IOCTL_STATUS: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x900, METHOD_BUFFERED, FILE_READ_DATA);
+/// Load content (write access).
+pub const IOCTL_LOAD: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x901, METHOD_BUFFERED, FILE_WRITE_DATA);
+/// Read events (read access).
+pub const IOCTL_EVENTS: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x902, METHOD_BUFFERED, FILE_READ_DATA);
+/// Set mode (write access).
+pub const IOCTL_SET_MODE: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x903, METHOD_BUFFERED, FILE_WRITE_DATA);
+/// Evaluate a name (read access).
+pub const IOCTL_EVAL: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x904, METHOD_BUFFERED, FILE_READ_DATA);
+
+/// Largest content accepted by LOAD (the parser's own limit may be lower).
+pub const MAX_LOAD_LEN: usize = 16 << 20;
+/// LOAD flag: accept a sequence not newer than the active one (rollback).
+pub const LOAD_FLAG_FORCE: u32 = 1;
+
+/// NTSTATUS values the protocol maps to.
+pub mod status {
+    /// STATUS_INVALID_PARAMETER
+    pub const INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+    /// STATUS_BUFFER_TOO_SMALL
+    pub const BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
+    /// STATUS_INVALID_DEVICE_REQUEST
+    pub const INVALID_DEVICE_REQUEST: i32 = 0xC000_0010u32 as i32;
+    /// STATUS_REVISION_MISMATCH
+    pub const REVISION_MISMATCH: i32 = 0xC000_0059u32 as i32;
+}
+
+/// Why a message was rejected. Carries only static nouns and integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// A length is wrong.
+    BadLength {
+        /// What was measured.
+        what: &'static str,
+        /// The length required (or the limit).
+        expected: usize,
+        /// The length found.
+        found: usize,
+    },
+    /// The header's magic is wrong.
+    BadMagic,
+    /// The header's version is not [`PROTO_VERSION`].
+    BadVersion {
+        /// The version found.
+        found: u16,
+    },
+    /// A field has a value this version does not define.
+    BadValue {
+        /// The field.
+        what: &'static str,
+    },
+    /// The output buffer is too small for the response.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The IOCTL code is not one of ours.
+    UnknownIoctl,
+}
+
+impl ProtoError {
+    /// The NTSTATUS the driver completes the IRP with.
+    pub const fn ntstatus(self) -> i32 {
+        match self {
+            ProtoError::BufferTooSmall { .. } => status::BUFFER_TOO_SMALL,
+            ProtoError::BadVersion { .. } => status::REVISION_MISMATCH,
+            ProtoError::UnknownIoctl => status::INVALID_DEVICE_REQUEST,
+            _ => status::INVALID_PARAMETER,
+        }
+    }
+}
+
+impl core::fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            ProtoError::BadLength { what, expected, found } => write!(f, "bad {what}: expected {expected}, found {found}"),
+            ProtoError::BadMagic => f.write_str("bad magic"),
+            ProtoError::BadVersion { found } => write!(f, "protocol version {found}, expected {PROTO_VERSION}"),
+            ProtoError::BadValue { what } => write!(f, "bad value for {what}"),
+            ProtoError::BufferTooSmall { needed } => write!(f, "output buffer too small: {needed} bytes needed"),
+            ProtoError::UnknownIoctl => f.write_str("unknown IOCTL"),
+        }
+    }
+}
+
+/// Writes little-endian values into a fixed buffer; never panics.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// Writes from the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Writer { buf, pos: 0 }
+    }
+    /// Bytes written so far.
+    pub const fn written(&self) -> usize {
+        self.pos
+    }
+    /// Appends raw bytes.
+    ///
+    /// # Errors
+    /// [`ProtoError::BufferTooSmall`] when they do not fit (nothing written).
+    pub fn bytes(&mut self, b: &[u8]) -> Result<(), ProtoError> {
+        let end = self.pos.checked_add(b.len()).ok_or(ProtoError::BufferTooSmall { needed: usize::MAX })?;
+        let dst = self.buf.get_mut(self.pos..end).ok_or(ProtoError::BufferTooSmall { needed: end })?;
+        dst.copy_from_slice(b);
+        self.pos = end;
+        Ok(())
+    }
+    /// Appends a `u8`.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn u8(&mut self, v: u8) -> Result<(), ProtoError> {
+        self.bytes(&[v])
+    }
+    /// Appends a `u16`.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn u16(&mut self, v: u16) -> Result<(), ProtoError> {
+        self.bytes(&v.to_le_bytes())
+    }
+    /// Appends a `u32`.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn u32(&mut self, v: u32) -> Result<(), ProtoError> {
+        self.bytes(&v.to_le_bytes())
+    }
+    /// Appends a `u64`.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn u64(&mut self, v: u64) -> Result<(), ProtoError> {
+        self.bytes(&v.to_le_bytes())
+    }
+    /// Appends UTF-16 units.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn units(&mut self, u: &[u16]) -> Result<(), ProtoError> {
+        for &x in u {
+            self.u16(x)?;
+        }
+        Ok(())
+    }
+    /// Appends `n` zero bytes.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn zeros(&mut self, n: usize) -> Result<(), ProtoError> {
+        for _ in 0..n {
+            self.u8(0)?;
+        }
+        Ok(())
+    }
+    /// Appends the message header.
+    ///
+    /// # Errors
+    /// As [`Writer::bytes`].
+    pub fn header(&mut self) -> Result<(), ProtoError> {
+        self.u32(PROTO_MAGIC)?;
+        self.u16(PROTO_VERSION)?;
+        self.u16(0)
+    }
+}
+
+/// Reads little-endian values from a shrinking slice; never panics.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `b`.
+    pub const fn new(b: &'a [u8]) -> Self {
+        Reader { rest: b }
+    }
+    /// Takes `n` bytes.
+    ///
+    /// # Errors
+    /// [`ProtoError::BadLength`] naming `what` when fewer are left.
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ProtoError> {
+        let (a, b) = self.rest.split_at_checked(n).ok_or(ProtoError::BadLength { what, expected: n, found: self.rest.len() })?;
+        self.rest = b;
+        Ok(a)
+    }
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ProtoError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+    /// Reads a `u8`.
+    ///
+    /// # Errors
+    /// As [`Reader::take`].
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, ProtoError> {
+        Ok(u8::from_le_bytes(self.array(what)?))
+    }
+    /// Reads a `u16`.
+    ///
+    /// # Errors
+    /// As [`Reader::take`].
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, ProtoError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+    /// Reads a `u32`.
+    ///
+    /// # Errors
+    /// As [`Reader::take`].
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, ProtoError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    /// Reads a `u64`.
+    ///
+    /// # Errors
+    /// As [`Reader::take`].
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, ProtoError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+    /// Reads and checks the header.
+    ///
+    /// # Errors
+    /// Bad length, magic or version.
+    pub fn header(&mut self) -> Result<(), ProtoError> {
+        if self.u32("header")? != PROTO_MAGIC {
+            return Err(ProtoError::BadMagic);
+        }
+        let v = self.u16("header")?;
+        if v != PROTO_VERSION {
+            return Err(ProtoError::BadVersion { found: v });
+        }
+        let _reserved = self.u16("header")?;
+        Ok(())
+    }
+    /// Bytes left.
+    pub const fn left(&self) -> usize {
+        self.rest.len()
+    }
+    /// Requires that everything was read.
+    ///
+    /// # Errors
+    /// [`ProtoError::BadLength`] naming `what` when bytes are left.
+    pub fn finish(self, what: &'static str) -> Result<(), ProtoError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtoError::BadLength { what, expected: 0, found: self.rest.len() })
+        }
+    }
+}
+
+/// Text cut to `N` bytes (at a char boundary), for messages in fixed fields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FixedText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> core::fmt::Debug for FixedText<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> Default for FixedText<N> {
+    fn default() -> Self {
+        FixedText { buf: [0; N], len: 0 }
+    }
+}
+
+impl<const N: usize> FixedText<N> {
+    /// The text (empty if the stored bytes are not UTF-8).
+    pub fn as_str(&self) -> &str {
+        self.buf.get(..self.len).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("")
+    }
+    /// The whole zero-padded field.
+    pub const fn raw(&self) -> &[u8; N] {
+        &self.buf
+    }
+    /// From a zero-padded field (stops at the first NUL; invalid UTF-8 gives "").
+    pub fn from_raw(raw: [u8; N]) -> Self {
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(N);
+        let ok = raw.get(..len).is_some_and(|b| core::str::from_utf8(b).is_ok());
+        FixedText { buf: raw, len: if ok { len } else { 0 } }
+    }
+    /// From a string, cut to fit.
+    pub fn new(s: &str) -> Self {
+        let mut t = Self::default();
+        let _ = core::fmt::Write::write_str(&mut t, s);
+        t
+    }
+}
+
+impl<const N: usize> core::fmt::Write for FixedText<N> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            let mut tmp = [0u8; 4];
+            let e = c.encode_utf8(&mut tmp).as_bytes();
+            let end = self.len.checked_add(e.len()).ok_or(core::fmt::Error)?;
+            let Some(dst) = self.buf.get_mut(self.len..end) else {
+                // Full: drop the rest silently (the field is a summary).
+                return Ok(());
+            };
+            dst.copy_from_slice(e);
+            self.len = end;
+        }
+        Ok(())
+    }
+}
+
+/// Where content came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Nothing (empty slot).
+    None,
+    /// A file in the content directory.
+    Disk,
+    /// The LOAD IOCTL.
+    Ioctl,
+}
+
+impl Origin {
+    /// Wire value.
+    pub const fn to_u32(self) -> u32 {
+        match self {
+            Origin::None => 0,
+            Origin::Disk => 1,
+            Origin::Ioctl => 2,
+        }
+    }
+    /// From a wire value.
+    pub const fn from_u32(v: u32) -> Option<Origin> {
+        match v {
+            0 => Some(Origin::None),
+            1 => Some(Origin::Disk),
+            2 => Some(Origin::Ioctl),
+            _ => None,
+        }
+    }
+}
+
+/// Describes one content slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentInfo {
+    /// Channel-file sequence.
+    pub sequence: u64,
+    /// Rules in it.
+    pub rule_count: u32,
+    /// File length.
+    pub len: u32,
+    /// Where it came from.
+    pub origin: Origin,
+    /// SHA-256 of the file.
+    pub digest: [u8; 32],
+}
+
+impl ContentInfo {
+    /// The empty slot.
+    pub const NONE: ContentInfo = ContentInfo { sequence: 0, rule_count: 0, len: 0, origin: Origin::None, digest: [0; 32] };
+}
+
+/// Wire length of [`ContentInfo`]: sequence 8, rules 4, len 4, origin 4, reserved 4, digest 32.
+pub const CONTENT_INFO_LEN: usize = 56;
+const_assert_eq!(CONTENT_INFO_LEN, 8 + 4 + 4 + 4 + 4 + 32);
+
+/// Bytes of a load failure's message.
+pub const MESSAGE_LEN: usize = 96;
+
+/// Why content was not loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// Where the content came from ([`Origin::None`]: no failure recorded).
+    pub origin: Origin,
+    /// Sequence from the file name (disk) or 0 when unknown.
+    pub sequence: u64,
+    /// A stable code: 1 parse error, 2 I/O error, 3 stale sequence, 4 out of memory, 5 too large.
+    pub code: u32,
+    /// Byte offset of a parse error (`u32::MAX`: none).
+    pub offset: u32,
+    /// The error, as text.
+    pub message: FixedText<MESSAGE_LEN>,
+}
+
+/// Failure codes of [`LoadFailure::code`].
+pub mod failure {
+    /// The parser rejected the content.
+    pub const PARSE: u32 = 1;
+    /// Reading the file failed.
+    pub const IO: u32 = 2;
+    /// The sequence is not newer than the active content (LOAD without force).
+    pub const STALE: u32 = 3;
+    /// No memory for the content.
+    pub const NO_MEMORY: u32 = 4;
+    /// The content exceeds the size limit.
+    pub const TOO_LARGE: u32 = 5;
+}
+
+impl LoadFailure {
+    /// No failure.
+    pub fn none() -> Self {
+        LoadFailure { origin: Origin::None, sequence: 0, code: 0, offset: u32::MAX, message: FixedText::default() }
+    }
+}
+
+/// Wire length of [`LoadFailure`]: origin 4, reserved 4, sequence 8, code 4, offset 4, message.
+pub const LOAD_FAILURE_LEN: usize = 24 + MESSAGE_LEN;
+const_assert_eq!(LOAD_FAILURE_LEN, 4 + 4 + 8 + 4 + 4 + MESSAGE_LEN);
+
+/// Counters in the status response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Events evaluated (callbacks and EVAL).
+    pub evaluated: u64,
+    /// Events a rule matched.
+    pub matched: u64,
+    /// Operations denied.
+    pub denied: u64,
+    /// Events recorded in the ring.
+    pub events_total: u64,
+    /// Events overwritten before they were read.
+    pub events_overwritten: u64,
+    /// Names that could not be taken or normalized.
+    pub name_errors: u64,
+    /// Content loads that succeeded.
+    pub loads_ok: u64,
+    /// Content loads that failed.
+    pub loads_failed: u64,
+}
+
+/// Status flag: the minifilter is registered.
+pub const FLAG_FILTER_REGISTERED: u32 = 1;
+/// Status flag: filtering started.
+pub const FLAG_FILTERING: u32 = 2;
+/// Status flag: the guard record in the registry was unreadable and reset.
+pub const FLAG_GUARD_RESET: u32 = 4;
+
+/// The STATUS response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Current mode.
+    pub mode: Mode,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Active content.
+    pub active: ContentInfo,
+    /// Last-known-good content.
+    pub lkg: ContentInfo,
+    /// Quarantined sequences (0: empty).
+    pub quarantined: [u64; QUARANTINE_SLOTS],
+    /// Pending (unproven) sequence, 0: none.
+    pub pending: u64,
+    /// Starts of the pending content.
+    pub start_count: u32,
+    /// Quarantine threshold.
+    pub max_failed: u32,
+    /// Newest proven sequence.
+    pub proven: u64,
+    /// Counters.
+    pub counters: Counters,
+    /// The last load failure.
+    pub last_error: LoadFailure,
+}
+
+/// Length of a STATUS response (header included).
+pub const STATUS_LEN: usize = HEADER_LEN + 8 + 2 * CONTENT_INFO_LEN + 8 * QUARANTINE_SLOTS + 24 + 64 + LOAD_FAILURE_LEN;
+const_assert_eq!(STATUS_LEN, 368);
+
+fn put_info(w: &mut Writer<'_>, c: &ContentInfo) -> Result<(), ProtoError> {
+    w.u64(c.sequence)?;
+    w.u32(c.rule_count)?;
+    w.u32(c.len)?;
+    w.u32(c.origin.to_u32())?;
+    w.u32(0)?;
+    w.bytes(&c.digest)
+}
+
+fn get_info(r: &mut Reader<'_>) -> Result<ContentInfo, ProtoError> {
+    let sequence = r.u64("content")?;
+    let rule_count = r.u32("content")?;
+    let len = r.u32("content")?;
+    let origin = Origin::from_u32(r.u32("content")?).ok_or(ProtoError::BadValue { what: "origin" })?;
+    let _ = r.u32("content")?;
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(r.take(32, "content")?);
+    Ok(ContentInfo { sequence, rule_count, len, origin, digest })
+}
+
+fn put_failure(w: &mut Writer<'_>, f: &LoadFailure) -> Result<(), ProtoError> {
+    w.u32(f.origin.to_u32())?;
+    w.u32(0)?;
+    w.u64(f.sequence)?;
+    w.u32(f.code)?;
+    w.u32(f.offset)?;
+    w.bytes(f.message.raw())
+}
+
+fn get_failure(r: &mut Reader<'_>) -> Result<LoadFailure, ProtoError> {
+    let origin = Origin::from_u32(r.u32("failure")?).ok_or(ProtoError::BadValue { what: "origin" })?;
+    let _ = r.u32("failure")?;
+    let sequence = r.u64("failure")?;
+    let code = r.u32("failure")?;
+    let offset = r.u32("failure")?;
+    let mut raw = [0u8; MESSAGE_LEN];
+    raw.copy_from_slice(r.take(MESSAGE_LEN, "failure")?);
+    Ok(LoadFailure { origin, sequence, code, offset, message: FixedText::from_raw(raw) })
+}
+
+fn exact(buf: &[u8], len: usize, what: &'static str) -> Result<(), ProtoError> {
+    if buf.len() == len {
+        Ok(())
+    } else {
+        Err(ProtoError::BadLength { what, expected: len, found: buf.len() })
+    }
+}
+
+impl Status {
+    /// Writes the response into `out`, returning the bytes written.
+    ///
+    /// # Errors
+    /// [`ProtoError::BufferTooSmall`] when `out` is shorter than [`STATUS_LEN`].
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtoError> {
+        if out.len() < STATUS_LEN {
+            return Err(ProtoError::BufferTooSmall { needed: STATUS_LEN });
+        }
+        let mut w = Writer::new(out);
+        w.header()?;
+        w.u32(self.mode.to_u32())?;
+        w.u32(self.flags)?;
+        put_info(&mut w, &self.active)?;
+        put_info(&mut w, &self.lkg)?;
+        for q in self.quarantined {
+            w.u64(q)?;
+        }
+        w.u64(self.pending)?;
+        w.u32(self.start_count)?;
+        w.u32(self.max_failed)?;
+        w.u64(self.proven)?;
+        let c = &self.counters;
+        for v in [c.evaluated, c.matched, c.denied, c.events_total, c.events_overwritten, c.name_errors, c.loads_ok, c.loads_failed] {
+            w.u64(v)?;
+        }
+        put_failure(&mut w, &self.last_error)?;
+        Ok(w.written())
+    }
+
+    /// Parses a response.
+    ///
+    /// # Errors
+    /// Wrong length, header or field values.
+    pub fn decode(buf: &[u8]) -> Result<Status, ProtoError> {
+        exact(buf, STATUS_LEN, "status response")?;
+        let mut r = Reader::new(buf);
+        r.header()?;
+        let mode = Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
+        let flags = r.u32("flags")?;
+        let active = get_info(&mut r)?;
+        let lkg = get_info(&mut r)?;
+        let mut quarantined = [0u64; QUARANTINE_SLOTS];
+        for q in &mut quarantined {
+            *q = r.u64("quarantined")?;
+        }
+        let pending = r.u64("guard")?;
+        let start_count = r.u32("guard")?;
+        let max_failed = r.u32("guard")?;
+        let proven = r.u64("guard")?;
+        let counters = Counters {
+            evaluated: r.u64("counters")?,
+            matched: r.u64("counters")?,
+            denied: r.u64("counters")?,
+            events_total: r.u64("counters")?,
+            events_overwritten: r.u64("counters")?,
+            name_errors: r.u64("counters")?,
+            loads_ok: r.u64("counters")?,
+            loads_failed: r.u64("counters")?,
+        };
+        let last_error = get_failure(&mut r)?;
+        r.finish("status response")?;
+        Ok(Status { mode, flags, active, lkg, quarantined, pending, start_count, max_failed, proven, counters, last_error })
+    }
+}
+
+/// A decoded request. Borrowed parts point into the (kernel) input buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// STATUS.
+    Status,
+    /// LOAD.
+    Load {
+        /// [`LOAD_FLAG_FORCE`] given.
+        force: bool,
+        /// The channel file.
+        content: &'a [u8],
+    },
+    /// EVENTS: return at most `max` records.
+    Events {
+        /// Upper bound on records (also bounded by the output buffer).
+        max: u32,
+    },
+    /// SET_MODE.
+    SetMode(Mode),
+    /// EVAL.
+    Eval(EvalRequest<'a>),
+}
+
+/// The EVAL request: an event to evaluate as the callback would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalRequest<'a> {
+    /// Create or connect.
+    pub kind: EventKind,
+    /// Process id to report.
+    pub pid: u32,
+    /// UTF-16LE bytes of the pipe name (any spelling; normalized by the driver).
+    pub name: &'a [u8],
+    /// UTF-16LE bytes of the image path (empty: none).
+    pub image: &'a [u8],
+}
+
+/// Copies UTF-16LE `bytes` into `out` as units, returning the units written.
+///
+/// # Errors
+/// [`ProtoError::BadLength`] when `bytes` has an odd length or does not fit.
+pub fn utf16le_into<'o>(bytes: &[u8], out: &'o mut [u16]) -> Result<&'o [u16], ProtoError> {
+    let pairs = bytes.chunks_exact(2);
+    let n = pairs.len();
+    if !pairs.remainder().is_empty() || n > out.len() {
+        return Err(ProtoError::BadLength { what: "UTF-16 text", expected: out.len(), found: bytes.len() });
+    }
+    for (o, p) in out.iter_mut().zip(pairs) {
+        *o = u16::from_le_bytes([p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)]);
+    }
+    out.get(..n).ok_or(ProtoError::BadLength { what: "UTF-16 text", expected: out.len(), found: bytes.len() })
+}
+
+/// Longest image path an EVAL request may carry, in units.
+pub const MAX_EVAL_IMAGE_UNITS: usize = 1024;
+/// Fixed part of an EVAL request (header included).
+pub const EVAL_REQUEST_FIXED_LEN: usize = HEADER_LEN + 16;
+/// Length of LOAD's fixed part (header included).
+pub const LOAD_REQUEST_FIXED_LEN: usize = HEADER_LEN + 8;
+/// Length of an EVENTS / SET_MODE / STATUS request.
+pub const EVENTS_REQUEST_LEN: usize = HEADER_LEN + 8;
+/// Length of a SET_MODE request.
+pub const MODE_REQUEST_LEN: usize = HEADER_LEN + 8;
+/// Length of a STATUS request.
+pub const STATUS_REQUEST_LEN: usize = HEADER_LEN;
+
+/// Decodes the input of IOCTL `code`.
+///
+/// # Errors
+/// [`ProtoError::UnknownIoctl`] for a code that is not ours; otherwise any
+/// length, header or value error. Never panics for any input.
+pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError> {
+    let mut r = Reader::new(input);
+    let req = match code {
+        IOCTL_STATUS => {
+            r.header()?;
+            Request::Status
+        }
+        IOCTL_LOAD => {
+            r.header()?;
+            let flags = r.u32("load flags")?;
+            if flags & !LOAD_FLAG_FORCE != 0 {
+                return Err(ProtoError::BadValue { what: "load flags" });
+            }
+            let len = usize::try_from(r.u32("load length")?).unwrap_or(usize::MAX);
+            if len > MAX_LOAD_LEN {
+                return Err(ProtoError::BadLength { what: "content length", expected: MAX_LOAD_LEN, found: len });
+            }
+            if len != r.left() {
+                return Err(ProtoError::BadLength { what: "content length", expected: r.left(), found: len });
+            }
+            Request::Load { force: flags & LOAD_FLAG_FORCE != 0, content: r.take(len, "content")? }
+        }
+        IOCTL_EVENTS => {
+            r.header()?;
+            let max = r.u32("events max")?;
+            if r.u32("reserved")? != 0 {
+                return Err(ProtoError::BadValue { what: "reserved" });
+            }
+            Request::Events { max }
+        }
+        IOCTL_SET_MODE => {
+            r.header()?;
+            let mode = Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
+            if r.u32("reserved")? != 0 {
+                return Err(ProtoError::BadValue { what: "reserved" });
+            }
+            Request::SetMode(mode)
+        }
+        IOCTL_EVAL => {
+            r.header()?;
+            let kind = EventKind::from_u32(r.u32("event kind")?).ok_or(ProtoError::BadValue { what: "event kind" })?;
+            let pid = r.u32("pid")?;
+            let name_units = usize::from(r.u16("name length")?);
+            let image_units = usize::from(r.u16("image length")?);
+            if r.u32("reserved")? != 0 {
+                return Err(ProtoError::BadValue { what: "reserved" });
+            }
+            if name_units == 0 || name_units > MAX_NAME_UNITS * 2 {
+                return Err(ProtoError::BadLength { what: "name length", expected: MAX_NAME_UNITS * 2, found: name_units });
+            }
+            if image_units > MAX_EVAL_IMAGE_UNITS {
+                return Err(ProtoError::BadLength { what: "image length", expected: MAX_EVAL_IMAGE_UNITS, found: image_units });
+            }
+            // Both are at most 1024 units, so these cannot overflow.
+            let name_bytes = name_units.saturating_mul(2);
+            let image_bytes = image_units.saturating_mul(2);
+            if name_bytes.saturating_add(image_bytes) != r.left() {
+                return Err(ProtoError::BadLength { what: "eval text", expected: name_bytes.saturating_add(image_bytes), found: r.left() });
+            }
+            let name = r.take(name_bytes, "name")?;
+            let image = r.take(image_bytes, "image")?;
+            Request::Eval(EvalRequest { kind, pid, name, image })
+        }
+        _ => return Err(ProtoError::UnknownIoctl),
+    };
+    r.finish("request")?;
+    Ok(req)
+}
+
+/// Encodes a STATUS request.
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`].
+pub fn encode_status_request(out: &mut [u8]) -> Result<usize, ProtoError> {
+    let mut w = Writer::new(out);
+    w.header()?;
+    Ok(w.written())
+}
+
+/// Length of a LOAD request carrying `content_len` bytes.
+pub const fn load_request_len(content_len: usize) -> usize {
+    LOAD_REQUEST_FIXED_LEN.saturating_add(content_len)
+}
+
+/// Encodes a LOAD request.
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`], or `BadLength` for content over [`MAX_LOAD_LEN`].
+pub fn encode_load_request(out: &mut [u8], force: bool, content: &[u8]) -> Result<usize, ProtoError> {
+    let len = u32::try_from(content.len()).ok().filter(|_| content.len() <= MAX_LOAD_LEN).ok_or(ProtoError::BadLength {
+        what: "content length",
+        expected: MAX_LOAD_LEN,
+        found: content.len(),
+    })?;
+    let mut w = Writer::new(out);
+    w.header()?;
+    w.u32(if force { LOAD_FLAG_FORCE } else { 0 })?;
+    w.u32(len)?;
+    w.bytes(content)?;
+    Ok(w.written())
+}
+
+/// Encodes an EVENTS request.
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`].
+pub fn encode_events_request(out: &mut [u8], max: u32) -> Result<usize, ProtoError> {
+    let mut w = Writer::new(out);
+    w.header()?;
+    w.u32(max)?;
+    w.u32(0)?;
+    Ok(w.written())
+}
+
+/// Encodes a SET_MODE request.
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`].
+pub fn encode_mode_request(out: &mut [u8], mode: Mode) -> Result<usize, ProtoError> {
+    let mut w = Writer::new(out);
+    w.header()?;
+    w.u32(mode.to_u32())?;
+    w.u32(0)?;
+    Ok(w.written())
+}
+
+/// Length of an EVAL request.
+pub const fn eval_request_len(name_units: usize, image_units: usize) -> usize {
+    EVAL_REQUEST_FIXED_LEN.saturating_add(name_units.saturating_mul(2)).saturating_add(image_units.saturating_mul(2))
+}
+
+/// Encodes an EVAL request.
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`], or `BadLength` when a text is too long.
+pub fn encode_eval_request(out: &mut [u8], kind: EventKind, pid: u32, name: &[u16], image: &[u16]) -> Result<usize, ProtoError> {
+    let n = u16::try_from(name.len()).map_err(|_| ProtoError::BadLength { what: "name length", expected: MAX_NAME_UNITS * 2, found: name.len() })?;
+    let i = u16::try_from(image.len()).map_err(|_| ProtoError::BadLength { what: "image length", expected: MAX_EVAL_IMAGE_UNITS, found: image.len() })?;
+    let mut w = Writer::new(out);
+    w.header()?;
+    w.u32(u32::from(kind.to_u8()))?;
+    w.u32(pid)?;
+    w.u16(n)?;
+    w.u16(i)?;
+    w.u32(0)?;
+    w.units(name)?;
+    w.units(image)?;
+    Ok(w.written())
+}
+
+/// LOAD result values.
+pub mod load_result {
+    /// Loaded and active.
+    pub const LOADED: u32 = 0;
+    /// Rejected: see the failure.
+    pub const REJECTED: u32 = 1;
+}
+
+/// The LOAD response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadResponse {
+    /// [`load_result`] value.
+    pub result: u32,
+    /// The sequence now active (0: none).
+    pub active_sequence: u64,
+    /// Why it was rejected (origin None when loaded).
+    pub failure: LoadFailure,
+}
+
+/// Length of a LOAD response.
+pub const LOAD_RESPONSE_LEN: usize = HEADER_LEN + 16 + LOAD_FAILURE_LEN;
+
+impl LoadResponse {
+    /// Writes the response.
+    ///
+    /// # Errors
+    /// [`ProtoError::BufferTooSmall`].
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtoError> {
+        if out.len() < LOAD_RESPONSE_LEN {
+            return Err(ProtoError::BufferTooSmall { needed: LOAD_RESPONSE_LEN });
+        }
+        let mut w = Writer::new(out);
+        w.header()?;
+        w.u32(self.result)?;
+        w.u32(0)?;
+        w.u64(self.active_sequence)?;
+        put_failure(&mut w, &self.failure)?;
+        Ok(w.written())
+    }
+    /// Parses a response.
+    ///
+    /// # Errors
+    /// Wrong length, header or values.
+    pub fn decode(buf: &[u8]) -> Result<Self, ProtoError> {
+        exact(buf, LOAD_RESPONSE_LEN, "load response")?;
+        let mut r = Reader::new(buf);
+        r.header()?;
+        let result = r.u32("result")?;
+        let _ = r.u32("reserved")?;
+        let active_sequence = r.u64("sequence")?;
+        let failure = get_failure(&mut r)?;
+        r.finish("load response")?;
+        Ok(LoadResponse { result, active_sequence, failure })
+    }
+}
+
+/// Length of a SET_MODE response.
+pub const MODE_RESPONSE_LEN: usize = HEADER_LEN + 8;
+
+/// Writes a SET_MODE response.
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`].
+pub fn encode_mode_response(out: &mut [u8], previous: Mode, current: Mode) -> Result<usize, ProtoError> {
+    if out.len() < MODE_RESPONSE_LEN {
+        return Err(ProtoError::BufferTooSmall { needed: MODE_RESPONSE_LEN });
+    }
+    let mut w = Writer::new(out);
+    w.header()?;
+    w.u32(previous.to_u32())?;
+    w.u32(current.to_u32())?;
+    Ok(w.written())
+}
+
+/// Parses a SET_MODE response into (previous, current).
+///
+/// # Errors
+/// Wrong length, header or values.
+pub fn decode_mode_response(buf: &[u8]) -> Result<(Mode, Mode), ProtoError> {
+    exact(buf, MODE_RESPONSE_LEN, "mode response")?;
+    let mut r = Reader::new(buf);
+    r.header()?;
+    let p = Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
+    let c = Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
+    r.finish("mode response")?;
+    Ok((p, c))
+}
+
+/// Wire length of one event record.
+pub const EVENT_WIRE_LEN: usize = 32 + 2 * NAME_CAP + 2 * IMAGE_CAP;
+const_assert_eq!(EVENT_WIRE_LEN, 8 + 8 + 4 + 4 + 4 + 2 + 2 + 2 * NAME_CAP + 2 * IMAGE_CAP);
+/// Fixed part of an EVENTS response.
+pub const EVENTS_RESPONSE_FIXED_LEN: usize = HEADER_LEN + 16;
+
+/// Writes an EVENTS response from records popped by `next` until `max`
+/// records or the buffer is full. Returns (bytes written, records written).
+///
+/// # Errors
+/// [`ProtoError::BufferTooSmall`] when not even one record fits.
+pub fn encode_events_response(
+    out: &mut [u8],
+    max: u32,
+    overwritten: u64,
+    mut next: impl FnMut() -> Option<EventRecord>,
+) -> Result<(usize, u32), ProtoError> {
+    let needed = EVENTS_RESPONSE_FIXED_LEN.saturating_add(EVENT_WIRE_LEN);
+    if out.len() < needed {
+        return Err(ProtoError::BufferTooSmall { needed });
+    }
+    let room = out.len().saturating_sub(EVENTS_RESPONSE_FIXED_LEN).checked_div(EVENT_WIRE_LEN).unwrap_or(0);
+    let limit = room.min(usize::try_from(max).unwrap_or(usize::MAX));
+    let (head, body) = out.split_at_mut_checked(EVENTS_RESPONSE_FIXED_LEN).ok_or(ProtoError::BufferTooSmall { needed })?;
+    let mut w = Writer::new(body);
+    let mut count = 0u32;
+    while usize::try_from(count).unwrap_or(usize::MAX) < limit {
+        let Some(e) = next() else { break };
+        w.u64(e.id)?;
+        w.u64(e.time)?;
+        w.u32(e.pid)?;
+        w.u32(e.rule_id)?;
+        w.bytes(&[e.kind, e.decision, e.action, e.severity])?;
+        w.u16(e.name_len)?;
+        w.u16(e.image_len)?;
+        w.units(&e.name)?;
+        w.units(&e.image)?;
+        count = count.saturating_add(1);
+    }
+    let body_len = w.written();
+    let mut h = Writer::new(head);
+    h.header()?;
+    h.u32(count)?;
+    h.u32(0)?;
+    h.u64(overwritten)?;
+    Ok((EVENTS_RESPONSE_FIXED_LEN.saturating_add(body_len), count))
+}
+
+/// Parses an EVENTS response, calling `each` per record; returns `overwritten`.
+///
+/// # Errors
+/// Wrong length (the count must match the bytes exactly), header or values.
+pub fn decode_events_response(buf: &[u8], mut each: impl FnMut(EventRecord)) -> Result<u64, ProtoError> {
+    let mut r = Reader::new(buf);
+    r.header()?;
+    let count = usize::try_from(r.u32("event count")?).unwrap_or(usize::MAX);
+    let _ = r.u32("reserved")?;
+    let overwritten = r.u64("overwritten")?;
+    let body = count.checked_mul(EVENT_WIRE_LEN).ok_or(ProtoError::BadLength { what: "events", expected: r.left(), found: usize::MAX })?;
+    if body != r.left() {
+        return Err(ProtoError::BadLength { what: "events", expected: body, found: r.left() });
+    }
+    for _ in 0..count {
+        let mut e = EventRecord::EMPTY;
+        e.id = r.u64("event")?;
+        e.time = r.u64("event")?;
+        e.pid = r.u32("event")?;
+        e.rule_id = r.u32("event")?;
+        e.kind = r.u8("event")?;
+        e.decision = r.u8("event")?;
+        e.action = r.u8("event")?;
+        e.severity = r.u8("event")?;
+        e.name_len = r.u16("event")?;
+        e.image_len = r.u16("event")?;
+        if usize::from(e.name_len) > NAME_CAP || usize::from(e.image_len) > IMAGE_CAP {
+            return Err(ProtoError::BadValue { what: "event text length" });
+        }
+        for u in &mut e.name {
+            *u = r.u16("event")?;
+        }
+        for u in &mut e.image {
+            *u = r.u16("event")?;
+        }
+        each(e);
+    }
+    r.finish("events response")?;
+    Ok(overwritten)
+}
+
+/// Bytes of the rule name in an EVAL response.
+pub const RULE_NAME_LEN: usize = 64;
+
+/// The EVAL response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalResponse {
+    /// The decision under the current mode.
+    pub decision: Decision,
+    /// Best rule's action (0 when none).
+    pub action: u8,
+    /// Best rule's severity (0 when none).
+    pub severity: u8,
+    /// Whether a rule matched.
+    pub has_rule: bool,
+    /// Best rule id.
+    pub rule_id: u32,
+    /// Rules that matched.
+    pub matched: u32,
+    /// The content sequence evaluated against (0: none active).
+    pub sequence: u64,
+    /// Best rule's name, cut.
+    pub rule_name: FixedText<RULE_NAME_LEN>,
+    /// Units used in `name`.
+    pub name_len: u16,
+    /// The normalized name that was evaluated.
+    pub name: [u16; MAX_NAME_UNITS],
+}
+
+/// Length of an EVAL response.
+pub const EVAL_RESPONSE_LEN: usize = HEADER_LEN + 4 + 4 + 4 + 4 + 8 + RULE_NAME_LEN + 8 + 2 * MAX_NAME_UNITS;
+
+impl EvalResponse {
+    /// The normalized name units.
+    pub fn name(&self) -> &[u16] {
+        self.name.get(..usize::from(self.name_len)).unwrap_or(&[])
+    }
+    /// Writes the response.
+    ///
+    /// # Errors
+    /// [`ProtoError::BufferTooSmall`].
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtoError> {
+        if out.len() < EVAL_RESPONSE_LEN {
+            return Err(ProtoError::BufferTooSmall { needed: EVAL_RESPONSE_LEN });
+        }
+        let mut w = Writer::new(out);
+        w.header()?;
+        w.bytes(&[self.decision.to_u8(), self.action, self.severity, u8::from(self.has_rule)])?;
+        w.u32(self.rule_id)?;
+        w.u32(self.matched)?;
+        w.u32(0)?;
+        w.u64(self.sequence)?;
+        w.bytes(self.rule_name.raw())?;
+        w.u16(self.name_len)?;
+        w.zeros(6)?;
+        w.units(&self.name)?;
+        Ok(w.written())
+    }
+    /// Parses a response.
+    ///
+    /// # Errors
+    /// Wrong length, header or values.
+    pub fn decode(buf: &[u8]) -> Result<Self, ProtoError> {
+        exact(buf, EVAL_RESPONSE_LEN, "eval response")?;
+        let mut r = Reader::new(buf);
+        r.header()?;
+        let decision = Decision::from_u8(r.u8("decision")?).ok_or(ProtoError::BadValue { what: "decision" })?;
+        let action = r.u8("action")?;
+        let severity = r.u8("severity")?;
+        let has_rule = match r.u8("has rule")? {
+            0 => false,
+            1 => true,
+            _ => return Err(ProtoError::BadValue { what: "has rule" }),
+        };
+        let rule_id = r.u32("rule id")?;
+        let matched = r.u32("matched")?;
+        let _ = r.u32("reserved")?;
+        let sequence = r.u64("sequence")?;
+        let mut raw = [0u8; RULE_NAME_LEN];
+        raw.copy_from_slice(r.take(RULE_NAME_LEN, "rule name")?);
+        let name_len = r.u16("name length")?;
+        if usize::from(name_len) > MAX_NAME_UNITS {
+            return Err(ProtoError::BadValue { what: "name length" });
+        }
+        let _ = r.take(6, "padding")?;
+        let mut name = [0u16; MAX_NAME_UNITS];
+        for u in &mut name {
+            *u = r.u16("name")?;
+        }
+        r.finish("eval response")?;
+        Ok(EvalResponse { decision, action, severity, has_rule, rule_id, matched, sequence, rule_name: FixedText::from_raw(raw), name_len, name })
+    }
+}
+
+#[cfg(test)]
+#[path = "proto_test.rs"]
+mod tests;

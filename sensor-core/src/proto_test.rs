@@ -1,0 +1,270 @@
+use super::*;
+use std::vec;
+use std::vec::Vec;
+
+fn w(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+fn sample_status() -> Status {
+    Status {
+        mode: Mode::Enforce,
+        flags: FLAG_FILTER_REGISTERED | FLAG_FILTERING,
+        active: ContentInfo { sequence: 7, rule_count: 12, len: 4096, origin: Origin::Disk, digest: [0xAB; 32] },
+        lkg: ContentInfo { sequence: 6, rule_count: 11, len: 4000, origin: Origin::Ioctl, digest: [0xCD; 32] },
+        quarantined: [8, 0, 0, 0],
+        pending: 7,
+        start_count: 2,
+        max_failed: 3,
+        proven: 6,
+        counters: Counters { evaluated: 1, matched: 2, denied: 3, events_total: 4, events_overwritten: 5, name_errors: 6, loads_ok: 7, loads_failed: 8 },
+        last_error: LoadFailure { origin: Origin::Disk, sequence: 9, code: failure::PARSE, offset: 40, message: FixedText::new("bad magic") },
+    }
+}
+
+#[test]
+fn ioctl_codes_are_buffered_and_distinct() {
+    let codes = [IOCTL_STATUS, IOCTL_LOAD, IOCTL_EVENTS, IOCTL_SET_MODE, IOCTL_EVAL];
+    for (i, a) in codes.iter().enumerate() {
+        assert_eq!(a & 3, 0, "METHOD_BUFFERED");
+        assert_eq!(a >> 16, 0x22);
+        for b in &codes[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    assert_eq!(IOCTL_STATUS, 0x0022_6400);
+    assert_eq!(IOCTL_LOAD, 0x0022_A404);
+}
+
+#[test]
+fn status_round_trip_and_exact_length() {
+    let s = sample_status();
+    let mut buf = vec![0u8; STATUS_LEN + 10];
+    let n = s.encode(&mut buf).unwrap();
+    assert_eq!(n, STATUS_LEN);
+    assert_eq!(Status::decode(&buf[..n]), Ok(s));
+    assert!(matches!(Status::decode(&buf[..n - 1]), Err(ProtoError::BadLength { .. })));
+    assert!(matches!(Status::decode(&buf[..n + 1]), Err(ProtoError::BadLength { .. })));
+    assert_eq!(s.encode(&mut buf[..STATUS_LEN - 1]), Err(ProtoError::BufferTooSmall { needed: STATUS_LEN }));
+    // Fixed offsets of a few fields (the layout is the contract).
+    assert_eq!(&buf[0..4], b"PSIO");
+    assert_eq!(&buf[8..12], &1u32.to_le_bytes()); // mode
+    assert_eq!(&buf[16..24], &7u64.to_le_bytes()); // active.sequence
+    let mut bad = buf[..n].to_vec();
+    bad[8] = 5;
+    assert_eq!(Status::decode(&bad), Err(ProtoError::BadValue { what: "mode" }));
+}
+
+#[test]
+fn header_is_checked() {
+    let mut buf = [0u8; 8];
+    encode_status_request(&mut buf).unwrap();
+    assert_eq!(decode_request(IOCTL_STATUS, &buf), Ok(Request::Status));
+    let mut bad = buf;
+    bad[0] ^= 1;
+    assert_eq!(decode_request(IOCTL_STATUS, &bad), Err(ProtoError::BadMagic));
+    let mut bad = buf;
+    bad[4] = 2;
+    assert_eq!(decode_request(IOCTL_STATUS, &bad), Err(ProtoError::BadVersion { found: 2 }));
+    assert_eq!(ProtoError::BadVersion { found: 2 }.ntstatus(), status::REVISION_MISMATCH);
+    for n in 0..8 {
+        assert!(matches!(decode_request(IOCTL_STATUS, &buf[..n]), Err(ProtoError::BadLength { .. })), "{n}");
+    }
+    let mut long = buf.to_vec();
+    long.push(0);
+    assert!(matches!(decode_request(IOCTL_STATUS, &long), Err(ProtoError::BadLength { .. })));
+    assert_eq!(decode_request(0x0022_0000, &buf), Err(ProtoError::UnknownIoctl));
+    assert_eq!(ProtoError::UnknownIoctl.ntstatus(), status::INVALID_DEVICE_REQUEST);
+}
+
+#[test]
+fn load_request_lengths() {
+    let content = b"PIPECHN\0 some bytes";
+    let mut buf = vec![0u8; load_request_len(content.len())];
+    let n = encode_load_request(&mut buf, true, content).unwrap();
+    assert_eq!(n, buf.len());
+    assert_eq!(decode_request(IOCTL_LOAD, &buf), Ok(Request::Load { force: true, content }));
+    // One byte short / long: the length field no longer matches.
+    assert!(matches!(decode_request(IOCTL_LOAD, &buf[..n - 1]), Err(ProtoError::BadLength { what: "content length", .. })));
+    let mut long = buf.clone();
+    long.push(0);
+    assert!(matches!(decode_request(IOCTL_LOAD, &long), Err(ProtoError::BadLength { .. })));
+    // A huge length field.
+    let mut huge = buf.clone();
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(decode_request(IOCTL_LOAD, &huge), Err(ProtoError::BadLength { .. })));
+    let mut flags = buf.clone();
+    flags[8] = 2;
+    assert_eq!(decode_request(IOCTL_LOAD, &flags), Err(ProtoError::BadValue { what: "load flags" }));
+    // Empty content is a valid request (the parser rejects it).
+    let mut e = [0u8; LOAD_REQUEST_FIXED_LEN];
+    encode_load_request(&mut e, false, &[]).unwrap();
+    assert_eq!(decode_request(IOCTL_LOAD, &e), Ok(Request::Load { force: false, content: &[] }));
+    assert!(matches!(encode_load_request(&mut buf[..5], false, content), Err(ProtoError::BufferTooSmall { .. })));
+}
+
+#[test]
+fn events_and_mode_requests() {
+    let mut b = [0u8; EVENTS_REQUEST_LEN];
+    encode_events_request(&mut b, 17).unwrap();
+    assert_eq!(decode_request(IOCTL_EVENTS, &b), Ok(Request::Events { max: 17 }));
+    let mut r = b;
+    r[12] = 1;
+    assert_eq!(decode_request(IOCTL_EVENTS, &r), Err(ProtoError::BadValue { what: "reserved" }));
+    assert!(decode_request(IOCTL_EVENTS, &b[..15]).is_err());
+    let mut m = [0u8; MODE_REQUEST_LEN];
+    encode_mode_request(&mut m, Mode::Enforce).unwrap();
+    assert_eq!(decode_request(IOCTL_SET_MODE, &m), Ok(Request::SetMode(Mode::Enforce)));
+    m[8] = 9;
+    assert_eq!(decode_request(IOCTL_SET_MODE, &m), Err(ProtoError::BadValue { what: "mode" }));
+    let mut out = [0u8; MODE_RESPONSE_LEN];
+    encode_mode_response(&mut out, Mode::Monitor, Mode::Enforce).unwrap();
+    assert_eq!(decode_mode_response(&out), Ok((Mode::Monitor, Mode::Enforce)));
+    assert!(decode_mode_response(&out[..15]).is_err());
+    assert!(encode_mode_response(&mut out[..15], Mode::Monitor, Mode::Enforce).is_err());
+}
+
+#[test]
+fn eval_request_lengths() {
+    let name = w(r"\\.\pipe\msagent_12");
+    let image = w(r"C:\x\evil.exe");
+    let mut buf = vec![0u8; eval_request_len(name.len(), image.len())];
+    let n = encode_eval_request(&mut buf, EventKind::Connect, 42, &name, &image).unwrap();
+    assert_eq!(n, buf.len());
+    let Ok(Request::Eval(e)) = decode_request(IOCTL_EVAL, &buf) else { panic!() };
+    assert_eq!((e.kind, e.pid), (EventKind::Connect, 42));
+    let mut units = [0u16; 64];
+    assert_eq!(utf16le_into(e.name, &mut units).unwrap(), &name[..]);
+    assert_eq!(utf16le_into(e.image, &mut units).unwrap(), &image[..]);
+    assert!(utf16le_into(&[1, 2, 3], &mut units).is_err(), "odd length");
+    assert!(utf16le_into(e.name, &mut units[..3]).is_err(), "does not fit");
+    // Truncated, extended, zero-length name, bad kind.
+    assert!(decode_request(IOCTL_EVAL, &buf[..n - 1]).is_err());
+    let mut long = buf.clone();
+    long.extend_from_slice(&[0, 0]);
+    assert!(decode_request(IOCTL_EVAL, &long).is_err());
+    let mut zero = buf.clone();
+    zero[16..18].copy_from_slice(&0u16.to_le_bytes());
+    assert!(decode_request(IOCTL_EVAL, &zero).is_err());
+    let mut kind = buf.clone();
+    kind[8] = 3;
+    assert_eq!(decode_request(IOCTL_EVAL, &kind), Err(ProtoError::BadValue { what: "event kind" }));
+    let mut huge = buf.clone();
+    huge[18..20].copy_from_slice(&u16::MAX.to_le_bytes());
+    assert!(matches!(decode_request(IOCTL_EVAL, &huge), Err(ProtoError::BadLength { what: "image length", .. })));
+    // Image may be empty.
+    let mut b2 = vec![0u8; eval_request_len(name.len(), 0)];
+    encode_eval_request(&mut b2, EventKind::Create, 1, &name, &[]).unwrap();
+    assert!(matches!(decode_request(IOCTL_EVAL, &b2), Ok(Request::Eval(EvalRequest { image: &[], .. }))));
+}
+
+#[test]
+fn eval_response_round_trip() {
+    let mut name = [0u16; MAX_NAME_UNITS];
+    let n = w(r"\msagent_12");
+    name[..n.len()].copy_from_slice(&n);
+    let r = EvalResponse {
+        decision: Decision::Deny,
+        action: 1,
+        severity: 3,
+        has_rule: true,
+        rule_id: 1001,
+        matched: 2,
+        sequence: 7,
+        rule_name: FixedText::new("Cobalt Strike default pipe"),
+        name_len: n.len() as u16,
+        name,
+    };
+    let mut buf = vec![0u8; EVAL_RESPONSE_LEN];
+    assert_eq!(r.encode(&mut buf), Ok(EVAL_RESPONSE_LEN));
+    let d = EvalResponse::decode(&buf).unwrap();
+    assert_eq!(d, r);
+    assert_eq!(d.name(), &n[..]);
+    assert_eq!(d.rule_name.as_str(), "Cobalt Strike default pipe");
+    assert!(EvalResponse::decode(&buf[..EVAL_RESPONSE_LEN - 1]).is_err());
+    let mut bad = buf.clone();
+    bad[11] = 2;
+    assert_eq!(EvalResponse::decode(&bad), Err(ProtoError::BadValue { what: "has rule" }));
+    let mut bad = buf.clone();
+    bad[8] = 7;
+    assert_eq!(EvalResponse::decode(&bad), Err(ProtoError::BadValue { what: "decision" }));
+    assert!(r.encode(&mut buf[..100]).is_err());
+}
+
+#[test]
+fn load_response_round_trip() {
+    let r = LoadResponse { result: load_result::REJECTED, active_sequence: 5, failure: sample_status().last_error };
+    let mut buf = [0u8; LOAD_RESPONSE_LEN];
+    r.encode(&mut buf).unwrap();
+    assert_eq!(LoadResponse::decode(&buf), Ok(r));
+    assert!(LoadResponse::decode(&buf[..LOAD_RESPONSE_LEN - 1]).is_err());
+}
+
+#[test]
+fn events_response_bounded_by_buffer_and_max() {
+    let mut recs: Vec<EventRecord> = (1..=5u32)
+        .map(|i| {
+            let mut e = EventRecord { id: u64::from(i), pid: i, rule_id: 100 + i, decision: 1, ..EventRecord::EMPTY };
+            e.set_name(&w(r"\x"));
+            e
+        })
+        .collect();
+    recs.reverse();
+    // Room for exactly 3.
+    let mut buf = vec![0u8; EVENTS_RESPONSE_FIXED_LEN + 3 * EVENT_WIRE_LEN + 5];
+    let mut src = recs.clone();
+    let (n, count) = encode_events_response(&mut buf, 100, 9, || src.pop()).unwrap();
+    assert_eq!((n, count), (EVENTS_RESPONSE_FIXED_LEN + 3 * EVENT_WIRE_LEN, 3));
+    assert_eq!(src.len(), 2, "only as many popped as fit");
+    let mut got = Vec::new();
+    assert_eq!(decode_events_response(&buf[..n], |e| got.push(e)), Ok(9));
+    assert_eq!(got.iter().map(|e| e.pid).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(got[0].name(), &w(r"\x")[..]);
+    // Too small for one record.
+    assert!(matches!(encode_events_response(&mut buf[..EVENTS_RESPONSE_FIXED_LEN + 10], 1, 0, || None), Err(ProtoError::BufferTooSmall { .. })));
+    // Count and length must agree.
+    assert!(decode_events_response(&buf[..n - 1], |_| ()).is_err());
+    let mut bad = buf[..n].to_vec();
+    bad[8] = 4;
+    assert!(decode_events_response(&bad, |_| ()).is_err());
+    let mut bad = buf[..n].to_vec();
+    bad[EVENTS_RESPONSE_FIXED_LEN + 28] = 0xFF; // name_len
+    bad[EVENTS_RESPONSE_FIXED_LEN + 29] = 0xFF;
+    assert_eq!(decode_events_response(&bad, |_| ()), Err(ProtoError::BadValue { what: "event text length" }));
+    // max bounds it too.
+    let mut src = recs.clone();
+    let (_, count) = encode_events_response(&mut buf, 1, 0, || src.pop()).unwrap();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn fixed_text_cuts_at_char_boundary() {
+    let t = FixedText::<5>::new("ab€cd");
+    assert_eq!(t.as_str(), "ab€");
+    let mut raw = [0u8; 5];
+    raw[0] = 0xFF;
+    assert_eq!(FixedText::from_raw(raw).as_str(), "");
+    assert_eq!(FixedText::<4>::from_raw(*b"abcd").as_str(), "abcd");
+}
+
+#[test]
+fn decode_never_panics_on_noise() {
+    // A cheap deterministic sweep: every prefix of a few byte patterns, every IOCTL.
+    let mut seed = 0x1234_5678u32;
+    let mut noise = vec![0u8; 700];
+    for b in &mut noise {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = (seed >> 16) as u8;
+    }
+    noise[..8].copy_from_slice(&[0x50, 0x53, 0x49, 0x4F, 1, 0, 0, 0]);
+    for code in [IOCTL_STATUS, IOCTL_LOAD, IOCTL_EVENTS, IOCTL_SET_MODE, IOCTL_EVAL, 0] {
+        for n in 0..noise.len() {
+            let _ = decode_request(code, &noise[..n]);
+        }
+    }
+    for n in 0..noise.len() {
+        let _ = Status::decode(&noise[..n]);
+        let _ = EvalResponse::decode(&noise[..n]);
+        let _ = decode_events_response(&noise[..n], |_| ());
+    }
+}

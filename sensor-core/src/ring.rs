@@ -1,0 +1,273 @@
+//! The bounded event ring.
+//!
+//! The pipe path pushes a record and never waits for a reader: when the ring
+//! is full the oldest record is overwritten and counted in
+//! [`EventRing::overwritten`]. Readers drain records oldest first; record ids
+//! are consecutive, so a reader also sees gaps. The driver guards the ring
+//! with a spin lock held only for one push or one drain.
+
+use crate::decision::Decision;
+use crate::name::MAX_NAME_UNITS;
+
+/// UTF-16 units of the pipe name kept per record (names are cut to this).
+pub const NAME_CAP: usize = MAX_NAME_UNITS;
+/// UTF-16 units of the image path kept per record (its *end* is kept: the file name).
+pub const IMAGE_CAP: usize = 128;
+/// Records the driver's ring holds.
+pub const RING_CAP: usize = 128;
+
+/// Create (the pipe was created) or connect (a client opened it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `IRP_MJ_CREATE_NAMED_PIPE`.
+    Create,
+    /// `IRP_MJ_CREATE` on NPFS.
+    Connect,
+}
+
+impl EventKind {
+    /// Wire value, as the `EventKind` field in rules (create 1, connect 2).
+    pub const fn to_u8(self) -> u8 {
+        match self {
+            EventKind::Create => 1,
+            EventKind::Connect => 2,
+        }
+    }
+    /// From a wire value.
+    pub const fn from_u32(v: u32) -> Option<EventKind> {
+        match v {
+            1 => Some(EventKind::Create),
+            2 => Some(EventKind::Connect),
+            _ => None,
+        }
+    }
+}
+
+/// One recorded event (a rule matched).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Consecutive id assigned by the ring (first is 1).
+    pub id: u64,
+    /// System time (100 ns since 1601), 0 when unknown.
+    pub time: u64,
+    /// Requestor process id.
+    pub pid: u32,
+    /// Matched rule id.
+    pub rule_id: u32,
+    /// Create or connect.
+    pub kind: u8,
+    /// [`Decision`] wire value.
+    pub decision: u8,
+    /// Rule action wire value.
+    pub action: u8,
+    /// Rule severity wire value.
+    pub severity: u8,
+    /// Units used in `name`.
+    pub name_len: u16,
+    /// Units used in `image`.
+    pub image_len: u16,
+    /// Normalized pipe name (`\name`), cut to [`NAME_CAP`].
+    pub name: [u16; NAME_CAP],
+    /// Image path, its last [`IMAGE_CAP`] units.
+    pub image: [u16; IMAGE_CAP],
+}
+
+impl core::fmt::Debug for EventRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EventRecord")
+            .field("id", &self.id)
+            .field("pid", &self.pid)
+            .field("rule_id", &self.rule_id)
+            .field("decision", &Decision::from_u8(self.decision))
+            .field("name_len", &self.name_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventRecord {
+    /// An all-zero record.
+    pub const EMPTY: EventRecord = EventRecord {
+        id: 0,
+        time: 0,
+        pid: 0,
+        rule_id: 0,
+        kind: 0,
+        decision: 0,
+        action: 0,
+        severity: 0,
+        name_len: 0,
+        image_len: 0,
+        name: [0; NAME_CAP],
+        image: [0; IMAGE_CAP],
+    };
+
+    /// Copies `name` (cut to [`NAME_CAP`]) into the record.
+    pub fn set_name(&mut self, name: &[u16]) {
+        let n = name.len().min(NAME_CAP);
+        if let (Some(dst), Some(src)) = (self.name.get_mut(..n), name.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.name_len = u16::try_from(n).unwrap_or(0);
+    }
+
+    /// Copies the last [`IMAGE_CAP`] units of `image` into the record.
+    pub fn set_image(&mut self, image: &[u16]) {
+        let n = image.len().min(IMAGE_CAP);
+        let start = image.len().saturating_sub(n);
+        if let (Some(dst), Some(src)) = (self.image.get_mut(..n), image.get(start..)) {
+            dst.copy_from_slice(src);
+        }
+        self.image_len = u16::try_from(n).unwrap_or(0);
+    }
+
+    /// The name units in use.
+    pub fn name(&self) -> &[u16] {
+        self.name.get(..usize::from(self.name_len)).unwrap_or(&[])
+    }
+    /// The image units in use.
+    pub fn image(&self) -> &[u16] {
+        self.image.get(..usize::from(self.image_len)).unwrap_or(&[])
+    }
+}
+
+/// A fixed-capacity ring of `N` records.
+#[derive(Debug)]
+pub struct EventRing<const N: usize> {
+    buf: [EventRecord; N],
+    /// Index of the oldest record.
+    head: usize,
+    len: usize,
+    next_id: u64,
+    overwritten: u64,
+}
+
+impl<const N: usize> Default for EventRing<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> EventRing<N> {
+    /// An empty ring.
+    pub const fn new() -> Self {
+        EventRing { buf: [EventRecord::EMPTY; N], head: 0, len: 0, next_id: 1, overwritten: 0 }
+    }
+
+    /// Records in the ring.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the ring is empty.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Records overwritten before anyone read them.
+    pub const fn overwritten(&self) -> u64 {
+        self.overwritten
+    }
+    /// Records ever pushed.
+    pub const fn total(&self) -> u64 {
+        self.next_id.saturating_sub(1)
+    }
+
+    /// Adds a record (its `id` is assigned here), overwriting the oldest when
+    /// full. Constant time; never fails.
+    pub fn push(&mut self, mut rec: EventRecord) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        rec.id = id;
+        if N == 0 {
+            self.overwritten = self.overwritten.saturating_add(1);
+            return id;
+        }
+        let slot = if self.len < N {
+            let s = self.head.checked_add(self.len).and_then(|x| x.checked_rem(N)).unwrap_or(0);
+            self.len = self.len.saturating_add(1);
+            s
+        } else {
+            let s = self.head;
+            self.head = self.head.checked_add(1).and_then(|x| x.checked_rem(N)).unwrap_or(0);
+            self.overwritten = self.overwritten.saturating_add(1);
+            s
+        };
+        if let Some(b) = self.buf.get_mut(slot) {
+            *b = rec;
+        }
+        id
+    }
+
+    /// Removes and returns the oldest record.
+    pub fn pop(&mut self) -> Option<EventRecord> {
+        if self.len == 0 {
+            return None;
+        }
+        let rec = self.buf.get(self.head).copied();
+        self.head = self.head.checked_add(1).and_then(|x| x.checked_rem(N)).unwrap_or(0);
+        self.len = self.len.saturating_sub(1);
+        rec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(pid: u32) -> EventRecord {
+        EventRecord { pid, ..EventRecord::EMPTY }
+    }
+
+    #[test]
+    fn fifo_and_ids() {
+        let mut r = EventRing::<4>::new();
+        assert!(r.is_empty());
+        assert_eq!(r.push(rec(1)), 1);
+        assert_eq!(r.push(rec(2)), 2);
+        assert_eq!(r.pop().map(|e| (e.id, e.pid)), Some((1, 1)));
+        assert_eq!(r.pop().map(|e| (e.id, e.pid)), Some((2, 2)));
+        assert_eq!(r.pop(), None);
+        assert_eq!(r.total(), 2);
+    }
+
+    #[test]
+    fn overflow_overwrites_oldest_and_counts() {
+        let mut r = EventRing::<3>::new();
+        for p in 1..=7 {
+            r.push(rec(p));
+        }
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.overwritten(), 4);
+        let ids: std::vec::Vec<u64> = core::iter::from_fn(|| r.pop()).map(|e| e.id).collect();
+        assert_eq!(ids, [5, 6, 7]);
+        // Wrap-around after draining keeps order.
+        for p in 8..=9 {
+            r.push(rec(p));
+        }
+        assert_eq!(r.pop().map(|e| e.pid), Some(8));
+        assert_eq!(r.pop().map(|e| e.pid), Some(9));
+    }
+
+    #[test]
+    fn zero_capacity_counts_everything() {
+        let mut r = EventRing::<0>::new();
+        r.push(rec(1));
+        assert_eq!((r.len(), r.overwritten()), (0, 1));
+        assert_eq!(r.pop(), None);
+    }
+
+    #[test]
+    fn names_are_cut_and_image_keeps_its_end() {
+        let mut e = EventRecord::EMPTY;
+        let long: std::vec::Vec<u16> = (0..(NAME_CAP as u16 + 10)).collect();
+        e.set_name(&long);
+        assert_eq!(e.name().len(), NAME_CAP);
+        assert_eq!(e.name()[0], 0);
+        let img: std::vec::Vec<u16> = (0..(IMAGE_CAP as u16 + 5)).collect();
+        e.set_image(&img);
+        assert_eq!(e.image().len(), IMAGE_CAP);
+        assert_eq!(e.image()[0], 5);
+        e.set_image(&[1, 2]);
+        assert_eq!(e.image(), &[1, 2]);
+        assert_eq!(EventKind::from_u32(2), Some(EventKind::Connect));
+        assert_eq!(EventKind::from_u32(0), None);
+    }
+}
