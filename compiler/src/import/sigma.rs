@@ -153,7 +153,7 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
             severity,
             action: Action::ALERT,
             condition,
-            source: doc.get("title").unwrap_or(doc).loc(file),
+            source: doc.loc(file),
             tests: Vec::new(),
         }]),
         _ => Err(vec![doc.err(file, "Sigma rule could not be imported")]),
