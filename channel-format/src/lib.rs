@@ -291,7 +291,7 @@ int_newtype! {
         SUFFIX = 3 => "suffix",
         /// The folded field contains the literal.
         CONTAINS = 4 => "contains",
-        /// A wildcard pattern, run as an anchored DFA over the folded field.
+        /// A wildcard pattern over the whole folded field (see FORMAT.md).
         GLOB = 5 => "glob",
         /// A regular expression, run as a DFA over the unfolded field.
         REGEX = 6 => "regex",
@@ -305,8 +305,8 @@ impl AtomKind {
     pub const fn is_literal(self) -> bool {
         matches!(self.0, 1..=4)
     }
-    /// DFA atoms run a DFA (when their prefilter literal, if any, occurred).
-    pub const fn is_dfa(self) -> bool {
+    /// Pattern atoms (GLOB, REGEX) run their matcher when their prefilter literal, if any, occurred.
+    pub const fn is_pattern(self) -> bool {
         matches!(self.0, 5 | 6)
     }
 }
@@ -590,7 +590,10 @@ mod tests {
         impl fmt::Write for S {
             fn write_str(&mut self, s: &str) -> fmt::Result {
                 let end = self.1 + s.len();
-                self.0.get_mut(self.1..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+                self.0
+                    .get_mut(self.1..end)
+                    .ok_or(fmt::Error)?
+                    .copy_from_slice(s.as_bytes());
                 self.1 = end;
                 Ok(())
             }

@@ -145,6 +145,9 @@ impl std::error::Error for SourceError {}
 impl SourceError {
     /// A new error at `loc`.
     pub fn new(loc: SourceLoc, message: impl Into<String>) -> Self {
-        SourceError { loc, message: message.into() }
+        SourceError {
+            loc,
+            message: message.into(),
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use crate::model::{Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet};
+use crate::model::{Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, TestCase};
 
 /// One event as the reference sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,12 +102,19 @@ thread_local! {
 fn regex_match(pattern: &str, case_insensitive: bool, text: &str) -> bool {
     REGEX_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let re = cache.entry((pattern.to_string(), case_insensitive)).or_insert_with(|| {
-            let full = if case_insensitive { format!("(?i){pattern}") } else { pattern.to_string() };
-            // The importers validate every pattern; a model built by hand
-            // with an invalid one is a bug in the caller.
-            Regex::new(&full).unwrap_or_else(|e| panic!("invalid regex in rule model: {pattern}: {e}"))
-        });
+        let re = cache
+            .entry((pattern.to_string(), case_insensitive))
+            .or_insert_with(|| {
+                let full = if case_insensitive {
+                    format!("(?i){pattern}")
+                } else {
+                    pattern.to_string()
+                };
+                // The importers validate every pattern; a model built by hand
+                // with an invalid one is a bug in the caller.
+                Regex::new(&full)
+                    .unwrap_or_else(|e| panic!("invalid regex in rule model: {pattern}: {e}"))
+            });
         re.is_match(text)
     })
 }
@@ -119,7 +126,10 @@ fn eval_string(m: &Matcher, text: &str) -> bool {
         Matcher::Suffix(lit) => fold(text).ends_with(&fold(lit)),
         Matcher::Contains(lit) => contains(&fold(text), &fold(lit)),
         Matcher::Glob(toks) => glob_match(toks, &fold(text)),
-        Matcher::Regex { pattern, case_insensitive } => regex_match(pattern, *case_insensitive, text),
+        Matcher::Regex {
+            pattern,
+            case_insensitive,
+        } => regex_match(pattern, *case_insensitive, text),
         Matcher::NumEq(_) => false,
     }
 }
@@ -154,7 +164,30 @@ pub fn eval_rule(rule: &Rule, ev: &RefEvent<'_>) -> bool {
 
 /// The ids of the rules of `set` that match `ev`, in rule order.
 pub fn matching_ids(set: &RuleSet, ev: &RefEvent<'_>) -> Vec<u32> {
-    set.rules.iter().filter(|r| eval_rule(r, ev)).map(|r| r.id).collect()
+    set.rules
+        .iter()
+        .filter(|r| eval_rule(r, ev))
+        .map(|r| r.id)
+        .collect()
+}
+
+/// The event a native test case describes (pid 0; kind create when unset).
+pub fn test_event(case: &TestCase) -> RefEvent<'_> {
+    RefEvent {
+        pipe_name: &case.pipe_name,
+        image: case.image.as_deref(),
+        pid: 0,
+        kind: case.kind.unwrap_or(1),
+    }
+}
+
+/// The embedded test cases of `rule` that the reference evaluator decides
+/// differently from what the case expects.
+pub fn failing_cases(rule: &Rule) -> Vec<&TestCase> {
+    rule.tests
+        .iter()
+        .filter(|c| eval_rule(rule, &test_event(c)) != c.expect_match)
+        .collect()
 }
 
 #[cfg(test)]

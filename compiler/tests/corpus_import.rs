@@ -24,7 +24,12 @@ fn load(rel: &str) -> RuleSet {
 }
 
 fn ev<'a>(name: &'a str, image: Option<&'a str>) -> RefEvent<'a> {
-    RefEvent { pipe_name: name, image, pid: 4242, kind: 1 }
+    RefEvent {
+        pipe_name: name,
+        image,
+        pid: 4242,
+        kind: 1,
+    }
 }
 
 #[test]
@@ -39,13 +44,20 @@ fn all_17_sigma_rules_import() {
         assert_eq!(r.action, Action::ALERT);
         assert!(r.source.line > 0, "{}: source has a line", r.name);
     }
-    let cs = set.rules.iter().find(|r| r.id == 0xd560_1f8c).expect("CobaltStrike Named Pipe (d5601f8c-...)");
+    let cs = set
+        .rules
+        .iter()
+        .find(|r| r.id == 0xd560_1f8c)
+        .expect("CobaltStrike Named Pipe (d5601f8c-...)");
     assert_eq!(cs.name, "CobaltStrike Named Pipe");
     assert_eq!(cs.severity, Severity::CRITICAL);
 }
 
 fn rule<'a>(set: &'a RuleSet, title: &str) -> &'a pipe_compiler::model::Rule {
-    set.rules.iter().find(|r| r.name == title).unwrap_or_else(|| panic!("no rule titled {title}"))
+    set.rules
+        .iter()
+        .find(|r| r.name == title)
+        .unwrap_or_else(|| panic!("no rule titled {title}"))
 }
 
 #[test]
@@ -57,8 +69,14 @@ fn sigma_corpus_semantics() {
 
     let cs = rule(&set, "CobaltStrike Named Pipe");
     assert!(eval_rule(cs, &ev(r"\MSSE-1234-server", None)));
-    assert!(eval_rule(cs, &ev(r"\msse-1234-SERVER", None)), "case-insensitive");
-    assert!(!eval_rule(cs, &ev(r"\MSSE-1234", None)), "contains|all needs both");
+    assert!(
+        eval_rule(cs, &ev(r"\msse-1234-SERVER", None)),
+        "case-insensitive"
+    );
+    assert!(
+        !eval_rule(cs, &ev(r"\MSSE-1234", None)),
+        "contains|all needs both"
+    );
     assert!(!eval_rule(cs, &ev(r"\xpostex_1", None)));
 
     // `\Posh*`: wildcard in a plain value.
@@ -67,37 +85,97 @@ fn sigma_corpus_semantics() {
     assert!(eval_rule(mal, &ev(r"\posh", None)));
     assert!(!eval_rule(mal, &ev(r"\xPosh", None)));
     assert!(eval_rule(mal, &ev(r"\ADSCHEMERPC", None)));
-    assert!(!eval_rule(mal, &ev(r"\adschemerpc2", None)), "plain value is whole-field equality");
+    assert!(
+        !eval_rule(mal, &ev(r"\adschemerpc2", None)),
+        "plain value is whole-field equality"
+    );
 
     // Backslashes before normal characters stay literal.
     let adfs = rule(&set, "ADFS Database Named Pipe Connection By Uncommon Tool");
-    assert!(eval_rule(adfs, &ev(r"\MICROSOFT##WID\tsql\query", Some(r"C:\tools\evil.exe"))));
-    assert!(!eval_rule(adfs, &ev(r"\MICROSOFT##WID\tsql\query", Some(r"C:\Windows\System32\mmc.exe"))), "filter_main");
+    assert!(eval_rule(
+        adfs,
+        &ev(r"\MICROSOFT##WID\tsql\query", Some(r"C:\tools\evil.exe"))
+    ));
+    assert!(
+        !eval_rule(
+            adfs,
+            &ev(
+                r"\MICROSOFT##WID\tsql\query",
+                Some(r"C:\Windows\System32\mmc.exe")
+            )
+        ),
+        "filter_main"
+    );
     // Missing image: the filter's atoms are false, so `not filter` holds.
     assert!(eval_rule(adfs, &ev(r"\microsoft##wid\TSQL\QUERY", None)));
 
     // `Image: null` filter: a pipe from an unknown image is filtered out.
     let alt = rule(&set, "Alternate PowerShell Hosts Pipe");
-    assert!(eval_rule(alt, &ev(r"\PSHost.1.2.evil", Some(r"C:\evil\host.exe"))));
-    assert!(!eval_rule(alt, &ev(r"\PSHost.1.2.evil", None)), "filter_main_null");
-    assert!(!eval_rule(alt, &ev(r"\PSHost.1.2.evil", Some(""))), "empty image is null too");
-    assert!(!eval_rule(alt, &ev(r"\PSHost.x", Some(r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"))));
-    assert!(!eval_rule(alt, &ev(r"\PSHost.x", Some(r"C:\Program Files (x86)\Microsoft SQL Server\130\Tools\Binn\SQLPS.exe"))));
-    assert!(eval_rule(alt, &ev(r"\PSHost.x", Some(r"D:\Microsoft SQL Server\130\Tools\Binn\SQLPS.exe"))), "all three sqlserver fields needed");
+    assert!(eval_rule(
+        alt,
+        &ev(r"\PSHost.1.2.evil", Some(r"C:\evil\host.exe"))
+    ));
+    assert!(
+        !eval_rule(alt, &ev(r"\PSHost.1.2.evil", None)),
+        "filter_main_null"
+    );
+    assert!(
+        !eval_rule(alt, &ev(r"\PSHost.1.2.evil", Some(""))),
+        "empty image is null too"
+    );
+    assert!(!eval_rule(
+        alt,
+        &ev(
+            r"\PSHost.x",
+            Some(r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe")
+        )
+    ));
+    assert!(!eval_rule(
+        alt,
+        &ev(
+            r"\PSHost.x",
+            Some(r"C:\Program Files (x86)\Microsoft SQL Server\130\Tools\Binn\SQLPS.exe")
+        )
+    ));
+    assert!(
+        eval_rule(
+            alt,
+            &ev(
+                r"\PSHost.x",
+                Some(r"D:\Microsoft SQL Server\130\Tools\Binn\SQLPS.exe")
+            )
+        ),
+        "all three sqlserver fields needed"
+    );
 
     // Regex rule: unanchored, case-sensitive.
     let re = rule(&set, "CobaltStrike Named Pipe Pattern Regex");
-    assert!(eval_rule(re, &ev(r"\mojo.5688.8052.183894939787088877ab", None)));
+    assert!(eval_rule(
+        re,
+        &ev(r"\mojo.5688.8052.183894939787088877ab", None)
+    ));
     assert!(eval_rule(re, &ev(r"\x\wkssvc_0f-tail", None)), "unanchored");
-    assert!(!eval_rule(re, &ev(r"\WKSSVC_0F", None)), "re is case-sensitive");
+    assert!(
+        !eval_rule(re, &ev(r"\WKSSVC_0F", None)),
+        "re is case-sensitive"
+    );
     assert!(eval_rule(re, &ev(r"\f53fab", None)));
-    assert!(!eval_rule(re, &ev(r"\f53fabc", None)), "self-anchored with $");
+    assert!(
+        !eval_rule(re, &ev(r"\f53fabc", None)),
+        "self-anchored with $"
+    );
 
     // EfsPotato: `selection and not 1 of filter_optional_*`.
     let efs = rule(&set, "HackTool - EfsPotato Named Pipe Creation");
     assert!(eval_rule(efs, &ev(r"\x\pipe\srvsvc", None)));
-    assert!(!eval_rule(efs, &ev(r"\pipe\srvsvc", None)), "startswith filter");
-    assert!(!eval_rule(efs, &ev(r"\x\pipe\CtxShare", None)), "contains filter");
+    assert!(
+        !eval_rule(efs, &ev(r"\pipe\srvsvc", None)),
+        "startswith filter"
+    );
+    assert!(
+        !eval_rule(efs, &ev(r"\x\pipe\CtxShare", None)),
+        "contains filter"
+    );
 }
 
 /// The real Sysmon event (pipe `\REDSUN`, from SigmaHQ's regression data) is
@@ -119,10 +197,20 @@ fn real_sysmon_event_matches_its_sigma_rule() {
     let image = field("Image");
     assert_eq!(pipe, r"\REDSUN");
     assert_eq!(image, r"C:\Users\xodih\Downloads\RedSun.exe");
-    let e = RefEvent { pipe_name: &pipe, image: Some(&image), pid: 15596, kind: 1 };
+    let e = RefEvent {
+        pipe_name: &pipe,
+        image: Some(&image),
+        pid: 15596,
+        kind: 1,
+    };
 
     let set = load("sigma");
-    let hits: Vec<&str> = set.rules.iter().filter(|r| eval_rule(r, &e)).map(|r| r.name.as_str()).collect();
+    let hits: Vec<&str> = set
+        .rules
+        .iter()
+        .filter(|r| eval_rule(r, &e))
+        .map(|r| r.name.as_str())
+        .collect();
     assert!(hits.is_empty(), "no corpus rule targets REDSUN: {hits:?}");
 
     let dir = std::env::temp_dir().join(format!("pipe-redsun-{}", std::process::id()));
@@ -139,14 +227,32 @@ fn real_sysmon_event_matches_its_sigma_rule() {
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(set.rules[0].id, 0x9b4e_7c2a);
     assert!(eval_rule(&set.rules[0], &e));
-    assert!(eval_rule(&set.rules[0], &RefEvent { pipe_name: r"\redsun", ..e }), "case-insensitive");
-    assert!(!eval_rule(&set.rules[0], &RefEvent { pipe_name: r"\REDSUN2", ..e }));
+    assert!(
+        eval_rule(
+            &set.rules[0],
+            &RefEvent {
+                pipe_name: r"\redsun",
+                ..e
+            }
+        ),
+        "case-insensitive"
+    );
+    assert!(!eval_rule(
+        &set.rules[0],
+        &RefEvent {
+            pipe_name: r"\REDSUN2",
+            ..e
+        }
+    ));
 }
 
 #[test]
 fn every_sysmon_file_imports_alone() {
     let dir = corpus("sysmon");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 31);
     for f in &files {

@@ -20,27 +20,52 @@ fn sigma_errors(body: &str) -> Vec<SourceError> {
 #[track_caller]
 fn expect(errs: &[SourceError], line: usize, col: usize, needle: &str) {
     assert!(
-        errs.iter().any(|e| e.loc.line == line && e.loc.col == col && e.message.contains(needle)),
+        errs.iter()
+            .any(|e| e.loc.line == line && e.loc.col == col && e.message.contains(needle)),
         "expected an error at {line}:{col} containing {needle:?}, got:\n{}",
-        errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
 #[test]
 fn sigma_unsupported_modifiers() {
     // Line 7 is the first selection field (HEAD has 5 lines, then `detection:`, `  sel:`).
-    for m in ["base64", "base64offset", "windash", "cidr", "expand", "wide", "utf16le", "gt", "fieldref"] {
-        let errs = sigma_errors(&format!("detection:\n  sel:\n    PipeName|{m}: 'x'\n  condition: sel\n"));
+    for m in [
+        "base64",
+        "base64offset",
+        "windash",
+        "cidr",
+        "expand",
+        "wide",
+        "utf16le",
+        "gt",
+        "fieldref",
+    ] {
+        let errs = sigma_errors(&format!(
+            "detection:\n  sel:\n    PipeName|{m}: 'x'\n  condition: sel\n"
+        ));
         expect(&errs, 8, 14, &format!("unsupported modifier `{m}`"));
     }
     // The column points at the offending modifier, not the first one.
-    let errs = sigma_errors("detection:\n  sel:\n    PipeName|contains|base64: 'x'\n  condition: sel\n");
-    expect(&errs, 8, 23, "unsupported modifier `base64` in `PipeName|contains|base64`");
+    let errs =
+        sigma_errors("detection:\n  sel:\n    PipeName|contains|base64: 'x'\n  condition: sel\n");
+    expect(
+        &errs,
+        8,
+        23,
+        "unsupported modifier `base64` in `PipeName|contains|base64`",
+    );
     let errs = sigma_errors("detection:\n  sel:\n    PipeName|i: 'x'\n  condition: sel\n");
     expect(&errs, 8, 14, "only valid after `re`");
-    let errs = sigma_errors("detection:\n  sel:\n    PipeName|startswith|endswith: 'x'\n  condition: sel\n");
+    let errs = sigma_errors(
+        "detection:\n  sel:\n    PipeName|startswith|endswith: 'x'\n  condition: sel\n",
+    );
     expect(&errs, 8, 25, "conflicts");
-    let errs = sigma_errors("detection:\n  sel:\n    PipeName|re|contains: 'x'\n  condition: sel\n");
+    let errs =
+        sigma_errors("detection:\n  sel:\n    PipeName|re|contains: 'x'\n  condition: sel\n");
     expect(&errs, 8, 5, "cannot be combined");
 }
 
@@ -56,7 +81,8 @@ fn sigma_unsupported_fields_and_shapes() {
     expect(&errs, 8, 18, "invalid regular expression `(unclosed`");
     let errs = sigma_errors("detection:\n  sel:\n    PipeName: []\n  condition: sel\n");
     expect(&errs, 8, 15, "empty list of values");
-    let errs = sigma_errors("detection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n  timeframe: 5m\n");
+    let errs =
+        sigma_errors("detection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n  timeframe: 5m\n");
     expect(&errs, 10, 3, "`timeframe`");
     let errs = sigma_errors("detection:\n  sel:\n    PipeName|contains: null\n  condition: sel\n");
     expect(&errs, 8, 24, "`null` cannot be combined");
@@ -93,16 +119,22 @@ fn sigma_condition_errors_point_into_the_condition() {
 
 #[test]
 fn sigma_rule_level_errors() {
-    let errs = sigma_errors("level: severe\ndetection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n");
+    let errs =
+        sigma_errors("level: severe\ndetection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n");
     expect(&errs, 6, 8, "unknown `level` `severe`");
     let text = "title: t\nid: not-a-uuid\nlogsource:\n  category: process_creation\n  product: windows\ndetection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n";
     let errs = load_yaml(Path::new("r.yml"), text).unwrap_err();
     expect(&errs, 2, 5, "`id` must be a UUID");
     expect(&errs, 4, 13, "logsource category `process_creation`");
-    let text = format!("{HEAD}detection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n---\n{HEAD}");
+    let text =
+        format!("{HEAD}detection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n---\n{HEAD}");
     let errs = load_yaml(Path::new("r.yml"), &text).unwrap_err();
     expect(&errs, 11, 1, "multiple YAML documents");
-    let errs = load_yaml(Path::new("r.yml"), "correlation:\n  type: event_count\nlogsource: {}\ndetection: {}\n").unwrap_err();
+    let errs = load_yaml(
+        Path::new("r.yml"),
+        "correlation:\n  type: event_count\nlogsource: {}\ndetection: {}\n",
+    )
+    .unwrap_err();
     expect(&errs, 1, 1, "correlation rules are not supported");
 }
 
@@ -139,7 +171,9 @@ fn native_errors_have_positions() {
     expect(&errs, 6, 18, "`EventKind` is `create` (1) or `connect` (2)");
     let errs = native_errors("- id: 1\n  name: n\n  severity: low\n  detection:\n    sel:\n      PipeName|cased: 'x'\n    condition: sel\n");
     expect(&errs, 6, 16, "unsupported modifier `cased`");
-    let errs = native_errors(&format!("{ok}  tests:\n    match:\n      - {{name: x, kind: open}}\n    maybe: []\n"));
+    let errs = native_errors(&format!(
+        "{ok}  tests:\n    match:\n      - {{name: x, kind: open}}\n    maybe: []\n"
+    ));
     expect(&errs, 10, 25, "`kind` is `create` or `connect`");
     expect(&errs, 11, 5, "unknown `tests` key `maybe`");
     let errs = native_errors(&format!("{ok}  tests:\n    match:\n      - {{image: x}}\n"));
@@ -153,26 +187,47 @@ fn duplicate_ids_name_both_files() {
     let dir = std::env::temp_dir().join(format!("pipe-dupids-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let body = "logsource:\n  category: pipe_created\n  product: windows\ndetection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n";
-    std::fs::write(dir.join("a.yml"), format!("title: a\nid: deadbeef-0000-4000-8000-000000000001\n{body}")).expect("w");
-    std::fs::write(dir.join("b.yml"), format!("title: b\nid: deadbeef-ffff-4000-8000-000000000002\n{body}")).expect("w");
+    std::fs::write(
+        dir.join("a.yml"),
+        format!("title: a\nid: deadbeef-0000-4000-8000-000000000001\n{body}"),
+    )
+    .expect("w");
+    std::fs::write(
+        dir.join("b.yml"),
+        format!("title: b\nid: deadbeef-ffff-4000-8000-000000000002\n{body}"),
+    )
+    .expect("w");
     let errs = load_paths(&[dir.clone()]).unwrap_err();
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(errs.len(), 1, "{errs:?}");
     let e = &errs[0];
-    assert!(e.loc.file.ends_with("b.yml") && e.loc.line == 1 && e.loc.col == 1, "{e}");
-    assert!(e.message.contains("0xdeadbeef") && e.message.contains("a.yml:1:1"), "{e}");
+    assert!(
+        e.loc.file.ends_with("b.yml") && e.loc.line == 1 && e.loc.col == 1,
+        "{e}"
+    );
+    assert!(
+        e.message.contains("0xdeadbeef") && e.message.contains("a.yml:1:1"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_file_kinds() {
     let errs = load_paths(&[PathBuf::from("/nonexistent/rules.yml")]).unwrap_err();
     assert!(errs[0].message.contains("cannot read"), "{}", errs[0]);
-    let errs = load_paths(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))]).unwrap_err();
+    let errs = load_paths(&[PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/Cargo.toml"
+    ))])
+    .unwrap_err();
     assert!(errs[0].message.contains("not a rule source"), "{}", errs[0]);
 }
 
 fn sysmon_errors(xml: &str) -> Vec<SourceError> {
-    match sysmon::import(&[(PathBuf::from("s.xml"), xml.to_string())], &SysmonOptions::default()) {
+    match sysmon::import(
+        &[(PathBuf::from("s.xml"), xml.to_string())],
+        &SysmonOptions::default(),
+    ) {
         Ok(r) => panic!("expected an error for:\n{xml}\ngot {r:?}"),
         Err(e) => e,
     }
@@ -184,13 +239,26 @@ fn sysmon_doc(filters: &str) -> String {
 
 #[test]
 fn sysmon_errors_have_positions() {
-    let errs = sysmon_errors(&sysmon_doc("  <PipeName condition=\"sounds like\">x</PipeName>\n"));
-    expect(&errs, 5, 13, "unknown Sysmon condition `sounds like` on <PipeName>");
-    let errs = sysmon_errors(&sysmon_doc("  <PipeName condition=\"less than\">x</PipeName>\n"));
+    let errs = sysmon_errors(&sysmon_doc(
+        "  <PipeName condition=\"sounds like\">x</PipeName>\n",
+    ));
+    expect(
+        &errs,
+        5,
+        13,
+        "unknown Sysmon condition `sounds like` on <PipeName>",
+    );
+    let errs = sysmon_errors(&sysmon_doc(
+        "  <PipeName condition=\"less than\">x</PipeName>\n",
+    ));
     expect(&errs, 5, 13, "`less than`");
-    let errs = sysmon_errors(&sysmon_doc("  <ProcessId condition=\"more than\">4</ProcessId>\n"));
+    let errs = sysmon_errors(&sysmon_doc(
+        "  <ProcessId condition=\"more than\">4</ProcessId>\n",
+    ));
     expect(&errs, 5, 14, "`more than`");
-    let errs = sysmon_errors(&sysmon_doc("  <ProcessId condition=\"contains\">4</ProcessId>\n"));
+    let errs = sysmon_errors(&sysmon_doc(
+        "  <ProcessId condition=\"contains\">4</ProcessId>\n",
+    ));
     expect(&errs, 5, 14, "does not apply to <ProcessId>");
     let errs = sysmon_errors(&sysmon_doc("  <ProcessId>four</ProcessId>\n"));
     expect(&errs, 5, 3, "not an unsigned 32-bit integer");
@@ -200,9 +268,13 @@ fn sysmon_errors_have_positions() {
     expect(&errs, 5, 3, "not supplied by the pipe sensor");
     let errs = sysmon_errors(&sysmon_doc("  <EventType>OpenPipe</EventType>\n"));
     expect(&errs, 5, 3, "CreatePipe or ConnectPipe");
-    let errs = sysmon_errors(&sysmon_doc("  <PipeName condition=\"contains any\">a;;b</PipeName>\n"));
+    let errs = sysmon_errors(&sysmon_doc(
+        "  <PipeName condition=\"contains any\">a;;b</PipeName>\n",
+    ));
     expect(&errs, 5, 3, "empty value");
-    let errs = sysmon_errors(&sysmon_doc("  <Rule groupRelation=\"xor\"><PipeName>a</PipeName></Rule>\n"));
+    let errs = sysmon_errors(&sysmon_doc(
+        "  <Rule groupRelation=\"xor\"><PipeName>a</PipeName></Rule>\n",
+    ));
     expect(&errs, 5, 9, "groupRelation `xor`");
     let errs = sysmon_errors(&sysmon_doc("  <Rule groupRelation=\"and\"></Rule>\n"));
     expect(&errs, 5, 3, "<Rule> has no field filter");
@@ -213,5 +285,9 @@ fn sysmon_errors_have_positions() {
     let errs = sysmon_errors("<Config/>\n");
     expect(&errs, 1, 1, "root element <Sysmon>");
     let errs = sysmon_errors("<Sysmon>\n<EventFiltering>\n</Sysmon>\n");
-    assert!(errs[0].message.starts_with("XML error") && errs[0].loc.line == 3, "{}", errs[0]);
+    assert!(
+        errs[0].message.starts_with("XML error") && errs[0].loc.line == 3,
+        "{}",
+        errs[0]
+    );
 }

@@ -20,7 +20,15 @@ fn sigma(detection: &str) -> Rule {
 }
 
 fn matches(rule: &Rule, name: &str, image: Option<&str>) -> bool {
-    eval_rule(rule, &RefEvent { pipe_name: name, image, pid: 1, kind: 1 })
+    eval_rule(
+        rule,
+        &RefEvent {
+            pipe_name: name,
+            image,
+            pid: 1,
+            kind: 1,
+        },
+    )
 }
 
 /// (PipeName key with modifiers, YAML value, pipe name, expected)
@@ -59,7 +67,12 @@ const TABLE: &[(&str, &str, &str, bool)] = &[
     ("PipeName", r"'a\\\\'", r"a\\", true),
     ("PipeName", r"'a\'", r"a\", true),
     ("PipeName", r"'a\'", "a", false),
-    ("PipeName", r"'\MICROSOFT##WID\tsql\query'", r"\MICROSOFT##WID\tsql\query", true),
+    (
+        "PipeName",
+        r"'\MICROSOFT##WID\tsql\query'",
+        r"\MICROSOFT##WID\tsql\query",
+        true,
+    ),
     ("PipeName", r"'\pipe\x'", r"\pipe\x", true),
     ("PipeName", r"'\pipe\x'", r"\pipex", false),
     // Case folding: simple uppercase mapping per character.
@@ -80,7 +93,12 @@ const TABLE: &[(&str, &str, &str, bool)] = &[
     ("PipeName|contains", "'a?c'", "xxabcxx", true),
     ("PipeName|contains", "'a?c'", "xxacxx", false),
     ("PipeName|startswith", r"'\postex_'", r"\postex_1234", true),
-    ("PipeName|startswith", r"'\postex_'", r"\x\postex_1234", false),
+    (
+        "PipeName|startswith",
+        r"'\postex_'",
+        r"\x\postex_1234",
+        false,
+    ),
     ("PipeName|startswith", r"'\pipe?x'", r"\pipe_xyz", true),
     ("PipeName|endswith", "'?.exe'", "a.exe", true),
     ("PipeName|endswith", "'?.exe'", ".exe", false),
@@ -110,35 +128,84 @@ const TABLE: &[(&str, &str, &str, bool)] = &[
 fn sigma_value_table() {
     let mut failures = Vec::new();
     for (key, value, name, expected) in TABLE {
-        let rule = sigma(&format!("    sel:\n        {key}: {value}\n    condition: sel\n"));
+        let rule = sigma(&format!(
+            "    sel:\n        {key}: {value}\n    condition: sel\n"
+        ));
         let got = matches(&rule, name, None);
         if got != *expected {
-            failures.push(format!("{key}: {value} vs {name:?}: expected {expected}, got {got}"));
+            failures.push(format!(
+                "{key}: {value} vs {name:?}: expected {expected}, got {got}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn conditions() {
     let det = "    sel_a:\n        PipeName|startswith: 'a'\n    sel_b:\n        PipeName|endswith: 'b'\n    filter_x:\n        PipeName|contains: 'x'\n    filter_y:\n        Image|endswith: '\\y.exe'\n";
     let cases: &[(&str, &[(&str, Option<&str>, bool)])] = &[
-        ("1 of sel_*", &[("a", None, true), ("zb", None, true), ("z", None, false)]),
-        ("all of sel_*", &[("ab", None, true), ("a", None, false), ("b", None, false)]),
-        ("1 of sel_* and not 1 of filter*", &[("ab", None, true), ("axb", None, false), ("ab", Some(r"C:\y.exe"), false), ("ab", Some(r"C:\z.exe"), true)]),
-        ("sel_a and not (filter_x or filter_y)", &[("a", None, true), ("ax", None, false), ("a", Some(r"C:\Y.EXE"), false)]),
+        (
+            "1 of sel_*",
+            &[("a", None, true), ("zb", None, true), ("z", None, false)],
+        ),
+        (
+            "all of sel_*",
+            &[("ab", None, true), ("a", None, false), ("b", None, false)],
+        ),
+        (
+            "1 of sel_* and not 1 of filter*",
+            &[
+                ("ab", None, true),
+                ("axb", None, false),
+                ("ab", Some(r"C:\y.exe"), false),
+                ("ab", Some(r"C:\z.exe"), true),
+            ],
+        ),
+        (
+            "sel_a and not (filter_x or filter_y)",
+            &[
+                ("a", None, true),
+                ("ax", None, false),
+                ("a", Some(r"C:\Y.EXE"), false),
+            ],
+        ),
         ("not sel_a", &[("a", None, false), ("b", None, true)]),
         ("not not sel_a", &[("a", None, true)]),
-        ("sel_a or sel_b and filter_x", &[("a", None, true), ("zb", None, false), ("zxb", None, true)]),
-        ("(sel_a or sel_b) and filter_x", &[("a", None, false), ("ax", None, true)]),
-        ("1 of them", &[("q", Some(r"C:\y.exe"), true), ("q", None, false)]),
-        ("all of them", &[("axb", Some(r"C:\y.exe"), true), ("axb", None, false)]),
-        ("all of filter_*", &[("x", Some(r"c:\Y.exe"), true), ("x", None, false)]),
+        (
+            "sel_a or sel_b and filter_x",
+            &[("a", None, true), ("zb", None, false), ("zxb", None, true)],
+        ),
+        (
+            "(sel_a or sel_b) and filter_x",
+            &[("a", None, false), ("ax", None, true)],
+        ),
+        (
+            "1 of them",
+            &[("q", Some(r"C:\y.exe"), true), ("q", None, false)],
+        ),
+        (
+            "all of them",
+            &[("axb", Some(r"C:\y.exe"), true), ("axb", None, false)],
+        ),
+        (
+            "all of filter_*",
+            &[("x", Some(r"c:\Y.exe"), true), ("x", None, false)],
+        ),
     ];
     for (cond, events) in cases {
         let rule = sigma(&format!("{det}    condition: {cond}\n"));
         for (name, image, expected) in *events {
-            assert_eq!(matches(&rule, name, *image), *expected, "condition `{cond}` on {name:?} image {image:?}");
+            assert_eq!(
+                matches(&rule, name, *image),
+                *expected,
+                "condition `{cond}` on {name:?} image {image:?}"
+            );
         }
     }
 }
@@ -149,7 +216,10 @@ fn selection_shapes() {
     let and = sigma("    sel:\n        PipeName|startswith: '\\a'\n        Image|endswith: '\\x.exe'\n    condition: sel\n");
     assert!(matches(&and, r"\ab", Some(r"C:\x.exe")));
     assert!(!matches(&and, r"\ab", Some(r"C:\y.exe")));
-    assert!(!matches(&and, r"\ab", None), "an atom on a missing image is false");
+    assert!(
+        !matches(&and, r"\ab", None),
+        "an atom on a missing image is false"
+    );
     let or = sigma("    sel:\n        - PipeName|startswith: '\\a'\n        - Image|endswith: '\\x.exe'\n    condition: sel\n");
     assert!(matches(&or, r"\zz", Some(r"C:\x.exe")));
     assert!(matches(&or, r"\ab", None));

@@ -19,8 +19,11 @@ fn config(blocks: &[(&str, &str)]) -> String {
 }
 
 fn import(files: &[String]) -> RuleSet {
-    let files: Vec<(PathBuf, String)> =
-        files.iter().enumerate().map(|(i, t)| (PathBuf::from(format!("cfg{i}.xml")), t.clone())).collect();
+    let files: Vec<(PathBuf, String)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (PathBuf::from(format!("cfg{i}.xml")), t.clone()))
+        .collect();
     match sysmon::import(&files, &SysmonOptions::default()) {
         Ok(rules) => RuleSet { rules },
         Err(e) => panic!("{e:?}"),
@@ -35,23 +38,58 @@ struct Ev<'a> {
 }
 
 const fn ev(name: &str) -> Ev<'_> {
-    Ev { name, image: None, pid: 100, kind: 1 }
+    Ev {
+        name,
+        image: None,
+        pid: 100,
+        kind: 1,
+    }
 }
 
 fn reported(set: &RuleSet, e: &Ev<'_>) -> bool {
-    !matching_ids(set, &RefEvent { pipe_name: e.name, image: e.image, pid: e.pid, kind: e.kind }).is_empty()
+    !matching_ids(
+        set,
+        &RefEvent {
+            pipe_name: e.name,
+            image: e.image,
+            pid: e.pid,
+            kind: e.kind,
+        },
+    )
+    .is_empty()
 }
 
 #[test]
 fn exclude_wins_over_include() {
     let set = import(&[config(&[
-        ("include", r#"<PipeName condition="begin with">\postex_</PipeName>"#),
+        (
+            "include",
+            r#"<PipeName condition="begin with">\postex_</PipeName>"#,
+        ),
         ("exclude", r#"<Image condition="is">C:\ok.exe</Image>"#),
     ])]);
     assert_eq!(set.rules.len(), 1);
-    assert!(reported(&set, &Ev { image: Some(r"C:\evil.exe"), ..ev(r"\postex_1") }));
-    assert!(reported(&set, &ev(r"\postex_1")), "no image: the exclude atom is false");
-    assert!(!reported(&set, &Ev { image: Some(r"c:\OK.EXE"), ..ev(r"\postex_1") }), "exclude wins, case-insensitive");
+    assert!(reported(
+        &set,
+        &Ev {
+            image: Some(r"C:\evil.exe"),
+            ..ev(r"\postex_1")
+        }
+    ));
+    assert!(
+        reported(&set, &ev(r"\postex_1")),
+        "no image: the exclude atom is false"
+    );
+    assert!(
+        !reported(
+            &set,
+            &Ev {
+                image: Some(r"c:\OK.EXE"),
+                ..ev(r"\postex_1")
+            }
+        ),
+        "exclude wins, case-insensitive"
+    );
     assert!(!reported(&set, &ev(r"\other")));
 }
 
@@ -66,12 +104,18 @@ fn empty_blocks() {
     assert_eq!(set.rules.len(), 1);
     assert!(reported(&set, &ev(r"\anything")));
     // Only exclude filters: everything not excluded.
-    let set = import(&[config(&[("exclude", r#"<PipeName condition="is">\srvsvc</PipeName>"#)])]);
+    let set = import(&[config(&[(
+        "exclude",
+        r#"<PipeName condition="is">\srvsvc</PipeName>"#,
+    )])]);
     assert!(reported(&set, &ev(r"\anything")));
     assert!(!reported(&set, &ev(r"\SRVSVC")));
     // An empty include block next to an exclude-only file still means
     // "include nothing" for the merged config.
-    let set = import(&[config(&[("include", "")]), config(&[("exclude", r#"<PipeName>\x</PipeName>"#)])]);
+    let set = import(&[
+        config(&[("include", "")]),
+        config(&[("exclude", r#"<PipeName>\x</PipeName>"#)]),
+    ]);
     assert!(!reported(&set, &ev(r"\anything")));
 }
 
@@ -79,57 +123,311 @@ fn empty_blocks() {
 fn every_condition() {
     // (field element, value, pipe name, image, expected)
     let table: &[(&str, &str, &str, Option<&str>, bool)] = &[
-        (r#"<PipeName condition="is">\Abc</PipeName>"#, "", r"\aBC", None, true),
-        (r#"<PipeName condition="is">\Abc</PipeName>"#, "", r"\aBCd", None, false),
-        (r#"<PipeName>\Abc</PipeName>"#, "default is `is`", r"\ABC", None, true),
-        (r#"<PipeName condition="is not">\abc</PipeName>"#, "", r"\abd", None, true),
-        (r#"<PipeName condition="is not">\abc</PipeName>"#, "", r"\ABC", None, false),
-        (r#"<PipeName condition="is any">\a;\b</PipeName>"#, "", r"\B", None, true),
-        (r#"<PipeName condition="is any">\a;\b</PipeName>"#, "", r"\a;\b", None, false),
-        (r#"<PipeName condition="contains">sql</PipeName>"#, "", r"\MSSQL\x", None, true),
-        (r#"<PipeName condition="contains">sql</PipeName>"#, "", r"\x", None, false),
-        (r#"<PipeName condition="contains any">paexec;remcom</PipeName>"#, "", r"\RemComSvc", None, true),
-        (r#"<PipeName condition="contains any">paexec;remcom</PipeName>"#, "", r"\other", None, false),
-        (r#"<PipeName condition="contains all">MSSE-;-server</PipeName>"#, "", r"\msse-1-SERVER", None, true),
-        (r#"<PipeName condition="contains all">MSSE-;-server</PipeName>"#, "", r"\msse-1", None, false),
-        (r#"<PipeName condition="excludes">mojo</PipeName>"#, "", r"\x", None, true),
-        (r#"<PipeName condition="excludes">mojo</PipeName>"#, "", r"\MOJO.1", None, false),
-        (r#"<PipeName condition="excludes any">a;b</PipeName>"#, "", r"\ax", None, true),
-        (r#"<PipeName condition="excludes any">a;b</PipeName>"#, "", r"\abx", None, false),
-        (r#"<PipeName condition="excludes all">a;b</PipeName>"#, "", r"\xyz", None, true),
-        (r#"<PipeName condition="excludes all">a;b</PipeName>"#, "", r"\ax", None, false),
-        (r#"<PipeName condition="begin with">\postex_</PipeName>"#, "", r"\POSTEX_1", None, true),
-        (r#"<PipeName condition="begin with">\postex_</PipeName>"#, "", r"\x\postex_1", None, false),
-        (r#"<PipeName condition="not begin with">\postex_</PipeName>"#, "", r"\x\postex_1", None, true),
-        (r#"<PipeName condition="not begin with">\postex_</PipeName>"#, "", r"\postex_1", None, false),
-        (r#"<PipeName condition="end with">-server</PipeName>"#, "", r"\a-SERVER", None, true),
-        (r#"<PipeName condition="end with">-server</PipeName>"#, "", r"\a-server2", None, false),
-        (r#"<PipeName condition="not end with">-server</PipeName>"#, "", r"\a-server2", None, true),
-        (r#"<PipeName condition="not end with">-server</PipeName>"#, "", r"\a-server", None, false),
+        (
+            r#"<PipeName condition="is">\Abc</PipeName>"#,
+            "",
+            r"\aBC",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="is">\Abc</PipeName>"#,
+            "",
+            r"\aBCd",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName>\Abc</PipeName>"#,
+            "default is `is`",
+            r"\ABC",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="is not">\abc</PipeName>"#,
+            "",
+            r"\abd",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="is not">\abc</PipeName>"#,
+            "",
+            r"\ABC",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="is any">\a;\b</PipeName>"#,
+            "",
+            r"\B",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="is any">\a;\b</PipeName>"#,
+            "",
+            r"\a;\b",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="contains">sql</PipeName>"#,
+            "",
+            r"\MSSQL\x",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="contains">sql</PipeName>"#,
+            "",
+            r"\x",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="contains any">paexec;remcom</PipeName>"#,
+            "",
+            r"\RemComSvc",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="contains any">paexec;remcom</PipeName>"#,
+            "",
+            r"\other",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="contains all">MSSE-;-server</PipeName>"#,
+            "",
+            r"\msse-1-SERVER",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="contains all">MSSE-;-server</PipeName>"#,
+            "",
+            r"\msse-1",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="excludes">mojo</PipeName>"#,
+            "",
+            r"\x",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="excludes">mojo</PipeName>"#,
+            "",
+            r"\MOJO.1",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="excludes any">a;b</PipeName>"#,
+            "",
+            r"\ax",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="excludes any">a;b</PipeName>"#,
+            "",
+            r"\abx",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="excludes all">a;b</PipeName>"#,
+            "",
+            r"\xyz",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="excludes all">a;b</PipeName>"#,
+            "",
+            r"\ax",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="begin with">\postex_</PipeName>"#,
+            "",
+            r"\POSTEX_1",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="begin with">\postex_</PipeName>"#,
+            "",
+            r"\x\postex_1",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="not begin with">\postex_</PipeName>"#,
+            "",
+            r"\x\postex_1",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="not begin with">\postex_</PipeName>"#,
+            "",
+            r"\postex_1",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="end with">-server</PipeName>"#,
+            "",
+            r"\a-SERVER",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="end with">-server</PipeName>"#,
+            "",
+            r"\a-server2",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="not end with">-server</PipeName>"#,
+            "",
+            r"\a-server2",
+            None,
+            true,
+        ),
+        (
+            r#"<PipeName condition="not end with">-server</PipeName>"#,
+            "",
+            r"\a-server",
+            None,
+            false,
+        ),
         // `image`: the full path or just the file name.
-        (r#"<Image condition="image">lsass.exe</Image>"#, "", r"\p", Some(r"C:\Windows\System32\LSASS.EXE"), true),
-        (r#"<Image condition="image">lsass.exe</Image>"#, "", r"\p", Some("lsass.exe"), true),
-        (r#"<Image condition="image">lsass.exe</Image>"#, "", r"\p", Some(r"C:\x\notlsass.exe"), false),
-        (r#"<Image condition="image">C:\Windows\System32\lsass.exe</Image>"#, "", r"\p", Some(r"c:\windows\system32\lsass.exe"), true),
-        (r#"<Image condition="image">lsass.exe</Image>"#, "", r"\p", None, false),
+        (
+            r#"<Image condition="image">lsass.exe</Image>"#,
+            "",
+            r"\p",
+            Some(r"C:\Windows\System32\LSASS.EXE"),
+            true,
+        ),
+        (
+            r#"<Image condition="image">lsass.exe</Image>"#,
+            "",
+            r"\p",
+            Some("lsass.exe"),
+            true,
+        ),
+        (
+            r#"<Image condition="image">lsass.exe</Image>"#,
+            "",
+            r"\p",
+            Some(r"C:\x\notlsass.exe"),
+            false,
+        ),
+        (
+            r#"<Image condition="image">C:\Windows\System32\lsass.exe</Image>"#,
+            "",
+            r"\p",
+            Some(r"c:\windows\system32\lsass.exe"),
+            true,
+        ),
+        (
+            r#"<Image condition="image">lsass.exe</Image>"#,
+            "",
+            r"\p",
+            None,
+            false,
+        ),
         // Sysmon values are literal: no wildcards.
-        (r#"<PipeName condition="is">\a*</PipeName>"#, "", r"\abc", None, false),
-        (r#"<PipeName condition="is">\a*</PipeName>"#, "", r"\a*", None, true),
+        (
+            r#"<PipeName condition="is">\a*</PipeName>"#,
+            "",
+            r"\abc",
+            None,
+            false,
+        ),
+        (
+            r#"<PipeName condition="is">\a*</PipeName>"#,
+            "",
+            r"\a*",
+            None,
+            true,
+        ),
         // Numeric and kind fields.
-        (r#"<ProcessId condition="is">100</ProcessId>"#, "", r"\p", None, true),
-        (r#"<ProcessId condition="is not">100</ProcessId>"#, "", r"\p", None, false),
-        (r#"<ProcessId condition="is any">4;100</ProcessId>"#, "", r"\p", None, true),
-        (r#"<ProcessId condition="is any">4;5</ProcessId>"#, "", r"\p", None, false),
-        (r#"<EventType>CreatePipe</EventType>"#, "", r"\p", None, true),
-        (r#"<EventType>ConnectPipe</EventType>"#, "", r"\p", None, false),
-        (r#"<EventType condition="is not">ConnectPipe</EventType>"#, "", r"\p", None, true),
+        (
+            r#"<ProcessId condition="is">100</ProcessId>"#,
+            "",
+            r"\p",
+            None,
+            true,
+        ),
+        (
+            r#"<ProcessId condition="is not">100</ProcessId>"#,
+            "",
+            r"\p",
+            None,
+            false,
+        ),
+        (
+            r#"<ProcessId condition="is any">4;100</ProcessId>"#,
+            "",
+            r"\p",
+            None,
+            true,
+        ),
+        (
+            r#"<ProcessId condition="is any">4;5</ProcessId>"#,
+            "",
+            r"\p",
+            None,
+            false,
+        ),
+        (
+            r#"<EventType>CreatePipe</EventType>"#,
+            "",
+            r"\p",
+            None,
+            true,
+        ),
+        (
+            r#"<EventType>ConnectPipe</EventType>"#,
+            "",
+            r"\p",
+            None,
+            false,
+        ),
+        (
+            r#"<EventType condition="is not">ConnectPipe</EventType>"#,
+            "",
+            r"\p",
+            None,
+            true,
+        ),
     ];
     let mut failures = Vec::new();
     for (filter, _, name, image, expected) in table {
         let set = import(&[config(&[("include", filter)])]);
-        let got = reported(&set, &Ev { image: *image, ..ev(name) });
+        let got = reported(
+            &set,
+            &Ev {
+                image: *image,
+                ..ev(name)
+            },
+        );
         if got != *expected {
-            failures.push(format!("{filter} on {name:?} image {image:?}: expected {expected}, got {got}"));
+            failures.push(format!(
+                "{filter} on {name:?} image {image:?}: expected {expected}, got {got}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -142,8 +440,20 @@ fn groups() {
         "include",
         r#"<Rule groupRelation="and"><PipeName condition="begin with">\a</PipeName><Image condition="end with">\x.exe</Image></Rule>"#,
     )])]);
-    assert!(reported(&and, &Ev { image: Some(r"C:\x.exe"), ..ev(r"\ab") }));
-    assert!(!reported(&and, &Ev { image: Some(r"C:\y.exe"), ..ev(r"\ab") }));
+    assert!(reported(
+        &and,
+        &Ev {
+            image: Some(r"C:\x.exe"),
+            ..ev(r"\ab")
+        }
+    ));
+    assert!(!reported(
+        &and,
+        &Ev {
+            image: Some(r"C:\y.exe"),
+            ..ev(r"\ab")
+        }
+    ));
     assert!(!reported(&and, &ev(r"\ab")));
     // <Rule groupRelation="or">: any field.
     let or = import(&[config(&[(
@@ -151,7 +461,13 @@ fn groups() {
         r#"<Rule groupRelation="or"><PipeName condition="begin with">\a</PipeName><Image condition="end with">\x.exe</Image></Rule>"#,
     )])]);
     assert!(reported(&or, &ev(r"\ab")));
-    assert!(reported(&or, &Ev { image: Some(r"C:\x.exe"), ..ev(r"\zz") }));
+    assert!(reported(
+        &or,
+        &Ev {
+            image: Some(r"C:\x.exe"),
+            ..ev(r"\zz")
+        }
+    ));
     // <RuleGroup groupRelation="and">: all filters of the event element.
     let xml = "<Sysmon><EventFiltering><RuleGroup groupRelation=\"and\"><PipeEvent onmatch=\"include\">\
                <PipeName condition=\"begin with\">\\a</PipeName><PipeName condition=\"end with\">z</PipeName>\
@@ -167,18 +483,33 @@ fn groups() {
 
 #[test]
 fn options_and_ids() {
-    let text = config(&[("include", "<PipeName>\\a</PipeName>\n<PipeName name=\"tech=T1\">\\b</PipeName>")]);
+    let text = config(&[(
+        "include",
+        "<PipeName>\\a</PipeName>\n<PipeName name=\"tech=T1\">\\b</PipeName>",
+    )]);
     let files = vec![(PathBuf::from("dir1/x.xml"), text.clone())];
-    let opts = SysmonOptions { severity: Severity::HIGH, action: Action::BLOCK };
+    let opts = SysmonOptions {
+        severity: Severity::HIGH,
+        action: Action::BLOCK,
+    };
     let rules = sysmon::import(&files, &opts).expect("imports");
     assert_eq!(rules.len(), 2);
-    assert!(rules.iter().all(|r| r.severity == Severity::HIGH && r.action == Action::BLOCK));
+    assert!(rules
+        .iter()
+        .all(|r| r.severity == Severity::HIGH && r.action == Action::BLOCK));
     assert_eq!(rules[1].name, "Sysmon: tech=T1");
     assert_eq!((rules[1].source.line, rules[1].source.col), (6, 1));
     assert_ne!(rules[0].id, rules[1].id);
     // Ids depend on the file name and position, not the directory.
-    let again = sysmon::import(&[(PathBuf::from("elsewhere/x.xml"), text)], &SysmonOptions::default()).expect("imports");
-    assert_eq!(rules.iter().map(|r| r.id).collect::<Vec<_>>(), again.iter().map(|r| r.id).collect::<Vec<_>>());
+    let again = sysmon::import(
+        &[(PathBuf::from("elsewhere/x.xml"), text)],
+        &SysmonOptions::default(),
+    )
+    .expect("imports");
+    assert_eq!(
+        rules.iter().map(|r| r.id).collect::<Vec<_>>(),
+        again.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
     assert_eq!(again[0].severity, Severity::INFORMATIONAL);
     assert_eq!(again[0].action, Action::ALERT);
 }
@@ -197,20 +528,78 @@ fn merged_sysmon_modular_corpus() {
     let chrome = Some(r"C:\Program Files\Google\Chrome\Application\chrome.exe");
     let evil = Some(r"C:\Users\bob\Downloads\x.exe");
     // include_cobaltstrike / SwiftOnSecurity.
-    assert!(reported(&set, &Ev { image: evil, ..ev(r"\postex_1234") }));
-    assert!(reported(&set, &Ev { image: evil, ..ev(r"\MSSE-1234-server") }));
+    assert!(reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\postex_1234")
+        }
+    ));
+    assert!(reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\MSSE-1234-server")
+        }
+    ));
     // include_srvsvc includes `\srvsvc*`, but exclude_windows_generic
     // excludes exactly `\srvsvc`: exclude wins.
-    assert!(!reported(&set, &Ev { image: evil, ..ev(r"\srvsvc") }));
-    assert!(reported(&set, &Ev { image: evil, ..ev(r"\srvsvc_x") }));
+    assert!(!reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\srvsvc")
+        }
+    ));
+    assert!(reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\srvsvc_x")
+        }
+    ));
     // include_all reports every created pipe not excluded.
-    assert!(reported(&set, &Ev { image: evil, ..ev(r"\some.random.pipe") }));
-    assert!(!reported(&set, &Ev { image: evil, kind: 2, ..ev(r"\some.random.pipe") }), "include_all is CreatePipe only");
+    assert!(reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\some.random.pipe")
+        }
+    ));
+    assert!(
+        !reported(
+            &set,
+            &Ev {
+                image: evil,
+                kind: 2,
+                ..ev(r"\some.random.pipe")
+            }
+        ),
+        "include_all is CreatePipe only"
+    );
     // exclude_google_chrome: chrome's mojo pipes are not reported.
-    assert!(!reported(&set, &Ev { image: chrome, ..ev(r"\mojo.1234.5678.1") }));
-    assert!(reported(&set, &Ev { image: evil, ..ev(r"\mojo.1234.5678.1") }));
+    assert!(!reported(
+        &set,
+        &Ev {
+            image: chrome,
+            ..ev(r"\mojo.1234.5678.1")
+        }
+    ));
+    assert!(reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\mojo.1234.5678.1")
+        }
+    ));
     // exclude_windows_generic: `Anonymous Pipe`.
-    assert!(!reported(&set, &Ev { image: evil, ..ev(r"\Win32Pipes.1.Anonymous Pipe") }));
+    assert!(!reported(
+        &set,
+        &Ev {
+            image: evil,
+            ..ev(r"\Win32Pipes.1.Anonymous Pipe")
+        }
+    ));
 }
 
 #[test]

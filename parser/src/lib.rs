@@ -1,1 +1,113 @@
+//! The one parser of pipe-sensor channel files, shared by the kernel driver,
+//! `pipectl` and the fuzzers.
+//!
+//! [`parse`] validates the whole file before it returns a [`ChannelFile`]:
+//! header, section table, every record, every string, every reference, every
+//! condition program, the prefilter automata and the DFAs. Once it has
+//! returned `Ok`, reading the view and matching events on it cannot fail and
+//! cannot panic: every index the matcher follows was checked to be in range,
+//! every automaton was checked to terminate, every condition program was
+//! checked to evaluate on a bounded stack.
+//!
+//! The file is read in place: the view borrows the input and nothing is
+//! copied or allocated. The crate is `no_std` without `alloc`, and has no
+//! `unsafe` code.
+//!
+//! # Alignment
+//! Any buffer alignment is accepted, except that a file holding DFAs (regex
+//! atoms) must sit at a 4-byte-aligned address because regex-automata reads
+//! DFA transition tables in place; otherwise [`parse`] returns
+//! [`ParseError::Misaligned`]. Copying into an aligned buffer is the caller's
+//! job (the driver's pool allocations and `pipectl`'s buffers are 16-aligned).
+//!
+//! # Sensor capabilities
+//! The caller says which event fields it supplies ([`Capabilities`]). A file
+//! whose rules read any other field is rejected with
+//! [`ParseError::FieldNotSupplied`], naming the rule and the field: a sensor
+//! never evaluates a rule against a field it does not have (the Channel File
+//! 291 failure).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 
+mod error;
+mod matcher;
+mod text;
+mod validate;
+mod view;
+mod wire;
+
+pub use channel_format::{Action, AtomKind, FieldId, FieldType, Limits, SectionKind, Severity};
+pub use error::ParseError;
+pub use matcher::{Event, EventKind, Scratch, Verdict};
+pub use text::{fold_char, is_folded, Chars, Text};
+pub use validate::{parse, parse_with_limits};
+pub use view::{AtomView, ChannelFile, Header, RuleView, SectionInfo};
+
+/// The event fields a sensor supplies to rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    mask: u64,
+}
+
+impl Capabilities {
+    /// What the version-1 driver supplies: pipe name, image path, process id
+    /// and event kind.
+    pub const SENSOR_V1: Capabilities = Capabilities::from_fields(&[
+        FieldId::PIPE_NAME,
+        FieldId::IMAGE,
+        FieldId::PROCESS_ID,
+        FieldId::EVENT_KIND,
+    ]);
+
+    /// A sensor supplying exactly `fields`. Only known fields (ids below 64
+    /// with a defined type) can be supplied; others are ignored.
+    pub const fn from_fields(mut fields: &[FieldId]) -> Capabilities {
+        let mut mask = 0u64;
+        while let [f, rest @ ..] = fields {
+            if f.0 < 64 && f.field_type().is_some() {
+                mask |= 1u64 << f.0;
+            }
+            fields = rest;
+        }
+        Capabilities { mask }
+    }
+
+    /// Whether the sensor supplies `field`.
+    pub const fn supplies(&self, field: FieldId) -> bool {
+        field.0 < 64 && (self.mask >> field.0) & 1 == 1
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities::SENSOR_V1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities() {
+        let c = Capabilities::SENSOR_V1;
+        assert!(c.supplies(FieldId::PIPE_NAME));
+        assert!(c.supplies(FieldId::EVENT_KIND));
+        assert!(!c.supplies(FieldId(21)));
+        let p = Capabilities::from_fields(&[FieldId::PIPE_NAME, FieldId(21), FieldId(200)]);
+        assert!(p.supplies(FieldId::PIPE_NAME));
+        assert!(!p.supplies(FieldId::IMAGE));
+        assert!(!p.supplies(FieldId(21)));
+    }
+}

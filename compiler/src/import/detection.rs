@@ -40,7 +40,11 @@ pub fn parse_wildcards(s: &str) -> Vec<GlobTok> {
                 if !lit.is_empty() {
                     out.push(GlobTok::Lit(std::mem::take(&mut lit)));
                 }
-                let tok = if c == '*' { GlobTok::Star } else { GlobTok::One };
+                let tok = if c == '*' {
+                    GlobTok::Star
+                } else {
+                    GlobTok::One
+                };
                 // `**` is the same as `*`.
                 if !(tok == GlobTok::Star && out.last() == Some(&GlobTok::Star)) {
                     out.push(tok);
@@ -163,7 +167,11 @@ impl DetectionReader<'_> {
     fn err_at(&mut self, node: &Node, off: usize, msg: impl Into<String>) {
         let (line, col) = node.col_at(off);
         self.errors.push(SourceError::new(
-            crate::model::SourceLoc { file: self.file.to_path_buf(), line, col },
+            crate::model::SourceLoc {
+                file: self.file.to_path_buf(),
+                line,
+                col,
+            },
             msg,
         ));
     }
@@ -172,7 +180,13 @@ impl DetectionReader<'_> {
     pub fn read(&mut self, detection: &Node) -> Option<Cond> {
         let before = self.errors.len();
         let Kind::Map(entries) = &detection.kind else {
-            self.err(detection, format!("`detection` must be a mapping, found {}", detection.kind_name()));
+            self.err(
+                detection,
+                format!(
+                    "`detection` must be a mapping, found {}",
+                    detection.kind_name()
+                ),
+            );
             return None;
         };
         let mut selections: Vec<(String, Option<Cond>)> = Vec::new();
@@ -199,7 +213,10 @@ impl DetectionReader<'_> {
                 let mut out = Vec::new();
                 for item in items {
                     if item.as_str().is_none() || item.is_null() {
-                        self.err(item, format!("a condition must be a string, found {}", item.kind_name()));
+                        self.err(
+                            item,
+                            format!("a condition must be a string, found {}", item.kind_name()),
+                        );
                     } else if let Some(c) = self.condition(item, &selections) {
                         out.push(c);
                     }
@@ -207,7 +224,13 @@ impl DetectionReader<'_> {
                 Some(Cond::Or(out))
             }
             _ => {
-                self.err(condition, format!("`condition` must be a string, found {}", condition.kind_name()));
+                self.err(
+                    condition,
+                    format!(
+                        "`condition` must be a string, found {}",
+                        condition.kind_name()
+                    ),
+                );
                 None
             }
         };
@@ -264,7 +287,13 @@ impl DetectionReader<'_> {
                 ok.then(|| one_or(any, Cond::Or))
             }
             _ => {
-                self.err(v, format!("selection `{name}` must be a mapping or a list of mappings, found {}", v.kind_name()));
+                self.err(
+                    v,
+                    format!(
+                        "selection `{name}` must be a mapping or a list of mappings, found {}",
+                        v.kind_name()
+                    ),
+                );
                 None
             }
         }
@@ -280,7 +309,10 @@ impl DetectionReader<'_> {
                 Dialect::Sigma => "PipeName, Image",
                 Dialect::Native => "PipeName, Image, ProcessId, EventKind",
             };
-            self.err(key, format!("unsupported field `{field_name}` (supported: {known})"));
+            self.err(
+                key,
+                format!("unsupported field `{field_name}` (supported: {known})"),
+            );
             return None;
         };
         let mut m = Mods::default();
@@ -306,18 +338,32 @@ impl DetectionReader<'_> {
                 ("glob", Dialect::Native) => std::mem::replace(&mut m.glob, true),
                 ("exact", Dialect::Native) => std::mem::replace(&mut m.exact, true),
                 ("i" | "m" | "s", _) => {
-                    self.err_at(key, off, format!("modifier `{modifier}` is only valid after `re` (in `{key_text}`)"));
+                    self.err_at(
+                        key,
+                        off,
+                        format!("modifier `{modifier}` is only valid after `re` (in `{key_text}`)"),
+                    );
                     ok = false;
                     false
                 }
                 _ => {
-                    self.err_at(key, off, format!("unsupported modifier `{modifier}` in `{key_text}`"));
+                    self.err_at(
+                        key,
+                        off,
+                        format!("unsupported modifier `{modifier}` in `{key_text}`"),
+                    );
                     ok = false;
                     false
                 }
             };
             if conflict {
-                self.err_at(key, off, format!("modifier `{modifier}` conflicts with an earlier modifier in `{key_text}`"));
+                self.err_at(
+                    key,
+                    off,
+                    format!(
+                        "modifier `{modifier}` conflicts with an earlier modifier in `{key_text}`"
+                    ),
+                );
                 ok = false;
             }
             off += modifier.chars().count() + 1;
@@ -325,13 +371,18 @@ impl DetectionReader<'_> {
         if !ok {
             return None;
         }
-        let exclusive = [m.re, m.exists, m.glob, m.exact, m.anchor.is_some()];
+        // `glob` combines with `contains`/`startswith`/`endswith`; `re`,
+        // `exists` and `exact` stand alone.
+        let exclusive = [m.re, m.exists, m.exact, m.glob || m.anchor.is_some()];
         if exclusive.iter().filter(|b| **b).count() > 1 {
             self.err(key, format!("modifiers in `{key_text}` cannot be combined"));
             return None;
         }
         if m.cased && (m.re || m.exists) {
-            self.err(key, format!("`cased` cannot be combined with `re` or `exists` in `{key_text}`"));
+            self.err(
+                key,
+                format!("`cased` cannot be combined with `re` or `exists` in `{key_text}`"),
+            );
             return None;
         }
         let numeric = matches!(field, FieldId::PROCESS_ID | FieldId::EVENT_KIND);
@@ -344,12 +395,18 @@ impl DetectionReader<'_> {
                 self.err(val, "`exists` takes `true` or `false`");
                 return None;
             };
-            let present = Cond::Atom(Atom { field, matcher: Matcher::Glob(vec![GlobTok::Star]) });
+            let present = Cond::Atom(Atom {
+                field,
+                matcher: Matcher::Glob(vec![GlobTok::Star]),
+            });
             return match b {
                 "true" => Some(present),
                 "false" => Some(Cond::Not(Box::new(present))),
                 _ => {
-                    self.err(val, format!("`exists` takes `true` or `false`, found `{b}`"));
+                    self.err(
+                        val,
+                        format!("`exists` takes `true` or `false`, found `{b}`"),
+                    );
                     None
                 }
             };
@@ -378,22 +435,45 @@ impl DetectionReader<'_> {
         if !ok {
             return None;
         }
-        Some(if m.all { one_or(conds, Cond::And) } else { one_or(conds, Cond::Or) })
+        Some(if m.all {
+            one_or(conds, Cond::And)
+        } else {
+            one_or(conds, Cond::Or)
+        })
     }
 
     /// One value of a field test.
-    fn value(&mut self, field: FieldId, field_name: &str, m: &Mods, key_text: &str, v: &Node) -> Option<Cond> {
+    fn value(
+        &mut self,
+        field: FieldId,
+        field_name: &str,
+        m: &Mods,
+        key_text: &str,
+        v: &Node,
+    ) -> Option<Cond> {
         if !matches!(v.kind, Kind::Scalar { .. }) {
-            self.err(v, format!("values of `{key_text}` must be scalars, found {}", v.kind_name()));
+            self.err(
+                v,
+                format!(
+                    "values of `{key_text}` must be scalars, found {}",
+                    v.kind_name()
+                ),
+            );
             return None;
         }
         if v.is_null() {
             if m.re || m.glob || m.anchor.is_some() || m.all || m.cased || m.exact {
-                self.err(v, format!("`null` cannot be combined with the modifiers of `{key_text}`"));
+                self.err(
+                    v,
+                    format!("`null` cannot be combined with the modifiers of `{key_text}`"),
+                );
                 return None;
             }
             if matches!(field, FieldId::PROCESS_ID | FieldId::EVENT_KIND) {
-                self.err(v, format!("`null` does not apply to the numeric field `{field_name}`"));
+                self.err(
+                    v,
+                    format!("`null` does not apply to the numeric field `{field_name}`"),
+                );
                 return None;
             }
             // Sigma null: the field is absent or empty, i.e. it does not hold
@@ -408,7 +488,10 @@ impl DetectionReader<'_> {
             FieldId::PROCESS_ID => match text.parse::<u32>() {
                 Ok(n) => Matcher::NumEq(n),
                 Err(_) => {
-                    self.err(v, format!("`{field_name}` needs an unsigned 32-bit integer, found `{text}`"));
+                    self.err(
+                        v,
+                        format!("`{field_name}` needs an unsigned 32-bit integer, found `{text}`"),
+                    );
                     return None;
                 }
             },
@@ -416,7 +499,10 @@ impl DetectionReader<'_> {
                 "1" | "create" => Matcher::NumEq(1),
                 "2" | "connect" => Matcher::NumEq(2),
                 _ => {
-                    self.err(v, format!("`EventKind` is `create` (1) or `connect` (2), found `{text}`"));
+                    self.err(
+                        v,
+                        format!("`EventKind` is `create` (1) or `connect` (2), found `{text}`"),
+                    );
                     return None;
                 }
             },
@@ -429,13 +515,29 @@ impl DetectionReader<'_> {
                     pattern.push_str("(?s)");
                 }
                 pattern.push_str(text);
-                let check = if m.re_i { format!("(?i){pattern}") } else { pattern.clone() };
+                let check = if m.re_i {
+                    format!("(?i){pattern}")
+                } else {
+                    pattern.clone()
+                };
                 if let Err(e) = regex::Regex::new(&check) {
-                    let detail = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-                    self.err(v, format!("invalid regular expression `{text}` in `{key_text}`: {detail}"));
+                    let detail = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    self.err(
+                        v,
+                        format!("invalid regular expression `{text}` in `{key_text}`: {detail}"),
+                    );
                     return None;
                 }
-                Matcher::Regex { pattern, case_insensitive: m.re_i }
+                Matcher::Regex {
+                    pattern,
+                    case_insensitive: m.re_i,
+                }
             }
             _ => {
                 let anchor = m.anchor.unwrap_or(Anchor::Whole);
@@ -451,7 +553,10 @@ impl DetectionReader<'_> {
                     }
                 };
                 if m.cased {
-                    Matcher::Regex { pattern: glob_regex(&toks, anchor), case_insensitive: false }
+                    Matcher::Regex {
+                        pattern: glob_regex(&toks, anchor),
+                        case_insensitive: false,
+                    }
                 } else {
                     glob_matcher(toks, anchor)
                 }
@@ -470,7 +575,12 @@ impl DetectionReader<'_> {
                 return None;
             }
         };
-        let mut p = CondParser { toks: &toks, pos: 0, text_len: text.chars().count(), selections };
+        let mut p = CondParser {
+            toks: &toks,
+            pos: 0,
+            text_len: text.chars().count(),
+            selections,
+        };
         match p.or_expr().and_then(|c| match p.toks.get(p.pos) {
             None => Ok(c),
             Some(t) => Err((t.off, format!("unexpected `{}` in condition", t.text))),
@@ -517,19 +627,32 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, (usize, String)> {
             i += 1;
         } else if c == '(' || c == ')' {
             out.push(Tok {
-                kind: if c == '(' { TokKind::LParen } else { TokKind::RParen },
+                kind: if c == '(' {
+                    TokKind::LParen
+                } else {
+                    TokKind::RParen
+                },
                 text: c.to_string(),
                 off: i,
             });
             i += 1;
         } else if c == '|' {
-            return Err((i, "aggregation expressions (`| count() ...`) are not supported".into()));
+            return Err((
+                i,
+                "aggregation expressions (`| count() ...`) are not supported".into(),
+            ));
         } else if c.is_alphanumeric() || matches!(c, '_' | '*' | '-' | '.') {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '*' | '-' | '.')) {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '*' | '-' | '.'))
+            {
                 i += 1;
             }
-            out.push(Tok { kind: TokKind::Word, text: chars[start..i].iter().collect(), off: start });
+            out.push(Tok {
+                kind: TokKind::Word,
+                text: chars[start..i].iter().collect(),
+                off: start,
+            });
         } else {
             return Err((i, format!("unexpected character `{c}` in condition")));
         }
@@ -608,7 +731,11 @@ impl CondParser<'_> {
 
     fn primary(&mut self) -> PResult {
         let Some(t) = self.toks.get(self.pos).cloned() else {
-            return Err((self.end_off(), "condition ends where a selection, `not`, `(` or `1 of`/`all of` was expected".into()));
+            return Err((
+                self.end_off(),
+                "condition ends where a selection, `not`, `(` or `1 of`/`all of` was expected"
+                    .into(),
+            ));
         };
         self.pos += 1;
         match t.kind {
@@ -619,7 +746,13 @@ impl CondParser<'_> {
                         self.pos += 1;
                         Ok(c)
                     }
-                    Some(o) => Err((o.off, format!("expected `)` (to close the `(` at column offset {}), found `{}`", t.off, o.text))),
+                    Some(o) => Err((
+                        o.off,
+                        format!(
+                            "expected `)` (to close the `(` at column offset {}), found `{}`",
+                            t.off, o.text
+                        ),
+                    )),
                     None => Err((self.end_off(), "unclosed `(` in condition".into())),
                 }
             }
@@ -632,29 +765,60 @@ impl CondParser<'_> {
                         "1" | "any" => false,
                         "all" => true,
                         _ => {
-                            return Err((t.off, format!("`{w} of` is not supported (only `1 of` and `all of`)")))
+                            return Err((
+                                t.off,
+                                format!("`{w} of` is not supported (only `1 of` and `all of`)"),
+                            ))
                         }
                     };
-                    let Some(target) = self.toks.get(self.pos).cloned().filter(|x| x.kind == TokKind::Word) else {
-                        return Err((self.toks.get(self.pos).map_or(self.end_off(), |x| x.off), format!("`{w} of` must be followed by a selection pattern or `them`")));
+                    let Some(target) = self
+                        .toks
+                        .get(self.pos)
+                        .cloned()
+                        .filter(|x| x.kind == TokKind::Word)
+                    else {
+                        return Err((
+                            self.toks.get(self.pos).map_or(self.end_off(), |x| x.off),
+                            format!("`{w} of` must be followed by a selection pattern or `them`"),
+                        ));
                     };
                     self.pos += 1;
                     let picked: Vec<&(String, Option<Cond>)> = if target.text == "them" {
-                        self.selections.iter().filter(|(n, _)| !n.starts_with('_')).collect()
+                        self.selections
+                            .iter()
+                            .filter(|(n, _)| !n.starts_with('_'))
+                            .collect()
                     } else {
-                        self.selections.iter().filter(|(n, _)| name_matches(&target.text, n)).collect()
+                        self.selections
+                            .iter()
+                            .filter(|(n, _)| name_matches(&target.text, n))
+                            .collect()
                     };
                     if picked.is_empty() {
-                        return Err((target.off, format!("`{}` matches no selection", target.text)));
+                        return Err((
+                            target.off,
+                            format!("`{}` matches no selection", target.text),
+                        ));
                     }
-                    let conds: Vec<Cond> =
-                        picked.iter().map(|(_, c)| c.clone().unwrap_or(Cond::Const(false))).collect();
-                    return Ok(if all { one_or(conds, Cond::And) } else { one_or(conds, Cond::Or) });
+                    let conds: Vec<Cond> = picked
+                        .iter()
+                        .map(|(_, c)| c.clone().unwrap_or(Cond::Const(false)))
+                        .collect();
+                    return Ok(if all {
+                        one_or(conds, Cond::And)
+                    } else {
+                        one_or(conds, Cond::Or)
+                    });
                 }
                 match w {
-                    "and" | "or" | "of" | "them" => Err((t.off, format!("unexpected `{w}` in condition"))),
+                    "and" | "or" | "of" | "them" => {
+                        Err((t.off, format!("unexpected `{w}` in condition")))
+                    }
                     "near" => Err((t.off, "`near` is not supported".into())),
-                    _ if w.contains('*') => Err((t.off, format!("wildcard `{w}` is only allowed after `1 of` / `all of`"))),
+                    _ if w.contains('*') => Err((
+                        t.off,
+                        format!("wildcard `{w}` is only allowed after `1 of` / `all of`"),
+                    )),
                     _ => match self.selections.iter().find(|(n, _)| n == w) {
                         Some((_, c)) => Ok(c.clone().unwrap_or(Cond::Const(false))),
                         None => Err((t.off, format!("unknown selection `{w}` in condition"))),
@@ -673,7 +837,10 @@ mod tests {
     fn wildcards_and_escapes() {
         use GlobTok::*;
         let l = |s: &str| Lit(s.to_string());
-        assert_eq!(parse_wildcards(r"\MICROSOFT##WID\tsql\query"), vec![l(r"\MICROSOFT##WID\tsql\query")]);
+        assert_eq!(
+            parse_wildcards(r"\MICROSOFT##WID\tsql\query"),
+            vec![l(r"\MICROSOFT##WID\tsql\query")]
+        );
         assert_eq!(parse_wildcards(r"a\*b"), vec![l("a*b")]);
         assert_eq!(parse_wildcards(r"a\?b"), vec![l("a?b")]);
         assert_eq!(parse_wildcards(r"a\\b"), vec![l(r"a\b")]);
@@ -688,10 +855,22 @@ mod tests {
 
     #[test]
     fn glob_matcher_simplifies() {
-        assert_eq!(glob_matcher(parse_wildcards(r"\Posh*"), Anchor::Whole), Matcher::Glob(vec![GlobTok::Lit(r"\Posh".into()), GlobTok::Star]));
-        assert_eq!(glob_matcher(parse_wildcards("x"), Anchor::Contains), Matcher::Contains("x".into()));
-        assert_eq!(glob_matcher(parse_wildcards("*x"), Anchor::Contains), Matcher::Glob(vec![GlobTok::Star, GlobTok::Lit("x".into()), GlobTok::Star]));
-        assert_eq!(glob_matcher(parse_wildcards("a?"), Anchor::End), Matcher::Glob(vec![GlobTok::Star, GlobTok::Lit("a".into()), GlobTok::One]));
+        assert_eq!(
+            glob_matcher(parse_wildcards(r"\Posh*"), Anchor::Whole),
+            Matcher::Glob(vec![GlobTok::Lit(r"\Posh".into()), GlobTok::Star])
+        );
+        assert_eq!(
+            glob_matcher(parse_wildcards("x"), Anchor::Contains),
+            Matcher::Contains("x".into())
+        );
+        assert_eq!(
+            glob_matcher(parse_wildcards("*x"), Anchor::Contains),
+            Matcher::Glob(vec![GlobTok::Star, GlobTok::Lit("x".into()), GlobTok::Star])
+        );
+        assert_eq!(
+            glob_matcher(parse_wildcards("a?"), Anchor::End),
+            Matcher::Glob(vec![GlobTok::Star, GlobTok::Lit("a".into()), GlobTok::One])
+        );
     }
 
     #[test]

@@ -37,7 +37,14 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, Vec<SourceError>> {
 }
 
 fn file_err(file: &Path, msg: impl Into<String>) -> SourceError {
-    SourceError::new(SourceLoc { file: file.to_path_buf(), line: 0, col: 0 }, msg)
+    SourceError::new(
+        SourceLoc {
+            file: file.to_path_buf(),
+            line: 0,
+            col: 0,
+        },
+        msg,
+    )
 }
 
 /// What kind of rule source a file is, by extension.
@@ -48,14 +55,24 @@ enum SourceKind {
 }
 
 fn kind_of(path: &Path) -> Option<SourceKind> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("yml" | "yaml") => Some(SourceKind::Yaml),
         Some("xml") => Some(SourceKind::Xml),
         _ => None,
     }
 }
 
-fn collect(path: &Path, explicit: bool, out: &mut Vec<(PathBuf, SourceKind)>, errors: &mut Vec<SourceError>) {
+fn collect(
+    path: &Path,
+    explicit: bool,
+    out: &mut Vec<(PathBuf, SourceKind)>,
+    errors: &mut Vec<SourceError>,
+) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -94,7 +111,10 @@ fn collect(path: &Path, explicit: bool, out: &mut Vec<(PathBuf, SourceKind)>, er
 /// # Errors
 /// All errors of all files, each naming file:line:column and the construct;
 /// also two rules with the same id (naming both places).
-pub fn load_paths_with(paths: &[PathBuf], opts: &ImportOptions) -> Result<RuleSet, Vec<SourceError>> {
+pub fn load_paths_with(
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+) -> Result<RuleSet, Vec<SourceError>> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     for p in paths {
@@ -151,7 +171,10 @@ fn check_unique_ids(set: &RuleSet, errors: &mut Vec<SourceError>) {
         if let Some(first) = seen.get(&r.id) {
             errors.push(SourceError::new(
                 r.source.clone(),
-                format!("rule id {} (0x{:08x}) of `{}` is already used by the rule at {first}", r.id, r.id, r.name),
+                format!(
+                    "rule id {} (0x{:08x}) of `{}` is already used by the rule at {first}",
+                    r.id, r.id, r.name
+                ),
             ));
         } else {
             seen.insert(r.id, &r.source);

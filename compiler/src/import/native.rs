@@ -6,11 +6,19 @@ use std::path::Path;
 
 use crate::model::{Action, Rule, SourceError, TestCase};
 
-use super::detection::{Dialect, DetectionReader};
+use super::detection::{DetectionReader, Dialect};
 use super::sigma::severity_by_name;
 use super::yaml::{Kind, Node};
 
-const RULE_KEYS: &[&str] = &["id", "name", "severity", "action", "description", "detection", "tests"];
+const RULE_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "severity",
+    "action",
+    "description",
+    "detection",
+    "tests",
+];
 
 /// Imports the native rule documents `docs` of `file`.
 ///
@@ -21,7 +29,10 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
     let mut rules = Vec::new();
     let docs: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
     if docs.len() > 1 {
-        return Err(vec![docs[1].err(file, "a native rule file holds one YAML document (a list of rules)")]);
+        return Err(vec![docs[1].err(
+            file,
+            "a native rule file holds one YAML document (a list of rules)",
+        )]);
     }
     let Some(doc) = docs.first() else {
         // An empty file holds no rules.
@@ -48,20 +59,35 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
 fn rule(file: &Path, item: &Node, errors: &mut Vec<SourceError>) -> Option<Rule> {
     let before = errors.len();
     let Kind::Map(entries) = &item.kind else {
-        errors.push(item.err(file, format!("a rule must be a mapping, found {}", item.kind_name())));
+        errors.push(item.err(
+            file,
+            format!("a rule must be a mapping, found {}", item.kind_name()),
+        ));
         return None;
     };
     for (k, _) in entries {
         let key = k.as_str().unwrap_or_default();
         if !RULE_KEYS.contains(&key) {
-            errors.push(k.err(file, format!("unknown rule key `{key}` (expected one of: {})", RULE_KEYS.join(", "))));
+            errors.push(k.err(
+                file,
+                format!(
+                    "unknown rule key `{key}` (expected one of: {})",
+                    RULE_KEYS.join(", ")
+                ),
+            ));
         }
     }
     let id = match item.get("id") {
         Some(n) => match n.as_str().filter(|_| !n.is_null()).map(parse_u32) {
             Some(Some(id)) => Some(id),
             _ => {
-                errors.push(n.err(file, format!("`id` must be an unsigned 32-bit integer, found `{}`", n.as_str().unwrap_or(n.kind_name()))));
+                errors.push(n.err(
+                    file,
+                    format!(
+                        "`id` must be an unsigned 32-bit integer, found `{}`",
+                        n.as_str().unwrap_or(n.kind_name())
+                    ),
+                ));
                 None
             }
         },
@@ -71,9 +97,14 @@ fn rule(file: &Path, item: &Node, errors: &mut Vec<SourceError>) -> Option<Rule>
         }
     };
     let name = match item.get("name") {
-        Some(n) if n.as_str().is_some() && !n.is_null() => n.as_str().unwrap_or_default().to_string(),
+        Some(n) if n.as_str().is_some() && !n.is_null() => {
+            n.as_str().unwrap_or_default().to_string()
+        }
         Some(n) => {
-            errors.push(n.err(file, format!("`name` must be a string, found {}", n.kind_name())));
+            errors.push(n.err(
+                file,
+                format!("`name` must be a string, found {}", n.kind_name()),
+            ));
             String::new()
         }
         None => {
@@ -85,7 +116,13 @@ fn rule(file: &Path, item: &Node, errors: &mut Vec<SourceError>) -> Option<Rule>
         Some(n) => match n.as_str().and_then(severity_by_name) {
             Some(s) => Some(s),
             None => {
-                errors.push(n.err(file, format!("unknown `severity` `{}` (informational, low, medium, high, critical)", n.as_str().unwrap_or(n.kind_name()))));
+                errors.push(n.err(
+                    file,
+                    format!(
+                        "unknown `severity` `{}` (informational, low, medium, high, critical)",
+                        n.as_str().unwrap_or(n.kind_name())
+                    ),
+                ));
                 None
             }
         },
@@ -100,18 +137,32 @@ fn rule(file: &Path, item: &Node, errors: &mut Vec<SourceError>) -> Option<Rule>
             Some("alert") => Some(Action::ALERT),
             Some("block") => Some(Action::BLOCK),
             _ => {
-                errors.push(n.err(file, format!("unknown `action` `{}` (alert, block)", n.as_str().unwrap_or(n.kind_name()))));
+                errors.push(n.err(
+                    file,
+                    format!(
+                        "unknown `action` `{}` (alert, block)",
+                        n.as_str().unwrap_or(n.kind_name())
+                    ),
+                ));
                 None
             }
         },
     };
     if let Some(d) = item.get("description") {
         if d.as_str().is_none() {
-            errors.push(d.err(file, format!("`description` must be a string, found {}", d.kind_name())));
+            errors.push(d.err(
+                file,
+                format!("`description` must be a string, found {}", d.kind_name()),
+            ));
         }
     }
     let condition = match item.get("detection") {
-        Some(det) => DetectionReader { file, dialect: Dialect::Native, errors: &mut *errors }.read(det),
+        Some(det) => DetectionReader {
+            file,
+            dialect: Dialect::Native,
+            errors: &mut *errors,
+        }
+        .read(det),
         None => {
             errors.push(item.err(file, "rule has no `detection`"));
             None
@@ -145,7 +196,13 @@ fn parse_u32(s: &str) -> Option<u32> {
 fn tests(file: &Path, t: &Node, errors: &mut Vec<SourceError>) -> Vec<TestCase> {
     let mut out = Vec::new();
     let Kind::Map(entries) = &t.kind else {
-        errors.push(t.err(file, format!("`tests` must be a mapping with `match` and/or `no_match`, found {}", t.kind_name())));
+        errors.push(t.err(
+            file,
+            format!(
+                "`tests` must be a mapping with `match` and/or `no_match`, found {}",
+                t.kind_name()
+            ),
+        ));
         return out;
     };
     for (k, v) in entries {
@@ -153,12 +210,22 @@ fn tests(file: &Path, t: &Node, errors: &mut Vec<SourceError>) -> Vec<TestCase> 
             "match" => true,
             "no_match" => false,
             other => {
-                errors.push(k.err(file, format!("unknown `tests` key `{other}` (match, no_match)")));
+                errors.push(k.err(
+                    file,
+                    format!("unknown `tests` key `{other}` (match, no_match)"),
+                ));
                 continue;
             }
         };
         let Kind::Seq(items) = &v.kind else {
-            errors.push(v.err(file, format!("`{}` must be a list of cases, found {}", k.as_str().unwrap_or_default(), v.kind_name())));
+            errors.push(v.err(
+                file,
+                format!(
+                    "`{}` must be a list of cases, found {}",
+                    k.as_str().unwrap_or_default(),
+                    v.kind_name()
+                ),
+            ));
             continue;
         };
         for case in items {
@@ -170,7 +237,12 @@ fn tests(file: &Path, t: &Node, errors: &mut Vec<SourceError>) -> Vec<TestCase> 
     out
 }
 
-fn test_case(file: &Path, case: &Node, expect_match: bool, errors: &mut Vec<SourceError>) -> Option<TestCase> {
+fn test_case(
+    file: &Path,
+    case: &Node,
+    expect_match: bool,
+    errors: &mut Vec<SourceError>,
+) -> Option<TestCase> {
     let source = case.loc(file);
     match &case.kind {
         Kind::Scalar { text, .. } if !case.is_null() => Some(TestCase {
@@ -198,11 +270,20 @@ fn test_case(file: &Path, case: &Node, expect_match: bool, errors: &mut Vec<Sour
                         ok = false;
                     }
                     ("name" | "image", None) => {
-                        errors.push(v.err(file, format!("test case `{key}` must be a string, found {}", v.kind_name())));
+                        errors.push(v.err(
+                            file,
+                            format!(
+                                "test case `{key}` must be a string, found {}",
+                                v.kind_name()
+                            ),
+                        ));
                         ok = false;
                     }
                     _ => {
-                        errors.push(k.err(file, format!("unknown test case key `{key}` (name, image, kind)")));
+                        errors.push(k.err(
+                            file,
+                            format!("unknown test case key `{key}` (name, image, kind)"),
+                        ));
                         ok = false;
                     }
                 }
@@ -213,10 +294,22 @@ fn test_case(file: &Path, case: &Node, expect_match: bool, errors: &mut Vec<Sour
                 }
                 return None;
             };
-            ok.then_some(TestCase { pipe_name, image, kind, expect_match, source })
+            ok.then_some(TestCase {
+                pipe_name,
+                image,
+                kind,
+                expect_match,
+                source,
+            })
         }
         _ => {
-            errors.push(case.err(file, format!("a test case is a pipe name or a mapping {{name, image, kind}}, found {}", case.kind_name())));
+            errors.push(case.err(
+                file,
+                format!(
+                    "a test case is a pipe name or a mapping {{name, image, kind}}, found {}",
+                    case.kind_name()
+                ),
+            ));
             None
         }
     }

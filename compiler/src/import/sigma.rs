@@ -16,15 +16,21 @@ use std::path::Path;
 
 use crate::model::{Action, Rule, Severity, SourceError};
 
-use super::detection::{Dialect, DetectionReader};
+use super::detection::{DetectionReader, Dialect};
 use super::yaml::{Kind, Node};
 
 /// Top-level keys that change what a Sigma document means and that this
 /// importer does not implement.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("correlation", "Sigma correlation rules are not supported"),
-    ("filter", "Sigma filter documents (meta filters) are not supported"),
-    ("action", "Sigma rule collections (`action: global/reset/repeat`) are not supported"),
+    (
+        "filter",
+        "Sigma filter documents (meta filters) are not supported",
+    ),
+    (
+        "action",
+        "Sigma rule collections (`action: global/reset/repeat`) are not supported",
+    ),
 ];
 
 /// The severity named by a Sigma `level` or a native `severity`.
@@ -73,19 +79,27 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
         let msg = if docs.is_empty() {
             "empty Sigma file".to_string()
         } else {
-            "multiple YAML documents in one Sigma file (rule collections) are not supported".to_string()
+            "multiple YAML documents in one Sigma file (rule collections) are not supported"
+                .to_string()
         };
         return Err(vec![match at {
             Some(n) => n.err(file, msg),
             None => SourceError::new(
-                crate::model::SourceLoc { file: file.to_path_buf(), line: 1, col: 1 },
+                crate::model::SourceLoc {
+                    file: file.to_path_buf(),
+                    line: 1,
+                    col: 1,
+                },
                 msg,
             ),
         }]);
     }
     let doc = docs[0];
     let Kind::Map(entries) = &doc.kind else {
-        return Err(vec![doc.err(file, format!("a Sigma rule must be a mapping, found {}", doc.kind_name()))]);
+        return Err(vec![doc.err(
+            file,
+            format!("a Sigma rule must be a mapping, found {}", doc.kind_name()),
+        )]);
     };
     for (k, _) in entries {
         let key = k.as_str().unwrap_or_default();
@@ -95,7 +109,9 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
     }
 
     let title = match doc.get("title") {
-        Some(t) if t.as_str().is_some() && !t.is_null() => t.as_str().unwrap_or_default().to_string(),
+        Some(t) if t.as_str().is_some() && !t.is_null() => {
+            t.as_str().unwrap_or_default().to_string()
+        }
         Some(t) => {
             errors.push(t.err(file, "`title` must be a string"));
             String::new()
@@ -110,12 +126,21 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
         Some(n) => match n.as_str().and_then(id_from_uuid) {
             Some(id) => Some(id),
             None => {
-                errors.push(n.err(file, format!("`id` must be a UUID (8-4-4-4-12 hex digits), found `{}`", n.as_str().unwrap_or(n.kind_name()))));
+                errors.push(n.err(
+                    file,
+                    format!(
+                        "`id` must be a UUID (8-4-4-4-12 hex digits), found `{}`",
+                        n.as_str().unwrap_or(n.kind_name())
+                    ),
+                ));
                 None
             }
         },
         None => {
-            errors.push(doc.err(file, "Sigma rule has no `id`: the rule id is derived from it"));
+            errors.push(doc.err(
+                file,
+                "Sigma rule has no `id`: the rule id is derived from it",
+            ));
             None
         }
     };
@@ -125,7 +150,13 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
         Some(n) => match n.as_str().and_then(severity_by_name) {
             Some(s) => Some(s),
             None => {
-                errors.push(n.err(file, format!("unknown `level` `{}` (informational, low, medium, high, critical)", n.as_str().unwrap_or(n.kind_name()))));
+                errors.push(n.err(
+                    file,
+                    format!(
+                        "unknown `level` `{}` (informational, low, medium, high, critical)",
+                        n.as_str().unwrap_or(n.kind_name())
+                    ),
+                ));
                 None
             }
         },
@@ -137,7 +168,11 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
 
     let condition = match doc.get("detection") {
         Some(det) => {
-            let mut r = DetectionReader { file, dialect: Dialect::Sigma, errors: &mut errors };
+            let mut r = DetectionReader {
+                file,
+                dialect: Dialect::Sigma,
+                errors: &mut errors,
+            };
             r.read(det)
         }
         None => None,
@@ -162,7 +197,10 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
 
 fn check_logsource(file: &Path, ls: &Node, errors: &mut Vec<SourceError>) {
     let Kind::Map(entries) = &ls.kind else {
-        errors.push(ls.err(file, format!("`logsource` must be a mapping, found {}", ls.kind_name())));
+        errors.push(ls.err(
+            file,
+            format!("`logsource` must be a mapping, found {}", ls.kind_name()),
+        ));
         return;
     };
     let mut has_category = false;
@@ -173,15 +211,28 @@ fn check_logsource(file: &Path, ls: &Node, errors: &mut Vec<SourceError>) {
             "category" => {
                 has_category = true;
                 if val != "pipe_created" {
-                    errors.push(v.err(file, format!("logsource category `{val}` is not supported (only `pipe_created`)")));
+                    errors.push(v.err(
+                        file,
+                        format!(
+                            "logsource category `{val}` is not supported (only `pipe_created`)"
+                        ),
+                    ));
                 }
             }
             "product" => {
                 if val != "windows" {
-                    errors.push(v.err(file, format!("logsource product `{val}` is not supported (only `windows`)")));
+                    errors.push(v.err(
+                        file,
+                        format!("logsource product `{val}` is not supported (only `windows`)"),
+                    ));
                 }
             }
-            "service" => errors.push(v.err(file, format!("logsource service `{val}` is not supported (only category `pipe_created`)"))),
+            "service" => errors.push(v.err(
+                file,
+                format!(
+                    "logsource service `{val}` is not supported (only category `pipe_created`)"
+                ),
+            )),
             "definition" => {}
             _ => errors.push(k.err(file, format!("unknown logsource key `{key}`"))),
         }
@@ -197,7 +248,10 @@ mod tests {
 
     #[test]
     fn uuid_ids() {
-        assert_eq!(id_from_uuid("1ea13e8c-03ea-409b-877d-ce5c3d2c1cb3"), Some(0x1ea1_3e8c));
+        assert_eq!(
+            id_from_uuid("1ea13e8c-03ea-409b-877d-ce5c3d2c1cb3"),
+            Some(0x1ea1_3e8c)
+        );
         assert_eq!(id_from_uuid("1ea13e8c"), None);
         assert_eq!(id_from_uuid("1ea13e8g-03ea-409b-877d-ce5c3d2c1cb3"), None);
     }

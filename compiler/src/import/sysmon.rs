@@ -43,7 +43,10 @@ pub struct SysmonOptions {
 
 impl Default for SysmonOptions {
     fn default() -> Self {
-        SysmonOptions { severity: Severity::INFORMATIONAL, action: Action::ALERT }
+        SysmonOptions {
+            severity: Severity::INFORMATIONAL,
+            action: Action::ALERT,
+        }
     }
 }
 
@@ -74,14 +77,20 @@ fn fnv1a(data: &[u8]) -> u32 {
 }
 
 fn file_label(file: &Path) -> String {
-    file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned())
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Imports and merges the Sysmon configs `files` (path and contents).
 ///
 /// # Errors
 /// Every malformed or unsupported construct, each at its file:line:column.
-pub fn import(files: &[(PathBuf, String)], opts: &SysmonOptions) -> Result<Vec<Rule>, Vec<SourceError>> {
+pub fn import(
+    files: &[(PathBuf, String)],
+    opts: &SysmonOptions,
+) -> Result<Vec<Rule>, Vec<SourceError>> {
     let mut errors = Vec::new();
     let mut merged = Config::default();
     for (path, text) in files {
@@ -103,7 +112,12 @@ pub fn import(files: &[(PathBuf, String)], opts: &SysmonOptions) -> Result<Vec<R
             } else {
                 Cond::And(vec![inc.cond, not_excluded.clone()])
             };
-            let key = format!("sysmon\0{}\0{}\0{}", file_label(&inc.loc.file), inc.loc.line, inc.loc.col);
+            let key = format!(
+                "sysmon\0{}\0{}\0{}",
+                file_label(&inc.loc.file),
+                inc.loc.line,
+                inc.loc.col
+            );
             rules.push(Rule {
                 id: fnv1a(key.as_bytes()),
                 name: inc.name,
@@ -121,7 +135,11 @@ pub fn import(files: &[(PathBuf, String)], opts: &SysmonOptions) -> Result<Vec<R
             severity: opts.severity,
             action: opts.action,
             condition: not_excluded,
-            source: SourceLoc { file: first.clone(), line: 1, col: 1 },
+            source: SourceLoc {
+                file: first.clone(),
+                line: 1,
+                col: 1,
+            },
             tests: Vec::new(),
         });
     }
@@ -137,7 +155,11 @@ struct Reader<'a, 'i> {
 impl Reader<'_, '_> {
     fn loc_at(&self, pos: usize) -> SourceLoc {
         let p = self.doc.text_pos_at(pos);
-        SourceLoc { file: self.file.to_path_buf(), line: p.row as usize, col: p.col as usize }
+        SourceLoc {
+            file: self.file.to_path_buf(),
+            line: p.row as usize,
+            col: p.col as usize,
+        }
     }
 
     fn loc(&self, n: Node<'_, '_>) -> SourceLoc {
@@ -164,33 +186,57 @@ fn read_config(file: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option
         Err(e) => {
             let p = e.pos();
             errors.push(SourceError::new(
-                SourceLoc { file: file.to_path_buf(), line: p.row as usize, col: p.col as usize },
+                SourceLoc {
+                    file: file.to_path_buf(),
+                    line: p.row as usize,
+                    col: p.col as usize,
+                },
                 format!("XML error: {e}"),
             ));
             return None;
         }
     };
     let before = errors.len();
-    let mut r = Reader { file, doc: &doc, errors };
+    let mut r = Reader {
+        file,
+        doc: &doc,
+        errors,
+    };
     let root = doc.root_element();
     if root.tag_name().name() != "Sysmon" {
-        r.err(root, format!("expected a Sysmon config (root element <Sysmon>), found <{}>", root.tag_name().name()));
+        r.err(
+            root,
+            format!(
+                "expected a Sysmon config (root element <Sysmon>), found <{}>",
+                root.tag_name().name()
+            ),
+        );
         return None;
     }
     let mut cfg = Config::default();
     let mut pipe_blocks = 0usize;
-    for ef in root.children().filter(|n| n.is_element() && n.tag_name().name() == "EventFiltering") {
+    for ef in root
+        .children()
+        .filter(|n| n.is_element() && n.tag_name().name() == "EventFiltering")
+    {
         for child in ef.children().filter(Node::is_element) {
             if child.tag_name().name() == "RuleGroup" {
                 let and = match child.attribute("groupRelation") {
                     None | Some("or") => false,
                     Some("and") => true,
                     Some(o) => {
-                        r.attr_err(child, "groupRelation", format!("unknown RuleGroup groupRelation `{o}` (and, or)"));
+                        r.attr_err(
+                            child,
+                            "groupRelation",
+                            format!("unknown RuleGroup groupRelation `{o}` (and, or)"),
+                        );
                         continue;
                     }
                 };
-                for ev in child.children().filter(|n| n.is_element() && n.tag_name().name() == "PipeEvent") {
+                for ev in child
+                    .children()
+                    .filter(|n| n.is_element() && n.tag_name().name() == "PipeEvent")
+                {
                     pipe_blocks += 1;
                     pipe_event(&mut r, ev, and, &mut cfg);
                 }
@@ -202,7 +248,10 @@ fn read_config(file: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option
         }
     }
     if pipe_blocks == 0 {
-        r.err(root, "this Sysmon config has no <PipeEvent> filter (nothing to import)");
+        r.err(
+            root,
+            "this Sysmon config has no <PipeEvent> filter (nothing to import)",
+        );
     }
     (r.errors.len() == before).then_some(cfg)
 }
@@ -212,11 +261,18 @@ fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, group_and: bool, cfg: &m
         Some("include") => true,
         Some("exclude") => false,
         Some(o) => {
-            r.attr_err(ev, "onmatch", format!("unknown PipeEvent onmatch `{o}` (include, exclude)"));
+            r.attr_err(
+                ev,
+                "onmatch",
+                format!("unknown PipeEvent onmatch `{o}` (include, exclude)"),
+            );
             return;
         }
         None => {
-            r.err(ev, "<PipeEvent> has no onmatch attribute (include or exclude)");
+            r.err(
+                ev,
+                "<PipeEvent> has no onmatch attribute (include or exclude)",
+            );
             return;
         }
     };
@@ -228,7 +284,11 @@ fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, group_and: bool, cfg: &m
                 None | Some("or") => false,
                 Some("and") => true,
                 Some(o) => {
-                    r.attr_err(child, "groupRelation", format!("unknown Rule groupRelation `{o}` (and, or)"));
+                    r.attr_err(
+                        child,
+                        "groupRelation",
+                        format!("unknown Rule groupRelation `{o}` (and, or)"),
+                    );
                     continue;
                 }
             };
@@ -242,7 +302,11 @@ fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, group_and: bool, cfg: &m
                 r.err(child, "<Rule> has no field filter");
                 continue;
             }
-            let cond = if and { Cond::And(parts) } else { Cond::Or(parts) };
+            let cond = if and {
+                Cond::And(parts)
+            } else {
+                Cond::Or(parts)
+            };
             items.push((cond, child.attribute("name").map(str::to_string), child));
         } else if let Some(c) = field(r, child) {
             items.push((c, child.attribute("name").map(str::to_string), child));
@@ -294,15 +358,35 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
         }
     };
     if let Some(child) = f.children().find(Node::is_element) {
-        r.err(child, format!("unexpected element <{}> inside <{name}>", child.tag_name().name()));
+        r.err(
+            child,
+            format!(
+                "unexpected element <{}> inside <{name}>",
+                child.tag_name().name()
+            ),
+        );
         return None;
     }
     let condition = f.attribute("condition").unwrap_or("is");
-    let text: String = f.children().filter(Node::is_text).filter_map(|t| t.text()).collect();
-    let multi = matches!(condition, "is any" | "contains any" | "contains all" | "excludes any" | "excludes all");
-    let values: Vec<&str> = if multi { text.split(';').collect() } else { vec![text.as_str()] };
+    let text: String = f
+        .children()
+        .filter(Node::is_text)
+        .filter_map(|t| t.text())
+        .collect();
+    let multi = matches!(
+        condition,
+        "is any" | "contains any" | "contains all" | "excludes any" | "excludes all"
+    );
+    let values: Vec<&str> = if multi {
+        text.split(';').collect()
+    } else {
+        vec![text.as_str()]
+    };
     if multi && values.iter().any(|v| v.is_empty()) {
-        r.err(f, format!("empty value in the `;`-separated list `{text}` of condition `{condition}`"));
+        r.err(
+            f,
+            format!("empty value in the `;`-separated list `{text}` of condition `{condition}`"),
+        );
         return None;
     }
 
@@ -321,7 +405,11 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
             match n {
                 Some(n) => nums.push(atom(field, Matcher::NumEq(n))),
                 None => {
-                    let want = if field == FieldId::EVENT_KIND { "CreatePipe or ConnectPipe" } else { "an unsigned 32-bit integer" };
+                    let want = if field == FieldId::EVENT_KIND {
+                        "CreatePipe or ConnectPipe"
+                    } else {
+                        "an unsigned 32-bit integer"
+                    };
                     r.err(f, format!("<{name}> value `{v}` is not {want}"));
                     return None;
                 }
@@ -332,13 +420,24 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
             "is not" => nums.pop().map(not),
             "is any" => Some(Cond::Or(nums)),
             _ => {
-                r.attr_err(f, "condition", format!("condition `{condition}` does not apply to <{name}> (is, is not, is any)"));
+                r.attr_err(
+                    f,
+                    "condition",
+                    format!(
+                        "condition `{condition}` does not apply to <{name}> (is, is not, is any)"
+                    ),
+                );
                 None
             }
         };
     }
 
-    let each = |m: fn(String) -> Matcher| -> Vec<Cond> { values.iter().map(|v| atom(field, m((*v).to_string()))).collect() };
+    let each = |m: fn(String) -> Matcher| -> Vec<Cond> {
+        values
+            .iter()
+            .map(|v| atom(field, m((*v).to_string())))
+            .collect()
+    };
     let one = |m: fn(String) -> Matcher| atom(field, m(text.clone()));
     Some(match condition {
         "is" => one(Matcher::Exact),
@@ -355,7 +454,10 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
         "end with" => one(Matcher::Suffix),
         "not end with" => not(one(Matcher::Suffix)),
         // The full path, or the file name after the last backslash.
-        "image" => Cond::Or(vec![one(Matcher::Exact), atom(field, Matcher::Suffix(format!("\\{text}")))]),
+        "image" => Cond::Or(vec![
+            one(Matcher::Exact),
+            atom(field, Matcher::Suffix(format!("\\{text}"))),
+        ]),
         "less than" | "more than" => {
             r.attr_err(
                 f,
@@ -365,7 +467,11 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
             return None;
         }
         _ => {
-            r.attr_err(f, "condition", format!("unknown Sysmon condition `{condition}` on <{name}>"));
+            r.attr_err(
+                f,
+                "condition",
+                format!("unknown Sysmon condition `{condition}` on <{name}>"),
+            );
             return None;
         }
     })

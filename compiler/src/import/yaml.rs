@@ -41,7 +41,11 @@ pub(crate) enum Kind {
 impl Node {
     /// The node's position in `file`.
     pub fn loc(&self, file: &Path) -> SourceLoc {
-        SourceLoc { file: file.to_path_buf(), line: self.line, col: self.col }
+        SourceLoc {
+            file: file.to_path_buf(),
+            line: self.line,
+            col: self.col,
+        }
     }
 
     /// An error at this node.
@@ -76,9 +80,10 @@ impl Node {
     /// The value of `key` in a mapping (first occurrence).
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
-            Kind::Map(entries) => {
-                entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
-            }
+            Kind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -87,9 +92,11 @@ impl Node {
     /// errors inside a string (a condition, a pattern) point at the character.
     pub fn col_at(&self, off_chars: usize) -> (usize, usize) {
         match &self.kind {
-            Kind::Scalar { plain, single_line: true, .. } => {
-                (self.line, self.col + off_chars + usize::from(!*plain))
-            }
+            Kind::Scalar {
+                plain,
+                single_line: true,
+                ..
+            } => (self.line, self.col + off_chars + usize::from(!*plain)),
             _ => (self.line, self.col),
         }
     }
@@ -114,7 +121,11 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Node>, SourceError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut root: Option<Node> = None;
-    let loc = |line: usize, col: usize| SourceLoc { file: file.to_path_buf(), line, col };
+    let loc = |line: usize, col: usize| SourceLoc {
+        file: file.to_path_buf(),
+        line,
+        col,
+    };
 
     for item in Parser::new_from_str(text) {
         let (ev, span) = item.map_err(|e| {
@@ -132,16 +143,30 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Node>, SourceError> {
             }
             Event::DocumentEnd => {
                 docs.push(root.take().unwrap_or(Node {
-                    kind: Kind::Scalar { text: String::new(), plain: true, single_line: true },
+                    kind: Kind::Scalar {
+                        text: String::new(),
+                        plain: true,
+                        single_line: true,
+                    },
                     line,
                     col,
                 }));
                 None
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Some((Node { line, col, ..n.clone() }, 0)),
+                Some(n) => Some((
+                    Node {
+                        line,
+                        col,
+                        ..n.clone()
+                    },
+                    0,
+                )),
                 None => {
-                    return Err(SourceError::new(loc(line, col), "YAML alias to an unknown anchor"))
+                    return Err(SourceError::new(
+                        loc(line, col),
+                        "YAML alias to an unknown anchor",
+                    ))
                 }
             },
             Event::Scalar(value, style, anchor, tag) => {
@@ -173,7 +198,11 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Node>, SourceError> {
                     ));
                 }
                 let is_seq = matches!(ev, Event::SequenceStart(..));
-                let node = Node { kind: Kind::Seq(Vec::new()), line, col };
+                let node = Node {
+                    kind: Kind::Seq(Vec::new()),
+                    line,
+                    col,
+                };
                 stack.push(if is_seq {
                     Frame::Seq(node, anchor, Vec::new())
                 } else {
@@ -257,12 +286,18 @@ mod tests {
     #[test]
     fn syntax_error_has_position() {
         let e = parse(Path::new("t.yml"), "a: [1, 2\nb: 3\n").unwrap_err();
-        assert!(e.loc.line >= 1 && e.message.contains("YAML syntax error"), "{e}");
+        assert!(
+            e.loc.line >= 1 && e.message.contains("YAML syntax error"),
+            "{e}"
+        );
     }
 
     #[test]
     fn aliases_resolve() {
         let docs = parse(Path::new("t.yml"), "a: &x [1, 2]\nb: *x\n").unwrap();
-        assert_eq!(docs[0].get("b").unwrap().kind, docs[0].get("a").unwrap().kind);
+        assert_eq!(
+            docs[0].get("b").unwrap().kind,
+            docs[0].get("a").unwrap().kind
+        );
     }
 }

@@ -1,0 +1,455 @@
+//! Matching events against a validated channel file.
+//!
+//! # Algorithm
+//! 1. For each string field with a prefilter automaton, the field is folded
+//!    ([`crate::fold_char`]) to UTF-8 on the fly and run once through the
+//!    automaton (Aho-Corasick with failure and dictionary links). Each
+//!    reported literal is decided on the spot from its position (`contains`:
+//!    anywhere; `prefix`: ends at its own length; `suffix`/`exact`: resolved
+//!    against the folded length when the field ends). Wildcard and regex atoms
+//!    whose required literal occurred become candidates.
+//! 2. The rules owning a reported atom, plus the rules flagged
+//!    always-evaluate, are evaluated in index order: their condition program
+//!    runs on a 64-entry bit stack; literal atoms read the hits, glob atoms run
+//!    the wildcard matcher, regex atoms run their DFA, numeric atoms compare.
+//!
+//! Cost: one pass over each field plus work proportional to the atoms
+//! reported and the candidate rules — not to the number of rules in the file.
+//!
+//! Hits live in a fixed-capacity [`Scratch`]. If one event reports more
+//! distinct atoms than it holds, the rules are processed in windows of rule
+//! indices, rescanning the fields once per window: still exact, only slower,
+//! and only for pathological names.
+
+use crate::text::{glob_match, Text};
+use crate::view::{Automaton, ChannelFile, RuleView};
+use channel_format::{op, Action, AtomKind, FieldId};
+use core::ops::ControlFlow;
+
+/// Distinct atoms one scan can record; equal to the largest number of atoms a
+/// rule may have, so a window always holds at least one whole rule.
+pub const SCRATCH_HITS: usize = 256;
+
+/// The kind of pipe event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`).
+    Create,
+    /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS).
+    Connect,
+}
+
+impl EventKind {
+    /// The value rules compare `EventKind` with: 1 create, 2 connect.
+    pub const fn value(self) -> u32 {
+        match self {
+            EventKind::Create => 1,
+            EventKind::Connect => 2,
+        }
+    }
+}
+
+/// One pipe event, as the sensor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'e> {
+    /// The pipe name, Sysmon style: `\name` (no `\Device\NamedPipe` prefix).
+    pub pipe_name: Text<'e>,
+    /// Image path of the process, when known. String atoms on a missing image
+    /// are false.
+    pub image: Option<Text<'e>>,
+    /// Process id.
+    pub pid: u32,
+    /// Create or connect.
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    atom: u32,
+    rule: u32,
+    /// `TRUE_HIT`, or the end offset of the latest occurrence (suffix/exact).
+    end: u32,
+}
+
+const TRUE_HIT: u32 = u32::MAX;
+
+/// Working memory for matching: about 3 KiB. Allocate it once per thread or
+/// per call from non-paged pool; do not put it on a small kernel stack.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    hits: [Hit; SCRATCH_HITS],
+    len: usize,
+    /// Folded byte length of the pipe name and of the image.
+    totals: [u32; 2],
+    passes: u32,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch::new()
+    }
+}
+
+impl Scratch {
+    /// Empty scratch.
+    pub const fn new() -> Scratch {
+        Scratch {
+            hits: [Hit {
+                atom: 0,
+                rule: 0,
+                end: 0,
+            }; SCRATCH_HITS],
+            len: 0,
+            totals: [0; 2],
+            passes: 0,
+        }
+    }
+
+    /// How many scan windows the last match needed (1 unless the name reported
+    /// more distinct atoms than the scratch holds).
+    pub fn passes(&self) -> u32 {
+        self.passes
+    }
+
+    fn hits(&self) -> &[Hit] {
+        self.hits.get(..self.len).unwrap_or(&[])
+    }
+
+    fn find(&self, atom: u32) -> Result<usize, usize> {
+        self.hits().binary_search_by_key(&atom, |h| h.atom)
+    }
+
+    /// Records `atom` of `rule` (in the window `[lo, *hi)`), shrinking the
+    /// window when full.
+    fn record(&mut self, atom: u32, rule: u32, end: u32, lo: u32, hi: &mut u32) {
+        if rule < lo || rule >= *hi {
+            return;
+        }
+        match self.find(atom) {
+            Ok(i) => {
+                if let Some(h) = self.hits.get_mut(i) {
+                    if h.end != TRUE_HIT {
+                        h.end = end;
+                    }
+                }
+            }
+            Err(mut i) => {
+                if self.len >= SCRATCH_HITS {
+                    let last_rule = self.hits().last().map_or(rule, |h| h.rule);
+                    let cut = rule.max(last_rule);
+                    if cut <= lo {
+                        // Unreachable: a rule has at most SCRATCH_HITS atoms.
+                        return;
+                    }
+                    *hi = cut;
+                    while self.hits().last().is_some_and(|h| h.rule >= cut) {
+                        self.len = self.len.saturating_sub(1);
+                    }
+                    if rule >= cut {
+                        return;
+                    }
+                    i = i.min(self.len);
+                }
+                let len = self.len;
+                if let Some(tail) = self.hits.get_mut(i..=len) {
+                    tail.rotate_right(1);
+                    if let Some(first) = tail.first_mut() {
+                        *first = Hit { atom, rule, end };
+                    }
+                    self.len = len.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of matching one event.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict<'a> {
+    /// How many rules matched.
+    pub matched: u32,
+    /// The highest-priority match: `block` before `alert`, then higher
+    /// severity, then the lower rule index.
+    pub best: Option<RuleView<'a>>,
+}
+
+impl Verdict<'_> {
+    /// Whether the best match asks to block.
+    pub fn blocks(&self) -> bool {
+        self.best.is_some_and(|r| r.action() == Action::BLOCK)
+    }
+}
+
+fn priority(r: &RuleView<'_>) -> (u8, u8) {
+    (r.action().0, r.severity().0)
+}
+
+impl<'a> ChannelFile<'a> {
+    /// Matches `event` and returns how many rules matched and the
+    /// highest-priority one.
+    ///
+    /// # Panics
+    /// Never panics. Allocates nothing.
+    pub fn evaluate(&self, event: &Event<'_>, scratch: &mut Scratch) -> Verdict<'a> {
+        let mut v = Verdict {
+            matched: 0,
+            best: None,
+        };
+        self.for_each_match(event, scratch, |r| {
+            v.matched = v.matched.saturating_add(1);
+            if v.best.as_ref().is_none_or(|b| priority(&r) > priority(b)) {
+                v.best = Some(r);
+            }
+            ControlFlow::Continue(())
+        });
+        v
+    }
+
+    /// Calls `f` with every rule that matches `event`, in ascending rule index,
+    /// each once, until `f` breaks.
+    ///
+    /// # Panics
+    /// Never panics. Allocates nothing.
+    pub fn for_each_match(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut Scratch,
+        mut f: impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+    ) {
+        let mut lo = 0u32;
+        scratch.passes = 0;
+        while lo < self.rule_count {
+            let mut hi = self.rule_count;
+            scratch.len = 0;
+            scratch.passes = scratch.passes.saturating_add(1);
+            let fields = [Some(event.pipe_name), event.image];
+            for (slot, (auto, text)) in self.automata.iter().zip(fields).enumerate() {
+                let total = match text {
+                    Some(t) if auto.state_count > 0 => self.scan(auto, t, scratch, lo, &mut hi),
+                    Some(t) => folded_len(t),
+                    None => 0,
+                };
+                if let Some(x) = scratch.totals.get_mut(slot) {
+                    *x = total;
+                }
+            }
+            if self
+                .evaluate_window(event, scratch, lo, hi, &mut f)
+                .is_break()
+            {
+                return;
+            }
+            // hi > lo always (see Scratch::record); max() guards progress anyway.
+            lo = hi.max(lo.saturating_add(1));
+        }
+    }
+
+    /// Runs one automaton over the folded text, recording hits. Returns the
+    /// folded length in bytes.
+    fn scan(
+        &self,
+        auto: &Automaton<'a>,
+        text: Text<'_>,
+        scratch: &mut Scratch,
+        lo: u32,
+        hi: &mut u32,
+    ) -> u32 {
+        let mut s = 0u32;
+        let mut pos = 0u32;
+        for c in text.chars() {
+            let mut buf = [0u8; 4];
+            for &b in crate::fold_char(c).encode_utf8(&mut buf).as_bytes() {
+                pos = pos.saturating_add(1);
+                // Failure links strictly decrease depth (validated), and depth
+                // is at most 255: the bound is never reached.
+                for _ in 0..=256 {
+                    if let Some(next) = auto.child(s, b) {
+                        s = next;
+                        break;
+                    }
+                    if s == 0 {
+                        break;
+                    }
+                    s = auto.state_word(s, 1);
+                }
+                let mut o = if auto.state_word(s, 3) != auto.state_word(s.saturating_add(1), 3) {
+                    s
+                } else {
+                    auto.state_word(s, 2)
+                };
+                for _ in 0..=256 {
+                    if o == 0 {
+                        break;
+                    }
+                    for atom in auto.outputs(o) {
+                        self.record_hit(atom, pos, scratch, lo, hi);
+                    }
+                    o = auto.state_word(o, 2);
+                }
+            }
+        }
+        pos
+    }
+
+    fn record_hit(&self, atom_idx: u32, end: u32, scratch: &mut Scratch, lo: u32, hi: &mut u32) {
+        let atom = self.atom(atom_idx);
+        let len = atom.str_len();
+        let end = match atom.kind() {
+            AtomKind::PREFIX if end == len => TRUE_HIT,
+            AtomKind::EXACT if end == len => end,
+            AtomKind::PREFIX | AtomKind::EXACT => return,
+            AtomKind::SUFFIX => end,
+            _ => TRUE_HIT,
+        };
+        scratch.record(atom_idx, atom.rule_index(), end, lo, hi);
+    }
+
+    fn evaluate_window(
+        &self,
+        event: &Event<'_>,
+        scratch: &Scratch,
+        lo: u32,
+        hi: u32,
+        f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        // Merge the rules of the hits (ascending) with the always list (ascending).
+        let hits = scratch.hits();
+        let mut hi_idx = 0usize;
+        let mut ai = self.first_always_at_or_after(lo);
+        loop {
+            let next_hit = hits.get(hi_idx).map(|h| h.rule);
+            let next_always =
+                Some(self.always_rule(ai)).filter(|&r| ai < self.always_count && r < hi);
+            let rule = match (next_hit, next_always) {
+                (None, None) => return ControlFlow::Continue(()),
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+            };
+            while hits.get(hi_idx).is_some_and(|h| h.rule == rule) {
+                hi_idx = hi_idx.saturating_add(1);
+            }
+            if next_always == Some(rule) {
+                ai = ai.saturating_add(1);
+            }
+            if let Some(r) = self.rule(rule) {
+                if self.eval_rule(&r, event, scratch) {
+                    f(r)?;
+                }
+            }
+        }
+    }
+
+    fn first_always_at_or_after(&self, lo: u32) -> u32 {
+        let (mut a, mut b) = (0u32, self.always_count);
+        while a < b {
+            let mid = a.wrapping_add(b.wrapping_sub(a) / 2);
+            if self.always_rule(mid) < lo {
+                a = mid.wrapping_add(1);
+            } else {
+                b = mid;
+            }
+        }
+        a
+    }
+
+    fn eval_rule(&self, rule: &RuleView<'a>, event: &Event<'_>, scratch: &Scratch) -> bool {
+        let prog = rule.program();
+        let mut stack = 0u64;
+        let mut pc = 0usize;
+        while let Some(&opcode) = prog.get(pc) {
+            pc = pc.saturating_add(1);
+            match opcode {
+                op::ATOM => {
+                    let idx = match prog.get(pc..pc.saturating_add(4)) {
+                        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+                        _ => return false,
+                    };
+                    pc = pc.saturating_add(4);
+                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, scratch));
+                }
+                op::TRUE => stack = (stack << 1) | 1,
+                op::FALSE => stack <<= 1,
+                op::NOT => stack ^= 1,
+                op::AND => stack = (stack >> 1) & (stack | !1),
+                op::OR => stack = (stack >> 1) | (stack & 1),
+                _ => return false,
+            }
+        }
+        stack & 1 == 1
+    }
+
+    fn eval_atom(&self, idx: u32, event: &Event<'_>, scratch: &Scratch) -> bool {
+        let atom = self.atom(idx);
+        let field = atom.field();
+        let (text, slot) = match field {
+            FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
+            FieldId::IMAGE => (event.image, 1),
+            FieldId::PROCESS_ID => {
+                return atom.kind() == AtomKind::NUM_EQ && atom.arg() == event.pid
+            }
+            FieldId::EVENT_KIND => {
+                return atom.kind() == AtomKind::NUM_EQ && atom.arg() == event.kind.value()
+            }
+            _ => return false,
+        };
+        let Some(text) = text else { return false };
+        let hit = scratch
+            .find(idx)
+            .ok()
+            .and_then(|i| scratch.hits().get(i))
+            .map(|h| h.end);
+        let total = scratch.totals.get(slot).copied().unwrap_or(0);
+        match atom.kind() {
+            AtomKind::CONTAINS | AtomKind::PREFIX => hit.is_some(),
+            AtomKind::SUFFIX | AtomKind::EXACT => hit == Some(total),
+            AtomKind::GLOB => {
+                (!atom.prefiltered() || hit.is_some()) && glob_match(atom.text(), text)
+            }
+            AtomKind::REGEX => {
+                (!atom.prefiltered() || hit.is_some())
+                    && regex_match(self.dfa_bytes(atom.arg()), text)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Folded UTF-8 length of a field (for fields without an automaton).
+fn folded_len(text: Text<'_>) -> u32 {
+    text.chars().fold(0u32, |n, c| {
+        n.saturating_add(crate::fold_char(c).len_utf8() as u32)
+    })
+}
+
+/// Runs a validated DFA over the (unfolded) UTF-8 encoding of `text`; true
+/// when any match state is reached. A quit state (impossible for DFAs the
+/// compiler builds) counts as no match.
+fn regex_match(dfa_bytes: &[u8], text: Text<'_>) -> bool {
+    use regex_automata::dfa::{dense, Automaton as _};
+    use regex_automata::util::start;
+    // Validated by parse(); this re-validation is the price of holding no
+    // deserialized DFA objects (no allocation, no unsafe).
+    let Ok((dfa, _)) = dense::DFA::from_bytes(dfa_bytes) else {
+        return false;
+    };
+    let Ok(mut s) = dfa.start_state(&start::Config::new().anchored(regex_automata::Anchored::No))
+    else {
+        return false;
+    };
+    for c in text.chars() {
+        let mut buf = [0u8; 4];
+        for &b in c.encode_utf8(&mut buf).as_bytes() {
+            s = dfa.next_state(s, b);
+            if dfa.is_special_state(s) {
+                if dfa.is_match_state(s) {
+                    return true;
+                }
+                if dfa.is_dead_state(s) || dfa.is_quit_state(s) {
+                    return false;
+                }
+            }
+        }
+    }
+    dfa.is_match_state(dfa.next_eoi_state(s))
+}

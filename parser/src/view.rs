@@ -1,0 +1,423 @@
+//! The validated, borrowed view of a channel file.
+//!
+//! Accessors re-read fields from the validated bytes. They were all checked by
+//! [`crate::parse`], so the fallbacks (`unwrap_or` defaults) are unreachable;
+//! they exist because the crate forbids panics, not because a value can be
+//! missing.
+
+use crate::wire::Region;
+use channel_format::{self as fmt, Action, AtomKind, FieldId, SectionKind, Severity};
+
+/// The fixed header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Major format version (1).
+    pub format_major: u16,
+    /// Minor format version.
+    pub format_minor: u16,
+    /// Channel number (291).
+    pub channel: u32,
+    /// Required flags.
+    pub required_flags: u32,
+    /// Optional flags.
+    pub optional_flags: u32,
+    /// Content sequence number.
+    pub sequence: u64,
+    /// File length in bytes.
+    pub total_len: u32,
+    /// Number of section-table entries.
+    pub section_count: u32,
+}
+
+/// One section-table entry (known or skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionInfo {
+    /// Its kind.
+    pub kind: SectionKind,
+    /// Its flags.
+    pub flags: u32,
+    /// Offset in the file.
+    pub offset: u32,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// One prefilter automaton (validated).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Automaton<'a> {
+    pub(crate) field: FieldId,
+    pub(crate) state_count: u32,
+    pub(crate) edge_count: u32,
+    pub(crate) output_count: u32,
+    pub(crate) states: Region<'a>,
+    pub(crate) labels: &'a [u8],
+    pub(crate) outputs: Region<'a>,
+}
+
+impl<'a> Automaton<'a> {
+    pub(crate) const EMPTY: Automaton<'static> = Automaton {
+        field: FieldId(0),
+        state_count: 0,
+        edge_count: 0,
+        output_count: 0,
+        states: Region::EMPTY,
+        labels: &[],
+        outputs: Region::EMPTY,
+    };
+
+    /// Word `word` (0 first_edge, 1 fail, 2 dict, 3 first_output) of state `s`;
+    /// for `s == state_count` the sentinel values (edge count, output count).
+    #[inline]
+    pub(crate) fn state_word(&self, s: u32, word: u32) -> u32 {
+        if s >= self.state_count {
+            return match word {
+                0 => self.edge_count,
+                3 => self.output_count,
+                _ => 0,
+            };
+        }
+        let at = (s as usize)
+            .wrapping_mul(fmt::STATE_LEN)
+            .wrapping_add((word as usize).wrapping_mul(4));
+        match self.states.bytes.get(at..at.wrapping_add(4)) {
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+            _ => 0,
+        }
+    }
+
+    /// The child of `s` on byte `b`, if any (labels sorted: binary search).
+    #[inline]
+    pub(crate) fn child(&self, s: u32, b: u8) -> Option<u32> {
+        let lo = self.state_word(s, 0) as usize;
+        let hi = self.state_word(s.wrapping_add(1), 0) as usize;
+        let labels = self.labels.get(lo..hi)?;
+        let i = labels.binary_search(&b).ok()?;
+        // Edge k leads to state k + 1 (breadth-first numbering, validated).
+        u32::try_from(lo.wrapping_add(i).wrapping_add(1)).ok()
+    }
+
+    /// Outputs (atom indices) of state `s`.
+    #[inline]
+    pub(crate) fn outputs(&self, s: u32) -> impl Iterator<Item = u32> + 'a {
+        let lo = self.state_word(s, 3) as usize;
+        let hi = self.state_word(s.wrapping_add(1), 3) as usize;
+        let bytes = self
+            .outputs
+            .bytes
+            .get(lo.wrapping_mul(4)..hi.wrapping_mul(4))
+            .unwrap_or(&[]);
+        bytes.chunks_exact(4).map(|c| match c {
+            &[a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+            _ => u32::MAX,
+        })
+    }
+}
+
+/// A validated channel file. Built only by [`crate::parse`].
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelFile<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) header: Header,
+    pub(crate) rules: Region<'a>,
+    pub(crate) rule_fields: Region<'a>,
+    pub(crate) atoms: Region<'a>,
+    pub(crate) programs: Region<'a>,
+    pub(crate) strings: Region<'a>,
+    pub(crate) dfas: Region<'a>,
+    pub(crate) always: Region<'a>,
+    pub(crate) rule_count: u32,
+    pub(crate) atom_count: u32,
+    pub(crate) dfa_count: u32,
+    pub(crate) always_count: u32,
+    /// Prefilter automata: index 0 pipe name, 1 image.
+    pub(crate) automata: [Automaton<'a>; 2],
+}
+
+impl<'a> ChannelFile<'a> {
+    /// The header.
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    /// The content sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.header.sequence
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The section table, in file order (including skipped unknown sections).
+    pub fn sections(&self) -> impl Iterator<Item = SectionInfo> + 'a {
+        let table = Region {
+            bytes: self.bytes,
+            offset: 0,
+        };
+        let header_len = u32::from(fmt::HEADER_LEN);
+        (0..self.header.section_count).filter_map(move |i| {
+            let at = i.checked_mul(16)?.checked_add(header_len)?;
+            Some(SectionInfo {
+                kind: SectionKind(table.u32_at(at, "section").ok()?),
+                flags: table.u32_at(at.checked_add(4)?, "section").ok()?,
+                offset: table.u32_at(at.checked_add(8)?, "section").ok()?,
+                len: table.u32_at(at.checked_add(12)?, "section").ok()?,
+            })
+        })
+    }
+
+    /// Number of rules.
+    pub fn rule_count(&self) -> u32 {
+        self.rule_count
+    }
+
+    /// Number of atoms.
+    pub fn atom_count(&self) -> u32 {
+        self.atom_count
+    }
+
+    /// Number of DFAs.
+    pub fn dfa_count(&self) -> u32 {
+        self.dfa_count
+    }
+
+    /// Number of rules evaluated on every event.
+    pub fn always_count(&self) -> u32 {
+        self.always_count
+    }
+
+    /// Prefilter statistics: (field, states, outputs) per automaton.
+    pub fn prefilter_stats(&self) -> impl Iterator<Item = (FieldId, u32, u32)> + '_ {
+        self.automata
+            .iter()
+            .filter(|a| a.state_count > 0)
+            .map(|a| (a.field, a.state_count, a.output_count))
+    }
+
+    /// Rule `index`, or `None` past the end.
+    pub fn rule(&self, index: u32) -> Option<RuleView<'a>> {
+        if index < self.rule_count {
+            Some(RuleView { file: *self, index })
+        } else {
+            None
+        }
+    }
+
+    /// All rules, in file order (ascending id).
+    pub fn rules(&self) -> impl Iterator<Item = RuleView<'a>> + '_ {
+        (0..self.rule_count).filter_map(move |i| self.rule(i))
+    }
+
+    /// The rule with `id` (binary search: ids ascend).
+    pub fn rule_by_id(&self, id: u32) -> Option<RuleView<'a>> {
+        let (mut lo, mut hi) = (0u32, self.rule_count);
+        while lo < hi {
+            let mid = lo.wrapping_add(hi.wrapping_sub(lo) / 2);
+            let r = self.rule(mid)?;
+            match r.id().cmp(&id) {
+                core::cmp::Ordering::Equal => return Some(r),
+                core::cmp::Ordering::Less => lo = mid.wrapping_add(1),
+                core::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
+    }
+
+    pub(crate) fn rule_u32(&self, index: u32, at: u32) -> u32 {
+        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+        self.rules.u32_at(base, "rule").unwrap_or(0)
+    }
+
+    pub(crate) fn rule_u16(&self, index: u32, at: u32) -> u16 {
+        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+        self.rules.u16_at(base, "rule").unwrap_or(0)
+    }
+
+    pub(crate) fn rule_u8(&self, index: u32, at: u32) -> u8 {
+        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+        self.rules.u8_at(base, "rule").unwrap_or(0)
+    }
+
+    /// The atom range `[start, end)` of rule `index`.
+    pub(crate) fn atom_range(&self, index: u32) -> (u32, u32) {
+        let start = self.rule_u32(index, 28);
+        let next = index.wrapping_add(1);
+        let end = if next < self.rule_count {
+            self.rule_u32(next, 28)
+        } else {
+            self.atom_count
+        };
+        (start, end)
+    }
+
+    pub(crate) fn atom(&self, index: u32) -> AtomView<'a> {
+        AtomView { file: *self, index }
+    }
+
+    /// The rule index of the `i`-th always-evaluated rule.
+    pub(crate) fn always_rule(&self, i: u32) -> u32 {
+        self.always
+            .u32_at(i.wrapping_mul(4), "always")
+            .unwrap_or(u32::MAX)
+    }
+
+    /// DFA blob `index` (validated).
+    pub(crate) fn dfa_bytes(&self, index: u32) -> &'a [u8] {
+        let at = index.wrapping_mul(8).wrapping_add(8);
+        let off = self.dfas.u32_at(at, "dfa").unwrap_or(0);
+        let len = self.dfas.u32_at(at.wrapping_add(4), "dfa").unwrap_or(0);
+        self.dfas
+            .sub(off, len, "dfa")
+            .map(|r| r.bytes)
+            .unwrap_or(&[])
+    }
+}
+
+/// One rule of a validated file.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleView<'a> {
+    file: ChannelFile<'a>,
+    index: u32,
+}
+
+impl<'a> RuleView<'a> {
+    /// Index in the file.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    /// Rule id.
+    pub fn id(&self) -> u32 {
+        self.file.rule_u32(self.index, 0)
+    }
+    /// Rule name.
+    pub fn name(&self) -> &'a str {
+        let off = self.file.rule_u32(self.index, 4);
+        let len = self.file.rule_u32(self.index, 8);
+        self.file
+            .strings
+            .str_at(off, len, "rule name")
+            .unwrap_or("")
+    }
+    /// Severity.
+    pub fn severity(&self) -> Severity {
+        Severity(self.file.rule_u8(self.index, 18))
+    }
+    /// Action.
+    pub fn action(&self) -> Action {
+        Action(self.file.rule_u8(self.index, 19))
+    }
+    /// Whether the rule is evaluated on every event.
+    pub fn always_evaluated(&self) -> bool {
+        self.file.rule_u16(self.index, 26) & fmt::RULE_FLAG_ALWAYS != 0
+    }
+    /// The fields the rule reads.
+    pub fn fields(&self) -> impl Iterator<Item = FieldId> + 'a {
+        let start = self.file.rule_u32(self.index, 12);
+        let count = u32::from(self.file.rule_u16(self.index, 16));
+        let rf = self.file.rule_fields;
+        (0..count).map(move |i| {
+            FieldId(
+                rf.u16_at(start.wrapping_add(i).wrapping_mul(2), "field")
+                    .unwrap_or(0),
+            )
+        })
+    }
+    /// The rule's atoms.
+    pub fn atoms(&self) -> impl Iterator<Item = AtomView<'a>> + 'a {
+        let (s, e) = self.file.atom_range(self.index);
+        let file = self.file;
+        (s..e).map(move |i| file.atom(i))
+    }
+    /// The condition program (postfix bytecode, see FORMAT.md).
+    pub fn program(&self) -> &'a [u8] {
+        let off = self.file.rule_u32(self.index, 20);
+        let len = u32::from(self.file.rule_u16(self.index, 24));
+        self.file
+            .programs
+            .sub(off, len, "program")
+            .map(|r| r.bytes)
+            .unwrap_or(&[])
+    }
+}
+
+/// One atom of a validated file.
+#[derive(Debug, Clone, Copy)]
+pub struct AtomView<'a> {
+    file: ChannelFile<'a>,
+    index: u32,
+}
+
+impl<'a> AtomView<'a> {
+    fn base(&self) -> u32 {
+        self.index.wrapping_mul(fmt::ATOM_LEN as u32)
+    }
+    /// Index in the file.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    /// Index of its rule.
+    pub fn rule_index(&self) -> u32 {
+        self.file.atoms.u32_at(self.base(), "atom").unwrap_or(0)
+    }
+    /// The field it tests.
+    pub fn field(&self) -> FieldId {
+        FieldId(
+            self.file
+                .atoms
+                .u16_at(self.base().wrapping_add(4), "atom")
+                .unwrap_or(0),
+        )
+    }
+    /// Its kind.
+    pub fn kind(&self) -> AtomKind {
+        AtomKind(
+            self.file
+                .atoms
+                .u8_at(self.base().wrapping_add(6), "atom")
+                .unwrap_or(0),
+        )
+    }
+    /// Its flags.
+    pub fn flags(&self) -> u8 {
+        self.file
+            .atoms
+            .u8_at(self.base().wrapping_add(7), "atom")
+            .unwrap_or(0)
+    }
+    /// Whether the prefilter gates it.
+    pub fn prefiltered(&self) -> bool {
+        self.flags() & fmt::ATOM_FLAG_PREFILTERED != 0
+    }
+    /// The literal (folded), glob (folded, escaped) or regex source; empty for NUM_EQ.
+    pub fn text(&self) -> &'a str {
+        let off = self
+            .file
+            .atoms
+            .u32_at(self.base().wrapping_add(8), "atom")
+            .unwrap_or(0);
+        let len = self
+            .file
+            .atoms
+            .u32_at(self.base().wrapping_add(12), "atom")
+            .unwrap_or(0);
+        self.file
+            .strings
+            .str_at(off, len, "atom text")
+            .unwrap_or("")
+    }
+    /// DFA index (REGEX) or value (NUM_EQ).
+    pub fn arg(&self) -> u32 {
+        self.file
+            .atoms
+            .u32_at(self.base().wrapping_add(16), "atom")
+            .unwrap_or(0)
+    }
+    /// Folded byte length of a literal atom.
+    pub(crate) fn str_len(&self) -> u32 {
+        self.file
+            .atoms
+            .u32_at(self.base().wrapping_add(12), "atom")
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,172 @@
+//! Bounds-checked little-endian reads. Every read names what it reads so a
+//! failure becomes a [`ParseError`] naming the structure and its offset.
+//!
+//! Records are decoded with nom over a sub-slice cut to exactly the record's
+//! length and must consume it whole.
+
+use crate::ParseError;
+use nom::number::complete::{le_u16, le_u32, le_u64};
+use nom::Parser;
+
+/// A section (or any region) of the file: its bytes and where they start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Region<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) offset: u32,
+}
+
+impl<'a> Region<'a> {
+    pub(crate) const EMPTY: Region<'static> = Region {
+        bytes: &[],
+        offset: 0,
+    };
+
+    /// Length in bytes (regions never exceed `u32::MAX`: the file is bounded).
+    pub(crate) fn len(&self) -> u32 {
+        u32::try_from(self.bytes.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The file offset of byte `at` of this region (saturating: only used
+    /// for error reports).
+    pub(crate) fn at(&self, at: u32) -> u32 {
+        self.offset.saturating_add(at)
+    }
+
+    /// `len` bytes at `start`, or `Truncated`.
+    pub(crate) fn sub(
+        &self,
+        start: u32,
+        len: u32,
+        what: &'static str,
+    ) -> Result<Region<'a>, ParseError> {
+        let available = self.len().saturating_sub(start);
+        let end = start.checked_add(len).ok_or(ParseError::Overflow {
+            offset: self.at(start),
+            what,
+        })?;
+        let bytes = self
+            .bytes
+            .get(start as usize..end as usize)
+            .ok_or(ParseError::Truncated {
+                offset: self.at(start),
+                what,
+                needed: len,
+                available,
+            })?;
+        Ok(Region {
+            bytes,
+            offset: self.at(start),
+        })
+    }
+
+    /// Record `index` of `size` bytes each.
+    pub(crate) fn record(
+        &self,
+        index: u32,
+        size: usize,
+        what: &'static str,
+    ) -> Result<Region<'a>, ParseError> {
+        let size32 = u32::try_from(size).map_err(|_| ParseError::Overflow {
+            offset: self.offset,
+            what,
+        })?;
+        let start = index.checked_mul(size32).ok_or(ParseError::Overflow {
+            offset: self.offset,
+            what,
+        })?;
+        self.sub(start, size32, what)
+    }
+
+    pub(crate) fn u8_at(&self, at: u32, what: &'static str) -> Result<u8, ParseError> {
+        let r = self.sub(at, 1, what)?;
+        r.bytes.first().copied().ok_or(ParseError::Truncated {
+            offset: r.offset,
+            what,
+            needed: 1,
+            available: 0,
+        })
+    }
+
+    pub(crate) fn u16_at(&self, at: u32, what: &'static str) -> Result<u16, ParseError> {
+        let r = self.sub(at, 2, what)?;
+        nom_all(r, what, le_u16)
+    }
+
+    pub(crate) fn u32_at(&self, at: u32, what: &'static str) -> Result<u32, ParseError> {
+        let r = self.sub(at, 4, what)?;
+        nom_all(r, what, le_u32)
+    }
+
+    pub(crate) fn u64_at(&self, at: u32, what: &'static str) -> Result<u64, ParseError> {
+        let r = self.sub(at, 8, what)?;
+        nom_all(r, what, le_u64)
+    }
+
+    /// A UTF-8 string of `len` bytes at `start`.
+    pub(crate) fn str_at(
+        &self,
+        start: u32,
+        len: u32,
+        what: &'static str,
+    ) -> Result<&'a str, ParseError> {
+        let r = self.sub(start, len, what).map_err(|e| match e {
+            ParseError::Truncated { .. } => ParseError::OutOfRange {
+                offset: self.at(start),
+                what,
+                value: start.saturating_add(len),
+                bound: self.len().saturating_add(1),
+            },
+            other => other,
+        })?;
+        core::str::from_utf8(r.bytes).map_err(|_| ParseError::InvalidUtf8 {
+            offset: r.offset,
+            what,
+        })
+    }
+
+    /// Checks that every byte is zero.
+    pub(crate) fn check_zero(&self, what: &'static str) -> Result<(), ParseError> {
+        match self.bytes.iter().position(|&b| b != 0) {
+            None => Ok(()),
+            Some(i) => Err(ParseError::NonZeroReserved {
+                offset: self.at(u32::try_from(i).unwrap_or(u32::MAX)),
+                what,
+            }),
+        }
+    }
+}
+
+/// Runs a nom parser that must consume `r` entirely.
+pub(crate) fn nom_all<'a, O>(
+    r: Region<'a>,
+    what: &'static str,
+    mut p: impl Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
+) -> Result<O, ParseError> {
+    match nom::combinator::all_consuming(|i| p.parse(i)).parse(r.bytes) {
+        Ok((_, v)) => Ok(v),
+        Err(_) => Err(ParseError::Truncated {
+            offset: r.offset,
+            what,
+            needed: 0,
+            available: r.len(),
+        }),
+    }
+}
+
+/// Checked `a + b` naming what is computed.
+pub(crate) fn add(a: u32, b: u32, offset: u32, what: &'static str) -> Result<u32, ParseError> {
+    a.checked_add(b)
+        .ok_or(ParseError::Overflow { offset, what })
+}
+
+/// Checked `a * b` naming what is computed.
+pub(crate) fn mul(a: u32, b: u32, offset: u32, what: &'static str) -> Result<u32, ParseError> {
+    a.checked_mul(b)
+        .ok_or(ParseError::Overflow { offset, what })
+}
+
+/// `n` as u32 (for counts and offsets of in-memory slices, which are bounded by
+/// the file length).
+pub(crate) fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
