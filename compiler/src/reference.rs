@@ -76,9 +76,8 @@ fn glob_match(toks: &[GlobTok], text: &[char]) -> bool {
                 }
             }
             Step::Any => {
-                for j in 1..=text.len() {
-                    next[j] = reach[j - 1];
-                }
+                // One character: shift by one.
+                next[1..].copy_from_slice(&reach[..text.len()]);
             }
             Step::Char(c) => {
                 for j in 1..=text.len() {

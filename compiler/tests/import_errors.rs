@@ -197,7 +197,7 @@ fn duplicate_ids_name_both_files() {
         format!("title: b\nid: deadbeef-ffff-4000-8000-000000000002\n{body}"),
     )
     .expect("w");
-    let errs = load_paths(&[dir.clone()]).unwrap_err();
+    let errs = load_paths(std::slice::from_ref(&dir)).unwrap_err();
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(errs.len(), 1, "{errs:?}");
     let e = &errs[0];

@@ -146,10 +146,13 @@ fn sigma_value_table() {
     );
 }
 
+/// (pipe name, image, expected)
+type Case<'a> = (&'a str, Option<&'a str>, bool);
+
 #[test]
 fn conditions() {
     let det = "    sel_a:\n        PipeName|startswith: 'a'\n    sel_b:\n        PipeName|endswith: 'b'\n    filter_x:\n        PipeName|contains: 'x'\n    filter_y:\n        Image|endswith: '\\y.exe'\n";
-    let cases: &[(&str, &[(&str, Option<&str>, bool)])] = &[
+    let cases: &[(&str, &[Case<'_>])] = &[
         (
             "1 of sel_*",
             &[("a", None, true), ("zb", None, true), ("z", None, false)],
