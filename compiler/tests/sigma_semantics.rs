@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use pipe_compiler::import::load_yaml;
+
+mod tables;
 use pipe_compiler::model::Rule;
 use pipe_compiler::reference::{eval_rule, RefEvent};
 
@@ -31,103 +33,10 @@ fn matches(rule: &Rule, name: &str, image: Option<&str>) -> bool {
     )
 }
 
-/// (PipeName key with modifiers, YAML value, pipe name, expected)
-const TABLE: &[(&str, &str, &str, bool)] = &[
-    // `*` any run, `?` exactly one character.
-    ("PipeName", "'*a?c'", "xaxbabc", true),
-    ("PipeName", "'*a?c'", "xaxbac", false),
-    ("PipeName", "'*a?c'", "abc", true),
-    ("PipeName", "'*a?c'", "ac", false),
-    ("PipeName", "'a*'", "a", true),
-    ("PipeName", "'a*'", "", false),
-    ("PipeName", "'a*'", "ba", false),
-    ("PipeName", "'?'", "", false),
-    ("PipeName", "'?'", "x", true),
-    ("PipeName", "'?'", "xy", false),
-    ("PipeName", "'?'", "ä", true),
-    ("PipeName", "'??'", "ä", false),
-    ("PipeName", "'*'", "", true),
-    ("PipeName", "'*'", "anything", true),
-    ("PipeName", "'a*b*c'", "abc", true),
-    ("PipeName", "'a*b*c'", "aXbYc", true),
-    ("PipeName", "'a*b*c'", "aXcYb", false),
-    ("PipeName", "''", "", true),
-    ("PipeName", "''", "x", false),
-    // Escapes: `\*`, `\?`, `\\`; a backslash before anything else is literal.
-    ("PipeName", r"'a\*b'", "a*b", true),
-    ("PipeName", r"'a\*b'", "axb", false),
-    ("PipeName", r"'a\?'", "a?", true),
-    ("PipeName", r"'a\?'", "ab", false),
-    ("PipeName", r"'a\\b'", r"a\b", true),
-    ("PipeName", r"'a\\b'", r"a\\b", false),
-    ("PipeName", r"'a\\*'", r"a\xyz", true),
-    ("PipeName", r"'a\\*'", "axyz", false),
-    ("PipeName", r"'a\\\*'", r"a\*", true),
-    ("PipeName", r"'a\\\*'", r"a\x", false),
-    ("PipeName", r"'a\\\\'", r"a\\", true),
-    ("PipeName", r"'a\'", r"a\", true),
-    ("PipeName", r"'a\'", "a", false),
-    (
-        "PipeName",
-        r"'\MICROSOFT##WID\tsql\query'",
-        r"\MICROSOFT##WID\tsql\query",
-        true,
-    ),
-    ("PipeName", r"'\pipe\x'", r"\pipe\x", true),
-    ("PipeName", r"'\pipe\x'", r"\pipex", false),
-    // Case folding: simple uppercase mapping per character.
-    ("PipeName", "'ÄBC'", "äbc", true),
-    ("PipeName", "'\\PSHost'", "\\pshost", true),
-    ("PipeName", "'straße'", "STRASSE", false),
-    ("PipeName", "'straße'", "STRAßE", true),
-    ("PipeName", "'ı'", "I", true),
-    ("PipeName", "'ı'", "i", true),
-    ("PipeName", "'i'", "İ", false),
-    ("PipeName", "'İ'", "i", false),
-    ("PipeName", "'ς'", "σ", true),
-    ("PipeName", "'ǅ'", "ǆ", true),
-    ("PipeName|contains", "'ÖL'", "xxölyy", true),
-    // Modifiers.
-    ("PipeName|contains", "'sql'", r"\MSSQL$X\sql\query", true),
-    ("PipeName|contains", "'sql'", r"\pipe\x", false),
-    ("PipeName|contains", "'a?c'", "xxabcxx", true),
-    ("PipeName|contains", "'a?c'", "xxacxx", false),
-    ("PipeName|startswith", r"'\postex_'", r"\postex_1234", true),
-    (
-        "PipeName|startswith",
-        r"'\postex_'",
-        r"\x\postex_1234",
-        false,
-    ),
-    ("PipeName|startswith", r"'\pipe?x'", r"\pipe_xyz", true),
-    ("PipeName|endswith", "'?.exe'", "a.exe", true),
-    ("PipeName|endswith", "'?.exe'", ".exe", false),
-    ("PipeName|endswith", "'-server'", r"\MSSE-1-SERVER", true),
-    ("PipeName|contains|all", "['a', 'b']", "xbxa", true),
-    ("PipeName|contains|all", "['a', 'b']", "xa", false),
-    ("PipeName|contains", "['a', 'b']", "xa", true),
-    ("PipeName", "['\\x', '\\y*']", r"\yes", true),
-    ("PipeName", "['\\x', '\\y*']", r"\x2", false),
-    // Regular expressions: case-sensitive unless `i`, unanchored.
-    ("PipeName|re", r"'\\mojo\.\d+'", r"\mojo.5688", true),
-    ("PipeName|re", r"'\\mojo\.\d+'", r"\MOJO.5688", false),
-    ("PipeName|re", r"'\\mojo\.\d+'", r"\x\mojo.1\y", true),
-    ("PipeName|re|i", r"'\\mojo\.\d+'", r"\MOJO.5688", true),
-    ("PipeName|re", r"'^\\a$'", r"\a", true),
-    ("PipeName|re", r"'^\\a$'", r"\ab", false),
-    ("PipeName|re|s", "'a.b'", "a\nb", true),
-    ("PipeName|re", "'a.b'", "a\nb", false),
-    // `cased`: wildcard semantics, case-sensitive.
-    ("PipeName|cased", "'Ab*'", "Abc", true),
-    ("PipeName|cased", "'Ab*'", "abc", false),
-    ("PipeName|cased|contains", "'a.b'", "xxa.bxx", true),
-    ("PipeName|cased|contains", "'a.b'", "xxaxbxx", false),
-];
-
 #[test]
 fn sigma_value_table() {
     let mut failures = Vec::new();
-    for (key, value, name, expected) in TABLE {
+    for (key, value, name, expected) in tables::SIGMA_TABLE {
         let rule = sigma(&format!(
             "    sel:\n        {key}: {value}\n    condition: sel\n"
         ));

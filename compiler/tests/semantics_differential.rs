@@ -1,0 +1,135 @@
+//! The hand-written semantics tables, compiled into one channel file and
+//! matched by the kernel's matcher (UTF-8 and UTF-16), against the reference
+//! evaluator and against each entry's expected verdict.
+
+mod tables;
+
+/// The process id of every event (the Sysmon table's ProcessId entries are written for it).
+const PID: u32 = 100;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
+use pipe_compiler::import::{load_yaml, sysmon, SysmonOptions};
+use pipe_compiler::model::RuleSet;
+use pipe_compiler::reference::{matching_ids, RefEvent};
+use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+
+fn kernel_ids(
+    bytes: &AlignedBytes,
+    name: &str,
+    image: Option<&str>,
+    kind: EventKind,
+) -> (Vec<u32>, Vec<u32>) {
+    let file = parse(bytes.as_slice(), &Capabilities::SENSOR_V1)
+        .unwrap_or_else(|e| panic!("parse: {e:?}"));
+    let mut scratch = Scratch::new();
+    let mut run = |ev: &Event<'_>| {
+        let mut ids = Vec::new();
+        file.for_each_match(ev, &mut scratch, |r| {
+            ids.push(r.id());
+            ControlFlow::Continue(())
+        });
+        ids.sort_unstable();
+        ids
+    };
+    let utf8 = run(&Event {
+        pipe_name: Text::Utf8(name),
+        image: image.map(Text::Utf8),
+        pid: PID,
+        kind,
+    });
+    let units: Vec<u16> = name.encode_utf16().collect();
+    let img16: Option<Vec<u16>> = image.map(|i| i.encode_utf16().collect());
+    let utf16 = run(&Event {
+        pipe_name: Text::Utf16(&units),
+        image: img16.as_deref().map(Text::Utf16),
+        pid: PID,
+        kind,
+    });
+    (utf8, utf16)
+}
+
+fn reference_ids(set: &RuleSet, name: &str, image: Option<&str>, kind: u32) -> Vec<u32> {
+    let mut ids = matching_ids(
+        set,
+        &RefEvent {
+            pipe_name: name,
+            image,
+            pid: PID,
+            kind,
+        },
+    );
+    ids.sort_unstable();
+    ids
+}
+
+/// Compares kernel and reference on every (name, image) and checks the
+/// expected verdict of each entry's own rule.
+fn check(set: &RuleSet, cases: &[(u32, &str, Option<&str>, bool, String)]) {
+    let bytes = compile(set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
+    let aligned = AlignedBytes::new(&bytes);
+    let mut failures = Vec::new();
+    for (id, name, image, expected, what) in cases {
+        let want = reference_ids(set, name, *image, 1);
+        let (utf8, utf16) = kernel_ids(&aligned, name, *image, EventKind::Create);
+        if want.contains(id) != *expected {
+            failures.push(format!(
+                "reference: {what} on {name:?}: expected {expected}"
+            ));
+        }
+        if utf8 != want {
+            failures.push(format!(
+                "kernel (UTF-8) vs reference on {name:?} image {image:?}: {utf8:x?} vs {want:x?}"
+            ));
+        }
+        if utf16 != want {
+            failures.push(format!(
+                "kernel (UTF-16) vs reference on {name:?} image {image:?}: {utf16:x?} vs {want:x?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn sigma_table_kernel_agrees() {
+    let mut set = RuleSet::default();
+    let mut cases = Vec::new();
+    for (i, (key, value, name, expected)) in tables::SIGMA_TABLE.iter().enumerate() {
+        let id = 0x1000_0000 + i as u32;
+        let text = format!(
+            "title: t{i}\nid: {id:08x}-0000-4000-8000-000000000000\nlogsource:\n  category: pipe_created\n  product: windows\ndetection:\n  sel:\n    {key}: {value}\n  condition: sel\n"
+        );
+        let rules = load_yaml(Path::new("table.yml"), &text).unwrap_or_else(|e| panic!("{e:?}"));
+        set.rules.extend(rules);
+        cases.push((id, *name, None, *expected, format!("{key}: {value}")));
+    }
+    check(&set, &cases);
+}
+
+#[test]
+fn sysmon_table_kernel_agrees() {
+    let mut set = RuleSet::default();
+    let mut cases = Vec::new();
+    for (i, (filter, _, name, image, expected)) in tables::SYSMON_TABLE.iter().enumerate() {
+        let xml = format!(
+            "<Sysmon><EventFiltering><RuleGroup groupRelation=\"or\"><PipeEvent onmatch=\"include\">{filter}</PipeEvent></RuleGroup></EventFiltering></Sysmon>"
+        );
+        let rules = sysmon::import(
+            &[(PathBuf::from(format!("t{i}.xml")), xml)],
+            &SysmonOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(rules.len(), 1);
+        cases.push((rules[0].id, *name, *image, *expected, (*filter).to_string()));
+        set.rules.extend(rules);
+    }
+    check(&set, &cases);
+}
