@@ -84,6 +84,14 @@ fn sigma_unsupported_fields_and_shapes() {
     let errs =
         sigma_errors("detection:\n  sel:\n    PipeName: 'x'\n  condition: sel\n  timeframe: 5m\n");
     expect(&errs, 10, 3, "`timeframe`");
+    let errs =
+        sigma_errors("detection:\n  sel:\n    PipeName|contains|all: 'x'\n  condition: sel\n");
+    expect(
+        &errs,
+        8,
+        28,
+        "`all` in `PipeName|contains|all` needs a list of values",
+    );
     let errs = sigma_errors("detection:\n  sel:\n    PipeName|contains: null\n  condition: sel\n");
     expect(&errs, 8, 24, "`null` cannot be combined");
 }

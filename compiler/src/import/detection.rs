@@ -419,6 +419,15 @@ impl DetectionReader<'_> {
                 }
                 items.iter().collect()
             }
+            Kind::Scalar { .. } if m.all => {
+                // Sigma: "Single item values are not allowed to have an
+                // `all` modifier".
+                self.err(
+                    val,
+                    format!("`all` in `{key_text}` needs a list of values, found a single value"),
+                );
+                return None;
+            }
             Kind::Scalar { .. } => vec![val],
             Kind::Map(_) => {
                 self.err(val, format!("the value of `{key_text}` must be a scalar or a list of scalars, found a mapping"));
