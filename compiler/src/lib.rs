@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod import;
 pub mod model;
+mod model_display;
 pub mod reference;
 
 pub use compile::{compile, fold, CompileError, CompileErrorKind, CompileOptions};
