@@ -1043,38 +1043,19 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
         (SectionKind::ROLLOUT, 0, versioned(fmt::ROLLOUT_VERSION)),
         (SectionKind::SIGNATURE, 0, versioned(fmt::SIGNATURE_VERSION)),
     ];
-    let table_len = fmt::SECTION_ENTRY_LEN * bodies.len();
-    let mut w = Writer {
-        buf: vec![0; fmt::HEADER_LEN as usize + table_len],
-        table: Vec::new(),
-    };
-    for (kind, flags, body) in &bodies {
-        w.section(*kind, *flags, body);
-    }
-    pad_to(&mut w.buf, 8);
-    if w.buf.len() > limits.max_file_len as usize {
+    let out = assemble(opts.sequence, opts.optional_flags, &bodies);
+    if out.len() > limits.max_file_len as usize {
         return Err(CompileError {
             loc: None,
             rule: None,
             kind: CompileErrorKind::LimitExceeded,
             message: format!(
                 "file would be {} bytes, above the limit of {}",
-                w.buf.len(),
+                out.len(),
                 limits.max_file_len
             ),
         });
     }
-    let total = w.buf.len() as u32;
-    let table = std::mem::take(&mut w.table);
-    write_header(&mut w.buf, opts, total, table.len() as u32);
-    for (i, (kind, flags, off, len)) in table.iter().enumerate() {
-        let at = fmt::HEADER_LEN as usize + i * fmt::SECTION_ENTRY_LEN;
-        w.buf[at..at + 4].copy_from_slice(&kind.0.to_le_bytes());
-        w.buf[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
-        w.buf[at + 8..at + 12].copy_from_slice(&off.to_le_bytes());
-        w.buf[at + 12..at + 16].copy_from_slice(&len.to_le_bytes());
-    }
-    let out = w.buf;
     // Self-check: exactly the kernel's parser, on an aligned copy.
     let aligned = crate::AlignedBytes::new(&out);
     if let Err(e) =
@@ -1090,7 +1071,43 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
     Ok(out)
 }
 
-fn write_header(buf: &mut [u8], opts: &CompileOptions, total: u32, sections: u32) {
+/// Lays out a file: header, section table, then each section 8-aligned in
+/// the order given, zero padding between. No validation: the malformed-corpus
+/// generator uses it to build files the parser must reject.
+pub fn assemble(
+    sequence: u64,
+    optional_flags: u32,
+    bodies: &[(SectionKind, u32, Vec<u8>)],
+) -> Vec<u8> {
+    let table_len = fmt::SECTION_ENTRY_LEN * bodies.len();
+    let mut w = Writer {
+        buf: vec![0; fmt::HEADER_LEN as usize + table_len],
+        table: Vec::new(),
+    };
+    for (kind, flags, body) in bodies {
+        w.section(*kind, *flags, body);
+    }
+    pad_to(&mut w.buf, 8);
+    let total = w.buf.len() as u32;
+    let table = std::mem::take(&mut w.table);
+    write_header(
+        &mut w.buf,
+        sequence,
+        optional_flags,
+        total,
+        table.len() as u32,
+    );
+    for (i, (kind, flags, off, len)) in table.iter().enumerate() {
+        let at = fmt::HEADER_LEN as usize + i * fmt::SECTION_ENTRY_LEN;
+        w.buf[at..at + 4].copy_from_slice(&kind.0.to_le_bytes());
+        w.buf[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
+        w.buf[at + 8..at + 12].copy_from_slice(&off.to_le_bytes());
+        w.buf[at + 12..at + 16].copy_from_slice(&len.to_le_bytes());
+    }
+    w.buf
+}
+
+fn write_header(buf: &mut [u8], sequence: u64, optional_flags: u32, total: u32, sections: u32) {
     use fmt::header as h;
     let mut put = |at: usize, bytes: &[u8]| buf[at..at + bytes.len()].copy_from_slice(bytes);
     put(h::MAGIC, &fmt::MAGIC);
@@ -1100,8 +1117,8 @@ fn write_header(buf: &mut [u8], opts: &CompileOptions, total: u32, sections: u32
     put(h::FORMAT_MINOR, &fmt::FORMAT_MINOR.to_le_bytes());
     put(h::CHANNEL, &fmt::CHANNEL_PIPES.to_le_bytes());
     put(h::REQUIRED_FLAGS, &0u32.to_le_bytes());
-    put(h::SEQUENCE, &opts.sequence.to_le_bytes());
+    put(h::SEQUENCE, &sequence.to_le_bytes());
     put(h::TOTAL_LEN, &total.to_le_bytes());
     put(h::SECTION_COUNT, &sections.to_le_bytes());
-    put(h::OPTIONAL_FLAGS, &opts.optional_flags.to_le_bytes());
+    put(h::OPTIONAL_FLAGS, &optional_flags.to_le_bytes());
 }

@@ -2,6 +2,7 @@
 //! channel files that `channel_parser::parse` accepts.
 pub mod compile;
 pub mod import;
+pub mod malformed;
 pub mod model;
 mod model_display;
 pub mod reference;

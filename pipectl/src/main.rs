@@ -1,0 +1,569 @@
+//! `pipectl`: the tool security engineers use to author pipe-sensor content.
+//!
+//! Exit codes: 0 success (valid / matched / all tests passed), 1 a negative
+//! answer (invalid file, no match, failing tests, rule errors), 2 usage or
+//! I/O errors.
+
+use channel_parser::{Capabilities, ChannelFile, Event, EventKind, FieldId, Scratch, Text};
+use clap::{Parser, Subcommand, ValueEnum};
+use pipe_compiler::model::RuleSet;
+use pipe_compiler::{import, AlignedBytes, CompileOptions};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `println!` that ignores a closed stdout (`pipectl inspect x | head`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  pipectl compile ../shared/corpus/sigma -o C-00000291-00000001.sys --sequence 1
+  pipectl verify C-00000291-00000001.sys
+  pipectl inspect C-00000291-00000001.sys --json
+  pipectl match C-00000291-00000001.sys '\\postex_1234'
+  pipectl match C-00000291-00000001.sys '\\MICROSOFT##WID\\tsql\\query' --image 'C:\\x\\evil.exe' --kind connect
+  pipectl test rules/
+  pipectl gen-malformed out/malformed";
+
+#[derive(Parser, Debug)]
+#[command(name = "pipectl", version, about = "Author, compile, verify, inspect and test pipe-sensor channel files", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// The event fields a sensor supplies, by name (PipeName, Image, ProcessId,
+/// EventKind) or number.
+#[derive(Debug, Clone, clap::Args)]
+struct SensorArgs {
+    /// Fields the target sensor supplies (comma-separated). Default: what the
+    /// version-1 driver supplies (PipeName,Image,ProcessId,EventKind).
+    #[arg(long, value_delimiter = ',')]
+    sensor_fields: Option<Vec<String>>,
+}
+
+impl SensorArgs {
+    fn caps(&self) -> Result<Capabilities, String> {
+        let Some(names) = &self.sensor_fields else {
+            return Ok(Capabilities::SENSOR_V1);
+        };
+        let mut fields = Vec::new();
+        for n in names {
+            let f = FieldId::KNOWN
+                .iter()
+                .copied()
+                .find(|f| f.name().is_some_and(|x| x.eq_ignore_ascii_case(n.trim())))
+                .or_else(|| n.trim().parse::<u16>().ok().map(FieldId));
+            fields.push(f.ok_or_else(|| {
+                format!("unknown sensor field {n:?} (known: PipeName, Image, ProcessId, EventKind)")
+            })?);
+        }
+        Ok(Capabilities::from_fields(&fields))
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Create,
+    Connect,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Compile rule files or directories (native YAML, Sigma YAML, Sysmon XML)
+    /// into a channel file.
+    #[command(
+        after_help = "Example:\n  pipectl compile rules/ ../shared/corpus/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)"
+    )]
+    Compile {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output file, or a directory to write C-00000291-<sequence>.sys into.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Content sequence number.
+        #[arg(long, default_value_t = 1)]
+        sequence: u64,
+        #[command(flatten)]
+        sensor: SensorArgs,
+    },
+    /// Validate a channel file with exactly the kernel's parser. Exit 0 when
+    /// valid, 1 with the error (offset, reason) on stderr when not.
+    #[command(
+        after_help = "Example:\n  pipectl verify C-00000291-00000001.sys --sensor-fields PipeName,Image"
+    )]
+    Verify {
+        /// The channel file.
+        file: PathBuf,
+        #[command(flatten)]
+        sensor: SensorArgs,
+    },
+    /// Show header, sections, rules and the SHA-256 digest of a channel file.
+    #[command(
+        after_help = "Example:\n  pipectl inspect C-00000291-00000001.sys --json | jq '.rules[].name'"
+    )]
+    Inspect {
+        /// The channel file.
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Match one event against a channel file. Exit 0 on a match, 1 on none.
+    #[command(
+        after_help = "Example:\n  pipectl match C-00000291-00000001.sys '\\postex_1234' --image 'C:\\Temp\\a.exe' --json"
+    )]
+    Match {
+        /// The channel file.
+        file: PathBuf,
+        /// Pipe name as Sysmon reports it (`\name`).
+        name: String,
+        /// Image path of the creating/connecting process.
+        #[arg(long)]
+        image: Option<String>,
+        /// Event kind.
+        #[arg(long, value_enum, default_value = "create")]
+        kind: KindArg,
+        /// Process id.
+        #[arg(long, default_value_t = 4)]
+        pid: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every rule's embedded test cases through the compiled file.
+    #[command(after_help = "Example:\n  pipectl test rules/")]
+    Test {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write the malformed-file corpus (files the parser must reject) into a
+    /// directory, with a manifest of expected errors.
+    #[command(name = "gen-malformed")]
+    GenMalformed {
+        /// Output directory.
+        dir: PathBuf,
+        /// Include a truncation at every byte offset (thousands of files).
+        #[arg(long)]
+        every_offset: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.cmd) {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, u8> {
+    import::load_paths(paths).map_err(|errors| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!("{} error(s) in rule sources", errors.len());
+        1
+    })
+}
+
+fn run(cmd: Cmd) -> Result<u8, String> {
+    match cmd {
+        Cmd::Compile {
+            paths,
+            output,
+            sequence,
+            sensor,
+        } => {
+            let caps = sensor.caps()?;
+            let set = match load_rules(&paths) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let opts = CompileOptions {
+                sequence,
+                capabilities: caps,
+                ..CompileOptions::default()
+            };
+            let bytes = match pipe_compiler::compile(&set, &opts) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(1);
+                }
+            };
+            let out = if output.is_dir() {
+                let mut name = String::new();
+                channel_format::file_name(sequence, &mut name).map_err(|e| e.to_string())?;
+                output.join(name)
+            } else {
+                output
+            };
+            std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+            outln!(
+                "wrote {}: {} rules, {} bytes, sequence {sequence}, sha256 {}",
+                out.display(),
+                set.rules.len(),
+                bytes.len(),
+                sha256_hex(&bytes)
+            );
+            Ok(0)
+        }
+        Cmd::Verify { file, sensor } => {
+            let caps = sensor.caps()?;
+            let bytes = read_file(&file)?;
+            let aligned = AlignedBytes::new(&bytes);
+            match channel_parser::parse(aligned.as_slice(), &caps) {
+                Ok(f) => {
+                    outln!(
+                        "{}: valid: format {}.{}, sequence {}, {} rules, sha256 {}",
+                        file.display(),
+                        f.header().format_major,
+                        f.header().format_minor,
+                        f.sequence(),
+                        f.rule_count(),
+                        sha256_hex(&bytes)
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
+                    Ok(1)
+                }
+            }
+        }
+        Cmd::Inspect { file, json } => {
+            let bytes = read_file(&file)?;
+            let aligned = AlignedBytes::new(&bytes);
+            let f = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
+                    return Ok(1);
+                }
+            };
+            let v = inspect_json(&f, &bytes);
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+            } else {
+                print_inspect(&file, &f, &bytes);
+            }
+            Ok(0)
+        }
+        Cmd::Match {
+            file,
+            name,
+            image,
+            kind,
+            pid,
+            json,
+        } => {
+            let bytes = read_file(&file)?;
+            let aligned = AlignedBytes::new(&bytes);
+            let f = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
+                    return Ok(2);
+                }
+            };
+            let kind = match kind {
+                KindArg::Create => EventKind::Create,
+                KindArg::Connect => EventKind::Connect,
+            };
+            let ev = Event {
+                pipe_name: Text::Utf8(&name),
+                image: image.as_deref().map(Text::Utf8),
+                pid,
+                kind,
+            };
+            let mut scratch = Box::new(Scratch::new());
+            let mut matches = Vec::new();
+            f.for_each_match(&ev, &mut scratch, |r| {
+                matches.push(r);
+                ControlFlow::Continue(())
+            });
+            let best = f.evaluate(&ev, &mut scratch).best;
+            if json {
+                let v = json!({
+                    "name": name,
+                    "image": image,
+                    "matched": matches.iter().map(rule_json).collect::<Vec<_>>(),
+                    "best": best.as_ref().map(rule_json),
+                });
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+            } else if matches.is_empty() {
+                outln!("no match");
+            } else {
+                for r in &matches {
+                    outln!(
+                        "MATCH rule {} {:?} severity={} action={}",
+                        r.id(),
+                        r.name(),
+                        r.severity(),
+                        r.action()
+                    );
+                }
+            }
+            Ok(if matches.is_empty() { 1 } else { 0 })
+        }
+        Cmd::Test { paths } => run_tests(&paths),
+        Cmd::GenMalformed { dir, every_offset } => {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let cases = pipe_compiler::malformed::corpus(every_offset);
+            let mut manifest = String::new();
+            let mut written = 0;
+            for (i, c) in cases.iter().enumerate() {
+                // Cases needing other capabilities, limits or alignment cannot be
+                // reproduced by loading a file: the manifest lists file cases only.
+                if c.max_limits || c.misaligned || c.caps != Capabilities::SENSOR_V1 {
+                    continue;
+                }
+                let expect = match c.expect {
+                    pipe_compiler::malformed::Expect::Valid => "valid".to_string(),
+                    pipe_compiler::malformed::Expect::Kind(k) => k.to_string(),
+                    pipe_compiler::malformed::Expect::OneOf(ks) => ks.join("|"),
+                };
+                let fname = format!("{i:05}-{}.bin", c.name);
+                std::fs::write(dir.join(&fname), &c.bytes).map_err(|e| format!("{fname}: {e}"))?;
+                manifest.push_str(&format!("{fname}\t{expect}\n"));
+                written += 1;
+            }
+            std::fs::write(dir.join("MANIFEST.tsv"), manifest).map_err(|e| e.to_string())?;
+            outln!(
+                "wrote {written} files and MANIFEST.tsv (file, expected error kind) to {}",
+                dir.display()
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn rule_json(r: &channel_parser::RuleView<'_>) -> Value {
+    json!({
+        "index": r.index(),
+        "id": r.id(),
+        "name": r.name(),
+        "severity": r.severity().to_string(),
+        "action": r.action().to_string(),
+    })
+}
+
+fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
+    let h = f.header();
+    json!({
+        "sha256": sha256_hex(bytes),
+        "header": {
+            "format": format!("{}.{}", h.format_major, h.format_minor),
+            "channel": h.channel,
+            "sequence": h.sequence,
+            "required_flags": h.required_flags,
+            "optional_flags": h.optional_flags,
+            "total_len": h.total_len,
+        },
+        "sections": f.sections().map(|s| json!({
+            "kind": s.kind.to_string(), "flags": s.flags, "offset": s.offset, "len": s.len,
+        })).collect::<Vec<_>>(),
+        "prefilter": f.prefilter_stats().map(|(field, states, outputs)| json!({
+            "field": field.to_string(), "states": states, "outputs": outputs,
+        })).collect::<Vec<_>>(),
+        "dfas": f.dfa_count(),
+        "always_evaluated": f.always_count(),
+        "rules": f.rules().map(|r| {
+            let mut v = rule_json(&r);
+            v["fields"] = json!(r.fields().map(|x| x.to_string()).collect::<Vec<_>>());
+            v["always_evaluated"] = json!(r.always_evaluated());
+            v["atoms"] = json!(r.atoms().map(|a| json!({
+                "field": a.field().to_string(),
+                "kind": a.kind().to_string(),
+                "text": a.text(),
+                "value": if a.kind() == channel_parser::AtomKind::NUM_EQ { json!(a.arg()) } else { Value::Null },
+                "prefiltered": a.prefiltered(),
+            })).collect::<Vec<_>>());
+            v["program"] = json!(disassemble(r.program()));
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn disassemble(prog: &[u8]) -> String {
+    use channel_format::op;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < prog.len() {
+        match prog[i] {
+            op::ATOM if i + 5 <= prog.len() => {
+                out.push(format!(
+                    "atom{}",
+                    u32::from_le_bytes([prog[i + 1], prog[i + 2], prog[i + 3], prog[i + 4]])
+                ));
+                i += 5;
+                continue;
+            }
+            op::AND => out.push("and".into()),
+            op::OR => out.push("or".into()),
+            op::NOT => out.push("not".into()),
+            op::TRUE => out.push("true".into()),
+            op::FALSE => out.push("false".into()),
+            other => out.push(format!("?{other:#x}")),
+        }
+        i += 1;
+    }
+    out.join(" ")
+}
+
+fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
+    let h = f.header();
+    outln!("file      {}", path.display());
+    outln!("sha256    {}", sha256_hex(bytes));
+    outln!(
+        "format    {}.{}   channel {}   sequence {}   {} bytes",
+        h.format_major,
+        h.format_minor,
+        h.channel,
+        h.sequence,
+        h.total_len
+    );
+    outln!(
+        "flags     required {:#x}   optional {:#x}",
+        h.required_flags,
+        h.optional_flags
+    );
+    outln!("sections:");
+    for s in f.sections() {
+        outln!(
+            "  {:<12} offset {:>8}  len {:>8}  flags {:#x}",
+            s.kind.to_string(),
+            s.offset,
+            s.len,
+            s.flags
+        );
+    }
+    for (field, states, outputs) in f.prefilter_stats() {
+        outln!("prefilter {field}: {states} states, {outputs} outputs");
+    }
+    outln!(
+        "dfas      {}   always-evaluated rules {}",
+        f.dfa_count(),
+        f.always_count()
+    );
+    outln!("rules ({}):", f.rule_count());
+    for r in f.rules() {
+        outln!(
+            "  {:>10}  {:<13} {:<5} {}",
+            r.id(),
+            r.severity().to_string(),
+            r.action().to_string(),
+            r.name()
+        );
+        for a in r.atoms() {
+            let text = if a.kind() == channel_parser::AtomKind::NUM_EQ {
+                a.arg().to_string()
+            } else {
+                format!("{:?}", a.text())
+            };
+            outln!(
+                "              atom{} {} {} {}",
+                a.index(),
+                a.field(),
+                a.kind(),
+                text
+            );
+        }
+        outln!("              condition: {}", disassemble(r.program()));
+    }
+}
+
+fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
+    let set = match load_rules(paths) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let bytes = match pipe_compiler::compile(&set, &CompileOptions::default()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let aligned = AlignedBytes::new(&bytes);
+    let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+        .map_err(|e| format!("compiled file invalid: {e}"))?;
+    let mut scratch = Box::new(Scratch::new());
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for rule in &set.rules {
+        for case in &rule.tests {
+            let kind = if case.kind == Some(2) {
+                EventKind::Connect
+            } else {
+                EventKind::Create
+            };
+            let units: Vec<u16> = case.pipe_name.encode_utf16().collect();
+            let image16: Option<Vec<u16>> = case.image.as_ref().map(|i| i.encode_utf16().collect());
+            let ev = Event {
+                pipe_name: Text::Utf16(&units),
+                image: image16.as_deref().map(Text::Utf16),
+                pid: 4,
+                kind,
+            };
+            let mut hit = false;
+            f.for_each_match(&ev, &mut scratch, |r| {
+                if r.id() == rule.id {
+                    hit = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            });
+            if hit == case.expect_match {
+                passed += 1;
+            } else {
+                failed += 1;
+                let what = if case.expect_match {
+                    "should match but does not"
+                } else {
+                    "should not match but does"
+                };
+                let image = case
+                    .image
+                    .as_deref()
+                    .map(|i| format!(" (image {i:?})"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "{}: rule {} ({}): {:?}{image} {what}",
+                    case.source, rule.id, rule.name, case.pipe_name
+                );
+            }
+        }
+    }
+    outln!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { 0 } else { 1 })
+}
