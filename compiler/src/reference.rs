@@ -205,6 +205,46 @@ mod tests {
         assert_eq!(fold_char('\\'), '\\');
     }
 
+    /// The DP glob matcher against the `regex` crate on random ASCII
+    /// patterns and names (where `(?i)` and the uppercase fold agree).
+    #[test]
+    fn glob_dp_agrees_with_regex() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from((seed >> 33) % n).unwrap_or(0)
+        };
+        let alphabet = ['a', 'b', 'A', '\\', '.'];
+        for _ in 0..2_000 {
+            let mut toks = Vec::new();
+            for _ in 0..next(6) {
+                toks.push(match next(4) {
+                    0 => GlobTok::Star,
+                    1 => GlobTok::One,
+                    _ => GlobTok::Lit((0..=next(2)).map(|_| alphabet[next(5)]).collect()),
+                });
+            }
+            let name: String = (0..next(8)).map(|_| alphabet[next(5)]).collect();
+            let mut re = String::from("(?is)^");
+            for t in &toks {
+                match t {
+                    GlobTok::Lit(l) => re.push_str(&regex::escape(l)),
+                    GlobTok::Star => re.push_str(".*"),
+                    GlobTok::One => re.push('.'),
+                }
+            }
+            re.push('$');
+            let want = Regex::new(&re).unwrap().is_match(&name);
+            assert_eq!(
+                glob_match(&toks, &fold(&name)),
+                want,
+                "{toks:?} vs {name:?}"
+            );
+        }
+    }
+
     #[test]
     fn glob_dp() {
         use GlobTok::*;

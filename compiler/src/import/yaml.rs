@@ -88,7 +88,8 @@ impl Node {
         }
     }
 
-    /// The column of byte offset `off` inside a single-line scalar, so that
+    /// The (line, column) of the character at offset `off_chars` inside a
+    /// single-line scalar (the node itself otherwise), so that
     /// errors inside a string (a condition, a pattern) point at the character.
     pub fn col_at(&self, off_chars: usize) -> (usize, usize) {
         match &self.kind {
