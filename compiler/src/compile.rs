@@ -581,8 +581,16 @@ fn kleene_may_be_true(program: &[u8], atoms: &[AtomSpec]) -> bool {
     st.pop().is_none_or(|(t, _)| t)
 }
 
-/// Builds the DFA of a regex atom.
-fn build_regex_dfa(source: &str, ci: bool) -> Result<Vec<u8>, String> {
+enum RegexBuildError {
+    /// Determinization went past the size budget.
+    TooBig,
+    /// Syntax or unsupported construct (e.g. Unicode word boundaries).
+    Invalid(String),
+}
+
+/// Builds the DFA of a regex atom, giving up early once it grows well past
+/// `budget` bytes.
+fn build_regex_dfa(source: &str, ci: bool, budget: usize) -> Result<Vec<u8>, RegexBuildError> {
     use regex_automata::dfa::StartKind;
     use regex_automata::nfa::thompson;
     use regex_automata::util::syntax;
@@ -598,11 +606,17 @@ fn build_regex_dfa(source: &str, ci: bool) -> Result<Vec<u8>, String> {
             dense::Config::new()
                 .start_kind(StartKind::Unanchored)
                 .minimize(false)
-                .dfa_size_limit(Some(16 << 20))
-                .determinize_size_limit(Some(64 << 20)),
+                .dfa_size_limit(Some(budget.saturating_mul(4)))
+                .determinize_size_limit(Some(budget.saturating_mul(16).max(1 << 20))),
         )
         .build(source)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            if e.to_string().contains("size limit") {
+                RegexBuildError::TooBig
+            } else {
+                RegexBuildError::Invalid(e.to_string())
+            }
+        })?;
     let (bytes, pad) = dfa.to_bytes_little_endian();
     Ok(bytes[pad..].to_vec())
 }
@@ -863,19 +877,29 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                     ci,
                     prefilters,
                 } => {
-                    let dfa = build_regex_dfa(source, *ci).map_err(|e| {
+                    let budget = limits.max_dfa_len as usize;
+                    let too_big = |size: String| {
                         rule_err(
                             rule,
-                            CompileErrorKind::InvalidRule,
-                            format!("regex {source:?}: {e}"),
-                        )
-                    })?;
-                    if dfa.len() > limits.max_dfa_len as usize {
-                        return Err(rule_err(
-                            rule,
                             CompileErrorKind::LimitExceeded,
-                            format!("regex {source:?} compiles to a {} byte DFA, above the DFA size budget of {} bytes; simplify it (fewer repetitions or alternatives)", dfa.len(), limits.max_dfa_len),
-                        ));
+                            format!("regex {source:?} compiles to a DFA of {size}, above the DFA size budget of {budget} bytes; simplify it (fewer repetitions, alternatives or case-insensitive classes)"),
+                        )
+                    };
+                    let dfa = match build_regex_dfa(source, *ci, budget) {
+                        Ok(d) => d,
+                        Err(RegexBuildError::TooBig) => {
+                            return Err(too_big("more bytes than the builder allows".into()))
+                        }
+                        Err(RegexBuildError::Invalid(e)) => {
+                            return Err(rule_err(
+                                rule,
+                                CompileErrorKind::InvalidRule,
+                                format!("regex {source:?}: {e}"),
+                            ))
+                        }
+                    };
+                    if dfa.len() > budget {
+                        return Err(too_big(format!("{} bytes", dfa.len())));
                     }
                     let mut flags = if *ci {
                         fmt::ATOM_FLAG_CASE_INSENSITIVE
@@ -942,6 +966,19 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
             rule: None,
             kind: CompileErrorKind::LimitExceeded,
             message: format!("{atom_base} atoms, above the limit of {}", limits.max_atoms),
+        });
+    }
+
+    if dfas.len() > limits.max_dfas as usize {
+        return Err(CompileError {
+            loc: None,
+            rule: None,
+            kind: CompileErrorKind::LimitExceeded,
+            message: format!(
+                "{} regex DFAs, above the limit of {}",
+                dfas.len(),
+                limits.max_dfas
+            ),
         });
     }
 

@@ -1,0 +1,255 @@
+//! Each limit, at exactly the limit (accepted) and one below what the file
+//! needs (rejected with `LimitExceeded` naming the limit, or the specific
+//! variant for stack depth). The compiler refuses the same files.
+
+use channel_format::Limits;
+use channel_parser::{parse_with_limits, Capabilities, ParseError};
+use pipe_compiler::model::{
+    Action, Atom, Cond, FieldId, Matcher, Rule, RuleSet, Severity, SourceLoc,
+};
+use pipe_compiler::{compile, AlignedBytes, CompileErrorKind, CompileOptions};
+
+fn rule(id: u32, name: &str, condition: Cond) -> Rule {
+    Rule {
+        id,
+        name: name.into(),
+        severity: Severity::LOW,
+        action: Action::ALERT,
+        condition,
+        source: SourceLoc::default(),
+        tests: vec![],
+    }
+}
+
+fn lit(s: &str) -> Cond {
+    Cond::Atom(Atom {
+        field: FieldId::PIPE_NAME,
+        matcher: Matcher::Contains(s.into()),
+    })
+}
+
+fn set(rules: Vec<Rule>) -> RuleSet {
+    RuleSet { rules }
+}
+
+/// Compiles with default limits, then checks `parse_with_limits` at `set_limit(needed)` (ok)
+/// and `set_limit(needed - 1)` (rejected), and that the compiler refuses with the lower limit.
+fn check(
+    name: &str,
+    rs: &RuleSet,
+    needed: u32,
+    set_limit: impl Fn(&mut Limits, u32),
+    expect_kind: &str,
+) {
+    let bytes = compile(rs, &CompileOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let aligned = AlignedBytes::new(&bytes);
+    let caps = Capabilities::SENSOR_V1;
+    let mut at = Limits::DEFAULT;
+    set_limit(&mut at, needed);
+    parse_with_limits(aligned.as_slice(), &caps, &at)
+        .unwrap_or_else(|e| panic!("{name}: at the limit ({needed}) must be accepted: {e}"));
+    let mut below = Limits::DEFAULT;
+    set_limit(&mut below, needed - 1);
+    let err = parse_with_limits(aligned.as_slice(), &caps, &below).expect_err(name);
+    assert_eq!(err.kind(), expect_kind, "{name}: {err}");
+    if let ParseError::LimitExceeded { found, limit, .. } = err {
+        assert_eq!((found, limit), (needed, needed - 1), "{name}");
+    }
+    match compile(
+        rs,
+        &CompileOptions {
+            limits: below,
+            ..CompileOptions::default()
+        },
+    ) {
+        Err(e) => assert_eq!(e.kind, CompileErrorKind::LimitExceeded, "{name}: {e}"),
+        // A literal longer than the prefilter allows is compiled as a glob
+        // gated by a shorter piece of it: the file fits the lower limit.
+        Ok(b) if name == "literal length" => {
+            let aligned = AlignedBytes::new(&b);
+            parse_with_limits(aligned.as_slice(), &caps, &below)
+                .unwrap_or_else(|e| panic!("{name}: fallback must fit: {e}"));
+        }
+        Ok(_) => panic!("{name}: the compiler must refuse a rule set above the limit"),
+    }
+}
+
+#[test]
+fn each_limit_at_and_past_the_boundary() {
+    let three = set(vec![
+        rule(1, "a", lit("x")),
+        rule(2, "b", lit("y")),
+        rule(3, "c", lit("z")),
+    ]);
+    check("rules", &three, 3, |l, v| l.max_rules = v, "limit-exceeded");
+    check("atoms", &three, 3, |l, v| l.max_atoms = v, "limit-exceeded");
+
+    let wide = set(vec![rule(
+        1,
+        "w",
+        Cond::Or((0..10).map(|i| lit(&format!("lit{i}"))).collect()),
+    )]);
+    check(
+        "atoms per rule",
+        &wide,
+        10,
+        |l, v| l.max_atoms_per_rule = v,
+        "limit-exceeded",
+    );
+    // 10 atoms: 5 bytes each, 9 ORs.
+    check(
+        "program length",
+        &wide,
+        59,
+        |l, v| l.max_program_len = v,
+        "limit-exceeded",
+    );
+
+    let name = "n".repeat(100);
+    check(
+        "string length",
+        &set(vec![rule(1, &name, lit("x"))]),
+        100,
+        |l, v| l.max_string_len = v,
+        "limit-exceeded",
+    );
+    let long = "L".repeat(40);
+    check(
+        "literal length",
+        &set(vec![rule(1, "l", lit(&long))]),
+        40,
+        |l, v| l.max_literal_len = v,
+        "limit-exceeded",
+    );
+
+    let fields = set(vec![rule(
+        1,
+        "f",
+        Cond::And(vec![
+            lit("x"),
+            Cond::Atom(Atom {
+                field: FieldId::IMAGE,
+                matcher: Matcher::Suffix("a.exe".into()),
+            }),
+            Cond::Atom(Atom {
+                field: FieldId::PROCESS_ID,
+                matcher: Matcher::NumEq(4),
+            }),
+        ]),
+    )]);
+    check(
+        "fields per rule",
+        &fields,
+        3,
+        |l, v| l.max_fields_per_rule = v,
+        "limit-exceeded",
+    );
+
+    let re = |id, p: &str| {
+        rule(
+            id,
+            "r",
+            Cond::Atom(Atom {
+                field: FieldId::PIPE_NAME,
+                matcher: Matcher::Regex {
+                    pattern: p.into(),
+                    case_insensitive: false,
+                },
+            }),
+        )
+    };
+    let two_dfas = set(vec![re(1, "a[0-9]+b"), re(2, "c[0-9]+d")]);
+    check(
+        "dfa count",
+        &two_dfas,
+        2,
+        |l, v| l.max_dfas = v,
+        "limit-exceeded",
+    );
+
+    // Stack depth: ((((x or y) ...) nested to the right needs depth n+1.
+    let mut c = lit("d0");
+    for i in 1..8 {
+        c = Cond::Or(vec![lit(&format!("d{i}")), c]);
+    }
+    check(
+        "stack depth",
+        &set(vec![rule(1, "deep", c)]),
+        8,
+        |l, v| l.max_stack_depth = v,
+        "bad-program",
+    );
+}
+
+#[test]
+fn file_size_states_and_dfa_size_limits() {
+    let rs = set(vec![rule(1, "a", lit("abc")), rule(2, "b", lit("abd"))]);
+    let bytes = compile(&rs, &CompileOptions::default()).unwrap();
+    let len = bytes.len() as u32;
+    check(
+        "file length",
+        &rs,
+        len,
+        |l, v| l.max_file_len = v,
+        "limit-exceeded",
+    );
+    // Trie: root, A, AB, ABC, ABD = 5 states.
+    check(
+        "prefilter states",
+        &rs,
+        5,
+        |l, v| l.max_states = v,
+        "limit-exceeded",
+    );
+    let re = set(vec![rule(
+        1,
+        "r",
+        Cond::Atom(Atom {
+            field: FieldId::PIPE_NAME,
+            matcher: Matcher::Regex {
+                pattern: "x[a-f]{3}y".into(),
+                case_insensitive: false,
+            },
+        }),
+    )]);
+    let b = compile(&re, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&b);
+    let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let dfa_len = f
+        .sections()
+        .find(|s| s.kind == channel_format::SectionKind::DFAS)
+        .unwrap()
+        .len
+        - 16;
+    check(
+        "dfa length",
+        &re,
+        dfa_len,
+        |l, v| l.max_dfa_len = v,
+        "limit-exceeded",
+    );
+}
+
+#[test]
+fn dfa_budget_error_names_the_rule() {
+    let big = set(vec![rule(
+        77,
+        "exploding regex",
+        Cond::Atom(Atom {
+            field: FieldId::PIPE_NAME,
+            matcher: Matcher::Regex {
+                pattern: "[a-z]{1,40}x[a-z]{30}".into(),
+                case_insensitive: true,
+            },
+        }),
+    )]);
+    let e = compile(&big, &CompileOptions::default()).unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::LimitExceeded, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("rule 77")
+            && text.contains("exploding regex")
+            && text.contains("DFA size budget"),
+        "{text}"
+    );
+}
