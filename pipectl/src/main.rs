@@ -532,7 +532,7 @@ fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
             let ev = Event {
                 pipe_name: Text::Utf16(&units),
                 image: image16.as_deref().map(Text::Utf16),
-                pid: 4,
+                pid: 0,
                 kind,
             };
             let mut hit = false;

@@ -1,0 +1,252 @@
+//! End-to-end tests of the `pipectl` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pipectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipectl"))
+        .args(args)
+        .output()
+        .expect("run pipectl")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn corpus(p: &str) -> String {
+    root()
+        .join("../shared/corpus")
+        .join(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pipectl-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn assert_no_panic(o: &Output) {
+    let err = text(&o.stderr);
+    assert!(!err.contains("panicked"), "pipectl panicked: {err}");
+}
+
+#[test]
+fn done_when_sigma_compile_verify_match() {
+    let dir = tmp("done");
+    let out = dir.join("X.sys");
+    let o = pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = pipectl(&["verify", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("17 rules"));
+    let o = pipectl(&["match", out.to_str().unwrap(), "\\postex_1234"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("CobaltStrike"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = pipectl(&["match", out.to_str().unwrap(), "\\ShellIconCache"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("no match"));
+}
+
+#[test]
+fn compile_into_directory_uses_the_channel_file_name() {
+    let dir = tmp("named");
+    let o = pipectl(&[
+        "compile",
+        &root().join("rules").to_string_lossy(),
+        "-o",
+        dir.to_str().unwrap(),
+        "--sequence",
+        "42",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(dir.join("C-00000291-00000042.sys").exists());
+}
+
+#[test]
+fn verify_rejects_every_malformed_file_with_its_expected_error_and_never_panics() {
+    let dir = tmp("malformed");
+    let o = pipectl(&["gen-malformed", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    let mut checked = 0;
+    for line in manifest.lines() {
+        let (file, expect) = line.split_once('\t').unwrap();
+        let o = pipectl(&["verify", dir.join(file).to_str().unwrap()]);
+        assert_no_panic(&o);
+        if expect == "valid" {
+            assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o.stderr));
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{file}");
+            let err = text(&o.stderr);
+            assert!(
+                expect.split('|').any(|k| err.contains(&format!("[{k}]"))),
+                "{file}: expected {expect}, got {err}"
+            );
+            assert!(
+                err.contains("offset") || err.contains("missing"),
+                "{file}: error must say where: {err}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 150, "{checked}");
+}
+
+#[test]
+fn verify_survives_arbitrary_bytes() {
+    let dir = tmp("garbage");
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..40 {
+        let len = (i * 37) % 300;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let p = dir.join(format!("g{i}.sys"));
+        std::fs::write(&p, &bytes).unwrap();
+        let o = pipectl(&["verify", p.to_str().unwrap()]);
+        assert_no_panic(&o);
+        assert_eq!(o.status.code(), Some(1));
+    }
+    let o = pipectl(&["verify", "/nonexistent/file.sys"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn sensor_without_a_field_refuses_rules_that_read_it() {
+    let dir = tmp("caps");
+    let out = dir.join("a.sys");
+    // The Sigma corpus has Image conditions (ADFS, PsExec, scrcons ...).
+    let o = pipectl(&[
+        "compile",
+        &corpus("sigma"),
+        "-o",
+        out.to_str().unwrap(),
+        "--sensor-fields",
+        "PipeName",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("reads field Image")
+            && err.contains("does not supply")
+            && err.contains(".yml:"),
+        "{err}"
+    );
+    // A file compiled for the full sensor is rejected by a sensor without Image.
+    let o = pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success());
+    let o = pipectl(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--sensor-fields",
+        "PipeName,ProcessId,EventKind",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("[field-not-supplied]"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn test_command_reports_failures_with_file_and_line() {
+    let dir = tmp("cases");
+    let o = pipectl(&["test", &root().join("rules").to_string_lossy()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).contains(" passed, 0 failed"));
+    let bad = dir.join("bad.yml");
+    std::fs::write(
+        &bad,
+        "- id: 1\n  name: postex\n  severity: high\n  detection:\n    s:\n      PipeName|startswith: '\\postex_'\n    condition: s\n  tests:\n    match:\n      - '\\postex_1'\n      - '\\other'\n    no_match:\n      - '\\POSTEX_2'\n",
+    )
+    .unwrap();
+    let o = pipectl(&["test", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("bad.yml:11:") && err.contains("should match but does not"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yml:13:") && err.contains("should not match but does"),
+        "{err}"
+    );
+    assert!(text(&o.stdout).contains("1 passed, 2 failed"));
+}
+
+#[test]
+fn rule_source_errors_carry_file_line_column() {
+    let dir = tmp("srcerr");
+    let bad = dir.join("bad.yml");
+    std::fs::write(&bad, "- id: 1\n  name: x\n  severity: high\n  detection:\n    s:\n      PipeName|base64: 'abc'\n    condition: s\n").unwrap();
+    let o = pipectl(&[
+        "compile",
+        bad.to_str().unwrap(),
+        "-o",
+        dir.join("o.sys").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("bad.yml:6:"), "{err}");
+    assert!(
+        !Path::new(&dir.join("o.sys")).exists(),
+        "no output on error"
+    );
+}
+
+#[test]
+fn inspect_json_lists_rules_and_digest() {
+    let dir = tmp("inspect");
+    let out = dir.join("X.sys");
+    assert!(
+        pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let o = pipectl(&["inspect", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    assert_eq!(s.matches("\"program\"").count(), 17);
+    assert!(s.contains("\"sha256\""));
+    let o = pipectl(&[
+        "match",
+        out.to_str().unwrap(),
+        "\\MICROSOFT##WID\\tsql\\query",
+        "--image",
+        "C:\\evil.exe",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("ADFS"), "{}", text(&o.stdout));
+    let o = pipectl(&[
+        "match",
+        out.to_str().unwrap(),
+        "\\MICROSOFT##WID\\tsql\\query",
+        "--image",
+        "C:\\Windows\\System32\\mmc.exe",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+}
