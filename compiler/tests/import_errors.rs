@@ -290,6 +290,8 @@ fn sysmon_errors_have_positions() {
     expect(&errs, 3, 12, "onmatch `maybe`");
     let errs = sysmon_errors("<Sysmon>\n<EventFiltering>\n<ProcessCreate onmatch=\"include\"/>\n</EventFiltering>\n</Sysmon>\n");
     expect(&errs, 1, 1, "no <PipeEvent> filter");
+    let errs = sysmon_errors("<Sysmon>\n<EventFiltering>\n<PipeEvent onmatch=\"include\">\n  <Rule><PipeName>x</PipeName></Rule>\n</PipeEvent>\n</EventFiltering>\n</Sysmon>\n");
+    expect(&errs, 4, 3, "<Rule> needs an enclosing <RuleGroup>");
     let errs = sysmon_errors("<Config/>\n");
     expect(&errs, 1, 1, "root element <Sysmon>");
     let errs = sysmon_errors("<Sysmon>\n<EventFiltering>\n</Sysmon>\n");

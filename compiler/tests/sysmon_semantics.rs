@@ -187,9 +187,45 @@ fn groups() {
     assert_eq!(grp.rules.len(), 1);
     assert!(reported(&grp, &ev(r"\abz")));
     assert!(!reported(&grp, &ev(r"\ab")));
-    // Old schema: PipeEvent directly under EventFiltering.
-    let old = import(&["<Sysmon><EventFiltering><PipeEvent onmatch=\"include\"><PipeName>\\x</PipeName></PipeEvent></EventFiltering></Sysmon>".to_string()]);
-    assert!(reported(&old, &ev(r"\X")));
+    // Old schema: PipeEvent directly under EventFiltering; same field OR,
+    // different fields AND.
+    let old = import(&["<Sysmon><EventFiltering><PipeEvent onmatch=\"include\">\
+        <PipeName>\\x</PipeName><PipeName condition=\"begin with\">\\y</PipeName>\
+        <Image condition=\"end with\">\\a.exe</Image></PipeEvent></EventFiltering></Sysmon>"
+        .to_string()]);
+    assert_eq!(old.rules.len(), 1);
+    assert!(reported(
+        &old,
+        &Ev {
+            image: Some(r"C:\A.EXE"),
+            ..ev(r"\X")
+        }
+    ));
+    assert!(reported(
+        &old,
+        &Ev {
+            image: Some(r"C:\a.exe"),
+            ..ev(r"\y2")
+        }
+    ));
+    assert!(!reported(&old, &ev(r"\X")), "different fields AND");
+    assert!(!reported(
+        &old,
+        &Ev {
+            image: Some(r"C:\a.exe"),
+            ..ev(r"\z")
+        }
+    ));
+    // Default groupRelation of RuleGroup and Rule is AND.
+    let dflt = import(&["<Sysmon><EventFiltering><RuleGroup><PipeEvent onmatch=\"include\">\
+        <PipeName condition=\"begin with\">\\a</PipeName>\
+        <Rule><PipeName condition=\"end with\">z</PipeName><PipeName condition=\"contains\">m</PipeName></Rule>\
+        </PipeEvent></RuleGroup></EventFiltering></Sysmon>"
+        .to_string()]);
+    assert_eq!(dflt.rules.len(), 1);
+    assert!(reported(&dflt, &ev(r"\amz")));
+    assert!(!reported(&dflt, &ev(r"\az")));
+    assert!(!reported(&dflt, &ev(r"\mz")));
 }
 
 #[test]

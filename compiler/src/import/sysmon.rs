@@ -8,10 +8,17 @@
 //! nothing. Several files given together are merged as sysmon-modular merges
 //! its modules: all include filters, and all exclude filters, of all files.
 //!
+//! Combining filters: in `<RuleGroup groupRelation="or">` each filter (a
+//! field element or a `<Rule>`) stands alone; with `groupRelation="and"`
+//! (the default, as for `<Rule>`) all filters of the event element must hold
+//! together. A `<PipeEvent>` directly under `<EventFiltering>` (schemas
+//! before RuleGroup) combines filters on the same field with OR and on
+//! different fields with AND, as the Sysmon documentation of the time said.
+//!
 //! # Mapping to the rule model
 //! Each include filter (a field element directly in `<PipeEvent>`, a
-//! `<Rule>` group, or a whole `<RuleGroup groupRelation="and">`) becomes one
-//! rule `filter and not (exclude_1 or exclude_2 ...)`. When no file has an
+//! `<Rule>` group, or all filters of an AND group) becomes one rule
+//! `filter and not (exclude_1 or exclude_2 ...)`. When no file has an
 //! include block, one rule `not (exclude_1 or ...)` is emitted. Rule ids are
 //! FNV-1a hashes of the file name and the filter's line and column, so they
 //! are stable across runs and directories.
@@ -221,9 +228,10 @@ fn read_config(file: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option
     {
         for child in ef.children().filter(Node::is_element) {
             if child.tag_name().name() == "RuleGroup" {
-                let and = match child.attribute("groupRelation") {
-                    None | Some("or") => false,
-                    Some("and") => true,
+                // Sysmon: "like RuleGroup the default groupRelation is AND".
+                let mode = match child.attribute("groupRelation") {
+                    Some("or") => Combine::Or,
+                    None | Some("and") => Combine::And,
                     Some(o) => {
                         r.attr_err(
                             child,
@@ -238,12 +246,13 @@ fn read_config(file: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option
                     .filter(|n| n.is_element() && n.tag_name().name() == "PipeEvent")
                 {
                     pipe_blocks += 1;
-                    pipe_event(&mut r, ev, and, &mut cfg);
+                    pipe_event(&mut r, ev, mode, &mut cfg);
                 }
             } else if child.tag_name().name() == "PipeEvent" {
-                // Schema before 4.22: event filters directly in EventFiltering.
+                // Schemas before RuleGroup: event filters directly in
+                // EventFiltering, combined as documented then.
                 pipe_blocks += 1;
-                pipe_event(&mut r, child, false, &mut cfg);
+                pipe_event(&mut r, child, Combine::Legacy, &mut cfg);
             }
         }
     }
@@ -256,7 +265,21 @@ fn read_config(file: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option
     (r.errors.len() == before).then_some(cfg)
 }
 
-fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, group_and: bool, cfg: &mut Config) {
+/// How the filters of one event element combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Combine {
+    /// `<RuleGroup groupRelation="or">`: each filter (field or `<Rule>`) is
+    /// a rule of its own.
+    Or,
+    /// `<RuleGroup groupRelation="and">` (the default): all filters together.
+    And,
+    /// No RuleGroup (schemas before 4.1): filters on the same field are
+    /// OR-ed, filters on different fields AND-ed, as the Sysmon
+    /// documentation of that time states; `<Rule>` is not available.
+    Legacy,
+}
+
+fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, mode: Combine, cfg: &mut Config) {
     let include = match ev.attribute("onmatch") {
         Some("include") => true,
         Some("exclude") => false,
@@ -279,10 +302,16 @@ fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, group_and: bool, cfg: &m
     cfg.has_include_block |= include;
     let mut items: Vec<(Cond, Option<String>, Node<'_, '_>)> = Vec::new();
     for child in ev.children().filter(Node::is_element) {
-        if child.tag_name().name() == "Rule" {
+        if child.tag_name().name() == "Rule" && mode == Combine::Legacy {
+            r.err(
+                child,
+                "<Rule> needs an enclosing <RuleGroup> (schema 4.22 and later)",
+            );
+        } else if child.tag_name().name() == "Rule" {
+            // Like RuleGroup, the default groupRelation of <Rule> is AND.
             let and = match child.attribute("groupRelation") {
-                None | Some("or") => false,
-                Some("and") => true,
+                Some("or") => false,
+                None | Some("and") => true,
                 Some(o) => {
                     r.attr_err(
                         child,
@@ -312,10 +341,24 @@ fn pipe_event(r: &mut Reader<'_, '_>, ev: Node<'_, '_>, group_and: bool, cfg: &m
             items.push((c, child.attribute("name").map(str::to_string), child));
         }
     }
-    if group_and && items.len() > 1 {
+    if mode == Combine::And && items.len() > 1 {
         let first = items[0].2;
         let name = items.iter().find_map(|(_, n, _)| n.clone());
         let cond = Cond::And(items.into_iter().map(|(c, _, _)| c).collect());
+        items = vec![(cond, name, first)];
+    } else if mode == Combine::Legacy && items.len() > 1 {
+        // Group by field element name, in order of first appearance.
+        let first = items[0].2;
+        let name = items.iter().find_map(|(_, n, _)| n.clone());
+        let mut groups: Vec<(&str, Vec<Cond>)> = Vec::new();
+        for (c, _, node) in items {
+            let field = node.tag_name().name();
+            match groups.iter_mut().find(|(f, _)| *f == field) {
+                Some((_, v)) => v.push(c),
+                None => groups.push((field, vec![c])),
+            }
+        }
+        let cond = Cond::And(groups.into_iter().map(|(_, v)| Cond::Or(v)).collect());
         items = vec![(cond, name, first)];
     }
     for (cond, name, node) in items {
