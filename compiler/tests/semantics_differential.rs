@@ -133,3 +133,98 @@ fn sysmon_table_kernel_agrees() {
     }
     check(&set, &cases);
 }
+
+/// Selection shapes, `null`, `cased` and conditions on both
+/// fields: the kernel and the reference agree on a grid of names and images.
+#[test]
+fn sigma_shapes_kernel_agrees() {
+    let dets = [
+        "  sel:\n    PipeName|startswith: '\\a'\n    Image|endswith: '\\x.exe'\n  condition: sel\n",
+        "  sel:\n    - PipeName|startswith: '\\a'\n    - Image|endswith: '\\x.exe'\n  condition: sel\n",
+        "  sel:\n    Image: null\n  condition: sel\n",
+        "  sel:\n    PipeName|startswith: '\\a'\n  filter:\n    Image: null\n  condition: sel and not filter\n",
+        // Not here: `Image|exists` (a `*` glob on Image). The compiler
+        // lowers always-true atoms (`*`, contains '') to "true" even when the
+        // image is missing, where the model says the atom is false: reported
+        // to the compiler's owner, see `missing_image_always_true_atoms`.
+        "  sel:\n    Image|cased|endswith: '\\X.exe'\n  condition: sel\n",
+        "  sel:\n    Image|re: '(?i)\\\\x\\.EXE$'\n  condition: sel\n",
+        "  sel_a:\n    PipeName|startswith: '\\a'\n  sel_b:\n    PipeName|endswith: 'b'\n  filter_x:\n    PipeName|contains: 'x'\n  filter_y:\n    Image|endswith: '\\y.exe'\n  condition: 1 of sel_* and not 1 of filter_*\n",
+        "  sel_a:\n    PipeName|startswith: '\\a'\n  sel_b:\n    PipeName|endswith: 'b'\n  filter_y:\n    Image|contains: '\\y'\n  condition: all of them or not (sel_a or filter_y)\n",
+    ];
+    let mut set = RuleSet::default();
+    for (i, det) in dets.iter().enumerate() {
+        let text = format!(
+            "title: s{i}\nid: {:08x}-0000-4000-8000-000000000000\nlogsource:\n  category: pipe_created\ndetection:\n{det}",
+            0x2000_0000 + i
+        );
+        set.rules
+            .extend(load_yaml(Path::new("shapes.yml"), &text).unwrap_or_else(|e| panic!("{e:?}")));
+    }
+    let bytes =
+        compile(&set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
+    let aligned = AlignedBytes::new(&bytes);
+    let names = [r"\a", r"\ab", r"\axb", r"\zb", r"\z", "", r"\A", r"\AXB"];
+    let images = [
+        None,
+        Some(""),
+        Some(r"C:\x.exe"),
+        Some(r"C:\X.exe"),
+        Some(r"C:\y.exe"),
+        Some(r"C:\Y\x.EXE"),
+    ];
+    let mut failures = Vec::new();
+    let mut matched = 0;
+    for name in names {
+        for image in images {
+            for kind in [EventKind::Create, EventKind::Connect] {
+                let want = reference_ids(&set, name, image, kind.value());
+                matched += want.len();
+                let (utf8, utf16) = kernel_ids(&aligned, name, image, kind);
+                if utf8 != want || utf16 != want {
+                    failures.push(format!("{name:?} {image:?} {kind:?}: kernel {utf8:x?} / {utf16:x?}, reference {want:x?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        matched > 50,
+        "the grid exercises the rules ({matched} matches)"
+    );
+}
+
+/// Atoms that hold for every present string (`Image|exists: true`, a `*`
+/// glob, contains/startswith/endswith '') are false on a missing image, like
+/// every other atom on a missing field (the model's rule, which the
+/// reference implements). The compiler currently lowers them to "always
+/// true" regardless of presence; run with `--ignored` once that is fixed.
+#[test]
+#[ignore = "compiler lowers always-true Image atoms to `true` even when the image is missing"]
+fn missing_image_always_true_atoms() {
+    let dets = [
+        "  sel:\n    Image|exists: true\n  condition: sel\n",
+        "  sel:\n    Image|exists: false\n  condition: sel\n",
+        "  sel:\n    Image: '*'\n  condition: sel\n",
+        "  sel:\n    Image|contains: ''\n  condition: sel\n",
+        "  sel:\n    PipeName: '\\a'\n  filter:\n    Image|startswith: ''\n  condition: sel and not filter\n",
+    ];
+    let mut set = RuleSet::default();
+    for (i, det) in dets.iter().enumerate() {
+        let text = format!(
+            "title: m{i}\nid: {:08x}-0000-4000-8000-000000000000\nlogsource:\n  category: pipe_created\ndetection:\n{det}",
+            0x3000_0000 + i
+        );
+        set.rules
+            .extend(load_yaml(Path::new("missing.yml"), &text).unwrap_or_else(|e| panic!("{e:?}")));
+    }
+    let bytes =
+        compile(&set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
+    let aligned = AlignedBytes::new(&bytes);
+    for image in [None, Some(""), Some(r"C:\x.exe")] {
+        let want = reference_ids(&set, r"\a", image, 1);
+        let (utf8, utf16) = kernel_ids(&aligned, r"\a", image, EventKind::Create);
+        assert_eq!(utf8, want, "image {image:?}");
+        assert_eq!(utf16, want, "image {image:?}");
+    }
+}
