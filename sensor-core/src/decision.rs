@@ -101,7 +101,11 @@ mod tests {
     use super::*;
 
     fn hit(action: Action) -> Option<RuleHit> {
-        Some(RuleHit { id: 7, action, severity: Severity::HIGH })
+        Some(RuleHit {
+            id: 7,
+            action,
+            severity: Severity::HIGH,
+        })
     }
 
     #[test]
@@ -125,7 +129,9 @@ mod tests {
             assert_eq!(Decision::from_u8(d.to_u8()), Some(d));
         }
         assert_eq!(Decision::from_u8(3), None);
-        assert!(!Decision::Allow.records() && Decision::Alert.records() && Decision::Deny.records());
+        assert!(
+            !Decision::Allow.records() && Decision::Alert.records() && Decision::Deny.records()
+        );
         assert_eq!(Mode::default(), Mode::Monitor);
     }
 }

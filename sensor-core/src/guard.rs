@@ -24,7 +24,10 @@ const GUARD_MAGIC: [u8; 4] = *b"PSGD";
 const GUARD_VERSION: u32 = 1;
 
 // magic 4 + version 4 + pending 8 + count 4 + reserved 4 + proven 8 + quarantine 32
-const_assert_eq!(4 + 4 + 8 + 4 + 4 + 8 + 8 * QUARANTINE_SLOTS, GUARD_STATE_LEN);
+const_assert_eq!(
+    4 + 4 + 8 + 4 + 4 + 8 + 8 * QUARANTINE_SLOTS,
+    GUARD_STATE_LEN
+);
 
 /// The persisted guard record. Sequence 0 means "none" (channel files start at 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,7 +110,12 @@ impl GuardState {
             *q = u64_at(b, at);
             at = at.saturating_add(8);
         }
-        Ok(GuardState { pending: u64_at(b, 8), start_count: u32_at(b, 16), proven: u64_at(b, 24), quarantined })
+        Ok(GuardState {
+            pending: u64_at(b, 8),
+            start_count: u32_at(b, 16),
+            proven: u64_at(b, 24),
+            quarantined,
+        })
     }
 
     /// The default threshold, exposed for docs and status.
@@ -180,7 +188,11 @@ pub fn plan_start(state: &GuardState, valid: &[u64], max_failed: u32) -> StartPl
     let mut quarantined_now = None;
     // The newest valid, non-quarantined sequence below `below`.
     let newest_below = |st: &GuardState, below: u64| -> Option<u64> {
-        valid.iter().copied().filter(|&s| s != 0 && s < below && !st.is_quarantined(s)).max()
+        valid
+            .iter()
+            .copied()
+            .filter(|&s| s != 0 && s < below && !st.is_quarantined(s))
+            .max()
     };
     let mut ceiling = u64::MAX;
     let active = loop {
@@ -214,7 +226,11 @@ pub fn plan_start(state: &GuardState, valid: &[u64], max_failed: u32) -> StartPl
     let lkg = match active {
         None => None,
         Some(a) => {
-            if st.proven != 0 && st.proven != a && valid.contains(&st.proven) && !st.is_quarantined(st.proven) {
+            if st.proven != 0
+                && st.proven != a
+                && valid.contains(&st.proven)
+                && !st.is_quarantined(st.proven)
+            {
                 Some(st.proven)
             } else {
                 newest_below(&st, a)
@@ -222,7 +238,13 @@ pub fn plan_start(state: &GuardState, valid: &[u64], max_failed: u32) -> StartPl
         }
     };
     let active_is_pending = active.is_some() && active == Some(st.pending) && st.pending != 0;
-    StartPlan { active, lkg, quarantined_now, active_is_pending, state: st }
+    StartPlan {
+        active,
+        lkg,
+        quarantined_now,
+        active_is_pending,
+        state: st,
+    }
 }
 
 #[cfg(test)]
@@ -231,7 +253,12 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip_and_rejects() {
-        let s = GuardState { pending: 9, start_count: 2, proven: 7, quarantined: [5, 3, 0, 0] };
+        let s = GuardState {
+            pending: 9,
+            start_count: 2,
+            proven: 7,
+            quarantined: [5, 3, 0, 0],
+        };
         let b = s.encode();
         assert_eq!(GuardState::decode(&b), Ok(s));
         assert_eq!(GuardState::decode(&b[..63]), Err(GuardDecodeError::Length));
@@ -256,7 +283,10 @@ mod tests {
 
     #[test]
     fn crash_loop_quarantines_after_n_failed_starts_then_runs_lkg() {
-        let mut st = GuardState { proven: 4, ..GuardState::default() };
+        let mut st = GuardState {
+            proven: 4,
+            ..GuardState::default()
+        };
         for n in 1..=3 {
             let p = plan_start(&st, &[4, 5], 3);
             assert_eq!(p.active, Some(5), "start {n}");
@@ -297,24 +327,42 @@ mod tests {
 
     #[test]
     fn mark_proven_only_for_the_active_pending() {
-        let mut st = GuardState { pending: 6, start_count: 1, ..GuardState::default() };
+        let mut st = GuardState {
+            pending: 6,
+            start_count: 1,
+            ..GuardState::default()
+        };
         assert!(!st.mark_proven(5));
         assert!(st.mark_proven(6));
     }
 
     #[test]
     fn newer_content_resets_the_counter() {
-        let st = GuardState { pending: 5, start_count: 3, proven: 4, ..GuardState::default() };
+        let st = GuardState {
+            pending: 5,
+            start_count: 3,
+            proven: 4,
+            ..GuardState::default()
+        };
         let p = plan_start(&st, &[4, 5, 6], 3);
         assert_eq!(p.active, Some(6));
         assert_eq!(p.state.start_count, 1);
-        assert_eq!(p.lkg, Some(4), "proven content is preferred as last-known-good");
+        assert_eq!(
+            p.lkg,
+            Some(4),
+            "proven content is preferred as last-known-good"
+        );
     }
 
     #[test]
     fn quarantine_cascades_and_nothing_valid() {
         // Two bad pending in a row: only the current pending is quarantined per start.
-        let st = GuardState { pending: 6, start_count: 3, proven: 0, ..GuardState::default() };
+        let st = GuardState {
+            pending: 6,
+            start_count: 3,
+            proven: 0,
+            ..GuardState::default()
+        };
         let p = plan_start(&st, &[5, 6], 3);
         assert_eq!(p.quarantined_now, Some(6));
         assert_eq!(p.active, Some(5));
@@ -322,15 +370,26 @@ mod tests {
         assert_eq!(p.state.start_count, 1);
         let p = plan_start(&GuardState::default(), &[], 3);
         assert_eq!((p.active, p.lkg, p.active_is_pending), (None, None, false));
-        let q = GuardState { quarantined: [5, 0, 0, 0], ..GuardState::default() };
+        let q = GuardState {
+            quarantined: [5, 0, 0, 0],
+            ..GuardState::default()
+        };
         assert_eq!(plan_start(&q, &[5], 3).active, None);
     }
 
     #[test]
     fn max_failed_of_one_and_zero() {
-        let st = GuardState { pending: 5, start_count: 1, ..GuardState::default() };
+        let st = GuardState {
+            pending: 5,
+            start_count: 1,
+            ..GuardState::default()
+        };
         assert_eq!(plan_start(&st, &[5], 1).quarantined_now, Some(5));
-        assert_eq!(plan_start(&st, &[5], 0).quarantined_now, Some(5), "0 is treated as 1");
+        assert_eq!(
+            plan_start(&st, &[5], 0).quarantined_now,
+            Some(5),
+            "0 is treated as 1"
+        );
         assert_eq!(plan_start(&st, &[5], 2).quarantined_now, None);
     }
 
@@ -347,7 +406,12 @@ mod tests {
 
     #[test]
     fn vanished_pending_is_forgotten() {
-        let st = GuardState { pending: 9, start_count: 2, proven: 4, ..GuardState::default() };
+        let st = GuardState {
+            pending: 9,
+            start_count: 2,
+            proven: 4,
+            ..GuardState::default()
+        };
         let p = plan_start(&st, &[4], 3);
         assert_eq!(p.active, Some(4));
         assert_eq!((p.state.pending, p.state.start_count), (0, 0));

@@ -63,7 +63,10 @@ fn ascii_fold(u: u16) -> u16 {
 fn strip_one<'n>(name: &'n [u16], prefix: &str) -> Option<&'n [u16]> {
     let p = prefix.as_bytes();
     let (head, rest) = name.split_at_checked(p.len())?;
-    let same = head.iter().zip(p.iter()).all(|(&u, &b)| ascii_fold(u) == ascii_fold(u16::from(b)));
+    let same = head
+        .iter()
+        .zip(p.iter())
+        .all(|(&u, &b)| ascii_fold(u) == ascii_fold(u16::from(b)));
     if !same {
         return None;
     }
@@ -106,7 +109,10 @@ pub fn normalize_into<'o>(name: &[u16], out: &'o mut [u16]) -> Result<&'o [u16],
     let tail = strip_prefix(name);
     let needs_lead = tail.first() != Some(&BACKSLASH);
     let lead: &[u16] = if needs_lead { &[BACKSLASH] } else { &[] };
-    let len = lead.len().checked_add(tail.len()).ok_or(NameError::TooLong)?;
+    let len = lead
+        .len()
+        .checked_add(tail.len())
+        .ok_or(NameError::TooLong)?;
     let dst = out.get_mut(..len).ok_or(NameError::TooLong)?;
     let (a, b) = dst.split_at_mut(lead.len());
     a.copy_from_slice(lead);
@@ -148,10 +154,19 @@ mod tests {
 
     #[test]
     fn nested_names_and_case_are_kept() {
-        assert_eq!(norm(r"\Device\NamedPipe\Winsock2\CatalogChangeListener-1f0-0").unwrap(), r"\Winsock2\CatalogChangeListener-1f0-0");
-        assert_eq!(norm(r"\\.\pipe\MSSE-1234-server").unwrap(), r"\MSSE-1234-server");
+        assert_eq!(
+            norm(r"\Device\NamedPipe\Winsock2\CatalogChangeListener-1f0-0").unwrap(),
+            r"\Winsock2\CatalogChangeListener-1f0-0"
+        );
+        assert_eq!(
+            norm(r"\\.\pipe\MSSE-1234-server").unwrap(),
+            r"\MSSE-1234-server"
+        );
         // Only a whole-component prefix is stripped.
-        assert_eq!(norm(r"\Device\NamedPipeX\a").unwrap(), r"\Device\NamedPipeX\a");
+        assert_eq!(
+            norm(r"\Device\NamedPipeX\a").unwrap(),
+            r"\Device\NamedPipeX\a"
+        );
         assert_eq!(norm(r"\pipeline").unwrap(), r"\pipeline");
         // A pipe called "pipe".
         assert_eq!(norm(r"\pipe").unwrap(), r"\pipe");
@@ -168,14 +183,23 @@ mod tests {
         let fits = "a".repeat(MAX_NAME_UNITS - 1);
         assert_eq!(norm(&fits).unwrap().len(), MAX_NAME_UNITS);
         let mut small = [0u16; 2];
-        assert_eq!(normalize_into(&w(r"\\.\pipe\ab"), &mut small), Err(NameError::TooLong));
-        assert_eq!(normalize_into(&w(r"\\.\pipe\a"), &mut small).unwrap(), &w(r"\a")[..]);
+        assert_eq!(
+            normalize_into(&w(r"\\.\pipe\ab"), &mut small),
+            Err(NameError::TooLong)
+        );
+        assert_eq!(
+            normalize_into(&w(r"\\.\pipe\a"), &mut small).unwrap(),
+            &w(r"\a")[..]
+        );
     }
 
     #[test]
     fn non_ascii_is_not_folded_into_prefixes() {
         // U+0130 (İ) must not be taken for 'i' in "\Device".
-        assert_eq!(norm("\\Dev\u{130}ce\\NamedPipe\\a").unwrap(), "\\Dev\u{130}ce\\NamedPipe\\a");
+        assert_eq!(
+            norm("\\Dev\u{130}ce\\NamedPipe\\a").unwrap(),
+            "\\Dev\u{130}ce\\NamedPipe\\a"
+        );
         assert_eq!(norm("\\\u{1F600}").unwrap(), "\\\u{1F600}");
     }
 }

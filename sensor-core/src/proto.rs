@@ -55,7 +55,8 @@ pub const IOCTL_LOAD: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x901, METHOD_BUFFERED
 /// Read events (read access).
 pub const IOCTL_EVENTS: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x902, METHOD_BUFFERED, FILE_READ_DATA);
 /// Set mode (write access).
-pub const IOCTL_SET_MODE: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x903, METHOD_BUFFERED, FILE_WRITE_DATA);
+pub const IOCTL_SET_MODE: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x903, METHOD_BUFFERED, FILE_WRITE_DATA);
 /// Evaluate a name (read access).
 pub const IOCTL_EVAL: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x904, METHOD_BUFFERED, FILE_READ_DATA);
 
@@ -125,11 +126,19 @@ impl ProtoError {
 impl core::fmt::Display for ProtoError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
-            ProtoError::BadLength { what, expected, found } => write!(f, "bad {what}: expected {expected}, found {found}"),
+            ProtoError::BadLength {
+                what,
+                expected,
+                found,
+            } => write!(f, "bad {what}: expected {expected}, found {found}"),
             ProtoError::BadMagic => f.write_str("bad magic"),
-            ProtoError::BadVersion { found } => write!(f, "protocol version {found}, expected {PROTO_VERSION}"),
+            ProtoError::BadVersion { found } => {
+                write!(f, "protocol version {found}, expected {PROTO_VERSION}")
+            }
             ProtoError::BadValue { what } => write!(f, "bad value for {what}"),
-            ProtoError::BufferTooSmall { needed } => write!(f, "output buffer too small: {needed} bytes needed"),
+            ProtoError::BufferTooSmall { needed } => {
+                write!(f, "output buffer too small: {needed} bytes needed")
+            }
             ProtoError::UnknownIoctl => f.write_str("unknown IOCTL"),
         }
     }
@@ -156,8 +165,14 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// [`ProtoError::BufferTooSmall`] when they do not fit (nothing written).
     pub fn bytes(&mut self, b: &[u8]) -> Result<(), ProtoError> {
-        let end = self.pos.checked_add(b.len()).ok_or(ProtoError::BufferTooSmall { needed: usize::MAX })?;
-        let dst = self.buf.get_mut(self.pos..end).ok_or(ProtoError::BufferTooSmall { needed: end })?;
+        let end = self
+            .pos
+            .checked_add(b.len())
+            .ok_or(ProtoError::BufferTooSmall { needed: usize::MAX })?;
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(ProtoError::BufferTooSmall { needed: end })?;
         dst.copy_from_slice(b);
         self.pos = end;
         Ok(())
@@ -237,7 +252,11 @@ impl<'a> Reader<'a> {
     /// # Errors
     /// [`ProtoError::BadLength`] naming `what` when fewer are left.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ProtoError> {
-        let (a, b) = self.rest.split_at_checked(n).ok_or(ProtoError::BadLength { what, expected: n, found: self.rest.len() })?;
+        let (a, b) = self.rest.split_at_checked(n).ok_or(ProtoError::BadLength {
+            what,
+            expected: n,
+            found: self.rest.len(),
+        })?;
         self.rest = b;
         Ok(a)
     }
@@ -301,7 +320,11 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(ProtoError::BadLength { what, expected: 0, found: self.rest.len() })
+            Err(ProtoError::BadLength {
+                what,
+                expected: 0,
+                found: self.rest.len(),
+            })
         }
     }
 }
@@ -321,14 +344,24 @@ impl<const N: usize> core::fmt::Debug for FixedText<N> {
 
 impl<const N: usize> Default for FixedText<N> {
     fn default() -> Self {
-        FixedText { buf: [0; N], len: 0 }
+        FixedText {
+            buf: [0; N],
+            len: 0,
+        }
     }
 }
 
 impl<const N: usize> FixedText<N> {
+    /// The empty text.
+    pub const fn empty() -> Self {
+        FixedText { buf: [0; N], len: 0 }
+    }
     /// The text (empty if the stored bytes are not UTF-8).
     pub fn as_str(&self) -> &str {
-        self.buf.get(..self.len).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("")
+        self.buf
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
     /// The whole zero-padded field.
     pub const fn raw(&self) -> &[u8; N] {
@@ -337,8 +370,13 @@ impl<const N: usize> FixedText<N> {
     /// From a zero-padded field (stops at the first NUL; invalid UTF-8 gives "").
     pub fn from_raw(raw: [u8; N]) -> Self {
         let len = raw.iter().position(|&b| b == 0).unwrap_or(N);
-        let ok = raw.get(..len).is_some_and(|b| core::str::from_utf8(b).is_ok());
-        FixedText { buf: raw, len: if ok { len } else { 0 } }
+        let ok = raw
+            .get(..len)
+            .is_some_and(|b| core::str::from_utf8(b).is_ok());
+        FixedText {
+            buf: raw,
+            len: if ok { len } else { 0 },
+        }
     }
     /// From a string, cut to fit.
     pub fn new(s: &str) -> Self {
@@ -413,7 +451,13 @@ pub struct ContentInfo {
 
 impl ContentInfo {
     /// The empty slot.
-    pub const NONE: ContentInfo = ContentInfo { sequence: 0, rule_count: 0, len: 0, origin: Origin::None, digest: [0; 32] };
+    pub const NONE: ContentInfo = ContentInfo {
+        sequence: 0,
+        rule_count: 0,
+        len: 0,
+        origin: Origin::None,
+        digest: [0; 32],
+    };
 }
 
 /// Wire length of [`ContentInfo`]: sequence 8, rules 4, len 4, origin 4, reserved 4, digest 32.
@@ -454,8 +498,14 @@ pub mod failure {
 
 impl LoadFailure {
     /// No failure.
-    pub fn none() -> Self {
-        LoadFailure { origin: Origin::None, sequence: 0, code: 0, offset: u32::MAX, message: FixedText::default() }
+    pub const fn none() -> Self {
+        LoadFailure {
+            origin: Origin::None,
+            sequence: 0,
+            code: 0,
+            offset: u32::MAX,
+            message: FixedText::empty(),
+        }
     }
 }
 
@@ -519,7 +569,8 @@ pub struct Status {
 }
 
 /// Length of a STATUS response (header included).
-pub const STATUS_LEN: usize = HEADER_LEN + 8 + 2 * CONTENT_INFO_LEN + 8 * QUARANTINE_SLOTS + 24 + 64 + LOAD_FAILURE_LEN;
+pub const STATUS_LEN: usize =
+    HEADER_LEN + 8 + 2 * CONTENT_INFO_LEN + 8 * QUARANTINE_SLOTS + 24 + 64 + LOAD_FAILURE_LEN;
 const_assert_eq!(STATUS_LEN, 368);
 
 fn put_info(w: &mut Writer<'_>, c: &ContentInfo) -> Result<(), ProtoError> {
@@ -535,11 +586,18 @@ fn get_info(r: &mut Reader<'_>) -> Result<ContentInfo, ProtoError> {
     let sequence = r.u64("content")?;
     let rule_count = r.u32("content")?;
     let len = r.u32("content")?;
-    let origin = Origin::from_u32(r.u32("content")?).ok_or(ProtoError::BadValue { what: "origin" })?;
+    let origin =
+        Origin::from_u32(r.u32("content")?).ok_or(ProtoError::BadValue { what: "origin" })?;
     let _ = r.u32("content")?;
     let mut digest = [0u8; 32];
     digest.copy_from_slice(r.take(32, "content")?);
-    Ok(ContentInfo { sequence, rule_count, len, origin, digest })
+    Ok(ContentInfo {
+        sequence,
+        rule_count,
+        len,
+        origin,
+        digest,
+    })
 }
 
 fn put_failure(w: &mut Writer<'_>, f: &LoadFailure) -> Result<(), ProtoError> {
@@ -552,21 +610,32 @@ fn put_failure(w: &mut Writer<'_>, f: &LoadFailure) -> Result<(), ProtoError> {
 }
 
 fn get_failure(r: &mut Reader<'_>) -> Result<LoadFailure, ProtoError> {
-    let origin = Origin::from_u32(r.u32("failure")?).ok_or(ProtoError::BadValue { what: "origin" })?;
+    let origin =
+        Origin::from_u32(r.u32("failure")?).ok_or(ProtoError::BadValue { what: "origin" })?;
     let _ = r.u32("failure")?;
     let sequence = r.u64("failure")?;
     let code = r.u32("failure")?;
     let offset = r.u32("failure")?;
     let mut raw = [0u8; MESSAGE_LEN];
     raw.copy_from_slice(r.take(MESSAGE_LEN, "failure")?);
-    Ok(LoadFailure { origin, sequence, code, offset, message: FixedText::from_raw(raw) })
+    Ok(LoadFailure {
+        origin,
+        sequence,
+        code,
+        offset,
+        message: FixedText::from_raw(raw),
+    })
 }
 
 fn exact(buf: &[u8], len: usize, what: &'static str) -> Result<(), ProtoError> {
     if buf.len() == len {
         Ok(())
     } else {
-        Err(ProtoError::BadLength { what, expected: len, found: buf.len() })
+        Err(ProtoError::BadLength {
+            what,
+            expected: len,
+            found: buf.len(),
+        })
     }
 }
 
@@ -593,7 +662,16 @@ impl Status {
         w.u32(self.max_failed)?;
         w.u64(self.proven)?;
         let c = &self.counters;
-        for v in [c.evaluated, c.matched, c.denied, c.events_total, c.events_overwritten, c.name_errors, c.loads_ok, c.loads_failed] {
+        for v in [
+            c.evaluated,
+            c.matched,
+            c.denied,
+            c.events_total,
+            c.events_overwritten,
+            c.name_errors,
+            c.loads_ok,
+            c.loads_failed,
+        ] {
             w.u64(v)?;
         }
         put_failure(&mut w, &self.last_error)?;
@@ -632,7 +710,19 @@ impl Status {
         };
         let last_error = get_failure(&mut r)?;
         r.finish("status response")?;
-        Ok(Status { mode, flags, active, lkg, quarantined, pending, start_count, max_failed, proven, counters, last_error })
+        Ok(Status {
+            mode,
+            flags,
+            active,
+            lkg,
+            quarantined,
+            pending,
+            start_count,
+            max_failed,
+            proven,
+            counters,
+            last_error,
+        })
     }
 }
 
@@ -680,12 +770,23 @@ pub fn utf16le_into<'o>(bytes: &[u8], out: &'o mut [u16]) -> Result<&'o [u16], P
     let pairs = bytes.chunks_exact(2);
     let n = pairs.len();
     if !pairs.remainder().is_empty() || n > out.len() {
-        return Err(ProtoError::BadLength { what: "UTF-16 text", expected: out.len(), found: bytes.len() });
+        return Err(ProtoError::BadLength {
+            what: "UTF-16 text",
+            expected: out.len(),
+            found: bytes.len(),
+        });
     }
     for (o, p) in out.iter_mut().zip(pairs) {
-        *o = u16::from_le_bytes([p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)]);
+        *o = u16::from_le_bytes([
+            p.first().copied().unwrap_or(0),
+            p.get(1).copied().unwrap_or(0),
+        ]);
     }
-    out.get(..n).ok_or(ProtoError::BadLength { what: "UTF-16 text", expected: out.len(), found: bytes.len() })
+    out.get(..n).ok_or(ProtoError::BadLength {
+        what: "UTF-16 text",
+        expected: out.len(),
+        found: bytes.len(),
+    })
 }
 
 /// Longest image path an EVAL request may carry, in units.
@@ -721,12 +822,23 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
             }
             let len = usize::try_from(r.u32("load length")?).unwrap_or(usize::MAX);
             if len > MAX_LOAD_LEN {
-                return Err(ProtoError::BadLength { what: "content length", expected: MAX_LOAD_LEN, found: len });
+                return Err(ProtoError::BadLength {
+                    what: "content length",
+                    expected: MAX_LOAD_LEN,
+                    found: len,
+                });
             }
             if len != r.left() {
-                return Err(ProtoError::BadLength { what: "content length", expected: r.left(), found: len });
+                return Err(ProtoError::BadLength {
+                    what: "content length",
+                    expected: r.left(),
+                    found: len,
+                });
             }
-            Request::Load { force: flags & LOAD_FLAG_FORCE != 0, content: r.take(len, "content")? }
+            Request::Load {
+                force: flags & LOAD_FLAG_FORCE != 0,
+                content: r.take(len, "content")?,
+            }
         }
         IOCTL_EVENTS => {
             r.header()?;
@@ -738,7 +850,8 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         }
         IOCTL_SET_MODE => {
             r.header()?;
-            let mode = Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
+            let mode =
+                Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
             if r.u32("reserved")? != 0 {
                 return Err(ProtoError::BadValue { what: "reserved" });
             }
@@ -746,7 +859,8 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         }
         IOCTL_EVAL => {
             r.header()?;
-            let kind = EventKind::from_u32(r.u32("event kind")?).ok_or(ProtoError::BadValue { what: "event kind" })?;
+            let kind = EventKind::from_u32(r.u32("event kind")?)
+                .ok_or(ProtoError::BadValue { what: "event kind" })?;
             let pid = r.u32("pid")?;
             let name_units = usize::from(r.u16("name length")?);
             let image_units = usize::from(r.u16("image length")?);
@@ -754,20 +868,37 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
                 return Err(ProtoError::BadValue { what: "reserved" });
             }
             if name_units == 0 || name_units > MAX_NAME_UNITS * 2 {
-                return Err(ProtoError::BadLength { what: "name length", expected: MAX_NAME_UNITS * 2, found: name_units });
+                return Err(ProtoError::BadLength {
+                    what: "name length",
+                    expected: MAX_NAME_UNITS * 2,
+                    found: name_units,
+                });
             }
             if image_units > MAX_EVAL_IMAGE_UNITS {
-                return Err(ProtoError::BadLength { what: "image length", expected: MAX_EVAL_IMAGE_UNITS, found: image_units });
+                return Err(ProtoError::BadLength {
+                    what: "image length",
+                    expected: MAX_EVAL_IMAGE_UNITS,
+                    found: image_units,
+                });
             }
             // Both are at most 1024 units, so these cannot overflow.
             let name_bytes = name_units.saturating_mul(2);
             let image_bytes = image_units.saturating_mul(2);
             if name_bytes.saturating_add(image_bytes) != r.left() {
-                return Err(ProtoError::BadLength { what: "eval text", expected: name_bytes.saturating_add(image_bytes), found: r.left() });
+                return Err(ProtoError::BadLength {
+                    what: "eval text",
+                    expected: name_bytes.saturating_add(image_bytes),
+                    found: r.left(),
+                });
             }
             let name = r.take(name_bytes, "name")?;
             let image = r.take(image_bytes, "image")?;
-            Request::Eval(EvalRequest { kind, pid, name, image })
+            Request::Eval(EvalRequest {
+                kind,
+                pid,
+                name,
+                image,
+            })
         }
         _ => return Err(ProtoError::UnknownIoctl),
     };
@@ -794,12 +925,19 @@ pub const fn load_request_len(content_len: usize) -> usize {
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`], or `BadLength` for content over [`MAX_LOAD_LEN`].
-pub fn encode_load_request(out: &mut [u8], force: bool, content: &[u8]) -> Result<usize, ProtoError> {
-    let len = u32::try_from(content.len()).ok().filter(|_| content.len() <= MAX_LOAD_LEN).ok_or(ProtoError::BadLength {
-        what: "content length",
-        expected: MAX_LOAD_LEN,
-        found: content.len(),
-    })?;
+pub fn encode_load_request(
+    out: &mut [u8],
+    force: bool,
+    content: &[u8],
+) -> Result<usize, ProtoError> {
+    let len = u32::try_from(content.len())
+        .ok()
+        .filter(|_| content.len() <= MAX_LOAD_LEN)
+        .ok_or(ProtoError::BadLength {
+            what: "content length",
+            expected: MAX_LOAD_LEN,
+            found: content.len(),
+        })?;
     let mut w = Writer::new(out);
     w.header()?;
     w.u32(if force { LOAD_FLAG_FORCE } else { 0 })?;
@@ -834,16 +972,32 @@ pub fn encode_mode_request(out: &mut [u8], mode: Mode) -> Result<usize, ProtoErr
 
 /// Length of an EVAL request.
 pub const fn eval_request_len(name_units: usize, image_units: usize) -> usize {
-    EVAL_REQUEST_FIXED_LEN.saturating_add(name_units.saturating_mul(2)).saturating_add(image_units.saturating_mul(2))
+    EVAL_REQUEST_FIXED_LEN
+        .saturating_add(name_units.saturating_mul(2))
+        .saturating_add(image_units.saturating_mul(2))
 }
 
 /// Encodes an EVAL request.
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`], or `BadLength` when a text is too long.
-pub fn encode_eval_request(out: &mut [u8], kind: EventKind, pid: u32, name: &[u16], image: &[u16]) -> Result<usize, ProtoError> {
-    let n = u16::try_from(name.len()).map_err(|_| ProtoError::BadLength { what: "name length", expected: MAX_NAME_UNITS * 2, found: name.len() })?;
-    let i = u16::try_from(image.len()).map_err(|_| ProtoError::BadLength { what: "image length", expected: MAX_EVAL_IMAGE_UNITS, found: image.len() })?;
+pub fn encode_eval_request(
+    out: &mut [u8],
+    kind: EventKind,
+    pid: u32,
+    name: &[u16],
+    image: &[u16],
+) -> Result<usize, ProtoError> {
+    let n = u16::try_from(name.len()).map_err(|_| ProtoError::BadLength {
+        what: "name length",
+        expected: MAX_NAME_UNITS * 2,
+        found: name.len(),
+    })?;
+    let i = u16::try_from(image.len()).map_err(|_| ProtoError::BadLength {
+        what: "image length",
+        expected: MAX_EVAL_IMAGE_UNITS,
+        found: image.len(),
+    })?;
     let mut w = Writer::new(out);
     w.header()?;
     w.u32(u32::from(kind.to_u8()))?;
@@ -885,7 +1039,9 @@ impl LoadResponse {
     /// [`ProtoError::BufferTooSmall`].
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtoError> {
         if out.len() < LOAD_RESPONSE_LEN {
-            return Err(ProtoError::BufferTooSmall { needed: LOAD_RESPONSE_LEN });
+            return Err(ProtoError::BufferTooSmall {
+                needed: LOAD_RESPONSE_LEN,
+            });
         }
         let mut w = Writer::new(out);
         w.header()?;
@@ -908,7 +1064,11 @@ impl LoadResponse {
         let active_sequence = r.u64("sequence")?;
         let failure = get_failure(&mut r)?;
         r.finish("load response")?;
-        Ok(LoadResponse { result, active_sequence, failure })
+        Ok(LoadResponse {
+            result,
+            active_sequence,
+            failure,
+        })
     }
 }
 
@@ -919,9 +1079,15 @@ pub const MODE_RESPONSE_LEN: usize = HEADER_LEN + 8;
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`].
-pub fn encode_mode_response(out: &mut [u8], previous: Mode, current: Mode) -> Result<usize, ProtoError> {
+pub fn encode_mode_response(
+    out: &mut [u8],
+    previous: Mode,
+    current: Mode,
+) -> Result<usize, ProtoError> {
     if out.len() < MODE_RESPONSE_LEN {
-        return Err(ProtoError::BufferTooSmall { needed: MODE_RESPONSE_LEN });
+        return Err(ProtoError::BufferTooSmall {
+            needed: MODE_RESPONSE_LEN,
+        });
     }
     let mut w = Writer::new(out);
     w.header()?;
@@ -946,7 +1112,10 @@ pub fn decode_mode_response(buf: &[u8]) -> Result<(Mode, Mode), ProtoError> {
 
 /// Wire length of one event record.
 pub const EVENT_WIRE_LEN: usize = 32 + 2 * NAME_CAP + 2 * IMAGE_CAP;
-const_assert_eq!(EVENT_WIRE_LEN, 8 + 8 + 4 + 4 + 4 + 2 + 2 + 2 * NAME_CAP + 2 * IMAGE_CAP);
+const_assert_eq!(
+    EVENT_WIRE_LEN,
+    8 + 8 + 4 + 4 + 4 + 2 + 2 + 2 * NAME_CAP + 2 * IMAGE_CAP
+);
 /// Fixed part of an EVENTS response.
 pub const EVENTS_RESPONSE_FIXED_LEN: usize = HEADER_LEN + 16;
 
@@ -965,9 +1134,15 @@ pub fn encode_events_response(
     if out.len() < needed {
         return Err(ProtoError::BufferTooSmall { needed });
     }
-    let room = out.len().saturating_sub(EVENTS_RESPONSE_FIXED_LEN).checked_div(EVENT_WIRE_LEN).unwrap_or(0);
+    let room = out
+        .len()
+        .saturating_sub(EVENTS_RESPONSE_FIXED_LEN)
+        .checked_div(EVENT_WIRE_LEN)
+        .unwrap_or(0);
     let limit = room.min(usize::try_from(max).unwrap_or(usize::MAX));
-    let (head, body) = out.split_at_mut_checked(EVENTS_RESPONSE_FIXED_LEN).ok_or(ProtoError::BufferTooSmall { needed })?;
+    let (head, body) = out
+        .split_at_mut_checked(EVENTS_RESPONSE_FIXED_LEN)
+        .ok_or(ProtoError::BufferTooSmall { needed })?;
     let mut w = Writer::new(body);
     let mut count = 0u32;
     while usize::try_from(count).unwrap_or(usize::MAX) < limit {
@@ -996,15 +1171,28 @@ pub fn encode_events_response(
 ///
 /// # Errors
 /// Wrong length (the count must match the bytes exactly), header or values.
-pub fn decode_events_response(buf: &[u8], mut each: impl FnMut(EventRecord)) -> Result<u64, ProtoError> {
+pub fn decode_events_response(
+    buf: &[u8],
+    mut each: impl FnMut(EventRecord),
+) -> Result<u64, ProtoError> {
     let mut r = Reader::new(buf);
     r.header()?;
     let count = usize::try_from(r.u32("event count")?).unwrap_or(usize::MAX);
     let _ = r.u32("reserved")?;
     let overwritten = r.u64("overwritten")?;
-    let body = count.checked_mul(EVENT_WIRE_LEN).ok_or(ProtoError::BadLength { what: "events", expected: r.left(), found: usize::MAX })?;
+    let body = count
+        .checked_mul(EVENT_WIRE_LEN)
+        .ok_or(ProtoError::BadLength {
+            what: "events",
+            expected: r.left(),
+            found: usize::MAX,
+        })?;
     if body != r.left() {
-        return Err(ProtoError::BadLength { what: "events", expected: body, found: r.left() });
+        return Err(ProtoError::BadLength {
+            what: "events",
+            expected: body,
+            found: r.left(),
+        });
     }
     for _ in 0..count {
         let mut e = EventRecord::EMPTY;
@@ -1019,7 +1207,9 @@ pub fn decode_events_response(buf: &[u8], mut each: impl FnMut(EventRecord)) -> 
         e.name_len = r.u16("event")?;
         e.image_len = r.u16("event")?;
         if usize::from(e.name_len) > NAME_CAP || usize::from(e.image_len) > IMAGE_CAP {
-            return Err(ProtoError::BadValue { what: "event text length" });
+            return Err(ProtoError::BadValue {
+                what: "event text length",
+            });
         }
         for u in &mut e.name {
             *u = r.u16("event")?;
@@ -1062,7 +1252,8 @@ pub struct EvalResponse {
 }
 
 /// Length of an EVAL response.
-pub const EVAL_RESPONSE_LEN: usize = HEADER_LEN + 4 + 4 + 4 + 4 + 8 + RULE_NAME_LEN + 8 + 2 * MAX_NAME_UNITS;
+pub const EVAL_RESPONSE_LEN: usize =
+    HEADER_LEN + 4 + 4 + 4 + 4 + 8 + RULE_NAME_LEN + 8 + 2 * MAX_NAME_UNITS;
 
 impl EvalResponse {
     /// The normalized name units.
@@ -1075,11 +1266,18 @@ impl EvalResponse {
     /// [`ProtoError::BufferTooSmall`].
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtoError> {
         if out.len() < EVAL_RESPONSE_LEN {
-            return Err(ProtoError::BufferTooSmall { needed: EVAL_RESPONSE_LEN });
+            return Err(ProtoError::BufferTooSmall {
+                needed: EVAL_RESPONSE_LEN,
+            });
         }
         let mut w = Writer::new(out);
         w.header()?;
-        w.bytes(&[self.decision.to_u8(), self.action, self.severity, u8::from(self.has_rule)])?;
+        w.bytes(&[
+            self.decision.to_u8(),
+            self.action,
+            self.severity,
+            u8::from(self.has_rule),
+        ])?;
         w.u32(self.rule_id)?;
         w.u32(self.matched)?;
         w.u32(0)?;
@@ -1098,7 +1296,8 @@ impl EvalResponse {
         exact(buf, EVAL_RESPONSE_LEN, "eval response")?;
         let mut r = Reader::new(buf);
         r.header()?;
-        let decision = Decision::from_u8(r.u8("decision")?).ok_or(ProtoError::BadValue { what: "decision" })?;
+        let decision = Decision::from_u8(r.u8("decision")?)
+            .ok_or(ProtoError::BadValue { what: "decision" })?;
         let action = r.u8("action")?;
         let severity = r.u8("severity")?;
         let has_rule = match r.u8("has rule")? {
@@ -1114,7 +1313,9 @@ impl EvalResponse {
         raw.copy_from_slice(r.take(RULE_NAME_LEN, "rule name")?);
         let name_len = r.u16("name length")?;
         if usize::from(name_len) > MAX_NAME_UNITS {
-            return Err(ProtoError::BadValue { what: "name length" });
+            return Err(ProtoError::BadValue {
+                what: "name length",
+            });
         }
         let _ = r.take(6, "padding")?;
         let mut name = [0u16; MAX_NAME_UNITS];
@@ -1122,7 +1323,18 @@ impl EvalResponse {
             *u = r.u16("name")?;
         }
         r.finish("eval response")?;
-        Ok(EvalResponse { decision, action, severity, has_rule, rule_id, matched, sequence, rule_name: FixedText::from_raw(raw), name_len, name })
+        Ok(EvalResponse {
+            decision,
+            action,
+            severity,
+            has_rule,
+            rule_id,
+            matched,
+            sequence,
+            rule_name: FixedText::from_raw(raw),
+            name_len,
+            name,
+        })
     }
 }
 

@@ -10,21 +10,54 @@ fn sample_status() -> Status {
     Status {
         mode: Mode::Enforce,
         flags: FLAG_FILTER_REGISTERED | FLAG_FILTERING,
-        active: ContentInfo { sequence: 7, rule_count: 12, len: 4096, origin: Origin::Disk, digest: [0xAB; 32] },
-        lkg: ContentInfo { sequence: 6, rule_count: 11, len: 4000, origin: Origin::Ioctl, digest: [0xCD; 32] },
+        active: ContentInfo {
+            sequence: 7,
+            rule_count: 12,
+            len: 4096,
+            origin: Origin::Disk,
+            digest: [0xAB; 32],
+        },
+        lkg: ContentInfo {
+            sequence: 6,
+            rule_count: 11,
+            len: 4000,
+            origin: Origin::Ioctl,
+            digest: [0xCD; 32],
+        },
         quarantined: [8, 0, 0, 0],
         pending: 7,
         start_count: 2,
         max_failed: 3,
         proven: 6,
-        counters: Counters { evaluated: 1, matched: 2, denied: 3, events_total: 4, events_overwritten: 5, name_errors: 6, loads_ok: 7, loads_failed: 8 },
-        last_error: LoadFailure { origin: Origin::Disk, sequence: 9, code: failure::PARSE, offset: 40, message: FixedText::new("bad magic") },
+        counters: Counters {
+            evaluated: 1,
+            matched: 2,
+            denied: 3,
+            events_total: 4,
+            events_overwritten: 5,
+            name_errors: 6,
+            loads_ok: 7,
+            loads_failed: 8,
+        },
+        last_error: LoadFailure {
+            origin: Origin::Disk,
+            sequence: 9,
+            code: failure::PARSE,
+            offset: 40,
+            message: FixedText::new("bad magic"),
+        },
     }
 }
 
 #[test]
 fn ioctl_codes_are_buffered_and_distinct() {
-    let codes = [IOCTL_STATUS, IOCTL_LOAD, IOCTL_EVENTS, IOCTL_SET_MODE, IOCTL_EVAL];
+    let codes = [
+        IOCTL_STATUS,
+        IOCTL_LOAD,
+        IOCTL_EVENTS,
+        IOCTL_SET_MODE,
+        IOCTL_EVAL,
+    ];
     for (i, a) in codes.iter().enumerate() {
         assert_eq!(a & 3, 0, "METHOD_BUFFERED");
         assert_eq!(a >> 16, 0x22);
@@ -43,16 +76,28 @@ fn status_round_trip_and_exact_length() {
     let n = s.encode(&mut buf).unwrap();
     assert_eq!(n, STATUS_LEN);
     assert_eq!(Status::decode(&buf[..n]), Ok(s));
-    assert!(matches!(Status::decode(&buf[..n - 1]), Err(ProtoError::BadLength { .. })));
-    assert!(matches!(Status::decode(&buf[..n + 1]), Err(ProtoError::BadLength { .. })));
-    assert_eq!(s.encode(&mut buf[..STATUS_LEN - 1]), Err(ProtoError::BufferTooSmall { needed: STATUS_LEN }));
+    assert!(matches!(
+        Status::decode(&buf[..n - 1]),
+        Err(ProtoError::BadLength { .. })
+    ));
+    assert!(matches!(
+        Status::decode(&buf[..n + 1]),
+        Err(ProtoError::BadLength { .. })
+    ));
+    assert_eq!(
+        s.encode(&mut buf[..STATUS_LEN - 1]),
+        Err(ProtoError::BufferTooSmall { needed: STATUS_LEN })
+    );
     // Fixed offsets of a few fields (the layout is the contract).
     assert_eq!(&buf[0..4], b"PSIO");
     assert_eq!(&buf[8..12], &1u32.to_le_bytes()); // mode
     assert_eq!(&buf[16..24], &7u64.to_le_bytes()); // active.sequence
     let mut bad = buf[..n].to_vec();
     bad[8] = 5;
-    assert_eq!(Status::decode(&bad), Err(ProtoError::BadValue { what: "mode" }));
+    assert_eq!(
+        Status::decode(&bad),
+        Err(ProtoError::BadValue { what: "mode" })
+    );
 }
 
 #[test]
@@ -62,19 +107,43 @@ fn header_is_checked() {
     assert_eq!(decode_request(IOCTL_STATUS, &buf), Ok(Request::Status));
     let mut bad = buf;
     bad[0] ^= 1;
-    assert_eq!(decode_request(IOCTL_STATUS, &bad), Err(ProtoError::BadMagic));
+    assert_eq!(
+        decode_request(IOCTL_STATUS, &bad),
+        Err(ProtoError::BadMagic)
+    );
     let mut bad = buf;
     bad[4] = 2;
-    assert_eq!(decode_request(IOCTL_STATUS, &bad), Err(ProtoError::BadVersion { found: 2 }));
-    assert_eq!(ProtoError::BadVersion { found: 2 }.ntstatus(), status::REVISION_MISMATCH);
+    assert_eq!(
+        decode_request(IOCTL_STATUS, &bad),
+        Err(ProtoError::BadVersion { found: 2 })
+    );
+    assert_eq!(
+        ProtoError::BadVersion { found: 2 }.ntstatus(),
+        status::REVISION_MISMATCH
+    );
     for n in 0..8 {
-        assert!(matches!(decode_request(IOCTL_STATUS, &buf[..n]), Err(ProtoError::BadLength { .. })), "{n}");
+        assert!(
+            matches!(
+                decode_request(IOCTL_STATUS, &buf[..n]),
+                Err(ProtoError::BadLength { .. })
+            ),
+            "{n}"
+        );
     }
     let mut long = buf.to_vec();
     long.push(0);
-    assert!(matches!(decode_request(IOCTL_STATUS, &long), Err(ProtoError::BadLength { .. })));
-    assert_eq!(decode_request(0x0022_0000, &buf), Err(ProtoError::UnknownIoctl));
-    assert_eq!(ProtoError::UnknownIoctl.ntstatus(), status::INVALID_DEVICE_REQUEST);
+    assert!(matches!(
+        decode_request(IOCTL_STATUS, &long),
+        Err(ProtoError::BadLength { .. })
+    ));
+    assert_eq!(
+        decode_request(0x0022_0000, &buf),
+        Err(ProtoError::UnknownIoctl)
+    );
+    assert_eq!(
+        ProtoError::UnknownIoctl.ntstatus(),
+        status::INVALID_DEVICE_REQUEST
+    );
 }
 
 #[test]
@@ -83,43 +152,88 @@ fn load_request_lengths() {
     let mut buf = vec![0u8; load_request_len(content.len())];
     let n = encode_load_request(&mut buf, true, content).unwrap();
     assert_eq!(n, buf.len());
-    assert_eq!(decode_request(IOCTL_LOAD, &buf), Ok(Request::Load { force: true, content }));
+    assert_eq!(
+        decode_request(IOCTL_LOAD, &buf),
+        Ok(Request::Load {
+            force: true,
+            content
+        })
+    );
     // One byte short / long: the length field no longer matches.
-    assert!(matches!(decode_request(IOCTL_LOAD, &buf[..n - 1]), Err(ProtoError::BadLength { what: "content length", .. })));
+    assert!(matches!(
+        decode_request(IOCTL_LOAD, &buf[..n - 1]),
+        Err(ProtoError::BadLength {
+            what: "content length",
+            ..
+        })
+    ));
     let mut long = buf.clone();
     long.push(0);
-    assert!(matches!(decode_request(IOCTL_LOAD, &long), Err(ProtoError::BadLength { .. })));
+    assert!(matches!(
+        decode_request(IOCTL_LOAD, &long),
+        Err(ProtoError::BadLength { .. })
+    ));
     // A huge length field.
     let mut huge = buf.clone();
     huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(decode_request(IOCTL_LOAD, &huge), Err(ProtoError::BadLength { .. })));
+    assert!(matches!(
+        decode_request(IOCTL_LOAD, &huge),
+        Err(ProtoError::BadLength { .. })
+    ));
     let mut flags = buf.clone();
     flags[8] = 2;
-    assert_eq!(decode_request(IOCTL_LOAD, &flags), Err(ProtoError::BadValue { what: "load flags" }));
+    assert_eq!(
+        decode_request(IOCTL_LOAD, &flags),
+        Err(ProtoError::BadValue { what: "load flags" })
+    );
     // Empty content is a valid request (the parser rejects it).
     let mut e = [0u8; LOAD_REQUEST_FIXED_LEN];
     encode_load_request(&mut e, false, &[]).unwrap();
-    assert_eq!(decode_request(IOCTL_LOAD, &e), Ok(Request::Load { force: false, content: &[] }));
-    assert!(matches!(encode_load_request(&mut buf[..5], false, content), Err(ProtoError::BufferTooSmall { .. })));
+    assert_eq!(
+        decode_request(IOCTL_LOAD, &e),
+        Ok(Request::Load {
+            force: false,
+            content: &[]
+        })
+    );
+    assert!(matches!(
+        encode_load_request(&mut buf[..5], false, content),
+        Err(ProtoError::BufferTooSmall { .. })
+    ));
 }
 
 #[test]
 fn events_and_mode_requests() {
     let mut b = [0u8; EVENTS_REQUEST_LEN];
     encode_events_request(&mut b, 17).unwrap();
-    assert_eq!(decode_request(IOCTL_EVENTS, &b), Ok(Request::Events { max: 17 }));
+    assert_eq!(
+        decode_request(IOCTL_EVENTS, &b),
+        Ok(Request::Events { max: 17 })
+    );
     let mut r = b;
     r[12] = 1;
-    assert_eq!(decode_request(IOCTL_EVENTS, &r), Err(ProtoError::BadValue { what: "reserved" }));
+    assert_eq!(
+        decode_request(IOCTL_EVENTS, &r),
+        Err(ProtoError::BadValue { what: "reserved" })
+    );
     assert!(decode_request(IOCTL_EVENTS, &b[..15]).is_err());
     let mut m = [0u8; MODE_REQUEST_LEN];
     encode_mode_request(&mut m, Mode::Enforce).unwrap();
-    assert_eq!(decode_request(IOCTL_SET_MODE, &m), Ok(Request::SetMode(Mode::Enforce)));
+    assert_eq!(
+        decode_request(IOCTL_SET_MODE, &m),
+        Ok(Request::SetMode(Mode::Enforce))
+    );
     m[8] = 9;
-    assert_eq!(decode_request(IOCTL_SET_MODE, &m), Err(ProtoError::BadValue { what: "mode" }));
+    assert_eq!(
+        decode_request(IOCTL_SET_MODE, &m),
+        Err(ProtoError::BadValue { what: "mode" })
+    );
     let mut out = [0u8; MODE_RESPONSE_LEN];
     encode_mode_response(&mut out, Mode::Monitor, Mode::Enforce).unwrap();
-    assert_eq!(decode_mode_response(&out), Ok((Mode::Monitor, Mode::Enforce)));
+    assert_eq!(
+        decode_mode_response(&out),
+        Ok((Mode::Monitor, Mode::Enforce))
+    );
     assert!(decode_mode_response(&out[..15]).is_err());
     assert!(encode_mode_response(&mut out[..15], Mode::Monitor, Mode::Enforce).is_err());
 }
@@ -131,13 +245,18 @@ fn eval_request_lengths() {
     let mut buf = vec![0u8; eval_request_len(name.len(), image.len())];
     let n = encode_eval_request(&mut buf, EventKind::Connect, 42, &name, &image).unwrap();
     assert_eq!(n, buf.len());
-    let Ok(Request::Eval(e)) = decode_request(IOCTL_EVAL, &buf) else { panic!() };
+    let Ok(Request::Eval(e)) = decode_request(IOCTL_EVAL, &buf) else {
+        panic!()
+    };
     assert_eq!((e.kind, e.pid), (EventKind::Connect, 42));
     let mut units = [0u16; 64];
     assert_eq!(utf16le_into(e.name, &mut units).unwrap(), &name[..]);
     assert_eq!(utf16le_into(e.image, &mut units).unwrap(), &image[..]);
     assert!(utf16le_into(&[1, 2, 3], &mut units).is_err(), "odd length");
-    assert!(utf16le_into(e.name, &mut units[..3]).is_err(), "does not fit");
+    assert!(
+        utf16le_into(e.name, &mut units[..3]).is_err(),
+        "does not fit"
+    );
     // Truncated, extended, zero-length name, bad kind.
     assert!(decode_request(IOCTL_EVAL, &buf[..n - 1]).is_err());
     let mut long = buf.clone();
@@ -148,14 +267,26 @@ fn eval_request_lengths() {
     assert!(decode_request(IOCTL_EVAL, &zero).is_err());
     let mut kind = buf.clone();
     kind[8] = 3;
-    assert_eq!(decode_request(IOCTL_EVAL, &kind), Err(ProtoError::BadValue { what: "event kind" }));
+    assert_eq!(
+        decode_request(IOCTL_EVAL, &kind),
+        Err(ProtoError::BadValue { what: "event kind" })
+    );
     let mut huge = buf.clone();
     huge[18..20].copy_from_slice(&u16::MAX.to_le_bytes());
-    assert!(matches!(decode_request(IOCTL_EVAL, &huge), Err(ProtoError::BadLength { what: "image length", .. })));
+    assert!(matches!(
+        decode_request(IOCTL_EVAL, &huge),
+        Err(ProtoError::BadLength {
+            what: "image length",
+            ..
+        })
+    ));
     // Image may be empty.
     let mut b2 = vec![0u8; eval_request_len(name.len(), 0)];
     encode_eval_request(&mut b2, EventKind::Create, 1, &name, &[]).unwrap();
-    assert!(matches!(decode_request(IOCTL_EVAL, &b2), Ok(Request::Eval(EvalRequest { image: &[], .. }))));
+    assert!(matches!(
+        decode_request(IOCTL_EVAL, &b2),
+        Ok(Request::Eval(EvalRequest { image: &[], .. }))
+    ));
 }
 
 #[test]
@@ -184,16 +315,26 @@ fn eval_response_round_trip() {
     assert!(EvalResponse::decode(&buf[..EVAL_RESPONSE_LEN - 1]).is_err());
     let mut bad = buf.clone();
     bad[11] = 2;
-    assert_eq!(EvalResponse::decode(&bad), Err(ProtoError::BadValue { what: "has rule" }));
+    assert_eq!(
+        EvalResponse::decode(&bad),
+        Err(ProtoError::BadValue { what: "has rule" })
+    );
     let mut bad = buf.clone();
     bad[8] = 7;
-    assert_eq!(EvalResponse::decode(&bad), Err(ProtoError::BadValue { what: "decision" }));
+    assert_eq!(
+        EvalResponse::decode(&bad),
+        Err(ProtoError::BadValue { what: "decision" })
+    );
     assert!(r.encode(&mut buf[..100]).is_err());
 }
 
 #[test]
 fn load_response_round_trip() {
-    let r = LoadResponse { result: load_result::REJECTED, active_sequence: 5, failure: sample_status().last_error };
+    let r = LoadResponse {
+        result: load_result::REJECTED,
+        active_sequence: 5,
+        failure: sample_status().last_error,
+    };
     let mut buf = [0u8; LOAD_RESPONSE_LEN];
     r.encode(&mut buf).unwrap();
     assert_eq!(LoadResponse::decode(&buf), Ok(r));
@@ -204,7 +345,13 @@ fn load_response_round_trip() {
 fn events_response_bounded_by_buffer_and_max() {
     let mut recs: Vec<EventRecord> = (1..=5u32)
         .map(|i| {
-            let mut e = EventRecord { id: u64::from(i), pid: i, rule_id: 100 + i, decision: 1, ..EventRecord::EMPTY };
+            let mut e = EventRecord {
+                id: u64::from(i),
+                pid: i,
+                rule_id: 100 + i,
+                decision: 1,
+                ..EventRecord::EMPTY
+            };
             e.set_name(&w(r"\x"));
             e
         })
@@ -214,14 +361,20 @@ fn events_response_bounded_by_buffer_and_max() {
     let mut buf = vec![0u8; EVENTS_RESPONSE_FIXED_LEN + 3 * EVENT_WIRE_LEN + 5];
     let mut src = recs.clone();
     let (n, count) = encode_events_response(&mut buf, 100, 9, || src.pop()).unwrap();
-    assert_eq!((n, count), (EVENTS_RESPONSE_FIXED_LEN + 3 * EVENT_WIRE_LEN, 3));
+    assert_eq!(
+        (n, count),
+        (EVENTS_RESPONSE_FIXED_LEN + 3 * EVENT_WIRE_LEN, 3)
+    );
     assert_eq!(src.len(), 2, "only as many popped as fit");
     let mut got = Vec::new();
     assert_eq!(decode_events_response(&buf[..n], |e| got.push(e)), Ok(9));
     assert_eq!(got.iter().map(|e| e.pid).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(got[0].name(), &w(r"\x")[..]);
     // Too small for one record.
-    assert!(matches!(encode_events_response(&mut buf[..EVENTS_RESPONSE_FIXED_LEN + 10], 1, 0, || None), Err(ProtoError::BufferTooSmall { .. })));
+    assert!(matches!(
+        encode_events_response(&mut buf[..EVENTS_RESPONSE_FIXED_LEN + 10], 1, 0, || None),
+        Err(ProtoError::BufferTooSmall { .. })
+    ));
     // Count and length must agree.
     assert!(decode_events_response(&buf[..n - 1], |_| ()).is_err());
     let mut bad = buf[..n].to_vec();
@@ -230,7 +383,12 @@ fn events_response_bounded_by_buffer_and_max() {
     let mut bad = buf[..n].to_vec();
     bad[EVENTS_RESPONSE_FIXED_LEN + 28] = 0xFF; // name_len
     bad[EVENTS_RESPONSE_FIXED_LEN + 29] = 0xFF;
-    assert_eq!(decode_events_response(&bad, |_| ()), Err(ProtoError::BadValue { what: "event text length" }));
+    assert_eq!(
+        decode_events_response(&bad, |_| ()),
+        Err(ProtoError::BadValue {
+            what: "event text length"
+        })
+    );
     // max bounds it too.
     let mut src = recs.clone();
     let (_, count) = encode_events_response(&mut buf, 1, 0, || src.pop()).unwrap();
@@ -257,7 +415,14 @@ fn decode_never_panics_on_noise() {
         *b = (seed >> 16) as u8;
     }
     noise[..8].copy_from_slice(&[0x50, 0x53, 0x49, 0x4F, 1, 0, 0, 0]);
-    for code in [IOCTL_STATUS, IOCTL_LOAD, IOCTL_EVENTS, IOCTL_SET_MODE, IOCTL_EVAL, 0] {
+    for code in [
+        IOCTL_STATUS,
+        IOCTL_LOAD,
+        IOCTL_EVENTS,
+        IOCTL_SET_MODE,
+        IOCTL_EVAL,
+        0,
+    ] {
         for n in 0..noise.len() {
             let _ = decode_request(code, &noise[..n]);
         }

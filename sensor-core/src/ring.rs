@@ -150,7 +150,13 @@ impl<const N: usize> Default for EventRing<N> {
 impl<const N: usize> EventRing<N> {
     /// An empty ring.
     pub const fn new() -> Self {
-        EventRing { buf: [EventRecord::EMPTY; N], head: 0, len: 0, next_id: 1, overwritten: 0 }
+        EventRing {
+            buf: [EventRecord::EMPTY; N],
+            head: 0,
+            len: 0,
+            next_id: 1,
+            overwritten: 0,
+        }
     }
 
     /// Records in the ring.
@@ -181,12 +187,20 @@ impl<const N: usize> EventRing<N> {
             return id;
         }
         let slot = if self.len < N {
-            let s = self.head.checked_add(self.len).and_then(|x| x.checked_rem(N)).unwrap_or(0);
+            let s = self
+                .head
+                .checked_add(self.len)
+                .and_then(|x| x.checked_rem(N))
+                .unwrap_or(0);
             self.len = self.len.saturating_add(1);
             s
         } else {
             let s = self.head;
-            self.head = self.head.checked_add(1).and_then(|x| x.checked_rem(N)).unwrap_or(0);
+            self.head = self
+                .head
+                .checked_add(1)
+                .and_then(|x| x.checked_rem(N))
+                .unwrap_or(0);
             self.overwritten = self.overwritten.saturating_add(1);
             s
         };
@@ -202,7 +216,11 @@ impl<const N: usize> EventRing<N> {
             return None;
         }
         let rec = self.buf.get(self.head).copied();
-        self.head = self.head.checked_add(1).and_then(|x| x.checked_rem(N)).unwrap_or(0);
+        self.head = self
+            .head
+            .checked_add(1)
+            .and_then(|x| x.checked_rem(N))
+            .unwrap_or(0);
         self.len = self.len.saturating_sub(1);
         rec
     }
@@ -213,7 +231,10 @@ mod tests {
     use super::*;
 
     fn rec(pid: u32) -> EventRecord {
-        EventRecord { pid, ..EventRecord::EMPTY }
+        EventRecord {
+            pid,
+            ..EventRecord::EMPTY
+        }
     }
 
     #[test]

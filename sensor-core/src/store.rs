@@ -45,8 +45,14 @@ pub enum Refusal {
 
 impl<H> Store<H> {
     /// An empty store.
-    pub fn new() -> Self {
-        Store { active: None, lkg: None, last_error: LoadFailure::none(), loads_ok: 0, loads_failed: 0 }
+    pub const fn new() -> Self {
+        Store {
+            active: None,
+            lkg: None,
+            last_error: LoadFailure::none(),
+            loads_ok: 0,
+            loads_failed: 0,
+        }
     }
 
     /// The active slot.
@@ -82,14 +88,20 @@ impl<H> Store<H> {
     /// and `force` is not set.
     pub fn check_hot_load(&self, sequence: u64, force: bool) -> Result<(), Refusal> {
         match &self.active {
-            Some(a) if !force && sequence <= a.info.sequence => Err(Refusal::Stale { active: a.info.sequence }),
+            Some(a) if !force && sequence <= a.info.sequence => Err(Refusal::Stale {
+                active: a.info.sequence,
+            }),
             _ => Ok(()),
         }
     }
 
     /// Installs the content chosen at start. Returns handles displaced (the
     /// store is normally empty then).
-    pub fn install_start(&mut self, active: Option<Slot<H>>, lkg: Option<Slot<H>>) -> [Option<H>; 2] {
+    pub fn install_start(
+        &mut self,
+        active: Option<Slot<H>>,
+        lkg: Option<Slot<H>>,
+    ) -> [Option<H>; 2] {
         let old_a = core::mem::replace(&mut self.active, active).map(|s| s.handle);
         let old_l = core::mem::replace(&mut self.lkg, lkg).map(|s| s.handle);
         [old_a, old_l]
@@ -122,13 +134,25 @@ impl<H> Store<H> {
     pub fn record_refusal(&mut self, origin: Origin, sequence: u64, r: Refusal) {
         let Refusal::Stale { active } = r;
         let mut message = FixedText::default();
-        let _ = core::fmt::write(&mut message, format_args!("sequence {sequence} is not newer than active {active}"));
-        self.record_failure(LoadFailure { origin, sequence, code: failure::STALE, offset: u32::MAX, message });
+        let _ = core::fmt::write(
+            &mut message,
+            format_args!("sequence {sequence} is not newer than active {active}"),
+        );
+        self.record_failure(LoadFailure {
+            origin,
+            sequence,
+            code: failure::STALE,
+            offset: u32::MAX,
+            message,
+        });
     }
 
     /// Empties the store (unload), returning every handle.
     pub fn take_all(&mut self) -> [Option<H>; 2] {
-        [self.active.take().map(|s| s.handle), self.lkg.take().map(|s| s.handle)]
+        [
+            self.active.take().map(|s| s.handle),
+            self.lkg.take().map(|s| s.handle),
+        ]
     }
 }
 
@@ -157,13 +181,25 @@ mod tests {
     use super::*;
 
     fn slot(seq: u64, h: u32) -> Slot<u32> {
-        Slot { info: ContentInfo { sequence: seq, rule_count: 1, len: 10, origin: Origin::Disk, digest: [0; 32] }, handle: h }
+        Slot {
+            info: ContentInfo {
+                sequence: seq,
+                rule_count: 1,
+                len: 10,
+                origin: Origin::Disk,
+                digest: [0; 32],
+            },
+            handle: h,
+        }
     }
 
     #[test]
     fn activate_shifts_active_to_lkg_and_returns_old_lkg() {
         let mut s = Store::new();
-        assert_eq!(s.install_start(Some(slot(5, 50)), Some(slot(4, 40))), [None, None]);
+        assert_eq!(
+            s.install_start(Some(slot(5, 50)), Some(slot(4, 40))),
+            [None, None]
+        );
         assert_eq!(s.active_info().sequence, 5);
         assert_eq!(s.lkg_info().sequence, 4);
         assert_eq!(s.activate(slot(6, 60)), Some(40));
@@ -186,7 +222,13 @@ mod tests {
     fn failures_keep_content_and_are_reported() {
         let mut s = Store::new();
         s.install_start(Some(slot(5, 50)), None);
-        let f = LoadFailure { origin: Origin::Ioctl, sequence: 9, code: failure::PARSE, offset: 12, message: FixedText::new("bad magic") };
+        let f = LoadFailure {
+            origin: Origin::Ioctl,
+            sequence: 9,
+            code: failure::PARSE,
+            offset: 12,
+            message: FixedText::new("bad magic"),
+        };
         s.record_failure(f);
         assert_eq!(s.active_info().sequence, 5);
         assert_eq!(s.last_error().message.as_str(), "bad magic");
@@ -198,13 +240,22 @@ mod tests {
         let mut s = Store::new();
         assert_eq!(s.check_hot_load(1, false), Ok(()));
         s.install_start(Some(slot(5, 50)), None);
-        assert_eq!(s.check_hot_load(5, false), Err(Refusal::Stale { active: 5 }));
-        assert_eq!(s.check_hot_load(4, false), Err(Refusal::Stale { active: 5 }));
+        assert_eq!(
+            s.check_hot_load(5, false),
+            Err(Refusal::Stale { active: 5 })
+        );
+        assert_eq!(
+            s.check_hot_load(4, false),
+            Err(Refusal::Stale { active: 5 })
+        );
         assert_eq!(s.check_hot_load(4, true), Ok(()));
         assert_eq!(s.check_hot_load(6, false), Ok(()));
         s.record_refusal(Origin::Ioctl, 4, Refusal::Stale { active: 5 });
         assert_eq!(s.last_error().code, failure::STALE);
-        assert_eq!(s.last_error().message.as_str(), "sequence 4 is not newer than active 5");
+        assert_eq!(
+            s.last_error().message.as_str(),
+            "sequence 4 is not newer than active 5"
+        );
     }
 
     #[test]

@@ -1,0 +1,351 @@
+//! Content loading: the content directory at start (with the crash-loop
+//! guard), hot loads by IOCTL, and the "proven" transition.
+//!
+//! Service-key values (all optional):
+//! * `ContentDirectory` (REG_SZ, NT path; default
+//!   `\SystemRoot\System32\drivers\PipeSensor`),
+//! * `Mode` (REG_DWORD, 0 monitor / 1 enforce; default 0),
+//! * `MaxFailedStarts` (REG_DWORD; default 3),
+//! * `ProvenAfterSeconds` (REG_DWORD; default 600),
+//! * `GuardState` (REG_BINARY, written by the driver; see sensor_core::guard).
+
+use crate::sensor::{self, Content, ContentRef};
+use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, SpinLock, Wide};
+use channel_parser::Capabilities;
+use core::fmt::Write;
+use sensor_core::decision::Mode;
+use sensor_core::digest::sha256;
+use sensor_core::guard::{plan_start, GuardState, DEFAULT_MAX_FAILED_STARTS, GUARD_STATE_LEN};
+use sensor_core::proto::{failure, load_result, ContentInfo, FixedText, LoadFailure, LoadResponse, Origin, FLAG_GUARD_RESET, MAX_LOAD_LEN};
+use sensor_core::store::{order_candidates, Slot};
+
+const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
+const DEFAULT_PROVEN_AFTER_SECONDS: u32 = 600;
+/// Content files considered at start (newest first).
+const MAX_CANDIDATES: usize = 16;
+
+struct Config {
+    registry_path: Wide<512>,
+    content_dir: Wide<300>,
+    max_failed: u32,
+    proven_after: u32,
+}
+
+static CONFIG: SpinLock<Option<Config>> = SpinLock::new(None);
+
+/// Guard state as last persisted, plus status flags.
+#[derive(Clone, Copy)]
+pub struct GuardSnapshot {
+    pub state: GuardState,
+    pub max_failed: u32,
+    pub flags: u32,
+    pub pending_active: bool,
+}
+
+static GUARD: SpinLock<GuardSnapshot> =
+    SpinLock::new(GuardSnapshot { state: GuardState { pending: 0, start_count: 0, proven: 0, quarantined: [0; 4] }, max_failed: DEFAULT_MAX_FAILED_STARTS, flags: 0, pending_active: false });
+
+pub fn guard_snapshot() -> GuardSnapshot {
+    GUARD.with(|g| *g)
+}
+
+fn registry_path() -> Wide<512> {
+    CONFIG.with(|c| c.as_ref().map(|c| Wide::from_units(c.registry_path.units()))).unwrap_or_else(|| Wide::new(""))
+}
+
+/// Reads the service key. PASSIVE_LEVEL (DriverEntry).
+pub fn configure(registry_path: &[u16]) {
+    let mut cfg = Config {
+        registry_path: Wide::from_units(registry_path),
+        content_dir: Wide::new(DEFAULT_CONTENT_DIR),
+        max_failed: DEFAULT_MAX_FAILED_STARTS,
+        proven_after: DEFAULT_PROVEN_AFTER_SECONDS,
+    };
+    match RegKey::open(registry_path) {
+        Ok(key) => {
+            let mut dir = [0u16; 299];
+            if let Some(d) = key.string("ContentDirectory", &mut dir) {
+                if !d.is_empty() {
+                    cfg.content_dir = Wide::from_units(d);
+                }
+            }
+            if let Some(m) = key.dword("Mode").and_then(Mode::from_u32) {
+                sensor::set_mode(m);
+            }
+            if let Some(n) = key.dword("MaxFailedStarts") {
+                cfg.max_failed = n.clamp(1, 100);
+            }
+            if let Some(s) = key.dword("ProvenAfterSeconds") {
+                cfg.proven_after = s.max(1);
+            }
+        }
+        Err(s) => log(Level::Warning, format_args!("cannot open the service key ({s:#x}); defaults used")),
+    }
+    GUARD.with(|g| g.max_failed = cfg.max_failed);
+    log(
+        Level::Info,
+        format_args!("config: mode {:?}, max failed starts {}, proven after {} s", sensor::mode(), cfg.max_failed, cfg.proven_after),
+    );
+    CONFIG.with(|c| *c = Some(cfg));
+}
+
+fn parse_error_failure(origin: Origin, sequence: u64, e: &channel_parser::ParseError) -> LoadFailure {
+    let mut message = FixedText::empty();
+    let _ = write!(message, "{e}");
+    LoadFailure { origin, sequence, code: failure::PARSE, offset: e.offset().unwrap_or(u32::MAX), message }
+}
+
+fn simple_failure(origin: Origin, sequence: u64, code: u32, args: core::fmt::Arguments<'_>) -> LoadFailure {
+    let mut message = FixedText::empty();
+    let _ = message.write_fmt(args);
+    LoadFailure { origin, sequence, code, offset: u32::MAX, message }
+}
+
+/// Copies, parses and describes content. The file's header sequence must
+/// equal `expect_seq` when given (the sequence in a file's name).
+fn build(buf: PoolBuf, origin: Origin, expect_seq: Option<u64>) -> Result<ContentRef, LoadFailure> {
+    let digest = sha256(buf.as_slice());
+    let len = buf.len() as u32;
+    let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR_V1))
+        .map_err(|e| parse_error_failure(origin, expect_seq.unwrap_or(0), &e))?;
+    let sequence = chan.file().sequence();
+    if let Some(s) = expect_seq {
+        if s != sequence {
+            return Err(simple_failure(origin, s, failure::PARSE, format_args!("file name says sequence {s}, header says {sequence}")));
+        }
+    }
+    let info = ContentInfo { sequence, rule_count: chan.file().rule_count(), len, origin, digest };
+    PoolArc::try_new(Content { chan, info }).ok_or_else(|| simple_failure(origin, sequence, failure::NO_MEMORY, format_args!("out of memory")))
+}
+
+struct Candidate {
+    seq: u64,
+    name: Wide<64>,
+}
+
+fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
+    let mut p = Wide::<400>::from_units(dir);
+    if dir.last() != Some(&u16::from(b'\\')) {
+        p.push_str("\\");
+    }
+    p.push_units(name);
+    p
+}
+
+fn load_file(dir: &[u16], c: &Candidate) -> Result<ContentRef, LoadFailure> {
+    let path = file_path(dir, c.name.units());
+    let buf = sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
+        let code = if s == sys::STATUS_FILE_TOO_LARGE { failure::TOO_LARGE } else { failure::IO };
+        simple_failure(Origin::Disk, c.seq, code, format_args!("reading the file failed: {s:#x}"))
+    })?;
+    build(buf, Origin::Disk, Some(c.seq))
+}
+
+fn record_failure(f: LoadFailure) {
+    log(Level::Warning, format_args!("content {} rejected: {}", f.sequence, f.message.as_str()));
+    sensor::update_store(|s| {
+        s.record_failure(f);
+        [None::<ContentRef>; 0]
+    });
+}
+
+/// Lists the content directory, validates every candidate (newest first),
+/// plans the start with the crash-loop guard, persists the guard state and
+/// only then activates. PASSIVE_LEVEL (DriverEntry).
+pub fn load_at_start() {
+    let Some((dir, max_failed)) = CONFIG.with(|c| c.as_ref().map(|c| (Wide::<300>::from_units(c.content_dir.units()), c.max_failed))) else {
+        return;
+    };
+    let mut cands: [Option<Candidate>; MAX_CANDIDATES] = [const { None }; MAX_CANDIDATES];
+    let mut seqs = [0u64; MAX_CANDIDATES];
+    let mut n = 0usize;
+    let listed = sys::list_dir(dir.units(), |name| {
+        let mut ascii = [0u8; 64];
+        let mut k = 0;
+        for &u in name {
+            match (u8::try_from(u), ascii.get_mut(k)) {
+                (Ok(b), Some(slot)) if b.is_ascii() => {
+                    *slot = b;
+                    k += 1;
+                }
+                _ => return,
+            }
+        }
+        let Some(seq) = core::str::from_utf8(ascii.get(..k).unwrap_or(&[])).ok().and_then(channel_format::parse_file_name) else {
+            return;
+        };
+        // Keep the newest MAX_CANDIDATES.
+        let slot = if n < MAX_CANDIDATES {
+            n += 1;
+            n - 1
+        } else {
+            let Some((i, _)) = seqs.iter().enumerate().min_by_key(|(_, s)| **s).filter(|(_, s)| **s < seq) else { return };
+            i
+        };
+        if let (Some(s), Some(c)) = (seqs.get_mut(slot), cands.get_mut(slot)) {
+            *s = seq;
+            *c = Some(Candidate { seq, name: Wide::from_units(name) });
+        }
+    });
+    if let Err(s) = listed {
+        log(Level::Warning, format_args!("content directory unreadable ({s:#x}); running without content"));
+        record_failure(simple_failure(Origin::Disk, 0, failure::IO, format_args!("content directory unreadable: {s:#x}")));
+    }
+    let seqs_used = seqs.get_mut(..n).unwrap_or(&mut []);
+    let m = order_candidates(seqs_used);
+    let ordered = seqs.get(..m).unwrap_or(&[]);
+    let find = |seq: u64| cands.iter().flatten().find(|c| c.seq == seq);
+
+    // Pass 1: validate every candidate (newest first); keep nothing.
+    let mut valid = [0u64; MAX_CANDIDATES];
+    let mut nv = 0usize;
+    for &seq in ordered {
+        let Some(c) = find(seq) else { continue };
+        match load_file(dir.units(), c) {
+            Ok(content) => {
+                if let Some(v) = valid.get_mut(nv) {
+                    *v = seq;
+                    nv += 1;
+                }
+                drop(content);
+            }
+            Err(f) => record_failure(f),
+        }
+    }
+    let valid = valid.get(..nv).unwrap_or(&[]);
+
+    // The guard plan, persisted before anything pending is activated.
+    let key = RegKey::open(registry_path().units()).ok();
+    let mut stored = [0u8; GUARD_STATE_LEN];
+    let (state, reset) = match key.as_ref().and_then(|k| k.binary("GuardState", &mut stored)) {
+        None => (GuardState::default(), false),
+        Some(len) => match stored.get(..len).map(GuardState::decode) {
+            Some(Ok(s)) => (s, false),
+            _ => (GuardState::default(), true),
+        },
+    };
+    let plan = plan_start(&state, valid, max_failed);
+    let persisted = plan.state == state && !reset || key.as_ref().is_some_and(|k| k.set_binary("GuardState", &plan.state.encode()).is_ok());
+    if let Some(q) = plan.quarantined_now {
+        log(Level::Error, format_args!("content {q} failed to start {max_failed} times: quarantined, running last-known-good"));
+    }
+    let (active_seq, lkg_seq, pending_active) = if persisted || !plan.active_is_pending {
+        (plan.active, plan.lkg, plan.active_is_pending)
+    } else {
+        // Without a persisted marker a crash loop could not be detected:
+        // run only proven content.
+        log(Level::Error, format_args!("cannot persist the guard state; pending content not activated"));
+        let proven = (state.proven != 0 && valid.contains(&state.proven)).then_some(state.proven);
+        (proven, None, false)
+    };
+    GUARD.with(|g| {
+        g.state = if persisted { plan.state } else { state };
+        g.flags = if reset { FLAG_GUARD_RESET } else { 0 };
+        g.pending_active = pending_active;
+    });
+
+    // Pass 2: load what the plan chose.
+    let load = |seq: Option<u64>| -> Option<Slot<ContentRef>> {
+        let c = find(seq?)?;
+        match load_file(dir.units(), c) {
+            Ok(h) => Some(Slot { info: h.info, handle: h }),
+            Err(f) => {
+                record_failure(f);
+                None
+            }
+        }
+    };
+    let active = load(active_seq);
+    let lkg = load(lkg_seq);
+    match &active {
+        Some(a) => log(Level::Info, format_args!("active content {} ({} rules){}", a.info.sequence, a.info.rule_count, if pending_active { ", pending" } else { "" })),
+        None => log(Level::Warning, format_args!("no valid content: every pipe event is allowed")),
+    }
+    let ok = usize::from(active.is_some()) + usize::from(lkg.is_some());
+    sensor::update_store(|s| {
+        for _ in 0..ok {
+            s.count_ok();
+        }
+        s.install_start(active, lkg)
+    });
+}
+
+fn proven_timer_fired() {
+    mark_proven("clean run");
+}
+
+/// Starts the timer that marks pending content proven after a clean run.
+pub fn start_proven_timer() {
+    if !GUARD.with(|g| g.pending_active) {
+        return;
+    }
+    let secs = CONFIG.with(|c| c.as_ref().map_or(DEFAULT_PROVEN_AFTER_SECONDS, |c| c.proven_after));
+    if let Err(s) = sys::start_timer(secs, proven_timer_fired) {
+        log(Level::Warning, format_args!("proven timer not started ({s:#x}); content is proven at clean unload"));
+    }
+}
+
+/// Marks the active pending content proven and persists it. PASSIVE_LEVEL.
+pub fn mark_proven(why: &str) {
+    let active = sensor::STORE.with(|s| s.active().filter(|a| a.info.origin == Origin::Disk).map(|a| a.info.sequence)).unwrap_or(0);
+    let changed = GUARD.with(|g| {
+        if g.pending_active && g.state.mark_proven(active) {
+            g.pending_active = false;
+            Some(g.state)
+        } else {
+            None
+        }
+    });
+    let Some(state) = changed else { return };
+    let ok = RegKey::open(registry_path().units()).and_then(|k| k.set_binary("GuardState", &state.encode()));
+    match ok {
+        Ok(()) => log(Level::Info, format_args!("content {} proven ({why})", state.proven)),
+        Err(s) => log(Level::Error, format_args!("persisting proven content failed: {s:#x}")),
+    }
+}
+
+/// Hot load: copies `bytes` (the IOCTL's system buffer) into nonpaged
+/// pool, validates it, and swaps it in atomically. The previous active
+/// content becomes last-known-good; the one before is released and freed
+/// once its readers drain. A failure leaves everything as it was.
+pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
+    let result = (|| {
+        let buf = PoolBuf::copy_of(bytes).ok_or_else(|| simple_failure(Origin::Ioctl, 0, failure::NO_MEMORY, format_args!("out of memory")))?;
+        let content = build(buf, Origin::Ioctl, None)?;
+        Ok::<_, LoadFailure>(content)
+    })();
+    match result {
+        Ok(content) => {
+            let info = content.info;
+            let mut refused = None;
+            sensor::update_store(|s| {
+                if let Err(r) = s.check_hot_load(info.sequence, force) {
+                    s.record_refusal(Origin::Ioctl, info.sequence, r);
+                    refused = Some(*s.last_error());
+                    return [None];
+                }
+                [s.activate(Slot { info, handle: content })]
+            });
+            let active_sequence = sensor::STORE.with(|s| s.active_info().sequence);
+            match refused {
+                Some(f) => LoadResponse { result: load_result::REJECTED, active_sequence, failure: f },
+                None => {
+                    log(Level::Info, format_args!("hot-loaded content {} ({} rules)", info.sequence, info.rule_count));
+                    LoadResponse { result: load_result::LOADED, active_sequence, failure: LoadFailure::none() }
+                }
+            }
+        }
+        Err(f) => {
+            record_failure(f);
+            let active_sequence = sensor::STORE.with(|s| s.active_info().sequence);
+            LoadResponse { result: load_result::REJECTED, active_sequence, failure: f }
+        }
+    }
+}
+
+/// Persists the mode in the service key (so it survives a restart).
+pub fn persist_mode(m: Mode) {
+    if let Err(s) = RegKey::open(registry_path().units()).and_then(|k| k.set_dword("Mode", m.to_u32())) {
+        log(Level::Warning, format_args!("persisting mode failed: {s:#x}"));
+    }
+}

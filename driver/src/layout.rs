@@ -1,0 +1,121 @@
+//! Layouts of every kernel structure the driver reads or writes.
+//!
+//! Two independent checks:
+//! * `static_assertions` below pin each offset/size to the documented x64
+//!   value, so a change in `windows-sys` or in `sys/types.rs` fails the build;
+//! * [`CHECKS`] lists the same facts as (header, C type, member, value); the
+//!   layout probe (`driver/layout-probe`, run by `scripts/driver-test.sh`)
+//!   turns them into C `_Static_assert`s compiled by `x86_64-w64-mingw32-gcc`
+//!   against mingw-w64's `ddk/` headers and Wine's `ddk/fltkernel.h`.
+//!
+//! This file is also compiled on the host by the probe (`#[path]`), so it
+//! uses nothing but `core` and the types module.
+
+use crate::sys::types::*;
+use core::mem::{offset_of, size_of};
+#[cfg(not(pipesensor_layout_probe))]
+use static_assertions::const_assert_eq;
+
+/// Which headers declare a structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// mingw-w64 `ddk/ntifs.h` (includes `wdm.h`, `ntddk.h`).
+    Wdm,
+    /// Wine's `ddk/fltkernel.h`.
+    Flt,
+}
+
+/// One layout fact: `offsetof(c_type, member)` or, with member `""`, `sizeof(c_type)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Headers to compile against.
+    pub header: Header,
+    /// C type name.
+    pub c_type: &'static str,
+    /// C member designator, `""` for the size.
+    pub member: &'static str,
+    /// The Rust value.
+    pub value: usize,
+}
+
+macro_rules! checks {
+    ($( $h:ident $cty:literal $rty:ty { size = $sz:literal $(, $cm:literal => $($rf:ident).+ = $off:literal)* $(,)? } )*) => {
+        // The probe build prints the values instead of asserting them.
+        #[cfg(not(pipesensor_layout_probe))]
+        const _: () = {
+            $(
+                const_assert_eq!(size_of::<$rty>(), $sz);
+                $( const_assert_eq!(offset_of!($rty, $($rf).+), $off); )*
+            )*
+        };
+        /// The documented x64 values the static assertions pin.
+        pub const EXPECTED: &[usize] = &[ $( $sz, $( $off, )* )* ];
+        /// Every layout fact, for the probe.
+        pub const CHECKS: &[Check] = &[
+            $(
+                Check { header: Header::$h, c_type: $cty, member: "", value: size_of::<$rty>() },
+                $( Check { header: Header::$h, c_type: $cty, member: $cm, value: offset_of!($rty, $($rf).+) }, )*
+            )*
+        ];
+    };
+}
+
+checks! {
+    Wdm "UNICODE_STRING" UNICODE_STRING { size = 16, "Length" => Length = 0, "MaximumLength" => MaximumLength = 2, "Buffer" => Buffer = 8 }
+    Wdm "OBJECT_ATTRIBUTES" OBJECT_ATTRIBUTES { size = 48,
+        "RootDirectory" => RootDirectory = 8, "ObjectName" => ObjectName = 16, "Attributes" => Attributes = 24,
+        "SecurityDescriptor" => SecurityDescriptor = 32, "SecurityQualityOfService" => SecurityQualityOfService = 40 }
+    Wdm "IO_STATUS_BLOCK" IO_STATUS_BLOCK { size = 16, "Status" => Anonymous = 0, "Information" => Information = 8 }
+    Wdm "DRIVER_OBJECT" DRIVER_OBJECT { size = 336, "DeviceObject" => DeviceObject = 8, "DriverUnload" => DriverUnload = 104, "MajorFunction" => MajorFunction = 112 }
+    Wdm "IRP" IRP { size = 208,
+        "AssociatedIrp.SystemBuffer" => AssociatedIrp = 24, "IoStatus" => IoStatus = 48, "RequestorMode" => RequestorMode = 64,
+        "Tail.Overlay.CurrentStackLocation" => Tail.Overlay.Anonymous2.Anonymous = 184 }
+    Wdm "IO_STACK_LOCATION" IO_STACK_LOCATION { size = 72,
+        "MajorFunction" => MajorFunction = 0, "Parameters" => Parameters = 8,
+        "Parameters.DeviceIoControl.OutputBufferLength" => Parameters.DeviceIoControl.OutputBufferLength = 8,
+        "Parameters.DeviceIoControl.InputBufferLength" => Parameters.DeviceIoControl.InputBufferLength = 16,
+        "Parameters.DeviceIoControl.IoControlCode" => Parameters.DeviceIoControl.IoControlCode = 24,
+        "Parameters.DeviceIoControl.Type3InputBuffer" => Parameters.DeviceIoControl.Type3InputBuffer = 32,
+        "DeviceObject" => DeviceObject = 40, "FileObject" => FileObject = 48 }
+    Wdm "FILE_OBJECT" FILE_OBJECT { size = 216,
+        "RelatedFileObject" => RelatedFileObject = 64, "FileName" => FileName = 88 }
+    Wdm "KEY_VALUE_PARTIAL_INFORMATION" KEY_VALUE_PARTIAL_INFORMATION { size = 16,
+        "Type" => Type = 4, "DataLength" => DataLength = 8, "Data" => Data = 12 }
+    Wdm "FILE_STANDARD_INFORMATION" FILE_STANDARD_INFORMATION { size = 24, "EndOfFile" => EndOfFile = 8, "Directory" => Directory = 21 }
+    Wdm "FILE_NAMES_INFORMATION" FILE_NAMES_INFORMATION { size = 16,
+        "NextEntryOffset" => NextEntryOffset = 0, "FileNameLength" => FileNameLength = 8, "FileName" => FileName = 12 }
+    Wdm "KEVENT" KEVENT { size = 24 }
+    Wdm "KBUGCHECK_REASON_CALLBACK_RECORD" KBUGCHECK_REASON_CALLBACK_RECORD { size = 48,
+        "CallbackRoutine" => CallbackRoutine = 16, "Component" => Component = 24, "Checksum" => Checksum = 32,
+        "Reason" => Reason = 40, "State" => State = 44 }
+    Wdm "KBUGCHECK_SECONDARY_DUMP_DATA" KBUGCHECK_SECONDARY_DUMP_DATA { size = 48,
+        "InBuffer" => InBuffer = 0, "InBufferLength" => InBufferLength = 8, "MaximumAllowed" => MaximumAllowed = 12,
+        "Guid" => Guid = 16, "OutBuffer" => OutBuffer = 32, "OutBufferLength" => OutBufferLength = 40 }
+    Wdm "SECURITY_DESCRIPTOR" SECURITY_DESCRIPTOR { size = 40, "Control" => Control = 2, "Owner" => Owner = 8, "Dacl" => Dacl = 32 }
+    Wdm "ACL" ACL { size = 8, "AclSize" => AclSize = 2, "AceCount" => AceCount = 4 }
+    Flt "FLT_REGISTRATION" FLT_REGISTRATION { size = 112,
+        "Size" => Size = 0, "Version" => Version = 2, "Flags" => Flags = 4, "ContextRegistration" => ContextRegistration = 8,
+        "OperationRegistration" => OperationRegistration = 16, "FilterUnloadCallback" => FilterUnloadCallback = 24,
+        "InstanceSetupCallback" => InstanceSetupCallback = 32, "InstanceQueryTeardownCallback" => InstanceQueryTeardownCallback = 40,
+        "InstanceTeardownStartCallback" => InstanceTeardownStartCallback = 48,
+        "InstanceTeardownCompleteCallback" => InstanceTeardownCompleteCallback = 56,
+        "GenerateFileNameCallback" => GenerateFileNameCallback = 64, "NormalizeNameComponentCallback" => NormalizeNameComponentCallback = 72,
+        "NormalizeContextCleanupCallback" => NormalizeContextCleanupCallback = 80,
+        "TransactionNotificationCallback" => TransactionNotificationCallback = 88,
+        "NormalizeNameComponentExCallback" => NormalizeNameComponentExCallback = 96 }
+    Flt "FLT_OPERATION_REGISTRATION" FLT_OPERATION_REGISTRATION { size = 32,
+        "MajorFunction" => MajorFunction = 0, "Flags" => Flags = 4, "PreOperation" => PreOperation = 8,
+        "PostOperation" => PostOperation = 16, "Reserved1" => Reserved1 = 24 }
+    Flt "FLT_CALLBACK_DATA" FLT_CALLBACK_DATA { size = 88,
+        "Flags" => Flags = 0, "Thread" => Thread = 8, "Iopb" => Iopb = 16, "IoStatus" => IoStatus = 24,
+        "RequestorMode" => RequestorMode = 80 }
+    Flt "FLT_IO_PARAMETER_BLOCK" FLT_IO_PARAMETER_BLOCK { size = 72,
+        "MajorFunction" => MajorFunction = 4, "TargetFileObject" => TargetFileObject = 8,
+        "TargetInstance" => TargetInstance = 16, "Parameters" => Parameters = 24 }
+    // FLT_RELATED_OBJECTS is passed to our callbacks but never read (no
+    // header available here defines it: Wine keeps it opaque), so it is
+    // not listed.
+    // FLT_FILE_NAME_INFORMATION is not used: neither mingw-w64 nor Wine
+    // declares it, so its layout could not be checked; the pipe name is
+    // taken from FILE_OBJECT::FileName (wdm.h) instead.
+}

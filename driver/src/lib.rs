@@ -1,0 +1,93 @@
+//! PipeSensor: a named-pipe (NPFS) minifilter.
+//!
+//! It observes pipe creation (`IRP_MJ_CREATE_NAMED_PIPE`) and connection
+//! (`IRP_MJ_CREATE` on NPFS), evaluates each against the active channel-291
+//! content (parsed once, by `channel-parser`), records matches in a bounded
+//! ring, and in enforce mode denies operations a block rule matched.
+//!
+//! This crate is the FFI shell: every `unsafe` block is in [`sys`]; the
+//! decisions, the content store, the crash-loop guard, the event ring and
+//! the IOCTL protocol come from `sensor-core` and are tested on the host.
+//!
+//! Start-up order (teardown runs it backwards, see [`teardown`]):
+//! resolve optional routines → rundown protection → register the filter →
+//! read the configuration and load content (crash-loop guard) → control
+//! device → bug-check callback → start filtering → "proven" timer.
+#![cfg_attr(not(test), no_std)]
+#![debugger_visualizer(natvis_file = "../pipesensor.natvis")]
+
+mod content;
+mod control;
+mod dump;
+mod layout;
+mod sensor;
+mod sys;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+use sys::{log, Level, NTSTATUS};
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+static TORN_DOWN: AtomicBool = AtomicBool::new(false);
+
+fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
+    log(Level::Info, format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()));
+    sys::resolve_dynamic_routines();
+    sys::init_rundown();
+
+    if let Err(s) = driver.register_filter() {
+        log(Level::Error, format_args!("FltRegisterFilter failed: {s:#x}"));
+        return s;
+    }
+    sensor::set_flag(sensor_core::proto::FLAG_FILTER_REGISTERED);
+    // On Windows the filter manager installs DriverUnload; Wine's stub
+    // FltRegisterFilter does not.
+    driver.ensure_unload();
+
+    content::configure(registry_path);
+    content::load_at_start();
+
+    if let Err(s) = driver.create_control_device() {
+        log(Level::Error, format_args!("control device failed: {s:#x}"));
+        sys::unregister_filter();
+        sensor::release_all_content();
+        return s;
+    }
+    if !sys::register_bugcheck_callback() {
+        log(Level::Warning, format_args!("bug-check reason callback not registered"));
+    }
+    match sys::start_filtering() {
+        Ok(()) => sensor::set_flag(sensor_core::proto::FLAG_FILTERING),
+        Err(s) => {
+            log(Level::Error, format_args!("FltStartFiltering failed: {s:#x}"));
+            sys::deregister_bugcheck_callback();
+            sys::delete_control_device();
+            sys::unregister_filter();
+            sensor::release_all_content();
+            return s;
+        }
+    }
+    content::start_proven_timer();
+    STARTED.store(true, Ordering::Release);
+    log(Level::Info, format_args!("started"));
+    sys::STATUS_SUCCESS
+}
+
+/// Undoes [`driver_entry`] in reverse order. Runs once, from the filter
+/// manager's unload callback or (under Wine) from DriverUnload.
+fn teardown() {
+    if TORN_DOWN.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    log(Level::Info, format_args!("unloading"));
+    sys::stop_timer();
+    sys::unregister_filter();
+    sys::wait_rundown();
+    sys::delete_control_device();
+    sys::deregister_bugcheck_callback();
+    // A clean unload proves the active content.
+    if STARTED.load(Ordering::Acquire) {
+        content::mark_proven("clean unload");
+    }
+    sensor::release_all_content();
+    log(Level::Info, format_args!("unloaded"));
+}

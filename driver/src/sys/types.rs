@@ -1,0 +1,154 @@
+//! Kernel structures the driver touches that `windows-sys` gets wrong or
+//! lacks, and re-exports of the ones it gets right. Every layout here is
+//! checked against the DDK headers by the layout probe (`layout.rs`,
+//! `driver/layout-probe/`), and pinned by `static_assertions` in `layout.rs`.
+#![allow(non_camel_case_types, non_snake_case, dead_code, missing_docs)]
+
+use core::ffi::c_void;
+
+pub use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IRP, OBJECT_ATTRIBUTES};
+pub use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_CALLBACK_DATA, FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
+    FLT_RELATED_OBJECTS,
+};
+pub use windows_sys::Win32::Foundation::UNICODE_STRING;
+pub use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
+
+pub type NTSTATUS = i32;
+pub type HANDLE = *mut c_void;
+
+/// `IO_STACK_LOCATION` (wdm.h), with only the `Parameters` member we read
+/// spelled out. windows-sys's `Parameters.DeviceIoControl` lacks the WDK's
+/// `POINTER_ALIGNMENT` on its `ULONG` members, which moves
+/// `InputBufferLength` from offset 8 to 4 of `Parameters`; this definition
+/// follows the header.
+#[repr(C)]
+pub struct IO_STACK_LOCATION {
+    pub MajorFunction: u8,
+    pub MinorFunction: u8,
+    pub Flags: u8,
+    pub Control: u8,
+    pub Parameters: IO_STACK_LOCATION_PARAMETERS,
+    pub DeviceObject: *mut DEVICE_OBJECT,
+    pub FileObject: *mut c_void,
+    pub CompletionRoutine: *mut c_void,
+    pub Context: *mut c_void,
+}
+
+/// The `Parameters` union: 32 bytes, pointer aligned. Only the
+/// `DeviceIoControl` arm is used.
+#[repr(C)]
+pub union IO_STACK_LOCATION_PARAMETERS {
+    pub DeviceIoControl: DEVICE_IO_CONTROL_PARAMETERS,
+    pub Others: [*mut c_void; 4],
+}
+
+/// `Parameters.DeviceIoControl`: each `ULONG` is `POINTER_ALIGNMENT`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DEVICE_IO_CONTROL_PARAMETERS {
+    pub OutputBufferLength: u32,
+    _pad0: u32,
+    pub InputBufferLength: u32,
+    _pad1: u32,
+    pub IoControlCode: u32,
+    _pad2: u32,
+    pub Type3InputBuffer: *mut c_void,
+}
+
+/// `KEY_VALUE_PARTIAL_INFORMATION` header (the data follows).
+#[repr(C)]
+pub struct KEY_VALUE_PARTIAL_INFORMATION {
+    pub TitleIndex: u32,
+    pub Type: u32,
+    pub DataLength: u32,
+    pub Data: [u8; 1],
+}
+
+/// `FILE_STANDARD_INFORMATION`.
+#[repr(C)]
+#[derive(Default)]
+pub struct FILE_STANDARD_INFORMATION {
+    pub AllocationSize: i64,
+    pub EndOfFile: i64,
+    pub NumberOfLinks: u32,
+    pub DeletePending: u8,
+    pub Directory: u8,
+}
+
+/// `FILE_NAMES_INFORMATION` header (the name follows). Read from the byte
+/// buffer field by field, never through this type; it exists for the probe.
+#[repr(C)]
+pub struct FILE_NAMES_INFORMATION {
+    pub NextEntryOffset: u32,
+    pub FileIndex: u32,
+    pub FileNameLength: u32,
+    pub FileName: [u16; 1],
+}
+
+/// `KEVENT` (a `DISPATCHER_HEADER` and a `LIST_ENTRY`); opaque to us.
+#[repr(C, align(8))]
+pub struct KEVENT {
+    pub opaque: [u8; 24],
+}
+
+/// `LIST_ENTRY`.
+#[repr(C)]
+pub struct LIST_ENTRY {
+    pub Flink: *mut LIST_ENTRY,
+    pub Blink: *mut LIST_ENTRY,
+}
+
+/// `GUID`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GUID {
+    pub Data1: u32,
+    pub Data2: u16,
+    pub Data3: u16,
+    pub Data4: [u8; 8],
+}
+
+/// `KBUGCHECK_REASON_CALLBACK_RECORD`.
+#[repr(C)]
+pub struct KBUGCHECK_REASON_CALLBACK_RECORD {
+    pub Entry: LIST_ENTRY,
+    pub CallbackRoutine: *mut c_void,
+    pub Component: *mut u8,
+    pub Checksum: usize,
+    pub Reason: u32,
+    pub State: u8,
+}
+
+/// `KBUGCHECK_SECONDARY_DUMP_DATA`.
+#[repr(C)]
+pub struct KBUGCHECK_SECONDARY_DUMP_DATA {
+    pub InBuffer: *mut c_void,
+    pub InBufferLength: u32,
+    pub MaximumAllowed: u32,
+    pub Guid: GUID,
+    pub OutBuffer: *mut c_void,
+    pub OutBufferLength: u32,
+}
+
+/// `SECURITY_DESCRIPTOR` (absolute form).
+#[repr(C)]
+pub struct SECURITY_DESCRIPTOR {
+    pub Revision: u8,
+    pub Sbz1: u8,
+    pub Control: u16,
+    pub Owner: *mut c_void,
+    pub Group: *mut c_void,
+    pub Sacl: *mut c_void,
+    pub Dacl: *mut c_void,
+}
+
+/// `ACL` header.
+#[repr(C)]
+pub struct ACL {
+    pub AclRevision: u8,
+    pub Sbz1: u8,
+    pub AclSize: u16,
+    pub AceCount: u16,
+    pub Sbz2: u16,
+}
