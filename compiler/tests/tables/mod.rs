@@ -17,6 +17,13 @@ pub const SIGMA_TABLE: &[(&str, &str, &str, bool)] = &[
     ("PipeName", "'?'", "xy", false),
     ("PipeName", "'?'", "ä", true),
     ("PipeName", "'??'", "ä", false),
+    // `?` is one character (a Unicode scalar value), also outside the BMP
+    // (two UTF-16 code units in the kernel); letters there fold too
+    // (Deseret U+10428 uppercases to U+10400).
+    ("PipeName", "'a?b'", "a\u{1F600}b", true),
+    ("PipeName", "'a??b'", "a\u{1F600}b", false),
+    ("PipeName", "'\u{1F600}*'", "\u{1F600}x", true),
+    ("PipeName|contains", "'\u{10400}'", "x\u{10428}x", true),
     ("PipeName", "'*'", "", true),
     ("PipeName", "'*'", "anything", true),
     ("PipeName", "'a*b*c'", "abc", true),
