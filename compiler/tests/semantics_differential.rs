@@ -228,3 +228,41 @@ fn missing_image_always_true_atoms() {
         assert_eq!(utf16, want, "image {image:?}");
     }
 }
+
+/// The complete example of docs/rules.md (native format: ProcessId,
+/// EventKind, glob, regex, block action) compiled: every embedded test case
+/// holds in the kernel, UTF-8 and UTF-16.
+#[test]
+fn documented_example_cases_hold_in_the_kernel() {
+    let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rules.md"));
+    let start = doc.find("### Complete example").expect("section");
+    let fence = start + doc[start..].find("```yaml\n").expect("block") + "```yaml\n".len();
+    let end = fence + doc[fence..].find("```").expect("end");
+    let rules =
+        load_yaml(Path::new("docs/rules.md"), &doc[fence..end]).unwrap_or_else(|e| panic!("{e:?}"));
+    let set = RuleSet { rules };
+    let bytes =
+        compile(&set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
+    let aligned = AlignedBytes::new(&bytes);
+    let mut cases = 0;
+    for rule in &set.rules {
+        for case in &rule.tests {
+            let kind = if case.kind == Some(2) {
+                EventKind::Connect
+            } else {
+                EventKind::Create
+            };
+            let (utf8, utf16) = kernel_ids(&aligned, &case.pipe_name, case.image.as_deref(), kind);
+            assert_eq!(
+                utf8.contains(&rule.id),
+                case.expect_match,
+                "rule {} case at {}",
+                rule.id,
+                case.source
+            );
+            assert_eq!(utf16, utf8, "case at {}", case.source);
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 14);
+}
