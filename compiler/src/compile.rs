@@ -200,6 +200,9 @@ fn simplify(c: &Cond) -> Simple {
     }
 }
 
+/// Lowers a literal of a given kind (see `Lowerer::lower_atom`).
+type LitFn<'a> = dyn Fn(AtomKind, &str) -> Result<Option<AtomSpec>, CompileError> + 'a;
+
 struct Lowerer<'r> {
     rule: &'r Rule,
     limits: &'r Limits,
@@ -351,7 +354,7 @@ impl Lowerer<'_> {
         &self,
         field: FieldId,
         toks: &[GlobTok],
-        lit: &dyn Fn(AtomKind, &str) -> Result<Option<AtomSpec>, CompileError>,
+        lit: &LitFn<'_>,
     ) -> Result<Option<AtomSpec>, CompileError> {
         // Merge adjacent literals and collapse runs of stars.
         let mut norm: Vec<GlobTok> = Vec::new();
@@ -717,7 +720,7 @@ struct Writer {
 
 impl Writer {
     fn section(&mut self, kind: SectionKind, flags: u32, body: &[u8]) {
-        while self.buf.len() % fmt::SECTION_ALIGN as usize != 0 {
+        while !self.buf.len().is_multiple_of(fmt::SECTION_ALIGN as usize) {
             self.buf.push(0);
         }
         self.table
@@ -727,7 +730,7 @@ impl Writer {
 }
 
 fn pad_to(v: &mut Vec<u8>, align: usize) {
-    while v.len() % align != 0 {
+    while !v.len().is_multiple_of(align) {
         v.push(0);
     }
 }

@@ -106,7 +106,7 @@ pub fn fixture_rules() -> RuleSet {
         id,
         name: name.to_string(),
         severity: Severity::HIGH,
-        action: if id % 2 == 0 {
+        action: if id.is_multiple_of(2) {
             Action::BLOCK
         } else {
             Action::ALERT
@@ -474,7 +474,7 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
             let secs: Vec<_> = f.sections().collect();
             for s in &secs {
                 let end = (s.offset + s.len) as usize;
-                if end % 8 != 0 && !secs.iter().any(|t| t.offset as usize == end) {
+                if !end.is_multiple_of(8) && !secs.iter().any(|t| t.offset as usize == end) {
                     gap = Some(end);
                 }
             }
