@@ -1,0 +1,224 @@
+//! Matcher properties beyond the corpus: more hits than the scratch holds
+//! (windowed rescans), priorities, unpaired surrogates, very long names.
+
+use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
+use pipe_compiler::model::{
+    Action, Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, Severity, SourceLoc,
+};
+use pipe_compiler::reference::{matching_ids, RefEvent};
+use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+use std::ops::ControlFlow;
+
+fn rule(id: u32, severity: Severity, action: Action, condition: Cond) -> Rule {
+    Rule {
+        id,
+        name: format!("r{id}"),
+        severity,
+        action,
+        condition,
+        source: SourceLoc::default(),
+        tests: vec![],
+    }
+}
+
+fn name(m: Matcher) -> Cond {
+    Cond::Atom(Atom {
+        field: FieldId::PIPE_NAME,
+        matcher: m,
+    })
+}
+
+fn ids(set: &RuleSet, n: &str) -> (Vec<u32>, Vec<u32>, u32) {
+    let bytes = compile(set, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let mut scratch = Scratch::new();
+    let units: Vec<u16> = n.encode_utf16().collect();
+    let mut got = Vec::new();
+    file.for_each_match(
+        &Event {
+            pipe_name: Text::Utf16(&units),
+            image: None,
+            pid: 1,
+            kind: EventKind::Create,
+        },
+        &mut scratch,
+        |r| {
+            got.push(r.id());
+            ControlFlow::Continue(())
+        },
+    );
+    let mut want = matching_ids(
+        set,
+        &RefEvent {
+            pipe_name: n,
+            image: None,
+            pid: 1,
+            kind: 1,
+        },
+    );
+    want.sort_unstable();
+    (got, want, scratch.passes())
+}
+
+#[test]
+fn more_distinct_hits_than_the_scratch_holds_are_all_found() {
+    // 700 rules of mixed kinds, one name containing every literal.
+    let mut rules = Vec::new();
+    let mut text = String::from("\\");
+    for i in 0..700u32 {
+        let lit = format!("<{i}>");
+        text.push_str(&lit);
+        let c = match i % 5 {
+            0 => name(Matcher::Contains(lit)),
+            1 => Cond::Not(Box::new(name(Matcher::Contains(lit)))),
+            2 => Cond::And(vec![
+                name(Matcher::Contains(lit.clone())),
+                name(Matcher::Contains(format!("<{}>", i + 1))),
+            ]),
+            3 => name(Matcher::Glob(vec![
+                GlobTok::Star,
+                GlobTok::Lit(lit),
+                GlobTok::One,
+                GlobTok::Star,
+            ])),
+            _ => Cond::Or(vec![
+                name(Matcher::Suffix(lit.clone())),
+                name(Matcher::Prefix(format!("\\{lit}"))),
+            ]),
+        };
+        rules.push(rule(i + 1, Severity::LOW, Action::ALERT, c));
+    }
+    let set = RuleSet { rules };
+    let (got, want, passes) = ids(&set, &text);
+    assert_eq!(got, want);
+    assert!(got.len() > 400, "{}", got.len());
+    assert!(
+        passes > 1,
+        "the name must overflow the scratch ({passes} pass)"
+    );
+    let (got, want, passes) = ids(&set, "\\<3><699>");
+    assert_eq!(got, want);
+    assert_eq!(passes, 1);
+}
+
+#[test]
+fn best_match_prefers_block_then_severity_then_lower_index() {
+    let c = || name(Matcher::Prefix("\\evil".into()));
+    let set = RuleSet {
+        rules: vec![
+            rule(1, Severity::CRITICAL, Action::ALERT, c()),
+            rule(2, Severity::LOW, Action::BLOCK, c()),
+            rule(3, Severity::HIGH, Action::BLOCK, c()),
+            rule(4, Severity::HIGH, Action::BLOCK, c()),
+        ],
+    };
+    let bytes = compile(&set, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let mut scratch = Scratch::new();
+    let v = file.evaluate(
+        &Event {
+            pipe_name: Text::Utf8("\\EVIL1"),
+            image: None,
+            pid: 1,
+            kind: EventKind::Create,
+        },
+        &mut scratch,
+    );
+    assert_eq!(v.matched, 4);
+    assert_eq!(v.best.unwrap().id(), 3);
+    assert!(v.blocks());
+}
+
+#[test]
+fn unpaired_surrogates_match_only_wildcards() {
+    let set = RuleSet {
+        rules: vec![
+            rule(
+                1,
+                Severity::LOW,
+                Action::ALERT,
+                name(Matcher::Glob(vec![
+                    GlobTok::Lit("\\a".into()),
+                    GlobTok::One,
+                    GlobTok::Lit("b".into()),
+                ])),
+            ),
+            rule(
+                2,
+                Severity::LOW,
+                Action::ALERT,
+                name(Matcher::Exact("\\ab".into())),
+            ),
+            rule(
+                3,
+                Severity::LOW,
+                Action::ALERT,
+                name(Matcher::Prefix("\\a".into())),
+            ),
+        ],
+    };
+    let bytes = compile(&set, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let mut scratch = Scratch::new();
+    // "\a" + lone high surrogate + "b": the surrogate is one character (U+FFFD).
+    let units = [0x5C, 0x61, 0xD800, 0x62];
+    let mut got = Vec::new();
+    file.for_each_match(
+        &Event {
+            pipe_name: Text::Utf16(&units),
+            image: None,
+            pid: 1,
+            kind: EventKind::Create,
+        },
+        &mut scratch,
+        |r| {
+            got.push(r.id());
+            ControlFlow::Continue(())
+        },
+    );
+    assert_eq!(got, vec![1, 3]);
+    // A literal cannot hold U+FFFD: the compiler refuses it.
+    let bad = RuleSet {
+        rules: vec![rule(
+            1,
+            Severity::LOW,
+            Action::ALERT,
+            name(Matcher::Exact("\\a\u{FFFD}b".into())),
+        )],
+    };
+    assert!(compile(&bad, &CompileOptions::default()).is_err());
+}
+
+#[test]
+fn very_long_names_are_matched_in_full() {
+    let set = RuleSet {
+        rules: vec![
+            rule(
+                1,
+                Severity::LOW,
+                Action::ALERT,
+                name(Matcher::Suffix("tail".into())),
+            ),
+            rule(
+                2,
+                Severity::LOW,
+                Action::ALERT,
+                name(Matcher::Glob(vec![
+                    GlobTok::Lit("\\".into()),
+                    GlobTok::Star,
+                    GlobTok::Lit("mid".into()),
+                    GlobTok::Star,
+                    GlobTok::Lit("tail".into()),
+                ])),
+            ),
+        ],
+    };
+    // Longer than any UNICODE_STRING (32,767 units): matched in full, no truncation.
+    let long = format!("\\{}mid{}tail", "x".repeat(40_000), "y".repeat(40_000));
+    let (got, want, _) = ids(&set, &long);
+    assert_eq!(got, vec![1, 2]);
+    assert_eq!(got, want);
+}
