@@ -14,6 +14,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod driver_client;
+
 /// `println!` that ignores a closed stdout (`pipectl inspect x | head`).
 macro_rules! outln {
     ($($t:tt)*) => {{
@@ -146,6 +148,12 @@ enum Cmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Talk to the running PipeSensor driver (Windows): status, load, events,
+    /// mode, eval.
+    Driver {
+        #[command(subcommand)]
+        cmd: driver_client::DriverCmd,
+    },
     /// Write the malformed-file corpus (files the parser must reject) into a
     /// directory, with a manifest of expected errors.
     #[command(name = "gen-malformed")]
@@ -192,6 +200,7 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, u8> {
 
 fn run(cmd: Cmd) -> Result<u8, String> {
     match cmd {
+        Cmd::Driver { cmd } => driver_client::run(cmd).map(|c| u8::try_from(c).unwrap_or(1)),
         Cmd::Compile {
             paths,
             output,

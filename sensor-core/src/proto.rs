@@ -354,7 +354,10 @@ impl<const N: usize> Default for FixedText<N> {
 impl<const N: usize> FixedText<N> {
     /// The empty text.
     pub const fn empty() -> Self {
-        FixedText { buf: [0; N], len: 0 }
+        FixedText {
+            buf: [0; N],
+            len: 0,
+        }
     }
     /// The text (empty if the stored bytes are not UTF-8).
     pub fn as_str(&self) -> &str {
