@@ -12,7 +12,7 @@
 //! 8. ROLLOUT and SIGNATURE version words.
 
 use crate::view::{Automaton, ChannelFile, Header};
-use crate::wire::{add, len32, mul, Region};
+use crate::wire::{add, mul, Region};
 use crate::{Capabilities, ParseError};
 use channel_format::{self as fmt, AtomKind, FieldId, FieldType, Limits, SectionKind};
 
@@ -1113,6 +1113,5 @@ fn parse_always(cf: &ChannelFile<'_>, flagged: u32) -> Result<(), ParseError> {
             }
         }
     }
-    let _ = len32(0);
     Ok(())
 }

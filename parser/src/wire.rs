@@ -164,9 +164,3 @@ pub(crate) fn mul(a: u32, b: u32, offset: u32, what: &'static str) -> Result<u32
     a.checked_mul(b)
         .ok_or(ParseError::Overflow { offset, what })
 }
-
-/// `n` as u32 (for counts and offsets of in-memory slices, which are bounded by
-/// the file length).
-pub(crate) fn len32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
