@@ -94,6 +94,21 @@ fn atom(rng: &mut Rng) -> Cond {
     // Image atoms that hold for every string are left out: the compiler
     // lowers them to "true" even on a missing image (see the ignored test in
     // semantics_differential.rs).
+    match rng.below(10) {
+        0 => {
+            return Cond::Atom(Atom {
+                field: FieldId::PROCESS_ID,
+                matcher: Matcher::NumEq(rng.pick(&[1, 2, 4])),
+            })
+        }
+        1 => {
+            return Cond::Atom(Atom {
+                field: FieldId::EVENT_KIND,
+                matcher: Matcher::NumEq(rng.pick(&[1, 2])),
+            })
+        }
+        _ => {}
+    }
     let field = if rng.below(3) == 0 {
         FieldId::IMAGE
     } else {
@@ -180,13 +195,15 @@ fn random_rules_kernel_agrees_with_reference() {
                 0 => None,
                 _ => Some(text(&mut rng, 6)),
             };
+            let pid = rng.pick(&[1u32, 2, 3, 4]);
+            let kind = rng.pick(&[EventKind::Create, EventKind::Connect]);
             let mut want = matching_ids(
                 &set,
                 &RefEvent {
                     pipe_name: &name,
                     image: image.as_deref(),
-                    pid: 1,
-                    kind: 1,
+                    pid,
+                    kind: kind.value(),
                 },
             );
             want.sort_unstable();
@@ -197,8 +214,8 @@ fn random_rules_kernel_agrees_with_reference() {
                 &Event {
                     pipe_name: Text::Utf8(&name),
                     image: image.as_deref().map(Text::Utf8),
-                    pid: 1,
-                    kind: EventKind::Create,
+                    pid,
+                    kind,
                 },
             );
             let units: Vec<u16> = name.encode_utf16().collect();
@@ -209,8 +226,8 @@ fn random_rules_kernel_agrees_with_reference() {
                 &Event {
                     pipe_name: Text::Utf16(&units),
                     image: img16.as_deref().map(Text::Utf16),
-                    pid: 1,
-                    kind: EventKind::Create,
+                    pid,
+                    kind,
                 },
             );
             if got != want || got16 != want {
@@ -229,7 +246,7 @@ fn random_rules_kernel_agrees_with_reference() {
                     .filter(|r| diff.contains(&r.id))
                     .map(|r| format!("{}: {}", r.id, r.condition))
                     .collect();
-                panic!("seed {seed}: name {name:?} image {image:?}: kernel {got:?} / {got16:?}, reference {want:?}\n{}", rules.join("\n"));
+                panic!("seed {seed}: name {name:?} image {image:?} pid {pid} {kind:?}: kernel {got:?} / {got16:?}, reference {want:?}\n{}", rules.join("\n"));
             }
         }
         assert!(
