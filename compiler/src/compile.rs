@@ -253,7 +253,7 @@ impl Lowerer<'_> {
                     );
                 }
             }
-            Cond::Atom(a) => match self.lower_atom(a)? {
+            Cond::Atom(a) => match self.lower_atom(a)?.or_else(|| presence(a.field)) {
                 Some(spec) => {
                     let next = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
                     let idx = *self.index.entry(spec.clone()).or_insert_with(|| {
@@ -417,6 +417,20 @@ impl Lowerer<'_> {
             prefilter,
         }))
     }
+}
+
+/// An atom that holds for every string (`contains ''`, glob `*`) still needs
+/// the field to be there: on a field that may be absent (Image) it becomes
+/// "field present" (a glob `*`, false when the field is missing). The pipe
+/// name is always present, so there it is simply true.
+fn presence(field: FieldId) -> Option<AtomSpec> {
+    (field.field_type() == Some(FieldType::STRING) && field != FieldId::PIPE_NAME).then(|| {
+        AtomSpec::Glob {
+            field,
+            pattern: "*".into(),
+            prefilter: None,
+        }
+    })
 }
 
 /// Required literals of a regex, folded: every match contains one of them.

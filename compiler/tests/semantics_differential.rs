@@ -197,10 +197,8 @@ fn sigma_shapes_kernel_agrees() {
 /// Atoms that hold for every present string (`Image|exists: true`, a `*`
 /// glob, contains/startswith/endswith '') are false on a missing image, like
 /// every other atom on a missing field (the model's rule, which the
-/// reference implements). The compiler currently lowers them to "always
-/// true" regardless of presence; run with `--ignored` once that is fixed.
+/// reference implements). The compiler lowers them to "field present".
 #[test]
-#[ignore = "compiler lowers always-true Image atoms to `true` even when the image is missing"]
 fn missing_image_always_true_atoms() {
     let dets = [
         "  sel:\n    Image|exists: true\n  condition: sel\n",
