@@ -152,7 +152,11 @@ impl Scratch {
                 }
                 let len = self.len;
                 if let Some(tail) = self.hits.get_mut(i..=len) {
-                    tail.rotate_right(1);
+                    // Non-empty (i <= len); said explicitly so that the
+                    // optimiser drops rotate_right's assertion (panic-free proof).
+                    if !tail.is_empty() {
+                        tail.rotate_right(1);
+                    }
                     if let Some(first) = tail.first_mut() {
                         *first = Hit { atom, rule, end };
                     }

@@ -326,7 +326,20 @@ fn parse_section_table<'a>(file: Region<'a>, header: &Header) -> Result<Sections
     }
     // Bytes outside the header, the table and the sections must be zero.
     let used = ranges.get_mut(..n).unwrap_or(&mut []);
-    used.sort_unstable();
+    // Insertion sort (at most 32 entries): core's sort keeps a panic path
+    // for inconsistent `Ord` impls that the optimiser cannot remove, and the
+    // panic-free proof (scripts/panic-free.sh) must link without it.
+    for i in 1..used.len() {
+        let mut j = i;
+        while j > 0 {
+            let k = j.wrapping_sub(1);
+            match (used.get(k), used.get(j)) {
+                (Some(a), Some(b)) if a > b => used.swap(k, j),
+                _ => break,
+            }
+            j = k;
+        }
+    }
     let mut pos = table_end;
     for &(start, end, _) in used.iter() {
         file.sub(pos, start.saturating_sub(pos), "padding")?
@@ -764,7 +777,7 @@ fn parse_atom(
                 value: 0,
             });
         }
-        if !crate::text::is_folded(text) || text.contains('\u{FFFD}') {
+        if !crate::text::is_folded(text) || text.chars().any(|c| c == '\u{FFFD}') {
             return Err(ParseError::NotFolded {
                 offset: text_off,
                 what: "literal",

@@ -87,16 +87,25 @@ impl<'a> Region<'a> {
         })
     }
 
+    // The fixed-width reads are kept out of line on purpose: nom's
+    // `take_from` is not `#[inline]`, and inside a large caller LLVM may not
+    // inline it, leaving its bounds check (unreachable: `le_u*` checks the
+    // length first) as a live panic path. Out of line, the read is one small
+    // function in which the check is always folded away, so the panic-free
+    // proof (scripts/panic-free.sh) holds whatever the callers look like.
+    #[inline(never)]
     pub(crate) fn u16_at(&self, at: u32, what: &'static str) -> Result<u16, ParseError> {
         let r = self.sub(at, 2, what)?;
         nom_all(r, what, le_u16)
     }
 
+    #[inline(never)]
     pub(crate) fn u32_at(&self, at: u32, what: &'static str) -> Result<u32, ParseError> {
         let r = self.sub(at, 4, what)?;
         nom_all(r, what, le_u32)
     }
 
+    #[inline(never)]
     pub(crate) fn u64_at(&self, at: u32, what: &'static str) -> Result<u64, ParseError> {
         let r = self.sub(at, 8, what)?;
         nom_all(r, what, le_u64)
