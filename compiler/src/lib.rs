@@ -6,6 +6,7 @@ pub mod malformed;
 pub mod model;
 mod model_display;
 pub mod reference;
+pub mod sign;
 
 pub use compile::{compile, fold, CompileError, CompileErrorKind, CompileOptions};
 

@@ -147,6 +147,73 @@ pub fn parse_with_limits<'a>(
     Ok(cf)
 }
 
+/// The validated frame of a file: header and section table, nothing else.
+///
+/// [`parse_frame`] is what a signature check runs first: it establishes where
+/// the sections are without trusting anything inside them.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    bytes: &'a [u8],
+    header: Header,
+    sections: [Option<(u32, u32)>; MAX_KIND],
+}
+
+impl<'a> Frame<'a> {
+    /// The header.
+    pub fn header(&self) -> Header {
+        self.header
+    }
+    /// The whole file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    /// Offset and length of a known section, if present.
+    pub fn section(&self, kind: SectionKind) -> Option<(u32, u32)> {
+        self.sections.get(kind.0 as usize).copied().flatten()
+    }
+    /// The bytes of a known section, if present.
+    pub fn section_bytes(&self, kind: SectionKind) -> Option<&'a [u8]> {
+        let (off, len) = self.section(kind)?;
+        self.bytes
+            .get(off as usize..(off as usize).checked_add(len as usize)?)
+    }
+}
+
+/// Validates only the size, the header and the section table (bounds,
+/// alignment, overlap, duplicates, unknown critical kinds, required sections,
+/// zero gaps) with the default [`Limits`]. Constant work per section entry
+/// plus one pass over the gaps; no section content is read.
+///
+/// # Errors
+/// As [`parse`] for those checks.
+///
+/// # Panics
+/// Never panics, for any input.
+pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, ParseError> {
+    let limits = Limits::DEFAULT;
+    let file_len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    if file_len > limits.max_file_len {
+        return Err(ParseError::LimitExceeded {
+            offset: 0,
+            what: "file length",
+            found: file_len,
+            limit: limits.max_file_len,
+        });
+    }
+    let file = Region { bytes, offset: 0 };
+    let header = parse_header(file, file_len, &limits)?;
+    let sections = parse_section_table(file, &header)?;
+    let mut out = [None; MAX_KIND];
+    for (slot, s) in out.iter_mut().zip(sections.iter()) {
+        *slot = s.map(|r| (r.offset, r.len()));
+    }
+    Ok(Frame {
+        bytes,
+        header,
+        sections: out,
+    })
+}
+
 fn check_limit(offset: u32, what: &'static str, found: u32, limit: u32) -> Result<(), ParseError> {
     if found > limit {
         Err(ParseError::LimitExceeded {
