@@ -1,0 +1,10 @@
+#![no_main]
+use libfuzzer_sys::{fuzz_target, Corpus};
+
+fuzz_target!(|data: &[u8]| -> Corpus {
+    if pipe_sensor_fuzz::ioctl(data) {
+        Corpus::Keep
+    } else {
+        Corpus::Reject
+    }
+});

@@ -1,0 +1,323 @@
+//! Fuzz harnesses for pipe-sensor. Each `pub fn` here is one cargo-fuzz
+//! target (`fuzz_targets/<name>.rs` is a one-line wrapper), and returns
+//! whether libFuzzer should keep the input in its corpus (`false`:
+//! `Corpus::Reject`, for inputs that do not decode to anything the target
+//! tests). Panics are the findings.
+//!
+//! The same functions replay regression inputs (`cargo test` in
+//! `parser/tests/fuzz_regressions.rs` replays the raw-file ones without this
+//! crate).
+
+pub mod check;
+pub mod gen;
+pub mod mutate;
+pub mod roundtrip;
+
+use arbitrary::Unstructured;
+use channel_format as fmt;
+use channel_parser::{Capabilities, EventKind, Scratch};
+use pipe_compiler::{compile, AlignedBytes, CompileErrorKind, CompileOptions};
+
+/// Splits raw fuzzer input into a channel file and a trailing name: the file
+/// is the first `total_len` bytes (header offset 32) when that fits, the rest
+/// is the pipe name as UTF-16LE units.
+pub fn split_file_and_name(data: &[u8]) -> (&[u8], Vec<u16>) {
+    let total = data
+        .get(fmt::header::TOTAL_LEN..fmt::header::TOTAL_LEN + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    match total {
+        Some(t) if t >= 64 && t <= data.len() => {
+            let (file, tail) = data.split_at(t);
+            let units = tail
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                .collect();
+            (file, units)
+        }
+        _ => (data, Vec::new()),
+    }
+}
+
+/// Parses `file` at an aligned address and, if it is valid, runs the
+/// matcher invariants on `extra` names and on names drawn from the file.
+/// Returns whether the file parsed.
+pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
+    let aligned = AlignedBytes::new(file);
+    let bytes = aligned.as_slice();
+    let res = channel_parser::parse(bytes, &Capabilities::SENSOR_V1);
+    // The same bytes at an odd address: identical result unless the file
+    // holds DFAs, which must then be refused as misaligned (never misread).
+    let mut shifted = vec![0u8; file.len() + 1];
+    shifted[1..].copy_from_slice(file);
+    let res_odd = channel_parser::parse(&shifted[1..], &Capabilities::SENSOR_V1);
+    match (&res, &res_odd) {
+        (Ok(_), Ok(_)) | (Err(_), Err(_)) => {}
+        (Ok(f), Err(e)) => assert!(
+            f.dfa_count() > 0 && matches!(e, channel_parser::ParseError::Misaligned { .. }),
+            "odd address: {e:?}"
+        ),
+        (Err(e), Ok(_)) => panic!("rejected aligned ({e:?}) but accepted misaligned"),
+    }
+    let Ok(cf) = res else { return false };
+    // Every error path must be Display-able without panicking; Ok files:
+    // accessors must not panic either.
+    for r in cf.rules() {
+        let _ = (r.id(), r.name(), r.severity(), r.action(), r.program());
+        let _ = r.fields().count();
+        for a in r.atoms() {
+            let _ = (a.kind(), a.text(), a.arg(), a.flags(), a.rule_index());
+        }
+        assert_eq!(cf.rule_by_id(r.id()).map(|x| x.index()), Some(r.index()));
+    }
+    let _ = cf.sections().count();
+    let mut scratch = Scratch::new();
+    let mut names: Vec<Vec<u16>> = extra.to_vec();
+    names.extend(check::names_from_file(&cf, 12));
+    names.push("\\".encode_utf16().collect());
+    names.push(Vec::new());
+    for (i, n) in names.iter().enumerate() {
+        let image = names.get(names.len() - 1 - i).map(Vec::as_slice);
+        for kind in [EventKind::Create, EventKind::Connect] {
+            check::matcher_invariants(&cf, n, image, i as u32 % 4, kind, &mut scratch);
+        }
+    }
+    true
+}
+
+/// `parse`: raw bytes. Keeps every input (rejections are code paths too).
+pub fn parse(data: &[u8]) -> bool {
+    let (file, name) = split_file_and_name(data);
+    if let Err(e) = channel_parser::parse(file, &Capabilities::SENSOR_V1) {
+        let _ = (e.to_string(), e.offset(), e.kind());
+    }
+    let extra = if name.is_empty() { vec![] } else { vec![name] };
+    parse_and_match(file, &extra);
+    true
+}
+
+/// Builds a header (magic, version, channel 291, lengths) in front of a
+/// section table described compactly by the input, so that the fuzzer's
+/// bytes land in section bodies.
+///
+/// Input: `n` (one byte, mod 13), then `n` descriptors of 4 bytes (kind u8,
+/// flags u8, length u16), then the bodies, each cut from the remaining
+/// input in turn (zero-filled when the input runs out).
+pub fn frame(data: &[u8]) -> Vec<u8> {
+    let n = data.first().map_or(0, |b| (b % 13) as usize);
+    let desc_end = (1 + 4 * n).min(data.len());
+    let desc = &data[1.min(data.len())..desc_end];
+    let mut rest = &data[desc_end..];
+    let mut layout = mutate::Layout {
+        header: header_bytes(),
+        sections: Vec::new(),
+        order: Vec::new(),
+    };
+    for (i, d) in desc.chunks(4).enumerate() {
+        let kind = u32::from(d[0] % 16);
+        let flags = u32::from(*d.get(1).unwrap_or(&0) % 4);
+        let len = u16::from_le_bytes([*d.get(2).unwrap_or(&0), *d.get(3).unwrap_or(&0)]) as usize;
+        let take = len.min(rest.len());
+        let mut body = rest[..take].to_vec();
+        body.resize(len.min(1 << 16), 0);
+        rest = &rest[take..];
+        layout.sections.push((kind, flags, body));
+        layout.order.push(i);
+    }
+    layout.join()
+}
+
+/// A valid version-1 header (lengths filled in by the layout).
+pub fn header_bytes() -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[..8].copy_from_slice(&fmt::MAGIC);
+    h[8..10].copy_from_slice(&fmt::ENDIAN_MARKER.to_le_bytes());
+    h[10..12].copy_from_slice(&fmt::HEADER_LEN.to_le_bytes());
+    h[12..14].copy_from_slice(&fmt::FORMAT_VERSION.to_le_bytes());
+    h[16..20].copy_from_slice(&fmt::CHANNEL_PIPES.to_le_bytes());
+    h[24..32].copy_from_slice(&1u64.to_le_bytes());
+    h
+}
+
+/// `parse_framed`: see [`frame`].
+pub fn parse_framed(data: &[u8]) -> bool {
+    let file = frame(data);
+    parse_and_match(&file, &[]);
+    true
+}
+
+/// Generates and compiles a rule set; `None` when the bytes run out or the
+/// compiler refuses the set for a documented reason. A compiler `Internal`
+/// error (its output failed the parser) is a finding.
+pub fn compiled(u: &mut Unstructured<'_>, o: &gen::GenOptions) -> Option<(pipe_compiler::model::RuleSet, Vec<u8>)> {
+    let set = gen::gen_ruleset(u, o).ok()?;
+    match compile(&set, &CompileOptions::default()) {
+        Ok(bytes) => Some((set, bytes)),
+        Err(e) => {
+            assert_ne!(e.kind, CompileErrorKind::Internal, "compiler bug: {e}\n{set:#?}");
+            None
+        }
+    }
+}
+
+/// `structured`: an arbitrary rule set, compiled, mutated with the framing
+/// kept consistent, parsed and matched.
+pub fn structured(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let o = gen::GenOptions {
+        chars: gen::Chars::Any,
+        max_rules: 8,
+        regex: u.ratio(1, 4).unwrap_or(false),
+    };
+    let Some((set, bytes)) = compiled(&mut u, &o) else {
+        return false;
+    };
+    let Some(mut layout) = mutate::Layout::split(&bytes) else {
+        panic!("compiler output has unreadable framing");
+    };
+    let Ok(mutated) = mutate::mutate(&mut u, &mut layout) else {
+        return false;
+    };
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        match gen::gen_name(&mut u, &set, gen::Chars::Any) {
+            Ok(n) => names.push(n),
+            Err(_) => break,
+        }
+    }
+    parse_and_match(&mutated, &names);
+    true
+}
+
+/// `differential`: kernel matcher vs the `regex`-based reference on random
+/// rule sets and names: verdicts must agree.
+pub fn differential(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let o = gen::GenOptions {
+        chars: gen::Chars::Small,
+        max_rules: 12,
+        regex: u.ratio(1, 3).unwrap_or(false),
+    };
+    let Some((set, bytes)) = compiled(&mut u, &o) else {
+        return false;
+    };
+    let aligned = AlignedBytes::new(&bytes);
+    let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+        Ok(f) => f,
+        Err(e) => panic!("compiled file rejected: {e}"),
+    };
+    let mut scratch = Scratch::new();
+    for _ in 0..8 {
+        let Ok(name) = gen::gen_name(&mut u, &set, gen::Chars::Small) else {
+            break;
+        };
+        let image = match u.int_in_range(0..=2u8) {
+            Ok(0) => None,
+            Ok(1) => Some(name.clone()),
+            _ => gen::gen_name(&mut u, &set, gen::Chars::Small).ok(),
+        };
+        let pid = u.int_in_range(0..=3).unwrap_or(0);
+        let kind = if u.arbitrary().unwrap_or(false) {
+            EventKind::Connect
+        } else {
+            EventKind::Create
+        };
+        check::compare_with_reference(&set, &file, &name, image.as_deref(), pid, kind, &mut scratch);
+    }
+    true
+}
+
+/// `roundtrip`: see [`roundtrip::check`].
+pub fn roundtrip(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let o = gen::GenOptions {
+        chars: gen::Chars::Any,
+        max_rules: 16,
+        regex: u.ratio(1, 4).unwrap_or(false),
+    };
+    let Some((set, bytes)) = compiled(&mut u, &o) else {
+        return false;
+    };
+    roundtrip::check(&set, &bytes);
+    true
+}
+
+/// Compiles what an importer produced and, when it compiles, checks the
+/// rules' embedded test cases on the kernel matcher against the reference.
+fn compile_imported(rules: Vec<pipe_compiler::model::Rule>) {
+    let set = pipe_compiler::model::RuleSet { rules };
+    let Ok(bytes) = compile(&set, &CompileOptions::default()).map_err(|e| {
+        assert_ne!(e.kind, CompileErrorKind::Internal, "compiler bug: {e}");
+    }) else {
+        return;
+    };
+    let aligned = AlignedBytes::new(&bytes);
+    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+        .unwrap_or_else(|e| panic!("compiled file rejected: {e}"));
+    let mut scratch = Scratch::new();
+    for rule in &set.rules {
+        for case in rule.tests.iter().take(8) {
+            let units: Vec<u16> = case.pipe_name.encode_utf16().collect();
+            let image: Option<Vec<u16>> = case.image.as_ref().map(|i| i.encode_utf16().collect());
+            let kind = if case.kind == Some(2) {
+                EventKind::Connect
+            } else {
+                EventKind::Create
+            };
+            check::compare_with_reference(&set, &file, &units, image.as_deref(), 0, kind, &mut scratch);
+        }
+    }
+}
+
+fn import_yaml(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    match pipe_compiler::import::load_yaml(std::path::Path::new("fuzz.yml"), text) {
+        Ok(rules) => compile_imported(rules),
+        Err(errors) => {
+            for e in errors {
+                let _ = e.to_string();
+            }
+        }
+    }
+    true
+}
+
+/// `import_native`: any text through the YAML importer (native unless it
+/// has Sigma's `logsource:` and `detection:`); no panic, and what imports
+/// compiles or fails with a documented error.
+pub fn import_native(data: &[u8]) -> bool {
+    import_yaml(data)
+}
+
+/// `import_sigma`: as [`import_native`], seeded with the Sigma corpus.
+pub fn import_sigma(data: &[u8]) -> bool {
+    import_yaml(data)
+}
+
+/// `import_sysmon`: any text through the Sysmon config importer.
+pub fn import_sysmon(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let files = [(std::path::PathBuf::from("fuzz.xml"), text.to_string())];
+    match pipe_compiler::import::sysmon::import(&files, &Default::default()) {
+        Ok(rules) => compile_imported(rules),
+        Err(errors) => {
+            for e in errors {
+                let _ = e.to_string();
+            }
+        }
+    }
+    true
+}
+
+/// `ioctl`: the control device's request decoder (sensor-core) and the
+/// response decoders `pipectl` uses; whatever decodes re-encodes to bytes
+/// that decode to the same value.
+pub fn ioctl(data: &[u8]) -> bool {
+    ioctl_impl::run(data);
+    true
+}
+
+mod ioctl_impl;
