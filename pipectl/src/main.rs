@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod driver_client;
+mod replay;
+mod rollout;
 
 /// `println!` that ignores a closed stdout (`pipectl inspect x | head`).
 macro_rules! outln {
@@ -154,6 +156,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: driver_client::DriverCmd,
     },
+    /// Backtest: run a channel file over recorded Sysmon pipe events (ID 17/18;
+    /// .evtx, JSON, JSON lines) and report per rule what it would alert on or
+    /// block.
+    Replay(replay::ReplayArgs),
+    /// Which verdicts a new release changes on recorded events (newly matched,
+    /// no longer matched, action changed, best rule changed).
+    Diff(replay::DiffArgs),
+    /// Rollout planning: `rollout simulate` models the blast radius of a bad
+    /// release.
+    Rollout {
+        #[command(subcommand)]
+        cmd: rollout::RolloutCmd,
+    },
     /// Write the malformed-file corpus (files the parser must reject) into a
     /// directory, with a manifest of expected errors.
     #[command(name = "gen-malformed")]
@@ -200,6 +215,9 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, u8> {
 
 fn run(cmd: Cmd) -> Result<u8, String> {
     match cmd {
+        Cmd::Replay(a) => replay::run_replay(a),
+        Cmd::Diff(a) => replay::run_diff(a),
+        Cmd::Rollout { cmd } => rollout::run(cmd),
         Cmd::Driver { cmd } => driver_client::run(cmd).map(|c| u8::try_from(c).unwrap_or(1)),
         Cmd::Compile {
             paths,
