@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod driver_client;
+mod keys;
 mod replay;
 mod rollout;
 
@@ -96,8 +97,20 @@ enum Cmd {
         /// Content sequence number.
         #[arg(long, default_value_t = 1)]
         sequence: u64,
+        /// Sign with this secret key file (repeat for key rotation, up to 4).
+        #[arg(long = "sign", value_name = "KEY")]
+        sign: Vec<PathBuf>,
         #[command(flatten)]
         sensor: SensorArgs,
+    },
+    /// Generate an Ed25519 key pair for signing channel files: PREFIX.key
+    /// (secret, mode 0600) and PREFIX.pub.
+    #[command(
+        after_help = "Example:\n  pipectl keygen keys/release-2026\n  pipectl compile rules/ -o out/ --sequence 43 --sign keys/release-2026.key\n  pipectl verify out/C-00000291-00000043.sys --key keys/release-2026.pub"
+    )]
+    Keygen {
+        /// Path prefix of the key files.
+        prefix: PathBuf,
     },
     /// Validate a channel file with exactly the kernel's parser. Exit 0 when
     /// valid, 1 with the error (offset, reason) on stderr when not.
@@ -107,6 +120,10 @@ enum Cmd {
     Verify {
         /// The channel file.
         file: PathBuf,
+        /// Require a valid signature by one of these public keys (as the
+        /// driver does with its built-in keys) before parsing.
+        #[arg(long = "key", value_name = "PUB")]
+        keys: Vec<PathBuf>,
         #[command(flatten)]
         sensor: SensorArgs,
     },
@@ -219,13 +236,27 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         Cmd::Diff(a) => replay::run_diff(a),
         Cmd::Rollout { cmd } => rollout::run(cmd),
         Cmd::Driver { cmd } => driver_client::run(cmd).map(|c| u8::try_from(c).unwrap_or(1)),
+        Cmd::Keygen { prefix } => {
+            let (secret, public, id) = keys::keygen(&prefix)?;
+            outln!(
+                "wrote {} (secret: keep it offline) and {}; key id {id}",
+                secret.display(),
+                public.display()
+            );
+            Ok(0)
+        }
         Cmd::Compile {
             paths,
             output,
             sequence,
+            sign,
             sensor,
         } => {
             let caps = sensor.caps()?;
+            let signing_keys = sign
+                .iter()
+                .map(|p| keys::signing_key(p))
+                .collect::<Result<Vec<_>, _>>()?;
             let set = match load_rules(&paths) {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
@@ -235,13 +266,16 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 capabilities: caps,
                 ..CompileOptions::default()
             };
-            let bytes = match pipe_compiler::compile(&set, &opts) {
+            let mut bytes = match pipe_compiler::compile(&set, &opts) {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(1);
                 }
             };
+            if !signing_keys.is_empty() {
+                bytes = pipe_compiler::sign::sign(&bytes, &signing_keys)?;
+            }
             let out = if output.is_dir() {
                 let mut name = String::new();
                 channel_format::file_name(sequence, &mut name).map_err(|e| e.to_string())?;
@@ -259,9 +293,26 @@ fn run(cmd: Cmd) -> Result<u8, String> {
             );
             Ok(0)
         }
-        Cmd::Verify { file, sensor } => {
+        Cmd::Verify {
+            file,
+            keys: key_files,
+            sensor,
+        } => {
             let caps = sensor.caps()?;
             let bytes = read_file(&file)?;
+            if !key_files.is_empty() {
+                let trusted = key_files
+                    .iter()
+                    .map(|p| keys::trusted_key(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match content_trust::verify(&bytes, &trusted) {
+                    Ok(id) => outln!("{}: signature: valid, key id {id}", file.display()),
+                    Err(e) => {
+                        eprintln!("{}: untrusted: {e} [{}]", file.display(), e.kind());
+                        return Ok(1);
+                    }
+                }
+            }
             let aligned = AlignedBytes::new(&bytes);
             match channel_parser::parse(aligned.as_slice(), &caps) {
                 Ok(f) => {

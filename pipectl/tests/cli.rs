@@ -250,3 +250,78 @@ fn inspect_json_lists_rules_and_digest() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
 }
+
+#[test]
+fn keygen_sign_and_verify_with_keys() {
+    let dir = tmp("sign");
+    let key = dir.join("rel");
+    let other = dir.join("other");
+    assert!(pipectl(&["keygen", key.to_str().unwrap()]).status.success());
+    assert!(pipectl(&["keygen", other.to_str().unwrap()])
+        .status
+        .success());
+    // Never overwrite a secret key.
+    assert_eq!(
+        pipectl(&["keygen", key.to_str().unwrap()]).status.code(),
+        Some(2)
+    );
+    let signed = dir.join("s.sys");
+    let rules = root().join("rules");
+    let o = pipectl(&[
+        "compile",
+        rules.to_str().unwrap(),
+        "-o",
+        signed.to_str().unwrap(),
+        "--sign",
+        dir.join("rel.key").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let verify = |file: &Path, key: &str| {
+        pipectl(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            dir.join(key).to_str().unwrap(),
+        ])
+    };
+    let o = verify(&signed, "rel.pub");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("signature: valid"));
+    let o = verify(&signed, "other.pub");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("[wrong-key]"),
+        "{}",
+        text(&o.stderr)
+    );
+    let unsigned = dir.join("u.sys");
+    assert!(pipectl(&[
+        "compile",
+        rules.to_str().unwrap(),
+        "-o",
+        unsigned.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let o = verify(&unsigned, "rel.pub");
+    assert!(
+        text(&o.stderr).contains("[unsigned]"),
+        "{}",
+        text(&o.stderr)
+    );
+    let mut bytes = std::fs::read(&signed).unwrap();
+    bytes[300] ^= 1;
+    let tampered = dir.join("t.sys");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let o = verify(&tampered, "rel.pub");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("[tampered]"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The signed file is still an ordinary valid channel file.
+    assert!(pipectl(&["verify", signed.to_str().unwrap()])
+        .status
+        .success());
+}
