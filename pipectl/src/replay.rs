@@ -447,29 +447,23 @@ fn scalar_u32(v: &Value, what: &str) -> Result<u32, String> {
 /// The event-data map of a record: `EventData` (a map, or `Data` items with
 /// names), `winlog.event_data`, `event_data`, or the record itself (flat).
 fn event_data(ev: &Value) -> Result<Map<String, Value>, String> {
-    let candidates = [
-        get(ev, "EventData"),
-        path(ev, &["winlog", "event_data"]),
-        get(ev, "event_data"),
-    ];
-    for c in candidates.into_iter().flatten() {
-        match c {
-            Value::Object(m) => {
-                if let Some(data) = get(c, "Data") {
-                    return data_items(data);
-                }
-                return Ok(m.clone());
-            }
-            Value::Array(_) => return data_items(c),
-            Value::Null => return Ok(Map::new()),
-            other => {
-                return Err(format!(
-                    "EventData is neither an object nor a list: {other}"
-                ))
-            }
-        }
+    let found = get(ev, "EventData")
+        .or_else(|| path(ev, &["winlog", "event_data"]))
+        .or_else(|| get(ev, "event_data"));
+    let Some(c) = found else {
+        return Ok(ev.as_object().cloned().unwrap_or_default());
+    };
+    match c {
+        Value::Object(m) => match get(c, "Data") {
+            Some(data) => data_items(data),
+            None => Ok(m.clone()),
+        },
+        Value::Array(_) => data_items(c),
+        Value::Null => Ok(Map::new()),
+        other => Err(format!(
+            "EventData is neither an object nor a list: {other}"
+        )),
     }
-    Ok(ev.as_object().cloned().unwrap_or_default())
 }
 
 /// `Data` as a list of named items (`{"@Name": "PipeName", "#text": ".."}`,
