@@ -101,6 +101,10 @@ thread_local! {
 fn regex_match(pattern: &str, case_insensitive: bool, text: &str) -> bool {
     REGEX_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
+        // Bounded: a fuzzer feeds an endless stream of distinct patterns.
+        if cache.len() >= 1024 && !cache.contains_key(&(pattern.to_string(), case_insensitive)) {
+            cache.clear();
+        }
         let re = cache
             .entry((pattern.to_string(), case_insensitive))
             .or_insert_with(|| {
