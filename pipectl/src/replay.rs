@@ -149,6 +149,8 @@ pub struct Loaded {
     pub skipped: BTreeMap<u32, usize>,
     /// Malformed records skipped under `--skip-bad`.
     pub bad: Vec<String>,
+    /// EVTX chunks that could not be read (their records are missing).
+    pub chunks_skipped: Vec<String>,
     /// The input files, in order.
     pub files: Vec<String>,
 }
@@ -169,6 +171,7 @@ impl Loaded {
             "skipped_by_id": self.skipped.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
             "bad": self.bad.len(),
             "bad_records": self.bad,
+            "evtx_chunks_unreadable": self.chunks_skipped,
         })
     }
 
@@ -195,6 +198,9 @@ impl Loaded {
         );
         for b in &self.bad {
             let _ = writeln!(s, "  skipped bad record: {b}");
+        }
+        for c in &self.chunks_skipped {
+            let _ = writeln!(s, "  unreadable EVTX chunk (records missing): {c}");
         }
         s
     }
@@ -306,16 +312,31 @@ fn load_evtx(
     let mut parser = evtx::EvtxParser::from_buffer(bytes)
         .map_err(|e| format!("{name}: not a readable EVTX file: {}", error_chain(&e)))?
         .with_configuration(evtx::ParserSettings::new().num_threads(1));
-    for (i, rec) in parser.records_json_value().enumerate() {
-        let n = i + 1;
+    let mut n = 0usize;
+    let mut last_id = None;
+    for rec in parser.records_json_value() {
         match rec {
             Ok(r) => {
+                n += 1;
+                last_id = Some(r.event_record_id);
                 let source = format!("{name}:record {n} (EventRecordID {})", r.event_record_id);
                 let parsed = parse_record(&r.data, source.clone());
                 loaded.take(source, parsed, skip_bad)?;
             }
+            // A chunk that cannot be read (slack space with no chunk header in
+            // a dirty log, a bad checksum, a truncated file): its records are
+            // unknown. Reported, never fatal, as evtx_dump does.
+            Err(e @ evtx::err::EvtxError::FailedToParseChunk { .. }) => {
+                let msg = format!("{name}: {}", error_chain(&e));
+                eprintln!("warning: {msg}: its records were not read");
+                loaded.chunks_skipped.push(msg);
+            }
             Err(e) => {
-                let source = format!("{name}:record {n}");
+                n += 1;
+                let after = last_id
+                    .map(|id| format!(" (after EventRecordID {id})"))
+                    .unwrap_or_default();
+                let source = format!("{name}:record {n}{after}");
                 let parsed = Err(RecordError::Bad(format!(
                     "unreadable EVTX record: {}",
                     error_chain(&e)

@@ -750,6 +750,27 @@ fn damaged_evtx_is_an_error_naming_the_record_never_a_panic() {
     let r = json_out(&pipectl(&["replay", &v1, &s(&f), "--json", "--skip-bad"]));
     assert_eq!(r["events"]["bad"], 1);
     assert_eq!(r["events"]["pipe_events"], 3);
+    // A chunk whose header is gone (as in the slack of a dirty log): reported,
+    // its records missing, never fatal.
+    let mut nochunk = good.clone();
+    nochunk[FILE_HEADER..FILE_HEADER + 8].copy_from_slice(&[0x11; 8]);
+    let f = dir.join("nochunk.evtx");
+    std::fs::write(&f, &nochunk).unwrap();
+    let o = pipectl(&["replay", &v1, &s(&f), "--json"]);
+    assert!(
+        text(&o.stderr).contains("warning") && text(&o.stderr).contains("chunk"),
+        "{}",
+        text(&o.stderr)
+    );
+    let r = json_out(&o);
+    assert_eq!(r["events"]["records_read"], 0);
+    assert_eq!(
+        r["events"]["evtx_chunks_unreadable"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // Truncated at every 512th byte and a few odd offsets: an error or a
     // shorter replay, never a panic.
     let mut cuts: Vec<usize> = (0..good.len()).step_by(512).collect();
@@ -773,5 +794,40 @@ fn damaged_evtx_is_an_error_naming_the_record_never_a_panic() {
             "cut {cut}: {:?}",
             o.status
         );
+    }
+}
+
+/// Real Windows-written Sysmon logs, when a directory of them is given in
+/// PIPECTL_EVTX_SAMPLES (not shipped: e.g. the EfsPotato sample of
+/// sbousseaden/EVTX-ATTACK-SAMPLES). Skipped otherwise.
+#[test]
+fn replay_real_evtx_samples_if_available() {
+    let Ok(samples) = std::env::var("PIPECTL_EVTX_SAMPLES") else {
+        eprintln!("PIPECTL_EVTX_SAMPLES not set: skipped");
+        return;
+    };
+    let dir = tmp("real");
+    let v1 = compile(&dir, "v1.sys", "v1", "41");
+    let r = json_out(&pipectl(&["replay", &v1, &samples, "--json"]));
+    assert!(
+        r["events"]["records_read"].as_u64().unwrap() > 0,
+        "{}",
+        r["events"]
+    );
+    assert_eq!(r["events"]["bad"], 0);
+    let has_efs = std::fs::read_dir(&samples).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("EfsPotato")
+    });
+    if has_efs {
+        let hits = r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"].as_str().unwrap().contains("EfsPotato"))
+            .unwrap();
+        assert!(hits["events"].as_u64().unwrap() > 0, "{hits}");
     }
 }
