@@ -471,20 +471,21 @@ pub fn table(p: &SimArgs, res: &[Outcome]) -> String {
     s
 }
 
-/// Cumulative crashed machines at time `t` (crashes happen at ring start).
-fn crashed_at(o: &Outcome, t: f64) -> f64 {
+/// Machines down at time `t`: crashed at their ring's start and, with the
+/// guard, back after `recover` minutes.
+fn down_at(o: &Outcome, t: f64, recover: Option<f64>) -> f64 {
     o.rings
         .iter()
-        .filter(|r| r.start <= t)
+        .filter(|r| r.start <= t && recover.is_none_or(|rb| t < r.start + rb))
         .map(|r| r.crashed)
         .sum()
 }
 
-/// The SVG chart: cumulative machines crashed (log scale) over time, all at
-/// once vs staged, with halt markers and the manual-repair counts.
+/// The SVG chart: machines down (log scale) over time per strategy (all at
+/// once / staged, without / with the guard), halt markers, repair counts.
 pub fn svg(p: &SimArgs, res: &[Outcome]) -> String {
     let (w, h) = (900.0f64, 520.0f64);
-    let (l, r, t, b) = (90.0, 30.0, 60.0, 150.0);
+    let (l, r, t, b) = (90.0, 30.0, 60.0, 170.0);
     let (pw, ph) = (w - l - r, h - t - b);
     let end = res
         .iter()
@@ -504,7 +505,7 @@ pub fn svg(p: &SimArgs, res: &[Outcome]) -> String {
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{l}" y="24" font-size="16" font-weight="bold">Bad content release: machines crashed over time ({} fleet, {} crash on load)</text>"#,
+        r#"<text x="{l}" y="24" font-size="16" font-weight="bold">Bad content release: machines down over time ({} fleet, {} crash on load)</text>"#,
         count(p.fleet as f64),
         pct(p.crash_prob)
     );
@@ -558,41 +559,61 @@ pub fn svg(p: &SimArgs, res: &[Outcome]) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text transform="translate(20,{:.1}) rotate(-90)" text-anchor="middle">machines crashed (cumulative, log scale)</text>"#,
+        r#"<text transform="translate(20,{:.1}) rotate(-90)" text-anchor="middle">machines down (log scale)</text>"#,
         t + ph / 2.0
     );
-    // One line per crash curve (the guard does not change who crashes).
-    let curves = [(0usize, "#d62728"), (2usize, "#1f77b4")];
-    for (i, color) in curves {
-        let Some(o) = res.get(i) else { continue };
-        let mut pts = vec![(x(0.0), y(0.0))];
-        let mut prev = 0.0;
+    // One line per strategy: machines down. Without the guard a crashed
+    // machine stays down (boot loop) until repaired by hand; with it, it is
+    // back after guard_starts x boot_time.
+    for (i, o) in res.iter().enumerate() {
+        let color = if i < 2 { "#d62728" } else { "#1f77b4" };
+        let recover = o.self_recovery;
+        let mut times = vec![0.0, end];
         for r in &o.rings {
-            pts.push((x(r.start), y(prev)));
-            prev += r.crashed;
-            pts.push((x(r.start), y(prev)));
+            times.push(r.start);
+            if let Some(rb) = recover {
+                times.push(r.start + rb);
+            }
         }
-        pts.push((x(end), y(crashed_at(o, end))));
+        times.sort_by(f64::total_cmp);
+        times.dedup();
+        let mut pts = vec![(x(0.0), y(0.0))];
+        for &tm in &times {
+            pts.push((x(tm), y(down_at(o, tm - 1e-9, recover))));
+            pts.push((x(tm), y(down_at(o, tm, recover))));
+        }
         let d: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+        let dash = if o.guard {
+            r#" stroke-dasharray="2,3""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2.5" points="{}"/>"#,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2.5"{dash} points="{}"/>"#,
             d.join(" ")
         );
-        if let Some(hh) = o.halted_at {
+        if let (Some(hh), false) = (o.halted_at, o.guard) {
             let xx = x(hh);
             let _ = writeln!(
                 s,
                 r#"<line x1="{xx:.1}" y1="{t}" x2="{xx:.1}" y2="{:.1}" stroke="{color}" stroke-dasharray="5,4"/><text x="{:.1}" y="{:.1}" fill="{color}">halt {}</text>"#,
                 t + ph,
                 xx + 4.0,
-                t + 14.0 + 14.0 * i as f64,
+                t + 14.0 + 9.0 * i as f64,
                 dur(hh)
             );
         }
     }
     // Legend with the repair numbers.
-    let mut ly = t + ph + 58.0;
+    let _ = writeln!(
+        s,
+        r##"<text x="{l}" y="{:.1}" fill="#444">solid: no guard (boot loop until repaired by hand); dotted: crash-loop guard (last-known-good after {} starts, {})</text>"##,
+        t + ph + 52.0,
+        p.guard_starts,
+        dur(f64::from(p.guard_starts) * p.boot_time.0)
+    );
+    let mut ly = t + ph + 76.0;
     for (i, o) in res.iter().enumerate() {
         let color = if i < 2 { "#d62728" } else { "#1f77b4" };
         let dash = if o.guard {
@@ -755,7 +776,7 @@ mod tests {
         let p = args(&[]);
         let s = svg(&p, &strategies(&p));
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
-        assert_eq!(s.matches("<polyline").count(), 2);
+        assert_eq!(s.matches("<polyline").count(), 4);
         assert!(s.contains("2,550,000 crashed"));
     }
 }
