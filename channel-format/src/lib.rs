@@ -483,6 +483,56 @@ pub mod op {
 
 /// Version word at the start of the ROLLOUT section.
 pub const ROLLOUT_VERSION: u32 = 1;
+/// ROLLOUT flag: ring, percentage and not-before time are set.
+pub const ROLLOUT_FLAG_POLICY: u32 = 1;
+/// ROLLOUT flag: this file is a signed rollback instruction (see FORMAT.md).
+pub const ROLLOUT_FLAG_ROLLBACK: u32 = 2;
+/// Length of a ROLLOUT section with no flags.
+pub const ROLLOUT_LEN_EMPTY: usize = 8;
+/// Length of a ROLLOUT section with any flag.
+pub const ROLLOUT_LEN: usize = 32;
+/// Largest ROLLOUT percentage, in thousandths of a percent (100 %).
+pub const ROLLOUT_PERCENT_MILLI_MAX: u32 = 100_000;
+
+/// The ROLLOUT section's policy form (32 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawRollout {
+    /// [`ROLLOUT_VERSION`].
+    pub version: [u8; 4],
+    /// [`ROLLOUT_FLAG_POLICY`], [`ROLLOUT_FLAG_ROLLBACK`].
+    pub flags: [u8; 4],
+    /// A [`Ring`].
+    pub ring: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// Share of the ring's machines, in thousandths of a percent.
+    pub percent_milli: [u8; 4],
+    /// Not before this time (Unix seconds, UTC); 0 for no constraint.
+    pub not_before: [u8; 8],
+    /// Rollback instruction: adoptable on machines whose highest proven
+    /// sequence is at most this, though this file's sequence is lower.
+    pub rollback_ceiling: [u8; 8],
+}
+const_assert_eq!(size_of::<RawRollout>(), ROLLOUT_LEN);
+const_assert_eq!(offset_of!(RawRollout, flags), 4);
+const_assert_eq!(offset_of!(RawRollout, ring), 8);
+const_assert_eq!(offset_of!(RawRollout, reserved), 9);
+const_assert_eq!(offset_of!(RawRollout, percent_milli), 12);
+const_assert_eq!(offset_of!(RawRollout, not_before), 16);
+const_assert_eq!(offset_of!(RawRollout, rollback_ceiling), 24);
+
+int_newtype! {
+    /// A staged-rollout ring.
+    Ring(u8) {
+        /// First machines to get content.
+        CANARY = 0 => "canary",
+        /// The next wave.
+        EARLY = 1 => "early",
+        /// Everyone.
+        BROAD = 2 => "broad",
+    }
+}
 /// Version word at the start of the SIGNATURE section.
 pub const SIGNATURE_VERSION: u32 = 1;
 

@@ -23,6 +23,8 @@ pub struct CompileOptions {
     pub limits: Limits,
     /// Optional flags to set in the header.
     pub optional_flags: u32,
+    /// Staged-rollout policy / rollback instruction for the ROLLOUT section.
+    pub rollout: Option<channel_parser::RolloutPolicy>,
 }
 
 impl Default for CompileOptions {
@@ -32,6 +34,7 @@ impl Default for CompileOptions {
             capabilities: Capabilities::SENSOR_V1,
             limits: Limits::DEFAULT,
             optional_flags: 0,
+            rollout: None,
         }
     }
 }
@@ -1094,7 +1097,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
             fmt::SECTION_FLAG_CRITICAL,
             always_bytes,
         ),
-        (SectionKind::ROLLOUT, 0, versioned(fmt::ROLLOUT_VERSION)),
+        (SectionKind::ROLLOUT, 0, rollout_body(opts.rollout.as_ref())),
         (SectionKind::SIGNATURE, 0, versioned(fmt::SIGNATURE_VERSION)),
     ];
     let out = assemble(opts.sequence, opts.optional_flags, &bodies);
@@ -1123,6 +1126,32 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
         });
     }
     Ok(out)
+}
+
+/// The ROLLOUT section body (FORMAT.md §13).
+pub fn rollout_body(policy: Option<&channel_parser::RolloutPolicy>) -> Vec<u8> {
+    let mut b = fmt::ROLLOUT_VERSION.to_le_bytes().to_vec();
+    let Some(p) = policy.filter(|p| p.staged.is_some() || p.rollback_ceiling.is_some()) else {
+        b.extend_from_slice(&[0; 4]);
+        return b;
+    };
+    let mut flags = 0;
+    if p.staged.is_some() {
+        flags |= fmt::ROLLOUT_FLAG_POLICY;
+    }
+    if p.rollback_ceiling.is_some() {
+        flags |= fmt::ROLLOUT_FLAG_ROLLBACK;
+    }
+    b.extend_from_slice(&flags.to_le_bytes());
+    let (ring, pct, nb) = p
+        .staged
+        .map_or((0, 0, 0), |s| (s.ring.0, s.percent_milli, s.not_before));
+    b.push(ring);
+    b.extend_from_slice(&[0; 3]);
+    b.extend_from_slice(&pct.to_le_bytes());
+    b.extend_from_slice(&nb.to_le_bytes());
+    b.extend_from_slice(&p.rollback_ceiling.unwrap_or(0).to_le_bytes());
+    b
 }
 
 /// Lays out a file: header, section table, then each section 8-aligned in

@@ -499,6 +499,71 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
         Expect::Kind("invalid-value"),
     );
 
+    // ROLLOUT with a policy.
+    {
+        let policy = channel_parser::RolloutPolicy {
+            staged: Some(channel_parser::Staging {
+                ring: channel_format::Ring::EARLY,
+                percent_milli: 12_500,
+                not_before: 1_800_000_000,
+            }),
+            rollback_ceiling: Some(45),
+        };
+        let staged = match compile(
+            &fixture_rules(),
+            &CompileOptions {
+                sequence: 7,
+                rollout: Some(policy),
+                ..CompileOptions::default()
+            },
+        ) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+        let sp = Parts::of(&staged);
+        let roll = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut p = sp.clone();
+            f(p.body(SectionKind::ROLLOUT));
+            p.build()
+        };
+        add("rollout-policy-valid".into(), staged.clone(), Expect::Valid);
+        add(
+            "rollout-ring-7".into(),
+            roll(&|b| b[8] = 7),
+            Expect::Kind("invalid-value"),
+        );
+        add(
+            "rollout-percent-over-100".into(),
+            roll(&|b| put_u32(b, 12, 100_001)),
+            Expect::Kind("invalid-value"),
+        );
+        add(
+            "rollout-unknown-flag".into(),
+            roll(&|b| put_u32(b, 4, 7)),
+            Expect::Kind("invalid-value"),
+        );
+        add(
+            "rollout-reserved".into(),
+            roll(&|b| b[10] = 1),
+            Expect::Kind("non-zero-reserved"),
+        );
+        add(
+            "rollout-short".into(),
+            roll(&|b| b.truncate(16)),
+            Expect::Kind("bad-section-len"),
+        );
+        add(
+            "rollout-ceiling-without-flag".into(),
+            roll(&|b| put_u32(b, 4, 1)),
+            Expect::Kind("non-zero-reserved"),
+        );
+        add(
+            "rollout-flags-without-body".into(),
+            with_rollout_flags(&parts),
+            Expect::Kind("bad-section-len"),
+        );
+    }
+
     // Schema.
     let with = |f: &dyn Fn(&mut Parts)| {
         let mut p = parts.clone();
@@ -1003,6 +1068,13 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
         misaligned: false,
     });
     out
+}
+
+/// An 8-byte ROLLOUT section that claims a policy.
+fn with_rollout_flags(parts: &Parts) -> Vec<u8> {
+    let mut p = parts.clone();
+    put_u32(p.body(SectionKind::ROLLOUT), 4, 1);
+    p.build()
 }
 
 fn parts_boundaries(base: &[u8]) -> Vec<usize> {

@@ -47,12 +47,36 @@ mod validate;
 mod view;
 mod wire;
 
-pub use channel_format::{Action, AtomKind, FieldId, FieldType, Limits, SectionKind, Severity};
+pub use channel_format::{
+    Action, AtomKind, FieldId, FieldType, Limits, Ring, SectionKind, Severity,
+};
 pub use error::ParseError;
 pub use matcher::{Event, EventKind, Scratch, Verdict};
 pub use text::{fold_char, is_folded, Chars, Text};
 pub use validate::{parse, parse_frame, parse_with_limits, Frame};
 pub use view::{AtomView, ChannelFile, Header, RuleView, SectionInfo};
+
+/// Where and when a file may be adopted (the ROLLOUT section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutPolicy {
+    /// Ring, share and start time; `None`: every machine, any time.
+    pub staged: Option<Staging>,
+    /// A signed rollback instruction: the file may be adopted on machines
+    /// whose highest proven sequence is at most this, although its own
+    /// sequence is lower.
+    pub rollback_ceiling: Option<u64>,
+}
+
+/// The staged part of a [`RolloutPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staging {
+    /// The ring the file is released to (and every earlier ring).
+    pub ring: Ring,
+    /// Share of that ring's machines, in thousandths of a percent.
+    pub percent_milli: u32,
+    /// Not before this time (Unix seconds, UTC); 0 for none.
+    pub not_before: u64,
+}
 
 /// The event fields a sensor supplies to rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

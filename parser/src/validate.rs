@@ -125,26 +125,105 @@ pub fn parse_with_limits<'a>(
         dfa_count,
         always_count,
         automata: [Automaton::EMPTY, Automaton::EMPTY],
+        rollout: None,
     };
     let flagged = parse_rules(&cf, caps, schema_mask, limits)?;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
     parse_always(&cf, flagged)?;
-    for (kind, version) in [
-        (SectionKind::ROLLOUT, fmt::ROLLOUT_VERSION),
-        (SectionKind::SIGNATURE, fmt::SIGNATURE_VERSION),
-    ] {
-        if let Some(Some(r)) = sections.get(kind.0 as usize) {
-            let v = r.u32_at(0, "reserved section version")?;
-            if v != version {
-                return Err(ParseError::InvalidValue {
-                    offset: r.offset,
-                    what: "reserved section version",
-                    value: v,
-                });
-            }
+    if let Some(Some(r)) = sections.get(SectionKind::SIGNATURE.0 as usize) {
+        let v = r.u32_at(0, "signature section version")?;
+        if v != fmt::SIGNATURE_VERSION {
+            return Err(ParseError::InvalidValue {
+                offset: r.offset,
+                what: "signature section version",
+                value: v,
+            });
         }
     }
+    if let Some(Some(r)) = sections.get(SectionKind::ROLLOUT.0 as usize) {
+        cf.rollout = parse_rollout(*r)?;
+    }
     Ok(cf)
+}
+
+/// ROLLOUT: version 1; 8 bytes with no flags, or 32 bytes with a policy
+/// and/or a rollback ceiling (FORMAT.md §13).
+fn parse_rollout(r: Region<'_>) -> Result<Option<crate::RolloutPolicy>, ParseError> {
+    let v = r.u32_at(0, "rollout version")?;
+    if v != fmt::ROLLOUT_VERSION {
+        return Err(ParseError::InvalidValue {
+            offset: r.offset,
+            what: "rollout version",
+            value: v,
+        });
+    }
+    let flags = r.u32_at(4, "rollout flags")?;
+    let known = fmt::ROLLOUT_FLAG_POLICY | fmt::ROLLOUT_FLAG_ROLLBACK;
+    if flags & !known != 0 {
+        return Err(ParseError::InvalidValue {
+            offset: r.at(4),
+            what: "rollout flags",
+            value: flags,
+        });
+    }
+    let want_len = if flags == 0 {
+        fmt::ROLLOUT_LEN_EMPTY
+    } else {
+        fmt::ROLLOUT_LEN
+    } as u32;
+    if r.len() != want_len {
+        return Err(ParseError::BadSectionLen {
+            offset: r.offset,
+            what: "rollout",
+            len: r.len(),
+            reason: "is not 8 bytes (no flags) or 32 bytes (flags set)",
+        });
+    }
+    if flags == 0 {
+        return Ok(None);
+    }
+    let ring = fmt::Ring(r.u8_at(8, "rollout ring")?);
+    if !ring.is_known() {
+        return Err(ParseError::InvalidValue {
+            offset: r.at(8),
+            what: "rollout ring",
+            value: u32::from(ring.0),
+        });
+    }
+    r.sub(9, 3, "rollout reserved")?
+        .check_zero("rollout reserved bytes")?;
+    let percent_milli = r.u32_at(12, "rollout percentage")?;
+    if percent_milli > fmt::ROLLOUT_PERCENT_MILLI_MAX {
+        return Err(ParseError::InvalidValue {
+            offset: r.at(12),
+            what: "rollout percentage (thousandths, at most 100000)",
+            value: percent_milli,
+        });
+    }
+    let not_before = r.u64_at(16, "rollout not-before")?;
+    let ceiling = r.u64_at(24, "rollback ceiling")?;
+    let policy = flags & fmt::ROLLOUT_FLAG_POLICY != 0;
+    let rollback = flags & fmt::ROLLOUT_FLAG_ROLLBACK != 0;
+    if !policy && (ring.0 != 0 || percent_milli != 0 || not_before != 0) {
+        return Err(ParseError::NonZeroReserved {
+            offset: r.at(8),
+            what: "rollout policy fields without the policy flag",
+        });
+    }
+    if !rollback && ceiling != 0 {
+        return Err(ParseError::NonZeroReserved {
+            offset: r.at(24),
+            what: "rollback ceiling without the rollback flag",
+        });
+    }
+    Ok(Some(crate::RolloutPolicy {
+        staged: policy.then_some(crate::Staging {
+            ring,
+            percent_milli,
+            not_before,
+        }),
+        rollback_ceiling: rollback.then_some(ceiling),
+    }))
 }
 
 /// The validated frame of a file: header and section table, nothing else.

@@ -131,12 +131,19 @@ pub struct ChannelFile<'a> {
     pub(crate) always_count: u32,
     /// Prefilter automata: index 0 pipe name, 1 image.
     pub(crate) automata: [Automaton<'a>; 2],
+    /// The ROLLOUT section's policy, if any.
+    pub(crate) rollout: Option<crate::RolloutPolicy>,
 }
 
 impl<'a> ChannelFile<'a> {
     /// The header.
     pub fn header(&self) -> Header {
         self.header
+    }
+
+    /// The staged-rollout policy and rollback instruction, if the file has one.
+    pub fn rollout(&self) -> Option<crate::RolloutPolicy> {
+        self.rollout
     }
 
     /// The content sequence number.

@@ -74,6 +74,66 @@ impl SensorArgs {
     }
 }
 
+/// Staged rollout written into the file's ROLLOUT section.
+#[derive(Debug, Clone, clap::Args)]
+struct RolloutArgs {
+    /// Release to this ring (and the rings before it): canary, early or broad.
+    #[arg(long, value_parser = ["canary", "early", "broad"])]
+    ring: Option<String>,
+    /// Share of the ring's machines, in percent (0-100, up to 3 decimals).
+    #[arg(long, requires = "ring")]
+    percent: Option<f64>,
+    /// Not before this time: RFC 3339 (2026-12-01T06:00:00Z) or Unix seconds.
+    #[arg(long, requires = "ring")]
+    not_before: Option<String>,
+    /// Make this file a rollback instruction: machines whose highest proven
+    /// sequence is at most N may adopt it although its sequence is lower.
+    #[arg(long, value_name = "N")]
+    rollback_ceiling: Option<u64>,
+}
+
+impl RolloutArgs {
+    fn policy(&self) -> Result<Option<channel_parser::RolloutPolicy>, String> {
+        let staged = match &self.ring {
+            None => None,
+            Some(r) => {
+                let ring = match r.as_str() {
+                    "canary" => channel_format::Ring::CANARY,
+                    "early" => channel_format::Ring::EARLY,
+                    _ => channel_format::Ring::BROAD,
+                };
+                let pct = self.percent.unwrap_or(100.0);
+                if !(0.0..=100.0).contains(&pct) {
+                    return Err(format!("--percent {pct}: must be between 0 and 100"));
+                }
+                let not_before = match &self.not_before {
+                    None => 0,
+                    Some(t) => match t.parse::<u64>() {
+                        Ok(n) => n,
+                        Err(_) => humantime::parse_rfc3339_weak(t)
+                            .map_err(|e| format!("--not-before {t:?}: {e}"))?
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_err(|e| e.to_string())?
+                            .as_secs(),
+                    },
+                };
+                Some(channel_parser::Staging {
+                    ring,
+                    percent_milli: (pct * 1000.0).round() as u32,
+                    not_before,
+                })
+            }
+        };
+        if staged.is_none() && self.rollback_ceiling.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(channel_parser::RolloutPolicy {
+            staged,
+            rollback_ceiling: self.rollback_ceiling,
+        }))
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum KindArg {
     Create,
@@ -100,6 +160,8 @@ enum Cmd {
         /// Sign with this secret key file (repeat for key rotation, up to 4).
         #[arg(long = "sign", value_name = "KEY")]
         sign: Vec<PathBuf>,
+        #[command(flatten)]
+        rollout: RolloutArgs,
         #[command(flatten)]
         sensor: SensorArgs,
     },
@@ -250,9 +312,11 @@ fn run(cmd: Cmd) -> Result<u8, String> {
             output,
             sequence,
             sign,
+            rollout,
             sensor,
         } => {
             let caps = sensor.caps()?;
+            let rollout = rollout.policy()?;
             let signing_keys = sign
                 .iter()
                 .map(|p| keys::signing_key(p))
@@ -264,6 +328,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
             let opts = CompileOptions {
                 sequence,
                 capabilities: caps,
+                rollout,
                 ..CompileOptions::default()
             };
             let mut bytes = match pipe_compiler::compile(&set, &opts) {
@@ -474,6 +539,12 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
         "prefilter": f.prefilter_stats().map(|(field, states, outputs)| json!({
             "field": field.to_string(), "states": states, "outputs": outputs,
         })).collect::<Vec<_>>(),
+        "rollout": f.rollout().map(|r| json!({
+            "ring": r.staged.map(|s| s.ring.to_string()),
+            "percent": r.staged.map(|s| f64::from(s.percent_milli) / 1000.0),
+            "not_before": r.staged.map(|s| s.not_before),
+            "rollback_ceiling": r.rollback_ceiling,
+        })),
         "dfas": f.dfa_count(),
         "always_evaluated": f.always_count(),
         "rules": f.rules().map(|r| {
@@ -531,6 +602,19 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
         h.sequence,
         h.total_len
     );
+    if let Some(r) = f.rollout() {
+        if let Some(st) = r.staged {
+            outln!(
+                "rollout   ring {}   {}% of it   not before {}",
+                st.ring,
+                f64::from(st.percent_milli) / 1000.0,
+                st.not_before
+            );
+        }
+        if let Some(c) = r.rollback_ceiling {
+            outln!("rollback  instruction: adoptable where the highest proven sequence is <= {c}");
+        }
+    }
     outln!(
         "flags     required {:#x}   optional {:#x}",
         h.required_flags,
