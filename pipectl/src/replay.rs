@@ -32,7 +32,8 @@ malformed event input (the error names the file and record; --skip-bad goes on).
 pub struct ReplayArgs {
     /// The channel file.
     file: PathBuf,
-    /// Event files: .evtx, JSON (object or array) or JSON lines.
+    /// Event files (.evtx, JSON object or array, JSON lines) or directories of
+    /// them (*.evtx, *.json, *.jsonl, *.ndjson, recursively).
     #[arg(required = true)]
     events: Vec<PathBuf>,
     #[command(flatten)]
