@@ -11,6 +11,8 @@
 //! * [`ring`]: the bounded event ring (overflow counted, never blocks).
 //! * [`proto`]: the control device's IOCTL protocol (shared with `pipectl`).
 //! * [`digest`]: SHA-256 of content files (reported in status).
+//! * [`rollout`]: staged rollout, customer control (N-1, pin, freeze) and anti-rollback.
+//! * [`rundown`]: rundown protection for callbacks (unload waits for them).
 //!
 //! Nothing here allocates, panics on untrusted input, or uses `unsafe`.
 #![no_std]
@@ -36,6 +38,8 @@ pub mod guard;
 pub mod name;
 pub mod proto;
 pub mod ring;
+pub mod rollout;
+pub mod rundown;
 pub mod store;
 
 pub use channel_format::{Action, Severity};
