@@ -383,26 +383,38 @@ pub fn load_json_text(
             loaded.take(source.clone(), parse_record(&v, source), skip_bad)
         }
         Err(whole) => {
-            // JSON lines when at least one line is a complete JSON value on its
-            // own and there is more than one line; otherwise one broken document.
             let lines: Vec<(usize, &str)> = text
                 .lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
                 .collect();
+            // evtx_dump's default output: `Record <id>` lines, each followed by
+            // one pretty-printed JSON record.
+            if lines.iter().any(|(_, l)| is_evtx_dump_marker(l)) {
+                return load_evtx_dump_text(name, text, skip_bad, loaded);
+            }
+            // JSON lines when at least one line is a complete JSON value on its
+            // own and there is more than one line; otherwise one broken document.
             let jsonl = lines.len() > 1
                 && lines
                     .iter()
                     .any(|(_, l)| serde_json::from_str::<Value>(l).is_ok());
             if !jsonl {
-                let source = format!("{name}:record 1");
+                // Concatenated values (pretty-printed records one after another).
+                if let Some(values) = concatenated(text) {
+                    for (k, (line, v)) in values.iter().enumerate() {
+                        let source = format!("{name}:record {} (line {line})", k + 1);
+                        loaded.take(source.clone(), parse_record(v, source), skip_bad)?;
+                    }
+                    return Ok(());
+                }
                 let why = format!(
                     "invalid JSON at line {}, column {}: {}",
                     whole.line(),
                     whole.column(),
                     strip_position(&whole)
                 );
-                return loaded.take(source, Err(RecordError::Bad(why)), skip_bad);
+                return loaded.take(name.to_string(), Err(RecordError::Bad(why)), skip_bad);
             }
             for (idx, line) in lines {
                 let source = format!("{name}:line {}", idx + 1);
@@ -419,6 +431,66 @@ pub fn load_json_text(
             Ok(())
         }
     }
+}
+
+/// `Record 83237` (evtx_dump's separator line).
+fn is_evtx_dump_marker(line: &str) -> bool {
+    line.trim()
+        .strip_prefix("Record ")
+        .and_then(|r| r.split_whitespace().next())
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// evtx_dump text output: each `Record <id>` line starts a record.
+fn load_evtx_dump_text(
+    name: &str,
+    text: &str,
+    skip_bad: bool,
+    loaded: &mut Loaded,
+) -> Result<(), String> {
+    let mut segments: Vec<(usize, String, String)> = Vec::new(); // (line, id, body)
+    for (idx, line) in text.lines().enumerate() {
+        if is_evtx_dump_marker(line) {
+            let id = line.trim()["Record ".len()..].trim().to_string();
+            segments.push((idx + 1, id, String::new()));
+        } else if let Some((_, _, body)) = segments.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        } else if !line.trim().is_empty() {
+            let why = format!("line {}: text before the first `Record <id>` line", idx + 1);
+            loaded.take(name.to_string(), Err(RecordError::Bad(why)), skip_bad)?;
+        }
+    }
+    for (n, (line, id, body)) in segments.iter().enumerate() {
+        let source = format!("{name}:record {} (Record {id}, line {line})", n + 1);
+        let parsed = match serde_json::from_str::<Value>(body) {
+            Ok(v) => parse_record(&v, source.clone()),
+            Err(e) => Err(RecordError::Bad(format!(
+                "invalid JSON at line {}, column {}: {}",
+                line + e.line(),
+                e.column(),
+                strip_position(&e)
+            ))),
+        };
+        loaded.take(source, parsed, skip_bad)?;
+    }
+    Ok(())
+}
+
+/// Two or more JSON values one after another covering the whole text, each
+/// with the line it starts on; `None` otherwise.
+fn concatenated(text: &str) -> Option<Vec<(usize, Value)>> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    while let Some(item) = stream.next() {
+        let v = item.ok()?;
+        let skipped = text[start..].len() - text[start..].trim_start().len();
+        let line = 1 + text[..start + skipped].matches('\n').count();
+        out.push((line, v));
+        start = stream.byte_offset();
+    }
+    (out.len() >= 2).then_some(out)
 }
 
 /// serde_json's message without its " at line L column C" tail.
@@ -1164,6 +1236,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn concatenated_and_evtx_dump_text() {
+        let pretty = "{\n \"EventID\": 17,\n \"PipeName\": \"\\\\a\"\n}\n{\n \"EventID\": 18,\n \"PipeName\": \"\\\\b\"\n}\n";
+        let mut l = Loaded::default();
+        load_json_text("p", pretty, false, &mut l).unwrap();
+        assert_eq!(l.records.len(), 2);
+        assert_eq!(l.records[1].source, "p:record 2 (line 5)");
+        assert_eq!(l.records[1].pipe_name, "\\b");
+        let dump = format!(
+            "Record 7\n{}\nRecord 8 (recovered)\n{}\n",
+            json!({"Event": {"System": {"EventID": 17}, "EventData": {"PipeName": "\\a"}}}),
+            serde_json::to_string_pretty(&json!({"Event": {"System": {"EventID": 18}, "EventData": {"PipeName": "\\b", "ProcessId": 4}}})).unwrap()
+        );
+        let mut l = Loaded::default();
+        load_json_text("d", &dump, false, &mut l).unwrap();
+        assert_eq!(l.records.len(), 2);
+        assert_eq!(
+            l.records[1].source,
+            "d:record 2 (Record 8 (recovered), line 3)"
+        );
+        assert_eq!((l.records[1].event_id, l.records[1].pid), (18, 4));
+        let mut l = Loaded::default();
+        let e = load_json_text(
+            "d",
+            "Record 1\n{\"EventID\": 17, \"PipeName\": \"x\"}\nRecord 2\n{\"EventID\":\n",
+            false,
+            &mut l,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("d:record 2 (Record 2, line 3): invalid JSON at line 5"),
+            "{e}"
+        );
     }
 
     #[test]
