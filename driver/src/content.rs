@@ -21,8 +21,8 @@ use sensor_core::store::{order_candidates, Slot};
 
 const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
 const DEFAULT_PROVEN_AFTER_SECONDS: u32 = 600;
-/// Content files considered at start (newest first).
-const MAX_CANDIDATES: usize = 16;
+/// Content files considered at start: the newest 64 by sequence.
+const MAX_CANDIDATES: usize = 64;
 
 struct Config {
     registry_path: Wide<512>,
@@ -118,9 +118,20 @@ fn build(buf: PoolBuf, origin: Origin, expect_seq: Option<u64>) -> Result<Conten
     PoolArc::try_new(Content { chan, info }).ok_or_else(|| simple_failure(origin, sequence, failure::NO_MEMORY, format_args!("out of memory")))
 }
 
+/// A content file: its sequence and how many digits its name spells it
+/// with (names are rebuilt from these; the open is case-insensitive).
+#[derive(Clone, Copy)]
 struct Candidate {
     seq: u64,
-    name: Wide<64>,
+    digits: u8,
+}
+
+impl Candidate {
+    fn name(&self) -> Wide<64> {
+        let mut t = FixedText::<64>::empty();
+        let _ = write!(t, "C-00000291-{:0width$}.sys", self.seq, width = usize::from(self.digits));
+        Wide::new(t.as_str())
+    }
 }
 
 fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
@@ -133,7 +144,7 @@ fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
 }
 
 fn load_file(dir: &[u16], c: &Candidate) -> Result<ContentRef, LoadFailure> {
-    let path = file_path(dir, c.name.units());
+    let path = file_path(dir, c.name().units());
     let buf = sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
         let code = if s == sys::STATUS_FILE_TOO_LARGE { failure::TOO_LARGE } else { failure::IO };
         simple_failure(Origin::Disk, c.seq, code, format_args!("reading the file failed: {s:#x}"))
@@ -156,7 +167,7 @@ pub fn load_at_start() {
     let Some((dir, max_failed)) = CONFIG.with(|c| c.as_ref().map(|c| (Wide::<300>::from_units(c.content_dir.units()), c.max_failed))) else {
         return;
     };
-    let mut cands: [Option<Candidate>; MAX_CANDIDATES] = [const { None }; MAX_CANDIDATES];
+    let mut cands: [Option<Candidate>; MAX_CANDIDATES] = [None; MAX_CANDIDATES];
     let mut seqs = [0u64; MAX_CANDIDATES];
     let mut n = 0usize;
     let listed = sys::list_dir(dir.units(), |name| {
@@ -184,7 +195,9 @@ pub fn load_at_start() {
         };
         if let (Some(s), Some(c)) = (seqs.get_mut(slot), cands.get_mut(slot)) {
             *s = seq;
-            *c = Some(Candidate { seq, name: Wide::from_units(name) });
+            // "C-00000291-" is 11 characters, ".sys" 4.
+            let digits = u8::try_from(k.saturating_sub(15)).unwrap_or(8);
+            *c = Some(Candidate { seq, digits });
         }
     });
     if let Err(s) = listed {
@@ -285,11 +298,13 @@ pub fn start_proven_timer() {
     }
 }
 
-/// Marks the active pending content proven and persists it. PASSIVE_LEVEL.
+/// Marks the content activated as pending at start proven (it ran cleanly
+/// for the configured time, or until a clean unload, even if a hot load
+/// replaced it meanwhile) and persists that. PASSIVE_LEVEL.
 pub fn mark_proven(why: &str) {
-    let active = sensor::STORE.with(|s| s.active().filter(|a| a.info.origin == Origin::Disk).map(|a| a.info.sequence)).unwrap_or(0);
     let changed = GUARD.with(|g| {
-        if g.pending_active && g.state.mark_proven(active) {
+        let pending = g.state.pending;
+        if g.pending_active && g.state.mark_proven(pending) {
             g.pending_active = false;
             Some(g.state)
         } else {

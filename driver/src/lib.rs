@@ -10,7 +10,7 @@
 //! the IOCTL protocol come from `sensor-core` and are tested on the host.
 //!
 //! Start-up order (teardown runs it backwards, see [`teardown`]):
-//! resolve optional routines → rundown protection → register the filter →
+//! resolve optional routines → register the filter →
 //! read the configuration and load content (crash-loop guard) → control
 //! device → bug-check callback → start filtering → "proven" timer.
 #![cfg_attr(not(test), no_std)]
@@ -32,7 +32,6 @@ static TORN_DOWN: AtomicBool = AtomicBool::new(false);
 fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
     log(Level::Info, format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()));
     sys::resolve_dynamic_routines();
-    sys::init_rundown();
 
     if let Err(s) = driver.register_filter() {
         log(Level::Error, format_args!("FltRegisterFilter failed: {s:#x}"));

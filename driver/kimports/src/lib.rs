@@ -68,7 +68,17 @@ extern "system" {
         HandleInformation: *mut c_void,
     ) -> NTSTATUS;
     pub fn ObfDereferenceObject(Object: *mut c_void) -> isize;
-    pub fn ObSetSecurityObjectByPointer(Object: *mut c_void, SecurityInformation: u32, SecurityDescriptor: *const c_void) -> NTSTATUS;
+    pub fn ObOpenObjectByPointer(
+        Object: *mut c_void,
+        HandleAttributes: u32,
+        PassedAccessState: *mut c_void,
+        DesiredAccess: u32,
+        ObjectType: *mut c_void,
+        AccessMode: i8,
+        Handle: *mut HANDLE,
+    ) -> NTSTATUS;
+    pub fn ZwSetSecurityObject(Handle: HANDLE, SecurityInformation: u32, SecurityDescriptor: *const c_void) -> NTSTATUS;
+    pub fn KeDelayExecutionThread(WaitMode: i8, Alertable: u8, Interval: *const i64) -> NTSTATUS;
     pub fn RtlCreateSecurityDescriptor(SecurityDescriptor: *mut c_void, Revision: u32) -> NTSTATUS;
     pub fn RtlCreateAcl(Acl: *mut c_void, AclLength: u32, AclRevision: u32) -> NTSTATUS;
     pub fn RtlAddAccessAllowedAce(Acl: *mut c_void, AceRevision: u32, AccessMask: u32, Sid: *const c_void) -> NTSTATUS;
@@ -160,10 +170,3 @@ extern "system" {
     pub fn FltGetRequestorProcess(CallbackData: *const FLT_CALLBACK_DATA) -> *mut c_void;
 }
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-extern "system" {
-    pub fn ExInitializeRundownProtection(RunRef: *mut usize);
-    pub fn ExAcquireRundownProtection(RunRef: *mut usize) -> u8;
-    pub fn ExReleaseRundownProtection(RunRef: *mut usize);
-    pub fn ExWaitForRundownProtectionRelease(RunRef: *mut usize);
-}

@@ -27,6 +27,18 @@ fn main() {
     let header = match which.as_str() {
         "wdm" => Header::Wdm,
         "flt" => Header::Flt,
+        "negative" => {
+            // Negative control: windows-sys's own IO_STACK_LOCATION (missing
+            // POINTER_ALIGNMENT) must FAIL against the header, or the probe
+            // proves nothing.
+            use windows_sys::Wdk::Foundation::IO_STACK_LOCATION as WsIoStack;
+            let v = std::mem::offset_of!(WsIoStack, Parameters.DeviceIoControl.InputBufferLength);
+            println!("#include <ntifs.h>\n#include <stddef.h>");
+            println!(
+                "_Static_assert(offsetof(IO_STACK_LOCATION, Parameters.DeviceIoControl.InputBufferLength) == {v}, \"windows-sys InputBufferLength offset {v}\");"
+            );
+            return;
+        }
         "table" => {
             let mut bad = 0;
             for (c, e) in CHECKS.iter().zip(EXPECTED) {

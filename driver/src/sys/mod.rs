@@ -245,6 +245,17 @@ fn system_routine(name: &str) -> *mut c_void {
     unsafe { MmGetSystemRoutineAddress(&us) }
 }
 
+static UNDER_WINE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the kernel is Wine's ntoskrnl.exe (it exports
+/// `wine_ntoskrnl_main_loop`). Wine 8 implements some routines the driver
+/// imports only as stubs that raise an exception when called
+/// (`KeRegisterBugCheckReasonCallback`, `KeDeregisterBugCheckReasonCallback`);
+/// the driver skips exactly those under Wine and says so in its log.
+pub fn under_wine() -> bool {
+    UNDER_WINE.load(Ordering::Acquire)
+}
+
 /// Resolves routines that are missing on older kernels or under Wine
 /// (`ExAllocatePool2` since Windows 10 2004; `KeQuerySystemTimePrecise`
 /// since Windows 8). Call once from DriverEntry (PASSIVE_LEVEL).
@@ -256,6 +267,7 @@ pub fn resolve_dynamic_routines() {
         t = system_routine("KeQuerySystemTime");
     }
     QUERY_TIME.store(t, Ordering::Release);
+    UNDER_WINE.store(!system_routine("wine_ntoskrnl_main_loop").is_null(), Ordering::Release);
     log(
         Level::Trace,
         format_args!(
@@ -876,6 +888,10 @@ unsafe extern "system" fn bugcheck_secondary(reason: i32, _rec: *mut c_void, dat
 
 /// Registers the secondary-dump callback (PASSIVE_LEVEL, DriverEntry).
 pub fn register_bugcheck_callback() -> bool {
+    if under_wine() {
+        log(Level::Warning, format_args!("Wine: KeRegisterBugCheckReasonCallback is a stub there; not registered"));
+        return false;
+    }
     // SAFETY: the record and component name are statics that outlive the
     // registration (deregistered in unload before the image goes away).
     let ok = unsafe {
@@ -990,7 +1006,7 @@ pub struct Driver(*mut DRIVER_OBJECT);
 
 /// Builds the device's DACL: GENERIC_ALL for SYSTEM (S-1-5-18) and
 /// Administrators (S-1-5-32-544), nobody else; applies it with
-/// `ObSetSecurityObjectByPointer`. `IoCreateDeviceSecure` lives in the static
+/// `ObOpenObjectByPointer` + `ZwSetSecurityObject`. `IoCreateDeviceSecure` lives in the static
 /// library wdmsec.lib, not in ntoskrnl.exe, so it is not used.
 fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     const SYSTEM_SID: [u8; 12] = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];
@@ -998,13 +1014,14 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     const GENERIC_ALL: u32 = 0x1000_0000;
     const ACL_REVISION: u32 = 2;
     const DACL_SECURITY_INFORMATION: u32 = 4;
+    const WRITE_DAC: u32 = 0x0004_0000;
     // ACL header 8 + 2 ACEs (8 + SID each).
     let mut acl_buf = [0u64; 8];
     let acl = acl_buf.as_mut_ptr().cast::<ACL>();
     let mut sd = SECURITY_DESCRIPTOR { Revision: 0, Sbz1: 0, Control: 0, Owner: null_mut(), Group: null_mut(), Sacl: null_mut(), Dacl: null_mut() };
     // SAFETY: PASSIVE_LEVEL; acl_buf (64 bytes, 8-aligned) holds the ACL
     // (8 + 20 + 24 = 52 bytes); the SIDs are valid constant SIDs; sd is a
-    // live absolute security descriptor. ObSetSecurityObjectByPointer
+    // live absolute security descriptor. ZwSetSecurityObject
     // copies the descriptor into the object's own.
     unsafe {
         let mut s = RtlCreateAcl(acl.cast(), 64, ACL_REVISION);
@@ -1020,8 +1037,13 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
         if nt_success(s) {
             s = RtlSetDaclSecurityDescriptor((&mut sd as *mut SECURITY_DESCRIPTOR).cast(), 1, acl.cast(), 0);
         }
+        let mut h: HANDLE = null_mut();
         if nt_success(s) {
-            s = ObSetSecurityObjectByPointer(dev.cast(), DACL_SECURITY_INFORMATION, (&sd as *const SECURITY_DESCRIPTOR).cast());
+            s = ObOpenObjectByPointer(dev.cast(), OBJ_KERNEL_HANDLE, null_mut(), WRITE_DAC, null_mut(), 0, &mut h);
+        }
+        if nt_success(s) {
+            s = ZwSetSecurityObject(h, DACL_SECURITY_INFORMATION, (&sd as *const SECURITY_DESCRIPTOR).cast());
+            ZwClose(h);
         }
         s
     }
@@ -1204,35 +1226,29 @@ static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
 static FILTER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 
 /// Unload protection for callbacks: teardown waits for in-flight callbacks.
-static RUNDOWN: RundownRef = RundownRef(UnsafeCell::new(0));
-struct RundownRef(UnsafeCell<usize>);
-// SAFETY: EX_RUNDOWN_REF is only touched through Ex*RundownProtection*.
-unsafe impl Sync for RundownRef {}
+/// (sensor_core::rundown, because Wine 8 stubs the EX_RUNDOWN_REF routines.)
+static RUNDOWN: sensor_core::rundown::Rundown = sensor_core::rundown::Rundown::new();
 
-
-/// Initialises callback rundown protection (DriverEntry, before registration).
-pub fn init_rundown() {
-    // SAFETY: initialising our static rundown reference before any use.
-    unsafe { ExInitializeRundownProtection(RUNDOWN.0.get()) };
-}
-
-/// Blocks new callbacks and waits for running ones to finish (teardown).
+/// Blocks new callbacks and waits (sleeping 10 ms between checks) for
+/// running ones to finish. PASSIVE_LEVEL (teardown).
 pub fn wait_rundown() {
-    // SAFETY: initialised in DriverEntry; waiting at PASSIVE_LEVEL.
-    unsafe { ExWaitForRundownProtectionRelease(RUNDOWN.0.get()) };
+    RUNDOWN.begin();
+    let interval: i64 = -100_000; // 10 ms, relative
+    while !RUNDOWN.drained() {
+        // SAFETY: PASSIVE_LEVEL; interval is a live local.
+        unsafe { KeDelayExecutionThread(0, 0, &interval) };
+    }
 }
 
 struct RundownGuard;
 impl RundownGuard {
     fn acquire() -> Option<RundownGuard> {
-        // SAFETY: initialised in DriverEntry; callable at IRQL <= APC_LEVEL.
-        (unsafe { ExAcquireRundownProtection(RUNDOWN.0.get()) } != 0).then_some(RundownGuard)
+        RUNDOWN.try_acquire().then_some(RundownGuard)
     }
 }
 impl Drop for RundownGuard {
     fn drop(&mut self) {
-        // SAFETY: releasing the protection acquired in `acquire`.
-        unsafe { ExReleaseRundownProtection(RUNDOWN.0.get()) };
+        RUNDOWN.release();
     }
 }
 

@@ -1,0 +1,514 @@
+//! `pipectl driver …`: talks to the PipeSensor driver's control device
+//! (`\\.\PipeSensor`) with `DeviceIoControl`, using the protocol in
+//! `sensor_core::proto`. Windows only; elsewhere every command fails with
+//! "driver commands need Windows".
+//!
+//! Output is `key=value` lines (one fact per line) so scripts can grep it;
+//! `events` prints one line per event.
+//!
+//! Exit codes: 0 success; 1 the driver rejected the request (load refused,
+//! IOCTL failed); 2 usage / I/O errors (returned as `Err`).
+
+use clap::{Subcommand, ValueEnum};
+use sensor_core::decision::{Decision, Mode};
+use sensor_core::proto::{
+    self, ContentInfo, EvalResponse, LoadFailure, LoadResponse, Origin, Status,
+};
+use sensor_core::ring::{EventKind, EventRecord};
+use std::path::PathBuf;
+
+/// Event kind for `eval`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DriverKind {
+    /// The pipe is created.
+    Create,
+    /// A client opens the pipe.
+    Connect,
+}
+
+/// Mode for `mode`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DriverMode {
+    /// Record matches only.
+    Monitor,
+    /// Deny operations block rules match.
+    Enforce,
+}
+
+/// `pipectl driver` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DriverCmd {
+    /// Show the driver's state: mode, active / last-known-good / quarantined
+    /// content, guard, counters, last load error.
+    Status,
+    /// Load a channel file into the running driver (validated by the kernel's
+    /// parser; the active content stays on failure). Exit 1 when rejected.
+    Load {
+        /// The channel file.
+        file: PathBuf,
+        /// Accept a sequence not newer than the active one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Read (and remove) recorded events.
+    Events {
+        /// At most this many.
+        #[arg(long, default_value_t = 64)]
+        max: u32,
+    },
+    /// Set monitor or enforce mode (persisted in the service key).
+    Mode {
+        /// The mode.
+        #[arg(value_enum)]
+        mode: DriverMode,
+    },
+    /// Evaluate a pipe event through the driver's decision path.
+    Eval {
+        /// Pipe name (`\name`, `\\.\pipe\name`, `\Device\NamedPipe\name`).
+        name: String,
+        /// Image path of the process.
+        #[arg(long)]
+        image: Option<String>,
+        /// Event kind.
+        #[arg(long, value_enum, default_value = "create")]
+        kind: DriverKind,
+        /// Process id to report.
+        #[arg(long, default_value_t = 4)]
+        pid: u32,
+    },
+    /// Test aid: load every `*.bin` / `*.sys` file of a directory by IOCTL,
+    /// one after another, and check each is rejected and the active content
+    /// stays. Exit 0 when all were rejected and the active sequence never
+    /// changed, 1 otherwise.
+    #[command(hide = true, name = "load-each-rejected")]
+    LoadEachRejected {
+        /// Directory of files the parser must reject.
+        dir: PathBuf,
+    },
+    /// Test aid: send raw bytes (hex) as IOCTL `code` and print whether the
+    /// driver accepted them. Exit 0 when accepted, 1 when failed.
+    #[command(hide = true)]
+    Raw {
+        /// IOCTL code (hex, e.g. 0x226400).
+        code: String,
+        /// Input bytes as hex ("" for none).
+        input: String,
+        /// Output buffer length.
+        #[arg(long, default_value_t = 4096)]
+        out_len: usize,
+    },
+}
+
+fn origin(o: Origin) -> &'static str {
+    match o {
+        Origin::None => "none",
+        Origin::Disk => "disk",
+        Origin::Ioctl => "ioctl",
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn print_content(prefix: &str, c: &ContentInfo) {
+    println!("{prefix}.sequence={}", c.sequence);
+    println!("{prefix}.rules={}", c.rule_count);
+    println!("{prefix}.length={}", c.len);
+    println!("{prefix}.origin={}", origin(c.origin));
+    println!(
+        "{prefix}.sha256={}",
+        if c.sequence == 0 {
+            String::new()
+        } else {
+            hex(&c.digest)
+        }
+    );
+}
+
+fn print_failure(prefix: &str, f: &LoadFailure) {
+    println!("{prefix}.origin={}", origin(f.origin));
+    println!("{prefix}.sequence={}", f.sequence);
+    println!("{prefix}.code={}", f.code);
+    if f.offset != u32::MAX {
+        println!("{prefix}.offset={}", f.offset);
+    }
+    println!("{prefix}.message={}", f.message.as_str());
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Monitor => "monitor",
+        Mode::Enforce => "enforce",
+    }
+}
+
+fn decision_name(d: Option<Decision>) -> &'static str {
+    match d {
+        Some(Decision::Allow) => "allow",
+        Some(Decision::Alert) => "alert",
+        Some(Decision::Deny) => "deny",
+        None => "?",
+    }
+}
+
+/// Prints a STATUS response.
+pub fn print_status(s: &Status) {
+    println!("mode={}", mode_name(s.mode));
+    println!("flags={:#x}", s.flags);
+    println!(
+        "filter_registered={}",
+        s.flags & proto::FLAG_FILTER_REGISTERED != 0
+    );
+    println!("filtering={}", s.flags & proto::FLAG_FILTERING != 0);
+    print_content("active", &s.active);
+    print_content("lkg", &s.lkg);
+    let q: Vec<String> = s
+        .quarantined
+        .iter()
+        .filter(|&&q| q != 0)
+        .map(u64::to_string)
+        .collect();
+    println!("quarantined={}", q.join(","));
+    println!("guard.pending={}", s.pending);
+    println!("guard.start_count={}", s.start_count);
+    println!("guard.max_failed={}", s.max_failed);
+    println!("guard.proven={}", s.proven);
+    let c = &s.counters;
+    println!("counters.evaluated={}", c.evaluated);
+    println!("counters.matched={}", c.matched);
+    println!("counters.denied={}", c.denied);
+    println!("counters.events_total={}", c.events_total);
+    println!("counters.events_overwritten={}", c.events_overwritten);
+    println!("counters.name_errors={}", c.name_errors);
+    println!("counters.loads_ok={}", c.loads_ok);
+    println!("counters.loads_failed={}", c.loads_failed);
+    print_failure("last_error", &s.last_error);
+}
+
+fn print_event(e: &EventRecord) {
+    println!(
+        "event id={} pid={} kind={} decision={} rule={} action={} severity={} name={} image={}",
+        e.id,
+        e.pid,
+        match e.kind {
+            1 => "create",
+            2 => "connect",
+            _ => "?",
+        },
+        decision_name(Decision::from_u8(e.decision)),
+        e.rule_id,
+        e.action,
+        e.severity,
+        String::from_utf16_lossy(e.name()),
+        String::from_utf16_lossy(e.image()),
+    );
+}
+
+fn print_eval(r: &EvalResponse) {
+    println!("decision={}", decision_name(Some(r.decision)));
+    println!("matched={}", r.matched);
+    println!(
+        "rule={}",
+        if r.has_rule {
+            r.rule_id.to_string()
+        } else {
+            String::new()
+        }
+    );
+    println!("rule_name={}", r.rule_name.as_str());
+    println!(
+        "action={}",
+        if r.has_rule {
+            channel_format::Action(r.action).to_string()
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "severity={}",
+        if r.has_rule {
+            channel_format::Severity(r.severity).to_string()
+        } else {
+            String::new()
+        }
+    );
+    println!("sequence={}", r.sequence);
+    println!("name={}", String::from_utf16_lossy(r.name()));
+}
+
+fn encode<F: FnOnce(&mut [u8]) -> Result<usize, proto::ProtoError>>(
+    len: usize,
+    f: F,
+) -> Result<Vec<u8>, String> {
+    let mut b = vec![0u8; len];
+    let n = f(&mut b).map_err(|e| format!("encoding the request: {e}"))?;
+    b.truncate(n);
+    Ok(b)
+}
+
+/// Runs one `pipectl driver` command; returns the exit code.
+///
+/// # Errors
+/// Usage or I/O errors (the driver cannot be opened, a file cannot be
+/// read), and on non-Windows hosts always.
+pub fn run(cmd: DriverCmd) -> Result<i32, String> {
+    let dev = device::Device::open()?;
+    match cmd {
+        DriverCmd::Status => {
+            let req = encode(proto::STATUS_REQUEST_LEN, proto::encode_status_request)?;
+            let out = dev.ioctl(proto::IOCTL_STATUS, &req, proto::STATUS_LEN)?;
+            let s = Status::decode(&out).map_err(|e| format!("bad status response: {e}"))?;
+            print_status(&s);
+            Ok(0)
+        }
+        DriverCmd::Load { file, force } => {
+            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let req = encode(proto::load_request_len(bytes.len()), |b| {
+                proto::encode_load_request(b, force, &bytes)
+            })?;
+            let out = dev.ioctl(proto::IOCTL_LOAD, &req, proto::LOAD_RESPONSE_LEN)?;
+            let r = LoadResponse::decode(&out).map_err(|e| format!("bad load response: {e}"))?;
+            println!(
+                "result={}",
+                if r.result == proto::load_result::LOADED {
+                    "loaded"
+                } else {
+                    "rejected"
+                }
+            );
+            println!("active.sequence={}", r.active_sequence);
+            if r.result != proto::load_result::LOADED {
+                print_failure("error", &r.failure);
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        DriverCmd::Events { max } => {
+            let req = encode(proto::EVENTS_REQUEST_LEN, |b| {
+                proto::encode_events_request(b, max)
+            })?;
+            let cap = proto::EVENTS_RESPONSE_FIXED_LEN
+                + proto::EVENT_WIRE_LEN * (max.clamp(1, 256) as usize);
+            let out = dev.ioctl(proto::IOCTL_EVENTS, &req, cap)?;
+            let mut n = 0;
+            let overwritten = proto::decode_events_response(&out, |e| {
+                n += 1;
+                print_event(&e);
+            })
+            .map_err(|e| format!("bad events response: {e}"))?;
+            println!("events={n}");
+            println!("overwritten={overwritten}");
+            Ok(0)
+        }
+        DriverCmd::Mode { mode } => {
+            let m = match mode {
+                DriverMode::Monitor => Mode::Monitor,
+                DriverMode::Enforce => Mode::Enforce,
+            };
+            let req = encode(proto::MODE_REQUEST_LEN, |b| {
+                proto::encode_mode_request(b, m)
+            })?;
+            let out = dev.ioctl(proto::IOCTL_SET_MODE, &req, proto::MODE_RESPONSE_LEN)?;
+            let (prev, cur) =
+                proto::decode_mode_response(&out).map_err(|e| format!("bad mode response: {e}"))?;
+            println!("previous={}", mode_name(prev));
+            println!("mode={}", mode_name(cur));
+            Ok(0)
+        }
+        DriverCmd::Eval {
+            name,
+            image,
+            kind,
+            pid,
+        } => {
+            let n: Vec<u16> = name.encode_utf16().collect();
+            let i: Vec<u16> = image.as_deref().unwrap_or("").encode_utf16().collect();
+            let k = match kind {
+                DriverKind::Create => EventKind::Create,
+                DriverKind::Connect => EventKind::Connect,
+            };
+            let req = encode(proto::eval_request_len(n.len(), i.len()), |b| {
+                proto::encode_eval_request(b, k, pid, &n, &i)
+            })?;
+            let out = dev.ioctl(proto::IOCTL_EVAL, &req, proto::EVAL_RESPONSE_LEN)?;
+            let r = EvalResponse::decode(&out).map_err(|e| format!("bad eval response: {e}"))?;
+            print_eval(&r);
+            Ok(0)
+        }
+        DriverCmd::LoadEachRejected { dir } => {
+            let status = |dev: &device::Device| -> Result<Status, String> {
+                let req = encode(proto::STATUS_REQUEST_LEN, proto::encode_status_request)?;
+                let out = dev.ioctl(proto::IOCTL_STATUS, &req, proto::STATUS_LEN)?;
+                Status::decode(&out).map_err(|e| format!("bad status response: {e}"))
+            };
+            let before = status(&dev)?;
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "bin" || x == "sys"))
+                .collect();
+            files.sort();
+            let (mut rejected, mut accepted) = (0usize, 0usize);
+            for f in &files {
+                let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let req = encode(proto::load_request_len(bytes.len()), |b| {
+                    proto::encode_load_request(b, true, &bytes)
+                })?;
+                match dev.ioctl(proto::IOCTL_LOAD, &req, proto::LOAD_RESPONSE_LEN) {
+                    Ok(out) => {
+                        let r = LoadResponse::decode(&out)
+                            .map_err(|e| format!("bad load response: {e}"))?;
+                        if r.result == proto::load_result::LOADED
+                            || r.active_sequence != before.active.sequence
+                        {
+                            accepted += 1;
+                            println!(
+                                "ACCEPTED {} (active now {})",
+                                f.display(),
+                                r.active_sequence
+                            );
+                        } else {
+                            rejected += 1;
+                        }
+                    }
+                    // A request the driver fails outright (e.g. too large) is also a rejection.
+                    Err(_) => rejected += 1,
+                }
+            }
+            let after = status(&dev)?;
+            println!("files={}", files.len());
+            println!("rejected={rejected}");
+            println!("accepted={accepted}");
+            println!("active.sequence.before={}", before.active.sequence);
+            println!("active.sequence.after={}", after.active.sequence);
+            println!(
+                "loads_failed.delta={}",
+                after.counters.loads_failed - before.counters.loads_failed
+            );
+            print_failure("last_error", &after.last_error);
+            let ok = accepted == 0
+                && rejected == files.len()
+                && !files.is_empty()
+                && after.active == before.active;
+            Ok(if ok { 0 } else { 1 })
+        }
+        DriverCmd::Raw {
+            code,
+            input,
+            out_len,
+        } => {
+            let code = u32::from_str_radix(code.trim_start_matches("0x"), 16)
+                .map_err(|e| format!("bad code: {e}"))?;
+            let bytes = (0..input.len() / 2)
+                .map(|i| u8::from_str_radix(&input[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|e| format!("bad hex input: {e}"))?;
+            match dev.ioctl(code, &bytes, out_len) {
+                Ok(out) => {
+                    println!("raw=accepted len={}", out.len());
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("raw=failed {e}");
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod device {
+    use std::ffi::c_void;
+    use std::ptr::{null, null_mut};
+    use windows_sys::Win32::Foundation::{
+        CloseHandle, GetLastError, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{CreateFileW, OPEN_EXISTING};
+    use windows_sys::Win32::System::IO::DeviceIoControl;
+
+    pub struct Device(HANDLE);
+
+    impl Device {
+        pub fn open() -> Result<Device, String> {
+            let path: Vec<u16> = sensor_core::proto::USER_PATH
+                .encode_utf16()
+                .chain(Some(0))
+                .collect();
+            // SAFETY: path is NUL-terminated and outlives the call; the other
+            // arguments are plain values or null where optional.
+            let h = unsafe {
+                CreateFileW(
+                    path.as_ptr(),
+                    GENERIC_READ | GENERIC_WRITE,
+                    0,
+                    null(),
+                    OPEN_EXISTING,
+                    0,
+                    null_mut(),
+                )
+            };
+            if h == INVALID_HANDLE_VALUE {
+                // SAFETY: no preconditions.
+                let e = unsafe { GetLastError() };
+                return Err(format!(
+                    "cannot open {} (error {e}): is the driver running?",
+                    sensor_core::proto::USER_PATH
+                ));
+            }
+            Ok(Device(h))
+        }
+
+        /// One IOCTL; `Err` carries the Win32 error when the driver failed it.
+        pub fn ioctl(&self, code: u32, input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
+            let mut out = vec![0u8; out_len];
+            let mut got = 0u32;
+            // SAFETY: input/out are live buffers of the lengths passed; the
+            // call is synchronous (no OVERLAPPED), so they outlive it.
+            let ok = unsafe {
+                DeviceIoControl(
+                    self.0,
+                    code,
+                    input.as_ptr() as *const c_void,
+                    input.len() as u32,
+                    out.as_mut_ptr() as *mut c_void,
+                    out.len() as u32,
+                    &mut got,
+                    null_mut(),
+                )
+            };
+            if ok == 0 {
+                // SAFETY: no preconditions.
+                let e = unsafe { GetLastError() };
+                return Err(format!(
+                    "DeviceIoControl({code:#x}) failed: Win32 error {e}"
+                ));
+            }
+            out.truncate(got as usize);
+            Ok(out)
+        }
+    }
+
+    impl Drop for Device {
+        fn drop(&mut self) {
+            // SAFETY: closing the handle we opened, once.
+            unsafe { CloseHandle(self.0) };
+        }
+    }
+}
+
+#[cfg(not(windows))]
+mod device {
+    pub struct Device;
+
+    impl Device {
+        pub fn open() -> Result<Device, String> {
+            Err("driver commands need Windows".to_string())
+        }
+
+        pub fn ioctl(&self, _code: u32, _input: &[u8], _out_len: usize) -> Result<Vec<u8>, String> {
+            Err("driver commands need Windows".to_string())
+        }
+    }
+}

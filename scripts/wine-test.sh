@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# Runs the PipeSensor driver under Wine and exercises it through the Windows
+# client (issue 3, item 10b). Never skips: a missing tool or file is a failure.
+#
+# usage: scripts/wine-test.sh SYS PIPECTL_EXE PIPECTL_HOST MALFORMED_DIR SHIM_DLL
+#   SYS            the driver image (.sys)
+#   PIPECTL_EXE    pipectl built for x86_64-pc-windows-gnu (runs under Wine)
+#   PIPECTL_HOST   pipectl built for the host (compiles the test content)
+#   MALFORMED_DIR  files the parser must reject (`pipectl gen-malformed DIR`)
+#   SHIM_DLL       bcryptprimitives.dll (tests/wine/processprng.c)
+#
+# Environment: WINE_TEST_KEEP=1 keeps the prefix; WINE_TEST_FILE_BATCHES=N
+# limits the malformed-by-file phase to N batches of 16 (default: all).
+#
+# What Wine cannot show (FltRegisterFilter is a stub there: no callback ever
+# fires; KeRegisterBugCheckReasonCallback is a stub; no ACL enforcement on
+# devices; no Driver Verifier): see docs/install.md "What only Windows shows".
+set -uo pipefail
+
+if [ $# -ne 5 ]; then
+  sed -n '2,16p' "$0"
+  exit 2
+fi
+SYS=$(realpath "$1"); PIPECTL_EXE=$(realpath "$2"); PIPECTL=$(realpath "$3")
+MALFORMED=$(realpath "$4"); SHIM=$(realpath "$5")
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+
+FAILS=0
+PASSES=0
+pass() { echo "ok   $*"; PASSES=$((PASSES + 1)); }
+fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+
+for f in "$SYS" "$PIPECTL_EXE" "$PIPECTL" "$SHIM"; do
+  [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
+done
+[ -d "$MALFORMED" ] || { echo "FAIL missing $MALFORMED"; exit 1; }
+for t in wine wineserver wineboot timeout; do
+  command -v "$t" >/dev/null || { echo "FAIL missing tool $t"; exit 1; }
+done
+
+export WINEPREFIX
+WINEPREFIX=$(mktemp -d /tmp/pipesensor-wine.XXXXXX)
+export WINEDEBUG=err-all,fixme-all,+debugstr
+export WINEDLLOVERRIDES="mscoree,mshtml="
+LOG=$WINEPREFIX/test-logs
+mkdir -p "$LOG"
+echo "wine prefix: $WINEPREFIX (logs in $LOG)"
+
+cleanup() {
+  wineserver -k >/dev/null 2>&1 || true
+  if [ "${WINE_TEST_KEEP:-0}" != 1 ]; then rm -rf "$WINEPREFIX"; fi
+}
+trap cleanup EXIT
+
+# Runs a Windows program; stdout (CRLF stripped) in $LOG/NAME.out, stderr
+# in $LOG/NAME.err. Output always goes to files: Wine's background
+# processes inherit stdout and would hang a pipe.
+W() {
+  local name=$1; shift
+  timeout 120 wine "$@" >"$LOG/$name.raw" 2>"$LOG/$name.err" </dev/null
+  local rc=$?
+  tr -d '\r' <"$LOG/$name.raw" >"$LOG/$name.out"
+  return $rc
+}
+N=0
+ctl() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\pipectl.exe' driver "$@"; }
+val() { grep -m1 "^$2=" "$LOG/$1.out" | cut -d= -f2-; }
+# expect KEY VALUE DESCRIPTION (against the last ctl output)
+expect() {
+  local v; v=$(val "$LAST" "$1")
+  if [ "$v" = "$2" ]; then pass "$3 ($1=$v)"; else fail "$3: $1='$v', expected '$2' (see $LOG/$LAST.out)"; fi
+}
+svc_state() {
+  W "sc-query" sc query PipeSensor >/dev/null
+  awk '/STATE/{print $NF}' "$LOG/sc-query.out"
+}
+wait_state() { # STATE SECONDS
+  local i
+  for i in $(seq 1 $(( $2 * 4 ))); do
+    [ "$(svc_state)" = "$1" ] && return 0
+    sleep 0.25
+  done
+  return 1
+}
+start_driver() { # DESCRIPTION
+  W sc-start sc start PipeSensor
+  if wait_state RUNNING 20; then pass "$1: service RUNNING"; else fail "$1: service not RUNNING ($(svc_state))"; fi
+}
+stop_driver() { # DESCRIPTION
+  W sc-stop sc stop PipeSensor
+  if wait_state STOPPED 20; then pass "$1: service STOPPED"; else fail "$1: service not STOPPED ($(svc_state))"; fi
+}
+# The winedevice.exe of *this* prefix that has the driver mapped.
+host_pid() {
+  local p
+  for p in $(pgrep -f winedevice.exe); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX" &&
+      grep -qi pipesensor.sys "/proc/$p/maps" 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+start_server() {
+  # Keep one server alive across steps (services stop when it exits).
+  setsid wineserver -p </dev/null >>"$LOG/wineserver.out" 2>&1 &
+  sleep 1
+}
+# Simulates a crash of the machine: SIGKILL the winedevice.exe hosting the
+# driver (no unload runs), then take the rest of this prefix's Wine session
+# down too. (Wine 8's services.exe keeps a dead host's service marked
+# RUNNING and refuses to start it again in the same session; a new session
+# is what a rebooted machine is anyway.) The registry survives: the driver
+# flushed its guard state with ZwFlushKey before activating content.
+kill_host() { # DESCRIPTION
+  local p; p=$(host_pid) || { fail "$1: no host process found"; return; }
+  kill -9 "$p"
+  local i
+  for i in $(seq 1 40); do [ -d "/proc/$p" ] || break; sleep 0.25; done
+  if [ -d "/proc/$p" ]; then fail "$1: host $p survived SIGKILL"; return; fi
+  wineserver -k >/dev/null 2>&1
+  wineserver -w
+  start_server
+  pass "$1: host $p killed"
+}
+SVC_KEY='HKLM\System\CurrentControlSet\Services\PipeSensor'
+reg_set() { W "reg-$1" reg add "$SVC_KEY" /v "$1" /t "$2" /d "$3" /f || fail "reg add $1"; }
+
+# --- content ---------------------------------------------------------------
+D=$WINEPREFIX/drive_c/pipesensor
+CONTENT=$D/content
+mkdir -p "$CONTENT" "$D/malformed" "$D/staging"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v1" -o "$CONTENT/C-00000291-00000001.sys" --sequence 1 >"$LOG/compile1" 2>&1 || fail "compile v1"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/v2-seq2.sys" --sequence 2 >"$LOG/compile2" 2>&1 || fail "compile v2"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/C-00000291-00000005.sys" --sequence 5 >"$LOG/compile5" 2>&1 || fail "compile seq 5"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/C-00000291-00000006.sys" --sequence 6 >"$LOG/compile6" 2>&1 || fail "compile seq 6"
+cp "$SYS" "$D/pipesensor.sys"
+cp "$PIPECTL_EXE" "$D/pipectl.exe"
+cp "$SHIM" "$D/bcryptprimitives.dll"
+# Files the manifest marks "valid" are positive controls of the generator,
+# not malformed: leave them out. Without a manifest every *.bin counts.
+if [ -f "$MALFORMED/MANIFEST.tsv" ]; then
+  awk -F'\t' '$2 != "valid" {print $1}' "$MALFORMED/MANIFEST.tsv" | while read -r f; do cp "$MALFORMED/$f" "$D/malformed/"; done
+else
+  find "$MALFORMED" -maxdepth 1 -type f -name '*.bin' -exec cp {} "$D/malformed/" \;
+fi
+NMAL=$(find "$D/malformed" -name '*.bin' | wc -l)
+[ "$NMAL" -gt 0 ] && pass "malformed corpus: $NMAL files" || fail "malformed corpus is empty"
+
+# --- prefix and service ----------------------------------------------------
+SECONDS=0
+wineboot -i >"$LOG/wineboot.out" 2>&1
+wineserver -w
+start_server
+echo "prefix ready in ${SECONDS}s"
+
+W sc-create sc create PipeSensor type= kernel start= demand binPath= 'C:\pipesensor\pipesensor.sys' || true
+reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
+reg_set ProvenAfterSeconds REG_DWORD 3600
+reg_set MaxFailedStarts REG_DWORD 3
+
+# --- 1. start with good content --------------------------------------------
+start_driver "start"
+ctl status status || fail "status IOCTL"
+expect filter_registered true "filter registered"
+expect active.sequence 1 "content 1 active"
+expect active.rules 3 "content 1 has 3 rules"
+expect guard.pending 1 "content 1 pending (not proven yet)"
+expect guard.start_count 1 "first start counted"
+expect last_error.origin none "no load error"
+expect mode monitor "default mode"
+
+# --- 2. evaluate names: same decision path as the callbacks ----------------
+ctl eval-postex eval '\postex_1234'
+expect decision alert "monitor: block rule only alerts"; expect rule 1001 "post-ex rule"
+ctl eval-unc eval '\\.\pipe\postex_99' --kind connect
+expect decision alert "\\\\.\\pipe\\ spelling normalized"; expect name '\postex_99' "normalized name"
+ctl eval-dev eval '\Device\NamedPipe\msagent_12'
+expect rule 1002 "NT path spelling, glob rule"; expect name '\msagent_12' "normalized NT name"
+ctl eval-clean eval '\harmless_pipe'
+expect decision allow "non-matching name allowed"; expect matched 0 "no rule matched"
+ctl eval-image eval '\whatever' --image 'C:\Temp\evil.exe' --pid 4242
+expect rule 1003 "image rule"; expect decision alert "image rule alerts"
+ctl mode-enforce mode enforce
+expect mode enforce "mode set to enforce"
+ctl eval-deny eval '\postex_1'
+expect decision deny "enforce: block rule denies"
+ctl eval-alert eval '\msagent_1'
+expect decision alert "enforce: alert rule still only alerts"
+ctl events events --max 100
+if grep -q 'decision=deny rule=1001' "$LOG/$LAST.out" && grep -q 'pid=4242 .*rule=1003' "$LOG/$LAST.out"; then
+  pass "events recorded (deny of 1001, pid 4242 for 1003)"
+else fail "events missing (see $LOG/$LAST.out)"; fi
+expect events 6 "6 matching events recorded"
+ctl events-empty events
+expect events 0 "events drained"
+ctl mode-monitor mode monitor
+expect previous enforce "mode back to monitor"
+
+# --- 3. malformed IOCTL requests are rejected ------------------------------
+ctl raw-ok raw 0x226400 5053494f01000000 --out-len 400
+expect raw "accepted len=368" "well-formed raw status"
+for spec in "short:0x226400:5053494f" "magic:0x226400:50534f5801000000" "version:0x226400:5053494f02000000" \
+  "trailing:0x226400:5053494f0100000000" "unknown-ioctl:0x226800:5053494f01000000" \
+  "eval-len:0x226410:5053494f01000000010000000400000005000000000000005c00" \
+  "load-len:0x22a404:5053494f0100000000000000ff000000aabb" "mode-value:0x22a40c:5053494f010000000700000000000000" \
+  "neither-method:0x226403:5053494f01000000"; do
+  IFS=: read -r what code hex <<<"$spec"
+  ctl "raw-$what" raw "$code" "$hex"
+  if grep -q '^raw=failed' "$LOG/$LAST.out"; then pass "bad request rejected: $what"; else fail "bad request accepted: $what ($(cat "$LOG/$LAST.out"))"; fi
+done
+ctl raw-small raw 0x226400 5053494f01000000 --out-len 100
+if grep -q '^raw=failed' "$LOG/$LAST.out"; then pass "output buffer too small rejected"; else fail "small output buffer accepted"; fi
+
+# --- 4. hot reload ---------------------------------------------------------
+ctl load-v2 load 'C:\pipesensor\staging\v2-seq2.sys'
+expect result loaded "hot load of content 2"
+ctl status-v2 status
+expect active.sequence 2 "content 2 active after hot load"
+expect active.origin ioctl "content 2 came by IOCTL"
+expect lkg.sequence 1 "content 1 is last-known-good"
+ctl eval-v2 eval '\v2only'
+expect rule 2001 "rule only in content 2 matches"
+ctl load-stale load 'C:\pipesensor\content\C-00000291-00000001.sys'
+expect result rejected "stale sequence refused without --force"
+expect error.code 3 "stale refusal code"
+ctl status-stale status
+expect active.sequence 2 "content 2 still active"
+
+# --- 5. every malformed file by IOCTL --------------------------------------
+ctl malformed-ioctl load-each-rejected 'C:\pipesensor\malformed'
+if [ $? -eq 0 ]; then pass "all $(val "$LAST" files) malformed files rejected by IOCTL"; else fail "malformed by IOCTL (see $LOG/$LAST.out)"; fi
+expect rejected "$NMAL" "every malformed file rejected"
+ctl status-after-malformed status
+expect active.sequence 2 "host alive, content 2 still active"
+expect lkg.sequence 1 "last-known-good unchanged"
+expect last_error.origin ioctl "last error reported from IOCTL"
+expect last_error.code 1 "last error is a parse error"
+
+# --- 6. stop and start; clean unload proves content 1 -----------------------
+stop_driver "stop"
+start_driver "restart"
+ctl status-restart status
+expect active.sequence 1 "content 1 active from disk after restart"
+expect guard.proven 1 "clean unload proved content 1"
+expect guard.pending 0 "nothing pending"
+expect mode monitor "mode persisted"
+
+# --- 7. every malformed file by file, 16 per start -------------------------
+BATCHES=${WINE_TEST_FILE_BATCHES:-0}
+mapfile -t MALFILES < <(find "$D/malformed" -name '*.bin' | sort)
+total=${#MALFILES[@]}; b=0; i=0; byfile_ok=0
+while [ $i -lt "$total" ]; do
+  b=$((b + 1))
+  [ "$BATCHES" -gt 0 ] && [ $b -gt "$BATCHES" ] && break
+  stop_driver "file batch $b" >/dev/null
+  rm -f "$CONTENT"/C-00000291-0000[1-9]*.sys
+  n=0
+  while [ $n -lt 16 ] && [ $i -lt "$total" ]; do
+    cp "${MALFILES[$i]}" "$CONTENT/C-00000291-$(printf '%08d' $((1000 + i))).sys"
+    i=$((i + 1)); n=$((n + 1))
+  done
+  start_driver "file batch $b" >/dev/null
+  ctl "file-batch-$b" status
+  if [ "$(val "$LAST" active.sequence)" = 1 ] && [ "$(val "$LAST" counters.loads_failed)" = "$n" ] &&
+    [ "$(val "$LAST" last_error.origin)" = disk ]; then
+    byfile_ok=$((byfile_ok + n))
+  else
+    fail "file batch $b: $n malformed files, status: active $(val "$LAST" active.sequence), loads_failed $(val "$LAST" counters.loads_failed)"
+  fi
+done
+rm -f "$CONTENT"/C-00000291-0000[1-9]*.sys
+if [ "$byfile_ok" -eq "$total" ]; then pass "all $total malformed files rejected from the content directory, content 1 stayed active"
+elif [ "$BATCHES" -gt 0 ]; then pass "$byfile_ok malformed files rejected from the content directory ($BATCHES batches)"
+else fail "by file: $byfile_ok of $total rejected"; fi
+
+# --- 8. crash loop: unproven content 5 dies 3 times, then is quarantined ----
+stop_driver "before crash loop"
+cp "$D/staging/C-00000291-00000005.sys" "$CONTENT/"
+for n in 1 2 3; do
+  start_driver "crash-loop start $n"
+  ctl "crash-$n" status
+  expect active.sequence 5 "start $n runs new content 5"
+  expect guard.pending 5 "content 5 pending"
+  expect guard.start_count "$n" "start $n counted"
+  kill_host "crash $n"
+done
+start_driver "start after 3 crashes"
+ctl status-quarantine status
+expect quarantined 5 "content 5 quarantined"
+expect active.sequence 1 "last-known-good content 1 active"
+expect guard.pending 0 "nothing pending"
+expect guard.proven 1 "content 1 still the proven one"
+
+# --- 9. a clean run proves new content -------------------------------------
+reg_set ProvenAfterSeconds REG_DWORD 2
+stop_driver "before proven test"
+cp "$D/staging/C-00000291-00000006.sys" "$CONTENT/"
+start_driver "start with content 6"
+ctl status-6 status
+expect active.sequence 6 "content 6 active"
+expect guard.pending 6 "content 6 pending"
+sleep 5
+ctl status-6-proven status
+expect guard.proven 6 "content 6 proven after a clean run"
+expect guard.pending 0 "nothing pending after proof"
+expect quarantined 5 "content 5 stays quarantined"
+
+# --- 10. unload --------------------------------------------------------------
+stop_driver "unload"
+if grep -a -q "PipeSensor: unloaded" "$LOG"/sc-*.err "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null; then
+  pass "driver logged a clean unload"
+else fail "no 'PipeSensor: unloaded' in the driver log"; fi
+
+echo "wine tests: $PASSES passed, $FAILS failed (${SECONDS}s)"
+[ "$FAILS" -eq 0 ]
