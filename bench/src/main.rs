@@ -1,1 +1,393 @@
-fn main() {}
+//! `pipe-bench`: the non-criterion parts of the benchmark run (issue 5).
+//!
+//! ```text
+//! pipe-bench stats <out-dir>            compile time, file size, section sizes,
+//!                                       per-name latency distribution; writes
+//!                                       <out-dir>/stats.txt and the channel files
+//!                                       <out-dir>/<workload>.sys
+//! pipe-bench callgrind <file.sys> <reps> evaluate every name <reps> times (run under
+//!                                       valgrind --toggle-collect=*decide*)
+//! pipe-bench render <out-dir> <criterion-dir> <doc.md>
+//!                                       writes the results table into the doc,
+//!                                       between the `results` markers
+//! ```
+//!
+//! `scripts/bench.sh` runs all of them in order.
+
+use channel_parser::{parse, Capabilities, ChannelFile, Event, Scratch, SectionKind, Verdict};
+use pipe_bench::engines::Prepared;
+use pipe_bench::names::{events, sample};
+use pipe_bench::workloads;
+use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["stats", out] => stats(Path::new(out)),
+        ["callgrind", file, reps] => callgrind(Path::new(file), reps.parse().unwrap_or(1)),
+        ["render", out, crit, doc] => render(Path::new(out), Path::new(crit), Path::new(doc)),
+        _ => Err(
+            "usage: pipe-bench stats OUT | callgrind FILE REPS | render OUT CRITERION DOC".into(),
+        ),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipe-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res = Result<(), String>;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// Per-name latency of `evaluate`: each name is evaluated `REPS` times in a
+/// row (after one warm-up call) and its time is the mean of those; returns
+/// (median, p99) over names, in ns.
+fn latency(file: &ChannelFile<'_>, p: &Prepared) -> (f64, f64) {
+    const REPS: u32 = 8;
+    let mut scratch = Scratch::new();
+    let mut per = Vec::with_capacity(p.utf16.len());
+    for i in 0..p.utf16.len() {
+        let ev = p.event16(i);
+        std::hint::black_box(file.evaluate(&ev, &mut scratch));
+        let t = Instant::now();
+        for _ in 0..REPS {
+            std::hint::black_box(file.evaluate(std::hint::black_box(&ev), &mut scratch));
+        }
+        per.push(t.elapsed().as_nanos() as f64 / f64::from(REPS));
+    }
+    let m = median(&mut per);
+    (m, percentile(&mut per, 0.99))
+}
+
+fn stats(out: &Path) -> Res {
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let prepared = Prepared::new(events());
+    // The latency distribution is taken over an evenly spaced 2,000-name sample.
+    let lat_sample = Prepared::new(sample(&prepared.events, 2_000));
+    let mut s = String::new();
+    for (label, set) in workloads::all()? {
+        // Compile time: median of 3 (the first also warms the allocator).
+        let mut times = Vec::new();
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            bytes = compile(&set, &CompileOptions::default()).map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let compile_ms = median(&mut times);
+        std::fs::write(out.join(format!("{label}.sys")), &bytes).map_err(|e| e.to_string())?;
+        let aligned = AlignedBytes::new(&bytes);
+        let file =
+            parse(aligned.as_slice(), &Capabilities::SENSOR_V1).map_err(|e| e.to_string())?;
+        let mut sect: BTreeMap<String, u64> = BTreeMap::new();
+        for sec in file.sections() {
+            *sect.entry(format!("{:?}", sec.kind)).or_default() += u64::from(sec.len);
+        }
+        let dfa_len = file
+            .sections()
+            .filter(|x| x.kind == SectionKind::DFAS)
+            .map(|x| u64::from(x.len))
+            .sum::<u64>();
+        let states: u32 = file.prefilter_stats().map(|(_, s, _)| s).sum();
+        let (med, p99) = latency(&file, &lat_sample);
+        let matched: u64 = (0..prepared.utf16.len())
+            .map(|i| {
+                u64::from(
+                    file.evaluate(&prepared.event16(i), &mut Scratch::new())
+                        .matched,
+                )
+            })
+            .sum();
+        let _ = writeln!(
+            s,
+            "{label} rules={} atoms={} dfas={} always={} compile_ms={compile_ms:.1} file_bytes={} dfa_bytes={dfa_len} prefilter_states={states} lat_median_ns={med:.1} lat_p99_ns={p99:.1} matches={matched}",
+            set.rules.len(),
+            file.atom_count(),
+            file.dfa_count(),
+            file.always_count(),
+            bytes.len(),
+        );
+        eprintln!("{}", s.lines().last().unwrap_or(""));
+        for (k, v) in sect {
+            eprintln!("  section {k}: {v} bytes");
+        }
+    }
+    std::fs::write(out.join("stats.txt"), s).map_err(|e| e.to_string())
+}
+
+/// The decision path, as the driver callback calls it. Not inlined so that
+/// callgrind can count exactly its instructions (`--toggle-collect`).
+#[inline(never)]
+fn decide<'a>(file: &ChannelFile<'a>, ev: &Event<'_>, scratch: &mut Scratch) -> Verdict<'a> {
+    file.evaluate(ev, scratch)
+}
+
+fn callgrind(path: &Path, reps: u32) -> Res {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let aligned = AlignedBytes::new(&raw);
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).map_err(|e| e.to_string())?;
+    let p = Prepared::new(events());
+    let mut scratch = Scratch::new();
+    let mut calls = 0u64;
+    let mut matched = 0u64;
+    for _ in 0..reps {
+        for i in 0..p.utf16.len() {
+            let ev = p.event16(i);
+            matched += u64::from(std::hint::black_box(decide(&file, &ev, &mut scratch)).matched);
+            calls += 1;
+        }
+    }
+    println!("calls={calls} matched={matched}");
+    Ok(())
+}
+
+/// `key=value` pairs of one stats line, keyed by workload.
+fn read_stats(out: &Path) -> Result<BTreeMap<String, BTreeMap<String, f64>>, String> {
+    let text = std::fs::read_to_string(out.join("stats.txt")).map_err(|e| format!("stats.txt: {e}"))?;
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let Some(label) = it.next() else { continue };
+        let kv = it
+            .filter_map(|t| t.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_string(), v.parse::<f64>().ok()?)))
+            .collect();
+        m.insert(label.to_string(), kv);
+    }
+    Ok(m)
+}
+
+/// The number after `"key":` at or after `from` in a JSON text.
+fn json_num(text: &str, key: &str, from: usize) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let at = text.get(from..)?.find(&pat)? + from + pat.len();
+    let rest = text.get(at..)?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+')))
+        .unwrap_or(rest.len());
+    rest.get(..end)?.parse().ok()
+}
+
+/// Criterion's median for one benchmark, per element (ns) or as bytes/s.
+struct Crit {
+    median_ns: f64,
+    elements: Option<f64>,
+    bytes: Option<f64>,
+}
+
+fn crit(dir: &Path, group: &str, func: &str) -> Option<Crit> {
+    let base = dir.join(group.replace('/', "_")).join(func).join("new");
+    let est = std::fs::read_to_string(base.join("estimates.json")).ok()?;
+    let bench = std::fs::read_to_string(base.join("benchmark.json")).ok()?;
+    let med_at = est.find("\"median\"")?;
+    Some(Crit {
+        median_ns: json_num(&est, "point_estimate", med_at)?,
+        elements: json_num(&bench, "Elements", 0),
+        bytes: json_num(&bench, "Bytes", 0),
+    })
+}
+
+fn per_elem(c: &Option<Crit>) -> Option<f64> {
+    c.as_ref().and_then(|c| Some(c.median_ns / c.elements?))
+}
+
+fn fmt_ns(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(v) if v >= 1e6 => format!("{:.2} ms", v / 1e6),
+        Some(v) if v >= 1e4 => format!("{:.1} µs", v / 1e3),
+        Some(v) if v >= 1e3 => format!("{:.2} µs", v / 1e3),
+        Some(v) => format!("{v:.0} ns"),
+    }
+}
+
+/// Instructions per call from a callgrind output file and the call count.
+fn callgrind_per_call(out: &Path, label: &str) -> Option<(f64, f64)> {
+    let cg = std::fs::read_to_string(out.join(format!("cg-{label}.out"))).ok()?;
+    let calls_txt = std::fs::read_to_string(out.join(format!("cg-{label}.calls"))).ok()?;
+    let calls: f64 = calls_txt
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("calls="))?
+        .parse()
+        .ok()?;
+    let total: f64 = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((total / calls, calls))
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok {
+        "**met**"
+    } else {
+        "**missed**"
+    }
+}
+
+fn render(out: &Path, crit_dir: &Path, doc: &Path) -> Res {
+    let stats = read_stats(out)?;
+    let labels = ["sigma", "mthcht", "synth-10", "synth-100", "synth-1000", "synth-10000"];
+    let st = |l: &str, k: &str| stats.get(l).and_then(|m| m.get(k)).copied();
+    let mut t = String::new();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let _ = writeln!(t, "Generated by `scripts/bench.sh` on {date}; {cpu}, {} CPUs; load average at render time: {}.\n", std::thread::available_parallelism().map_or(0, |n| n.get()), load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+
+    let _ = writeln!(t, "### Matching: time per event (criterion median ÷ batch size)\n");
+    let _ = writeln!(t, "Same rules, same names (the ~10k corpus-derived events; slow engines run an evenly spaced sample). Ours: `evaluate` on the validated view with UTF-16 names. \"per-name median / p99\" is the distribution over names of our matcher's time for one name (`pipe-bench stats`).\n");
+    let _ = writeln!(t, "| workload | rules | ours | RegexSet | naive loop | sigma-rust | ours: per-name median / p99 | matches (10k events) |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for l in labels {
+        let g = format!("match/{l}");
+        let _ = writeln!(
+            t,
+            "| {l} | {} | {} | {} | {} | {} | {} / {} | {} |",
+            st(l, "rules").map_or("—".into(), |v| format!("{v:.0}")),
+            fmt_ns(per_elem(&crit(crit_dir, &g, "ours"))),
+            fmt_ns(per_elem(&crit(crit_dir, &g, "regexset"))),
+            fmt_ns(per_elem(&crit(crit_dir, &g, "naive"))),
+            if l == "sigma" { fmt_ns(per_elem(&crit(crit_dir, &g, "sigma-rust"))) } else { "n/a".into() },
+            fmt_ns(st(l, "lat_median_ns")),
+            fmt_ns(st(l, "lat_p99_ns")),
+            st(l, "matches").map_or("—".into(), |v| format!("{v:.0}")),
+        );
+    }
+    if let Ok(a) = std::fs::read_to_string(out.join("sigma-rust-agreement.txt")) {
+        let v: Vec<&str> = a.split_whitespace().collect();
+        if let [theirs, ours, n] = v.as_slice() {
+            let _ = writeln!(t, "\nsigma-rust on its batch of {n} Sigma events: {theirs} (event, rule) matches; ours: {ours}.");
+        }
+    }
+
+    let _ = writeln!(t, "\n### Literal-only subset: ours vs aho-corasick (time per event, all 10k events)\n");
+    let _ = writeln!(t, "| workload | ours | aho-corasick |");
+    let _ = writeln!(t, "|---|---:|---:|");
+    for l in labels {
+        let g = format!("literal/{l}");
+        let (a, b) = (crit(crit_dir, &g, "ours"), crit(crit_dir, &g, "aho-corasick"));
+        if a.is_none() && b.is_none() {
+            continue;
+        }
+        let _ = writeln!(t, "| {l} | {} | {} |", fmt_ns(per_elem(&a)), fmt_ns(per_elem(&b)));
+    }
+
+    let _ = writeln!(t, "\n### Validation of the 10k-rule file\n");
+    let gbps = |c: &Option<Crit>| c.as_ref().and_then(|c| Some(c.bytes? / c.median_ns));
+    let parse_c = crit(crit_dir, "validate/synth-10000", "parse");
+    let memcpy_c = crit(crit_dir, "validate/synth-10000", "memcpy");
+    let _ = writeln!(t, "| | bytes | median | GB/s |");
+    let _ = writeln!(t, "|---|---:|---:|---:|");
+    for (name, c) in [("`parse` (full validation)", &parse_c), ("`memcpy` of the same bytes", &memcpy_c)] {
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} |",
+            c.as_ref().and_then(|c| c.bytes).map_or("—".into(), |b| format!("{b:.0}")),
+            fmt_ns(c.as_ref().map(|c| c.median_ns)),
+            gbps(c).map_or("—".into(), |g| format!("{g:.2}")),
+        );
+    }
+
+    let _ = writeln!(t, "\n### Instructions per decision (callgrind, `evaluate` only, averaged over all 10k events)\n");
+    let _ = writeln!(t, "| workload | instructions per `evaluate` | calls counted |");
+    let _ = writeln!(t, "|---|---:|---:|");
+    let mut ins = BTreeMap::new();
+    for l in labels {
+        if let Some((per, calls)) = callgrind_per_call(out, l) {
+            ins.insert(l, per);
+            let _ = writeln!(t, "| {l} | {per:.0} | {calls:.0} |");
+        }
+    }
+
+    let _ = writeln!(t, "\n### Compile time and file size\n");
+    let _ = writeln!(t, "| workload | rules | atoms | DFAs | compile (median of 3) | file size | of which DFAs | prefilter states |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for l in labels {
+        let f = |k: &str| st(l, k).unwrap_or(f64::NAN);
+        let _ = writeln!(
+            t,
+            "| {l} | {:.0} | {:.0} | {:.0} | {:.1} ms | {:.1} KiB | {:.1} KiB | {:.0} |",
+            f("rules"), f("atoms"), f("dfas"), f("compile_ms"), f("file_bytes") / 1024.0, f("dfa_bytes") / 1024.0, f("prefilter_states")
+        );
+    }
+
+    // Targets.
+    let ours10 = per_elem(&crit(crit_dir, "match/synth-10", "ours"));
+    let ours10k = per_elem(&crit(crit_dir, "match/synth-10000", "ours"));
+    let med10k = st("synth-10000", "lat_median_ns");
+    let parse_gbps = gbps(&parse_c);
+    let ins10k = ins.get("synth-10000").copied();
+    let compile10k = st("synth-10000", "compile_ms");
+    let size10k = st("synth-10000", "file_bytes");
+    let mut vs_re = Vec::new();
+    for l in labels {
+        let g = format!("match/{l}");
+        if let (Some(a), Some(b)) = (per_elem(&crit(crit_dir, &g, "ours")), per_elem(&crit(crit_dir, &g, "regexset"))) {
+            vs_re.push((l, a, b));
+        }
+    }
+    let _ = writeln!(t, "\n### Targets (issue 5)\n");
+    let _ = writeln!(t, "| target | measured | |");
+    let _ = writeln!(t, "|---|---|---|");
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("—".to_string(), f);
+    let _ = writeln!(t, "| ≤ 100 ns median per name at 10k rules | {} per-name median ({} criterion median per event) | {} |", fmt_ns(med10k), fmt_ns(ours10k), yes(med10k.is_some_and(|v| v <= 100.0)));
+    let ratio = ours10k.zip(ours10).map(|(a, b)| a / b);
+    let _ = writeln!(t, "| cost 10 → 10k rules within 2× | {} → {} = {} | {} |", fmt_ns(ours10), fmt_ns(ours10k), opt(ratio, &|r| format!("{r:.1}×")), yes(ratio.is_some_and(|r| r <= 2.0)));
+    let slower: Vec<String> = vs_re.iter().filter(|(_, a, b)| a > b).map(|(l, a, b)| format!("{l} ({:.1}× slower)", a / b)).collect();
+    let _ = writeln!(t, "| at least as fast as RegexSet | {} | {} |", if slower.is_empty() { format!("faster on all {} workloads", vs_re.len()) } else { format!("slower on {}", slower.join(", ")) }, yes(slower.is_empty() && !vs_re.is_empty()));
+    let _ = writeln!(t, "| validation ≥ 1 GB/s | {} GB/s (memcpy {} GB/s) | {} |", opt(parse_gbps, &|g| format!("{g:.2}")), opt(gbps(&memcpy_c), &|g| format!("{g:.2}")), yes(parse_gbps.is_some_and(|g| g >= 1.0)));
+    let _ = writeln!(t, "| decision path ≤ 2,000 instructions at 10k rules | {} | {} |", opt(ins10k, &|v| format!("{v:.0} instructions per call")), yes(ins10k.is_some_and(|v| v <= 2000.0)));
+    let _ = writeln!(t, "| compile 10k rules ≤ 5 s | {} | {} |", opt(compile10k, &|v| format!("{:.2} s", v / 1e3)), yes(compile10k.is_some_and(|v| v <= 5000.0)));
+    let _ = writeln!(t, "| content memory for 10k rules ≤ 2 MiB | {} (the view reads the file in place; plus a {}-byte `Scratch`) | {} |", opt(size10k, &|v| format!("{:.2} MiB file", v / 1048576.0)), std::mem::size_of::<Scratch>(), yes(size10k.is_some_and(|v| v <= 2.0 * 1048576.0)));
+
+    let start = "<!-- results:start -->";
+    let end = "<!-- results:end -->";
+    let old = std::fs::read_to_string(doc).unwrap_or_else(|_| format!("# Performance\n\n{start}\n{end}\n"));
+    let (Some(a), Some(b)) = (old.find(start), old.find(end)) else {
+        return Err(format!("{}: no {start} / {end} markers", doc.display()));
+    };
+    let new = format!("{}{start}\n{t}\n{}", &old[..a], &old[b..]);
+    std::fs::write(doc, new).map_err(|e| e.to_string())?;
+    eprintln!("wrote {}", doc.display());
+    Ok(())
+}

@@ -213,10 +213,7 @@ fn benign_template(rng: &mut Rng) -> String {
             rng.digits(18),
             rng.range(1000, 30000)
         ),
-        11 => format!(
-            r"\Winsock2\CatalogChangeListener-{}-0",
-            rng.hex_r(3, 4)
-        ),
+        11 => format!(r"\Winsock2\CatalogChangeListener-{}-0", rng.hex_r(3, 4)),
         12 => format!(
             r"\dotnet-diagnostic-{}-{}-socket",
             rng.range(1000, 30000),
