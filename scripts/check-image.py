@@ -15,6 +15,10 @@ import struct
 import sys
 
 ALLOWED_IMPORTS = {"ntoskrnl.exe", "fltmgr.sys", "hal.dll"}
+# Names that are not kernel exports on Windows although a build may link
+# them: wdmsec.lib's routines (Wine's ntoskrnl exports them anyway, so a
+# Wine run would not notice) and Wine's private exports.
+NOT_WINDOWS_EXPORTS = {"IoCreateDeviceSecure", "IoValidateDeviceIoControlAccess"}
 IMAGE_SCN_MEM_EXECUTE = 0x20000000
 IMAGE_SCN_MEM_WRITE = 0x80000000
 
@@ -158,6 +162,8 @@ def main():
     check(len(imports) > 0, "has imports")
     for dll, names in sorted(imports.items()):
         check(dll.lower() in ALLOWED_IMPORTS, "imports from %s (%d): %s" % (dll, len(names), " ".join(sorted(names))))
+        bad = sorted(n for n in names if n in NOT_WINDOWS_EXPORTS or n.startswith("wine_") or n.startswith("__wine"))
+        check(not bad, "no import that Windows does not export from %s%s" % (dll, (": " + " ".join(bad)) if bad else ""))
     for name, va, size, _, _, chars in pe.sections:
         wx = chars & IMAGE_SCN_MEM_EXECUTE and chars & IMAGE_SCN_MEM_WRITE
         check(not wx, "section %-8s not writable+executable (characteristics %#x)" % (name, chars))

@@ -21,6 +21,26 @@ PDB=driver/target/x86_64-pc-windows-msvc/release/pipesensor.pdb
 
 step "image checks"
 python3 scripts/check-image.py "$SYS" "$PDB"
+# The checker must be able to fail: a copy with a GUI subsystem, no
+# FORCE_INTEGRITY, a W+X section and a foreign import name must be rejected.
+python3 - "$SYS" "$PDB" <<'PY'
+import struct, subprocess, sys, tempfile
+d = bytearray(open(sys.argv[1], "rb").read())
+pe = struct.unpack_from("<I", d, 0x3C)[0]; opt = pe + 24
+struct.pack_into("<H", d, opt + 68, 2)                     # subsystem GUI
+struct.pack_into("<H", d, opt + 70, struct.unpack_from("<H", d, opt + 70)[0] & ~0x80)
+nsect = struct.unpack_from("<H", d, pe + 6)[0]; sect = opt + struct.unpack_from("<H", d, pe + 20)[0]
+struct.pack_into("<I", d, sect + 36, struct.unpack_from("<I", d, sect + 36)[0] | 0x80000000)  # .text writable
+i = d.find(b"ZwClose\0"); d[i:i + 8] = b"wine_xy\0"                # an import Windows lacks
+f = tempfile.NamedTemporaryFile(suffix=".sys", delete=False); f.write(d); f.close()
+r = subprocess.run([sys.executable, "scripts/check-image.py", f.name, sys.argv[2]], capture_output=True, text=True)
+fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
+want = ["subsystem NATIVE", "FORCE_INTEGRITY", "not writable+executable", "no import that Windows does not export"]
+missing = [w for w in want if not any(w in l for l in fails)]
+if r.returncode == 0 or missing:
+    print("image check self-test FAILED: not detected:", missing); sys.exit(1)
+print("image check self-test: a corrupted image is rejected (%d failures detected)" % len(fails))
+PY
 
 step "layout probe"
 scripts/layout-probe.sh

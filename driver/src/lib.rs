@@ -19,6 +19,7 @@
 mod content;
 mod control;
 mod dump;
+#[allow(dead_code)] // the tables are read by the host layout probe
 mod layout;
 mod sensor;
 mod sys;

@@ -2,7 +2,7 @@
 //! lacks, and re-exports of the ones it gets right. Every layout here is
 //! checked against the DDK headers by the layout probe (`layout.rs`,
 //! `driver/layout-probe/`), and pinned by `static_assertions` in `layout.rs`.
-#![allow(non_camel_case_types, non_snake_case, dead_code, missing_docs)]
+#![allow(non_camel_case_types, non_snake_case, dead_code, missing_docs, clippy::upper_case_acronyms)]
 
 use core::ffi::c_void;
 
