@@ -200,7 +200,7 @@ expect previous enforce "mode back to monitor"
 
 # --- 3. malformed IOCTL requests are rejected ------------------------------
 ctl raw-ok raw 0x226400 5053494f01000000 --out-len 400
-expect raw "accepted len=368" "well-formed raw status"
+expect raw "accepted len=376" "well-formed raw status"
 for spec in "short:0x226400:5053494f" "magic:0x226400:50534f5801000000" "version:0x226400:5053494f02000000" \
   "trailing:0x226400:5053494f0100000000" "unknown-ioctl:0x226800:5053494f01000000" \
   "eval-len:0x226410:5053494f01000000010000000400000005000000000000005c00" \
@@ -229,11 +229,13 @@ ctl status-stale status
 expect active.sequence 2 "content 2 still active"
 
 # --- 5. every malformed file by IOCTL --------------------------------------
+POOL_BEFORE_MALFORMED=$(val "$LAST" counters.pool_live)
 ctl malformed-ioctl load-each-rejected 'C:\pipesensor\malformed'
 if [ $? -eq 0 ]; then pass "all $(val "$LAST" files) malformed files rejected by IOCTL"; else fail "malformed by IOCTL (see $LOG/$LAST.out)"; fi
 expect rejected "$NMAL" "every malformed file rejected"
 ctl status-after-malformed status
 expect active.sequence 2 "host alive, content 2 still active"
+expect counters.pool_live "$POOL_BEFORE_MALFORMED" "every rejected file's memory freed (pool allocations back to $POOL_BEFORE_MALFORMED)"
 expect lkg.sequence 1 "last-known-good unchanged"
 expect last_error.origin ioctl "last error reported from IOCTL"
 expect last_error.code 1 "last error is a parse error"
@@ -309,6 +311,9 @@ expect quarantined 5 "content 5 stays quarantined"
 
 # --- 10. unload --------------------------------------------------------------
 stop_driver "unload"
+if grep -a -h "PipeSensor: unloaded" "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | tail -1 | grep -q "pool allocations outstanding: 0"; then
+  pass "unload freed every pool allocation (outstanding: 0)"
+else fail "unload left pool allocations (or no unload line): $(grep -a -h 'PipeSensor: unloaded' "$LOG"/*.err "$LOG/wineboot.out" 2>/dev/null | tail -1)"; fi
 if grep -a -q "PipeSensor: unloaded" "$LOG"/sc-*.err "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null; then
   pass "driver logged a clean unload"
 else fail "no 'PipeSensor: unloaded' in the driver log"; fi

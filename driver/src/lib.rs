@@ -89,5 +89,5 @@ fn teardown() {
         content::mark_proven("clean unload");
     }
     sensor::release_all_content();
-    log(Level::Info, format_args!("unloaded"));
+    log(Level::Info, format_args!("unloaded; pool allocations outstanding: {}", sys::pool_live()));
 }

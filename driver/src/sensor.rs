@@ -205,6 +205,7 @@ pub fn status() -> Status {
             name_errors: NAME_ERRORS.load(Ordering::Relaxed),
             loads_ok,
             loads_failed,
+            pool_live: crate::sys::pool_live() as u64,
         },
         last_error,
     }

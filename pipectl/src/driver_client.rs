@@ -183,6 +183,7 @@ pub fn print_status(s: &Status) {
     println!("counters.name_errors={}", c.name_errors);
     println!("counters.loads_ok={}", c.loads_ok);
     println!("counters.loads_failed={}", c.loads_failed);
+    println!("counters.pool_live={}", c.pool_live);
     print_failure("last_error", &s.last_error);
 }
 

@@ -535,6 +535,10 @@ pub struct Counters {
     pub loads_ok: u64,
     /// Content loads that failed.
     pub loads_failed: u64,
+    /// Pool allocations the driver holds right now (content, buffers): it
+    /// returns to its earlier value after content is replaced, and to 0 at
+    /// unload (the unload log says so), which is the leak check.
+    pub pool_live: u64,
 }
 
 /// Status flag: the minifilter is registered.
@@ -573,8 +577,8 @@ pub struct Status {
 
 /// Length of a STATUS response (header included).
 pub const STATUS_LEN: usize =
-    HEADER_LEN + 8 + 2 * CONTENT_INFO_LEN + 8 * QUARANTINE_SLOTS + 24 + 64 + LOAD_FAILURE_LEN;
-const_assert_eq!(STATUS_LEN, 368);
+    HEADER_LEN + 8 + 2 * CONTENT_INFO_LEN + 8 * QUARANTINE_SLOTS + 24 + 72 + LOAD_FAILURE_LEN;
+const_assert_eq!(STATUS_LEN, 376);
 
 fn put_info(w: &mut Writer<'_>, c: &ContentInfo) -> Result<(), ProtoError> {
     w.u64(c.sequence)?;
@@ -674,6 +678,7 @@ impl Status {
             c.name_errors,
             c.loads_ok,
             c.loads_failed,
+            c.pool_live,
         ] {
             w.u64(v)?;
         }
@@ -710,6 +715,7 @@ impl Status {
             name_errors: r.u64("counters")?,
             loads_ok: r.u64("counters")?,
             loads_failed: r.u64("counters")?,
+            pool_live: r.u64("counters")?,
         };
         let last_error = get_failure(&mut r)?;
         r.finish("status response")?;

@@ -38,6 +38,7 @@ fn sample_status() -> Status {
             name_errors: 6,
             loads_ok: 7,
             loads_failed: 8,
+            pool_live: 9,
         },
         last_error: LoadFailure {
             origin: Origin::Disk,

@@ -291,8 +291,23 @@ pub fn system_time() -> u64 {
     t as u64
 }
 
+static POOL_LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Pool allocations made by the driver and not yet freed.
+pub fn pool_live() -> usize {
+    POOL_LIVE.load(Ordering::Relaxed)
+}
+
 /// Zeroed nonpaged, non-executable pool, tagged [`POOL_TAG`]. IRQL <= DISPATCH_LEVEL.
 fn pool_alloc(size: usize) -> Option<NonNull<u8>> {
+    let p = pool_alloc_raw(size);
+    if p.is_some() {
+        POOL_LIVE.fetch_add(1, Ordering::Relaxed);
+    }
+    p
+}
+
+fn pool_alloc_raw(size: usize) -> Option<NonNull<u8>> {
     if size == 0 {
         return None;
     }
@@ -316,6 +331,7 @@ fn pool_alloc(size: usize) -> Option<NonNull<u8>> {
 }
 
 fn pool_free(p: NonNull<u8>) {
+    POOL_LIVE.fetch_sub(1, Ordering::Relaxed);
     // SAFETY: p came from pool_alloc with the same tag and is freed once.
     unsafe { ExFreePoolWithTag(p.as_ptr().cast(), POOL_TAG) }
 }
