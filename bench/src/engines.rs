@@ -391,3 +391,73 @@ mod tests {
         assert!(a.iter().all(|e| e.name.starts_with('\\')));
     }
 }
+
+#[cfg(test)]
+mod prefilter_tests {
+    use super::*;
+    use pipe_compiler::model::{Action, Atom, Rule, Severity, SourceLoc};
+
+    /// The case-sensitive reading of a case-insensitive regex (compiler
+    /// prefilter) must keep every case variant, Kelvin sign included.
+    #[test]
+    fn case_insensitive_regex_prefilter_keeps_case_variants() {
+        let rule = |id: u32, pattern: &str| Rule {
+            id,
+            name: format!("r{id}"),
+            severity: Severity::MEDIUM,
+            action: Action::ALERT,
+            condition: Cond::Atom(Atom {
+                field: FieldId::PIPE_NAME,
+                matcher: Matcher::Regex {
+                    pattern: pattern.into(),
+                    case_insensitive: true,
+                },
+            }),
+            source: SourceLoc::default(),
+            tests: Vec::new(),
+        };
+        let set = RuleSet {
+            rules: vec![
+                rule(1, r"(?:kekeo|sks)_[a-z]{4}"),
+                rule(2, r"^\\bfd7-603t[0-9a-f]{4,16}$"),
+                rule(3, r"ſtatus\d"),
+            ],
+        };
+        let names = [
+            "\\kekeo_abcd",
+            "\\KEKEO_ABCD",
+            "\\\u{212A}eKeo_abcd",
+            "\\\u{212A}E\u{212A}EO_\u{212A}bcd",
+            "\\x\u{17F}k\u{17F}_abcd",
+            "\\SKS_abcd",
+            "\\BFD7-603Tabcd",
+            "\\bfd7-603tABCDEF12",
+            "\\STATUS1",
+            "\\\u{17F}tatus1",
+            "\\status",
+        ];
+        let p = Prepared::new(
+            names
+                .iter()
+                .map(|n| NameEvent {
+                    name: (*n).to_string(),
+                    image: None,
+                    malicious: true,
+                })
+                .collect(),
+        );
+        let bytes = compile_aligned(&set);
+        let file = parse_file(&bytes);
+        let mut scratch = Scratch::new();
+        for i in 0..names.len() {
+            let one = Prepared::new(vec![p.events[i].clone()]);
+            assert_eq!(
+                ours_count(&file, &one, &mut scratch),
+                naive_count(&set, &one),
+                "{:?}",
+                names[i]
+            );
+        }
+        assert!(naive_count(&set, &p) >= 9);
+    }
+}

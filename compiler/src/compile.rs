@@ -438,17 +438,35 @@ fn presence(field: FieldId) -> Option<AtomSpec> {
 
 /// Required literals of a regex, folded: every match contains one of them.
 /// Empty when none can be found (the regex then runs on every event).
+///
+/// A case-insensitive regex is also read case-sensitively: the literals of
+/// the case-insensitive HIR are all case variants, which the extractor trims
+/// to a byte or two (`\\` for `(?i)^\\abcd[0-9a-f]{4}`), while every match of
+/// the case-insensitive regex is, character by character, a case variant of
+/// a match of the case-sensitive one. So a case-sensitive literal, with each
+/// character replaced by the folds of its simple case-fold orbit
+/// ([`fold_variants`]), is required just the same. Whichever reading gives
+/// the longer shortest literal wins.
 fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<String>, String> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(ci)
-        .unicode(true)
-        .utf8(true)
-        .build()
-        .parse(pattern)
-        .map_err(|e| e.to_string())?;
+    let parse = |ci: bool| {
+        regex_syntax::ParserBuilder::new()
+            .case_insensitive(ci)
+            .unicode(true)
+            .utf8(true)
+            .build()
+            .parse(pattern)
+            .map_err(|e| e.to_string())
+    };
+    let mut hirs = vec![(parse(ci)?, false)];
+    if ci {
+        hirs.push((parse(false)?, true));
+    }
     let mut best: Option<Vec<String>> = None;
-    for is_prefix in [true, false] {
+    for ((hir, expand), is_prefix) in hirs
+        .iter()
+        .flat_map(|h| [(h, true), (h, false)])
+    {
         let kind = if is_prefix {
             ExtractKind::Prefix
         } else {
@@ -477,25 +495,37 @@ fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<Strin
                     std::str::from_utf8(&bytes[start..]).unwrap_or("")
                 }
             };
-            let f = fold(text);
-            let f = if is_prefix {
-                truncate_chars(&f, max_lit).to_string()
-            } else {
-                let mut start = f.len().saturating_sub(max_lit);
-                while !f.is_char_boundary(start) {
-                    start += 1;
+            let variants = if *expand {
+                match fold_variants(text, is_prefix) {
+                    Some(v) => v,
+                    None => {
+                        ok = false;
+                        break;
+                    }
                 }
-                f[start..].to_string()
+            } else {
+                vec![fold(text)]
             };
-            if f.is_empty() {
-                ok = false;
-                break;
-            }
-            if !out.contains(&f) {
-                out.push(f);
+            for f in variants {
+                let f = if is_prefix {
+                    truncate_chars(&f, max_lit).to_string()
+                } else {
+                    let mut start = f.len().saturating_sub(max_lit);
+                    while !f.is_char_boundary(start) {
+                        start += 1;
+                    }
+                    f[start..].to_string()
+                };
+                if f.is_empty() {
+                    ok = false;
+                    break;
+                }
+                if !out.contains(&f) {
+                    out.push(f);
+                }
             }
         }
-        if !ok {
+        if !ok || out.len() > 64 {
             continue;
         }
         let score = |v: &Vec<String>| v.iter().map(|s| s.len()).min().unwrap_or(0);
@@ -504,6 +534,45 @@ fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<Strin
         }
     }
     Ok(best.unwrap_or_default())
+}
+
+/// The folded forms a case-insensitive match of the case-sensitive literal
+/// `text` can take: each character becomes every distinct fold of its simple
+/// case-fold orbit (one for most characters; `k` gives `K` and the Kelvin
+/// sign). Keeps at most 16 variants by cutting the literal (at the end for
+/// a prefix literal, at the start for a suffix literal): a part of a
+/// required prefix or suffix is still required. `None` without case tables.
+fn fold_variants(text: &str, is_prefix: bool) -> Option<Vec<String>> {
+    use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange};
+    let mut chars: Vec<char> = text.chars().collect();
+    if !is_prefix {
+        chars.reverse();
+    }
+    let mut out = vec![String::new()];
+    for c in chars {
+        let mut orbit = ClassUnicode::new([ClassUnicodeRange::new(c, c)]);
+        orbit.try_case_fold_simple().ok()?;
+        let mut folds: Vec<char> = orbit
+            .iter()
+            .flat_map(|r| r.start()..=r.end())
+            .map(fold_char)
+            .collect();
+        folds.sort_unstable();
+        folds.dedup();
+        if out.len() * folds.len() > 16 {
+            break;
+        }
+        out = out
+            .iter()
+            .flat_map(|v| folds.iter().map(move |f| format!("{v}{f}")))
+            .collect();
+    }
+    if !is_prefix {
+        for v in &mut out {
+            *v = v.chars().rev().collect();
+        }
+    }
+    Some(out)
 }
 
 fn lower_rule(rule: &Rule, limits: &Limits) -> Result<Lowered, CompileError> {
