@@ -8,7 +8,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=0
-for bin in wine64 x86_64-w64-mingw32-gcc osslsigncode valgrind; do
+for bin in wine64 x86_64-w64-mingw32-gcc osslsigncode valgrind openssl python3; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=1
 done
 [ -f /usr/include/wine/wine/windows/ddk/fltkernel.h ] || need_apt=1
@@ -18,8 +18,11 @@ if [ "$need_apt" = 1 ]; then
     wine64 wine libwine-dev mingw-w64 osslsigncode valgrind openssl python3 >/dev/null
 fi
 
-# The toolchain pinned in rust-toolchain.toml (rustup installs it on first use),
-# plus the targets and components the driver, the fuzzers and Miri need.
+# The toolchain pinned in rust-toolchain.toml (installed explicitly: rustup's
+# auto-install may be off), plus the targets and components the driver, the
+# fuzzers and Miri need.
+pinned=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+rustup toolchain install "$pinned" --profile minimal >/dev/null
 rustup show active-toolchain >/dev/null
 rustup target add x86_64-pc-windows-msvc x86_64-pc-windows-gnu x86_64-unknown-none >/dev/null
 rustup component add rustfmt clippy >/dev/null
