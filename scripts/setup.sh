@@ -8,14 +8,14 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=0
-for bin in wine64 x86_64-w64-mingw32-gcc osslsigncode valgrind openssl python3; do
+for bin in wine64 x86_64-w64-mingw32-gcc osslsigncode valgrind openssl python3 pgrep setsid timeout; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=1
 done
 [ -f /usr/include/wine/wine/windows/ddk/fltkernel.h ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    wine64 wine libwine-dev mingw-w64 osslsigncode valgrind openssl python3 >/dev/null
+    wine64 wine libwine-dev mingw-w64 osslsigncode valgrind openssl python3 procps util-linux coreutils >/dev/null
 fi
 
 # The toolchain pinned in rust-toolchain.toml (installed explicitly: rustup's
