@@ -210,13 +210,12 @@ impl Loaded {
     fn take(
         &mut self,
         source: String,
-        parsed: Result<Option<Record>, RecordError>,
+        parsed: Result<Record, RecordError>,
         skip_bad: bool,
     ) -> Result<(), String> {
         self.read += 1;
         match parsed {
-            Ok(Some(r)) => self.records.push(r),
-            Ok(None) => {}
+            Ok(r) => self.records.push(r),
             Err(RecordError::OtherId(id)) => *self.skipped.entry(id).or_default() += 1,
             Err(RecordError::Bad(why)) => {
                 let msg = format!("{source}: {why}");
@@ -594,9 +593,9 @@ fn data_items(data: &Value) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// Parses one record. `Ok(None)` never happens today; `Err(OtherId)` for a
+/// Parses one record: a pipe event, `Err(OtherId)` for a
 /// well-formed event of another ID.
-pub fn parse_record(v: &Value, source: String) -> Result<Option<Record>, RecordError> {
+pub fn parse_record(v: &Value, source: String) -> Result<Record, RecordError> {
     let bad = RecordError::Bad;
     if !v.is_object() {
         return Err(bad(format!(
@@ -652,14 +651,14 @@ pub fn parse_record(v: &Value, source: String) -> Result<Option<Record>, RecordE
     let time = get(&data_v, "UtcTime").and_then(scalar_text).or_else(|| {
         path(ev, &["System", "TimeCreated", "#attributes", "SystemTime"]).and_then(scalar_text)
     });
-    Ok(Some(Record {
+    Ok(Record {
         source,
         event_id,
         pipe_name,
         image,
         pid,
         time,
-    }))
+    })
 }
 
 fn truncate(s: &str) -> String {
@@ -1154,30 +1153,30 @@ fn static_rule_diff(old: &ChannelFile<'_>, new: &ChannelFile<'_>) -> RulesDiff {
 mod tests {
     use super::*;
 
-    fn one(v: Value) -> Result<Option<Record>, RecordError> {
+    fn one(v: Value) -> Result<Record, RecordError> {
         parse_record(&v, "t".into())
     }
 
     #[test]
     fn shapes() {
         let nested = json!({"Event": {"System": {"EventID": 17}, "EventData": {"PipeName": "\\a", "Image": "C:\\x.exe", "ProcessId": 5}}});
-        let r = one(nested).unwrap().unwrap();
+        let r = one(nested).unwrap();
         assert_eq!(
             (r.event_id, r.pipe_name.as_str(), r.image.as_deref(), r.pid),
             (17, "\\a", Some("C:\\x.exe"), 5)
         );
         let flat = json!({"EventID": "18", "PipeName": "\\b", "ProcessId": "0x10"});
-        let r = one(flat).unwrap().unwrap();
+        let r = one(flat).unwrap();
         assert_eq!((r.event_id, r.pid, r.kind()), (18, 16, EventKind::Connect));
         let xml = json!({"Event": {"System": {"EventID": {"#text": "17", "@Qualifiers": ""}},
             "EventData": {"Data": [{"@Name": "PipeName", "#text": "\\c"}, {"@Name": "ProcessId", "#text": "7"}]}}});
-        let r = one(xml).unwrap().unwrap();
+        let r = one(xml).unwrap();
         assert_eq!((r.pipe_name.as_str(), r.pid, r.image), ("\\c", 7, None));
         let beat =
             json!({"winlog": {"event_id": 18, "event_data": {"PipeName": "\\d", "Image": "x"}}});
-        assert_eq!(one(beat).unwrap().unwrap().event_id, 18);
+        assert_eq!(one(beat).unwrap().event_id, 18);
         let typed = json!({"EventType": "ConnectPipe", "PipeName": "\\e"});
-        assert_eq!(one(typed).unwrap().unwrap().event_id, 18);
+        assert_eq!(one(typed).unwrap().event_id, 18);
         assert_eq!(
             one(json!({"EventID": 1, "Image": "x"})),
             Err(RecordError::OtherId(1))
