@@ -119,3 +119,90 @@ checks! {
     // declares it, so its layout could not be checked; the pipe name is
     // taken from FILE_OBJECT::FileName (wdm.h) instead.
 }
+
+/// One constant: the C expression, its header set, and the Rust value.
+#[derive(Debug, Clone, Copy)]
+pub struct ConstCheck {
+    /// Headers to compile against.
+    pub header: Header,
+    /// C expression (a macro or enumerator).
+    pub c_name: &'static str,
+    /// The Rust value, sign-extended.
+    pub value: i64,
+}
+
+macro_rules! const_checks {
+    ($( $h:ident $c:literal = $r:expr, )*) => {
+        /// Every constant the driver passes to or compares with the kernel
+        /// that a header declares, for the probe.
+        pub const CONST_CHECKS: &[ConstCheck] = &[ $( ConstCheck { header: Header::$h, c_name: $c, value: $r as i64 }, )* ];
+    };
+}
+
+const_checks! {
+    Wdm "STATUS_SUCCESS" = STATUS_SUCCESS,
+    Wdm "STATUS_UNSUCCESSFUL" = STATUS_UNSUCCESSFUL,
+    Wdm "STATUS_INVALID_DEVICE_REQUEST" = STATUS_INVALID_DEVICE_REQUEST,
+    Wdm "STATUS_ACCESS_DENIED" = STATUS_ACCESS_DENIED,
+    Wdm "STATUS_BUFFER_OVERFLOW" = STATUS_BUFFER_OVERFLOW,
+    Wdm "STATUS_INSUFFICIENT_RESOURCES" = STATUS_INSUFFICIENT_RESOURCES,
+    Wdm "STATUS_FILE_TOO_LARGE" = STATUS_FILE_TOO_LARGE,
+    Wdm "STATUS_NO_MORE_FILES" = STATUS_NO_MORE_FILES,
+    Wdm "STATUS_TIMEOUT" = STATUS_TIMEOUT,
+    Wdm "NonPagedPoolNx" = NON_PAGED_POOL_NX,
+    Wdm "IRP_MJ_CREATE" = IRP_MJ_CREATE,
+    Wdm "IRP_MJ_CREATE_NAMED_PIPE" = IRP_MJ_CREATE_NAMED_PIPE,
+    Wdm "IRP_MJ_CLOSE" = IRP_MJ_CLOSE,
+    Wdm "IRP_MJ_DEVICE_CONTROL" = IRP_MJ_DEVICE_CONTROL,
+    Wdm "IRP_MJ_CLEANUP" = IRP_MJ_CLEANUP,
+    Wdm "FILE_DEVICE_UNKNOWN" = FILE_DEVICE_UNKNOWN,
+    Wdm "FILE_DEVICE_SECURE_OPEN" = FILE_DEVICE_SECURE_OPEN,
+    Wdm "OBJ_CASE_INSENSITIVE" = OBJ_CASE_INSENSITIVE,
+    Wdm "OBJ_KERNEL_HANDLE" = OBJ_KERNEL_HANDLE,
+    Wdm "KEY_READ" = KEY_READ,
+    Wdm "KEY_WRITE" = KEY_WRITE,
+    Wdm "REG_SZ" = REG_SZ,
+    Wdm "REG_EXPAND_SZ" = REG_EXPAND_SZ,
+    Wdm "REG_BINARY" = REG_BINARY,
+    Wdm "REG_DWORD" = REG_DWORD,
+    Wdm "KeyValuePartialInformation" = KEY_VALUE_PARTIAL_INFORMATION_CLASS,
+    Wdm "GENERIC_READ" = GENERIC_READ,
+    Wdm "GENERIC_ALL" = GENERIC_ALL,
+    Wdm "FILE_LIST_DIRECTORY" = FILE_LIST_DIRECTORY,
+    Wdm "SYNCHRONIZE" = SYNCHRONIZE,
+    Wdm "WRITE_DAC" = WRITE_DAC,
+    Wdm "FILE_SHARE_READ" = FILE_SHARE_READ,
+    Wdm "FILE_SHARE_WRITE" = FILE_SHARE_WRITE,
+    Wdm "FILE_SHARE_DELETE" = FILE_SHARE_DELETE,
+    Wdm "FILE_OPEN" = FILE_OPEN,
+    Wdm "FILE_DIRECTORY_FILE" = FILE_DIRECTORY_FILE,
+    Wdm "FILE_NON_DIRECTORY_FILE" = FILE_NON_DIRECTORY_FILE,
+    Wdm "FILE_SYNCHRONOUS_IO_NONALERT" = FILE_SYNCHRONOUS_IO_NONALERT,
+    Wdm "FILE_ATTRIBUTE_NORMAL" = FILE_ATTRIBUTE_NORMAL,
+    Wdm "FileStandardInformation" = FILE_STANDARD_INFORMATION_CLASS,
+    Wdm "FileNamesInformation" = FILE_NAMES_INFORMATION_CLASS,
+    Wdm "DPFLTR_IHVDRIVER_ID" = DPFLTR_IHVDRIVER_ID,
+    Wdm "KbCallbackSecondaryDumpData" = KB_CALLBACK_SECONDARY_DUMP_DATA,
+    Wdm "ACL_REVISION" = ACL_REVISION,
+    Wdm "DACL_SECURITY_INFORMATION" = DACL_SECURITY_INFORMATION,
+    Wdm "DO_DEVICE_INITIALIZING" = DO_DEVICE_INITIALIZING,
+    Wdm "NotificationEvent" = NOTIFICATION_EVENT,
+    Flt "FLT_FSTYPE_NPFS" = FLT_FSTYPE_NPFS,
+    Flt "FLT_PREOP_SUCCESS_NO_CALLBACK" = FLT_PREOP_SUCCESS_NO_CALLBACK,
+    Flt "FLT_PREOP_COMPLETE" = FLT_PREOP_COMPLETE,
+    Wdm "STATUS_FLT_DO_NOT_ATTACH" = STATUS_FLT_DO_NOT_ATTACH,
+}
+
+// Constants neither header set declares (newer than Wine's fltkernel.h and
+// mingw-w64's ddk): cross-checked against windows-sys, a second source.
+#[cfg(not(pipesensor_layout_probe))]
+const _: () = {
+    use windows_sys::Wdk::Storage::FileSystem::Minifilters as m;
+    const_assert_eq!(FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS, m::FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS);
+    const_assert_eq!(FLT_REGISTRATION_VERSION as u32, m::FLT_REGISTRATION_VERSION_0203);
+    const_assert_eq!(IRP_MJ_OPERATION_END as u16, m::IRP_MJ_OPERATION_END);
+    const_assert_eq!(FLT_FSTYPE_NPFS as i32, windows_sys::Win32::Storage::InstallableFileSystems::FLT_FSTYPE_NPFS);
+    const_assert_eq!(NON_PAGED_POOL_NX, windows_sys::Wdk::Foundation::NonPagedPoolNx);
+    // POOL_FLAG_NON_PAGED (wdm.h of WDK 10.0.19041+; not in windows-sys 0.61).
+    const_assert_eq!(POOL_FLAG_NON_PAGED, 0x40);
+};

@@ -20,7 +20,7 @@ mod sys {
 #[path = "../../src/layout.rs"]
 mod layout;
 
-use layout::{Header, CHECKS, EXPECTED};
+use layout::{Header, CHECKS, CONST_CHECKS, EXPECTED};
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_default();
@@ -77,6 +77,14 @@ fn main() {
                 v = c.value
             );
         }
+    }
+    for c in CONST_CHECKS.iter().filter(|c| c.header == header) {
+        n += 1;
+        println!(
+            "_Static_assert((long long)({name}) == {v}LL, \"{name}: rust {v}\");",
+            name = c.c_name,
+            v = c.value
+        );
     }
     println!("int layout_probe_checks = {n};");
 }

@@ -17,7 +17,7 @@
 pub mod types;
 
 use crate::sys::types::*;
-pub use crate::sys::types::NTSTATUS;
+pub use crate::sys::types::{NTSTATUS, STATUS_FILE_TOO_LARGE, STATUS_SUCCESS};
 use channel_parser::ChannelFile;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -61,16 +61,6 @@ extern "C" fn __CxxFrameHandler3() -> i32 {
 // Constants
 // ---------------------------------------------------------------------------
 
-pub const STATUS_SUCCESS: NTSTATUS = 0;
-pub const STATUS_UNSUCCESSFUL: NTSTATUS = 0xC000_0001u32 as i32;
-pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = 0xC000_0010u32 as i32;
-pub const STATUS_ACCESS_DENIED: NTSTATUS = 0xC000_0022u32 as i32;
-pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = 0x8000_0005u32 as i32;
-pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009Au32 as i32;
-pub const STATUS_FILE_TOO_LARGE: NTSTATUS = 0xC000_0904u32 as i32;
-pub const STATUS_NO_MORE_FILES: NTSTATUS = 0x8000_0006u32 as i32;
-pub const STATUS_TIMEOUT: NTSTATUS = 0x0000_0102;
-pub const STATUS_FLT_DO_NOT_ATTACH: NTSTATUS = 0xC01C_000Fu32 as i32;
 
 pub fn nt_success(s: NTSTATUS) -> bool {
     s >= 0
@@ -78,56 +68,18 @@ pub fn nt_success(s: NTSTATUS) -> bool {
 
 /// Pool tag `PSen` (shows as "PSen" in `!poolused`).
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"PSen");
-const NON_PAGED_POOL_NX: i32 = 512;
-const POOL_FLAG_NON_PAGED: u64 = 0x40;
 
 /// Bug-check code of a Rust panic in the driver: "PSNC" (PipeSensor paNiC).
 /// P1: address of the file name (not NUL-terminated), P2: its length,
 /// P3: line, P4: column. See docs/windbg.md.
 pub const BUGCHECK_PANIC: u32 = 0x5053_4E43;
 
-const IRP_MJ_CREATE: u8 = 0x00;
-const IRP_MJ_CREATE_NAMED_PIPE: u8 = 0x01;
-const IRP_MJ_CLOSE: u8 = 0x02;
-const IRP_MJ_DEVICE_CONTROL: u8 = 0x0e;
-const IRP_MJ_CLEANUP: u8 = 0x12;
-const IRP_MJ_OPERATION_END: u8 = 0x80;
 
-const FILE_DEVICE_UNKNOWN: u32 = 0x22;
-const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
 
-const OBJ_CASE_INSENSITIVE: u32 = 0x40;
-const OBJ_KERNEL_HANDLE: u32 = 0x200;
 
-const KEY_READ: u32 = 0x20019;
-const KEY_WRITE: u32 = 0x20006;
-const REG_SZ: u32 = 1;
-const REG_EXPAND_SZ: u32 = 2;
-const REG_BINARY: u32 = 3;
-const REG_DWORD: u32 = 4;
-const KEY_VALUE_PARTIAL_INFORMATION_CLASS: i32 = 2;
 
-const GENERIC_READ: u32 = 0x8000_0000;
-const FILE_LIST_DIRECTORY: u32 = 1;
-const SYNCHRONIZE: u32 = 0x0010_0000;
-const FILE_SHARE_READ: u32 = 1;
-const FILE_SHARE_WRITE: u32 = 2;
-const FILE_SHARE_DELETE: u32 = 4;
-const FILE_OPEN: u32 = 1;
-const FILE_DIRECTORY_FILE: u32 = 1;
-const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
-const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
-const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
-const FILE_STANDARD_INFORMATION_CLASS: i32 = 5;
-const FILE_NAMES_INFORMATION_CLASS: i32 = 12;
 
-const FLT_REGISTRATION_VERSION: u16 = 0x0203;
-const FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS: u32 = 2;
-const FLT_FSTYPE_NPFS: u32 = 14;
-const FLT_PREOP_SUCCESS_NO_CALLBACK: i32 = 1;
-const FLT_PREOP_COMPLETE: i32 = 4;
 
-const DPFLTR_IHVDRIVER_ID: u32 = 77;
 
 // ---------------------------------------------------------------------------
 // Logging
@@ -876,7 +828,6 @@ static BUG_RECORD: BugRecord = BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBA
     State: 0,
 }));
 static BUG_REGISTERED: AtomicBool = AtomicBool::new(false);
-const KB_CALLBACK_SECONDARY_DUMP_DATA: i32 = 4;
 
 /// GUID tagging our secondary dump data: {5053454e-0291-4e50-9f1b-7069706573ff}.
 pub const DUMP_GUID: GUID = GUID { Data1: 0x5053_454e, Data2: 0x0291, Data3: 0x4e50, Data4: [0x9f, 0x1b, 0x70, 0x69, 0x70, 0x65, 0x73, 0xff] };
@@ -1024,10 +975,6 @@ pub struct Driver(*mut DRIVER_OBJECT);
 fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     const SYSTEM_SID: [u8; 12] = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];
     const ADMINS_SID: [u8; 16] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0];
-    const GENERIC_ALL: u32 = 0x1000_0000;
-    const ACL_REVISION: u32 = 2;
-    const DACL_SECURITY_INFORMATION: u32 = 4;
-    const WRITE_DAC: u32 = 0x0004_0000;
     // ACL header 8 + 2 ACEs (8 + SID each).
     let mut acl_buf = [0u64; 8];
     let acl = acl_buf.as_mut_ptr().cast::<ACL>();
@@ -1098,8 +1045,8 @@ impl Driver {
             mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_create_close);
             mf[IRP_MJ_DEVICE_CONTROL as usize] = Some(dispatch_device_control);
         }
-        // SAFETY: clearing DO_DEVICE_INITIALIZING (0x80) on our new device.
-        unsafe { (*dev).Flags &= !0x80 };
+        // SAFETY: clearing DO_DEVICE_INITIALIZING on our new device.
+        unsafe { (*dev).Flags &= !DO_DEVICE_INITIALIZING };
         CONTROL_DEVICE.store(dev, Ordering::Release);
         Ok(())
     }

@@ -152,3 +152,64 @@ pub struct ACL {
     pub AceCount: u16,
     pub Sbz2: u16,
 }
+
+// ---------------------------------------------------------------------------
+// Constants (each checked against the headers by the layout probe: see
+// CONST_CHECKS in layout.rs).
+// ---------------------------------------------------------------------------
+
+pub const STATUS_SUCCESS: NTSTATUS = 0;
+pub const STATUS_UNSUCCESSFUL: NTSTATUS = 0xC000_0001u32 as i32;
+pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = 0xC000_0010u32 as i32;
+pub const STATUS_ACCESS_DENIED: NTSTATUS = 0xC000_0022u32 as i32;
+pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = 0x8000_0005u32 as i32;
+pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009Au32 as i32;
+pub const STATUS_FILE_TOO_LARGE: NTSTATUS = 0xC000_0904u32 as i32;
+pub const STATUS_NO_MORE_FILES: NTSTATUS = 0x8000_0006u32 as i32;
+pub const STATUS_TIMEOUT: NTSTATUS = 0x0000_0102;
+pub const STATUS_FLT_DO_NOT_ATTACH: NTSTATUS = 0xC01C_000Fu32 as i32;
+pub const NON_PAGED_POOL_NX: i32 = 512;
+pub const POOL_FLAG_NON_PAGED: u64 = 0x40;
+pub const IRP_MJ_CREATE: u8 = 0x00;
+pub const IRP_MJ_CREATE_NAMED_PIPE: u8 = 0x01;
+pub const IRP_MJ_CLOSE: u8 = 0x02;
+pub const IRP_MJ_DEVICE_CONTROL: u8 = 0x0e;
+pub const IRP_MJ_CLEANUP: u8 = 0x12;
+pub const IRP_MJ_OPERATION_END: u8 = 0x80;
+pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
+pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
+pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
+pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
+pub const KEY_READ: u32 = 0x20019;
+pub const KEY_WRITE: u32 = 0x20006;
+pub const REG_SZ: u32 = 1;
+pub const REG_EXPAND_SZ: u32 = 2;
+pub const REG_BINARY: u32 = 3;
+pub const REG_DWORD: u32 = 4;
+pub const KEY_VALUE_PARTIAL_INFORMATION_CLASS: i32 = 2;
+pub const GENERIC_READ: u32 = 0x8000_0000;
+pub const FILE_LIST_DIRECTORY: u32 = 1;
+pub const SYNCHRONIZE: u32 = 0x0010_0000;
+pub const FILE_SHARE_READ: u32 = 1;
+pub const FILE_SHARE_WRITE: u32 = 2;
+pub const FILE_SHARE_DELETE: u32 = 4;
+pub const FILE_OPEN: u32 = 1;
+pub const FILE_DIRECTORY_FILE: u32 = 1;
+pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
+pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
+pub const FILE_STANDARD_INFORMATION_CLASS: i32 = 5;
+pub const FILE_NAMES_INFORMATION_CLASS: i32 = 12;
+pub const FLT_REGISTRATION_VERSION: u16 = 0x0203;
+pub const FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS: u32 = 2;
+pub const FLT_FSTYPE_NPFS: u32 = 25;
+pub const FLT_PREOP_SUCCESS_NO_CALLBACK: i32 = 1;
+pub const FLT_PREOP_COMPLETE: i32 = 4;
+pub const DPFLTR_IHVDRIVER_ID: u32 = 77;
+pub const KB_CALLBACK_SECONDARY_DUMP_DATA: i32 = 2;
+pub const GENERIC_ALL: u32 = 0x1000_0000;
+pub const ACL_REVISION: u32 = 2;
+pub const DACL_SECURITY_INFORMATION: u32 = 4;
+pub const WRITE_DAC: u32 = 0x0004_0000;
+pub const DO_DEVICE_INITIALIZING: u32 = 0x80;
+pub const NOTIFICATION_EVENT: i32 = 0;
