@@ -733,6 +733,15 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_due_at_the_halt_instant_does_not_start() {
+        let st = &strategies(&args(&["--soak", "20m", "--detect", "20m"]))[2];
+        assert_eq!(st.halted_at, Some(20.0));
+        assert_eq!(st.rings.len(), 1);
+        let st = &strategies(&args(&["--soak", "19m", "--detect", "20m"]))[2];
+        assert_eq!(st.rings.len(), 2);
+    }
+
+    #[test]
     fn guard_never_needs_manual_repair() {
         for p in ["0", "0.001", "0.3", "1"] {
             for o in strategies(&args(&["--crash-prob", p])) {

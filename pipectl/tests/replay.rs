@@ -116,6 +116,13 @@ fn replay_of_the_corpus_event_alerts_with_the_redsun_rule() {
         t.contains("RedSun pipe") && t.contains("\"\\\\REDSUN\""),
         "{t}"
     );
+    // --all lists the rules that matched nothing too.
+    let o = pipectl(&["replay", &v1, &ev, "--all"]);
+    let t = text(&o.stdout);
+    assert!(
+        t.contains("Credential dumping tool pipes") && !t.contains("--all lists them"),
+        "{t}"
+    );
     // Without the RedSun rule, the Sigma corpus alone does not match it.
     let plain = dir.join("sigma.sys");
     let o = pipectl(&["compile", &corpus("sigma"), "-o", &s(&plain)]);
