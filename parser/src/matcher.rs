@@ -228,10 +228,12 @@ impl<'a> ChannelFile<'a> {
             scratch.passes = scratch.passes.saturating_add(1);
             let fields = [Some(event.pipe_name), event.image];
             for (slot, (auto, text)) in self.automata.iter().zip(fields).enumerate() {
+                // The folded length only serves suffix/exact atoms, whose
+                // hits come from this field's scan: without an automaton
+                // there are none, and the field is not read at all.
                 let total = match text {
                     Some(t) if auto.state_count > 0 => self.scan(auto, t, scratch, lo, &mut hi),
-                    Some(t) => folded_len(t),
-                    None => 0,
+                    Some(_) | None => 0,
                 };
                 if let Some(x) = scratch.totals.get_mut(slot) {
                     *x = total;
@@ -417,13 +419,6 @@ impl<'a> ChannelFile<'a> {
             _ => false,
         }
     }
-}
-
-/// Folded UTF-8 length of a field (for fields without an automaton).
-fn folded_len(text: Text<'_>) -> u32 {
-    text.chars().fold(0u32, |n, c| {
-        n.saturating_add(crate::fold_char(c).len_utf8() as u32)
-    })
 }
 
 /// Runs a validated DFA over the (unfolded) UTF-8 encoding of `text`; true
