@@ -99,6 +99,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // too slow under Miri (scripts/miri.sh)
     fn fips_vectors() {
         assert_eq!(
             hex(sha256(b"")),

@@ -104,6 +104,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // too slow under Miri (scripts/miri.sh)
     fn threads_drain() {
         let r = Arc::new(Rundown::new());
         let hs: std::vec::Vec<_> = (0..4)
