@@ -463,16 +463,13 @@ fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<Strin
         hirs.push((parse(false)?, true));
     }
     let mut best: Option<Vec<String>> = None;
-    for ((hir, expand), is_prefix) in hirs
-        .iter()
-        .flat_map(|h| [(h, true), (h, false)])
-    {
+    for ((hir, expand), is_prefix) in hirs.iter().flat_map(|h| [(h, true), (h, false)]) {
         let kind = if is_prefix {
             ExtractKind::Prefix
         } else {
             ExtractKind::Suffix
         };
-        let mut seq = Extractor::new().kind(kind).extract(&hir);
+        let mut seq = Extractor::new().kind(kind).extract(hir);
         if is_prefix {
             seq.optimize_for_prefix_by_preference();
         } else {

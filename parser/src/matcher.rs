@@ -24,6 +24,8 @@
 use crate::text::{glob_match, Text};
 use crate::view::{Automaton, ChannelFile, RuleView};
 use channel_format::{op, Action, AtomKind, FieldId};
+
+const ATOM_LEN: u32 = channel_format::ATOM_LEN as u32;
 use core::ops::ControlFlow;
 
 /// Distinct atoms one scan can record; equal to the largest number of atoms a
@@ -188,18 +190,60 @@ fn priority(r: &RuleView<'_>) -> (u8, u8) {
     (r.action().0, r.severity().0)
 }
 
+/// A deserialized DFA of a validated file, kept by the caller so that regex
+/// atoms do not re-run regex-automata's `from_bytes` validation on every use
+/// (see [`ChannelFile::load_dfas`]). About 740 bytes each.
+#[derive(Debug, Clone, Default)]
+pub struct DfaSlot<'a>(Option<regex_automata::dfa::dense::DFA<&'a [u32]>>);
+
+impl DfaSlot<'_> {
+    /// An empty slot.
+    pub const EMPTY: DfaSlot<'static> = DfaSlot(None);
+}
+
 impl<'a> ChannelFile<'a> {
+    /// Deserializes the file's DFAs into `slots` (one per DFA; extra slots
+    /// stay empty, missing slots make those DFAs deserialize on each use).
+    /// Returns how many were filled. Do this once after [`crate::parse`] and
+    /// pass the slots to [`ChannelFile::evaluate_with`].
+    ///
+    /// # Panics
+    /// Never panics. Allocates nothing; linear in the DFAs' size.
+    pub fn load_dfas(&self, slots: &mut [DfaSlot<'a>]) -> usize {
+        let mut n = 0usize;
+        for (i, slot) in (0..self.dfa_count).zip(slots.iter_mut()) {
+            slot.0 = regex_automata::dfa::dense::DFA::from_bytes(self.dfa_bytes(i))
+                .ok()
+                .map(|(d, _)| d);
+            n = n.saturating_add(1);
+        }
+        n
+    }
+
     /// Matches `event` and returns how many rules matched and the
     /// highest-priority one.
     ///
     /// # Panics
     /// Never panics. Allocates nothing.
     pub fn evaluate(&self, event: &Event<'_>, scratch: &mut Scratch) -> Verdict<'a> {
+        self.evaluate_with(event, scratch, &[])
+    }
+
+    /// [`ChannelFile::evaluate`] with DFAs loaded by [`ChannelFile::load_dfas`].
+    ///
+    /// # Panics
+    /// Never panics. Allocates nothing.
+    pub fn evaluate_with(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut Scratch,
+        dfas: &[DfaSlot<'a>],
+    ) -> Verdict<'a> {
         let mut v = Verdict {
             matched: 0,
             best: None,
         };
-        self.for_each_match(event, scratch, |r| {
+        self.for_each_match_with(event, scratch, dfas, |r| {
             v.matched = v.matched.saturating_add(1);
             if v.best.as_ref().is_none_or(|b| priority(&r) > priority(b)) {
                 v.best = Some(r);
@@ -218,6 +262,20 @@ impl<'a> ChannelFile<'a> {
         &self,
         event: &Event<'_>,
         scratch: &mut Scratch,
+        f: impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+    ) {
+        self.for_each_match_with(event, scratch, &[], f);
+    }
+
+    /// [`ChannelFile::for_each_match`] with DFAs loaded by [`ChannelFile::load_dfas`].
+    ///
+    /// # Panics
+    /// Never panics. Allocates nothing.
+    pub fn for_each_match_with(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut Scratch,
+        dfas: &[DfaSlot<'a>],
         mut f: impl FnMut(RuleView<'a>) -> ControlFlow<()>,
     ) {
         let mut lo = 0u32;
@@ -240,7 +298,7 @@ impl<'a> ChannelFile<'a> {
                 }
             }
             if self
-                .evaluate_window(event, scratch, lo, hi, &mut f)
+                .evaluate_window(event, scratch, dfas, lo, hi, &mut f)
                 .is_break()
             {
                 return;
@@ -297,23 +355,41 @@ impl<'a> ChannelFile<'a> {
         pos
     }
 
+    /// Atom record field at byte `off` (hot path: no view is built).
+    #[inline]
+    fn a32(&self, idx: u32, off: u32) -> u32 {
+        self.atoms
+            .le32(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+    }
+
+    #[inline]
+    fn a16(&self, idx: u32, off: u32) -> u16 {
+        self.atoms
+            .le16(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+    }
+
+    #[inline]
+    fn a8(&self, idx: u32, off: u32) -> u8 {
+        self.atoms.le8(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+    }
+
     fn record_hit(&self, atom_idx: u32, end: u32, scratch: &mut Scratch, lo: u32, hi: &mut u32) {
-        let atom = self.atom(atom_idx);
-        let len = atom.str_len();
-        let end = match atom.kind() {
+        let len = self.a32(atom_idx, 12);
+        let end = match AtomKind(self.a8(atom_idx, 6)) {
             AtomKind::PREFIX if end == len => TRUE_HIT,
             AtomKind::EXACT if end == len => end,
             AtomKind::PREFIX | AtomKind::EXACT => return,
             AtomKind::SUFFIX => end,
             _ => TRUE_HIT,
         };
-        scratch.record(atom_idx, atom.rule_index(), end, lo, hi);
+        scratch.record(atom_idx, self.a32(atom_idx, 0), end, lo, hi);
     }
 
     fn evaluate_window(
         &self,
         event: &Event<'_>,
         scratch: &Scratch,
+        dfas: &[DfaSlot<'a>],
         lo: u32,
         hi: u32,
         f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
@@ -338,8 +414,8 @@ impl<'a> ChannelFile<'a> {
             if next_always == Some(rule) {
                 ai = ai.saturating_add(1);
             }
-            if let Some(r) = self.rule(rule) {
-                if self.eval_rule(&r, event, scratch) {
+            if self.eval_rule(rule, event, scratch, dfas) {
+                if let Some(r) = self.rule(rule) {
                     f(r)?;
                 }
             }
@@ -359,8 +435,20 @@ impl<'a> ChannelFile<'a> {
         a
     }
 
-    fn eval_rule(&self, rule: &RuleView<'a>, event: &Event<'_>, scratch: &Scratch) -> bool {
-        let prog = rule.program();
+    fn eval_rule(
+        &self,
+        rule: u32,
+        event: &Event<'_>,
+        scratch: &Scratch,
+        dfas: &[DfaSlot<'a>],
+    ) -> bool {
+        let off = self.rule_u32(rule, 20);
+        let len = u32::from(self.rule_u16(rule, 24));
+        let prog = self
+            .programs
+            .bytes
+            .get(off as usize..(off as usize).saturating_add(len as usize))
+            .unwrap_or(&[]);
         let mut stack = 0u64;
         let mut pc = 0usize;
         while let Some(&opcode) = prog.get(pc) {
@@ -372,7 +460,7 @@ impl<'a> ChannelFile<'a> {
                         _ => return false,
                     };
                     pc = pc.saturating_add(4);
-                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, scratch));
+                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, scratch, dfas));
                 }
                 op::TRUE => stack = (stack << 1) | 1,
                 op::FALSE => stack <<= 1,
@@ -385,18 +473,22 @@ impl<'a> ChannelFile<'a> {
         stack & 1 == 1
     }
 
-    fn eval_atom(&self, idx: u32, event: &Event<'_>, scratch: &Scratch) -> bool {
-        let atom = self.atom(idx);
-        let field = atom.field();
+    fn eval_atom(
+        &self,
+        idx: u32,
+        event: &Event<'_>,
+        scratch: &Scratch,
+        dfas: &[DfaSlot<'a>],
+    ) -> bool {
+        let field = FieldId(self.a16(idx, 4));
+        let kind = AtomKind(self.a8(idx, 6));
+        let prefiltered = self.a8(idx, 7) & channel_format::ATOM_FLAG_PREFILTERED != 0;
+        let arg = self.a32(idx, 16);
         let (text, slot) = match field {
             FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
             FieldId::IMAGE => (event.image, 1),
-            FieldId::PROCESS_ID => {
-                return atom.kind() == AtomKind::NUM_EQ && atom.arg() == event.pid
-            }
-            FieldId::EVENT_KIND => {
-                return atom.kind() == AtomKind::NUM_EQ && atom.arg() == event.kind.value()
-            }
+            FieldId::PROCESS_ID => return kind == AtomKind::NUM_EQ && arg == event.pid,
+            FieldId::EVENT_KIND => return kind == AtomKind::NUM_EQ && arg == event.kind.value(),
             _ => return false,
         };
         let Some(text) = text else { return false };
@@ -406,32 +498,43 @@ impl<'a> ChannelFile<'a> {
             .and_then(|i| scratch.hits().get(i))
             .map(|h| h.end);
         let total = scratch.totals.get(slot).copied().unwrap_or(0);
-        match atom.kind() {
+        match kind {
             AtomKind::CONTAINS | AtomKind::PREFIX => hit.is_some(),
             AtomKind::SUFFIX | AtomKind::EXACT => hit == Some(total),
             AtomKind::GLOB => {
-                (!atom.prefiltered() || hit.is_some()) && glob_match(atom.text(), text)
+                let pattern = self
+                    .strings
+                    .str_at(self.a32(idx, 8), self.a32(idx, 12), "glob")
+                    .unwrap_or("");
+                (!prefiltered || hit.is_some()) && glob_match(pattern, text)
             }
             AtomKind::REGEX => {
-                (!atom.prefiltered() || hit.is_some())
-                    && regex_match(self.dfa_bytes(atom.arg()), text)
+                (!prefiltered || hit.is_some())
+                    && match dfas.get(arg as usize).and_then(|d| d.0.as_ref()) {
+                        Some(dfa) => run_dfa(dfa, text),
+                        None => regex_match(self.dfa_bytes(arg), text),
+                    }
             }
             _ => false,
         }
     }
 }
 
-/// Runs a validated DFA over the (unfolded) UTF-8 encoding of `text`; true
-/// when any match state is reached. A quit state (impossible for DFAs the
-/// compiler builds) counts as no match.
+/// Deserializes a validated DFA (regex-automata's checked `from_bytes`, linear
+/// in its size) and runs it: the path without loaded [`DfaSlot`]s.
 fn regex_match(dfa_bytes: &[u8], text: Text<'_>) -> bool {
-    use regex_automata::dfa::{dense, Automaton as _};
+    match regex_automata::dfa::dense::DFA::from_bytes(dfa_bytes) {
+        Ok((dfa, _)) => run_dfa(&dfa, text),
+        Err(_) => false,
+    }
+}
+
+/// Runs a DFA over the (unfolded) UTF-8 encoding of `text`; true when any
+/// match state is reached. A quit state (impossible for DFAs the compiler
+/// builds) counts as no match.
+fn run_dfa(dfa: &regex_automata::dfa::dense::DFA<&[u32]>, text: Text<'_>) -> bool {
+    use regex_automata::dfa::Automaton as _;
     use regex_automata::util::start;
-    // Validated by parse(); this re-validation is the price of holding no
-    // deserialized DFA objects (no allocation, no unsafe).
-    let Ok((dfa, _)) = dense::DFA::from_bytes(dfa_bytes) else {
-        return false;
-    };
     let Ok(mut s) = dfa.start_state(&start::Config::new().anchored(regex_automata::Anchored::No))
     else {
         return false;

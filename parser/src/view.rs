@@ -233,17 +233,17 @@ impl<'a> ChannelFile<'a> {
 
     pub(crate) fn rule_u32(&self, index: u32, at: u32) -> u32 {
         let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
-        self.rules.u32_at(base, "rule").unwrap_or(0)
+        self.rules.le32(base)
     }
 
     pub(crate) fn rule_u16(&self, index: u32, at: u32) -> u16 {
         let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
-        self.rules.u16_at(base, "rule").unwrap_or(0)
+        self.rules.le16(base)
     }
 
     pub(crate) fn rule_u8(&self, index: u32, at: u32) -> u8 {
         let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
-        self.rules.u8_at(base, "rule").unwrap_or(0)
+        self.rules.le8(base)
     }
 
     /// The atom range `[start, end)` of rule `index`.
@@ -264,16 +264,14 @@ impl<'a> ChannelFile<'a> {
 
     /// The rule index of the `i`-th always-evaluated rule.
     pub(crate) fn always_rule(&self, i: u32) -> u32 {
-        self.always
-            .u32_at(i.wrapping_mul(4), "always")
-            .unwrap_or(u32::MAX)
+        self.always.le32(i.wrapping_mul(4))
     }
 
     /// DFA blob `index` (validated).
     pub(crate) fn dfa_bytes(&self, index: u32) -> &'a [u8] {
         let at = index.wrapping_mul(8).wrapping_add(8);
-        let off = self.dfas.u32_at(at, "dfa").unwrap_or(0);
-        let len = self.dfas.u32_at(at.wrapping_add(4), "dfa").unwrap_or(0);
+        let off = self.dfas.le32(at);
+        let len = self.dfas.le32(at.wrapping_add(4));
         self.dfas
             .sub(off, len, "dfa")
             .map(|r| r.bytes)
@@ -323,12 +321,7 @@ impl<'a> RuleView<'a> {
         let start = self.file.rule_u32(self.index, 12);
         let count = u32::from(self.file.rule_u16(self.index, 16));
         let rf = self.file.rule_fields;
-        (0..count).map(move |i| {
-            FieldId(
-                rf.u16_at(start.wrapping_add(i).wrapping_mul(2), "field")
-                    .unwrap_or(0),
-            )
-        })
+        (0..count).map(move |i| FieldId(rf.le16(start.wrapping_add(i).wrapping_mul(2))))
     }
     /// The rule's atoms.
     pub fn atoms(&self) -> impl Iterator<Item = AtomView<'a>> + 'a {
@@ -365,32 +358,19 @@ impl<'a> AtomView<'a> {
     }
     /// Index of its rule.
     pub fn rule_index(&self) -> u32 {
-        self.file.atoms.u32_at(self.base(), "atom").unwrap_or(0)
+        self.file.atoms.le32(self.base())
     }
     /// The field it tests.
     pub fn field(&self) -> FieldId {
-        FieldId(
-            self.file
-                .atoms
-                .u16_at(self.base().wrapping_add(4), "atom")
-                .unwrap_or(0),
-        )
+        FieldId(self.file.atoms.le16(self.base().wrapping_add(4)))
     }
     /// Its kind.
     pub fn kind(&self) -> AtomKind {
-        AtomKind(
-            self.file
-                .atoms
-                .u8_at(self.base().wrapping_add(6), "atom")
-                .unwrap_or(0),
-        )
+        AtomKind(self.file.atoms.le8(self.base().wrapping_add(6)))
     }
     /// Its flags.
     pub fn flags(&self) -> u8 {
-        self.file
-            .atoms
-            .u8_at(self.base().wrapping_add(7), "atom")
-            .unwrap_or(0)
+        self.file.atoms.le8(self.base().wrapping_add(7))
     }
     /// Whether the prefilter gates it.
     pub fn prefiltered(&self) -> bool {
@@ -398,16 +378,8 @@ impl<'a> AtomView<'a> {
     }
     /// The literal (folded), glob (folded, escaped) or regex source; empty for NUM_EQ.
     pub fn text(&self) -> &'a str {
-        let off = self
-            .file
-            .atoms
-            .u32_at(self.base().wrapping_add(8), "atom")
-            .unwrap_or(0);
-        let len = self
-            .file
-            .atoms
-            .u32_at(self.base().wrapping_add(12), "atom")
-            .unwrap_or(0);
+        let off = self.file.atoms.le32(self.base().wrapping_add(8));
+        let len = self.file.atoms.le32(self.base().wrapping_add(12));
         self.file
             .strings
             .str_at(off, len, "atom text")
@@ -415,16 +387,10 @@ impl<'a> AtomView<'a> {
     }
     /// DFA index (REGEX) or value (NUM_EQ).
     pub fn arg(&self) -> u32 {
-        self.file
-            .atoms
-            .u32_at(self.base().wrapping_add(16), "atom")
-            .unwrap_or(0)
+        self.file.atoms.le32(self.base().wrapping_add(16))
     }
     /// Folded byte length of a literal atom.
     pub(crate) fn str_len(&self) -> u32 {
-        self.file
-            .atoms
-            .u32_at(self.base().wrapping_add(12), "atom")
-            .unwrap_or(0)
+        self.file.atoms.le32(self.base().wrapping_add(12))
     }
 }

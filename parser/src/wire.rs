@@ -111,6 +111,34 @@ impl<'a> Region<'a> {
         nom_all(r, what, le_u64)
     }
 
+    /// Little-endian `u32` at byte `at`, for reads of validated data on the
+    /// matching path (no error path to carry); 0 if out of range, which
+    /// validation rules out.
+    #[inline]
+    pub(crate) fn le32(&self, at: u32) -> u32 {
+        let at = at as usize;
+        match self.bytes.get(at..at.wrapping_add(4)) {
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+            _ => 0,
+        }
+    }
+
+    /// Little-endian `u16` at byte `at` (see [`Region::le32`]).
+    #[inline]
+    pub(crate) fn le16(&self, at: u32) -> u16 {
+        let at = at as usize;
+        match self.bytes.get(at..at.wrapping_add(2)) {
+            Some(&[a, b]) => u16::from_le_bytes([a, b]),
+            _ => 0,
+        }
+    }
+
+    /// The byte at `at` (see [`Region::le32`]).
+    #[inline]
+    pub(crate) fn le8(&self, at: u32) -> u8 {
+        self.bytes.get(at as usize).copied().unwrap_or(0)
+    }
+
     /// A UTF-8 string of `len` bytes at `start`.
     pub(crate) fn str_at(
         &self,
