@@ -98,26 +98,33 @@ fn bench_matchers(c: &mut Criterion) {
         let n = batch_for(&all, |p| naive_count(&set, p));
         let batch = subset(&all, n);
         let expect = ours_count(&file, &batch, &mut scratch);
-        assert_eq!(naive_count(&set, &batch), expect, "{label}: naive disagrees");
+        assert_eq!(
+            naive_count(&set, &batch),
+            expect,
+            "{label}: naive disagrees"
+        );
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function("naive", |b| b.iter(|| naive_count(&set, black_box(&batch))));
 
         if label == "sigma" {
             let rules = sigma_rust_rules();
             let to_events = |p: &Prepared| -> Vec<sigma_rust::Event> {
-                p
-                .events
-                .iter()
-                .map(|e| {
-                    let mut ev = sigma_rust::Event::new();
-                    ev.insert("PipeName", e.name.as_str());
-                    if let Some(i) = &e.image {
-                        ev.insert("Image", i.as_str());
-                    }
-                    ev.insert("ProcessId", PID as i64);
-                    ev
-                })
-                .collect()
+                p.events
+                    .iter()
+                    .map(|e| {
+                        let mut ev = sigma_rust::Event::new();
+                        ev.insert("PipeName", e.name.as_str());
+                        // An unknown image is a null field (Sigma `Image: null`
+                        // matches it, as in our importer); sigma-rust treats an
+                        // absent key differently, so it is inserted as null.
+                        match &e.image {
+                            Some(i) => ev.insert("Image", i.as_str()),
+                            None => ev.insert("Image", None::<i32>),
+                        }
+                        ev.insert("ProcessId", PID as i64);
+                        ev
+                    })
+                    .collect()
             };
             let count = |evs: &[sigma_rust::Event]| -> u64 {
                 evs.iter()
@@ -131,7 +138,9 @@ fn bench_matchers(c: &mut Criterion) {
             let ours = ours_count(&file, &sb, &mut scratch);
             // Reported by the render step; a difference is a semantic gap,
             // not a benchmark failure.
-            eprintln!("sigma-rust agreement: sigma-rust {theirs} matches, ours {ours}, on {n} events");
+            eprintln!(
+                "sigma-rust agreement: sigma-rust {theirs} matches, ours {ours}, on {n} events"
+            );
             std::fs::write(
                 std::env::var_os("PIPE_BENCH_OUT")
                     .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
@@ -140,9 +149,7 @@ fn bench_matchers(c: &mut Criterion) {
             )
             .ok();
             g.throughput(Throughput::Elements(n as u64));
-            g.bench_function("sigma-rust", |b| {
-                b.iter(|| count(black_box(&evs)))
-            });
+            g.bench_function("sigma-rust", |b| b.iter(|| count(black_box(&evs))));
         }
         g.finish();
 
