@@ -6,7 +6,7 @@
 # tests, see docs/fuzzing.md).
 #
 # Usage: scripts/fuzz-smoke.sh [target...]
-#   FUZZ_SECONDS  seconds per target (default 25; 9 targets ~4 minutes + build)
+#   FUZZ_SECONDS  seconds per target (default 20; 9 targets ~3.5 minutes + build)
 #   FUZZ_JOBS     parallel fuzzing jobs per target (default 1)
 #
 # Long runs (documented in docs/fuzzing.md), e.g. one hour per target on both
@@ -16,7 +16,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-secs="${FUZZ_SECONDS:-25}"
+secs="${FUZZ_SECONDS:-20}"
 jobs="${FUZZ_JOBS:-1}"
 all=(parse parse_framed structured differential roundtrip import_native import_sigma import_sysmon ioctl)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
