@@ -42,6 +42,10 @@ if r.returncode == 0 or missing:
 print("image check self-test: a corrupted image is rejected (%d failures detected)" % len(fails))
 PY
 
+# The natvis visualizers must be embedded in the PDB (#![debugger_visualizer]).
+grep -q AutoVisualizer "$PDB" || { echo "natvis not embedded in $PDB"; exit 1; }
+echo "natvis embedded in the PDB"
+
 step "layout probe"
 scripts/layout-probe.sh
 
@@ -59,5 +63,8 @@ rm -rf "$TGT/driver-test/malformed"
 step "Wine tests"
 scripts/wine-test.sh "$SYS" "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" \
   "$TGT/driver-test/malformed" "$TGT/driver-test/bcryptprimitives.dll"
+
+step "package (target/package: .sys, .pdb, INF, test-signed .sys)"
+scripts/package.sh
 
 step "driver tests passed"

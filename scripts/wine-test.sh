@@ -94,7 +94,7 @@ stop_driver() { # DESCRIPTION
 host_pid() {
   local p
   for p in $(pgrep -f winedevice.exe); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX" &&
+    if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX" &&
       grep -qi pipesensor.sys "/proc/$p/maps" 2>/dev/null; then
       echo "$p"
       return 0
