@@ -39,7 +39,7 @@ cargo bench -q -p pipe-bench --bench matchers
 
 echo "== callgrind"
 if command -v valgrind >/dev/null 2>&1; then
-  for w in sigma mthcht synth-10 synth-100 synth-1000 synth-10000 synth-10000-noregex; do
+  for w in sigma mthcht synth-10 synth-100 synth-1000 synth-10000 synth-10000-noregex synth-10000-asciidigits; do
     valgrind --tool=callgrind --toggle-collect='*decide*' \
       --callgrind-out-file="$OUT/cg-$w.out" \
       "$BIN" callgrind "$OUT/$w.sys" 1 >"$OUT/cg-$w.calls" 2>"$OUT/cg-$w.log"

@@ -18,6 +18,7 @@ use channel_parser::{parse, Capabilities, ChannelFile, Event, Scratch, SectionKi
 use pipe_bench::engines::Prepared;
 use pipe_bench::names::{events, sample};
 use pipe_bench::workloads;
+use pipe_compiler::model::{Atom, Cond, Matcher};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -111,6 +112,19 @@ fn stats(out: &Path) -> Res {
     let mut noregex = workloads::synthetic(10_000);
     noregex.rules.retain(|r| !r.name.contains("(regex)"));
     sets.push(("synth-10000-noregex".into(), noregex));
+    // The same 10k rules with ASCII digit classes (`[0-9]`) in place of the
+    // Unicode `\d`: what the Unicode classes cost in DFA bytes.
+    let mut ascii = workloads::synthetic(10_000);
+    for r in &mut ascii.rules {
+        if let Cond::Atom(Atom {
+            matcher: Matcher::Regex { pattern, .. },
+            ..
+        }) = &mut r.condition
+        {
+            *pattern = pattern.replace(r"\d", "[0-9]");
+        }
+    }
+    sets.push(("synth-10000-asciidigits".into(), ascii));
     for (label, set) in sets {
         // Compile time: median of 3 (the first also warms the allocator).
         let mut times = Vec::new();
