@@ -318,7 +318,7 @@ impl<'a> ChannelFile<'a> {
         lo: u32,
         hi: &mut u32,
     ) -> u32 {
-        let mut s = 0u32;
+        let mut cur = auto.state(0);
         let mut pos = 0u32;
         for c in text.chars() {
             let mut buf = [0u8; 4];
@@ -327,28 +327,31 @@ impl<'a> ChannelFile<'a> {
                 // Failure links strictly decrease depth (validated), and depth
                 // is at most 255: the bound is never reached.
                 for _ in 0..=256 {
-                    if let Some(next) = auto.child(s, b) {
-                        s = next;
+                    if let Some(next) = auto.child_of(&cur, b) {
+                        cur = auto.state(next);
                         break;
                     }
-                    if s == 0 {
+                    if cur.id == 0 {
                         break;
                     }
-                    s = auto.state_word(s, 1);
+                    cur = auto.state(cur.fail);
                 }
-                let mut o = if auto.state_word(s, 3) != auto.state_word(s.saturating_add(1), 3) {
-                    s
+                if cur.o1 == cur.o0 && cur.dict == 0 {
+                    continue;
+                }
+                let mut o = if cur.o1 != cur.o0 {
+                    cur
                 } else {
-                    auto.state_word(s, 2)
+                    auto.state(cur.dict)
                 };
                 for _ in 0..=256 {
-                    if o == 0 {
+                    if o.id == 0 {
                         break;
                     }
-                    for atom in auto.outputs(o) {
+                    for atom in auto.outputs_of(&o) {
                         self.record_hit(atom, pos, scratch, lo, hi);
                     }
-                    o = auto.state_word(o, 2);
+                    o = auto.state(o.dict);
                 }
             }
         }

@@ -42,6 +42,18 @@ pub struct SectionInfo {
     pub len: u32,
 }
 
+/// One automaton state as the matcher reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StateRec {
+    pub(crate) id: u32,
+    pub(crate) e0: u32,
+    pub(crate) e1: u32,
+    pub(crate) fail: u32,
+    pub(crate) dict: u32,
+    pub(crate) o0: u32,
+    pub(crate) o1: u32,
+}
+
 /// One prefilter automaton (validated).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Automaton<'a> {
@@ -85,26 +97,70 @@ impl<'a> Automaton<'a> {
         }
     }
 
-    /// The child of `s` on byte `b`, if any (labels sorted: binary search).
+    /// State `s` with the bounds of its edge and output ranges, read with one
+    /// bounds check (matching path).
     #[inline]
-    pub(crate) fn child(&self, s: u32, b: u8) -> Option<u32> {
-        let lo = self.state_word(s, 0) as usize;
-        let hi = self.state_word(s.wrapping_add(1), 0) as usize;
+    pub(crate) fn state(&self, s: u32) -> StateRec {
+        let at = (s as usize).wrapping_mul(fmt::STATE_LEN);
+        let w = |b: &[u8], i: usize| match b.get(i..i.wrapping_add(4)) {
+            Some(&[a, b2, c, d]) => u32::from_le_bytes([a, b2, c, d]),
+            _ => 0,
+        };
+        if let Some(b) = self.states.bytes.get(at..at.wrapping_add(32)) {
+            StateRec {
+                id: s,
+                e0: w(b, 0),
+                fail: w(b, 4),
+                dict: w(b, 8),
+                o0: w(b, 12),
+                e1: w(b, 16),
+                o1: w(b, 28),
+            }
+        } else if let Some(b) = self.states.bytes.get(at..at.wrapping_add(16)) {
+            // The last state: its ranges end at the totals.
+            StateRec {
+                id: s,
+                e0: w(b, 0),
+                fail: w(b, 4),
+                dict: w(b, 8),
+                o0: w(b, 12),
+                e1: self.edge_count,
+                o1: self.output_count,
+            }
+        } else {
+            StateRec {
+                id: 0,
+                e0: 0,
+                fail: 0,
+                dict: 0,
+                o0: 0,
+                e1: 0,
+                o1: 0,
+            }
+        }
+    }
+
+    /// The child of the state `r` on byte `b`, if any.
+    #[inline]
+    pub(crate) fn child_of(&self, r: &StateRec, b: u8) -> Option<u32> {
+        let (lo, hi) = (r.e0 as usize, r.e1 as usize);
         let labels = self.labels.get(lo..hi)?;
-        let i = labels.binary_search(&b).ok()?;
+        let i = if labels.len() <= 8 {
+            labels.iter().position(|&l| l == b)?
+        } else {
+            labels.binary_search(&b).ok()?
+        };
         // Edge k leads to state k + 1 (breadth-first numbering, validated).
         u32::try_from(lo.wrapping_add(i).wrapping_add(1)).ok()
     }
 
-    /// Outputs (atom indices) of state `s`.
+    /// Outputs (atom indices) of the state `r`.
     #[inline]
-    pub(crate) fn outputs(&self, s: u32) -> impl Iterator<Item = u32> + 'a {
-        let lo = self.state_word(s, 3) as usize;
-        let hi = self.state_word(s.wrapping_add(1), 3) as usize;
+    pub(crate) fn outputs_of(&self, r: &StateRec) -> impl Iterator<Item = u32> + 'a {
         let bytes = self
             .outputs
             .bytes
-            .get(lo.wrapping_mul(4)..hi.wrapping_mul(4))
+            .get((r.o0 as usize).wrapping_mul(4)..(r.o1 as usize).wrapping_mul(4))
             .unwrap_or(&[]);
         bytes.chunks_exact(4).map(|c| match c {
             &[a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
