@@ -197,6 +197,15 @@ ctl events-empty events
 expect events 0 "events drained"
 ctl mode-monitor mode monitor
 expect previous enforce "mode back to monitor"
+# The ring holds 128 records; 200 matches overwrite the oldest 72 and count
+# them; the evaluations never wait for a reader.
+ctl eval-flood eval '\postex_flood' --repeat 200
+expect decision alert "200 evaluations in a row"
+ctl events-flood events --max 256
+expect events 128 "ring keeps its 128 newest records"
+expect overwritten 72 "72 overwritten records counted"
+ctl status-flood status
+expect counters.events_overwritten 72 "overflow counted in status"
 
 # --- 3. malformed IOCTL requests are rejected ------------------------------
 ctl raw-ok raw 0x226400 5053494f01000000 --out-len 400

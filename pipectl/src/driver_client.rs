@@ -75,6 +75,10 @@ pub enum DriverCmd {
         /// Process id to report.
         #[arg(long, default_value_t = 4)]
         pid: u32,
+        /// Test aid: send the same request this many times (the last
+        /// response is printed).
+        #[arg(long, default_value_t = 1, hide = true)]
+        repeat: u32,
     },
     /// Test aid: load every `*.bin` / `*.sys` file of a directory by IOCTL,
     /// one after another, and check each is rejected and the active content
@@ -322,6 +326,7 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
             image,
             kind,
             pid,
+            repeat,
         } => {
             let n: Vec<u16> = name.encode_utf16().collect();
             let i: Vec<u16> = image.as_deref().unwrap_or("").encode_utf16().collect();
@@ -332,7 +337,10 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
             let req = encode(proto::eval_request_len(n.len(), i.len()), |b| {
                 proto::encode_eval_request(b, k, pid, &n, &i)
             })?;
-            let out = dev.ioctl(proto::IOCTL_EVAL, &req, proto::EVAL_RESPONSE_LEN)?;
+            let mut out = Vec::new();
+            for _ in 0..repeat.max(1) {
+                out = dev.ioctl(proto::IOCTL_EVAL, &req, proto::EVAL_RESPONSE_LEN)?;
+            }
             let r = EvalResponse::decode(&out).map_err(|e| format!("bad eval response: {e}"))?;
             print_eval(&r);
             Ok(0)
