@@ -1,5 +1,7 @@
-//! Side by side, same rules, same names: our matcher (`evaluate` on the
-//! validated view, UTF-16 names), `regex::RegexSet`, `aho-corasick` on the
+//! Side by side, same rules, same names: our matcher (`evaluate_with` on
+//! the validated view with the DFAs loaded once by `load_dfas`, UTF-16
+//! names; `ours-unloaded`: plain `evaluate`, which re-runs `from_bytes` on
+//! each regex candidate), `regex::RegexSet`, `aho-corasick` on the
 //! literal-only subset, `sigma-rust` on the Sigma workload, and the naive
 //! reference loop.
 //!
@@ -17,7 +19,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipe_bench::engines::{
-    compile_aligned, naive_count, ours_count, parse_file, AcEngine, Prepared, RegexEngine, PID,
+    compile_aligned, naive_count, AcEngine, Ours, Prepared, RegexEngine, PID,
 };
 use pipe_bench::names::{events, sample};
 use pipe_bench::{corpus, workloads};
@@ -75,21 +77,34 @@ fn bench_matchers(c: &mut Criterion) {
     let n_all = all.events.len();
     for (label, set) in workloads::all().expect("workloads") {
         let bytes = compile_aligned(&set);
-        let file = parse_file(&bytes);
+        let ours = Ours::new(&bytes);
         let mut scratch = channel_parser::Scratch::new();
         let mut g = c.benchmark_group(format!("match/{label}"));
 
-        let n = batch_for(&all, |p| ours_count(&file, p, &mut scratch));
+        let n = batch_for(&all, |p| ours.count(p, &mut scratch));
         let batch = subset(&all, n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function("ours", |b| {
-            b.iter(|| ours_count(&file, black_box(&batch), &mut scratch))
+            b.iter(|| ours.count(black_box(&batch), &mut scratch))
         });
+
+        if ours.file.dfa_count() > 0 {
+            let n = batch_for(&all, |p| ours.count_unloaded(p, &mut scratch));
+            let batch = subset(&all, n);
+            assert_eq!(
+                ours.count_unloaded(&batch, &mut scratch),
+                ours.count(&batch, &mut scratch)
+            );
+            g.throughput(Throughput::Elements(n as u64));
+            g.bench_function("ours-unloaded", |b| {
+                b.iter(|| ours.count_unloaded(black_box(&batch), &mut scratch))
+            });
+        }
 
         let re = RegexEngine::new(&set).expect("RegexSet builds");
         let n = batch_for(&all, |p| re.count(p));
         let batch = subset(&all, n);
-        let expect = ours_count(&file, &batch, &mut scratch);
+        let expect = ours.count(&batch, &mut scratch);
         assert_eq!(re.count(&batch), expect, "{label}: RegexSet disagrees");
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function("regexset", |b| b.iter(|| re.count(black_box(&batch))));
@@ -97,7 +112,7 @@ fn bench_matchers(c: &mut Criterion) {
 
         let n = batch_for(&all, |p| naive_count(&set, p));
         let batch = subset(&all, n);
-        let expect = ours_count(&file, &batch, &mut scratch);
+        let expect = ours.count(&batch, &mut scratch);
         assert_eq!(
             naive_count(&set, &batch),
             expect,
@@ -135,7 +150,7 @@ fn bench_matchers(c: &mut Criterion) {
             let sb = subset(&all, n);
             let evs = to_events(&sb);
             let theirs = count(&evs);
-            let ours = ours_count(&file, &sb, &mut scratch);
+            let ours = ours.count(&sb, &mut scratch);
             // Reported by the render step; a difference is a semantic gap,
             // not a benchmark failure.
             eprintln!(
@@ -158,10 +173,10 @@ fn bench_matchers(c: &mut Criterion) {
             continue;
         }
         let lbytes = compile_aligned(&lit);
-        let lfile = parse_file(&lbytes);
+        let lours = Ours::new(&lbytes);
         let ac = AcEngine::new(&lit);
         let mut seen = Vec::new();
-        let expect = ours_count(&lfile, &all, &mut scratch);
+        let expect = lours.count(&all, &mut scratch);
         assert_eq!(
             ac.count(&all, &mut seen),
             expect,
@@ -170,7 +185,7 @@ fn bench_matchers(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("literal/{label}"));
         g.throughput(Throughput::Elements(n_all as u64));
         g.bench_function("ours", |b| {
-            b.iter(|| ours_count(&lfile, black_box(&all), &mut scratch))
+            b.iter(|| lours.count(black_box(&all), &mut scratch))
         });
         g.bench_function("aho-corasick", |b| {
             b.iter(|| ac.count(black_box(&all), &mut seen))

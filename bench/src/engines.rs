@@ -5,7 +5,7 @@
 use crate::names::NameEvent;
 use crate::workloads::literal_rule;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use channel_parser::{parse, Capabilities, ChannelFile, Event, EventKind, Scratch, Text};
+use channel_parser::{parse, Capabilities, ChannelFile, DfaSlot, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::{Cond, FieldId, GlobTok, Matcher, RuleSet};
 use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
@@ -69,13 +69,51 @@ pub fn parse_file(bytes: &AlignedBytes) -> ChannelFile<'_> {
     parse(bytes.as_slice(), &Capabilities::SENSOR_V1).unwrap_or_else(|e| panic!("parse: {e}"))
 }
 
-/// Our matcher: `evaluate` on the validated view, UTF-16 names.
-pub fn ours_count(file: &ChannelFile<'_>, p: &Prepared, scratch: &mut Scratch) -> u64 {
-    let mut n = 0u64;
-    for i in 0..p.utf16.len() {
-        n += u64::from(file.evaluate(&p.event16(i), scratch).matched);
+/// Our matcher as the driver runs it: the validated view plus its DFAs
+/// loaded once into [`DfaSlot`]s (`load_dfas`), then `evaluate_with`.
+#[derive(Debug)]
+pub struct Ours<'a> {
+    /// The validated view.
+    pub file: ChannelFile<'a>,
+    /// One loaded DFA per regex atom DFA.
+    pub slots: Vec<DfaSlot<'a>>,
+}
+
+impl<'a> Ours<'a> {
+    /// Parses (validates) the file and loads its DFAs.
+    ///
+    /// # Panics
+    /// When the file does not validate (the compiler's files all do).
+    pub fn new(bytes: &'a AlignedBytes) -> Ours<'a> {
+        let file = parse_file(bytes);
+        let mut slots: Vec<DfaSlot<'a>> =
+            (0..file.dfa_count()).map(|_| DfaSlot::default()).collect();
+        file.load_dfas(&mut slots);
+        Ours { file, slots }
     }
-    n
+
+    /// Matches a batch with the loaded DFAs (`evaluate_with`).
+    pub fn count(&self, p: &Prepared, scratch: &mut Scratch) -> u64 {
+        let mut n = 0u64;
+        for i in 0..p.utf16.len() {
+            n += u64::from(
+                self.file
+                    .evaluate_with(&p.event16(i), scratch, &self.slots)
+                    .matched,
+            );
+        }
+        n
+    }
+
+    /// Matches a batch without loaded DFAs (`evaluate`: every regex
+    /// candidate re-runs `from_bytes`).
+    pub fn count_unloaded(&self, p: &Prepared, scratch: &mut Scratch) -> u64 {
+        let mut n = 0u64;
+        for i in 0..p.utf16.len() {
+            n += u64::from(self.file.evaluate(&p.event16(i), scratch).matched);
+        }
+        n
+    }
 }
 
 /// The naive loop: the reference evaluator, every rule in turn.
@@ -347,8 +385,9 @@ mod tests {
 
     fn agree(set: &RuleSet, p: &Prepared) -> u64 {
         let bytes = compile_aligned(set);
-        let file = parse_file(&bytes);
-        let ours = ours_count(&file, p, &mut Scratch::new());
+        let file = Ours::new(&bytes);
+        let ours = file.count(p, &mut Scratch::new());
+        assert_eq!(ours, file.count_unloaded(p, &mut Scratch::new()));
         assert_eq!(ours, naive_count(set, p), "ours vs reference");
         assert_eq!(
             ours,
@@ -358,9 +397,9 @@ mod tests {
         let lit = literal_subset(set);
         if !lit.rules.is_empty() {
             let lb = compile_aligned(&lit);
-            let lf = parse_file(&lb);
+            let lf = Ours::new(&lb);
             assert_eq!(
-                ours_count(&lf, p, &mut Scratch::new()),
+                lf.count(p, &mut Scratch::new()),
                 AcEngine::new(&lit).count(p, &mut Vec::new()),
                 "ours vs aho-corasick on the literal subset"
             );
@@ -447,12 +486,12 @@ mod prefilter_tests {
                 .collect(),
         );
         let bytes = compile_aligned(&set);
-        let file = parse_file(&bytes);
+        let file = Ours::new(&bytes);
         let mut scratch = Scratch::new();
         for i in 0..names.len() {
             let one = Prepared::new(vec![p.events[i].clone()]);
             assert_eq!(
-                ours_count(&file, &one, &mut scratch),
+                file.count(&one, &mut scratch),
                 naive_count(&set, &one),
                 "{:?}",
                 names[i]
