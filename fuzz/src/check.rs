@@ -42,6 +42,7 @@ pub fn matcher_invariants(
     );
     assert!(got.iter().all(|&i| i < file.rule_count()));
     let v = file.evaluate(&ev, scratch);
+    let _ = (v.blocks(), scratch.passes());
     assert_eq!(v.matched as usize, got.len(), "evaluate vs for_each_match");
     assert_eq!(v.best.is_some(), !got.is_empty());
     if let Some(best) = v.best {

@@ -224,8 +224,44 @@ pub fn gen_cond(u: &mut Unstructured<'_>, o: &GenOptions, depth: u32) -> Result<
     })
 }
 
+/// Many rules of short overlapping literals: one name then reports more
+/// distinct atoms than the matcher's scratch holds (256), which makes it
+/// process the rules in windows.
+fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
+    let n = u.int_in_range(40..=90)?;
+    let mut rules = Vec::new();
+    for i in 0..n {
+        let mut atoms = Vec::new();
+        for lit in ["a", "b", "ab", "ba", "aa", "bb"] {
+            if u.ratio(4, 5)? {
+                let field = if u.ratio(1, 6)? { FieldId::IMAGE } else { FieldId::PIPE_NAME };
+                let m = match u.int_in_range(0..=3)? {
+                    0 => Matcher::Prefix(lit.into()),
+                    1 => Matcher::Suffix(lit.into()),
+                    _ => Matcher::Contains(lit.into()),
+                };
+                atoms.push(Cond::Atom(Atom { field, matcher: m }));
+            }
+        }
+        let condition = if u.ratio(1, 2)? { Cond::Or(atoms) } else { Cond::And(atoms) };
+        rules.push(Rule {
+            id: i + 1,
+            name: format!("wide-{i}"),
+            severity: Severity(u.int_in_range(0..=4)?),
+            action: Action(u.int_in_range(0..=1)?),
+            condition,
+            source: SourceLoc::default(),
+            tests: Vec::new(),
+        });
+    }
+    Ok(RuleSet { rules })
+}
+
 /// A rule set with distinct ids.
 pub fn gen_ruleset(u: &mut Unstructured<'_>, o: &GenOptions) -> Result<RuleSet> {
+    if u.ratio(1, 24)? {
+        return gen_wide(u);
+    }
     let n = u.int_in_range(1..=o.max_rules)?;
     let mut rules = Vec::new();
     let mut id = 0u32;

@@ -58,7 +58,38 @@ pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
         ),
         (Err(e), Ok(_)) => panic!("rejected aligned ({e:?}) but accepted misaligned"),
     }
+    // The Channel File 291 case: a sensor supplying fewer fields, and
+    // stricter limits derived from the input (exact-limit and limit+1 paths).
+    let narrow = channel_parser::Capabilities::from_fields(&[channel_parser::FieldId::PIPE_NAME]);
+    if let Err(e) = channel_parser::parse(bytes, &narrow) {
+        let _ = (e.to_string(), e.offset(), e.kind());
+    }
+    let k = |i: usize| u32::from(*file.get(i).unwrap_or(&0));
+    let tight = channel_parser::Limits {
+        max_file_len: u32::try_from(file.len()).unwrap_or(u32::MAX).saturating_sub(k(1) % 2),
+        max_sections: k(36).min(12),
+        max_rules: k(2) % 16,
+        max_atoms_per_rule: k(3) % 8,
+        max_atoms: k(4) % 32,
+        max_program_len: k(5) % 64,
+        max_stack_depth: k(6) % 8,
+        max_string_len: k(7) % 64,
+        max_dfas: k(8) % 4,
+        max_dfa_len: k(9) << 8,
+        max_states: k(10) % 64,
+        max_literal_len: k(11) % 32,
+        max_fields_per_rule: k(12) % 4,
+    };
+    if let Err(e) = channel_parser::parse_with_limits(bytes, &Capabilities::SENSOR_V1, &tight) {
+        let _ = (e.to_string(), e.offset(), e.kind());
+    }
     let Ok(cf) = res else { return false };
+    let _ = (cf.header(), cf.sequence(), cf.bytes().len(), cf.atom_count(), cf.dfa_count());
+    let _ = (cf.always_count(), cf.prefilter_stats().count());
+    for s in cf.sections() {
+        let _ = (s.kind, s.flags, s.offset, s.len);
+    }
+    assert!(cf.rule(cf.rule_count()).is_none());
     // Every error path must be Display-able without panicking; Ok files:
     // accessors must not panic either.
     for r in cf.rules() {
@@ -206,6 +237,9 @@ pub fn differential(data: &[u8]) -> bool {
         Err(e) => panic!("compiled file rejected: {e}"),
     };
     let mut scratch = Scratch::new();
+    // Hits every literal of the wide sets (see gen::gen_wide) at once.
+    let all: Vec<u16> = "\\aabbaab".encode_utf16().collect();
+    check::compare_with_reference(&set, &file, &all, Some(&all), 1, EventKind::Create, &mut scratch);
     for _ in 0..8 {
         let Ok(name) = gen::gen_name(&mut u, &set, gen::Chars::Small) else {
             break;
