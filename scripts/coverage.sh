@@ -37,13 +37,17 @@ for t in "${targets[@]}"; do
     || { tail -20 "$out/$t.log" >&2; echo "coverage: $t failed" >&2; exit 1; }
   rm -rf "$merged"
   profiles+=("$root/fuzz/coverage/$t/coverage.profdata")
-  objects+=(-object "$root/fuzz/target/x86_64-unknown-linux-gnu/coverage/x86_64-unknown-linux-gnu/release/$t")
+  # Where cargo-fuzz put the instrumented binary (it names it when running).
+  bin=$(grep -o "/[^ ]*/coverage/x86_64-unknown-linux-gnu/release/$t" "$out/$t.log" | head -1)
+  [ -x "$bin" ] || { echo "coverage: cannot find the $t binary" >&2; exit 1; }
+  if [ "${#objects[@]}" = 0 ]; then objects=("$bin"); else objects+=(-object "$bin"); fi
 done
 "$tools/llvm-profdata" merge -sparse "${profiles[@]}" -o "$out/merged.profdata"
+sources=("$root"/parser/src/*.rs)
 "$tools/llvm-cov" report "${objects[@]}" -instr-profile="$out/merged.profdata" \
-  "$root/parser/src" >"$out/parser-report.txt"
+  "${sources[@]}" >"$out/parser-report.txt"
 "$tools/llvm-cov" show "${objects[@]}" -instr-profile="$out/merged.profdata" \
-  "$root/parser/src" -show-line-counts-or-regions >"$out/parser-lines.txt"
+  "${sources[@]}" -show-line-counts-or-regions >"$out/parser-lines.txt"
 cat "$out/parser-report.txt"
 # TOTAL line: ... Lines  MissedLines  Cover ...
 pct=$(awk '/^TOTAL/{print $(NF-3)}' "$out/parser-report.txt" | tr -d '%')
