@@ -39,7 +39,7 @@ build() { # manifest, extra args...
 }
 fail=0
 
-echo "panic-free: 1. strict proof (parse + evaluate + for_each_match; regex-automata stubbed)"
+echo "panic-free: 1. strict proof (parse, load_dfas, evaluate[_with], for_each_match[_with]; regex-automata stubbed)"
 if out=$(build "$dir/stubbed/Cargo.toml"); then
   echo "panic-free:    PASS: linked, no panic path survives"
 else
