@@ -16,6 +16,9 @@ cargo test -q -p sensor-core --locked
 
 step "driver: build the .sys (x86_64-pc-windows-msvc, rust-lld)"
 (cd driver && cargo build --release --locked)
+# Unsafe hygiene is enforced by lints (driver/Cargo.toml: every unsafe block
+# has a SAFETY comment and holds one unsafe operation).
+(cd driver && cargo clippy -q --release --locked)
 SYS=driver/target/x86_64-pc-windows-msvc/release/pipesensor.dll
 PDB=driver/target/x86_64-pc-windows-msvc/release/pipesensor.pdb
 

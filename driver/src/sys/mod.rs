@@ -390,7 +390,9 @@ impl<T> Drop for PoolArc<T> {
         core::sync::atomic::fence(Ordering::Acquire);
         // SAFETY: this was the last reference: nobody else can reach the
         // value; drop it in place, then free the block.
-        unsafe { ptr::drop_in_place(&mut (*self.ptr.as_ptr()).value) };
+        let inner = unsafe { &mut *self.ptr.as_ptr() };
+        // SAFETY: as above: the value is dropped exactly once, here.
+        unsafe { ptr::drop_in_place(&mut inner.value) };
         pool_free(self.ptr.cast());
     }
 }
@@ -839,15 +841,13 @@ unsafe extern "system" fn bugcheck_secondary(reason: i32, _rec: *mut c_void, dat
     let d = data.cast::<KBUGCHECK_SECONDARY_DUMP_DATA>();
     // SAFETY: HIGH_LEVEL during a bug check; the kernel passes a valid
     // KBUGCHECK_SECONDARY_DUMP_DATA of `len` bytes (checked above).
-    unsafe {
-        let max = (*d).MaximumAllowed as usize;
-        if max < crate::dump::DUMP_LEN {
-            return;
-        }
-        (*d).OutBuffer = crate::dump::DUMP.0.get().cast();
-        (*d).OutBufferLength = crate::dump::DUMP_LEN as u32;
-        (*d).Guid = DUMP_GUID;
+    let d = unsafe { &mut *d };
+    if (d.MaximumAllowed as usize) < crate::dump::DUMP_LEN {
+        return;
     }
+    d.OutBuffer = crate::dump::DUMP.0.get().cast();
+    d.OutBufferLength = crate::dump::DUMP_LEN as u32;
+    d.Guid = DUMP_GUID;
 }
 
 /// Registers the secondary-dump callback (PASSIVE_LEVEL, DriverEntry).
@@ -979,34 +979,40 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     let mut acl_buf = [0u64; 8];
     let acl = acl_buf.as_mut_ptr().cast::<ACL>();
     let mut sd = SECURITY_DESCRIPTOR { Revision: 0, Sbz1: 0, Control: 0, Owner: null_mut(), Group: null_mut(), Sacl: null_mut(), Dacl: null_mut() };
-    // SAFETY: PASSIVE_LEVEL; acl_buf (64 bytes, 8-aligned) holds the ACL
-    // (8 + 20 + 24 = 52 bytes); the SIDs are valid constant SIDs; sd is a
-    // live absolute security descriptor. ZwSetSecurityObject
-    // copies the descriptor into the object's own.
-    unsafe {
-        let mut s = RtlCreateAcl(acl.cast(), 64, ACL_REVISION);
-        if nt_success(s) {
-            s = RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, SYSTEM_SID.as_ptr().cast());
-        }
-        if nt_success(s) {
-            s = RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, ADMINS_SID.as_ptr().cast());
-        }
-        if nt_success(s) {
-            s = RtlCreateSecurityDescriptor((&mut sd as *mut SECURITY_DESCRIPTOR).cast(), 1);
-        }
-        if nt_success(s) {
-            s = RtlSetDaclSecurityDescriptor((&mut sd as *mut SECURITY_DESCRIPTOR).cast(), 1, acl.cast(), 0);
-        }
-        let mut h: HANDLE = null_mut();
-        if nt_success(s) {
-            s = ObOpenObjectByPointer(dev.cast(), OBJ_KERNEL_HANDLE, null_mut(), WRITE_DAC, null_mut(), 0, &mut h);
-        }
-        if nt_success(s) {
-            s = ZwSetSecurityObject(h, DACL_SECURITY_INFORMATION, (&sd as *const SECURITY_DESCRIPTOR).cast());
-            ZwClose(h);
-        }
-        s
+    // Each call below runs at PASSIVE_LEVEL (DriverEntry). acl_buf (64
+    // bytes, 8-aligned) holds the ACL (8 + 20 + 24 = 52 bytes); the SIDs are
+    // valid constant SIDs; sd is a live absolute security descriptor;
+    // ZwSetSecurityObject copies the descriptor into the object's own.
+    // SAFETY: see above; acl points at 64 writable bytes.
+    let mut s = unsafe { RtlCreateAcl(acl.cast(), 64, ACL_REVISION) };
+    if nt_success(s) {
+        // SAFETY: acl was initialised above; SYSTEM_SID is a valid SID.
+        s = unsafe { RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, SYSTEM_SID.as_ptr().cast()) };
     }
+    if nt_success(s) {
+        // SAFETY: as above; ADMINS_SID is a valid SID and fits in the ACL.
+        s = unsafe { RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, ADMINS_SID.as_ptr().cast()) };
+    }
+    if nt_success(s) {
+        // SAFETY: sd is a live local of the absolute descriptor's size.
+        s = unsafe { RtlCreateSecurityDescriptor((&mut sd as *mut SECURITY_DESCRIPTOR).cast(), 1) };
+    }
+    if nt_success(s) {
+        // SAFETY: sd initialised above; acl outlives every use of sd.
+        s = unsafe { RtlSetDaclSecurityDescriptor((&mut sd as *mut SECURITY_DESCRIPTOR).cast(), 1, acl.cast(), 0) };
+    }
+    let mut h: HANDLE = null_mut();
+    if nt_success(s) {
+        // SAFETY: dev is the device object we just created; kernel handle.
+        s = unsafe { ObOpenObjectByPointer(dev.cast(), OBJ_KERNEL_HANDLE, null_mut(), WRITE_DAC, null_mut(), 0, &mut h) };
+    }
+    if nt_success(s) {
+        // SAFETY: h is the handle opened above with WRITE_DAC; sd is valid.
+        s = unsafe { ZwSetSecurityObject(h, DACL_SECURITY_INFORMATION, (&sd as *const SECURITY_DESCRIPTOR).cast()) };
+        // SAFETY: closing the handle opened above, once.
+        unsafe { ZwClose(h) };
+    }
+    s
 }
 
 impl Driver {
@@ -1055,11 +1061,10 @@ impl Driver {
     /// installed its own (under Wine's stub FltRegisterFilter it does not,
     /// and without an unload routine `sc stop` cannot stop the driver).
     pub fn ensure_unload(&self) {
-        // SAFETY: DriverEntry owns the driver object.
-        unsafe {
-            if (*self.0).DriverUnload.is_none() {
-                (*self.0).DriverUnload = Some(driver_unload);
-            }
+        // SAFETY: DriverEntry owns the driver object; nothing else touches it now.
+        let d = unsafe { &mut *self.0 };
+        if d.DriverUnload.is_none() {
+            d.DriverUnload = Some(driver_unload);
         }
     }
 }
@@ -1084,12 +1089,14 @@ unsafe extern "system" fn driver_unload(_driver: *const DRIVER_OBJECT) {
 }
 
 fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
-    // SAFETY: irp is the IRP our dispatch routine received and still owns.
-    unsafe {
-        (*irp).IoStatus.Anonymous.Status = status;
-        (*irp).IoStatus.Information = information;
-        IofCompleteRequest(irp, 0);
+    {
+        // SAFETY: irp is the IRP our dispatch routine received and still owns.
+        let r = unsafe { &mut *irp };
+        r.IoStatus.Anonymous.Status = status;
+        r.IoStatus.Information = information;
     }
+    // SAFETY: completing our own IRP once; we do not touch it afterwards.
+    unsafe { IofCompleteRequest(irp, 0) };
     status
 }
 
@@ -1128,11 +1135,18 @@ impl BufferedIo {
 unsafe extern "system" fn dispatch_device_control(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: PASSIVE_LEVEL dispatch; the current stack location of our own
     // IRP is valid (its layout is checked by layout.rs and the probe).
-    let (code, in_len, out_len, buf) = unsafe {
-        let sl = (*irp).Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation.cast::<IO_STACK_LOCATION>();
-        let p = (*sl).Parameters.DeviceIoControl;
-        (p.IoControlCode, p.InputBufferLength as usize, p.OutputBufferLength as usize, (*irp).AssociatedIrp.SystemBuffer.cast::<u8>())
-    };
+    let r = unsafe { &*irp };
+    // SAFETY: Tail.Overlay is the active member of Tail for an IRP being dispatched.
+    let overlay = unsafe { &r.Tail.Overlay };
+    // SAFETY: ...and CurrentStackLocation the active member of its union.
+    let sl = unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }.cast::<IO_STACK_LOCATION>();
+    // SAFETY: SystemBuffer is the AssociatedIrp member for METHOD_BUFFERED.
+    let buf = unsafe { r.AssociatedIrp.SystemBuffer }.cast::<u8>();
+    // SAFETY: sl points at our stack location.
+    let sl = unsafe { &*sl };
+    // SAFETY: DeviceIoControl is the Parameters member for IRP_MJ_DEVICE_CONTROL.
+    let p = unsafe { sl.Parameters.DeviceIoControl };
+    let (code, in_len, out_len) = (p.IoControlCode, p.InputBufferLength as usize, p.OutputBufferLength as usize);
     // Only METHOD_BUFFERED codes are ours; anything else never gets its
     // buffers touched.
     if code & 3 != 0 {
@@ -1281,26 +1295,28 @@ unsafe extern "system" fn pre_create(data: *mut FLT_CALLBACK_DATA, _o: *const FL
 /// to the NPFS root (`\name`, or `name` relative to a root handle); name
 /// normalization gives Sysmon's `\name` either way.
 fn target_name<'d>(data: *const FLT_CALLBACK_DATA) -> &'d [u16] {
-    // SAFETY: PASSIVE_LEVEL pre-create callback: data, its Iopb and the
-    // target file object are valid until we return, and FileName is not
-    // changed by anyone below us before then. FILE_OBJECT's layout is
-    // checked by layout.rs and the probe. The slice does not outlive the
-    // callback (callers use it before returning).
-    unsafe {
-        let iopb = (*data).Iopb;
-        if iopb.is_null() {
-            return &[];
-        }
-        let fo = (*iopb).TargetFileObject;
-        if fo.is_null() {
-            return &[];
-        }
-        let n = &(*fo).FileName;
-        if n.Buffer.is_null() || n.Length == 0 {
-            return &[];
-        }
-        core::slice::from_raw_parts(n.Buffer, usize::from(n.Length) / 2)
+    // Validity for all blocks below: PASSIVE_LEVEL pre-create callback:
+    // data, its Iopb and the target file object are valid until we return,
+    // and FileName is not changed by anyone below us before then.
+    // FILE_OBJECT's layout is checked by layout.rs and the probe. The slice
+    // does not outlive the callback (callers use it before returning).
+    // SAFETY: see above.
+    let data = unsafe { &*data };
+    if data.Iopb.is_null() {
+        return &[];
     }
+    // SAFETY: see above; Iopb is non-null.
+    let iopb = unsafe { &*data.Iopb };
+    if iopb.TargetFileObject.is_null() {
+        return &[];
+    }
+    // SAFETY: see above; the file object is non-null.
+    let n = unsafe { &(*iopb.TargetFileObject).FileName };
+    if n.Buffer.is_null() || n.Length == 0 {
+        return &[];
+    }
+    // SAFETY: see above; Buffer holds Length bytes.
+    unsafe { core::slice::from_raw_parts(n.Buffer, usize::from(n.Length) / 2) }
 }
 
 /// An image path from SeLocateProcessImageName, freed on drop.
@@ -1309,13 +1325,12 @@ impl ImageName {
     fn units(&self) -> &[u16] {
         // SAFETY: SeLocateProcessImageName returned a pool UNICODE_STRING
         // whose Buffer holds Length bytes, owned by us until ExFreePool.
-        unsafe {
-            let s = &*self.0;
-            if s.Buffer.is_null() {
-                return &[];
-            }
-            core::slice::from_raw_parts(s.Buffer, usize::from(s.Length) / 2)
+        let s = unsafe { &*self.0 };
+        if s.Buffer.is_null() {
+            return &[];
         }
+        // SAFETY: as above: Buffer holds Length bytes while self lives.
+        unsafe { core::slice::from_raw_parts(s.Buffer, usize::from(s.Length) / 2) }
     }
 }
 impl Drop for ImageName {
@@ -1354,10 +1369,9 @@ fn pre_op(data: *mut FLT_CALLBACK_DATA, kind: sensor_core::ring::EventKind) -> i
     drop(image);
     if decision == sensor_core::decision::Decision::Deny {
         // SAFETY: data is our callback data; completing the operation here.
-        unsafe {
-            (*data).IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
-            (*data).IoStatus.Information = 0;
-        }
+        let d = unsafe { &mut *data };
+        d.IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
+        d.IoStatus.Information = 0;
         return FLT_PREOP_COMPLETE;
     }
     FLT_PREOP_SUCCESS_NO_CALLBACK
@@ -1376,12 +1390,12 @@ fn pre_op(data: *mut FLT_CALLBACK_DATA, kind: sensor_core::ring::EventKind) -> i
 pub unsafe extern "system" fn DriverEntry(driver: *mut DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> NTSTATUS {
     // SAFETY: registry_path is a valid UNICODE_STRING for the duration of
     // DriverEntry; we copy it.
-    let path: Wide<512> = unsafe {
-        if registry_path.is_null() || (*registry_path).Buffer.is_null() {
-            Wide::new("")
-        } else {
-            Wide::from_units(core::slice::from_raw_parts((*registry_path).Buffer, usize::from((*registry_path).Length) / 2))
+    let path: Wide<512> = match unsafe { registry_path.as_ref() } {
+        Some(rp) if !rp.Buffer.is_null() => {
+            // SAFETY: as above: Buffer holds Length bytes during DriverEntry.
+            Wide::from_units(unsafe { core::slice::from_raw_parts(rp.Buffer, usize::from(rp.Length) / 2) })
         }
+        _ => Wide::new(""),
     };
     crate::driver_entry(&Driver(driver), path.units())
 }
