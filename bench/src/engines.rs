@@ -488,13 +488,13 @@ mod prefilter_tests {
         let bytes = compile_aligned(&set);
         let file = Ours::new(&bytes);
         let mut scratch = Scratch::new();
-        for i in 0..names.len() {
-            let one = Prepared::new(vec![p.events[i].clone()]);
+        for e in &p.events {
+            let one = Prepared::new(vec![e.clone()]);
             assert_eq!(
                 file.count(&one, &mut scratch),
                 naive_count(&set, &one),
                 "{:?}",
-                names[i]
+                e.name
             );
         }
         assert!(naive_count(&set, &p) >= 9);

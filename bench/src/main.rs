@@ -82,7 +82,11 @@ fn latency(ours: &Ours<'_>, p: &Prepared) -> (f64, f64) {
         std::hint::black_box(file.evaluate_with(&ev, &mut scratch, slots));
         let t = Instant::now();
         for _ in 0..REPS {
-            std::hint::black_box(file.evaluate_with(std::hint::black_box(&ev), &mut scratch, slots));
+            std::hint::black_box(file.evaluate_with(
+                std::hint::black_box(&ev),
+                &mut scratch,
+                slots,
+            ));
         }
         per.push(t.elapsed().as_nanos() as f64 / f64::from(REPS));
     }
@@ -200,7 +204,9 @@ fn callgrind(path: &Path, reps: u32) -> Res {
     for _ in 0..reps {
         for i in 0..p.utf16.len() {
             let ev = p.event16(i);
-            matched += u64::from(std::hint::black_box(decide(&ours.file, &ev, &mut scratch, &ours.slots)).matched);
+            matched += u64::from(
+                std::hint::black_box(decide(&ours.file, &ev, &mut scratch, &ours.slots)).matched,
+            );
             calls += 1;
         }
     }
@@ -411,7 +417,7 @@ fn render(out: &Path, crit_dir: &Path, doc: &Path) -> Res {
         );
     }
 
-    let _ = writeln!(t, "\n### Instructions per decision (callgrind, `evaluate` only, averaged over all 10k events)\n");
+    let _ = writeln!(t, "\n### Instructions per decision (callgrind, `evaluate_with` only, averaged over all 10k events)\n");
     let _ = writeln!(
         t,
         "| workload | instructions per `evaluate` | calls counted |"
