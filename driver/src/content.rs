@@ -16,7 +16,10 @@ use core::fmt::Write;
 use sensor_core::decision::Mode;
 use sensor_core::digest::sha256;
 use sensor_core::guard::{plan_start, GuardState, DEFAULT_MAX_FAILED_STARTS, GUARD_STATE_LEN};
-use sensor_core::proto::{failure, load_result, ContentInfo, FixedText, LoadFailure, LoadResponse, Origin, FLAG_GUARD_RESET, MAX_LOAD_LEN};
+use sensor_core::proto::{
+    failure, load_result, ContentInfo, FixedText, LoadFailure, LoadResponse, Origin,
+    FLAG_GUARD_RESET, MAX_LOAD_LEN,
+};
 use sensor_core::store::{order_candidates, Slot};
 
 const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
@@ -42,15 +45,29 @@ pub struct GuardSnapshot {
     pub pending_active: bool,
 }
 
-static GUARD: SpinLock<GuardSnapshot> =
-    SpinLock::new(GuardSnapshot { state: GuardState { pending: 0, start_count: 0, proven: 0, quarantined: [0; 4] }, max_failed: DEFAULT_MAX_FAILED_STARTS, flags: 0, pending_active: false });
+static GUARD: SpinLock<GuardSnapshot> = SpinLock::new(GuardSnapshot {
+    state: GuardState {
+        pending: 0,
+        start_count: 0,
+        proven: 0,
+        quarantined: [0; 4],
+    },
+    max_failed: DEFAULT_MAX_FAILED_STARTS,
+    flags: 0,
+    pending_active: false,
+});
 
 pub fn guard_snapshot() -> GuardSnapshot {
     GUARD.with(|g| *g)
 }
 
 fn registry_path() -> Wide<512> {
-    CONFIG.with(|c| c.as_ref().map(|c| Wide::from_units(c.registry_path.units()))).unwrap_or_else(|| Wide::new(""))
+    CONFIG
+        .with(|c| {
+            c.as_ref()
+                .map(|c| Wide::from_units(c.registry_path.units()))
+        })
+        .unwrap_or_else(|| Wide::new(""))
 }
 
 /// Reads the service key. PASSIVE_LEVEL (DriverEntry).
@@ -79,26 +96,55 @@ pub fn configure(registry_path: &[u16]) {
                 cfg.proven_after = s.max(1);
             }
         }
-        Err(s) => log(Level::Warning, format_args!("cannot open the service key ({s:#x}); defaults used")),
+        Err(s) => log(
+            Level::Warning,
+            format_args!("cannot open the service key ({s:#x}); defaults used"),
+        ),
     }
     GUARD.with(|g| g.max_failed = cfg.max_failed);
     log(
         Level::Info,
-        format_args!("config: mode {:?}, max failed starts {}, proven after {} s", sensor::mode(), cfg.max_failed, cfg.proven_after),
+        format_args!(
+            "config: mode {:?}, max failed starts {}, proven after {} s",
+            sensor::mode(),
+            cfg.max_failed,
+            cfg.proven_after
+        ),
     );
     CONFIG.with(|c| *c = Some(cfg));
 }
 
-fn parse_error_failure(origin: Origin, sequence: u64, e: &channel_parser::ParseError) -> LoadFailure {
+fn parse_error_failure(
+    origin: Origin,
+    sequence: u64,
+    e: &channel_parser::ParseError,
+) -> LoadFailure {
     let mut message = FixedText::empty();
     let _ = write!(message, "{e}");
-    LoadFailure { origin, sequence, code: failure::PARSE, offset: e.offset().unwrap_or(u32::MAX), message }
+    LoadFailure {
+        origin,
+        sequence,
+        code: failure::PARSE,
+        offset: e.offset().unwrap_or(u32::MAX),
+        message,
+    }
 }
 
-fn simple_failure(origin: Origin, sequence: u64, code: u32, args: core::fmt::Arguments<'_>) -> LoadFailure {
+fn simple_failure(
+    origin: Origin,
+    sequence: u64,
+    code: u32,
+    args: core::fmt::Arguments<'_>,
+) -> LoadFailure {
     let mut message = FixedText::empty();
     let _ = message.write_fmt(args);
-    LoadFailure { origin, sequence, code, offset: u32::MAX, message }
+    LoadFailure {
+        origin,
+        sequence,
+        code,
+        offset: u32::MAX,
+        message,
+    }
 }
 
 /// Copies, parses and describes content. The file's header sequence must
@@ -111,11 +157,29 @@ fn build(buf: PoolBuf, origin: Origin, expect_seq: Option<u64>) -> Result<Conten
     let sequence = chan.file().sequence();
     if let Some(s) = expect_seq {
         if s != sequence {
-            return Err(simple_failure(origin, s, failure::PARSE, format_args!("file name says sequence {s}, header says {sequence}")));
+            return Err(simple_failure(
+                origin,
+                s,
+                failure::PARSE,
+                format_args!("file name says sequence {s}, header says {sequence}"),
+            ));
         }
     }
-    let info = ContentInfo { sequence, rule_count: chan.file().rule_count(), len, origin, digest };
-    PoolArc::try_new(Content { chan, info }).ok_or_else(|| simple_failure(origin, sequence, failure::NO_MEMORY, format_args!("out of memory")))
+    let info = ContentInfo {
+        sequence,
+        rule_count: chan.file().rule_count(),
+        len,
+        origin,
+        digest,
+    };
+    PoolArc::try_new(Content { chan, info }).ok_or_else(|| {
+        simple_failure(
+            origin,
+            sequence,
+            failure::NO_MEMORY,
+            format_args!("out of memory"),
+        )
+    })
 }
 
 /// A content file: its sequence and how many digits its name spells it
@@ -129,7 +193,12 @@ struct Candidate {
 impl Candidate {
     fn name(&self) -> Wide<64> {
         let mut t = FixedText::<64>::empty();
-        let _ = write!(t, "C-00000291-{:0width$}.sys", self.seq, width = usize::from(self.digits));
+        let _ = write!(
+            t,
+            "C-00000291-{:0width$}.sys",
+            self.seq,
+            width = usize::from(self.digits)
+        );
         Wide::new(t.as_str())
     }
 }
@@ -146,14 +215,26 @@ fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
 fn load_file(dir: &[u16], c: &Candidate) -> Result<ContentRef, LoadFailure> {
     let path = file_path(dir, c.name().units());
     let buf = sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
-        let code = if s == sys::STATUS_FILE_TOO_LARGE { failure::TOO_LARGE } else { failure::IO };
-        simple_failure(Origin::Disk, c.seq, code, format_args!("reading the file failed: {s:#x}"))
+        let code = if s == sys::STATUS_FILE_TOO_LARGE {
+            failure::TOO_LARGE
+        } else {
+            failure::IO
+        };
+        simple_failure(
+            Origin::Disk,
+            c.seq,
+            code,
+            format_args!("reading the file failed: {s:#x}"),
+        )
     })?;
     build(buf, Origin::Disk, Some(c.seq))
 }
 
 fn record_failure(f: LoadFailure) {
-    log(Level::Warning, format_args!("content {} rejected: {}", f.sequence, f.message.as_str()));
+    log(
+        Level::Warning,
+        format_args!("content {} rejected: {}", f.sequence, f.message.as_str()),
+    );
     sensor::update_store(|s| {
         s.record_failure(f);
         [None::<ContentRef>; 0]
@@ -164,7 +245,10 @@ fn record_failure(f: LoadFailure) {
 /// plans the start with the crash-loop guard, persists the guard state and
 /// only then activates. PASSIVE_LEVEL (DriverEntry).
 pub fn load_at_start() {
-    let Some((dir, max_failed)) = CONFIG.with(|c| c.as_ref().map(|c| (Wide::<300>::from_units(c.content_dir.units()), c.max_failed))) else {
+    let Some((dir, max_failed)) = CONFIG.with(|c| {
+        c.as_ref()
+            .map(|c| (Wide::<300>::from_units(c.content_dir.units()), c.max_failed))
+    }) else {
         return;
     };
     let mut cands: [Option<Candidate>; MAX_CANDIDATES] = [None; MAX_CANDIDATES];
@@ -182,7 +266,10 @@ pub fn load_at_start() {
                 _ => return,
             }
         }
-        let Some(seq) = core::str::from_utf8(ascii.get(..k).unwrap_or(&[])).ok().and_then(channel_format::parse_file_name) else {
+        let Some(seq) = core::str::from_utf8(ascii.get(..k).unwrap_or(&[]))
+            .ok()
+            .and_then(channel_format::parse_file_name)
+        else {
             return;
         };
         // Keep the newest MAX_CANDIDATES.
@@ -190,7 +277,14 @@ pub fn load_at_start() {
             n += 1;
             n - 1
         } else {
-            let Some((i, _)) = seqs.iter().enumerate().min_by_key(|(_, s)| **s).filter(|(_, s)| **s < seq) else { return };
+            let Some((i, _)) = seqs
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| **s)
+                .filter(|(_, s)| **s < seq)
+            else {
+                return;
+            };
             i
         };
         if let (Some(s), Some(c)) = (seqs.get_mut(slot), cands.get_mut(slot)) {
@@ -201,8 +295,16 @@ pub fn load_at_start() {
         }
     });
     if let Err(s) = listed {
-        log(Level::Warning, format_args!("content directory unreadable ({s:#x}); running without content"));
-        record_failure(simple_failure(Origin::Disk, 0, failure::IO, format_args!("content directory unreadable: {s:#x}")));
+        log(
+            Level::Warning,
+            format_args!("content directory unreadable ({s:#x}); running without content"),
+        );
+        record_failure(simple_failure(
+            Origin::Disk,
+            0,
+            failure::IO,
+            format_args!("content directory unreadable: {s:#x}"),
+        ));
     }
     let seqs_used = seqs.get_mut(..n).unwrap_or(&mut []);
     let m = order_candidates(seqs_used);
@@ -230,7 +332,10 @@ pub fn load_at_start() {
     // The guard plan, persisted before anything pending is activated.
     let key = RegKey::open(registry_path().units()).ok();
     let mut stored = [0u8; GUARD_STATE_LEN];
-    let (state, reset) = match key.as_ref().and_then(|k| k.binary("GuardState", &mut stored)) {
+    let (state, reset) = match key
+        .as_ref()
+        .and_then(|k| k.binary("GuardState", &mut stored))
+    {
         None => (GuardState::default(), false),
         Some(len) => match stored.get(..len).map(GuardState::decode) {
             Some(Ok(s)) => (s, false),
@@ -238,7 +343,10 @@ pub fn load_at_start() {
         },
     };
     let plan = plan_start(&state, valid, max_failed);
-    let persisted = plan.state == state && !reset || key.as_ref().is_some_and(|k| k.set_binary("GuardState", &plan.state.encode()).is_ok());
+    let persisted = plan.state == state && !reset
+        || key
+            .as_ref()
+            .is_some_and(|k| k.set_binary("GuardState", &plan.state.encode()).is_ok());
     if let Some(q) = plan.quarantined_now {
         log(Level::Error, format_args!("content {q} failed to start {max_failed} times: quarantined, running last-known-good"));
     }
@@ -247,7 +355,10 @@ pub fn load_at_start() {
     } else {
         // Without a persisted marker a crash loop could not be detected:
         // run only proven content.
-        log(Level::Error, format_args!("cannot persist the guard state; pending content not activated"));
+        log(
+            Level::Error,
+            format_args!("cannot persist the guard state; pending content not activated"),
+        );
         let proven = (state.proven != 0 && valid.contains(&state.proven)).then_some(state.proven);
         (proven, None, false)
     };
@@ -261,7 +372,10 @@ pub fn load_at_start() {
     let load = |seq: Option<u64>| -> Option<Slot<ContentRef>> {
         let c = find(seq?)?;
         match load_file(dir.units(), c) {
-            Ok(h) => Some(Slot { info: h.info, handle: h }),
+            Ok(h) => Some(Slot {
+                info: h.info,
+                handle: h,
+            }),
             Err(f) => {
                 record_failure(f);
                 None
@@ -271,8 +385,19 @@ pub fn load_at_start() {
     let active = load(active_seq);
     let lkg = load(lkg_seq);
     match &active {
-        Some(a) => log(Level::Info, format_args!("active content {} ({} rules){}", a.info.sequence, a.info.rule_count, if pending_active { ", pending" } else { "" })),
-        None => log(Level::Warning, format_args!("no valid content: every pipe event is allowed")),
+        Some(a) => log(
+            Level::Info,
+            format_args!(
+                "active content {} ({} rules){}",
+                a.info.sequence,
+                a.info.rule_count,
+                if pending_active { ", pending" } else { "" }
+            ),
+        ),
+        None => log(
+            Level::Warning,
+            format_args!("no valid content: every pipe event is allowed"),
+        ),
     }
     let ok = usize::from(active.is_some()) + usize::from(lkg.is_some());
     sensor::update_store(|s| {
@@ -292,9 +417,15 @@ pub fn start_proven_timer() {
     if !GUARD.with(|g| g.pending_active) {
         return;
     }
-    let secs = CONFIG.with(|c| c.as_ref().map_or(DEFAULT_PROVEN_AFTER_SECONDS, |c| c.proven_after));
+    let secs = CONFIG.with(|c| {
+        c.as_ref()
+            .map_or(DEFAULT_PROVEN_AFTER_SECONDS, |c| c.proven_after)
+    });
     if let Err(s) = sys::start_timer(secs, proven_timer_fired) {
-        log(Level::Warning, format_args!("proven timer not started ({s:#x}); content is proven at clean unload"));
+        log(
+            Level::Warning,
+            format_args!("proven timer not started ({s:#x}); content is proven at clean unload"),
+        );
     }
 }
 
@@ -312,10 +443,17 @@ pub fn mark_proven(why: &str) {
         }
     });
     let Some(state) = changed else { return };
-    let ok = RegKey::open(registry_path().units()).and_then(|k| k.set_binary("GuardState", &state.encode()));
+    let ok = RegKey::open(registry_path().units())
+        .and_then(|k| k.set_binary("GuardState", &state.encode()));
     match ok {
-        Ok(()) => log(Level::Info, format_args!("content {} proven ({why})", state.proven)),
-        Err(s) => log(Level::Error, format_args!("persisting proven content failed: {s:#x}")),
+        Ok(()) => log(
+            Level::Info,
+            format_args!("content {} proven ({why})", state.proven),
+        ),
+        Err(s) => log(
+            Level::Error,
+            format_args!("persisting proven content failed: {s:#x}"),
+        ),
     }
 }
 
@@ -325,7 +463,14 @@ pub fn mark_proven(why: &str) {
 /// once its readers drain. A failure leaves everything as it was.
 pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
     let result = (|| {
-        let buf = PoolBuf::copy_of(bytes).ok_or_else(|| simple_failure(Origin::Ioctl, 0, failure::NO_MEMORY, format_args!("out of memory")))?;
+        let buf = PoolBuf::copy_of(bytes).ok_or_else(|| {
+            simple_failure(
+                Origin::Ioctl,
+                0,
+                failure::NO_MEMORY,
+                format_args!("out of memory"),
+            )
+        })?;
         let content = build(buf, Origin::Ioctl, None)?;
         Ok::<_, LoadFailure>(content)
     })();
@@ -339,28 +484,54 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
                     refused = Some(*s.last_error());
                     return [None];
                 }
-                [s.activate(Slot { info, handle: content })]
+                [s.activate(Slot {
+                    info,
+                    handle: content,
+                })]
             });
             let active_sequence = sensor::STORE.with(|s| s.active_info().sequence);
             match refused {
-                Some(f) => LoadResponse { result: load_result::REJECTED, active_sequence, failure: f },
+                Some(f) => LoadResponse {
+                    result: load_result::REJECTED,
+                    active_sequence,
+                    failure: f,
+                },
                 None => {
-                    log(Level::Info, format_args!("hot-loaded content {} ({} rules)", info.sequence, info.rule_count));
-                    LoadResponse { result: load_result::LOADED, active_sequence, failure: LoadFailure::none() }
+                    log(
+                        Level::Info,
+                        format_args!(
+                            "hot-loaded content {} ({} rules)",
+                            info.sequence, info.rule_count
+                        ),
+                    );
+                    LoadResponse {
+                        result: load_result::LOADED,
+                        active_sequence,
+                        failure: LoadFailure::none(),
+                    }
                 }
             }
         }
         Err(f) => {
             record_failure(f);
             let active_sequence = sensor::STORE.with(|s| s.active_info().sequence);
-            LoadResponse { result: load_result::REJECTED, active_sequence, failure: f }
+            LoadResponse {
+                result: load_result::REJECTED,
+                active_sequence,
+                failure: f,
+            }
         }
     }
 }
 
 /// Persists the mode in the service key (so it survives a restart).
 pub fn persist_mode(m: Mode) {
-    if let Err(s) = RegKey::open(registry_path().units()).and_then(|k| k.set_dword("Mode", m.to_u32())) {
-        log(Level::Warning, format_args!("persisting mode failed: {s:#x}"));
+    if let Err(s) =
+        RegKey::open(registry_path().units()).and_then(|k| k.set_dword("Mode", m.to_u32()))
+    {
+        log(
+            Level::Warning,
+            format_args!("persisting mode failed: {s:#x}"),
+        );
     }
 }

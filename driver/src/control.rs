@@ -7,7 +7,8 @@ use crate::sensor;
 use crate::sys::{BufferedIo, NTSTATUS};
 use sensor_core::name::MAX_NAME_UNITS;
 use sensor_core::proto::{
-    decode_request, encode_events_response, encode_mode_response, utf16le_into, EvalResponse, Request, MAX_EVAL_IMAGE_UNITS,
+    decode_request, encode_events_response, encode_mode_response, utf16le_into, EvalResponse,
+    Request, MAX_EVAL_IMAGE_UNITS,
 };
 
 pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
@@ -18,12 +19,10 @@ pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
             let resp = content::hot_load(content, force);
             resp.encode(io.output())
         }
-        Request::Events { max } => {
-            sensor::with_ring(|ring| {
-                let overwritten = ring.overwritten();
-                encode_events_response(io.output(), max, overwritten, || ring.pop()).map(|(n, _)| n)
-            })
-        }
+        Request::Events { max } => sensor::with_ring(|ring| {
+            let overwritten = ring.overwritten();
+            encode_events_response(io.output(), max, overwritten, || ring.pop()).map(|(n, _)| n)
+        }),
         Request::SetMode(m) => {
             let prev = sensor::set_mode(m);
             content::persist_mode(m);
@@ -37,7 +36,8 @@ pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
             let image = (!image.is_empty()).then_some(image);
             let o = sensor::evaluate(e.kind, e.pid, name, image, true);
             let mut resp_name = [0u16; MAX_NAME_UNITS];
-            if let (Some(d), Some(s)) = (resp_name.get_mut(..o.name_len), o.name.get(..o.name_len)) {
+            if let (Some(d), Some(s)) = (resp_name.get_mut(..o.name_len), o.name.get(..o.name_len))
+            {
                 d.copy_from_slice(s);
             }
             let resp = EvalResponse {

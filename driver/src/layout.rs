@@ -198,11 +198,23 @@ const_checks! {
 #[cfg(not(pipesensor_layout_probe))]
 const _: () = {
     use windows_sys::Wdk::Storage::FileSystem::Minifilters as m;
-    const_assert_eq!(FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS, m::FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS);
-    const_assert_eq!(FLT_REGISTRATION_VERSION as u32, m::FLT_REGISTRATION_VERSION_0203);
+    const_assert_eq!(
+        FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS,
+        m::FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS
+    );
+    const_assert_eq!(
+        FLT_REGISTRATION_VERSION as u32,
+        m::FLT_REGISTRATION_VERSION_0203
+    );
     const_assert_eq!(IRP_MJ_OPERATION_END as u16, m::IRP_MJ_OPERATION_END);
-    const_assert_eq!(FLT_FSTYPE_NPFS as i32, windows_sys::Win32::Storage::InstallableFileSystems::FLT_FSTYPE_NPFS);
-    const_assert_eq!(NON_PAGED_POOL_NX, windows_sys::Wdk::Foundation::NonPagedPoolNx);
+    const_assert_eq!(
+        FLT_FSTYPE_NPFS as i32,
+        windows_sys::Win32::Storage::InstallableFileSystems::FLT_FSTYPE_NPFS
+    );
+    const_assert_eq!(
+        NON_PAGED_POOL_NX,
+        windows_sys::Wdk::Foundation::NonPagedPoolNx
+    );
     // POOL_FLAG_NON_PAGED (wdm.h of WDK 10.0.19041+; not in windows-sys 0.61).
     const_assert_eq!(POOL_FLAG_NON_PAGED, 0x40);
 };

@@ -31,11 +31,17 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static TORN_DOWN: AtomicBool = AtomicBool::new(false);
 
 fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
-    log(Level::Info, format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()));
+    log(
+        Level::Info,
+        format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()),
+    );
     sys::resolve_dynamic_routines();
 
     if let Err(s) = driver.register_filter() {
-        log(Level::Error, format_args!("FltRegisterFilter failed: {s:#x}"));
+        log(
+            Level::Error,
+            format_args!("FltRegisterFilter failed: {s:#x}"),
+        );
         return s;
     }
     sensor::set_flag(sensor_core::proto::FLAG_FILTER_REGISTERED);
@@ -53,12 +59,18 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
         return s;
     }
     if !sys::register_bugcheck_callback() {
-        log(Level::Warning, format_args!("bug-check reason callback not registered"));
+        log(
+            Level::Warning,
+            format_args!("bug-check reason callback not registered"),
+        );
     }
     match sys::start_filtering() {
         Ok(()) => sensor::set_flag(sensor_core::proto::FLAG_FILTERING),
         Err(s) => {
-            log(Level::Error, format_args!("FltStartFiltering failed: {s:#x}"));
+            log(
+                Level::Error,
+                format_args!("FltStartFiltering failed: {s:#x}"),
+            );
             sys::deregister_bugcheck_callback();
             sys::delete_control_device();
             sys::unregister_filter();
@@ -89,5 +101,11 @@ fn teardown() {
         content::mark_proven("clean unload");
     }
     sensor::release_all_content();
-    log(Level::Info, format_args!("unloaded; pool allocations outstanding: {}", sys::pool_live()));
+    log(
+        Level::Info,
+        format_args!(
+            "unloaded; pool allocations outstanding: {}",
+            sys::pool_live()
+        ),
+    );
 }

@@ -36,7 +36,8 @@ static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
 /// stack. A callback that finds every slot busy skips the event (counted
 /// in `name_errors`) rather than wait.
 const SCRATCH_SLOTS: usize = 16;
-static SCRATCH: [Slot<Scratch>; SCRATCH_SLOTS] = [const { Slot::new(Scratch::new()) }; SCRATCH_SLOTS];
+static SCRATCH: [Slot<Scratch>; SCRATCH_SLOTS] =
+    [const { Slot::new(Scratch::new()) }; SCRATCH_SLOTS];
 
 fn with_scratch<R>(mut f: impl FnMut(&mut Scratch) -> R) -> Option<R> {
     SCRATCH.iter().find_map(|s| s.try_with(&mut f))
@@ -72,11 +73,17 @@ pub fn active() -> Option<ContentRef> {
 /// Runs `f` on the store, then releases whatever handles it returns
 /// outside the lock (the content itself is freed when its last reader
 /// drops its reference).
-pub fn update_store<const N: usize>(f: impl FnOnce(&mut Store<ContentRef>) -> [Option<ContentRef>; N]) {
+pub fn update_store<const N: usize>(
+    f: impl FnOnce(&mut Store<ContentRef>) -> [Option<ContentRef>; N],
+) {
     let released = STORE.with(|s| {
         let r = f(s);
         HAS_CONTENT.store(s.active().is_some(), Ordering::Release);
-        dump::set_content(s.active().map(|a| a.handle.chan.bytes()), s.active_info().sequence, s.lkg_info().sequence);
+        dump::set_content(
+            s.active().map(|a| a.handle.chan.bytes()),
+            s.active_info().sequence,
+            s.lkg_info().sequence,
+        );
         r
     });
     drop(released);
@@ -100,7 +107,13 @@ pub struct Outcome {
 /// The decision path: normalize the name, evaluate against the active
 /// content, decide under the current mode, count, and (if `record`) put a
 /// matching event in the ring. Never blocks, never allocates.
-pub fn evaluate(kind: EventKind, pid: u32, raw_name: &[u16], image: Option<&[u16]>, record: bool) -> Outcome {
+pub fn evaluate(
+    kind: EventKind,
+    pid: u32,
+    raw_name: &[u16],
+    image: Option<&[u16]>,
+    record: bool,
+) -> Outcome {
     EVALUATED.fetch_add(1, Ordering::Relaxed);
     let mut out = Outcome {
         decision: Decision::Allow,
@@ -128,11 +141,28 @@ pub fn evaluate(kind: EventKind, pid: u32, raw_name: &[u16], image: Option<&[u16
         EventKind::Create => channel_parser::EventKind::Create,
         EventKind::Connect => channel_parser::EventKind::Connect,
     };
-    let ev = Event { pipe_name: Text::Utf16(name), image: image.map(Text::Utf16), pid, kind: pkind };
+    let ev = Event {
+        pipe_name: Text::Utf16(name),
+        image: image.map(Text::Utf16),
+        pid,
+        kind: pkind,
+    };
     let file = content.chan.file();
     let Some((matched, best)) = with_scratch(|scratch| {
         let v = file.evaluate(&ev, scratch);
-        (v.matched, v.best.map(|r| (RuleHit { id: r.id(), action: r.action(), severity: r.severity() }, FixedText::<RULE_NAME_LEN>::new(r.name()))))
+        (
+            v.matched,
+            v.best.map(|r| {
+                (
+                    RuleHit {
+                        id: r.id(),
+                        action: r.action(),
+                        severity: r.severity(),
+                    },
+                    FixedText::<RULE_NAME_LEN>::new(r.name()),
+                )
+            }),
+        )
     }) else {
         count_name_error();
         return out;
@@ -171,7 +201,13 @@ pub fn evaluate(kind: EventKind, pid: u32, raw_name: &[u16], image: Option<&[u16
 }
 
 /// The callback entry: returns only the decision.
-pub fn on_event(kind: EventKind, pid: u32, raw_name: &[u16], image: Option<&[u16]>, record: bool) -> Decision {
+pub fn on_event(
+    kind: EventKind,
+    pid: u32,
+    raw_name: &[u16],
+    image: Option<&[u16]>,
+    record: bool,
+) -> Decision {
     evaluate(kind, pid, raw_name, image, record).decision
 }
 
@@ -182,8 +218,14 @@ pub fn with_ring<R>(f: impl FnOnce(&mut EventRing<RING_CAP>) -> R) -> R {
 
 /// The STATUS snapshot.
 pub fn status() -> Status {
-    let (active, lkg, last_error, (loads_ok, loads_failed)) =
-        STORE.with(|s| (s.active_info(), s.lkg_info(), *s.last_error(), s.load_counts()));
+    let (active, lkg, last_error, (loads_ok, loads_failed)) = STORE.with(|s| {
+        (
+            s.active_info(),
+            s.lkg_info(),
+            *s.last_error(),
+            s.load_counts(),
+        )
+    });
     let (events_total, events_overwritten) = RING.with(|r| (r.total(), r.overwritten()));
     let g = crate::content::guard_snapshot();
     Status {

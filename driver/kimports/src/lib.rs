@@ -37,7 +37,10 @@ extern "system" {
         DeviceObject: *mut *mut DEVICE_OBJECT,
     ) -> NTSTATUS;
     pub fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT);
-    pub fn IoCreateSymbolicLink(SymbolicLinkName: *const UNICODE_STRING, DeviceName: *const UNICODE_STRING) -> NTSTATUS;
+    pub fn IoCreateSymbolicLink(
+        SymbolicLinkName: *const UNICODE_STRING,
+        DeviceName: *const UNICODE_STRING,
+    ) -> NTSTATUS;
     pub fn IoDeleteSymbolicLink(SymbolicLinkName: *const UNICODE_STRING) -> NTSTATUS;
     pub fn IofCompleteRequest(Irp: *mut IRP, PriorityBoost: i8);
     pub fn ExAllocatePoolWithTag(PoolType: i32, NumberOfBytes: usize, Tag: u32) -> *mut c_void;
@@ -48,7 +51,13 @@ extern "system" {
     pub fn KeBugCheckEx(BugCheckCode: u32, P1: usize, P2: usize, P3: usize, P4: usize) -> !;
     pub fn KeInitializeEvent(Event: *mut c_void, Type: i32, State: u8);
     pub fn KeSetEvent(Event: *mut c_void, Increment: i32, Wait: u8) -> i32;
-    pub fn KeWaitForSingleObject(Object: *mut c_void, WaitReason: i32, WaitMode: i8, Alertable: u8, Timeout: *const i64) -> NTSTATUS;
+    pub fn KeWaitForSingleObject(
+        Object: *mut c_void,
+        WaitReason: i32,
+        WaitMode: i8,
+        Alertable: u8,
+        Timeout: *const i64,
+    ) -> NTSTATUS;
     pub fn PsCreateSystemThread(
         ThreadHandle: *mut HANDLE,
         DesiredAccess: u32,
@@ -77,14 +86,32 @@ extern "system" {
         AccessMode: i8,
         Handle: *mut HANDLE,
     ) -> NTSTATUS;
-    pub fn ZwSetSecurityObject(Handle: HANDLE, SecurityInformation: u32, SecurityDescriptor: *const c_void) -> NTSTATUS;
+    pub fn ZwSetSecurityObject(
+        Handle: HANDLE,
+        SecurityInformation: u32,
+        SecurityDescriptor: *const c_void,
+    ) -> NTSTATUS;
     pub fn KeDelayExecutionThread(WaitMode: i8, Alertable: u8, Interval: *const i64) -> NTSTATUS;
     pub fn RtlCreateSecurityDescriptor(SecurityDescriptor: *mut c_void, Revision: u32) -> NTSTATUS;
     pub fn RtlCreateAcl(Acl: *mut c_void, AclLength: u32, AclRevision: u32) -> NTSTATUS;
-    pub fn RtlAddAccessAllowedAce(Acl: *mut c_void, AceRevision: u32, AccessMask: u32, Sid: *const c_void) -> NTSTATUS;
-    pub fn RtlSetDaclSecurityDescriptor(SecurityDescriptor: *mut c_void, DaclPresent: u8, Dacl: *mut c_void, DaclDefaulted: u8) -> NTSTATUS;
+    pub fn RtlAddAccessAllowedAce(
+        Acl: *mut c_void,
+        AceRevision: u32,
+        AccessMask: u32,
+        Sid: *const c_void,
+    ) -> NTSTATUS;
+    pub fn RtlSetDaclSecurityDescriptor(
+        SecurityDescriptor: *mut c_void,
+        DaclPresent: u8,
+        Dacl: *mut c_void,
+        DaclDefaulted: u8,
+    ) -> NTSTATUS;
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
-    pub fn ZwOpenKey(KeyHandle: *mut HANDLE, DesiredAccess: u32, ObjectAttributes: *const OBJECT_ATTRIBUTES) -> NTSTATUS;
+    pub fn ZwOpenKey(
+        KeyHandle: *mut HANDLE,
+        DesiredAccess: u32,
+        ObjectAttributes: *const OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS;
     pub fn ZwQueryValueKey(
         KeyHandle: HANDLE,
         ValueName: *const UNICODE_STRING,
@@ -93,7 +120,14 @@ extern "system" {
         Length: u32,
         ResultLength: *mut u32,
     ) -> NTSTATUS;
-    pub fn ZwSetValueKey(KeyHandle: HANDLE, ValueName: *const UNICODE_STRING, TitleIndex: u32, Type: u32, Data: *const c_void, DataSize: u32) -> NTSTATUS;
+    pub fn ZwSetValueKey(
+        KeyHandle: HANDLE,
+        ValueName: *const UNICODE_STRING,
+        TitleIndex: u32,
+        Type: u32,
+        Data: *const c_void,
+        DataSize: u32,
+    ) -> NTSTATUS;
     pub fn ZwFlushKey(KeyHandle: HANDLE) -> NTSTATUS;
     pub fn ZwCreateFile(
         FileHandle: *mut HANDLE,
@@ -139,7 +173,10 @@ extern "system" {
         FileName: *const UNICODE_STRING,
         RestartScan: u8,
     ) -> NTSTATUS;
-    pub fn SeLocateProcessImageName(Process: *mut c_void, pImageFileName: *mut *mut UNICODE_STRING) -> NTSTATUS;
+    pub fn SeLocateProcessImageName(
+        Process: *mut c_void,
+        pImageFileName: *mut *mut UNICODE_STRING,
+    ) -> NTSTATUS;
     pub fn ExFreePool(P: *mut c_void);
     pub fn KeRegisterBugCheckReasonCallback(
         CallbackRecord: *mut c_void,
@@ -163,10 +200,13 @@ extern "C" {
 
 #[link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim")]
 extern "system" {
-    pub fn FltRegisterFilter(Driver: *mut DRIVER_OBJECT, Registration: *const FLT_REGISTRATION, RetFilter: *mut *mut c_void) -> NTSTATUS;
+    pub fn FltRegisterFilter(
+        Driver: *mut DRIVER_OBJECT,
+        Registration: *const FLT_REGISTRATION,
+        RetFilter: *mut *mut c_void,
+    ) -> NTSTATUS;
     pub fn FltStartFiltering(Filter: *mut c_void) -> NTSTATUS;
     pub fn FltUnregisterFilter(Filter: *mut c_void);
     pub fn FltGetRequestorProcessId(CallbackData: *const FLT_CALLBACK_DATA) -> u32;
     pub fn FltGetRequestorProcess(CallbackData: *const FLT_CALLBACK_DATA) -> *mut c_void;
 }
-

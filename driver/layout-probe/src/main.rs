@@ -42,11 +42,27 @@ fn main() {
         "table" => {
             let mut bad = 0;
             for (c, e) in CHECKS.iter().zip(EXPECTED) {
-                let m = if c.member.is_empty() { "sizeof".to_string() } else { c.member.to_string() };
-                let flag = if c.value != *e { bad += 1; "MISMATCH" } else { "ok" };
-                println!("{flag} {:?} {} {} rust={} documented={}", c.header, c.c_type, m, c.value, e);
+                let m = if c.member.is_empty() {
+                    "sizeof".to_string()
+                } else {
+                    c.member.to_string()
+                };
+                let flag = if c.value != *e {
+                    bad += 1;
+                    "MISMATCH"
+                } else {
+                    "ok"
+                };
+                println!(
+                    "{flag} {:?} {} {} rust={} documented={}",
+                    c.header, c.c_type, m, c.value, e
+                );
             }
-            std::process::exit(if bad == 0 && CHECKS.len() == EXPECTED.len() { 0 } else { 1 });
+            std::process::exit(if bad == 0 && CHECKS.len() == EXPECTED.len() {
+                0
+            } else {
+                1
+            });
         }
         _ => {
             eprintln!("usage: layout-probe wdm|flt|table");

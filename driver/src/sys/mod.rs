@@ -28,8 +28,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 // Imports
 // ---------------------------------------------------------------------------
 
-use pipesensor_imports::*;
 use crate::sys::types::HANDLE;
+use pipesensor_imports::*;
 
 // The precompiled `core` for x86_64-pc-windows-msvc references these; with
 // panic = "abort" they are never called (FACTS.md, "Building a driver").
@@ -61,7 +61,6 @@ extern "C" fn __CxxFrameHandler3() -> i32 {
 // Constants
 // ---------------------------------------------------------------------------
 
-
 pub fn nt_success(s: NTSTATUS) -> bool {
     s >= 0
 }
@@ -73,13 +72,6 @@ pub const POOL_TAG: u32 = u32::from_le_bytes(*b"PSen");
 /// P1: address of the file name (not NUL-terminated), P2: its length,
 /// P3: line, P4: column. See docs/windbg.md.
 pub const BUGCHECK_PANIC: u32 = 0x5053_4E43;
-
-
-
-
-
-
-
 
 // ---------------------------------------------------------------------------
 // Logging
@@ -119,13 +111,21 @@ impl core::fmt::Write for LineBuf {
 /// Prints one line to the kernel debugger (`DPFLTR_IHVDRIVER_ID`, `level`).
 /// Callable at IRQL <= DIRQL; formats into a 256-byte stack buffer.
 pub fn log(level: Level, args: core::fmt::Arguments<'_>) {
-    let mut line = LineBuf { buf: [0; 256], len: 0 };
+    let mut line = LineBuf {
+        buf: [0; 256],
+        len: 0,
+    };
     let _ = core::fmt::write(&mut line, format_args!("PipeSensor: {args}\n"));
     // SAFETY: the format is a NUL-terminated literal with one %s, and its
     // argument is a NUL-terminated buffer without '%' (LineBuf keeps the last
     // byte 0 and replaces '%').
     unsafe {
-        DbgPrintEx(DPFLTR_IHVDRIVER_ID, level as u32, c"%s".as_ptr().cast(), line.buf.as_ptr());
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            level as u32,
+            c"%s".as_ptr().cast(),
+            line.buf.as_ptr(),
+        );
     }
 }
 
@@ -142,13 +142,19 @@ pub struct Wide<const N: usize> {
 impl<const N: usize> Wide<N> {
     /// Converts `s` (cut to N-1 units).
     pub fn new(s: &str) -> Self {
-        let mut w = Wide { buf: [0; N], len: 0 };
+        let mut w = Wide {
+            buf: [0; N],
+            len: 0,
+        };
         w.push_str(s);
         w
     }
     /// From UTF-16 units (cut to N-1).
     pub fn from_units(u: &[u16]) -> Self {
-        let mut w = Wide { buf: [0; N], len: 0 };
+        let mut w = Wide {
+            buf: [0; N],
+            len: 0,
+        };
         w.push_units(u);
         w
     }
@@ -177,11 +183,16 @@ impl<const N: usize> Wide<N> {
     /// A `UNICODE_STRING` describing the buffer; valid while `self` is.
     fn unicode(&self) -> UNICODE_STRING {
         let bytes = (self.len * 2) as u16;
-        UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: self.buf.as_ptr() as *mut u16 }
+        UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: self.buf.as_ptr() as *mut u16,
+        }
     }
 }
 
-type ExAllocatePool2Fn = unsafe extern "system" fn(flags: u64, size: usize, tag: u32) -> *mut c_void;
+type ExAllocatePool2Fn =
+    unsafe extern "system" fn(flags: u64, size: usize, tag: u32) -> *mut c_void;
 type QuerySystemTimeFn = unsafe extern "system" fn(*mut i64);
 
 static EX_ALLOCATE_POOL2: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
@@ -216,13 +227,24 @@ pub fn resolve_dynamic_routines() {
         t = system_routine("KeQuerySystemTime");
     }
     QUERY_TIME.store(t, Ordering::Release);
-    UNDER_WINE.store(!system_routine("wine_ntoskrnl_main_loop").is_null(), Ordering::Release);
+    UNDER_WINE.store(
+        !system_routine("wine_ntoskrnl_main_loop").is_null(),
+        Ordering::Release,
+    );
     log(
         Level::Trace,
         format_args!(
             "ExAllocatePool2 {}, time source {}",
-            if EX_ALLOCATE_POOL2.load(Ordering::Relaxed).is_null() { "absent (ExAllocatePoolWithTag)" } else { "present" },
-            if QUERY_TIME.load(Ordering::Relaxed).is_null() { "none" } else { "present" }
+            if EX_ALLOCATE_POOL2.load(Ordering::Relaxed).is_null() {
+                "absent (ExAllocatePoolWithTag)"
+            } else {
+                "present"
+            },
+            if QUERY_TIME.load(Ordering::Relaxed).is_null() {
+                "none"
+            } else {
+                "present"
+            }
         ),
     );
 }
@@ -275,7 +297,8 @@ fn pool_alloc_raw(size: usize) -> Option<NonNull<u8>> {
     } else {
         // SAFETY: f is ExAllocatePool2 (resolved by name), same prototype;
         // POOL_FLAG_NON_PAGED memory is zeroed and NX.
-        let g: ExAllocatePool2Fn = unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Fn>(f) };
+        let g: ExAllocatePool2Fn =
+            unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Fn>(f) };
         // SAFETY: see above; IRQL <= DISPATCH_LEVEL.
         unsafe { g(POOL_FLAG_NON_PAGED, size, POOL_TAG) }.cast::<u8>()
     };
@@ -351,11 +374,21 @@ impl<T> PoolArc<T> {
     /// Moves `value` into pool (None when out of memory; `value` is dropped).
     pub fn try_new(value: T) -> Option<PoolArc<T>> {
         let size = core::mem::size_of::<ArcInner<T>>();
-        const { assert!(core::mem::align_of::<ArcInner<T>>() <= 16, "pool allocations are 16-byte aligned") };
+        const {
+            assert!(
+                core::mem::align_of::<ArcInner<T>>() <= 16,
+                "pool allocations are 16-byte aligned"
+            )
+        };
         let p = pool_alloc(size)?.cast::<ArcInner<T>>();
         // SAFETY: p is a fresh, suitably aligned (pool blocks are 16-aligned
         // on x64) allocation of size_of::<ArcInner<T>>() bytes.
-        unsafe { p.as_ptr().write(ArcInner { refs: AtomicUsize::new(1), value }) };
+        unsafe {
+            p.as_ptr().write(ArcInner {
+                refs: AtomicUsize::new(1),
+                value,
+            })
+        };
         Some(PoolArc { ptr: p })
     }
     fn inner(&self) -> &ArcInner<T> {
@@ -399,7 +432,9 @@ impl<T> Drop for PoolArc<T> {
 
 impl<T> core::fmt::Debug for PoolArc<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PoolArc").field("refs", &self.refs()).finish_non_exhaustive()
+        f.debug_struct("PoolArc")
+            .field("refs", &self.refs())
+            .finish_non_exhaustive()
     }
 }
 
@@ -415,13 +450,17 @@ impl OwnedChannel {
     ///
     /// # Errors
     /// The parser's error (the buffer is freed).
-    pub fn try_new<E>(buf: PoolBuf, parse: impl FnOnce(&'static [u8]) -> Result<ChannelFile<'static>, E>) -> Result<Self, E> {
+    pub fn try_new<E>(
+        buf: PoolBuf,
+        parse: impl FnOnce(&'static [u8]) -> Result<ChannelFile<'static>, E>,
+    ) -> Result<Self, E> {
         // SAFETY: the slice points into pool memory owned by `buf`, which
         // never moves (PoolBuf holds a pointer) and is freed only when this
         // OwnedChannel drops, after `file` (field order). `file()` hands the
         // view out only with the lifetime of &self, so no 'static borrow
         // escapes.
-        let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(buf.ptr.as_ptr(), buf.len) };
+        let bytes: &'static [u8] =
+            unsafe { core::slice::from_raw_parts(buf.ptr.as_ptr(), buf.len) };
         let file = parse(bytes)?;
         Ok(OwnedChannel { file, buf })
     }
@@ -452,7 +491,10 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 impl<T> SpinLock<T> {
     /// A released lock (`KeInitializeSpinLock` stores 0).
     pub const fn new(v: T) -> Self {
-        SpinLock { lock: UnsafeCell::new(0), data: UnsafeCell::new(v) }
+        SpinLock {
+            lock: UnsafeCell::new(0),
+            data: UnsafeCell::new(v),
+        }
     }
     /// Runs `f` with the lock held. IRQL <= DISPATCH_LEVEL.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
@@ -478,11 +520,18 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T> Slot<T> {
     pub const fn new(v: T) -> Self {
-        Slot { busy: AtomicBool::new(false), data: UnsafeCell::new(v) }
+        Slot {
+            busy: AtomicBool::new(false),
+            data: UnsafeCell::new(v),
+        }
     }
     /// Runs `f` with exclusive access, or returns None at once when busy. Never waits.
     pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        if self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             return None;
         }
         // SAFETY: we won the compare-exchange: exclusive until the store below.
@@ -523,14 +572,31 @@ impl RegKey {
         let mut got = 0u32;
         // SAFETY: PASSIVE_LEVEL; info is a live, 8-aligned local of the stated length.
         let s = unsafe {
-            ZwQueryValueKey(self.0, &us, KEY_VALUE_PARTIAL_INFORMATION_CLASS, info.as_mut_ptr().cast(), 1040, &mut got)
+            ZwQueryValueKey(
+                self.0,
+                &us,
+                KEY_VALUE_PARTIAL_INFORMATION_CLASS,
+                info.as_mut_ptr().cast(),
+                1040,
+                &mut got,
+            )
         };
         if !nt_success(s) {
             return Err(s);
         }
         let bytes: &[u8] = bytemuck_u64(&info);
-        let ty = u32::from_le_bytes(bytes.get(4..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
-        let len = u32::from_le_bytes(bytes.get(8..12).and_then(|b| b.try_into().ok()).unwrap_or([0; 4])) as usize;
+        let ty = u32::from_le_bytes(
+            bytes
+                .get(4..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 4]),
+        );
+        let len = u32::from_le_bytes(
+            bytes
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 4]),
+        ) as usize;
         let data = bytes.get(12..12 + len).ok_or(STATUS_BUFFER_OVERFLOW)?;
         let n = data.len().min(out.len());
         if let (Some(d), Some(s)) = (out.get_mut(..n), data.get(..n)) {
@@ -580,7 +646,8 @@ impl RegKey {
         let w = Wide::<64>::new(name);
         let us = w.unicode();
         // SAFETY: PASSIVE_LEVEL; data and us are live for the call.
-        let s = unsafe { ZwSetValueKey(self.0, &us, 0, ty, data.as_ptr().cast(), data.len() as u32) };
+        let s =
+            unsafe { ZwSetValueKey(self.0, &us, 0, ty, data.as_ptr().cast(), data.len() as u32) };
         if nt_success(s) {
             // SAFETY: PASSIVE_LEVEL; flushing our own open key.
             unsafe { ZwFlushKey(self.0) };
@@ -639,7 +706,10 @@ fn open(path: &[u16], access: u32, options: u32) -> Result<KHandle, NTSTATUS> {
     let w = Wide::<600>::from_units(path);
     let name = w.unicode();
     let oa = object_attributes(&name);
-    let mut iosb = IO_STATUS_BLOCK { Anonymous: unsafe_zeroed_status(), Information: 0 };
+    let mut iosb = IO_STATUS_BLOCK {
+        Anonymous: unsafe_zeroed_status(),
+        Information: 0,
+    };
     let mut h: HANDLE = null_mut();
     // SAFETY: PASSIVE_LEVEL; every pointer is to a live local.
     let s = unsafe {
@@ -673,7 +743,10 @@ fn unsafe_zeroed_status() -> windows_sys::Win32::System::IO::IO_STATUS_BLOCK_0 {
 pub fn read_file(path: &[u16], max_len: usize) -> Result<PoolBuf, NTSTATUS> {
     let h = open(path, GENERIC_READ, FILE_NON_DIRECTORY_FILE)?;
     let mut info = FILE_STANDARD_INFORMATION::default();
-    let mut iosb = IO_STATUS_BLOCK { Anonymous: unsafe_zeroed_status(), Information: 0 };
+    let mut iosb = IO_STATUS_BLOCK {
+        Anonymous: unsafe_zeroed_status(),
+        Information: 0,
+    };
     // SAFETY: PASSIVE_LEVEL; info is a live local of the stated size.
     let s = unsafe {
         ZwQueryInformationFile(
@@ -696,12 +769,28 @@ pub fn read_file(path: &[u16], max_len: usize) -> Result<PoolBuf, NTSTATUS> {
     let mut buf = PoolBuf::zeroed(len.max(1)).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
     let mut done = 0usize;
     while done < len {
-        let dst = buf.as_mut_slice().get_mut(done..len).ok_or(STATUS_UNSUCCESSFUL)?;
+        let dst = buf
+            .as_mut_slice()
+            .get_mut(done..len)
+            .ok_or(STATUS_UNSUCCESSFUL)?;
         let offset = done as i64;
-        let mut iosb = IO_STATUS_BLOCK { Anonymous: unsafe_zeroed_status(), Information: 0 };
+        let mut iosb = IO_STATUS_BLOCK {
+            Anonymous: unsafe_zeroed_status(),
+            Information: 0,
+        };
         // SAFETY: PASSIVE_LEVEL; dst is a live pool buffer of dst.len() bytes.
         let s = unsafe {
-            ZwReadFile(h.0, null_mut(), ptr::null(), ptr::null(), &mut iosb, dst.as_mut_ptr().cast(), dst.len() as u32, &offset, ptr::null())
+            ZwReadFile(
+                h.0,
+                null_mut(),
+                ptr::null(),
+                ptr::null(),
+                &mut iosb,
+                dst.as_mut_ptr().cast(),
+                dst.len() as u32,
+                &offset,
+                ptr::null(),
+            )
         };
         if !nt_success(s) {
             return Err(s);
@@ -715,10 +804,12 @@ pub fn read_file(path: &[u16], max_len: usize) -> Result<PoolBuf, NTSTATUS> {
         return Err(STATUS_UNSUCCESSFUL);
     }
     if len == 0 {
-        return PoolBuf::zeroed(1).ok_or(STATUS_INSUFFICIENT_RESOURCES).map(|mut b| {
-            b.len = 0;
-            b
-        });
+        return PoolBuf::zeroed(1)
+            .ok_or(STATUS_INSUFFICIENT_RESOURCES)
+            .map(|mut b| {
+                b.len = 0;
+                b
+            });
     }
     Ok(buf)
 }
@@ -729,7 +820,10 @@ pub fn list_dir(path: &[u16], mut f: impl FnMut(&[u16])) -> Result<(), NTSTATUS>
     let mut buf = PoolBuf::zeroed(8192).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
     let mut restart = 1u8;
     loop {
-        let mut iosb = IO_STATUS_BLOCK { Anonymous: unsafe_zeroed_status(), Information: 0 };
+        let mut iosb = IO_STATUS_BLOCK {
+            Anonymous: unsafe_zeroed_status(),
+            Information: 0,
+        };
         let b = buf.as_mut_slice();
         // SAFETY: PASSIVE_LEVEL; b is a live pool buffer of b.len() bytes (8-aligned).
         let s = unsafe {
@@ -758,9 +852,17 @@ pub fn list_dir(path: &[u16], mut f: impl FnMut(&[u16])) -> Result<(), NTSTATUS>
         let data = buf.as_slice();
         let mut at = 0usize;
         loop {
-            let rd = |o: usize| data.get(at + o..at + o + 4).and_then(|x| x.try_into().ok()).map(u32::from_le_bytes);
-            let (Some(next), Some(name_len)) = (rd(0), rd(8)) else { break };
-            let name = data.get(at + 12..at + 12 + name_len as usize).unwrap_or(&[]);
+            let rd = |o: usize| {
+                data.get(at + o..at + o + 4)
+                    .and_then(|x| x.try_into().ok())
+                    .map(u32::from_le_bytes)
+            };
+            let (Some(next), Some(name_len)) = (rd(0), rd(8)) else {
+                break;
+            };
+            let name = data
+                .get(at + 12..at + 12 + name_len as usize)
+                .unwrap_or(&[]);
             let mut units = [0u16; 256];
             let mut n = 0;
             for (u, c) in units.iter_mut().zip(name.chunks_exact(2)) {
@@ -794,7 +896,13 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         None => ("?", 0, 0),
     };
     log(Level::Error, format_args!("panic at {file}:{line}:{col}"));
-    bug_check(BUGCHECK_PANIC, file.as_ptr() as usize, file.len(), line as usize, col as usize)
+    bug_check(
+        BUGCHECK_PANIC,
+        file.as_ptr() as usize,
+        file.len(),
+        line as usize,
+        col as usize,
+    )
 }
 
 /// Secondary dump data handed to the bug-check reason callback: a fixed
@@ -822,7 +930,10 @@ struct BugRecord(UnsafeCell<KBUGCHECK_REASON_CALLBACK_RECORD>);
 unsafe impl Sync for BugRecord {}
 
 static BUG_RECORD: BugRecord = BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBACK_RECORD {
-    Entry: LIST_ENTRY { Flink: null_mut(), Blink: null_mut() },
+    Entry: LIST_ENTRY {
+        Flink: null_mut(),
+        Blink: null_mut(),
+    },
     CallbackRoutine: null_mut(),
     Component: null_mut(),
     Checksum: 0,
@@ -832,10 +943,23 @@ static BUG_RECORD: BugRecord = BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBA
 static BUG_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// GUID tagging our secondary dump data: {5053454e-0291-4e50-9f1b-7069706573ff}.
-pub const DUMP_GUID: GUID = GUID { Data1: 0x5053_454e, Data2: 0x0291, Data3: 0x4e50, Data4: [0x9f, 0x1b, 0x70, 0x69, 0x70, 0x65, 0x73, 0xff] };
+pub const DUMP_GUID: GUID = GUID {
+    Data1: 0x5053_454e,
+    Data2: 0x0291,
+    Data3: 0x4e50,
+    Data4: [0x9f, 0x1b, 0x70, 0x69, 0x70, 0x65, 0x73, 0xff],
+};
 
-unsafe extern "system" fn bugcheck_secondary(reason: i32, _rec: *mut c_void, data: *mut c_void, len: u32) {
-    if reason != KB_CALLBACK_SECONDARY_DUMP_DATA || data.is_null() || (len as usize) < core::mem::size_of::<KBUGCHECK_SECONDARY_DUMP_DATA>() {
+unsafe extern "system" fn bugcheck_secondary(
+    reason: i32,
+    _rec: *mut c_void,
+    data: *mut c_void,
+    len: u32,
+) {
+    if reason != KB_CALLBACK_SECONDARY_DUMP_DATA
+        || data.is_null()
+        || (len as usize) < core::mem::size_of::<KBUGCHECK_SECONDARY_DUMP_DATA>()
+    {
         return;
     }
     let d = data.cast::<KBUGCHECK_SECONDARY_DUMP_DATA>();
@@ -853,13 +977,21 @@ unsafe extern "system" fn bugcheck_secondary(reason: i32, _rec: *mut c_void, dat
 /// Registers the secondary-dump callback (PASSIVE_LEVEL, DriverEntry).
 pub fn register_bugcheck_callback() -> bool {
     if under_wine() {
-        log(Level::Warning, format_args!("Wine: KeRegisterBugCheckReasonCallback is a stub there; not registered"));
+        log(
+            Level::Warning,
+            format_args!("Wine: KeRegisterBugCheckReasonCallback is a stub there; not registered"),
+        );
         return false;
     }
     // SAFETY: the record and component name are statics that outlive the
     // registration (deregistered in unload before the image goes away).
     let ok = unsafe {
-        KeRegisterBugCheckReasonCallback(BUG_RECORD.0.get().cast(), bugcheck_secondary, KB_CALLBACK_SECONDARY_DUMP_DATA, c"PipeSensor".as_ptr().cast())
+        KeRegisterBugCheckReasonCallback(
+            BUG_RECORD.0.get().cast(),
+            bugcheck_secondary,
+            KB_CALLBACK_SECONDARY_DUMP_DATA,
+            c"PipeSensor".as_ptr().cast(),
+        )
     } != 0;
     BUG_REGISTERED.store(ok, Ordering::Release);
     ok
@@ -896,8 +1028,8 @@ static TIMER: ThreadState = ThreadState {
 unsafe extern "system" fn timer_thread(_ctx: *mut c_void) {
     let secs = TIMER.seconds.load(Ordering::Acquire) as i64;
     let timeout: i64 = -(secs.saturating_mul(10_000_000)); // relative, 100 ns units
-    // SAFETY: PASSIVE_LEVEL system thread; the event was initialised before
-    // the thread was created and outlives it (a static).
+                                                           // SAFETY: PASSIVE_LEVEL system thread; the event was initialised before
+                                                           // the thread was created and outlives it (a static).
     let s = unsafe { KeWaitForSingleObject(TIMER.stop.get().cast(), 0, 0, 0, &timeout) };
     if s == STATUS_TIMEOUT {
         let f = TIMER.func.load(Ordering::Acquire);
@@ -929,13 +1061,24 @@ pub fn start_timer(seconds: u32, f: fn()) -> Result<(), NTSTATUS> {
         SecurityQualityOfService: null_mut(),
     };
     // SAFETY: PASSIVE_LEVEL; timer_thread has the PKSTART_ROUTINE prototype.
-    let s = unsafe { PsCreateSystemThread(&mut h, 0x1F_FFFF, &oa, null_mut(), null_mut(), timer_thread, null_mut()) };
+    let s = unsafe {
+        PsCreateSystemThread(
+            &mut h,
+            0x1F_FFFF,
+            &oa,
+            null_mut(),
+            null_mut(),
+            timer_thread,
+            null_mut(),
+        )
+    };
     if !nt_success(s) {
         return Err(s);
     }
     let mut obj: *mut c_void = null_mut();
     // SAFETY: h is the kernel handle just returned; KernelMode access; no type check.
-    let r = unsafe { ObReferenceObjectByHandle(h, SYNCHRONIZE, null_mut(), 0, &mut obj, null_mut()) };
+    let r =
+        unsafe { ObReferenceObjectByHandle(h, SYNCHRONIZE, null_mut(), 0, &mut obj, null_mut()) };
     // SAFETY: closing our handle; the referenced object keeps the thread alive.
     unsafe { ZwClose(h) };
     if nt_success(r) {
@@ -978,7 +1121,15 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     // ACL header 8 + 2 ACEs (8 + SID each).
     let mut acl_buf = [0u64; 8];
     let acl = acl_buf.as_mut_ptr().cast::<ACL>();
-    let mut sd = SECURITY_DESCRIPTOR { Revision: 0, Sbz1: 0, Control: 0, Owner: null_mut(), Group: null_mut(), Sacl: null_mut(), Dacl: null_mut() };
+    let mut sd = SECURITY_DESCRIPTOR {
+        Revision: 0,
+        Sbz1: 0,
+        Control: 0,
+        Owner: null_mut(),
+        Group: null_mut(),
+        Sacl: null_mut(),
+        Dacl: null_mut(),
+    };
     // Each call below runs at PASSIVE_LEVEL (DriverEntry). acl_buf (64
     // bytes, 8-aligned) holds the ACL (8 + 20 + 24 = 52 bytes); the SIDs are
     // valid constant SIDs; sd is a live absolute security descriptor;
@@ -987,11 +1138,25 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     let mut s = unsafe { RtlCreateAcl(acl.cast(), 64, ACL_REVISION) };
     if nt_success(s) {
         // SAFETY: acl was initialised above; SYSTEM_SID is a valid SID.
-        s = unsafe { RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, SYSTEM_SID.as_ptr().cast()) };
+        s = unsafe {
+            RtlAddAccessAllowedAce(
+                acl.cast(),
+                ACL_REVISION,
+                GENERIC_ALL,
+                SYSTEM_SID.as_ptr().cast(),
+            )
+        };
     }
     if nt_success(s) {
         // SAFETY: as above; ADMINS_SID is a valid SID and fits in the ACL.
-        s = unsafe { RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, ADMINS_SID.as_ptr().cast()) };
+        s = unsafe {
+            RtlAddAccessAllowedAce(
+                acl.cast(),
+                ACL_REVISION,
+                GENERIC_ALL,
+                ADMINS_SID.as_ptr().cast(),
+            )
+        };
     }
     if nt_success(s) {
         // SAFETY: sd is a live local of the absolute descriptor's size.
@@ -999,16 +1164,39 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     }
     if nt_success(s) {
         // SAFETY: sd initialised above; acl outlives every use of sd.
-        s = unsafe { RtlSetDaclSecurityDescriptor((&mut sd as *mut SECURITY_DESCRIPTOR).cast(), 1, acl.cast(), 0) };
+        s = unsafe {
+            RtlSetDaclSecurityDescriptor(
+                (&mut sd as *mut SECURITY_DESCRIPTOR).cast(),
+                1,
+                acl.cast(),
+                0,
+            )
+        };
     }
     let mut h: HANDLE = null_mut();
     if nt_success(s) {
         // SAFETY: dev is the device object we just created; kernel handle.
-        s = unsafe { ObOpenObjectByPointer(dev.cast(), OBJ_KERNEL_HANDLE, null_mut(), WRITE_DAC, null_mut(), 0, &mut h) };
+        s = unsafe {
+            ObOpenObjectByPointer(
+                dev.cast(),
+                OBJ_KERNEL_HANDLE,
+                null_mut(),
+                WRITE_DAC,
+                null_mut(),
+                0,
+                &mut h,
+            )
+        };
     }
     if nt_success(s) {
         // SAFETY: h is the handle opened above with WRITE_DAC; sd is valid.
-        s = unsafe { ZwSetSecurityObject(h, DACL_SECURITY_INFORMATION, (&sd as *const SECURITY_DESCRIPTOR).cast()) };
+        s = unsafe {
+            ZwSetSecurityObject(
+                h,
+                DACL_SECURITY_INFORMATION,
+                (&sd as *const SECURITY_DESCRIPTOR).cast(),
+            )
+        };
         // SAFETY: closing the handle opened above, once.
         unsafe { ZwClose(h) };
     }
@@ -1024,13 +1212,26 @@ impl Driver {
         let (un, ul) = (name.unicode(), link.unicode());
         let mut dev: *mut DEVICE_OBJECT = null_mut();
         // SAFETY: PASSIVE_LEVEL in DriverEntry; self.0 is our driver object.
-        let s = unsafe { IoCreateDevice(self.0, 0, &un, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, 0, &mut dev) };
+        let s = unsafe {
+            IoCreateDevice(
+                self.0,
+                0,
+                &un,
+                FILE_DEVICE_UNKNOWN,
+                FILE_DEVICE_SECURE_OPEN,
+                0,
+                &mut dev,
+            )
+        };
         if !nt_success(s) {
             return Err(s);
         }
         let sec = secure_device(dev);
         if !nt_success(sec) {
-            log(Level::Error, format_args!("securing the control device failed: {sec:#x}"));
+            log(
+                Level::Error,
+                format_args!("securing the control device failed: {sec:#x}"),
+            );
             // SAFETY: deleting the device we just created.
             unsafe { IoDeleteDevice(dev) };
             return Err(sec);
@@ -1100,7 +1301,10 @@ fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
     status
 }
 
-unsafe extern "system" fn dispatch_create_close(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+unsafe extern "system" fn dispatch_create_close(
+    _dev: *const DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NTSTATUS {
     complete(irp, STATUS_SUCCESS, 0)
 }
 
@@ -1132,27 +1336,39 @@ impl BufferedIo {
     }
 }
 
-unsafe extern "system" fn dispatch_device_control(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+unsafe extern "system" fn dispatch_device_control(
+    _dev: *const DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NTSTATUS {
     // SAFETY: PASSIVE_LEVEL dispatch; the current stack location of our own
     // IRP is valid (its layout is checked by layout.rs and the probe).
     let r = unsafe { &*irp };
     // SAFETY: Tail.Overlay is the active member of Tail for an IRP being dispatched.
     let overlay = unsafe { &r.Tail.Overlay };
     // SAFETY: ...and CurrentStackLocation the active member of its union.
-    let sl = unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }.cast::<IO_STACK_LOCATION>();
+    let sl =
+        unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }.cast::<IO_STACK_LOCATION>();
     // SAFETY: SystemBuffer is the AssociatedIrp member for METHOD_BUFFERED.
     let buf = unsafe { r.AssociatedIrp.SystemBuffer }.cast::<u8>();
     // SAFETY: sl points at our stack location.
     let sl = unsafe { &*sl };
     // SAFETY: DeviceIoControl is the Parameters member for IRP_MJ_DEVICE_CONTROL.
     let p = unsafe { sl.Parameters.DeviceIoControl };
-    let (code, in_len, out_len) = (p.IoControlCode, p.InputBufferLength as usize, p.OutputBufferLength as usize);
+    let (code, in_len, out_len) = (
+        p.IoControlCode,
+        p.InputBufferLength as usize,
+        p.OutputBufferLength as usize,
+    );
     // Only METHOD_BUFFERED codes are ours; anything else never gets its
     // buffers touched.
     if code & 3 != 0 {
         return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
     }
-    let mut io = BufferedIo { buf, in_len, out_len };
+    let mut io = BufferedIo {
+        buf,
+        in_len,
+        out_len,
+    };
     match crate::control::handle(code, &mut io) {
         Ok(n) => complete(irp, STATUS_SUCCESS, n.min(out_len)),
         Err(s) => complete(irp, s, 0),
@@ -1173,9 +1389,27 @@ unsafe impl Sync for Operations {}
 /// Operations observed: pipe created, pipe opened (connect). Pre-operation
 /// only; no post-operation callbacks, no contexts.
 static OPERATIONS: Operations = Operations([
-    FLT_OPERATION_REGISTRATION { MajorFunction: IRP_MJ_CREATE_NAMED_PIPE, Flags: 0, PreOperation: Some(pre_create_named_pipe), PostOperation: None, Reserved1: null_mut() },
-    FLT_OPERATION_REGISTRATION { MajorFunction: IRP_MJ_CREATE, Flags: 0, PreOperation: Some(pre_create), PostOperation: None, Reserved1: null_mut() },
-    FLT_OPERATION_REGISTRATION { MajorFunction: IRP_MJ_OPERATION_END, Flags: 0, PreOperation: None, PostOperation: None, Reserved1: null_mut() },
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_CREATE_NAMED_PIPE,
+        Flags: 0,
+        PreOperation: Some(pre_create_named_pipe),
+        PostOperation: None,
+        Reserved1: null_mut(),
+    },
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_CREATE,
+        Flags: 0,
+        PreOperation: Some(pre_create),
+        PostOperation: None,
+        Reserved1: null_mut(),
+    },
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_OPERATION_END,
+        Flags: 0,
+        PreOperation: None,
+        PostOperation: None,
+        Reserved1: null_mut(),
+    },
 ]);
 
 static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
@@ -1270,7 +1504,12 @@ unsafe extern "system" fn filter_unload(_flags: u32) -> NTSTATUS {
     STATUS_SUCCESS
 }
 
-unsafe extern "system" fn instance_setup(_objs: *const FLT_RELATED_OBJECTS, _flags: u32, _dev_type: u32, fs_type: i32) -> NTSTATUS {
+unsafe extern "system" fn instance_setup(
+    _objs: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+    _dev_type: u32,
+    fs_type: i32,
+) -> NTSTATUS {
     if fs_type as u32 == FLT_FSTYPE_NPFS {
         STATUS_SUCCESS
     } else {
@@ -1278,15 +1517,26 @@ unsafe extern "system" fn instance_setup(_objs: *const FLT_RELATED_OBJECTS, _fla
     }
 }
 
-unsafe extern "system" fn instance_query_teardown(_objs: *const FLT_RELATED_OBJECTS, _flags: u32) -> NTSTATUS {
+unsafe extern "system" fn instance_query_teardown(
+    _objs: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+) -> NTSTATUS {
     STATUS_SUCCESS
 }
 
-unsafe extern "system" fn pre_create_named_pipe(data: *mut FLT_CALLBACK_DATA, _o: *const FLT_RELATED_OBJECTS, _c: *mut *mut c_void) -> i32 {
+unsafe extern "system" fn pre_create_named_pipe(
+    data: *mut FLT_CALLBACK_DATA,
+    _o: *const FLT_RELATED_OBJECTS,
+    _c: *mut *mut c_void,
+) -> i32 {
     pre_op(data, sensor_core::ring::EventKind::Create)
 }
 
-unsafe extern "system" fn pre_create(data: *mut FLT_CALLBACK_DATA, _o: *const FLT_RELATED_OBJECTS, _c: *mut *mut c_void) -> i32 {
+unsafe extern "system" fn pre_create(
+    data: *mut FLT_CALLBACK_DATA,
+    _o: *const FLT_RELATED_OBJECTS,
+    _c: *mut *mut c_void,
+) -> i32 {
     pre_op(data, sensor_core::ring::EventKind::Connect)
 }
 
@@ -1365,7 +1615,8 @@ fn pre_op(data: *mut FLT_CALLBACK_DATA, kind: sensor_core::ring::EventKind) -> i
         let s = unsafe { SeLocateProcessImageName(process, &mut img) };
         (nt_success(s) && !img.is_null()).then(|| ImageName(img))
     };
-    let decision = crate::sensor::on_event(kind, pid, name, image.as_ref().map(|i| i.units()), true);
+    let decision =
+        crate::sensor::on_event(kind, pid, name, image.as_ref().map(|i| i.units()), true);
     drop(image);
     if decision == sensor_core::decision::Decision::Deny {
         // SAFETY: data is our callback data; completing the operation here.
@@ -1387,13 +1638,18 @@ fn pre_op(data: *mut FLT_CALLBACK_DATA, kind: sensor_core::ring::EventKind) -> i
 /// Called once by the I/O manager at PASSIVE_LEVEL with a valid driver object
 /// and registry path.
 #[no_mangle]
-pub unsafe extern "system" fn DriverEntry(driver: *mut DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> NTSTATUS {
+pub unsafe extern "system" fn DriverEntry(
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *const UNICODE_STRING,
+) -> NTSTATUS {
     // SAFETY: registry_path is a valid UNICODE_STRING for the duration of
     // DriverEntry; we copy it.
     let path: Wide<512> = match unsafe { registry_path.as_ref() } {
         Some(rp) if !rp.Buffer.is_null() => {
             // SAFETY: as above: Buffer holds Length bytes during DriverEntry.
-            Wide::from_units(unsafe { core::slice::from_raw_parts(rp.Buffer, usize::from(rp.Length) / 2) })
+            Wide::from_units(unsafe {
+                core::slice::from_raw_parts(rp.Buffer, usize::from(rp.Length) / 2)
+            })
         }
         _ => Wide::new(""),
     };

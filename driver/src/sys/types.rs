@@ -2,11 +2,19 @@
 //! lacks, and re-exports of the ones it gets right. Every layout here is
 //! checked against the DDK headers by the layout probe (`layout.rs`,
 //! `driver/layout-probe/`), and pinned by `static_assertions` in `layout.rs`.
-#![allow(non_camel_case_types, non_snake_case, dead_code, missing_docs, clippy::upper_case_acronyms)]
+#![allow(
+    non_camel_case_types,
+    non_snake_case,
+    dead_code,
+    missing_docs,
+    clippy::upper_case_acronyms
+)]
 
 use core::ffi::c_void;
 
-pub use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IRP, OBJECT_ATTRIBUTES};
+pub use windows_sys::Wdk::Foundation::{
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IRP, OBJECT_ATTRIBUTES,
+};
 pub use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_CALLBACK_DATA, FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
     FLT_RELATED_OBJECTS,
