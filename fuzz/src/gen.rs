@@ -228,14 +228,14 @@ pub fn gen_cond(u: &mut Unstructured<'_>, o: &GenOptions, depth: u32) -> Result<
 /// distinct atoms than the matcher's scratch holds (256), which makes it
 /// process the rules in windows.
 fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
-    let n = u.int_in_range(40..=90)?;
+    let n = u.int_in_range(70..=110)?;
     let mut rules = Vec::new();
     for i in 0..n {
         let mut atoms = Vec::new();
         for lit in ["a", "b", "ab", "ba", "aa", "bb"] {
             if u.ratio(4, 5)? {
                 let field = if u.ratio(1, 6)? { FieldId::IMAGE } else { FieldId::PIPE_NAME };
-                let m = match u.int_in_range(0..=3)? {
+                let m = match u.int_in_range(0..=7)? {
                     0 => Matcher::Prefix(lit.into()),
                     1 => Matcher::Suffix(lit.into()),
                     _ => Matcher::Contains(lit.into()),

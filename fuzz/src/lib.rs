@@ -181,13 +181,44 @@ pub fn parse_framed(data: &[u8]) -> bool {
 /// error (its output failed the parser) is a finding.
 pub fn compiled(u: &mut Unstructured<'_>, o: &gen::GenOptions) -> Option<(pipe_compiler::model::RuleSet, Vec<u8>)> {
     let set = gen::gen_ruleset(u, o).ok()?;
-    match compile(&set, &CompileOptions::default()) {
-        Ok(bytes) => Some((set, bytes)),
+    let mut opts = CompileOptions::default();
+    if u.ratio(1, 4).ok()? {
+        opts.rollout = Some(gen_rollout(u).ok()?);
+    }
+    match compile(&set, &opts) {
+        Ok(bytes) => {
+            // The policy reads back as written.
+            let aligned = AlignedBytes::new(&bytes);
+            if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+                if opts.rollout.is_some() {
+                    assert_eq!(f.rollout(), opts.rollout, "rollout policy round trip");
+                }
+            }
+            Some((set, bytes))
+        }
         Err(e) => {
             assert_ne!(e.kind, CompileErrorKind::Internal, "compiler bug: {e}\n{set:#?}");
             None
         }
     }
+}
+
+/// A staged-rollout policy and/or rollback ceiling within the format's ranges.
+fn gen_rollout(u: &mut Unstructured<'_>) -> arbitrary::Result<channel_parser::RolloutPolicy> {
+    let staged = if u.arbitrary()? {
+        Some(channel_parser::Staging {
+            ring: channel_parser::Ring(u.int_in_range(0..=2)?),
+            percent_milli: u.int_in_range(0..=100_000)?,
+            not_before: u.arbitrary()?,
+        })
+    } else {
+        None
+    };
+    let rollback_ceiling = if u.arbitrary()? { Some(u.arbitrary()?) } else { None };
+    Ok(channel_parser::RolloutPolicy {
+        staged,
+        rollback_ceiling,
+    })
 }
 
 /// `structured`: an arbitrary rule set, compiled, mutated with the framing
