@@ -62,7 +62,10 @@ pub fn matcher_invariants(
         with.push(r.index());
         ControlFlow::Continue(())
     });
-    assert_eq!(with, got, "for_each_match_with (loaded DFAs) vs for_each_match");
+    assert_eq!(
+        with, got,
+        "for_each_match_with (loaded DFAs) vs for_each_match"
+    );
     let vw = file.evaluate_with(&ev, scratch, &slots);
     assert_eq!(vw.matched, v.matched);
     assert_eq!(vw.best.map(|r| r.index()), v.best.map(|r| r.index()));

@@ -16,8 +16,33 @@ use pipe_compiler::model::{
 /// non-ASCII characters whose simple upper case is special (`ß` has none,
 /// `ı` folds to `I`, the Kelvin sign and `İ` fold to themselves).
 pub const SMALL_ALPHABET: &[char] = &[
-    'a', 'b', 'A', 'B', 'c', 'x', '\\', '_', '.', '-', '1', '*', '?', 'ä', 'Ä', 'ß', 'ı', 'i',
-    'I', 'İ', 'k', 'K', '\u{212A}', 'é', ' ', '$', '\u{1F600}',
+    'a',
+    'b',
+    'A',
+    'B',
+    'c',
+    'x',
+    '\\',
+    '_',
+    '.',
+    '-',
+    '1',
+    '*',
+    '?',
+    'ä',
+    'Ä',
+    'ß',
+    'ı',
+    'i',
+    'I',
+    'İ',
+    'k',
+    'K',
+    '\u{212A}',
+    'é',
+    ' ',
+    '$',
+    '\u{1F600}',
 ];
 
 /// How the generator picks characters.
@@ -234,7 +259,11 @@ fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
         let mut atoms = Vec::new();
         for lit in ["a", "b", "ab", "ba", "aa", "bb"] {
             if u.ratio(4, 5)? {
-                let field = if u.ratio(1, 6)? { FieldId::IMAGE } else { FieldId::PIPE_NAME };
+                let field = if u.ratio(1, 6)? {
+                    FieldId::IMAGE
+                } else {
+                    FieldId::PIPE_NAME
+                };
                 let m = match u.int_in_range(0..=7)? {
                     0 => Matcher::Prefix(lit.into()),
                     1 => Matcher::Suffix(lit.into()),
@@ -243,7 +272,11 @@ fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
                 atoms.push(Cond::Atom(Atom { field, matcher: m }));
             }
         }
-        let condition = if u.ratio(1, 2)? { Cond::Or(atoms) } else { Cond::And(atoms) };
+        let condition = if u.ratio(1, 2)? {
+            Cond::Or(atoms)
+        } else {
+            Cond::And(atoms)
+        };
         rules.push(Rule {
             id: i + 1,
             name: format!("wide-{i}"),

@@ -66,7 +66,9 @@ pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
     }
     let k = |i: usize| u32::from(*file.get(i).unwrap_or(&0));
     let tight = channel_parser::Limits {
-        max_file_len: u32::try_from(file.len()).unwrap_or(u32::MAX).saturating_sub(k(1) % 2),
+        max_file_len: u32::try_from(file.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(k(1) % 2),
         max_sections: k(36).min(12),
         max_rules: k(2) % 16,
         max_atoms_per_rule: k(3) % 8,
@@ -84,7 +86,13 @@ pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
         let _ = (e.to_string(), e.offset(), e.kind());
     }
     let Ok(cf) = res else { return false };
-    let _ = (cf.header(), cf.sequence(), cf.bytes().len(), cf.atom_count(), cf.dfa_count());
+    let _ = (
+        cf.header(),
+        cf.sequence(),
+        cf.bytes().len(),
+        cf.atom_count(),
+        cf.dfa_count(),
+    );
     let _ = (cf.always_count(), cf.prefilter_stats().count());
     for s in cf.sections() {
         let _ = (s.kind, s.flags, s.offset, s.len);
@@ -179,7 +187,10 @@ pub fn parse_framed(data: &[u8]) -> bool {
 /// Generates and compiles a rule set; `None` when the bytes run out or the
 /// compiler refuses the set for a documented reason. A compiler `Internal`
 /// error (its output failed the parser) is a finding.
-pub fn compiled(u: &mut Unstructured<'_>, o: &gen::GenOptions) -> Option<(pipe_compiler::model::RuleSet, Vec<u8>)> {
+pub fn compiled(
+    u: &mut Unstructured<'_>,
+    o: &gen::GenOptions,
+) -> Option<(pipe_compiler::model::RuleSet, Vec<u8>)> {
     let set = gen::gen_ruleset(u, o).ok()?;
     let mut opts = CompileOptions::default();
     if u.ratio(1, 4).ok()? {
@@ -199,7 +210,11 @@ pub fn compiled(u: &mut Unstructured<'_>, o: &gen::GenOptions) -> Option<(pipe_c
             Some((set, bytes))
         }
         Err(e) => {
-            assert_ne!(e.kind, CompileErrorKind::Internal, "compiler bug: {e}\n{set:#?}");
+            assert_ne!(
+                e.kind,
+                CompileErrorKind::Internal,
+                "compiler bug: {e}\n{set:#?}"
+            );
             None
         }
     }
@@ -216,7 +231,11 @@ fn gen_rollout(u: &mut Unstructured<'_>) -> arbitrary::Result<channel_parser::Ro
     } else {
         None
     };
-    let rollback_ceiling = if u.arbitrary()? { Some(u.arbitrary()?) } else { None };
+    let rollback_ceiling = if u.arbitrary()? {
+        Some(u.arbitrary()?)
+    } else {
+        None
+    };
     Ok(channel_parser::RolloutPolicy {
         staged,
         rollback_ceiling,
@@ -272,7 +291,15 @@ pub fn differential(data: &[u8]) -> bool {
     let mut scratch = Scratch::new();
     // Hits every literal of the wide sets (see gen::gen_wide) at once.
     let all: Vec<u16> = "\\aabbaab".encode_utf16().collect();
-    check::compare_with_reference(&set, &file, &all, Some(&all), 1, EventKind::Create, &mut scratch);
+    check::compare_with_reference(
+        &set,
+        &file,
+        &all,
+        Some(&all),
+        1,
+        EventKind::Create,
+        &mut scratch,
+    );
     for _ in 0..8 {
         let Ok(name) = gen::gen_name(&mut u, &set, gen::Chars::Small) else {
             break;
@@ -288,7 +315,15 @@ pub fn differential(data: &[u8]) -> bool {
         } else {
             EventKind::Create
         };
-        check::compare_with_reference(&set, &file, &name, image.as_deref(), pid, kind, &mut scratch);
+        check::compare_with_reference(
+            &set,
+            &file,
+            &name,
+            image.as_deref(),
+            pid,
+            kind,
+            &mut scratch,
+        );
     }
     true
 }
@@ -330,7 +365,15 @@ fn compile_imported(rules: Vec<pipe_compiler::model::Rule>) {
             } else {
                 EventKind::Create
             };
-            check::compare_with_reference(&set, &file, &units, image.as_deref(), 0, kind, &mut scratch);
+            check::compare_with_reference(
+                &set,
+                &file,
+                &units,
+                image.as_deref(),
+                0,
+                kind,
+                &mut scratch,
+            );
         }
     }
 }

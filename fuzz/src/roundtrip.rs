@@ -35,7 +35,8 @@ fn escape(out: &mut String, s: &str) {
 fn literal(field: FieldId, kind: AtomKind, s: &str) -> Option<Expected> {
     let f = fold(s);
     if f.is_empty() {
-        return (kind == AtomKind::EXACT).then(|| (field.0, AtomKind::GLOB.0, String::new(), 0, false));
+        return (kind == AtomKind::EXACT)
+            .then(|| (field.0, AtomKind::GLOB.0, String::new(), 0, false));
     }
     if f.len() <= 255 {
         return Some((field.0, kind.0, f, 0, false));
@@ -57,7 +58,8 @@ fn literal(field: FieldId, kind: AtomKind, s: &str) -> Option<Expected> {
 /// always present, it is dropped.
 pub fn expected_atom(a: &Atom) -> Option<Expected> {
     lowered(a).or_else(|| {
-        (a.field == FieldId::IMAGE).then(|| (a.field.0, AtomKind::GLOB.0, "*".to_string(), 0, false))
+        (a.field == FieldId::IMAGE)
+            .then(|| (a.field.0, AtomKind::GLOB.0, "*".to_string(), 0, false))
     })
 }
 
@@ -72,7 +74,13 @@ fn lowered(a: &Atom) -> Option<Expected> {
         Matcher::Regex {
             pattern,
             case_insensitive,
-        } => Some((field.0, AtomKind::REGEX.0, pattern.clone(), 0, *case_insensitive)),
+        } => Some((
+            field.0,
+            AtomKind::REGEX.0,
+            pattern.clone(),
+            0,
+            *case_insensitive,
+        )),
         Matcher::Glob(toks) => {
             let mut norm: Vec<GlobTok> = Vec::new();
             for t in toks {
@@ -165,12 +173,21 @@ pub fn check(set: &RuleSet, bytes: &[u8]) {
         if plain {
             assert_eq!(got, want, "rule {}: atoms", rule.id);
         } else {
-            assert!(got.is_subset(&want), "rule {}: atoms {got:?} not in {want:?}", rule.id);
+            assert!(
+                got.is_subset(&want),
+                "rule {}: atoms {got:?} not in {want:?}",
+                rule.id
+            );
         }
         let fields: BTreeSet<u16> = view.fields().map(|f| f.0).collect();
         let atom_fields: BTreeSet<u16> = got.iter().map(|e| e.0).collect();
         assert_eq!(fields, atom_fields, "rule {}: fields", rule.id);
-        assert_eq!(view.fields().count(), fields.len(), "rule {}: duplicate fields", rule.id);
+        assert_eq!(
+            view.fields().count(),
+            fields.len(),
+            "rule {}: duplicate fields",
+            rule.id
+        );
     }
     // A quick semantic check on names built from the rules themselves.
     let mut scratch = Scratch::new();
@@ -179,9 +196,10 @@ pub fn check(set: &RuleSet, bytes: &[u8]) {
         crate::gen::atom_texts(&rule.condition, &mut atoms);
         for (_, m) in atoms.iter().take(2) {
             let name = match m {
-                Matcher::Exact(s) | Matcher::Prefix(s) | Matcher::Suffix(s) | Matcher::Contains(s) => {
-                    s.clone()
-                }
+                Matcher::Exact(s)
+                | Matcher::Prefix(s)
+                | Matcher::Suffix(s)
+                | Matcher::Contains(s) => s.clone(),
                 _ => continue,
             };
             let units: Vec<u16> = name.encode_utf16().collect();

@@ -150,11 +150,18 @@ fn main() {
         }
     }
 
-    for e in fs::read_dir(corpus.join("sigma")).expect("sigma dir").flatten() {
+    for e in fs::read_dir(corpus.join("sigma"))
+        .expect("sigma dir")
+        .flatten()
+    {
         let text = fs::read(e.path()).expect("read sigma rule");
         write(&d("import_sigma"), &e.file_name().to_string_lossy(), &text);
     }
-    write(&d("import_native"), "rules-md-example.yml", example.as_bytes());
+    write(
+        &d("import_native"),
+        "rules-md-example.yml",
+        example.as_bytes(),
+    );
     write(
         &d("import_native"),
         "minimal.yml",
@@ -164,7 +171,11 @@ fn main() {
         let text = fs::read(p).expect("read sysmon config");
         // The big export config would dominate max_len: keep seeds small.
         if text.len() <= 16 << 10 {
-            write(&d("import_sysmon"), &p.file_name().unwrap_or_default().to_string_lossy(), &text);
+            write(
+                &d("import_sysmon"),
+                &p.file_name().unwrap_or_default().to_string_lossy(),
+                &text,
+            );
         }
     }
 
@@ -194,5 +205,9 @@ fn main() {
     let mut seed = vec![1u8];
     seed.extend_from_slice(&b[..n]);
     write(&d("ioctl"), "request-1", &seed);
-    eprintln!("gen-seeds: {} channel files, seeds in {}", files.len(), out.display());
+    eprintln!(
+        "gen-seeds: {} channel files, seeds in {}",
+        files.len(),
+        out.display()
+    );
 }

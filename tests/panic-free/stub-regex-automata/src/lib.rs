@@ -96,10 +96,7 @@ pub mod dfa {
         }
 
         impl<T> Automaton for DFA<T> {
-            fn start_state(
-                &self,
-                c: &crate::util::start::Config,
-            ) -> Result<StateID, StartError> {
+            fn start_state(&self, c: &crate::util::start::Config) -> Result<StateID, StartError> {
                 if black_box(c).0 == 9 {
                     Err(StartError)
                 } else {
