@@ -252,7 +252,7 @@ pub fn gen_cond(u: &mut Unstructured<'_>, o: &GenOptions, depth: u32) -> Result<
 /// Many rules of short overlapping literals: one name then reports more
 /// distinct atoms than the matcher's scratch holds (256), which makes it
 /// process the rules in windows.
-fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
+pub fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
     let n = u.int_in_range(70..=110)?;
     let mut rules = Vec::new();
     for i in 0..n {

@@ -130,6 +130,26 @@ fn main() {
         }
     }
 
+    // A set whose literals one name hits more than the matcher's scratch
+    // holds (256 distinct atoms): matching runs in rule windows.
+    let wide_bytes = rng.bytes(4096);
+    let wide = pipe_sensor_fuzz::gen::gen_wide(&mut arbitrary::Unstructured::new(&wide_bytes))
+        .expect("wide set");
+    let wide_file = compile(&wide, &CompileOptions::default()).expect("wide set compiles");
+    {
+        use channel_parser::{Capabilities, Event, EventKind, Scratch, Text};
+        let aligned = pipe_compiler::AlignedBytes::new(&wide_file);
+        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).expect("wide parses");
+        let units: Vec<u16> = "\\aabbaab".encode_utf16().collect();
+        let mut scratch = Scratch::new();
+        let v = f.evaluate(
+            &Event { pipe_name: Text::Utf16(&units), image: None, pid: 0, kind: EventKind::Create },
+            &mut scratch,
+        );
+        eprintln!("gen-seeds: wide set: {} rules, {} atoms, {} matched in {} passes", f.rule_count(), f.atom_count(), v.matched, scratch.passes());
+    }
+    write(&d("parse"), "wide-scratch-overflow", &with_name(&wide_file, "\\aabbaab"));
+
     for (name, file) in &files {
         write(&d("parse"), name, &with_name(file, "\\postex_1234"));
         if let Some(f) = framed(file) {
