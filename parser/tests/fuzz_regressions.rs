@@ -52,7 +52,11 @@ fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
     for r in file.rules() {
         for a in r.atoms().take(4) {
             if a.kind() != AtomKind::NUM_EQ {
-                let t: String = a.text().chars().filter(|c| !matches!(c, '*' | '?' | '\\')).collect();
+                let t: String = a
+                    .text()
+                    .chars()
+                    .filter(|c| !matches!(c, '*' | '?' | '\\'))
+                    .collect();
                 names.push(format!("x{}", t.to_lowercase()).encode_utf16().collect());
             }
         }
@@ -77,7 +81,11 @@ fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
                     pid: 1,
                     kind,
                 };
-                assert_eq!(ids(&file, &ev8, &mut scratch), got, "UTF-8 vs UTF-16 for {s:?}");
+                assert_eq!(
+                    ids(&file, &ev8, &mut scratch),
+                    got,
+                    "UTF-8 vs UTF-16 for {s:?}"
+                );
             }
         }
     }
@@ -93,7 +101,11 @@ fn fuzz_regressions_replay() {
         .filter(|p| p.extension().is_some_and(|e| e == "bin"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no regression inputs in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no regression inputs in {}",
+        dir.display()
+    );
     for f in &files {
         let data = std::fs::read(f).unwrap();
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
