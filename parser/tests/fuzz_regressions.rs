@@ -49,8 +49,9 @@ fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
     let bytes = &owned[pad..];
     let file = parse(bytes, &Capabilities::SENSOR_V1)?;
     let mut names: Vec<Vec<u16>> = vec![name, Vec::new(), "\\".encode_utf16().collect()];
-    for r in file.rules() {
-        for a in r.atoms().take(4) {
+    // At most a dozen names: the replay also runs under Miri.
+    for r in file.rules().take(6) {
+        for a in r.atoms().take(2) {
             if a.kind() != AtomKind::NUM_EQ {
                 let t: String = a
                     .text()
