@@ -14,6 +14,15 @@ step() { echo; echo "== $* ($((SECONDS - T0))s)"; }
 step "sensor-core tests"
 cargo test -q -p sensor-core --locked
 
+TGT=${CARGO_TARGET_DIR:-$ROOT/target}
+step "CI test signing key (built into this test driver via PIPESENSOR_TEST_KEY)"
+cargo build -q --release --locked -p pipectl
+mkdir -p "$TGT/driver-test"
+# Generated once and kept, so the driver is not rebuilt on every run.
+[ -f "$TGT/driver-test/ci-test.key" ] || "$TGT/release/pipectl" keygen "$TGT/driver-test/ci-test"
+export PIPESENSOR_TEST_KEY="$TGT/driver-test/ci-test.pub"
+export WINE_TEST_SIGN_KEY="$TGT/driver-test/ci-test.key"
+
 step "driver: build the .sys (x86_64-pc-windows-msvc, rust-lld)"
 (cd driver && cargo build --release --locked)
 # Unsafe hygiene is enforced by lints (driver/Cargo.toml: every unsafe block
@@ -55,7 +64,6 @@ scripts/layout-probe.sh
 step "pipectl: host and x86_64-pc-windows-gnu"
 cargo build -q --release --locked -p pipectl
 cargo build -q --release --locked -p pipectl --target x86_64-pc-windows-gnu
-TGT=${CARGO_TARGET_DIR:-$ROOT/target}
 
 step "test-only ProcessPrng shim and malformed corpus"
 mkdir -p "$TGT/driver-test"
@@ -68,6 +76,7 @@ scripts/wine-test.sh "$SYS" "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$T
   "$TGT/driver-test/malformed" "$TGT/driver-test/bcryptprimitives.dll"
 
 step "package (target/package: .sys, .pdb, INF, test-signed .sys)"
-scripts/package.sh
+# The package is built without the CI test key: it trusts driver/keys/*.pub only.
+env -u PIPESENSOR_TEST_KEY scripts/package.sh
 
 step "driver tests passed"

@@ -11,6 +11,9 @@
 #
 # Environment: WINE_TEST_KEEP=1 keeps the prefix; WINE_TEST_FILE_BATCHES=N
 # limits the malformed-by-file phase to N batches of 16 (default: all).
+# WINE_TEST_SIGN_KEY (required): the secret key (`pipectl keygen`) whose
+# public key the driver under test has built in (PIPESENSOR_TEST_KEY at build
+# time, see scripts/driver-test.sh); phase 10 signs content with it.
 #
 # What Wine cannot show (FltRegisterFilter is a stub there: no callback ever
 # fires; KeRegisterBugCheckReasonCallback is a stub; no ACL enforcement on
@@ -34,6 +37,9 @@ for f in "$SYS" "$PIPECTL_EXE" "$PIPECTL" "$SHIM"; do
   [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
 done
 [ -d "$MALFORMED" ] || { echo "FAIL missing $MALFORMED"; exit 1; }
+SIGN_KEY=${WINE_TEST_SIGN_KEY:-}
+[ -n "$SIGN_KEY" ] && [ -f "$SIGN_KEY" ] || { echo "FAIL WINE_TEST_SIGN_KEY is not set to a key file"; exit 1; }
+SIGN_KEY=$(realpath "$SIGN_KEY")
 for t in wine wineserver wineboot timeout; do
   command -v "$t" >/dev/null || { echo "FAIL missing tool $t"; exit 1; }
 done
@@ -135,6 +141,24 @@ mkdir -p "$CONTENT" "$D/malformed" "$D/staging"
 "$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/v2-seq2.sys" --sequence 2 >"$LOG/compile2" 2>&1 || fail "compile v2"
 "$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/C-00000291-00000005.sys" --sequence 5 >"$LOG/compile5" 2>&1 || fail "compile seq 5"
 "$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/C-00000291-00000006.sys" --sequence 6 >"$LOG/compile6" 2>&1 || fail "compile seq 6"
+# Signed content (phase 10): by the trusted CI key, a tampered copy, an
+# unsigned file, and one signed by a key the driver does not trust.
+"$PIPECTL" keygen "$D/other" >"$LOG/keygen-other" 2>&1 || fail "keygen other"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v1" -o "$D/staging/C-00000291-00000020.sys" --sequence 20 --sign "$SIGN_KEY" >"$LOG/compile20" 2>&1 || fail "compile signed 20"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/signed-21.sys" --sequence 21 --sign "$SIGN_KEY" >"$LOG/compile21" 2>&1 || fail "compile signed 21"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/unsigned-21.sys" --sequence 21 >"$LOG/compile21u" 2>&1 || fail "compile unsigned 21"
+"$PIPECTL" compile "$HERE/tests/wine/rules-v2" -o "$D/staging/other-21.sys" --sequence 21 --sign "$D/other.key" >"$LOG/compile21o" 2>&1 || fail "compile other-key 21"
+# Tampered: one byte of the last rule's text flipped (after signing).
+python3 - "$D/staging/signed-21.sys" "$D/staging/tampered-21.sys" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.rfind(b"V2ONLY")  # the rule text of content 2 (upper-cased by the compiler)
+assert i > 0, "marker not found"
+d[i] ^= 0x01
+open(sys.argv[2], "wb").write(d)
+PY
+[ -f "$D/staging/tampered-21.sys" ] || fail "tampered copy"
+cp "$D/staging/tampered-21.sys" "$D/staging/C-00000291-00000030.sys"
 cp "$SYS" "$D/pipesensor.sys"
 cp "$PIPECTL_EXE" "$D/pipectl.exe"
 cp "$SHIM" "$D/bcryptprimitives.dll"
@@ -159,6 +183,9 @@ W sc-create sc create PipeSensor type= kernel start= demand binPath= 'C:\pipesen
 reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
 reg_set ProvenAfterSeconds REG_DWORD 3600
 reg_set MaxFailedStarts REG_DWORD 3
+# Phases 1-9 use unsigned content (and the malformed corpus must reach the
+# parser); phase 10 turns signatures back on (the default).
+reg_set RequireSignature REG_DWORD 0
 
 # --- 1. start with good content --------------------------------------------
 start_driver "start"
@@ -318,7 +345,35 @@ expect guard.proven 6 "content 6 proven after a clean run"
 expect guard.pending 0 "nothing pending after proof"
 expect quarantined 5 "content 5 stays quarantined"
 
-# --- 10. unload --------------------------------------------------------------
+# --- 10. signed content -----------------------------------------------------
+stop_driver "before signature test"
+reg_set RequireSignature REG_DWORD 1
+rm -f "$CONTENT"/*.sys
+cp "$D/staging/C-00000291-00000020.sys" "$D/staging/C-00000291-00000030.sys" "$CONTENT/"
+start_driver "start requiring signatures"
+ctl status-signed status
+expect active.sequence 20 "signed content 20 loaded from disk"
+expect last_error.origin disk "tampered file 30 on disk rejected"
+expect last_error.code 8 "disk: tampered error code"
+ctl load-signed-20-eval eval '\postex_1'
+expect rule 1001 "signed content 20 evaluates"
+for spec in "tampered:8" "unsigned:6" "other:9"; do
+  IFS=: read -r what code <<<"$spec"
+  ctl "load-$what" load "C:\\pipesensor\\staging\\$what-21.sys"
+  expect result rejected "$what file rejected"
+  expect error.code "$code" "$what file: distinct error"
+  ctl "status-$what" status
+  expect active.sequence 20 "$what file: content 20 stays active"
+  expect last_error.code "$code" "$what file: error in status"
+  expect last_error.origin ioctl "$what file: error origin ioctl"
+done
+ctl load-signed-21 load 'C:\pipesensor\staging\signed-21.sys'
+expect result loaded "signed file 21 hot-loaded"
+ctl status-21 status
+expect active.sequence 21 "signed content 21 active"
+expect lkg.sequence 20 "content 20 is last-known-good"
+
+# --- 11. unload --------------------------------------------------------------
 stop_driver "unload"
 if grep -a -h "PipeSensor: unloaded" "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | tail -1 | grep -q "pool allocations outstanding: 0"; then
   pass "unload freed every pool allocation (outstanding: 0)"

@@ -7,11 +7,16 @@
 //! * `Mode` (REG_DWORD, 0 monitor / 1 enforce; default 0),
 //! * `MaxFailedStarts` (REG_DWORD; default 3),
 //! * `ProvenAfterSeconds` (REG_DWORD; default 600),
-//! * `GuardState` (REG_BINARY, written by the driver; see sensor_core::guard).
+//! * `GuardState` (REG_BINARY, written by the driver; see sensor_core::guard),
+//! * `RequireSignature` (REG_DWORD, 0 off / 1 on; default 1): every load
+//!   (start and IOCTL) runs `content_trust::verify` against the built-in
+//!   trusted keys (`driver/keys/*.pub`, see `build.rs`) before the parser
+//!   looks past the frame.
 
 use crate::sensor::{self, Content, ContentRef};
 use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, SpinLock, Wide};
 use channel_parser::Capabilities;
+use content_trust::{TrustError, TrustedKey};
 use core::fmt::Write;
 use sensor_core::decision::Mode;
 use sensor_core::digest::sha256;
@@ -32,6 +37,7 @@ struct Config {
     content_dir: Wide<300>,
     max_failed: u32,
     proven_after: u32,
+    require_signature: bool,
 }
 
 static CONFIG: SpinLock<Option<Config>> = SpinLock::new(None);
@@ -77,6 +83,7 @@ pub fn configure(registry_path: &[u16]) {
         content_dir: Wide::new(DEFAULT_CONTENT_DIR),
         max_failed: DEFAULT_MAX_FAILED_STARTS,
         proven_after: DEFAULT_PROVEN_AFTER_SECONDS,
+        require_signature: true,
     };
     match RegKey::open(registry_path) {
         Ok(key) => {
@@ -95,6 +102,9 @@ pub fn configure(registry_path: &[u16]) {
             if let Some(s) = key.dword("ProvenAfterSeconds") {
                 cfg.proven_after = s.max(1);
             }
+            if let Some(r) = key.dword("RequireSignature") {
+                cfg.require_signature = r != 0;
+            }
         }
         Err(s) => log(
             Level::Warning,
@@ -105,10 +115,12 @@ pub fn configure(registry_path: &[u16]) {
     log(
         Level::Info,
         format_args!(
-            "config: mode {:?}, max failed starts {}, proven after {} s",
+            "config: mode {:?}, max failed starts {}, proven after {} s, signatures {}, {} trusted keys",
             sensor::mode(),
             cfg.max_failed,
-            cfg.proven_after
+            cfg.proven_after,
+            if cfg.require_signature { "required" } else { "not required" },
+            TRUSTED_KEYS.len() / 32
         ),
     );
     CONFIG.with(|c| *c = Some(cfg));
@@ -147,9 +159,54 @@ fn simple_failure(
     }
 }
 
+/// The trusted public keys, 32 bytes each (built by `build.rs`).
+static TRUSTED_KEYS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trusted_keys.bin"));
+const MAX_TRUSTED_KEYS: usize = 16;
+
+fn require_signature() -> bool {
+    CONFIG.with(|c| c.as_ref().is_none_or(|c| c.require_signature))
+}
+
+/// Checks the signature of `bytes` against the built-in keys.
+fn check_signature(bytes: &[u8], origin: Origin, sequence: u64) -> Result<(), LoadFailure> {
+    let mut keys = [TrustedKey {
+        public_key: [0; 32],
+    }; MAX_TRUSTED_KEYS];
+    let mut n = 0usize;
+    for (slot, chunk) in keys.iter_mut().zip(TRUSTED_KEYS.chunks_exact(32)) {
+        slot.public_key.copy_from_slice(chunk);
+        n += 1;
+    }
+    let e = match content_trust::verify(bytes, keys.get(..n).unwrap_or(&[])) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let (code, offset) = match e {
+        TrustError::Frame(p) => (failure::PARSE, p.offset().unwrap_or(u32::MAX)),
+        TrustError::Unsigned => (failure::UNSIGNED, u32::MAX),
+        TrustError::BadSignatureBlock { offset, .. } => (failure::BAD_SIGNATURE_BLOCK, offset),
+        TrustError::Tampered { .. } => (failure::TAMPERED, u32::MAX),
+        TrustError::WrongKey { .. } => (failure::WRONG_KEY, u32::MAX),
+        TrustError::UnknownKey { .. } => (failure::UNKNOWN_KEY, u32::MAX),
+        _ => (failure::PARSE, u32::MAX),
+    };
+    let mut message = FixedText::empty();
+    let _ = write!(message, "{e}");
+    Err(LoadFailure {
+        origin,
+        sequence,
+        code,
+        offset,
+        message,
+    })
+}
+
 /// Copies, parses and describes content. The file's header sequence must
 /// equal `expect_seq` when given (the sequence in a file's name).
 fn build(buf: PoolBuf, origin: Origin, expect_seq: Option<u64>) -> Result<ContentRef, LoadFailure> {
+    if require_signature() {
+        check_signature(buf.as_slice(), origin, expect_seq.unwrap_or(0))?;
+    }
     let digest = sha256(buf.as_slice());
     let len = buf.len() as u32;
     let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR_V1))

@@ -477,7 +477,8 @@ pub struct LoadFailure {
     pub origin: Origin,
     /// Sequence from the file name (disk) or 0 when unknown.
     pub sequence: u64,
-    /// A stable code: 1 parse error, 2 I/O error, 3 stale sequence, 4 out of memory, 5 too large.
+    /// A stable code: 1 parse error, 2 I/O error, 3 stale sequence, 4 out of memory, 5 too large,
+    /// 6 unsigned, 7 bad signature block, 8 tampered, 9 wrong key, 10 unknown key.
     pub code: u32,
     /// Byte offset of a parse error (`u32::MAX`: none).
     pub offset: u32,
@@ -497,6 +498,16 @@ pub mod failure {
     pub const NO_MEMORY: u32 = 4;
     /// The content exceeds the size limit.
     pub const TOO_LARGE: u32 = 5;
+    /// The file carries no signature (and `RequireSignature` is on).
+    pub const UNSIGNED: u32 = 6;
+    /// The signature block is malformed.
+    pub const BAD_SIGNATURE_BLOCK: u32 = 7;
+    /// A trusted key's signature does not verify: the file was modified.
+    pub const TAMPERED: u32 = 8;
+    /// Validly signed, but by a key the driver does not trust.
+    pub const WRONG_KEY: u32 = 9;
+    /// Names a key the driver does not know, and does not verify under it.
+    pub const UNKNOWN_KEY: u32 = 10;
 }
 
 impl LoadFailure {
