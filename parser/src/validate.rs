@@ -54,18 +54,7 @@ pub fn parse_with_limits<'a>(
     caps: &Capabilities,
     limits: &Limits,
 ) -> Result<ChannelFile<'a>, ParseError> {
-    let file_len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    if file_len > limits.max_file_len {
-        return Err(ParseError::LimitExceeded {
-            offset: 0,
-            what: "file length",
-            found: file_len,
-            limit: limits.max_file_len,
-        });
-    }
-    let file = Region { bytes, offset: 0 };
-    let header = parse_header(file, file_len, limits)?;
-    let sections = parse_section_table(file, &header)?;
+    let (header, sections) = frame_checks(bytes, limits)?;
 
     let get = |kind: SectionKind| -> Result<Region<'a>, ParseError> {
         sections
@@ -269,7 +258,24 @@ impl<'a> Frame<'a> {
 /// # Panics
 /// Never panics, for any input.
 pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, ParseError> {
-    let limits = Limits::DEFAULT;
+    let (header, sections) = frame_checks(bytes, &Limits::DEFAULT)?;
+    let mut out = [None; MAX_KIND];
+    for (slot, s) in out.iter_mut().zip(sections.iter()) {
+        *slot = s.map(|r| (r.offset, r.len()));
+    }
+    Ok(Frame {
+        bytes,
+        header,
+        sections: out,
+    })
+}
+
+/// Steps 1 and 2 of validation (size limit, header, section table), shared
+/// by [`parse_with_limits`] and [`parse_frame`].
+fn frame_checks<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<(Header, Sections<'a>), ParseError> {
     let file_len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     if file_len > limits.max_file_len {
         return Err(ParseError::LimitExceeded {
@@ -280,17 +286,9 @@ pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, ParseError> {
         });
     }
     let file = Region { bytes, offset: 0 };
-    let header = parse_header(file, file_len, &limits)?;
+    let header = parse_header(file, file_len, limits)?;
     let sections = parse_section_table(file, &header)?;
-    let mut out = [None; MAX_KIND];
-    for (slot, s) in out.iter_mut().zip(sections.iter()) {
-        *slot = s.map(|r| (r.offset, r.len()));
-    }
-    Ok(Frame {
-        bytes,
-        header,
-        sections: out,
-    })
+    Ok((header, sections))
 }
 
 fn check_limit(offset: u32, what: &'static str, found: u32, limit: u32) -> Result<(), ParseError> {

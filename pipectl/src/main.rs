@@ -275,6 +275,14 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Parses with the kernel's parser for the version-1 sensor; on failure
+/// prints `file: invalid: error [kind]` and returns `None`.
+fn parse_or_report<'a>(file: &Path, aligned: &'a AlignedBytes) -> Option<ChannelFile<'a>> {
+    channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+        .map_err(|e| eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind()))
+        .ok()
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -401,12 +409,8 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         Cmd::Inspect { file, json } => {
             let bytes = read_file(&file)?;
             let aligned = AlignedBytes::new(&bytes);
-            let f = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
-                    return Ok(1);
-                }
+            let Some(f) = parse_or_report(&file, &aligned) else {
+                return Ok(1);
             };
             let v = inspect_json(&f, &bytes);
             if json {
@@ -429,12 +433,8 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         } => {
             let bytes = read_file(&file)?;
             let aligned = AlignedBytes::new(&bytes);
-            let f = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
-                    return Ok(2);
-                }
+            let Some(f) = parse_or_report(&file, &aligned) else {
+                return Ok(2);
             };
             let kind = match kind {
                 KindArg::Create => EventKind::Create,
