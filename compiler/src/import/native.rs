@@ -96,22 +96,7 @@ fn rule(file: &Path, item: &Node, errors: &mut Vec<SourceError>) -> Option<Rule>
             None
         }
     };
-    let name = match item.get("name") {
-        Some(n) if n.as_str().is_some() && !n.is_null() => {
-            n.as_str().unwrap_or_default().to_string()
-        }
-        Some(n) => {
-            errors.push(n.err(
-                file,
-                format!("`name` must be a string, found {}", n.kind_name()),
-            ));
-            String::new()
-        }
-        None => {
-            errors.push(item.err(file, "rule has no `name`"));
-            String::new()
-        }
-    };
+    let name = item.required_str("name", "rule has no `name`", file, errors);
     let severity = match item.get("severity") {
         Some(n) => match n.as_str().and_then(severity_by_name) {
             Some(s) => Some(s),

@@ -108,19 +108,7 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
         }
     }
 
-    let title = match doc.get("title") {
-        Some(t) if t.as_str().is_some() && !t.is_null() => {
-            t.as_str().unwrap_or_default().to_string()
-        }
-        Some(t) => {
-            errors.push(t.err(file, "`title` must be a string"));
-            String::new()
-        }
-        None => {
-            errors.push(doc.err(file, "Sigma rule has no `title`"));
-            String::new()
-        }
-    };
+    let title = doc.required_str("title", "Sigma rule has no `title`", file, &mut errors);
 
     let id = match doc.get("id") {
         Some(n) => match n.as_str().and_then(id_from_uuid) {

@@ -88,6 +88,34 @@ impl Node {
         }
     }
 
+    /// The string value of the required key `key` of a mapping. When it is
+    /// missing (`missing` is the error text, at the mapping) or not a string
+    /// (the error names the key and what was found, at the value), records
+    /// the error and returns an empty string so the caller can go on
+    /// collecting errors.
+    pub fn required_str(
+        &self,
+        key: &str,
+        missing: &str,
+        file: &Path,
+        errors: &mut Vec<SourceError>,
+    ) -> String {
+        let Some(n) = self.get(key) else {
+            errors.push(self.err(file, missing));
+            return String::new();
+        };
+        match n.as_str().filter(|_| !n.is_null()) {
+            Some(s) => s.to_string(),
+            None => {
+                errors.push(n.err(
+                    file,
+                    format!("`{key}` must be a string, found {}", n.kind_name()),
+                ));
+                String::new()
+            }
+        }
+    }
+
     /// The (line, column) of the character at offset `off_chars` inside a
     /// single-line scalar (the node itself otherwise), so that
     /// errors inside a string (a condition, a pattern) point at the character.
