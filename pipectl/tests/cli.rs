@@ -1,45 +1,13 @@
 //! End-to-end tests of the `pipectl` binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn pipectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipectl"))
-        .args(args)
-        .output()
-        .expect("run pipectl")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn corpus(p: &str) -> String {
-    root()
-        .join("../shared/corpus")
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pipectl-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn assert_no_panic(o: &Output) {
-    let err = text(&o.stderr);
-    assert!(!err.contains("panicked"), "pipectl panicked: {err}");
-}
+mod common;
+use common::{assert_no_panic, corpus, pipectl, root, text, tmp};
 
 #[test]
 fn done_when_sigma_compile_verify_match() {
-    let dir = tmp("done");
+    let dir = tmp("cli", "done");
     let out = dir.join("X.sys");
     let o = pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -60,7 +28,7 @@ fn done_when_sigma_compile_verify_match() {
 
 #[test]
 fn compile_into_directory_uses_the_channel_file_name() {
-    let dir = tmp("named");
+    let dir = tmp("cli", "named");
     let o = pipectl(&[
         "compile",
         &root().join("rules").to_string_lossy(),
@@ -75,7 +43,7 @@ fn compile_into_directory_uses_the_channel_file_name() {
 
 #[test]
 fn verify_rejects_every_malformed_file_with_its_expected_error_and_never_panics() {
-    let dir = tmp("malformed");
+    let dir = tmp("cli", "malformed");
     let o = pipectl(&["gen-malformed", dir.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
@@ -105,7 +73,7 @@ fn verify_rejects_every_malformed_file_with_its_expected_error_and_never_panics(
 
 #[test]
 fn verify_survives_arbitrary_bytes() {
-    let dir = tmp("garbage");
+    let dir = tmp("cli", "garbage");
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for i in 0..40 {
         let len = (i * 37) % 300;
@@ -129,7 +97,7 @@ fn verify_survives_arbitrary_bytes() {
 
 #[test]
 fn sensor_without_a_field_refuses_rules_that_read_it() {
-    let dir = tmp("caps");
+    let dir = tmp("cli", "caps");
     let out = dir.join("a.sys");
     // The Sigma corpus has Image conditions (ADFS, PsExec, scrcons ...).
     let o = pipectl(&[
@@ -167,7 +135,7 @@ fn sensor_without_a_field_refuses_rules_that_read_it() {
 
 #[test]
 fn test_command_reports_failures_with_file_and_line() {
-    let dir = tmp("cases");
+    let dir = tmp("cli", "cases");
     let o = pipectl(&["test", &root().join("rules").to_string_lossy()]);
     assert_eq!(
         o.status.code(),
@@ -199,7 +167,7 @@ fn test_command_reports_failures_with_file_and_line() {
 
 #[test]
 fn rule_source_errors_carry_file_line_column() {
-    let dir = tmp("srcerr");
+    let dir = tmp("cli", "srcerr");
     let bad = dir.join("bad.yml");
     std::fs::write(&bad, "- id: 1\n  name: x\n  severity: high\n  detection:\n    s:\n      PipeName|base64: 'abc'\n    condition: s\n").unwrap();
     let o = pipectl(&[
@@ -219,7 +187,7 @@ fn rule_source_errors_carry_file_line_column() {
 
 #[test]
 fn inspect_json_lists_rules_and_digest() {
-    let dir = tmp("inspect");
+    let dir = tmp("cli", "inspect");
     let out = dir.join("X.sys");
     assert!(
         pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()])
@@ -253,7 +221,7 @@ fn inspect_json_lists_rules_and_digest() {
 
 #[test]
 fn keygen_sign_and_verify_with_keys() {
-    let dir = tmp("sign");
+    let dir = tmp("cli", "sign");
     let key = dir.join("rel");
     let other = dir.join("other");
     assert!(pipectl(&["keygen", key.to_str().unwrap()]).status.success());

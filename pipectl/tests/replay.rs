@@ -3,22 +3,10 @@
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn pipectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipectl"))
-        .args(args)
-        .output()
-        .expect("run pipectl")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn corpus(p: &str) -> String {
-    s(&root().join("../shared/corpus").join(p))
-}
+mod common;
+use common::{assert_no_panic, corpus, pipectl, root, text, tmp};
 
 fn fixture(p: &str) -> String {
     s(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,21 +16,6 @@ fn fixture(p: &str) -> String {
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pipectl-replay-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn assert_no_panic(o: &Output) {
-    let err = text(&o.stderr);
-    assert!(!err.contains("panicked"), "pipectl panicked: {err}");
 }
 
 fn json_out(o: &Output) -> Value {
@@ -79,7 +52,7 @@ fn rule(report: &Value, id: u64) -> &Value {
 
 #[test]
 fn replay_of_the_corpus_event_alerts_with_the_redsun_rule() {
-    let dir = tmp("corpus");
+    let dir = tmp("replay", "corpus");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let ev = corpus("events/sysmon_eid17_redsun.json");
     let r = json_out(&pipectl(&["replay", &v1, &ev, "--json"]));
@@ -186,7 +159,7 @@ fn synthetic_jsonl(names: &[String]) -> (String, usize) {
 
 #[test]
 fn replay_of_synthetic_json_lines_agrees_with_pipectl_match_event_by_event() {
-    let dir = tmp("synthetic");
+    let dir = tmp("replay", "synthetic");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let mut names = corpus_pipe_names();
     names.push("\\REDSUN".into());
@@ -262,7 +235,7 @@ fn replay_of_synthetic_json_lines_agrees_with_pipectl_match_event_by_event() {
 
 #[test]
 fn replay_reads_a_json_array_and_a_directory() {
-    let dir = tmp("array");
+    let dir = tmp("replay", "array");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let evdir = dir.join("logs");
     std::fs::create_dir_all(evdir.join("sub")).unwrap();
@@ -300,7 +273,7 @@ fn replay_reads_a_json_array_and_a_directory() {
 
 #[test]
 fn diff_between_two_releases_shows_each_changed_verdict() {
-    let dir = tmp("diff");
+    let dir = tmp("replay", "diff");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let v2 = compile(&dir, "v2.sys", "v2", "42");
     let ev = [
@@ -384,7 +357,7 @@ fn diff_between_two_releases_shows_each_changed_verdict() {
 
 #[test]
 fn malformed_event_input_names_the_record_and_never_panics() {
-    let dir = tmp("bad");
+    let dir = tmp("replay", "bad");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let cases: &[(&str, &str, &str)] = &[
         ("lines.jsonl", "{\"EventID\":17,\"PipeName\":\"\\\\a\"}\n{\"EventID\":18,\"PipeName\":\"\\\\b\"}\n{\"EventID\":17,\"PipeName\":\n", "lines.jsonl:line 3"),
@@ -659,7 +632,7 @@ fn evtx_events() -> Vec<EvtxEvent<'static>> {
 
 #[test]
 fn replay_reads_sysmon_events_from_evtx() {
-    let dir = tmp("evtx");
+    let dir = tmp("replay", "evtx");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let f = dir.join("sysmon.evtx");
     std::fs::write(&f, write_evtx(&evtx_events())).unwrap();
@@ -717,7 +690,7 @@ fn replay_reads_sysmon_events_from_evtx() {
 
 #[test]
 fn damaged_evtx_is_an_error_naming_the_record_never_a_panic() {
-    let dir = tmp("evtx-bad");
+    let dir = tmp("replay", "evtx-bad");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let good = write_evtx(&evtx_events());
     // Not an EVTX file at all, but named .evtx.
@@ -813,7 +786,7 @@ fn replay_real_evtx_samples_if_available() {
         eprintln!("PIPECTL_EVTX_SAMPLES not set: skipped");
         return;
     };
-    let dir = tmp("real");
+    let dir = tmp("replay", "real");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let r = json_out(&pipectl(&["replay", &v1, &samples, "--json"]));
     assert!(

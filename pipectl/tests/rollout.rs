@@ -2,18 +2,9 @@
 //! formulas of docs/rollout.md.
 
 use serde_json::Value;
-use std::process::{Command, Output};
 
-fn pipectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipectl"))
-        .args(args)
-        .output()
-        .expect("run pipectl")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{pipectl, text};
 
 fn simulate(extra: &[&str]) -> Value {
     let mut args = vec!["rollout", "simulate", "--json"];

@@ -1,0 +1,45 @@
+//! Helpers shared by the `pipectl` end-to-end tests.
+#![allow(dead_code)] // each test file uses a subset
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs the built `pipectl` with `args`.
+pub fn pipectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipectl"))
+        .args(args)
+        .output()
+        .expect("run pipectl")
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A path in `../shared/corpus` beside the repository.
+pub fn corpus(p: &str) -> String {
+    root()
+        .join("../shared/corpus")
+        .join(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A fresh directory for one test (`group` names the test file).
+pub fn tmp(group: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pipectl-{group}-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Fails the test if pipectl panicked.
+pub fn assert_no_panic(o: &Output) {
+    let err = text(&o.stderr);
+    assert!(!err.contains("panicked"), "pipectl panicked: {err}");
+}
