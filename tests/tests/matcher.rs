@@ -28,26 +28,31 @@ fn name(m: Matcher) -> Cond {
     })
 }
 
-fn ids(set: &RuleSet, n: &str) -> (Vec<u32>, Vec<u32>, u32) {
+/// Rule ids the kernel matcher reports for a UTF-16 pipe name, and the
+/// number of scan windows it needed.
+fn kernel_ids(set: &RuleSet, units: &[u16]) -> (Vec<u32>, u32) {
     let bytes = compile(set, &CompileOptions::default()).unwrap();
     let aligned = AlignedBytes::new(&bytes);
     let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
     let mut scratch = Scratch::new();
-    let units: Vec<u16> = n.encode_utf16().collect();
     let mut got = Vec::new();
-    file.for_each_match(
-        &Event {
-            pipe_name: Text::Utf16(&units),
-            image: None,
-            pid: 1,
-            kind: EventKind::Create,
-        },
-        &mut scratch,
-        |r| {
-            got.push(r.id());
-            ControlFlow::Continue(())
-        },
-    );
+    let ev = Event {
+        pipe_name: Text::Utf16(units),
+        image: None,
+        pid: 1,
+        kind: EventKind::Create,
+    };
+    file.for_each_match(&ev, &mut scratch, |r| {
+        got.push(r.id());
+        ControlFlow::Continue(())
+    });
+    (got, scratch.passes())
+}
+
+/// Kernel ids, reference ids, and scan windows for a name.
+fn ids(set: &RuleSet, n: &str) -> (Vec<u32>, Vec<u32>, u32) {
+    let units: Vec<u16> = n.encode_utf16().collect();
+    let (got, passes) = kernel_ids(set, &units);
     let mut want = matching_ids(
         set,
         &RefEvent {
@@ -58,7 +63,7 @@ fn ids(set: &RuleSet, n: &str) -> (Vec<u32>, Vec<u32>, u32) {
         },
     );
     want.sort_unstable();
-    (got, want, scratch.passes())
+    (got, want, passes)
 }
 
 #[test]
@@ -159,26 +164,9 @@ fn unpaired_surrogates_match_only_wildcards() {
             ),
         ],
     };
-    let bytes = compile(&set, &CompileOptions::default()).unwrap();
-    let aligned = AlignedBytes::new(&bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
-    let mut scratch = Scratch::new();
     // "\a" + lone high surrogate + "b": the surrogate is one character (U+FFFD).
     let units = [0x5C, 0x61, 0xD800, 0x62];
-    let mut got = Vec::new();
-    file.for_each_match(
-        &Event {
-            pipe_name: Text::Utf16(&units),
-            image: None,
-            pid: 1,
-            kind: EventKind::Create,
-        },
-        &mut scratch,
-        |r| {
-            got.push(r.id());
-            ControlFlow::Continue(())
-        },
-    );
+    let (got, _) = kernel_ids(&set, &units);
     assert_eq!(got, vec![1, 3]);
     // A literal cannot hold U+FFFD: the compiler refuses it.
     let bad = RuleSet {
