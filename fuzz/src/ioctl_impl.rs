@@ -6,12 +6,14 @@ use sensor_core::guard::GuardState;
 use sensor_core::name::normalize_into;
 use sensor_core::proto::{self, Request};
 
-const CODES: [u32; 5] = [
+const CODES: [u32; 7] = [
     proto::IOCTL_STATUS,
     proto::IOCTL_LOAD,
     proto::IOCTL_EVENTS,
     proto::IOCTL_SET_MODE,
     proto::IOCTL_EVAL,
+    proto::IOCTL_ROLLOUT,
+    proto::IOCTL_RESCAN,
 ];
 
 /// Input: one selector byte (an IOCTL code, or four raw code bytes when
@@ -45,7 +47,9 @@ fn check_request(code: u32, input: &[u8], req: Request<'_>) {
     assert!(CODES.contains(&code), "decoded an unknown IOCTL {code:#x}");
     let mut out = vec![0u8; input.len() + 64];
     let n = match req {
-        Request::Status => proto::encode_status_request(&mut out),
+        Request::Status | Request::Rollout | Request::Rescan => {
+            proto::encode_status_request(&mut out)
+        }
         Request::Load { force, content } => proto::encode_load_request(&mut out, force, content),
         Request::Events { max } => proto::encode_events_request(&mut out, max),
         Request::SetMode(m) => proto::encode_mode_request(&mut out, m),
@@ -87,6 +91,11 @@ fn responses(buf: &[u8]) {
         let mut out = vec![0u8; buf.len() + 64];
         let n = r.encode(&mut out).expect("eval response re-encodes");
         assert_eq!(proto::EvalResponse::decode(&out[..n]), Ok(r));
+    }
+    if let Ok(r) = proto::RolloutStatus::decode(buf) {
+        let mut out = vec![0u8; buf.len() + 64];
+        let n = r.encode(&mut out).expect("rollout status re-encodes");
+        assert_eq!(proto::RolloutStatus::decode(&out[..n]), Ok(r));
     }
     let _ = proto::decode_mode_response(buf);
     let mut records = 0usize;

@@ -9,8 +9,12 @@
 //! proven (the machine or the host process died each time), it quarantines
 //! that content and runs the last-known-good instead. No human action needed.
 //!
-//! The state is a fixed 64-byte little-endian record ([`GuardState::encode`]),
-//! stored as the `GuardState` `REG_BINARY` value.
+//! The state is a fixed 72-byte little-endian record ([`GuardState::encode`]),
+//! stored as the `GuardState` `REG_BINARY` value. It also carries the
+//! highest sequence ever proven here, which anti-rollback
+//! ([`crate::rollout`]) measures against. Version 1 records (64 bytes, no
+//! highest-proven field) are still read: their highest proven is their
+//! proven sequence.
 
 use static_assertions::const_assert_eq;
 
@@ -18,16 +22,20 @@ use static_assertions::const_assert_eq;
 pub const DEFAULT_MAX_FAILED_STARTS: u32 = 3;
 /// Quarantined sequences remembered (oldest forgotten first).
 pub const QUARANTINE_SLOTS: usize = 4;
-/// Encoded length of [`GuardState`].
-pub const GUARD_STATE_LEN: usize = 64;
+/// Encoded length of [`GuardState`] (version 2).
+pub const GUARD_STATE_LEN: usize = 72;
+/// Length of a version 1 record (read, never written).
+pub const GUARD_STATE_V1_LEN: usize = 64;
 const GUARD_MAGIC: [u8; 4] = *b"PSGD";
-const GUARD_VERSION: u32 = 1;
+const GUARD_VERSION: u32 = 2;
 
 // magic 4 + version 4 + pending 8 + count 4 + reserved 4 + proven 8 + quarantine 32
 const_assert_eq!(
     4 + 4 + 8 + 4 + 4 + 8 + 8 * QUARANTINE_SLOTS,
-    GUARD_STATE_LEN
+    GUARD_STATE_V1_LEN
 );
+// version 2 appends highest proven 8
+const_assert_eq!(GUARD_STATE_V1_LEN + 8, GUARD_STATE_LEN);
 
 /// The persisted guard record. Sequence 0 means "none" (channel files start at 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +48,10 @@ pub struct GuardState {
     pub proven: u64,
     /// Quarantined sequences (0: empty slot), newest first.
     pub quarantined: [u64; QUARANTINE_SLOTS],
+    /// The highest sequence ever proven on this machine (0: none). Unlike
+    /// `proven` it never goes down, not even when a signed rollback
+    /// instruction runs older content.
+    pub highest_proven: u64,
 }
 
 /// Why a stored guard record was not accepted (the driver then starts from
@@ -47,7 +59,7 @@ pub struct GuardState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GuardDecodeError {
-    /// Not exactly [`GUARD_STATE_LEN`] bytes.
+    /// Not [`GUARD_STATE_LEN`] bytes (nor [`GUARD_STATE_V1_LEN`] for version 1).
     Length,
     /// Wrong magic.
     Magic,
@@ -87,6 +99,7 @@ impl GuardState {
         for q in self.quarantined {
             let _ = w.u64(q);
         }
+        let _ = w.u64(self.highest_proven);
         out
     }
 
@@ -95,14 +108,17 @@ impl GuardState {
     /// # Errors
     /// See [`GuardDecodeError`].
     pub fn decode(b: &[u8]) -> Result<GuardState, GuardDecodeError> {
-        if b.len() != GUARD_STATE_LEN {
+        if b.len() != GUARD_STATE_LEN && b.len() != GUARD_STATE_V1_LEN {
             return Err(GuardDecodeError::Length);
         }
         if b.get(..4) != Some(&GUARD_MAGIC[..]) {
             return Err(GuardDecodeError::Magic);
         }
-        if u32_at(b, 4) != GUARD_VERSION {
-            return Err(GuardDecodeError::Version);
+        let version = u32_at(b, 4);
+        match (version, b.len()) {
+            (1, GUARD_STATE_V1_LEN) | (GUARD_VERSION, GUARD_STATE_LEN) => {}
+            (1 | GUARD_VERSION, _) => return Err(GuardDecodeError::Length),
+            _ => return Err(GuardDecodeError::Version),
         }
         let mut quarantined = [0u64; QUARANTINE_SLOTS];
         let mut at = 32usize;
@@ -110,11 +126,18 @@ impl GuardState {
             *q = u64_at(b, at);
             at = at.saturating_add(8);
         }
+        let proven = u64_at(b, 24);
+        let highest_proven = if version == 1 {
+            proven
+        } else {
+            u64_at(b, GUARD_STATE_V1_LEN).max(proven)
+        };
         Ok(GuardState {
             pending: u64_at(b, 8),
             start_count: u32_at(b, 16),
-            proven: u64_at(b, 24),
+            proven,
             quarantined,
+            highest_proven,
         })
     }
 
@@ -145,6 +168,7 @@ impl GuardState {
             return false;
         }
         self.proven = self.pending;
+        self.highest_proven = self.highest_proven.max(self.pending);
         self.pending = 0;
         self.start_count = 0;
         true
@@ -258,17 +282,69 @@ mod tests {
             start_count: 2,
             proven: 7,
             quarantined: [5, 3, 0, 0],
+            highest_proven: 8,
         };
         let b = s.encode();
         assert_eq!(GuardState::decode(&b), Ok(s));
-        assert_eq!(GuardState::decode(&b[..63]), Err(GuardDecodeError::Length));
+        assert_eq!(GuardState::decode(&b[..71]), Err(GuardDecodeError::Length));
+        assert_eq!(
+            GuardState::decode(&b[..64]),
+            Err(GuardDecodeError::Length),
+            "a version 2 record cut to version 1's length"
+        );
         let mut bad = b;
         bad[0] = b'X';
         assert_eq!(GuardState::decode(&bad), Err(GuardDecodeError::Magic));
         let mut bad = b;
-        bad[4] = 2;
+        bad[4] = 3;
         assert_eq!(GuardState::decode(&bad), Err(GuardDecodeError::Version));
         assert_eq!(&b[8..16], &9u64.to_le_bytes());
+        assert_eq!(&b[64..72], &8u64.to_le_bytes());
+    }
+
+    #[test]
+    fn version_1_records_are_read() {
+        // A record written by the previous driver: 64 bytes, version 1.
+        let mut v1 = [0u8; GUARD_STATE_V1_LEN];
+        v1[..4].copy_from_slice(b"PSGD");
+        v1[4] = 1;
+        v1[8] = 9; // pending
+        v1[16] = 2; // start count
+        v1[24] = 7; // proven
+        v1[32] = 5; // quarantined
+        let s = GuardState::decode(&v1).unwrap();
+        assert_eq!(
+            (
+                s.pending,
+                s.start_count,
+                s.proven,
+                s.quarantined,
+                s.highest_proven
+            ),
+            (9, 2, 7, [5, 0, 0, 0], 7)
+        );
+        // Version 1 with version 2's length is rejected.
+        let mut long = [0u8; GUARD_STATE_LEN];
+        long[..64].copy_from_slice(&v1);
+        assert_eq!(GuardState::decode(&long), Err(GuardDecodeError::Length));
+    }
+
+    #[test]
+    fn highest_proven_only_moves_forward() {
+        let mut st = GuardState {
+            pending: 44,
+            start_count: 1,
+            proven: 45,
+            highest_proven: 45,
+            ..GuardState::default()
+        };
+        // A rollback instruction (44) ran cleanly: proven goes down, the
+        // high-water mark does not.
+        assert!(st.mark_proven(44));
+        assert_eq!((st.proven, st.highest_proven), (44, 45));
+        st.pending = 46;
+        assert!(st.mark_proven(46));
+        assert_eq!((st.proven, st.highest_proven), (46, 46));
     }
 
     #[test]

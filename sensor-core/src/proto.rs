@@ -17,11 +17,15 @@
 //! | EVENTS | max u32, reserved u32 | count u32, reserved u32, overwritten u64, count × [`EVENT_WIRE_LEN`] |
 //! | SET_MODE | mode u32, reserved u32 | previous u32, current u32 |
 //! | EVAL | kind u32, pid u32, name_units u16, image_units u16, reserved u32, name, image (UTF-16LE) | [`EvalResponse`] |
+//! | ROLLOUT | — | [`RolloutStatus`] ([`ROLLOUT_STATUS_LEN`]) |
+//! | RESCAN | — | [`RolloutStatus`] after the rescan |
 
 use crate::decision::{Decision, Mode};
 use crate::guard::QUARANTINE_SLOTS;
 use crate::name::MAX_NAME_UNITS;
 use crate::ring::{EventKind, EventRecord, IMAGE_CAP, NAME_CAP};
+use crate::rollout::{Control, Reason};
+use channel_format::Ring;
 use static_assertions::const_assert_eq;
 
 /// `PSIO`, little-endian.
@@ -59,6 +63,15 @@ pub const IOCTL_SET_MODE: u32 =
     ctl_code(FILE_DEVICE_UNKNOWN, 0x903, METHOD_BUFFERED, FILE_WRITE_DATA);
 /// Evaluate a name (read access).
 pub const IOCTL_EVAL: u32 = ctl_code(FILE_DEVICE_UNKNOWN, 0x904, METHOD_BUFFERED, FILE_READ_DATA);
+
+/// Rollout state: this machine's ring, bucket and control, and why each
+/// known content file was or was not adopted (read access).
+pub const IOCTL_ROLLOUT: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x905, METHOD_BUFFERED, FILE_READ_DATA);
+/// Re-reads the rollout settings and the content directory and activates
+/// what the policy now selects (write access).
+pub const IOCTL_RESCAN: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x906, METHOD_BUFFERED, FILE_WRITE_DATA);
 
 /// Largest content accepted by LOAD (the parser's own limit may be lower).
 pub const MAX_LOAD_LEN: usize = 16 << 20;
@@ -508,6 +521,9 @@ pub mod failure {
     pub const WRONG_KEY: u32 = 9;
     /// Names a key the driver does not know, and does not verify under it.
     pub const UNKNOWN_KEY: u32 = 10;
+    /// Older than the highest sequence proven on this machine, and not a
+    /// rollback instruction covering it (anti-rollback; force does not help).
+    pub const ROLLBACK: u32 = 11;
 }
 
 impl LoadFailure {
@@ -767,6 +783,10 @@ pub enum Request<'a> {
     SetMode(Mode),
     /// EVAL.
     Eval(EvalRequest<'a>),
+    /// ROLLOUT.
+    Rollout,
+    /// RESCAN.
+    Rescan,
 }
 
 /// The EVAL request: an event to evaluate as the callback would.
@@ -833,6 +853,14 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         IOCTL_STATUS => {
             r.header()?;
             Request::Status
+        }
+        IOCTL_ROLLOUT => {
+            r.header()?;
+            Request::Rollout
+        }
+        IOCTL_RESCAN => {
+            r.header()?;
+            Request::Rescan
         }
         IOCTL_LOAD => {
             r.header()?;
@@ -926,7 +954,7 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
     Ok(req)
 }
 
-/// Encodes a STATUS request.
+/// Encodes a STATUS request (also the whole of a ROLLOUT or RESCAN request).
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`].
@@ -1354,6 +1382,206 @@ impl EvalResponse {
             rule_name: FixedText::from_raw(raw),
             name_len,
             name,
+        })
+    }
+}
+
+/// Known files a [`RolloutStatus`] describes (the newest).
+pub const ROLLOUT_FILES: usize = 16;
+/// Wire length of one [`RolloutFile`]: sequence 8, reason code 4, reserved 4, values 2 × 8.
+pub const ROLLOUT_FILE_LEN: usize = 32;
+/// Length of a ROLLOUT / RESCAN response (header included).
+pub const ROLLOUT_STATUS_LEN: usize = HEADER_LEN + 48 + ROLLOUT_FILES * ROLLOUT_FILE_LEN;
+const_assert_eq!(ROLLOUT_FILE_LEN, 8 + 4 + 4 + 8 + 8);
+const_assert_eq!(ROLLOUT_STATUS_LEN, 568);
+
+/// [`RolloutStatus::flags`]: the `ContentControl` value was not understood
+/// (the driver follows `latest`).
+pub const ROLLOUT_FLAG_BAD_CONTROL: u32 = 1;
+/// [`RolloutStatus::flags`]: the `Ring` value was not understood (the
+/// driver uses `broad`).
+pub const ROLLOUT_FLAG_BAD_RING: u32 = 2;
+/// [`RolloutStatus::flags`]: no machine id was found; the bucket is the
+/// last one (99.999 %), so this machine adopts staged content last.
+pub const ROLLOUT_FLAG_NO_MACHINE_ID: u32 = 4;
+
+/// Where the machine id behind the bucket came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineIdSource {
+    /// None found.
+    None,
+    /// The service key's `MachineId` value.
+    ServiceKey,
+    /// `HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid`.
+    MachineGuid,
+}
+
+impl MachineIdSource {
+    /// Wire value.
+    pub const fn to_u32(self) -> u32 {
+        match self {
+            MachineIdSource::None => 0,
+            MachineIdSource::ServiceKey => 1,
+            MachineIdSource::MachineGuid => 2,
+        }
+    }
+    /// From the wire value.
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(MachineIdSource::None),
+            1 => Some(MachineIdSource::ServiceKey),
+            2 => Some(MachineIdSource::MachineGuid),
+            _ => None,
+        }
+    }
+}
+
+/// One known content file and why it was or was not adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutFile {
+    /// Its sequence.
+    pub sequence: u64,
+    /// The verdict.
+    pub reason: Reason,
+}
+
+impl RolloutFile {
+    /// An unused slot.
+    pub const NONE: RolloutFile = RolloutFile {
+        sequence: 0,
+        reason: Reason::Unknown,
+    };
+}
+
+/// The ROLLOUT response: this machine's rollout inputs and the last
+/// selection's verdict on each known file (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutStatus {
+    /// This machine's ring.
+    pub ring: Ring,
+    /// Its bucket (thousandths of a percent).
+    pub bucket_milli: u32,
+    /// The customer's control setting.
+    pub control: Control,
+    /// `ROLLOUT_FLAG_*` bits.
+    pub flags: u32,
+    /// Where the machine id came from.
+    pub id_source: MachineIdSource,
+    /// Files known at the last selection (may exceed [`ROLLOUT_FILES`]).
+    pub count: u32,
+    /// The time of the last selection (Unix seconds, UTC).
+    pub now: u64,
+    /// The highest sequence proven on this machine.
+    pub highest_proven: u64,
+    /// The first `min(count, ROLLOUT_FILES)` are used.
+    pub files: [RolloutFile; ROLLOUT_FILES],
+}
+
+impl RolloutStatus {
+    /// Nothing selected yet.
+    pub const EMPTY: RolloutStatus = RolloutStatus {
+        ring: Ring::BROAD,
+        bucket_milli: 0,
+        control: Control::Latest,
+        flags: 0,
+        id_source: MachineIdSource::None,
+        count: 0,
+        now: 0,
+        highest_proven: 0,
+        files: [RolloutFile::NONE; ROLLOUT_FILES],
+    };
+
+    /// The described files.
+    pub fn files(&self) -> &[RolloutFile] {
+        let n = usize::try_from(self.count)
+            .unwrap_or(usize::MAX)
+            .min(ROLLOUT_FILES);
+        self.files.get(..n).unwrap_or(&[])
+    }
+
+    /// Writes the response into `out`, returning the bytes written.
+    ///
+    /// # Errors
+    /// [`ProtoError::BufferTooSmall`] when `out` is shorter than [`ROLLOUT_STATUS_LEN`].
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtoError> {
+        if out.len() < ROLLOUT_STATUS_LEN {
+            return Err(ProtoError::BufferTooSmall {
+                needed: ROLLOUT_STATUS_LEN,
+            });
+        }
+        let mut w = Writer::new(out);
+        w.header()?;
+        let (kind, pin) = self.control.to_wire();
+        w.u32(u32::from(self.ring.0))?;
+        w.u32(self.bucket_milli)?;
+        w.u32(kind)?;
+        w.u32(self.flags)?;
+        w.u64(pin)?;
+        w.u32(self.id_source.to_u32())?;
+        w.u32(self.count)?;
+        w.u64(self.now)?;
+        w.u64(self.highest_proven)?;
+        for f in &self.files {
+            let (code, a, b) = f.reason.to_wire();
+            w.u64(f.sequence)?;
+            w.u32(code)?;
+            w.u32(0)?;
+            w.u64(a)?;
+            w.u64(b)?;
+        }
+        Ok(w.written())
+    }
+
+    /// Parses a response.
+    ///
+    /// # Errors
+    /// Wrong length, header or field values.
+    pub fn decode(buf: &[u8]) -> Result<RolloutStatus, ProtoError> {
+        exact(buf, ROLLOUT_STATUS_LEN, "rollout response")?;
+        let mut r = Reader::new(buf);
+        r.header()?;
+        let ring = u8::try_from(r.u32("ring")?)
+            .ok()
+            .map(Ring)
+            .filter(|r| r.is_known())
+            .ok_or(ProtoError::BadValue { what: "ring" })?;
+        let bucket_milli = r.u32("bucket")?;
+        let kind = r.u32("control")?;
+        let flags = r.u32("flags")?;
+        let pin = r.u64("control")?;
+        let control =
+            Control::from_wire(kind, pin).ok_or(ProtoError::BadValue { what: "control" })?;
+        let id_source =
+            MachineIdSource::from_u32(r.u32("machine id source")?).ok_or(ProtoError::BadValue {
+                what: "machine id source",
+            })?;
+        let count = r.u32("count")?;
+        let now = r.u64("now")?;
+        let highest_proven = r.u64("highest proven")?;
+        let mut files = [RolloutFile::NONE; ROLLOUT_FILES];
+        for f in &mut files {
+            let sequence = r.u64("file")?;
+            let code = r.u32("file")?;
+            let _ = r.u32("file")?;
+            let a = r.u64("file")?;
+            let b = r.u64("file")?;
+            *f = RolloutFile {
+                sequence,
+                reason: Reason::from_wire(code, a, b)
+                    .ok_or(ProtoError::BadValue { what: "reason" })?,
+            };
+        }
+        r.finish("rollout response")?;
+        Ok(RolloutStatus {
+            ring,
+            bucket_milli,
+            control,
+            flags,
+            id_source,
+            count,
+            now,
+            highest_proven,
+            files,
         })
     }
 }

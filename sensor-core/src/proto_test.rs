@@ -58,6 +58,8 @@ fn ioctl_codes_are_buffered_and_distinct() {
         IOCTL_EVENTS,
         IOCTL_SET_MODE,
         IOCTL_EVAL,
+        IOCTL_ROLLOUT,
+        IOCTL_RESCAN,
     ];
     for (i, a) in codes.iter().enumerate() {
         assert_eq!(a & 3, 0, "METHOD_BUFFERED");
@@ -68,6 +70,81 @@ fn ioctl_codes_are_buffered_and_distinct() {
     }
     assert_eq!(IOCTL_STATUS, 0x0022_6400);
     assert_eq!(IOCTL_LOAD, 0x0022_A404);
+    assert_eq!(IOCTL_ROLLOUT, 0x0022_6414, "read access");
+    assert_eq!(IOCTL_RESCAN, 0x0022_A418, "write access");
+}
+
+fn sample_rollout() -> RolloutStatus {
+    let mut s = RolloutStatus {
+        ring: Ring::EARLY,
+        bucket_milli: 42_123,
+        control: Control::Pin(41),
+        flags: ROLLOUT_FLAG_BAD_RING,
+        id_source: MachineIdSource::ServiceKey,
+        count: 17,
+        now: 1_790_000_000,
+        highest_proven: 40,
+        files: [RolloutFile::NONE; ROLLOUT_FILES],
+    };
+    s.files[0] = RolloutFile {
+        sequence: 41,
+        reason: Reason::Adopted,
+    };
+    s.files[1] = RolloutFile {
+        sequence: 40,
+        reason: Reason::Share {
+            bucket_milli: 42_123,
+            percent_milli: 5_000,
+        },
+    };
+    s.files[15] = RolloutFile {
+        sequence: 2,
+        reason: Reason::Invalid { code: 8 },
+    };
+    s
+}
+
+#[test]
+fn rollout_requests_and_response() {
+    let mut req = [0u8; 8];
+    assert_eq!(encode_status_request(&mut req), Ok(8));
+    assert_eq!(decode_request(IOCTL_ROLLOUT, &req), Ok(Request::Rollout));
+    assert_eq!(decode_request(IOCTL_RESCAN, &req), Ok(Request::Rescan));
+    assert!(decode_request(IOCTL_RESCAN, &[&req[..], &[0][..]].concat()).is_err());
+    assert!(decode_request(IOCTL_ROLLOUT, &req[..7]).is_err());
+
+    let s = sample_rollout();
+    let mut out = vec![0u8; ROLLOUT_STATUS_LEN];
+    assert_eq!(s.encode(&mut out), Ok(ROLLOUT_STATUS_LEN));
+    assert_eq!(RolloutStatus::decode(&out), Ok(s));
+    assert_eq!(s.files().len(), 16, "count 17 is capped at the 16 slots");
+    let mut few = s;
+    few.count = 2;
+    assert_eq!(few.files().len(), 2);
+    assert_eq!(
+        s.encode(&mut out[..ROLLOUT_STATUS_LEN - 1]),
+        Err(ProtoError::BufferTooSmall {
+            needed: ROLLOUT_STATUS_LEN
+        })
+    );
+    assert!(RolloutStatus::decode(&out[..ROLLOUT_STATUS_LEN - 1]).is_err());
+    // Field offsets: ring at 8, pin at 24, highest proven at 48, files at 56.
+    assert_eq!(out[8], 1);
+    assert_eq!(&out[24..32], &41u64.to_le_bytes());
+    assert_eq!(&out[48..56], &40u64.to_le_bytes());
+    assert_eq!(&out[56..64], &41u64.to_le_bytes());
+    // Bad values are rejected, not guessed.
+    for (at, v, what) in [
+        (8usize, 7u8, "ring"),
+        (16, 9, "control"),
+        (32, 5, "id source"),
+        (64, 99, "reason"),
+    ] {
+        let mut bad = out.clone();
+        bad[at] = v;
+        assert!(RolloutStatus::decode(&bad).is_err(), "{what}");
+    }
+    assert_eq!(RolloutStatus::EMPTY.files(), &[]);
 }
 
 #[test]
@@ -422,6 +499,8 @@ fn decode_never_panics_on_noise() {
         IOCTL_EVENTS,
         IOCTL_SET_MODE,
         IOCTL_EVAL,
+        IOCTL_ROLLOUT,
+        IOCTL_RESCAN,
         0,
     ] {
         for n in 0..noise.len() {
@@ -431,6 +510,7 @@ fn decode_never_panics_on_noise() {
     for n in 0..noise.len() {
         let _ = Status::decode(&noise[..n]);
         let _ = EvalResponse::decode(&noise[..n]);
+        let _ = RolloutStatus::decode(&noise[..n]);
         let _ = decode_events_response(&noise[..n], |_| ());
     }
 }
