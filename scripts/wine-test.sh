@@ -373,7 +373,122 @@ ctl status-21 status
 expect active.sequence 21 "signed content 21 active"
 expect lkg.sequence 20 "content 20 is last-known-good"
 
-# --- 11. unload --------------------------------------------------------------
+# --- 11. staged rollout, customer control, anti-rollback --------------------
+# Signed files; this machine: ring broad, MachineId wine-test-machine. The
+# host computes the bucket the driver must report; file 41 is first released
+# to exactly that share (this machine is just outside), then re-released one
+# thousandth of a percent wider (just inside).
+stop_driver "before rollout test"
+rm -f "$CONTENT"/*.sys
+reg_set ProvenAfterSeconds REG_DWORD 2
+reg_set Ring REG_SZ broad
+reg_set MachineId REG_SZ wine-test-machine
+"$PIPECTL" rollout bucket wine-test-machine >"$LOG/bucket.out" 2>&1 || fail "pipectl rollout bucket"
+BUCKET=$(grep -m1 '^bucket_milli=' "$LOG/bucket.out" | cut -d= -f2)
+HELD=$(python3 -c "print('%.3f' % ($BUCKET / 1000))")
+WIDE=$(python3 -c "print('%.3f' % (($BUCKET + 1) / 1000))")
+R=$D/rollout
+mkdir -p "$R"
+sign() { "$PIPECTL" compile "$HERE/tests/wine/$1" -o "$R/$2" --sequence "$3" --sign "$SIGN_KEY" "${@:4}" >"$LOG/compile-$2" 2>&1 || fail "compile $2"; }
+sign rules-v1 40.sys 40
+sign rules-v2 41-held.sys 41 --ring broad --percent "$HELD"
+sign rules-v2 41-wide.sys 41 --ring broad --percent "$WIDE"
+sign rules-v1 42-canary.sys 42 --ring canary --percent 100
+sign rules-v1 43-later.sys 43 --ring broad --percent 100 --not-before 2100-01-01T00:00:00Z
+sign rules-v1 39.sys 39
+sign rules-v1 39-rollback.sys 39 --rollback-ceiling 41
+put() { cp "$R/$1" "$CONTENT/C-00000291-$(printf '%08d' "$2").sys"; }
+rescan() { ctl "rescan-$1" rescan || fail "$1: rescan IOCTL"; }
+
+put 40.sys 40
+start_driver "start with content 40"
+sleep 4
+ctl rollout-40 status
+expect active.sequence 40 "content 40 active"
+expect guard.proven 40 "content 40 proven after a clean run"
+expect rollout.highest_proven 40 "highest proven sequence is 40"
+expect rollout.ring broad "ring from the service key"
+expect rollout.machine_id service-key "machine id from the service key"
+expect rollout.bucket_milli "$BUCKET" "kernel bucket equals pipectl rollout bucket"
+expect rollout.control latest "default control: latest"
+expect file.40 adopted "file 40 adopted"
+
+put 41-held.sys 41; put 42-canary.sys 42; put 43-later.sys 43
+rescan held
+expect active.sequence 40 "held back: content 40 stays active"
+expect file.41 share "file 41 held back by its share ($HELD% < bucket)"
+expect file.42 ring "file 42 held back: canary ring only"
+expect file.43 not-before "file 43 held back until its not-before time"
+expect file.40 adopted "file 40 still adopted"
+ctl eval-held eval '\v2only'
+expect matched 0 "content 41's rule is not active"
+
+put 41-wide.sys 41
+rescan widened
+expect active.sequence 41 "widened policy: content 41 adopted"
+expect guard.pending 41 "content 41 pending under the crash-loop guard"
+expect file.41 adopted "file 41 adopted after its policy widened to $WIDE%"
+expect file.40 not-selected "file 40 eligible, not selected"
+ctl eval-wide eval '\v2only'
+expect rule 2001 "content 41's rule is active"
+ctl status-wide status
+expect lkg.sequence 40 "content 40 is last-known-good"
+
+reg_set ContentControl REG_SZ n-1
+rescan n-1
+expect active.sequence 40 "customer N-1: content 40"
+expect file.41 one-behind "file 41 held by N-1"
+reg_set ContentControl REG_SZ freeze
+put 41-wide.sys 41
+rescan freeze
+expect active.sequence 40 "customer freeze: content 40 stays"
+expect file.41 frozen "file 41 frozen out"
+expect file.40 kept "file 40 kept running"
+reg_set ContentControl REG_SZ 'pin:41'
+rescan pin
+expect active.sequence 41 "customer pin: content 41"
+expect rollout.control 'pin:41' "pin reported"
+reg_set ContentControl REG_SZ bogus
+rescan bad-control
+expect rollout.control latest "an unreadable control falls back to latest"
+expect rollout.warnings 'ContentControl value not understood (latest used)' "and says so"
+reg_set ContentControl REG_SZ latest
+sleep 4
+ctl status-41-proven status
+expect guard.proven 41 "content 41 proven after a clean run"
+expect rollout.highest_proven 41 "highest proven sequence is 41"
+
+# Anti-rollback: an older file is refused, from disk and by IOCTL (force
+# does not help); a signed rollback instruction whose ceiling covers 41 is
+# adopted and revokes 40 and 41.
+put 39.sys 39
+rescan old
+expect active.sequence 41 "old file 39 not adopted"
+expect file.39 rollback "file 39 refused: older than the highest proven"
+ctl load-rollback load "C:\\pipesensor\\rollout\\39.sys" --force
+expect result rejected "hot load of older file 39 refused even with --force"
+expect error.code 11 "anti-rollback error code"
+ctl load-rollback-40 load "C:\\pipesensor\\rollout\\40.sys" --force
+expect error.code 11 "hot load of 40 below highest proven 41 refused"
+ctl status-after-rollback status
+expect active.sequence 41 "content 41 stays active"
+put 39-rollback.sys 39
+rescan rollback-instruction
+expect active.sequence 39 "signed rollback instruction 39 adopted"
+expect file.39 adopted "file 39 (rollback instruction) adopted"
+expect file.41 revoked "file 41 revoked by the instruction"
+expect file.40 revoked "file 40 revoked by the instruction"
+sleep 4
+ctl status-39-proven status
+expect guard.proven 39 "the rollback instruction proven"
+expect rollout.highest_proven 41 "highest proven stays 41"
+stop_driver "restart after rollback"
+start_driver "restart after rollback"
+ctl status-39-restart status
+expect active.sequence 39 "after restart: rollback instruction 39 still active"
+expect file.41 revoked "after restart: 41 still revoked"
+
+# --- 12. unload --------------------------------------------------------------
 stop_driver "unload"
 if grep -a -h "PipeSensor: unloaded" "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | tail -1 | grep -q "pool allocations outstanding: 0"; then
   pass "unload freed every pool allocation (outstanding: 0)"

@@ -12,19 +12,32 @@
 //!   (start and IOCTL) runs `content_trust::verify` against the built-in
 //!   trusted keys (`driver/keys/*.pub`, see `build.rs`) before the parser
 //!   looks past the frame.
+//! * `Ring` (REG_SZ `canary` / `early` / `broad`; default `broad`),
+//!   `ContentControl` (REG_SZ `latest` / `n-1` / `pin:SEQUENCE` / `freeze`;
+//!   default `latest`), `MachineId` (REG_SZ; default
+//!   `HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid`): the staged
+//!   rollout inputs (`sensor_core::rollout`), read at start and on every
+//!   RESCAN. Which file runs is `sensor_core::rollout::plan`'s choice: the
+//!   newest file this machine's ring, bucket and the time admit, under the
+//!   customer's control and anti-rollback, started under the crash-loop
+//!   guard. The ROLLOUT IOCTL reports why each known file was or was not
+//!   adopted.
 
 use crate::sensor::{self, Content, ContentRef};
 use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, SpinLock, Wide};
+use channel_format::{Ring, CHANNEL_PIPES};
 use channel_parser::Capabilities;
 use content_trust::{TrustError, TrustedKey};
 use core::fmt::Write;
 use sensor_core::decision::Mode;
 use sensor_core::digest::sha256;
-use sensor_core::guard::{plan_start, GuardState, DEFAULT_MAX_FAILED_STARTS, GUARD_STATE_LEN};
+use sensor_core::guard::{GuardState, DEFAULT_MAX_FAILED_STARTS, GUARD_STATE_LEN};
 use sensor_core::proto::{
-    failure, load_result, ContentInfo, FixedText, LoadFailure, LoadResponse, Origin,
-    FLAG_GUARD_RESET, MAX_LOAD_LEN,
+    failure, load_result, ContentInfo, FixedText, LoadFailure, LoadResponse, MachineIdSource,
+    Origin, RolloutFile, RolloutStatus, FLAG_GUARD_RESET, MAX_LOAD_LEN, ROLLOUT_FILES,
+    ROLLOUT_FLAG_BAD_CONTROL, ROLLOUT_FLAG_BAD_RING, ROLLOUT_FLAG_NO_MACHINE_ID,
 };
+use sensor_core::rollout::{self, Control, Machine, Reason};
 use sensor_core::store::{order_candidates, Slot};
 
 const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
@@ -57,6 +70,7 @@ static GUARD: SpinLock<GuardSnapshot> = SpinLock::new(GuardSnapshot {
         start_count: 0,
         proven: 0,
         quarantined: [0; 4],
+        highest_proven: 0,
     },
     max_failed: DEFAULT_MAX_FAILED_STARTS,
     flags: 0,
@@ -242,12 +256,12 @@ fn build(buf: PoolBuf, origin: Origin, expect_seq: Option<u64>) -> Result<Conten
 /// A content file: its sequence and how many digits its name spells it
 /// with (names are rebuilt from these; the open is case-insensitive).
 #[derive(Clone, Copy)]
-struct Candidate {
+struct DirEntry {
     seq: u64,
     digits: u8,
 }
 
-impl Candidate {
+impl DirEntry {
     fn name(&self) -> Wide<64> {
         let mut t = FixedText::<64>::empty();
         let _ = write!(
@@ -269,7 +283,7 @@ fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
     p
 }
 
-fn load_file(dir: &[u16], c: &Candidate) -> Result<ContentRef, LoadFailure> {
+fn load_file(dir: &[u16], c: &DirEntry) -> Result<ContentRef, LoadFailure> {
     let path = file_path(dir, c.name().units());
     let buf = sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
         let code = if s == sys::STATUS_FILE_TOO_LARGE {
@@ -298,19 +312,182 @@ fn record_failure(f: LoadFailure) {
     });
 }
 
+// ---------------------------------------------------------------------------
+// Rollout settings
+// ---------------------------------------------------------------------------
+
+const MACHINE_GUID_KEY: &str = r"\Registry\Machine\SOFTWARE\Microsoft\Cryptography";
+/// The bucket of a machine without an id: the last one, so it adopts
+/// staged content last (only at 100 %).
+const LAST_BUCKET: u32 = 99_999;
+
+/// This machine's rollout inputs, read from the registry.
+#[derive(Clone, Copy)]
+struct RolloutSettings {
+    ring: Ring,
+    control: Control,
+    bucket_milli: u32,
+    id_source: MachineIdSource,
+    flags: u32,
+}
+
+/// `units` as ASCII text in `buf`, or None.
+fn ascii<'b>(units: &[u16], buf: &'b mut [u8; 64]) -> Option<&'b str> {
+    let mut n = 0usize;
+    for &u in units {
+        let b = u8::try_from(u).ok().filter(u8::is_ascii)?;
+        *buf.get_mut(n)? = b;
+        n += 1;
+    }
+    core::str::from_utf8(buf.get(..n)?).ok()
+}
+
+fn read_rollout_settings() -> RolloutSettings {
+    let mut s = RolloutSettings {
+        ring: Ring::BROAD,
+        control: Control::Latest,
+        bucket_milli: LAST_BUCKET,
+        id_source: MachineIdSource::None,
+        flags: 0,
+    };
+    let mut text = [0u16; 128];
+    let mut abuf = [0u8; 64];
+    if let Ok(key) = RegKey::open(registry_path().units()) {
+        if let Some(v) = key.string("Ring", &mut text) {
+            match ascii(v, &mut abuf).and_then(rollout::parse_ring) {
+                Some(r) => s.ring = r,
+                None => s.flags |= ROLLOUT_FLAG_BAD_RING,
+            }
+        }
+        if let Some(v) = key.string("ContentControl", &mut text) {
+            match ascii(v, &mut abuf).map(Control::parse) {
+                Some(Ok(c)) => s.control = c,
+                _ => s.flags |= ROLLOUT_FLAG_BAD_CONTROL,
+            }
+        }
+        if let Some(id) = key
+            .string("MachineId", &mut text)
+            .filter(|id| !id.is_empty())
+        {
+            s.bucket_milli = rollout::machine_bucket(id, CHANNEL_PIPES);
+            s.id_source = MachineIdSource::ServiceKey;
+        }
+    }
+    if s.id_source == MachineIdSource::None {
+        let id_key = RegKey::open(Wide::<64>::new(MACHINE_GUID_KEY).units());
+        if let Some(id) = id_key
+            .as_ref()
+            .ok()
+            .and_then(|k| k.string("MachineGuid", &mut text))
+            .filter(|id| !id.is_empty())
+        {
+            s.bucket_milli = rollout::machine_bucket(id, CHANNEL_PIPES);
+            s.id_source = MachineIdSource::MachineGuid;
+        } else {
+            s.flags |= ROLLOUT_FLAG_NO_MACHINE_ID;
+        }
+    }
+    if s.flags & ROLLOUT_FLAG_BAD_RING != 0 {
+        log(
+            Level::Warning,
+            format_args!("service key value Ring is not canary, early or broad: broad used"),
+        );
+    }
+    if s.flags & ROLLOUT_FLAG_BAD_CONTROL != 0 {
+        log(
+            Level::Warning,
+            format_args!(
+                "service key value ContentControl: {}; latest used",
+                rollout::ControlParseError
+            ),
+        );
+    }
+    s
+}
+
+/// Unix seconds (UTC) now; 0 when the kernel has no time routine.
+fn unix_now() -> u64 {
+    const UNIX_EPOCH_IN_FILETIME_SECONDS: u64 = 11_644_473_600;
+    (sys::system_time() / 10_000_000).saturating_sub(UNIX_EPOCH_IN_FILETIME_SECONDS)
+}
+
+/// The last selection's inputs and verdicts (the ROLLOUT IOCTL).
+static ROLLOUT: SpinLock<RolloutStatus> = SpinLock::new(RolloutStatus::EMPTY);
+
+/// The last selection's report, with the highest proven sequence as of now
+/// (a clean run may have raised it since).
+pub fn rollout_status() -> RolloutStatus {
+    let highest = GUARD.with(|g| g.state.highest_proven);
+    let mut r = ROLLOUT.with(|r| *r);
+    r.highest_proven = r.highest_proven.max(highest);
+    r
+}
+
+// ---------------------------------------------------------------------------
+// Scanning the content directory (start and RESCAN)
+// ---------------------------------------------------------------------------
+
+/// Working memory of a scan: kept off the kernel stack (the signature check
+/// and the parser run below this), one scan at a time.
+struct ScanWork {
+    entries: [Option<DirEntry>; MAX_CANDIDATES],
+    seqs: [u64; MAX_CANDIDATES],
+    /// Every ordered file with its verdict, newest first.
+    files: [RolloutFile; MAX_CANDIDATES],
+    /// The files that validated, with their policies.
+    cands: [rollout::Candidate; MAX_CANDIDATES],
+    reasons: [Reason; MAX_CANDIDATES],
+}
+
+static SCAN: sys::Slot<ScanWork> = sys::Slot::new(ScanWork {
+    entries: [None; MAX_CANDIDATES],
+    seqs: [0; MAX_CANDIDATES],
+    files: [RolloutFile::NONE; MAX_CANDIDATES],
+    cands: [rollout::Candidate {
+        sequence: 0,
+        rollout: None,
+    }; MAX_CANDIDATES],
+    reasons: [Reason::Unknown; MAX_CANDIDATES],
+});
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Start,
+    Rescan,
+}
+
 /// Lists the content directory, validates every candidate (newest first),
-/// plans the start with the crash-loop guard, persists the guard state and
-/// only then activates. PASSIVE_LEVEL (DriverEntry).
+/// chooses with `sensor_core::rollout::plan` (staging, customer control,
+/// anti-rollback, crash-loop guard), persists the guard state and only then
+/// activates. PASSIVE_LEVEL (DriverEntry).
 pub fn load_at_start() {
+    if SCAN.try_with(|w| scan(w, Trigger::Start)).is_none() {
+        log(Level::Error, format_args!("content scan busy at start"));
+    }
+}
+
+/// RESCAN: re-reads the rollout settings and the content directory and
+/// activates what the policy selects now, if that differs from what runs
+/// (a new file, a widened policy, a not-before time passed, a changed
+/// control). Keeps what runs when the selection is empty. Returns None when
+/// another scan is running. PASSIVE_LEVEL (IOCTL).
+pub fn rescan() -> Option<RolloutStatus> {
+    SCAN.try_with(|w| scan(w, Trigger::Rescan))?;
+    Some(rollout_status())
+}
+
+fn scan(w: &mut ScanWork, trigger: Trigger) {
     let Some((dir, max_failed)) = CONFIG.with(|c| {
         c.as_ref()
             .map(|c| (Wide::<300>::from_units(c.content_dir.units()), c.max_failed))
     }) else {
         return;
     };
-    let mut cands: [Option<Candidate>; MAX_CANDIDATES] = [None; MAX_CANDIDATES];
-    let mut seqs = [0u64; MAX_CANDIDATES];
+    let settings = read_rollout_settings();
+    w.entries = [None; MAX_CANDIDATES];
+    w.seqs = [0; MAX_CANDIDATES];
     let mut n = 0usize;
+    let (entries, seqs) = (&mut w.entries, &mut w.seqs);
     let listed = sys::list_dir(dir.units(), |name| {
         let mut ascii = [0u8; 64];
         let mut k = 0;
@@ -344,11 +521,11 @@ pub fn load_at_start() {
             };
             i
         };
-        if let (Some(s), Some(c)) = (seqs.get_mut(slot), cands.get_mut(slot)) {
+        if let (Some(s), Some(c)) = (seqs.get_mut(slot), entries.get_mut(slot)) {
             *s = seq;
             // "C-00000291-" is 11 characters, ".sys" 4.
             let digits = u8::try_from(k.saturating_sub(15)).unwrap_or(8);
-            *c = Some(Candidate { seq, digits });
+            *c = Some(DirEntry { seq, digits });
         }
     });
     if let Err(s) = listed {
@@ -363,30 +540,43 @@ pub fn load_at_start() {
             format_args!("content directory unreadable: {s:#x}"),
         ));
     }
-    let seqs_used = seqs.get_mut(..n).unwrap_or(&mut []);
-    let m = order_candidates(seqs_used);
+    let m = order_candidates(seqs.get_mut(..n).unwrap_or(&mut []));
     let ordered = seqs.get(..m).unwrap_or(&[]);
-    let find = |seq: u64| cands.iter().flatten().find(|c| c.seq == seq);
+    let entries = &w.entries;
+    let find = |seq: u64| entries.iter().flatten().find(|c| c.seq == seq);
 
     // Pass 1: validate every candidate (newest first); keep nothing.
-    let mut valid = [0u64; MAX_CANDIDATES];
-    let mut nv = 0usize;
+    let (mut nf, mut nc) = (0usize, 0usize);
     for &seq in ordered {
         let Some(c) = find(seq) else { continue };
-        match load_file(dir.units(), c) {
+        let reason = match load_file(dir.units(), c) {
             Ok(content) => {
-                if let Some(v) = valid.get_mut(nv) {
-                    *v = seq;
-                    nv += 1;
+                if let Some(slot) = w.cands.get_mut(nc) {
+                    *slot = rollout::Candidate {
+                        sequence: seq,
+                        rollout: content.chan.file().rollout(),
+                    };
+                    nc += 1;
                 }
                 drop(content);
+                Reason::Unknown
             }
-            Err(f) => record_failure(f),
+            Err(f) => {
+                record_failure(f);
+                Reason::Invalid { code: f.code }
+            }
+        };
+        if let Some(slot) = w.files.get_mut(nf) {
+            *slot = RolloutFile {
+                sequence: seq,
+                reason,
+            };
+            nf += 1;
         }
     }
-    let valid = valid.get(..nv).unwrap_or(&[]);
+    let cands = w.cands.get(..nc).unwrap_or(&[]);
 
-    // The guard plan, persisted before anything pending is activated.
+    // The guard state as persisted.
     let key = RegKey::open(registry_path().units()).ok();
     let mut stored = [0u8; GUARD_STATE_LEN];
     let (state, reset) = match key
@@ -399,7 +589,65 @@ pub fn load_at_start() {
             _ => (GuardState::default(), true),
         },
     };
-    let plan = plan_start(&state, valid, max_failed);
+    let running = sensor::STORE.with(|s| s.active().map(|a| a.info.sequence));
+    let machine = Machine {
+        ring: settings.ring,
+        bucket_milli: settings.bucket_milli,
+        control: settings.control,
+        now: unix_now(),
+        highest_proven: state.highest_proven,
+        current: match trigger {
+            Trigger::Start => (state.proven != 0).then_some(state.proven),
+            Trigger::Rescan => running,
+        },
+    };
+    let reasons = w.reasons.get_mut(..nc).unwrap_or(&mut []);
+    let plan = rollout::plan(cands, &machine, &state, max_failed, reasons);
+
+    // Publish the verdicts (newest first, invalid files included).
+    for f in w.files.get_mut(..nf).unwrap_or(&mut []) {
+        if let Some(i) = cands.iter().position(|c| c.sequence == f.sequence) {
+            f.reason = reasons.get(i).copied().unwrap_or(Reason::Unknown);
+        }
+    }
+    let mut report = RolloutStatus {
+        ring: settings.ring,
+        bucket_milli: settings.bucket_milli,
+        control: settings.control,
+        flags: settings.flags,
+        id_source: settings.id_source,
+        count: nf as u32,
+        now: machine.now,
+        highest_proven: state.highest_proven,
+        files: [RolloutFile::NONE; ROLLOUT_FILES],
+    };
+    for (d, s) in report.files.iter_mut().zip(w.files.iter().take(nf)) {
+        *d = *s;
+    }
+    ROLLOUT.with(|r| *r = report);
+    for f in w.files.iter().take(nf) {
+        if f.reason != Reason::Adopted && f.reason != Reason::Kept {
+            log(
+                Level::Info,
+                format_args!("content {} not adopted: {}", f.sequence, f.reason),
+            );
+        }
+    }
+
+    if trigger == Trigger::Rescan && (plan.active.is_none() || plan.active == running) {
+        log(
+            Level::Info,
+            format_args!("rescan: content {} stays active", running.unwrap_or(0)),
+        );
+        return;
+    }
+    if trigger == Trigger::Rescan {
+        // The proven timer belongs to the content it was started for.
+        sys::stop_timer();
+        GUARD.with(|g| g.pending_active = false);
+    }
+
+    // The guard plan, persisted before anything pending is activated.
     let persisted = plan.state == state && !reset
         || key
             .as_ref()
@@ -416,9 +664,13 @@ pub fn load_at_start() {
             Level::Error,
             format_args!("cannot persist the guard state; pending content not activated"),
         );
-        let proven = (state.proven != 0 && valid.contains(&state.proven)).then_some(state.proven);
+        let proven = (state.proven != 0 && cands.iter().any(|c| c.sequence == state.proven))
+            .then_some(state.proven);
         (proven, None, false)
     };
+    if trigger == Trigger::Rescan && active_seq == running {
+        return;
+    }
     GUARD.with(|g| {
         g.state = if persisted { plan.state } else { state };
         g.flags = if reset { FLAG_GUARD_RESET } else { 0 };
@@ -445,7 +697,12 @@ pub fn load_at_start() {
         Some(a) => log(
             Level::Info,
             format_args!(
-                "active content {} ({} rules){}",
+                "{} content {} ({} rules){}",
+                if trigger == Trigger::Start {
+                    "active"
+                } else {
+                    "rescan activated"
+                },
                 a.info.sequence,
                 a.info.rule_count,
                 if pending_active { ", pending" } else { "" }
@@ -463,6 +720,9 @@ pub fn load_at_start() {
         }
         s.install_start(active, lkg)
     });
+    if trigger == Trigger::Rescan {
+        start_proven_timer();
+    }
 }
 
 fn proven_timer_fired() {
@@ -531,6 +791,27 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
         let content = build(buf, Origin::Ioctl, None)?;
         Ok::<_, LoadFailure>(content)
     })();
+    // Anti-rollback: force does not override it; only a signed rollback
+    // instruction whose ceiling covers the highest proven sequence does.
+    let result = result.and_then(|content| {
+        let highest = GUARD.with(|g| g.state.highest_proven);
+        let candidate = rollout::Candidate {
+            sequence: content.info.sequence,
+            rollout: content.chan.file().rollout(),
+        };
+        match rollout::check_anti_rollback(&candidate, highest) {
+            Ok(()) => Ok(content),
+            Err(_) => Err(simple_failure(
+                Origin::Ioctl,
+                candidate.sequence,
+                failure::ROLLBACK,
+                format_args!(
+                    "sequence {} is older than {highest}, the highest proven here; no rollback instruction covers it",
+                    candidate.sequence
+                ),
+            )),
+        }
+    });
     match result {
         Ok(content) => {
             let info = content.info;

@@ -15,6 +15,11 @@ pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
     let req = decode_request(code, io.input()).map_err(|e| e.ntstatus())?;
     let r = match req {
         Request::Status => sensor::status().encode(io.output()),
+        Request::Rollout => content::rollout_status().encode(io.output()),
+        Request::Rescan => match content::rescan() {
+            Some(r) => r.encode(io.output()),
+            None => return Err(crate::sys::STATUS_DEVICE_BUSY),
+        },
         Request::Load { force, content } => {
             let resp = content::hot_load(content, force);
             resp.encode(io.output())

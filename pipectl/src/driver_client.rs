@@ -12,7 +12,8 @@
 use clap::{Subcommand, ValueEnum};
 use sensor_core::decision::{Decision, Mode};
 use sensor_core::proto::{
-    self, ContentInfo, EvalResponse, LoadFailure, LoadResponse, Origin, Status,
+    self, ContentInfo, EvalResponse, LoadFailure, LoadResponse, MachineIdSource, Origin,
+    RolloutStatus, Status,
 };
 use sensor_core::ring::{EventKind, EventRecord};
 use std::path::PathBuf;
@@ -39,8 +40,14 @@ pub enum DriverMode {
 #[derive(Subcommand, Debug)]
 pub enum DriverCmd {
     /// Show the driver's state: mode, active / last-known-good / quarantined
-    /// content, guard, counters, last load error.
+    /// content, guard, counters, last load error, and the rollout: this
+    /// machine's ring, bucket and control, and why each content file in the
+    /// content directory was or was not adopted.
     Status,
+    /// Re-read the rollout settings (Ring, ContentControl, MachineId) and the
+    /// content directory, and activate what the policy selects now (a new
+    /// file, a widened policy, a not-before time passed, a changed control).
+    Rescan,
     /// Load a channel file into the running driver (validated by the kernel's
     /// parser; the active content stays on failure). Exit 1 when rejected.
     Load {
@@ -191,6 +198,44 @@ pub fn print_status(s: &Status) {
     print_failure("last_error", &s.last_error);
 }
 
+/// Prints a ROLLOUT / RESCAN response.
+pub fn print_rollout(r: &RolloutStatus) {
+    println!("rollout.ring={}", r.ring.name().unwrap_or("?"));
+    println!("rollout.bucket_milli={}", r.bucket_milli);
+    println!(
+        "rollout.bucket={}.{:03}%",
+        r.bucket_milli / 1000,
+        r.bucket_milli % 1000
+    );
+    println!("rollout.control={}", r.control);
+    println!(
+        "rollout.machine_id={}",
+        match r.id_source {
+            MachineIdSource::None => "none",
+            MachineIdSource::ServiceKey => "service-key",
+            MachineIdSource::MachineGuid => "machine-guid",
+        }
+    );
+    let mut warnings = Vec::new();
+    if r.flags & proto::ROLLOUT_FLAG_BAD_RING != 0 {
+        warnings.push("Ring value not understood (broad used)");
+    }
+    if r.flags & proto::ROLLOUT_FLAG_BAD_CONTROL != 0 {
+        warnings.push("ContentControl value not understood (latest used)");
+    }
+    if r.flags & proto::ROLLOUT_FLAG_NO_MACHINE_ID != 0 {
+        warnings.push("no machine id (last bucket used)");
+    }
+    println!("rollout.warnings={}", warnings.join("; "));
+    println!("rollout.now={}", r.now);
+    println!("rollout.highest_proven={}", r.highest_proven);
+    println!("rollout.files={}", r.count);
+    for f in r.files() {
+        println!("file.{}={}", f.sequence, f.reason.name());
+        println!("file.{}.why={}", f.sequence, f.reason);
+    }
+}
+
 fn print_event(e: &EventRecord) {
     println!(
         "event id={} pid={} kind={} decision={} rule={} action={} severity={} name={} image={}",
@@ -265,6 +310,26 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
             let out = dev.ioctl(proto::IOCTL_STATUS, &req, proto::STATUS_LEN)?;
             let s = Status::decode(&out).map_err(|e| format!("bad status response: {e}"))?;
             print_status(&s);
+            // A driver older than the ROLLOUT IOCTL answers "invalid device
+            // request": say so, the rest of the status stands.
+            match dev.ioctl(proto::IOCTL_ROLLOUT, &req, proto::ROLLOUT_STATUS_LEN) {
+                Ok(out) => print_rollout(
+                    &RolloutStatus::decode(&out)
+                        .map_err(|e| format!("bad rollout response: {e}"))?,
+                ),
+                Err(e) => println!("rollout=unavailable ({e})"),
+            }
+            Ok(0)
+        }
+        DriverCmd::Rescan => {
+            let req = encode(proto::STATUS_REQUEST_LEN, proto::encode_status_request)?;
+            let out = dev.ioctl(proto::IOCTL_RESCAN, &req, proto::ROLLOUT_STATUS_LEN)?;
+            let r = RolloutStatus::decode(&out).map_err(|e| format!("bad rescan response: {e}"))?;
+            let out = dev.ioctl(proto::IOCTL_STATUS, &req, proto::STATUS_LEN)?;
+            let s = Status::decode(&out).map_err(|e| format!("bad status response: {e}"))?;
+            println!("active.sequence={}", s.active.sequence);
+            println!("guard.pending={}", s.pending);
+            print_rollout(&r);
             Ok(0)
         }
         DriverCmd::Load { file, force } => {

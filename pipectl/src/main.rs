@@ -97,11 +97,8 @@ impl RolloutArgs {
         let staged = match &self.ring {
             None => None,
             Some(r) => {
-                let ring = match r.as_str() {
-                    "canary" => channel_format::Ring::CANARY,
-                    "early" => channel_format::Ring::EARLY,
-                    _ => channel_format::Ring::BROAD,
-                };
+                let ring = sensor_core::rollout::parse_ring(r)
+                    .ok_or_else(|| format!("--ring {r:?}: expected canary, early or broad"))?;
                 let pct = self.percent.unwrap_or(100.0);
                 if !(0.0..=100.0).contains(&pct) {
                     return Err(format!("--percent {pct}: must be between 0 and 100"));

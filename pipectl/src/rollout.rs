@@ -20,6 +20,20 @@ pub enum RolloutCmd {
   pipectl rollout simulate --crash-prob 100% --detect 78m --svg blast.svg
   pipectl rollout simulate --rings canary:1%,early:10%,broad:100% --soak 30m --health-gate 0.5% --json")]
     Simulate(SimArgs),
+    /// Print a machine's rollout bucket: the share of its ring (0-99.999 %)
+    /// below which a staged file reaches it. The driver computes the same
+    /// value from its `MachineId` service-key value or, without one, from
+    /// HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid (ASCII letters
+    /// lower-cased, surrounding blanks dropped).
+    #[command(after_help = "Example:
+  pipectl rollout bucket 1b4e28ba-2fa1-11d2-883f-0016d3cca427")]
+    Bucket {
+        /// The machine id (its MachineGuid, or the MachineId value).
+        machine_id: String,
+        /// The channel (the bucket differs per channel).
+        #[arg(long, default_value_t = channel_format::CHANNEL_PIPES)]
+        channel: u32,
+    },
 }
 
 /// Parameters of the model.
@@ -325,6 +339,16 @@ fn gate_text(g: Gate) -> String {
 /// Runs `pipectl rollout ...`.
 pub fn run(cmd: RolloutCmd) -> Result<u8, String> {
     match cmd {
+        RolloutCmd::Bucket {
+            machine_id,
+            channel,
+        } => {
+            let units: Vec<u16> = machine_id.encode_utf16().collect();
+            let b = sensor_core::rollout::machine_bucket(&units, channel);
+            println!("bucket_milli={b}");
+            println!("bucket={}.{:03}%", b / 1000, b % 1000);
+            Ok(0)
+        }
         RolloutCmd::Simulate(p) => {
             let res = strategies(&p);
             if let Some(path) = &p.svg {

@@ -131,3 +131,35 @@ fn table_and_svg() {
         );
     }
 }
+
+#[test]
+fn bucket_is_the_documented_hash_and_ignores_case() {
+    use sha2::{Digest, Sha256};
+    let id = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+    // docs/rollout.md: SHA-256(id || channel as u32 LE), first 8 bytes as a
+    // u64 LE, modulo 100,000.
+    let mut h = Sha256::new();
+    h.update(id.as_bytes());
+    h.update(291u32.to_le_bytes());
+    let d = h.finalize();
+    let want = u64::from_le_bytes(d[..8].try_into().unwrap()) % 100_000;
+    for spelling in [
+        id,
+        "1B4E28BA-2FA1-11D2-883F-0016D3CCA427",
+        " 1b4e28ba-2fa1-11d2-883f-0016d3cca427 ",
+    ] {
+        let o = pipectl(&["rollout", "bucket", spelling]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        assert!(
+            out.contains(&format!("bucket_milli={want}\n")),
+            "{spelling:?}: {out}"
+        );
+        assert!(out.contains(&format!("bucket={}.{:03}%", want / 1000, want % 1000)));
+    }
+    let other = text(&pipectl(&["rollout", "bucket", id, "--channel", "292"]).stdout);
+    assert!(
+        !other.contains(&format!("bucket_milli={want}\n")),
+        "the channel changes the bucket"
+    );
+}

@@ -17,7 +17,7 @@
 pub mod types;
 
 use crate::sys::types::*;
-pub use crate::sys::types::{NTSTATUS, STATUS_FILE_TOO_LARGE, STATUS_SUCCESS};
+pub use crate::sys::types::{NTSTATUS, STATUS_DEVICE_BUSY, STATUS_FILE_TOO_LARGE, STATUS_SUCCESS};
 use channel_parser::ChannelFile;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
