@@ -1148,12 +1148,11 @@ fn parse_automaton<'a>(
         outputs,
     };
     let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
-    if a.state_word(0, 0) != 0
-        || a.state_word(0, 1) != 0
-        || a.state_word(0, 2) != 0
-        || a.state_word(0, 3) != 0
-        || depth(0) != 0
-    {
+    // States are read with the matcher's own reader, `Automaton::state`: for
+    // `s < s_count` its `e1`/`o1` are state `s + 1`'s first edge and output,
+    // or the edge and output totals for the last state.
+    let root = a.state(0);
+    if root.e0 != 0 || root.fail != 0 || root.dict != 0 || root.o0 != 0 || depth(0) != 0 {
         return Err(bad(
             states.offset,
             "root must start edges and outputs at 0, with no links and depth 0",
@@ -1161,8 +1160,8 @@ fn parse_automaton<'a>(
     }
     for s in 0..s_count {
         let at = states.at(s.saturating_mul(STATE_LEN));
-        let (e0, e1) = (a.state_word(s, 0), a.state_word(s.saturating_add(1), 0));
-        let (o0, o1) = (a.state_word(s, 3), a.state_word(s.saturating_add(1), 3));
+        let st = a.state(s);
+        let (e0, e1, o0, o1) = (st.e0, st.e1, st.o0, st.o1);
         if e1 < e0 || e1 > e_count || o1 < o0 || o1 > o_count {
             return Err(bad(
                 at,
@@ -1198,16 +1197,14 @@ fn parse_automaton<'a>(
             }
         }
         if s > 0 {
-            let fail = a.state_word(s, 1);
-            let dict = a.state_word(s, 2);
+            let (fail, dict) = (st.fail, st.dict);
             if fail >= s_count || depth(fail) >= d {
                 return Err(bad(at, "failure link does not lead to a shallower state"));
             }
-            if dict >= s_count
-                || (dict != 0
-                    && (depth(dict) >= d
-                        || a.state_word(dict, 3) == a.state_word(dict.saturating_add(1), 3)))
-            {
+            // Out of range, `state` reads an empty record; `dict` is then
+            // rejected by its first test before `target` is looked at.
+            let target = a.state(dict);
+            if dict >= s_count || (dict != 0 && (depth(dict) >= d || target.o1 == target.o0)) {
                 return Err(bad(
                     at,
                     "dictionary link does not lead to a shallower state with outputs",

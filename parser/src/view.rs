@@ -77,28 +77,12 @@ impl<'a> Automaton<'a> {
         outputs: Region::EMPTY,
     };
 
-    /// Word `word` (0 first_edge, 1 fail, 2 dict, 3 first_output) of state `s`;
-    /// for `s == state_count` the sentinel values (edge count, output count).
-    #[inline]
-    pub(crate) fn state_word(&self, s: u32, word: u32) -> u32 {
-        if s >= self.state_count {
-            return match word {
-                0 => self.edge_count,
-                3 => self.output_count,
-                _ => 0,
-            };
-        }
-        let at = (s as usize)
-            .wrapping_mul(fmt::STATE_LEN)
-            .wrapping_add((word as usize).wrapping_mul(4));
-        match self.states.bytes.get(at..at.wrapping_add(4)) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => 0,
-        }
-    }
-
     /// State `s` with the bounds of its edge and output ranges, read with one
-    /// bounds check (matching path).
+    /// bounds check. The only reader of state records: the matcher's hot loop
+    /// and the validator both use it. For `s < state_count`, `e1`/`o1` are
+    /// state `s + 1`'s first edge and first output, or `edge_count` /
+    /// `output_count` for the last state; for `s >= state_count` every field
+    /// is 0 (the matcher never asks for one: its links were validated).
     #[inline]
     pub(crate) fn state(&self, s: u32) -> StateRec {
         let at = (s as usize).wrapping_mul(fmt::STATE_LEN);
