@@ -22,7 +22,7 @@
 //! and only for pathological names.
 
 use crate::text::{glob_match, Text};
-use crate::view::{Automaton, ChannelFile, RuleView};
+use crate::view::{Automaton, ChannelFile, RuleView, StateRec};
 use channel_format::{op, Action, AtomKind, FieldId};
 
 const ATOM_LEN: u32 = channel_format::ATOM_LEN as u32;
@@ -321,41 +321,70 @@ impl<'a> ChannelFile<'a> {
         let mut cur = auto.state(0);
         let mut pos = 0u32;
         for c in text.chars() {
+            // ASCII (nearly every pipe name) folds to one byte without the
+            // Unicode tables or the UTF-8 encoder.
+            if c.is_ascii() {
+                let b = (c as u8).to_ascii_uppercase();
+                pos = pos.saturating_add(1);
+                self.step(auto, &mut cur, b, pos, scratch, lo, hi);
+                continue;
+            }
             let mut buf = [0u8; 4];
             for &b in crate::fold_char(c).encode_utf8(&mut buf).as_bytes() {
                 pos = pos.saturating_add(1);
-                // Failure links strictly decrease depth (validated), and depth
-                // is at most 255: the bound is never reached.
-                for _ in 0..=256 {
-                    if let Some(next) = auto.child_of(&cur, b) {
-                        cur = auto.state(next);
-                        break;
-                    }
-                    if cur.id == 0 {
-                        break;
-                    }
-                    cur = auto.state(cur.fail);
-                }
-                if cur.o1 == cur.o0 && cur.dict == 0 {
-                    continue;
-                }
-                let mut o = if cur.o1 != cur.o0 {
-                    cur
-                } else {
-                    auto.state(cur.dict)
-                };
-                for _ in 0..=256 {
-                    if o.id == 0 {
-                        break;
-                    }
-                    for atom in auto.outputs_of(&o) {
-                        self.record_hit(atom, pos, scratch, lo, hi);
-                    }
-                    o = auto.state(o.dict);
-                }
+                self.step(auto, &mut cur, b, pos, scratch, lo, hi);
             }
         }
         pos
+    }
+
+    /// One byte through the automaton: follow the goto or failure links
+    /// from `cur`, then record the outputs of the state reached (and of its
+    /// dictionary links) as hits ending at `pos`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        auto: &Automaton<'a>,
+        cur: &mut StateRec,
+        b: u8,
+        pos: u32,
+        scratch: &mut Scratch,
+        lo: u32,
+        hi: &mut u32,
+    ) {
+        // Failure links strictly decrease depth (validated), and depth
+        // is at most 255: the bound is never reached.
+        for _ in 0..=256 {
+            if cur.id == 0 {
+                if let Some(next) = auto.root_child(b) {
+                    *cur = auto.state(next);
+                }
+                break;
+            }
+            if let Some(next) = auto.child_of(cur, b) {
+                *cur = auto.state(next);
+                break;
+            }
+            *cur = auto.state(cur.fail);
+        }
+        if cur.o1 == cur.o0 && cur.dict == 0 {
+            return;
+        }
+        let mut o = if cur.o1 != cur.o0 {
+            *cur
+        } else {
+            auto.state(cur.dict)
+        };
+        for _ in 0..=256 {
+            if o.id == 0 {
+                break;
+            }
+            for atom in auto.outputs_of(&o) {
+                self.record_hit(atom, pos, scratch, lo, hi);
+            }
+            o = auto.state(o.dict);
+        }
     }
 
     /// Atom record field at byte `off` (hot path: no view is built).

@@ -1138,7 +1138,7 @@ fn parse_automaton<'a>(
         .check_zero("automaton padding")?;
     p = add(p, pad, h.offset, "automaton")?;
 
-    let a = Automaton {
+    let mut a = Automaton {
         field,
         state_count: s_count,
         edge_count: e_count,
@@ -1146,6 +1146,7 @@ fn parse_automaton<'a>(
         states,
         labels: labels.bytes,
         outputs,
+        root_bits: [0; 4],
     };
     let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
     // States are read with the matcher's own reader, `Automaton::state`: for
@@ -1236,6 +1237,17 @@ fn parse_automaton<'a>(
             } else if !(kind.is_pattern() && atom.prefiltered()) {
                 return Err(bad(oat, "output atom is not prefiltered"));
             }
+        }
+    }
+    // The root's labels (validated: strictly ascending) as a bit set.
+    let root = a.state(0);
+    for &l in labels
+        .bytes
+        .get(root.e0 as usize..root.e1 as usize)
+        .unwrap_or(&[])
+    {
+        if let Some(w) = a.root_bits.get_mut(usize::from(l >> 6)) {
+            *w |= 1u64 << (l & 63);
         }
     }
     Ok((a, p))

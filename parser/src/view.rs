@@ -64,6 +64,10 @@ pub(crate) struct Automaton<'a> {
     pub(crate) states: Region<'a>,
     pub(crate) labels: &'a [u8],
     pub(crate) outputs: Region<'a>,
+    /// The root's labels as a 256-bit set (bit `b` of word `b / 64`),
+    /// computed by validation: the root's child on `b` is state
+    /// 1 + (labels below `b`), found with two popcounts instead of a search.
+    pub(crate) root_bits: [u64; 4],
 }
 
 impl<'a> Automaton<'a> {
@@ -75,6 +79,7 @@ impl<'a> Automaton<'a> {
         states: Region::EMPTY,
         labels: &[],
         outputs: Region::EMPTY,
+        root_bits: [0; 4],
     };
 
     /// State `s` with the bounds of its edge and output ranges, read with one
@@ -122,6 +127,28 @@ impl<'a> Automaton<'a> {
                 o1: 0,
             }
         }
+    }
+
+    /// The root's child on byte `b`, if any (see `root_bits`).
+    #[inline(always)]
+    pub(crate) fn root_child(&self, b: u8) -> Option<u32> {
+        let w = usize::from(b >> 6);
+        let bit = 1u64 << (b & 63);
+        let word = self.root_bits.get(w).copied().unwrap_or(0);
+        if word & bit == 0 {
+            return None;
+        }
+        let below: u32 = self
+            .root_bits
+            .iter()
+            .take(w)
+            .map(|x| x.count_ones())
+            .fold(0, u32::wrapping_add);
+        Some(
+            below
+                .wrapping_add((word & bit.wrapping_sub(1)).count_ones())
+                .wrapping_add(1),
+        )
     }
 
     /// The child of the state `r` on byte `b`, if any.

@@ -210,3 +210,59 @@ fn very_long_names_are_matched_in_full() {
     assert_eq!(got, vec![1, 2]);
     assert_eq!(got, want);
 }
+
+#[test]
+fn root_transitions_for_every_kind_of_first_byte() {
+    // The matcher finds the root's child through a 256-bit set of its
+    // labels (two popcounts): literals starting in each 64-byte range that
+    // UTF-8 lead bytes use, next to each other, plus names that walk in and
+    // out of the root, must agree with the reference evaluator.
+    let lits = [
+        "!bang",
+        "#hash",
+        "0zero",
+        "9nine",
+        "?q",
+        "@at",
+        "Aa",
+        "Zz",
+        "[br",
+        "_u",
+        "~t",
+        "ä-umlaut",
+        "ÿy",
+        "€euro",
+        "中文",
+        "😀smile",
+        "\u{7f}del",
+    ];
+    let set = RuleSet {
+        rules: lits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                rule(
+                    i as u32 + 1,
+                    Severity::LOW,
+                    Action::ALERT,
+                    name(Matcher::Contains((*l).into())),
+                )
+            })
+            .collect(),
+    };
+    for n in [
+        "\\!bang#hash",
+        "\\xx0zero9nine?q@at",
+        "\\AA zz [BR _U ~T",
+        "\\Ä-UMLAUTÿY€EURO",
+        "\\中文😀SMILE\u{7f}DEL",
+        "\\nothing here at all",
+        "\\ä-umlau€eur中😀smil",
+        "",
+    ] {
+        let (got, want, _) = ids(&set, n);
+        assert_eq!(got, want, "{n:?}");
+    }
+    let (got, _, _) = ids(&set, "\\!bang#hash 0zero ä-umlaut 😀smile");
+    assert_eq!(got, vec![1, 2, 3, 12, 16]);
+}
