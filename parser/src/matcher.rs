@@ -571,17 +571,30 @@ fn run_dfa(dfa: &regex_automata::dfa::dense::DFA<&[u32]>, text: Text<'_>) -> boo
     else {
         return false;
     };
+    // One byte: Some(verdict) when the search is decided.
+    let step = |s: &mut regex_automata::util::primitives::StateID, b: u8| {
+        *s = dfa.next_state(*s, b);
+        if dfa.is_special_state(*s) {
+            if dfa.is_match_state(*s) {
+                return Some(true);
+            }
+            if dfa.is_dead_state(*s) || dfa.is_quit_state(*s) {
+                return Some(false);
+            }
+        }
+        None
+    };
     for c in text.chars() {
+        if c.is_ascii() {
+            if let Some(v) = step(&mut s, c as u8) {
+                return v;
+            }
+            continue;
+        }
         let mut buf = [0u8; 4];
         for &b in c.encode_utf8(&mut buf).as_bytes() {
-            s = dfa.next_state(s, b);
-            if dfa.is_special_state(s) {
-                if dfa.is_match_state(s) {
-                    return true;
-                }
-                if dfa.is_dead_state(s) || dfa.is_quit_state(s) {
-                    return false;
-                }
+            if let Some(v) = step(&mut s, b) {
+                return v;
             }
         }
     }
