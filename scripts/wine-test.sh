@@ -192,7 +192,7 @@ start_driver "start"
 ctl status status || fail "status IOCTL"
 expect filter_registered true "filter registered"
 expect active.sequence 1 "content 1 active"
-expect active.rules 3 "content 1 has 3 rules"
+expect active.rules 4 "content 1 has 4 rules"
 expect guard.pending 1 "content 1 pending (not proven yet)"
 expect guard.start_count 1 "first start counted"
 expect last_error.origin none "no load error"
@@ -233,6 +233,54 @@ expect events 128 "ring keeps its 128 newest records"
 expect overwritten 72 "72 overwritten records counted"
 ctl status-flood status
 expect counters.events_overwritten 72 "overflow counted in status"
+
+# --- 2b. image paths in DOS form: the drive-letter table ---------------------
+# At start the driver reads the links \??\A: .. \??\Z: and logs each target
+# ("drive C: = \Device\HarddiskVolume1" under Wine 8, which links C: and Z:
+# to volume devices). EVAL goes through the same rewrite as the
+# callbacks: an image under C:'s device must match rule 1004
+# (Image|startswith 'C:\Windows\') and be reported as C:\... in events.
+DRVLOGS=("$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out")
+CLINE=$(grep -a -h "PipeSensor: drive C: = " "${DRVLOGS[@]}" 2>/dev/null | tail -1 | tr -d '\r')
+CDEV=${CLINE##*drive C: = }
+if [[ "$CLINE" == *"drive C: = "* && "$CDEV" == \\Device\\?* && "$CDEV" != *' '* ]]; then
+  pass "drive table: \\??\\C: links to $CDEV"
+else
+  fail "drive table: no usable '\\??\\C:' target in the driver log (line: '$CLINE')"
+  CDEV='\Device\NoDriveC'
+fi
+SUMMARY=$(grep -a -h "PipeSensor: drive letters: " "${DRVLOGS[@]}" 2>/dev/null | tail -1 | tr -d '\r')
+if [[ "$SUMMARY" =~ drive\ letters:\ ([0-9]+)\ mapped ]] && [ "${BASH_REMATCH[1]}" -ge 1 ]; then
+  pass "drive table logged: ${SUMMARY##*PipeSensor: }"
+else fail "drive table summary missing or empty: '$SUMMARY'"; fi
+ctl events-before-dos events --max 256 >/dev/null
+ctl eval-img-nt eval '\dos_path_test' --image "$CDEV\\Windows\\System32\\notepad.exe" --pid 5151
+expect rule 1004 "NT image path under C:'s device matches the C:\\Windows\\ rule"
+expect decision alert "C:\\Windows\\ rule alerts"
+ctl eval-img-case eval '\dos_path_test' --image "${CDEV^^}\\Windows\\x.exe" --pid 5152
+expect rule 1004 "device prefix compared case-insensitively"
+ctl eval-img-boundary eval '\dos_path_test' --image "${CDEV}0\\Windows\\System32\\notepad.exe" --pid 5153
+expect matched 0 "${CDEV}0 is not C: (component boundary)"
+ctl eval-img-unknown eval '\dos_path_test' --image '\Device\HarddiskVolume97\Windows\x.exe' --pid 5154
+expect matched 0 "an unknown device stays in NT form"
+ctl eval-img-qq eval '\dos_path_test' --image '\??\C:\Windows\System32\cmd.exe' --pid 5155
+expect rule 1004 "\\??\\C:\\ form normalized"
+ctl eval-img-win32 eval '\dos_path_test' --image '\\?\c:\windows\x.exe' --pid 5156
+expect rule 1004 "\\\\?\\c:\\ form normalized"
+ctl eval-img-dos eval '\dos_path_test' --image 'C:\Windows\x.exe' --pid 5157
+expect rule 1004 "a DOS path still matches"
+ctl eval-img-temp eval '\dos_path_test' --image "$CDEV\\Temp\\evil.exe" --pid 5158
+expect rule 1003 "NT path: endswith rules unaffected"
+ctl events-dos events --max 100
+expect events 6 "6 image events recorded (not the boundary and unknown-device cases)"
+for spec in '5151|1004|C:\Windows\System32\notepad.exe' '5152|1004|C:\Windows\x.exe' \
+  '5155|1004|C:\Windows\System32\cmd.exe' '5156|1004|C:\windows\x.exe' '5158|1003|C:\Temp\evil.exe'; do
+  IFS='|' read -r pid rule img <<<"$spec"
+  line=$(grep -m1 " pid=$pid " "$LOG/$LAST.out")
+  if [[ "$line" == *" rule=$rule "* && "$line" == *" image=$img" ]]; then
+    pass "event of pid $pid reports the DOS path $img"
+  else fail "event of pid $pid: expected rule $rule image $img, got '$line'"; fi
+done
 
 # --- 3. malformed IOCTL requests are rejected ------------------------------
 ctl raw-ok raw 0x226400 5053494f01000000 --out-len 400

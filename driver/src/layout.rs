@@ -61,6 +61,8 @@ macro_rules! checks {
 }
 
 checks! {
+    // UNICODE_STRING and OBJECT_ATTRIBUTES are also what the drive-letter
+    // table passes to ZwOpenSymbolicLinkObject / ZwQuerySymbolicLinkObject.
     Wdm "UNICODE_STRING" UNICODE_STRING { size = 16, "Length" => Length = 0, "MaximumLength" => MaximumLength = 2, "Buffer" => Buffer = 8 }
     Wdm "OBJECT_ATTRIBUTES" OBJECT_ATTRIBUTES { size = 48,
         "RootDirectory" => RootDirectory = 8, "ObjectName" => ObjectName = 16, "Attributes" => Attributes = 24,
@@ -191,6 +193,9 @@ const_checks! {
     Flt "FLT_PREOP_SUCCESS_NO_CALLBACK" = FLT_PREOP_SUCCESS_NO_CALLBACK,
     Flt "FLT_PREOP_COMPLETE" = FLT_PREOP_COMPLETE,
     Wdm "STATUS_FLT_DO_NOT_ATTACH" = STATUS_FLT_DO_NOT_ATTACH,
+    Wdm "STATUS_OBJECT_NAME_NOT_FOUND" = STATUS_OBJECT_NAME_NOT_FOUND,
+    Wdm "STATUS_BUFFER_TOO_SMALL" = STATUS_BUFFER_TOO_SMALL,
+    Wdm "SYMBOLIC_LINK_QUERY" = SYMBOLIC_LINK_QUERY,
 }
 
 // Constants neither header set declares (newer than Wine's fltkernel.h and

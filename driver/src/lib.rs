@@ -10,7 +10,8 @@
 //! the IOCTL protocol come from `sensor-core` and are tested on the host.
 //!
 //! Start-up order (teardown runs it backwards, see [`teardown`]):
-//! resolve optional routines → register the filter →
+//! resolve optional routines → drive-letter table (image paths in DOS
+//! form, [`drives`]) → register the filter →
 //! read the configuration and load content (crash-loop guard) → control
 //! device → bug-check callback → start filtering → "proven" timer.
 #![cfg_attr(not(test), no_std)]
@@ -18,6 +19,7 @@
 
 mod content;
 mod control;
+mod drives;
 mod dump;
 #[allow(dead_code)] // the tables are read by the host layout probe
 mod layout;
@@ -36,6 +38,7 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
         format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()),
     );
     sys::resolve_dynamic_routines();
+    drives::build_at_start();
 
     if let Err(s) = driver.register_filter() {
         log(
@@ -101,6 +104,15 @@ fn teardown() {
         content::mark_proven("clean unload");
     }
     sensor::release_all_content();
+    if drives::too_long() != 0 {
+        log(
+            Level::Warning,
+            format_args!(
+                "{} image paths matched in NT form (DOS form longer than the buffer)",
+                drives::too_long()
+            ),
+        );
+    }
     log(
         Level::Info,
         format_args!(

@@ -7,7 +7,9 @@ use channel_parser::{Event, Scratch, Text};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide, Decision, Mode, RuleHit};
 use sensor_core::name::{normalize_into, MAX_NAME_UNITS};
-use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
+use sensor_core::proto::{
+    ContentInfo, Counters, FixedText, Status, MAX_EVAL_IMAGE_UNITS, RULE_NAME_LEN,
+};
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
 
@@ -32,15 +34,30 @@ static MATCHED: AtomicU64 = AtomicU64::new(0);
 static DENIED: AtomicU64 = AtomicU64::new(0);
 static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
 
-/// Matcher scratch: preallocated in the image (nonpaged), never on the
+/// Longest image path rewritten to DOS form, in UTF-16 units (what an
+/// EVAL request may carry); longer paths are matched in NT form.
+const IMAGE_UNITS: usize = MAX_EVAL_IMAGE_UNITS;
+
+/// Per-evaluation working memory: matcher scratch and the buffer for the
+/// image path in DOS form.
+struct Work {
+    scratch: Scratch,
+    image: [u16; IMAGE_UNITS],
+}
+
+/// Working memory, preallocated in the image (nonpaged), never on the
 /// stack. A callback that finds every slot busy skips the event (counted
 /// in `name_errors`) rather than wait.
-const SCRATCH_SLOTS: usize = 16;
-static SCRATCH: [Slot<Scratch>; SCRATCH_SLOTS] =
-    [const { Slot::new(Scratch::new()) }; SCRATCH_SLOTS];
+const WORK_SLOTS: usize = 16;
+static WORK: [Slot<Work>; WORK_SLOTS] = [const {
+    Slot::new(Work {
+        scratch: Scratch::new(),
+        image: [0; IMAGE_UNITS],
+    })
+}; WORK_SLOTS];
 
-fn with_scratch<R>(mut f: impl FnMut(&mut Scratch) -> R) -> Option<R> {
-    SCRATCH.iter().find_map(|s| s.try_with(&mut f))
+fn with_work<R>(mut f: impl FnMut(&mut Work) -> R) -> Option<R> {
+    WORK.iter().find_map(|s| s.try_with(&mut f))
 }
 
 pub fn set_flag(f: u32) {
@@ -104,9 +121,11 @@ pub struct Outcome {
     pub name_len: usize,
 }
 
-/// The decision path: normalize the name, evaluate against the active
-/// content, decide under the current mode, count, and (if `record`) put a
-/// matching event in the ring. Never blocks, never allocates.
+/// The decision path: normalize the name, rewrite the image path to DOS
+/// form (`crate::drives`), evaluate against the active content, decide
+/// under the current mode, count, and (if `record`) put a matching event,
+/// with the rewritten image path, in the ring. Never blocks, never
+/// allocates.
 pub fn evaluate(
     kind: EventKind,
     pid: u32,
@@ -141,15 +160,22 @@ pub fn evaluate(
         EventKind::Create => channel_parser::EventKind::Create,
         EventKind::Connect => channel_parser::EventKind::Connect,
     };
-    let ev = Event {
-        pipe_name: Text::Utf16(name),
-        image: image.map(Text::Utf16),
-        pid,
-        kind: pkind,
-    };
     let file = content.chan.file();
-    let Some((matched, best)) = with_scratch(|scratch| {
-        let v = file.evaluate(&ev, scratch);
+    // The record's image (its last IMAGE_CAP units) is copied from the DOS
+    // form while the working buffer holding it is ours.
+    let mut rec = EventRecord::EMPTY;
+    let Some((matched, best)) = with_work(|work| {
+        let image = image.map(|i| crate::drives::image_to_dos(i, &mut work.image));
+        let ev = Event {
+            pipe_name: Text::Utf16(name),
+            image: image.map(Text::Utf16),
+            pid,
+            kind: pkind,
+        };
+        let v = file.evaluate(&ev, &mut work.scratch);
+        if record {
+            rec.set_image(image.unwrap_or(&[]));
+        }
         (
             v.matched,
             v.best.map(|r| {
@@ -180,7 +206,6 @@ pub fn evaluate(
         DENIED.fetch_add(1, Ordering::Relaxed);
     }
     if record && out.decision.records() {
-        let mut rec = EventRecord::EMPTY;
         rec.time = crate::sys::system_time();
         rec.pid = pid;
         rec.kind = kind.to_u8();
@@ -191,7 +216,6 @@ pub fn evaluate(
             rec.severity = h.severity.0;
         }
         rec.set_name(name);
-        rec.set_image(image.unwrap_or(&[]));
         let id = RING.with(|r| r.push(rec));
         rec.id = id;
         dump::record_event(&rec);

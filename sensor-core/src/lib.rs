@@ -5,6 +5,7 @@
 //! and performs the side effects they decide on.
 //!
 //! * [`name`]: pipe-name normalization (`\Device\NamedPipe\x` → `\x`, as Sysmon).
+//! * [`dospath`]: image paths in DOS form (`\Device\HarddiskVolume3\x` → `C:\x`, as Sysmon).
 //! * [`decision`]: monitor/enforce mode and the verdict for one event.
 //! * [`store`]: which content is active, last-known-good, quarantined.
 //! * [`guard`]: the crash-loop guard persisted in the service key.
@@ -34,6 +35,7 @@ extern crate std;
 
 pub mod decision;
 pub mod digest;
+pub mod dospath;
 pub mod guard;
 pub mod name;
 pub mod proto;

@@ -129,6 +129,16 @@ extern "system" {
         DataSize: u32,
     ) -> NTSTATUS;
     pub fn ZwFlushKey(KeyHandle: HANDLE) -> NTSTATUS;
+    pub fn ZwOpenSymbolicLinkObject(
+        LinkHandle: *mut HANDLE,
+        DesiredAccess: u32,
+        ObjectAttributes: *const OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS;
+    pub fn ZwQuerySymbolicLinkObject(
+        LinkHandle: HANDLE,
+        LinkTarget: *mut UNICODE_STRING,
+        ReturnedLength: *mut u32,
+    ) -> NTSTATUS;
     pub fn ZwCreateFile(
         FileHandle: *mut HANDLE,
         DesiredAccess: u32,

@@ -7,9 +7,10 @@
 //! `types.rs` and `../layout.rs`).
 //!
 //! What the rest of the driver gets from here are safe wrappers: pool
-//! buffers and reference-counted pool objects, a spin lock, registry and
-//! file access, the control device, the filter registration, a system
-//! thread, logging, time, and the bug-check hooks. IRQL rules are stated on
+//! buffers and reference-counted pool objects, a spin lock, a write-once
+//! cell, registry and file access, symbolic-link queries, the control
+//! device, the filter registration, a system thread, logging, time, and the
+//! bug-check hooks. IRQL rules are stated on
 //! each wrapper; all of them are called at PASSIVE_LEVEL unless said
 //! otherwise.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
@@ -17,12 +18,15 @@
 pub mod types;
 
 use crate::sys::types::*;
-pub use crate::sys::types::{NTSTATUS, STATUS_DEVICE_BUSY, STATUS_FILE_TOO_LARGE, STATUS_SUCCESS};
+pub use crate::sys::types::{
+    NTSTATUS, STATUS_DEVICE_BUSY, STATUS_FILE_TOO_LARGE, STATUS_OBJECT_NAME_NOT_FOUND,
+    STATUS_SUCCESS,
+};
 use channel_parser::ChannelFile;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr::{self, null_mut, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 // ---------------------------------------------------------------------------
 // Imports
@@ -541,6 +545,52 @@ impl<T> Slot<T> {
     }
 }
 
+/// A value written once, at PASSIVE_LEVEL before any reader runs (e.g. in
+/// DriverEntry), then only read, at any IRQL, without a lock.
+pub struct InitOnce<T> {
+    /// 0 empty, 1 being written, 2 ready.
+    state: AtomicU8,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: `data` is written only by the one caller that moved `state` from
+// 0 to 1, and read only after `state` is 2 (Release/Acquire), never both.
+unsafe impl<T: Send + Sync> Sync for InitOnce<T> {}
+
+impl<T> InitOnce<T> {
+    /// Not yet initialised; `v` is the (unpublished) starting value.
+    pub const fn new(v: T) -> Self {
+        InitOnce {
+            state: AtomicU8::new(0),
+            data: UnsafeCell::new(v),
+        }
+    }
+    /// Runs `f` on the value in place and publishes it. Only the first call
+    /// does anything; returns whether this call did.
+    pub fn init(&self, f: impl FnOnce(&mut T)) -> bool {
+        if self
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // SAFETY: we moved state 0 -> 1: no reader sees the value before the
+        // store of 2 below, and no other writer can get here.
+        f(unsafe { &mut *self.data.get() });
+        self.state.store(2, Ordering::Release);
+        true
+    }
+    /// The value, once published.
+    pub fn get(&self) -> Option<&T> {
+        if self.state.load(Ordering::Acquire) != 2 {
+            return None;
+        }
+        // SAFETY: state 2: the value is published and never written again.
+        Some(unsafe { &*self.data.get() })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Registry
 // ---------------------------------------------------------------------------
@@ -876,6 +926,48 @@ pub fn list_dir(path: &[u16], mut f: impl FnMut(&[u16])) -> Result<(), NTSTATUS>
             at += next as usize;
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Object manager: symbolic links
+// ---------------------------------------------------------------------------
+
+/// The target of the symbolic link `name` (e.g. `\??\C:`) into `out`.
+/// PASSIVE_LEVEL.
+///
+/// # Errors
+/// `ZwOpenSymbolicLinkObject`'s status (STATUS_OBJECT_NAME_NOT_FOUND when
+/// there is no such link) or `ZwQuerySymbolicLinkObject`'s
+/// (STATUS_BUFFER_TOO_SMALL when the target does not fit `out`).
+pub fn query_symbolic_link<'o>(name: &str, out: &'o mut [u16]) -> Result<&'o [u16], NTSTATUS> {
+    let w = Wide::<64>::new(name);
+    let un = w.unicode();
+    let oa = object_attributes(&un);
+    let mut h: HANDLE = null_mut();
+    // SAFETY: PASSIVE_LEVEL; every pointer is to a live local (layouts of
+    // OBJECT_ATTRIBUTES and UNICODE_STRING checked in layout.rs).
+    let s = unsafe { ZwOpenSymbolicLinkObject(&mut h, SYMBOLIC_LINK_QUERY, &oa) };
+    if !nt_success(s) {
+        return Err(s);
+    }
+    let h = KHandle(h);
+    // MaximumLength in bytes, even, at most what `out` holds.
+    let max_bytes = out.len().saturating_mul(2).min(0xFFFE) as u16;
+    let mut target = UNICODE_STRING {
+        Length: 0,
+        MaximumLength: max_bytes,
+        Buffer: out.as_mut_ptr(),
+    };
+    let mut returned = 0u32;
+    // SAFETY: PASSIVE_LEVEL; h is our open link handle; target describes
+    // `out` (MaximumLength <= its size in bytes), alive for the call.
+    let s = unsafe { ZwQuerySymbolicLinkObject(h.0, &mut target, &mut returned) };
+    drop(h);
+    if !nt_success(s) {
+        return Err(s);
+    }
+    let units = usize::from(target.Length.min(max_bytes)) / 2;
+    out.get(..units).ok_or(STATUS_BUFFER_TOO_SMALL)
 }
 
 // ---------------------------------------------------------------------------
