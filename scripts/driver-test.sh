@@ -58,6 +58,12 @@ PY
 grep -q AutoVisualizer "$PDB" || { echo "natvis not embedded in $PDB"; exit 1; }
 echo "natvis embedded in the PDB"
 
+step "stack usage (static worst case per entry point; kernel stack 24 KiB, budget 12 KiB)"
+# Wine runs the driver on a big user-mode stack: only this check sees a
+# kernel stack overflow. Self-test first (it must be able to fail). The
+# package step checks the shipped image (built without the test key) again.
+scripts/stack-usage.sh
+
 step "layout probe"
 scripts/layout-probe.sh
 

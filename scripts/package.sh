@@ -6,6 +6,7 @@
 #   signed/pipesensor.sys            the driver test-signed with osslsigncode
 #   test-cert/PipeSensorTest.cer     the test certificate (DER) to trust on a test machine
 #   SHA256SUMS
+#   image-check.txt, stack-usage.txt  the image checks and the static stack bound
 # The test certificate and key are generated here with openssl (a fresh,
 # self-signed code-signing certificate per package; never a release key).
 set -euo pipefail
@@ -22,6 +23,10 @@ cp inf/PipeSensor.inf "$PKG/"
 cp driver/pipesensor.natvis "$PKG/"
 python3 scripts/check-image.py "$PKG/pipesensor.sys" "$PKG/pipesensor.pdb" >"$PKG/image-check.txt" || {
   cat "$PKG/image-check.txt"; exit 1; }
+# Static worst-case stack per entry point of the image that ships (see
+# scripts/stack-usage.sh; the report goes into the package).
+python3 scripts/stack-usage.py "$PKG/pipesensor.sys" "$PKG/pipesensor.pdb" >"$PKG/stack-usage.txt" || {
+  cat "$PKG/stack-usage.txt"; exit 1; }
 
 KEYDIR=$(mktemp -d)
 trap 'rm -rf "$KEYDIR"' EXIT

@@ -90,7 +90,17 @@ fn registry_path() -> Wide<512> {
         .unwrap_or_else(|| Wide::new(""))
 }
 
-/// Reads the service key. PASSIVE_LEVEL (DriverEntry).
+/// Opens the service key. Not inlined: the 1 KiB path copy stays in this
+/// frame, off the stack of the callers' later work (scripts/stack-usage.sh).
+#[inline(never)]
+fn open_service_key() -> Result<RegKey, sys::NTSTATUS> {
+    RegKey::open(registry_path().units())
+}
+
+/// Reads the service key. PASSIVE_LEVEL (DriverEntry). Not inlined: its
+/// `Config` and buffers (~4 KiB) must not stay on DriverEntry's stack while
+/// the content scan (signature check, parser) runs below it.
+#[inline(never)]
 pub fn configure(registry_path: &[u16]) {
     let mut cfg = Config {
         registry_path: Wide::from_units(registry_path),
@@ -99,7 +109,7 @@ pub fn configure(registry_path: &[u16]) {
         proven_after: DEFAULT_PROVEN_AFTER_SECONDS,
         require_signature: true,
     };
-    match RegKey::open(registry_path) {
+    match RegKey::open(cfg.registry_path.units()) {
         Ok(key) => {
             let mut dir = [0u16; 299];
             if let Some(d) = key.string("ContentDirectory", &mut dir) {
@@ -174,24 +184,41 @@ fn simple_failure(
 }
 
 /// The trusted public keys, 32 bytes each (built by `build.rs`).
-static TRUSTED_KEYS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trusted_keys.bin"));
+const TRUSTED_KEYS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trusted_keys.bin"));
 const MAX_TRUSTED_KEYS: usize = 16;
+
+/// The first `MAX_TRUSTED_KEYS` of them as `TrustedKey`s, and how many there
+/// are: built at compile time, so the signature check does not copy them
+/// onto the stack.
+static TRUSTED: ([TrustedKey; MAX_TRUSTED_KEYS], usize) = trusted_keys();
+
+const fn trusted_keys() -> ([TrustedKey; MAX_TRUSTED_KEYS], usize) {
+    let mut keys = [TrustedKey {
+        public_key: [0; 32],
+    }; MAX_TRUSTED_KEYS];
+    let mut n = 0usize;
+    while n < MAX_TRUSTED_KEYS && (n + 1) * 32 <= TRUSTED_KEYS.len() {
+        let mut j = 0usize;
+        while j < 32 {
+            keys[n].public_key[j] = TRUSTED_KEYS[n * 32 + j];
+            j += 1;
+        }
+        n += 1;
+    }
+    (keys, n)
+}
 
 fn require_signature() -> bool {
     CONFIG.with(|c| c.as_ref().is_none_or(|c| c.require_signature))
 }
 
-/// Checks the signature of `bytes` against the built-in keys.
+/// Checks the signature of `bytes` against the built-in keys. Not inlined:
+/// Ed25519 verification is the deepest stack user of the driver, so the
+/// frames above it are kept small (scripts/stack-usage.sh).
+#[inline(never)]
 fn check_signature(bytes: &[u8], origin: Origin, sequence: u64) -> Result<(), LoadFailure> {
-    let mut keys = [TrustedKey {
-        public_key: [0; 32],
-    }; MAX_TRUSTED_KEYS];
-    let mut n = 0usize;
-    for (slot, chunk) in keys.iter_mut().zip(TRUSTED_KEYS.chunks_exact(32)) {
-        slot.public_key.copy_from_slice(chunk);
-        n += 1;
-    }
-    let e = match content_trust::verify(bytes, keys.get(..n).unwrap_or(&[])) {
+    let (keys, n) = &TRUSTED;
+    let e = match content_trust::verify(bytes, keys.get(..*n).unwrap_or(&[])) {
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
@@ -215,12 +242,24 @@ fn check_signature(bytes: &[u8], origin: Origin, sequence: u64) -> Result<(), Lo
     })
 }
 
-/// Copies, parses and describes content. The file's header sequence must
+/// Checks, parses and describes content. The file's header sequence must
 /// equal `expect_seq` when given (the sequence in a file's name).
 fn build(buf: PoolBuf, origin: Origin, expect_seq: Option<u64>) -> Result<ContentRef, LoadFailure> {
     if require_signature() {
         check_signature(buf.as_slice(), origin, expect_seq.unwrap_or(0))?;
     }
+    parse_content(buf, origin, expect_seq)
+}
+
+/// Parses and describes content (after the signature check). Not inlined:
+/// its parser results stay off the stack of the signature check.
+#[inline(never)]
+#[allow(clippy::result_large_err)] // LoadFailure by value, as in build()
+fn parse_content(
+    buf: PoolBuf,
+    origin: Origin,
+    expect_seq: Option<u64>,
+) -> Result<ContentRef, LoadFailure> {
     let digest = sha256(buf.as_slice());
     let len = buf.len() as u32;
     let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR_V1))
@@ -284,8 +323,16 @@ fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
 }
 
 fn load_file(dir: &[u16], c: &DirEntry) -> Result<ContentRef, LoadFailure> {
+    build(read_content_file(dir, c)?, Origin::Disk, Some(c.seq))
+}
+
+/// Reads a content file into pool. Not inlined: the path (~1 KiB) is not
+/// kept on the stack while `build` checks the signature.
+#[inline(never)]
+#[allow(clippy::result_large_err)] // LoadFailure by value, as in build()
+fn read_content_file(dir: &[u16], c: &DirEntry) -> Result<PoolBuf, LoadFailure> {
     let path = file_path(dir, c.name().units());
-    let buf = sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
+    sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
         let code = if s == sys::STATUS_FILE_TOO_LARGE {
             failure::TOO_LARGE
         } else {
@@ -297,8 +344,7 @@ fn load_file(dir: &[u16], c: &DirEntry) -> Result<ContentRef, LoadFailure> {
             code,
             format_args!("reading the file failed: {s:#x}"),
         )
-    })?;
-    build(buf, Origin::Disk, Some(c.seq))
+    })
 }
 
 fn record_failure(f: LoadFailure) {
@@ -342,6 +388,8 @@ fn ascii<'b>(units: &[u16], buf: &'b mut [u8; 64]) -> Option<&'b str> {
     core::str::from_utf8(buf.get(..n)?).ok()
 }
 
+/// Not inlined: its buffers stay off the stack of the scan's loads.
+#[inline(never)]
 fn read_rollout_settings() -> RolloutSettings {
     let mut s = RolloutSettings {
         ring: Ring::BROAD,
@@ -352,7 +400,7 @@ fn read_rollout_settings() -> RolloutSettings {
     };
     let mut text = [0u16; 128];
     let mut abuf = [0u8; 64];
-    if let Ok(key) = RegKey::open(registry_path().units()) {
+    if let Ok(key) = open_service_key() {
         if let Some(v) = key.string("Ring", &mut text) {
             match ascii(v, &mut abuf).and_then(rollout::parse_ring) {
                 Some(r) => s.ring = r,
@@ -430,6 +478,8 @@ pub fn rollout_status() -> RolloutStatus {
 /// Working memory of a scan: kept off the kernel stack (the signature check
 /// and the parser run below this), one scan at a time.
 struct ScanWork {
+    /// The content directory (a copy of the configured one).
+    dir: Wide<300>,
     entries: [Option<DirEntry>; MAX_CANDIDATES],
     seqs: [u64; MAX_CANDIDATES],
     /// Every ordered file with its verdict, newest first.
@@ -440,6 +490,7 @@ struct ScanWork {
 }
 
 static SCAN: sys::Slot<ScanWork> = sys::Slot::new(ScanWork {
+    dir: Wide::empty(),
     entries: [None; MAX_CANDIDATES],
     seqs: [0; MAX_CANDIDATES],
     files: [RolloutFile::NONE; MAX_CANDIDATES],
@@ -469,20 +520,23 @@ pub fn load_at_start() {
 /// RESCAN: re-reads the rollout settings and the content directory and
 /// activates what the policy selects now, if that differs from what runs
 /// (a new file, a widened policy, a not-before time passed, a changed
-/// control). Keeps what runs when the selection is empty. Returns None when
-/// another scan is running. PASSIVE_LEVEL (IOCTL).
-pub fn rescan() -> Option<RolloutStatus> {
-    SCAN.try_with(|w| scan(w, Trigger::Rescan))?;
-    Some(rollout_status())
+/// control). Keeps what runs when the selection is empty. Returns false
+/// when another scan is running (the report is [`rollout_status`]).
+/// PASSIVE_LEVEL (IOCTL).
+pub fn rescan() -> bool {
+    SCAN.try_with(|w| scan(w, Trigger::Rescan)).is_some()
 }
 
 fn scan(w: &mut ScanWork, trigger: Trigger) {
-    let Some((dir, max_failed)) = CONFIG.with(|c| {
-        c.as_ref()
-            .map(|c| (Wide::<300>::from_units(c.content_dir.units()), c.max_failed))
+    let Some(max_failed) = CONFIG.with(|c| {
+        c.as_ref().map(|c| {
+            w.dir.set_units(c.content_dir.units());
+            c.max_failed
+        })
     }) else {
         return;
     };
+    let dir = &w.dir;
     let settings = read_rollout_settings();
     w.entries = [None; MAX_CANDIDATES];
     w.seqs = [0; MAX_CANDIDATES];
@@ -577,7 +631,7 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
     let cands = w.cands.get(..nc).unwrap_or(&[]);
 
     // The guard state as persisted.
-    let key = RegKey::open(registry_path().units()).ok();
+    let key = open_service_key().ok();
     let mut stored = [0u8; GUARD_STATE_LEN];
     let (state, reset) = match key
         .as_ref()
@@ -602,7 +656,7 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
         },
     };
     let reasons = w.reasons.get_mut(..nc).unwrap_or(&mut []);
-    let plan = rollout::plan(cands, &machine, &state, max_failed, reasons);
+    let plan = plan_rollout(cands, &machine, &state, max_failed, reasons);
 
     // Publish the verdicts (newest first, invalid files included).
     for f in w.files.get_mut(..nf).unwrap_or(&mut []) {
@@ -725,6 +779,19 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
     }
 }
 
+/// `rollout::plan`, not inlined: its working set is not kept on the stack
+/// while pass 2 loads (and signature-checks) the chosen files.
+#[inline(never)]
+fn plan_rollout(
+    cands: &[rollout::Candidate],
+    machine: &Machine,
+    state: &GuardState,
+    max_failed: u32,
+    reasons: &mut [Reason],
+) -> sensor_core::guard::StartPlan {
+    rollout::plan(cands, machine, state, max_failed, reasons)
+}
+
 fn proven_timer_fired() {
     mark_proven("clean run");
 }
@@ -760,8 +827,7 @@ pub fn mark_proven(why: &str) {
         }
     });
     let Some(state) = changed else { return };
-    let ok = RegKey::open(registry_path().units())
-        .and_then(|k| k.set_binary("GuardState", &state.encode()));
+    let ok = open_service_key().and_then(|k| k.set_binary("GuardState", &state.encode()));
     match ok {
         Ok(()) => log(
             Level::Info,
@@ -777,7 +843,9 @@ pub fn mark_proven(why: &str) {
 /// Hot load: copies `bytes` (the IOCTL's system buffer) into nonpaged
 /// pool, validates it, and swaps it in atomically. The previous active
 /// content becomes last-known-good; the one before is released and freed
-/// once its readers drain. A failure leaves everything as it was.
+/// once its readers drain. A failure leaves everything as it was. Not
+/// inlined into the IOCTL dispatch (stack: see `control.rs`).
+#[inline(never)]
 pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
     let result = (|| {
         let buf = PoolBuf::copy_of(bytes).ok_or_else(|| {
@@ -864,9 +932,7 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
 
 /// Persists the mode in the service key (so it survives a restart).
 pub fn persist_mode(m: Mode) {
-    if let Err(s) =
-        RegKey::open(registry_path().units()).and_then(|k| k.set_dword("Mode", m.to_u32()))
-    {
+    if let Err(s) = open_service_key().and_then(|k| k.set_dword("Mode", m.to_u32())) {
         log(
             Level::Warning,
             format_args!("persisting mode failed: {s:#x}"),

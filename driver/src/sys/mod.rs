@@ -113,7 +113,9 @@ impl core::fmt::Write for LineBuf {
 }
 
 /// Prints one line to the kernel debugger (`DPFLTR_IHVDRIVER_ID`, `level`).
-/// Callable at IRQL <= DIRQL; formats into a 256-byte stack buffer.
+/// Callable at IRQL <= DIRQL; formats into a 256-byte stack buffer. Not
+/// inlined, so that buffer is on the stack only while a line is printed.
+#[inline(never)]
 pub fn log(level: Level, args: core::fmt::Arguments<'_>) {
     let mut line = LineBuf {
         buf: [0; 256],
@@ -144,6 +146,19 @@ pub struct Wide<const N: usize> {
 }
 
 impl<const N: usize> Wide<N> {
+    /// The empty string.
+    pub const fn empty() -> Self {
+        Wide {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+    /// Replaces the contents with `u` (cut to N-1), in place.
+    pub fn set_units(&mut self, u: &[u16]) {
+        self.buf = [0; N];
+        self.len = 0;
+        self.push_units(u);
+    }
     /// Converts `s` (cut to N-1 units).
     pub fn new(s: &str) -> Self {
         let mut w = Wide {
@@ -864,7 +879,9 @@ pub fn read_file(path: &[u16], max_len: usize) -> Result<PoolBuf, NTSTATUS> {
     Ok(buf)
 }
 
-/// Calls `f` with the name of every entry of directory `path`.
+/// Calls `f` with the name of every entry of directory `path`. Not
+/// inlined: its name buffer stays off the caller's stack afterwards.
+#[inline(never)]
 pub fn list_dir(path: &[u16], mut f: impl FnMut(&[u16])) -> Result<(), NTSTATUS> {
     let h = open(path, FILE_LIST_DIRECTORY, FILE_DIRECTORY_FILE)?;
     let mut buf = PoolBuf::zeroed(8192).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
@@ -1735,15 +1752,14 @@ pub unsafe extern "system" fn DriverEntry(
     registry_path: *const UNICODE_STRING,
 ) -> NTSTATUS {
     // SAFETY: registry_path is a valid UNICODE_STRING for the duration of
-    // DriverEntry; we copy it.
-    let path: Wide<512> = match unsafe { registry_path.as_ref() } {
+    // DriverEntry; driver_entry uses the slice only during the call
+    // (content::configure copies it).
+    let path: &[u16] = match unsafe { registry_path.as_ref() } {
         Some(rp) if !rp.Buffer.is_null() => {
             // SAFETY: as above: Buffer holds Length bytes during DriverEntry.
-            Wide::from_units(unsafe {
-                core::slice::from_raw_parts(rp.Buffer, usize::from(rp.Length) / 2)
-            })
+            unsafe { core::slice::from_raw_parts(rp.Buffer, usize::from(rp.Length) / 2) }
         }
-        _ => Wide::new(""),
+        _ => &[],
     };
-    crate::driver_entry(&Driver(driver), path.units())
+    crate::driver_entry(&Driver(driver), path)
 }
