@@ -65,6 +65,19 @@ fn events(max: u32, io: &mut BufferedIo) -> Result<usize, ProtoError> {
     })
 }
 
+/// EVAL's copies of the request's name and image: kept off the stack
+/// (EVAL runs the whole decision path below it), one EVAL at a time; a
+/// concurrent one gets STATUS_DEVICE_BUSY.
+struct EvalBufs {
+    name: [u16; MAX_NAME_UNITS * 2],
+    image: [u16; MAX_EVAL_IMAGE_UNITS],
+}
+
+static EVAL_BUFS: crate::sys::Slot<EvalBufs> = crate::sys::Slot::new(EvalBufs {
+    name: [0; MAX_NAME_UNITS * 2],
+    image: [0; MAX_EVAL_IMAGE_UNITS],
+});
+
 /// EVAL: decodes the request itself (its name and image are copied out of
 /// the system buffer before the response is written into it).
 #[inline(never)]
@@ -74,12 +87,14 @@ fn eval(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
         Ok(_) => return Err(ProtoError::BadValue { what: "request" }.ntstatus()),
         Err(e) => return Err(e.ntstatus()),
     };
-    let mut name = [0u16; MAX_NAME_UNITS * 2];
-    let mut image = [0u16; MAX_EVAL_IMAGE_UNITS];
-    let name = utf16le_into(e.name, &mut name).map_err(|e| e.ntstatus())?;
-    let image = utf16le_into(e.image, &mut image).map_err(|e| e.ntstatus())?;
-    let image = (!image.is_empty()).then_some(image);
-    let o = sensor::evaluate(e.kind, e.pid, name, image, true);
+    let o = EVAL_BUFS
+        .try_with(|b| {
+            let name = utf16le_into(e.name, &mut b.name).map_err(|e| e.ntstatus())?;
+            let image = utf16le_into(e.image, &mut b.image).map_err(|e| e.ntstatus())?;
+            let image = (!image.is_empty()).then_some(&*image);
+            Ok::<_, NTSTATUS>(sensor::evaluate(e.kind, e.pid, name, image, true))
+        })
+        .ok_or(crate::sys::STATUS_DEVICE_BUSY)??;
     let mut resp = EvalResponse {
         decision: o.decision,
         action: o.hit.map_or(0, |h| h.action.0),
