@@ -751,7 +751,7 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
         Some(a) => log(
             Level::Info,
             format_args!(
-                "{} content {} ({} rules){}",
+                "{} content {} ({} rules, {} of {} DFAs loaded){}",
                 if trigger == Trigger::Start {
                     "active"
                 } else {
@@ -759,6 +759,8 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
                 },
                 a.info.sequence,
                 a.info.rule_count,
+                a.handle.chan.dfas().len(),
+                a.handle.chan.file().dfa_count(),
                 if pending_active { ", pending" } else { "" }
             ),
         ),
@@ -883,6 +885,7 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
     match result {
         Ok(content) => {
             let info = content.info;
+            let dfas = (content.chan.dfas().len(), content.chan.file().dfa_count());
             let mut refused = None;
             sensor::update_store(|s| {
                 if let Err(r) = s.check_hot_load(info.sequence, force) {
@@ -906,8 +909,8 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
                     log(
                         Level::Info,
                         format_args!(
-                            "hot-loaded content {} ({} rules)",
-                            info.sequence, info.rule_count
+                            "hot-loaded content {} ({} rules, {} of {} DFAs loaded)",
+                            info.sequence, info.rule_count, dfas.0, dfas.1
                         ),
                     );
                     LoadResponse {
