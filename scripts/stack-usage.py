@@ -81,6 +81,7 @@ ENTRY_POINTS = [
     ("pipesensor::sys::filter_unload", "minifilter FilterUnloadCallback (unload)"),
     ("pipesensor::sys::driver_unload", "DriverUnload (unload, Wine)"),
     ("pipesensor::sys::timer_thread", "timer system thread (PsCreateSystemThread)"),
+    ("pipesensor::sys::rescan_thread", "periodic rescan system thread (PsCreateSystemThread)"),
     ("pipesensor::sys::bugcheck_secondary", "bug-check reason callback (secondary dump)"),
 ]
 

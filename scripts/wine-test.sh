@@ -545,6 +545,25 @@ ctl status-39-restart status
 expect active.sequence 39 "after restart: rollback instruction 39 still active"
 expect file.41 revoked "after restart: 41 still revoked"
 
+# Periodic rescan (RescanIntervalSeconds): a file whose not-before time
+# passes is adopted by the driver's own rescan thread, with no IOCTL.
+stop_driver "before periodic rescan"
+reg_set RescanIntervalSeconds REG_DWORD 2
+NB=$(( $(date +%s) + 20 ))
+sign rules-v2 44-soon.sys 44 --ring broad --percent 100 --not-before "$NB"
+put 44-soon.sys 44
+start_driver "start with a 2 s rescan interval"
+ctl status-44-held status
+expect active.sequence 39 "file 44 not adopted before its time"
+expect file.44 not-before "file 44 held until its not-before time"
+# Adopted within one interval (2 s) of NB, proven 2 s later (ProvenAfterSeconds).
+WAIT=$(( NB - $(date +%s) + 9 ))
+[ "$WAIT" -gt 0 ] && sleep "$WAIT"
+ctl status-44-adopted status
+expect active.sequence 44 "the rescan thread adopted file 44 once its time came (no IOCTL)"
+expect file.44 adopted "file 44 adopted"
+expect guard.proven 44 "file 44 ran under the crash-loop guard and was proven"
+
 # --- 12. unload --------------------------------------------------------------
 stop_driver "unload"
 if grep -a -h "PipeSensor: unloaded" "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | tail -1 | grep -q "pool allocations outstanding: 0"; then

@@ -7,6 +7,10 @@
 //! * `Mode` (REG_DWORD, 0 monitor / 1 enforce; default 0),
 //! * `MaxFailedStarts` (REG_DWORD; default 3),
 //! * `ProvenAfterSeconds` (REG_DWORD; default 600),
+//! * `RescanIntervalSeconds` (REG_DWORD; default 3600, 0 off): a system
+//!   thread rescans the content directory this often (as RESCAN does), so a
+//!   not-before time that passes or a file an updater drops in is adopted
+//!   without anyone calling `pipectl driver rescan`,
 //! * `GuardState` (REG_BINARY, written by the driver; see sensor_core::guard),
 //! * `RequireSignature` (REG_DWORD, 0 off / 1 on; default 1): every load
 //!   (start and IOCTL) runs `content_trust::verify` against the built-in
@@ -42,6 +46,7 @@ use sensor_core::store::{order_candidates, Slot};
 
 const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
 const DEFAULT_PROVEN_AFTER_SECONDS: u32 = 600;
+const DEFAULT_RESCAN_INTERVAL_SECONDS: u32 = 3600;
 /// Content files considered at start: the newest 64 by sequence.
 const MAX_CANDIDATES: usize = 64;
 
@@ -50,6 +55,7 @@ struct Config {
     content_dir: Wide<300>,
     max_failed: u32,
     proven_after: u32,
+    rescan_interval: u32,
     require_signature: bool,
 }
 
@@ -107,6 +113,7 @@ pub fn configure(registry_path: &[u16]) {
         content_dir: Wide::new(DEFAULT_CONTENT_DIR),
         max_failed: DEFAULT_MAX_FAILED_STARTS,
         proven_after: DEFAULT_PROVEN_AFTER_SECONDS,
+        rescan_interval: DEFAULT_RESCAN_INTERVAL_SECONDS,
         require_signature: true,
     };
     match RegKey::open(cfg.registry_path.units()) {
@@ -125,6 +132,9 @@ pub fn configure(registry_path: &[u16]) {
             }
             if let Some(s) = key.dword("ProvenAfterSeconds") {
                 cfg.proven_after = s.max(1);
+            }
+            if let Some(s) = key.dword("RescanIntervalSeconds") {
+                cfg.rescan_interval = s;
             }
             if let Some(r) = key.dword("RequireSignature") {
                 cfg.require_signature = r != 0;
@@ -792,6 +802,39 @@ fn plan_rollout(
     reasons: &mut [Reason],
 ) -> sensor_core::guard::StartPlan {
     rollout::plan(cands, machine, state, max_failed, reasons)
+}
+
+/// The rescan thread's tick (`RescanIntervalSeconds`): a RESCAN, skipped
+/// when another scan (an IOCTL RESCAN) is running. PASSIVE_LEVEL.
+pub fn periodic_rescan() {
+    if !rescan() {
+        log(
+            Level::Info,
+            format_args!("periodic rescan skipped: another scan is running"),
+        );
+    }
+}
+
+/// Starts the periodic rescan thread unless `RescanIntervalSeconds` is 0.
+pub fn start_rescan_thread() {
+    let secs = CONFIG.with(|c| {
+        c.as_ref()
+            .map_or(DEFAULT_RESCAN_INTERVAL_SECONDS, |c| c.rescan_interval)
+    });
+    if secs == 0 {
+        log(Level::Info, format_args!("periodic rescan off"));
+        return;
+    }
+    match sys::start_rescan_thread(secs) {
+        Ok(()) => log(
+            Level::Info,
+            format_args!("content directory rescanned every {secs} s"),
+        ),
+        Err(s) => log(
+            Level::Warning,
+            format_args!("periodic rescan not started ({s:#x}); RESCAN by IOCTL still works"),
+        ),
+    }
 }
 
 fn proven_timer_fired() {

@@ -13,7 +13,8 @@
 //! resolve optional routines → drive-letter table (image paths in DOS
 //! form, [`drives`]) → register the filter →
 //! read the configuration and load content (crash-loop guard) → control
-//! device → bug-check callback → start filtering → "proven" timer.
+//! device → bug-check callback → start filtering → "proven" timer →
+//! periodic rescan thread.
 #![cfg_attr(not(test), no_std)]
 #![debugger_visualizer(natvis_file = "../pipesensor.natvis")]
 
@@ -82,6 +83,7 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
         }
     }
     content::start_proven_timer();
+    content::start_rescan_thread();
     STARTED.store(true, Ordering::Release);
     log(Level::Info, format_args!("started"));
     sys::STATUS_SUCCESS
@@ -94,6 +96,8 @@ fn teardown() {
         return;
     }
     log(Level::Info, format_args!("unloading"));
+    // The rescan thread first: a rescan may (re)start the proven timer.
+    sys::stop_rescan_thread();
     sys::stop_timer();
     sys::unregister_filter();
     sys::wait_rundown();
