@@ -90,7 +90,16 @@ wait_state() { # STATE SECONDS
 }
 start_driver() { # DESCRIPTION
   W sc-start sc start PipeSensor
-  if wait_state RUNNING 20; then pass "$1: service RUNNING"; else fail "$1: service not RUNNING ($(svc_state))"; fi
+  if wait_state RUNNING 20; then pass "$1: service RUNNING"; else fail "$1: service not RUNNING ($(svc_state))"; return; fi
+  # Wine can report RUNNING before DriverEntry has returned (it scans and
+  # verifies the content directory before it creates the control device):
+  # wait until the device answers STATUS.
+  local i
+  for i in $(seq 1 40); do
+    W sc-ready 'C:\pipesensor\pipectl.exe' driver status && return 0
+    sleep 0.5
+  done
+  fail "$1: the control device does not answer STATUS (see $LOG/sc-ready.err)"
 }
 stop_driver() { # DESCRIPTION
   W sc-stop sc stop PipeSensor
