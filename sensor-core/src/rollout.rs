@@ -389,20 +389,19 @@ fn revoked_by(seq: u64, all: &[Candidate]) -> Option<u64> {
     })
 }
 
-/// Anti-rollback and revocation: may this machine run `c` at all?
-fn allowed(c: &Candidate, all: &[Candidate], m: &Machine) -> Result<(), Reason> {
+/// Anti-rollback and revocation: may a machine whose highest proven
+/// sequence is `highest_proven` run `c` at all?
+fn allowed(c: &Candidate, all: &[Candidate], highest_proven: u64) -> Result<(), Reason> {
     if let Some(by) = revoked_by(c.sequence, all) {
         return Err(Reason::Revoked { by });
     }
-    if c.sequence < m.highest_proven {
+    if c.sequence < highest_proven {
         let covered = c
             .rollout
             .and_then(|r| r.rollback_ceiling)
-            .is_some_and(|ceiling| ceiling >= m.highest_proven);
+            .is_some_and(|ceiling| ceiling >= highest_proven);
         if !covered {
-            return Err(Reason::Rollback {
-                highest_proven: m.highest_proven,
-            });
+            return Err(Reason::Rollback { highest_proven });
         }
     }
     Ok(())
@@ -416,15 +415,7 @@ fn allowed(c: &Candidate, all: &[Candidate], m: &Machine) -> Result<(), Reason> 
 /// # Errors
 /// [`Reason::Rollback`].
 pub fn check_anti_rollback(c: &Candidate, highest_proven: u64) -> Result<(), Reason> {
-    let m = Machine {
-        ring: Ring::BROAD,
-        bucket_milli: 0,
-        control: Control::Latest,
-        now: 0,
-        highest_proven,
-        current: None,
-    };
-    allowed(c, core::slice::from_ref(c), &m)
+    allowed(c, core::slice::from_ref(c), highest_proven)
 }
 
 /// Staging: is this machine in the file's audience now?
@@ -462,7 +453,7 @@ fn staged_in(c: &Candidate, m: &Machine) -> Result<(), Reason> {
 /// (a handful of files in the content directory).
 pub fn select(candidates: &[Candidate], m: &Machine, reasons: &mut [Reason]) -> Option<usize> {
     let verdict = |c: &Candidate| {
-        allowed(c, candidates, m).and_then(|()| match m.control {
+        allowed(c, candidates, m.highest_proven).and_then(|()| match m.control {
             Control::Freeze => Err(Reason::Frozen),
             Control::Pin(pin) if pin != c.sequence => Err(Reason::Pinned { pin }),
             Control::Pin(_) => Ok(()),
@@ -532,7 +523,7 @@ pub fn plan(
     };
     let chosen = select(candidates, &m, reasons).and_then(|i| candidates.get(i));
     let may_run = |c: &Candidate| {
-        allowed(c, candidates, &m).is_ok()
+        allowed(c, candidates, m.highest_proven).is_ok()
             && (c.sequence == guard.proven || staged_in(c, &m).is_ok())
     };
     let target = match chosen {
@@ -540,7 +531,7 @@ pub fn plan(
         None => m.current.filter(|cur| {
             candidates
                 .iter()
-                .any(|c| c.sequence == *cur && allowed(c, candidates, &m).is_ok())
+                .any(|c| c.sequence == *cur && allowed(c, candidates, m.highest_proven).is_ok())
         }),
     };
     let mut eligible = [0u64; MAX_PLAN_CANDIDATES];
