@@ -1465,7 +1465,6 @@ def self_test(args):
         must report the mismatch;
     (4) the INDIRECT table emptied: indirect calls unresolved;
     (5) the RECURSION table emptied: unbounded recursion."""
-    global INDIRECT, RECURSION
     failures = []
     a = _analyse(args.sys, args.pdb, args.objdump)
     depths = {n: a.solve(a.by_name[n].start)[0][0] for n, _ in ENTRY_POINTS}
@@ -1493,22 +1492,20 @@ def self_test(args):
                             "(expected %d)" % (f.name, ok, b.errors[:2], dep, depths[entry] + grow))
         if not consistent and (ok or not mismatch):
             failures.append("(3) unwind info and prologue of %s disagree, not reported" % f.name)
-    saved = INDIRECT
-    try:
-        INDIRECT = []
-        c = _analyse(args.sys, args.pdb, args.objdump)
-        ok, _ = _quiet(report, c, 1 << 30, False)
-    finally:
-        INDIRECT = saved
+    def without(table):
+        """Analyses the image with the named resolution table emptied."""
+        saved = globals()[table]
+        try:
+            globals()[table] = []
+            a = _analyse(args.sys, args.pdb, args.objdump)
+            return a, _quiet(report, a, 1 << 30, False)[0]
+        finally:
+            globals()[table] = saved
+
+    c, ok = without("INDIRECT")
     if ok or not c.unresolved:
         failures.append("(4) unresolved indirect calls (empty INDIRECT table) passed")
-    saved = RECURSION
-    try:
-        RECURSION = []
-        r = _analyse(args.sys, args.pdb, args.objdump)
-        ok, _ = _quiet(report, r, 1 << 30, False)
-    finally:
-        RECURSION = saved
+    r, ok = without("RECURSION")
     cycles = [e for e in r.errors if e.startswith("recursion not bounded")]
     if ok or not cycles:
         failures.append("(5) unbounded recursion (empty RECURSION table) passed")
