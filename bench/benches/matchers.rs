@@ -88,19 +88,6 @@ fn bench_matchers(c: &mut Criterion) {
             b.iter(|| ours.count(black_box(&batch), &mut scratch))
         });
 
-        if ours.file.dfa_count() > 0 {
-            let n = batch_for(&all, |p| ours.count_unloaded(p, &mut scratch));
-            let batch = subset(&all, n);
-            assert_eq!(
-                ours.count_unloaded(&batch, &mut scratch),
-                ours.count(&batch, &mut scratch)
-            );
-            g.throughput(Throughput::Elements(n as u64));
-            g.bench_function("ours-unloaded", |b| {
-                b.iter(|| ours.count_unloaded(black_box(&batch), &mut scratch))
-            });
-        }
-
         let re = RegexEngine::new(&set).expect("RegexSet builds");
         let n = batch_for(&all, |p| re.count(p));
         let batch = subset(&all, n);

@@ -5,7 +5,7 @@
 use crate::names::NameEvent;
 use crate::workloads::literal_rule;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use channel_parser::{parse, Capabilities, ChannelFile, DfaSlot, Event, EventKind, Scratch, Text};
+use channel_parser::{parse, Capabilities, ChannelFile, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::{Cond, FieldId, GlobTok, Matcher, RuleSet};
 use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
@@ -69,45 +69,27 @@ pub fn parse_file(bytes: &AlignedBytes) -> ChannelFile<'_> {
     parse(bytes.as_slice(), &Capabilities::SENSOR_V1).unwrap_or_else(|e| panic!("parse: {e}"))
 }
 
-/// Our matcher as the driver runs it: the validated view plus its DFAs
-/// loaded once into [`DfaSlot`]s (`load_dfas`), then `evaluate_with`.
+/// Our matcher as the driver runs it: `evaluate` on the validated view,
+/// which reads the file in place (DFAs included).
 #[derive(Debug)]
 pub struct Ours<'a> {
     /// The validated view.
     pub file: ChannelFile<'a>,
-    /// One loaded DFA per regex atom DFA.
-    pub slots: Vec<DfaSlot<'a>>,
 }
 
 impl<'a> Ours<'a> {
-    /// Parses (validates) the file and loads its DFAs.
+    /// Parses (validates) the file.
     ///
     /// # Panics
     /// When the file does not validate (the compiler's files all do).
     pub fn new(bytes: &'a AlignedBytes) -> Ours<'a> {
-        let file = parse_file(bytes);
-        let mut slots: Vec<DfaSlot<'a>> =
-            (0..file.dfa_count()).map(|_| DfaSlot::default()).collect();
-        file.load_dfas(&mut slots);
-        Ours { file, slots }
-    }
-
-    /// Matches a batch with the loaded DFAs (`evaluate_with`).
-    pub fn count(&self, p: &Prepared, scratch: &mut Scratch) -> u64 {
-        let mut n = 0u64;
-        for i in 0..p.utf16.len() {
-            n += u64::from(
-                self.file
-                    .evaluate_with(&p.event16(i), scratch, &self.slots)
-                    .matched,
-            );
+        Ours {
+            file: parse_file(bytes),
         }
-        n
     }
 
-    /// Matches a batch without loaded DFAs (`evaluate`: every regex
-    /// candidate re-runs `from_bytes`).
-    pub fn count_unloaded(&self, p: &Prepared, scratch: &mut Scratch) -> u64 {
+    /// Matches a batch.
+    pub fn count(&self, p: &Prepared, scratch: &mut Scratch) -> u64 {
         let mut n = 0u64;
         for i in 0..p.utf16.len() {
             n += u64::from(self.file.evaluate(&p.event16(i), scratch).matched);
@@ -387,7 +369,6 @@ mod tests {
         let bytes = compile_aligned(set);
         let file = Ours::new(&bytes);
         let ours = file.count(p, &mut Scratch::new());
-        assert_eq!(ours, file.count_unloaded(p, &mut Scratch::new()));
         assert_eq!(ours, naive_count(set, p), "ours vs reference");
         assert_eq!(
             ours,

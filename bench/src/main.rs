@@ -14,7 +14,7 @@
 //!
 //! `scripts/bench.sh` runs all of them in order.
 
-use channel_parser::{ChannelFile, DfaSlot, Event, Scratch, SectionKind, Verdict};
+use channel_parser::{ChannelFile, Event, Scratch, SectionKind, Verdict};
 use pipe_bench::engines::{Ours, Prepared};
 use pipe_bench::names::{events, sample};
 use pipe_bench::workloads;
@@ -73,20 +73,16 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// row (after one warm-up call) and its time is the mean of those; returns
 /// (median, p99) over names, in ns.
 fn latency(ours: &Ours<'_>, p: &Prepared) -> (f64, f64) {
-    let (file, slots) = (&ours.file, ours.slots.as_slice());
+    let file = &ours.file;
     const REPS: u32 = 8;
     let mut scratch = Scratch::new();
     let mut per = Vec::with_capacity(p.utf16.len());
     for i in 0..p.utf16.len() {
         let ev = p.event16(i);
-        std::hint::black_box(file.evaluate_with(&ev, &mut scratch, slots));
+        std::hint::black_box(file.evaluate(&ev, &mut scratch));
         let t = Instant::now();
         for _ in 0..REPS {
-            std::hint::black_box(file.evaluate_with(
-                std::hint::black_box(&ev),
-                &mut scratch,
-                slots,
-            ));
+            std::hint::black_box(file.evaluate(std::hint::black_box(&ev), &mut scratch));
         }
         per.push(t.elapsed().as_nanos() as f64 / f64::from(REPS));
     }
@@ -155,11 +151,11 @@ fn stats(out: &Path) -> Res {
             .sum::<u64>();
         let states: u32 = file.prefilter_stats().map(|(_, s, _)| s).sum();
         let (med, p99) = latency(&ours, &lat_sample);
-        let slot_bytes = ours.slots.len() * std::mem::size_of::<DfaSlot<'_>>();
+        let slot_bytes = 0usize;
         let matched: u64 = (0..prepared.utf16.len())
             .map(|i| {
                 u64::from(
-                    file.evaluate_with(&prepared.event16(i), &mut Scratch::new(), &ours.slots)
+                    file.evaluate(&prepared.event16(i), &mut Scratch::new())
                         .matched,
                 )
             })
@@ -188,9 +184,8 @@ fn decide<'a>(
     file: &ChannelFile<'a>,
     ev: &Event<'_>,
     scratch: &mut Scratch,
-    slots: &[DfaSlot<'a>],
 ) -> Verdict<'a> {
-    file.evaluate_with(ev, scratch, slots)
+    file.evaluate(ev, scratch)
 }
 
 fn callgrind(path: &Path, reps: u32) -> Res {
@@ -205,7 +200,7 @@ fn callgrind(path: &Path, reps: u32) -> Res {
         for i in 0..p.utf16.len() {
             let ev = p.event16(i);
             matched += u64::from(
-                std::hint::black_box(decide(&ours.file, &ev, &mut scratch, &ours.slots)).matched,
+                std::hint::black_box(decide(&ours.file, &ev, &mut scratch)).matched,
             );
             calls += 1;
         }

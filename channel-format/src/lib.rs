@@ -28,7 +28,7 @@ pub const MAGIC: [u8; 8] = *b"PIPECHN\0";
 pub const ENDIAN_MARKER: u16 = 0xFEFF;
 /// The major format version this crate describes. A reader accepts exactly its
 /// own major version.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The minor format version this crate writes. Readers accept any minor
 /// version: minor versions only add optional sections and optional flags.
 pub const FORMAT_MINOR: u16 = 0;
@@ -415,55 +415,219 @@ const_assert_eq!(offset_of!(RawSchemaEntry, field_type), 2);
 const_assert_eq!(offset_of!(RawSchemaEntry, reserved), 3);
 
 /// Header of one prefilter automaton inside PREFILTER (24 bytes). The
-/// section is a u32 count of automata followed by that many automata, each
-/// 8-aligned relative to the section start.
+/// section is a u32 count of automata, a reserved u32, then that many
+/// automata, each 8-aligned relative to the section start. After the
+/// header come, in this order: the class map (256 bytes), the dense rows
+/// (`dense_count × class_count` u32), the edge starts (`S + 1` u32), the
+/// failure links (`S` u32), the output starts (`S + 1` u32), the outputs
+/// (`O` u32), the edge labels (`S − 1` class ids), the depths (`S` bytes)
+/// and zero padding to 8 (see [`automaton_layout`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct RawAutomatonHeader {
     /// The string [`FieldId`] this automaton scans.
     pub field: [u8; 2],
-    /// Must be zero.
-    pub reserved: [u8; 2],
+    /// Number of byte classes `C` (1..=256).
+    pub class_count: [u8; 2],
     /// Number of states `S` (at least 1: the root).
     pub state_count: [u8; 4],
-    /// Number of trie edges: exactly `S - 1`.
-    pub edge_count: [u8; 4],
-    /// Number of output entries.
+    /// Number of dense states `D` (1..=S): states `0..D` have a full row of
+    /// `C` transitions.
+    pub dense_count: [u8; 4],
+    /// Number of output entries `O`.
     pub output_count: [u8; 4],
+    /// [`AUTOMATON_FLAG_LAZY`]; other bits zero.
+    pub flags: [u8; 4],
     /// Must be zero.
-    pub reserved2: [u8; 8],
+    pub reserved: [u8; 4],
 }
 /// Length of [`RawAutomatonHeader`].
 pub const AUTOMATON_HEADER_LEN: usize = 24;
 const_assert_eq!(size_of::<RawAutomatonHeader>(), AUTOMATON_HEADER_LEN);
 const_assert_eq!(offset_of!(RawAutomatonHeader, field), 0);
+const_assert_eq!(offset_of!(RawAutomatonHeader, class_count), 2);
 const_assert_eq!(offset_of!(RawAutomatonHeader, state_count), 4);
-const_assert_eq!(offset_of!(RawAutomatonHeader, edge_count), 8);
+const_assert_eq!(offset_of!(RawAutomatonHeader, dense_count), 8);
 const_assert_eq!(offset_of!(RawAutomatonHeader, output_count), 12);
+const_assert_eq!(offset_of!(RawAutomatonHeader, flags), 16);
+const_assert_eq!(offset_of!(RawAutomatonHeader, reserved), 20);
 
-/// One automaton state (16 bytes). State 0 is the root; states are numbered
-/// in breadth-first order of the trie.
+/// Automaton flag: the field is scanned only when a candidate rule reads
+/// one of the automaton's atoms; its atoms are not gates (they make no rule
+/// a candidate, and count as unknown for the ALWAYS flag).
+pub const AUTOMATON_FLAG_LAZY: u32 = 1;
+
+/// Length of the class map after the automaton header: one class per byte.
+pub const AUTOMATON_CLASS_MAP_LEN: usize = 256;
+/// Bit 31 of a dense transition: the target state has outputs or is not
+/// dense (the matcher's hot loop leaves on it).
+pub const DENSE_EXIT_FLAG: u32 = 1 << 31;
+
+/// Offsets of an automaton's arrays, relative to its header, for `S`
+/// states, `D` dense states, `C` classes and `O` outputs. The writer and
+/// the reader both use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutomatonLayout {
+    /// The 256-byte class map.
+    pub classes: u32,
+    /// `D × C` u32 dense transitions.
+    pub dense: u32,
+    /// `S + 1` u32 edge starts.
+    pub edge_start: u32,
+    /// `S` u32 failure links.
+    pub fail: u32,
+    /// `S + 1` u32 output starts.
+    pub out_start: u32,
+    /// `O` u32 outputs (atom indices).
+    pub outputs: u32,
+    /// `S − 1` edge labels (class ids).
+    pub labels: u32,
+    /// `S` depths.
+    pub depths: u32,
+    /// End of the depths (before the padding).
+    pub end: u32,
+    /// Total length including the zero padding to 8.
+    pub padded_len: u32,
+}
+
+/// See [`AutomatonLayout`]; `None` on overflow.
+pub const fn automaton_layout(s: u32, d: u32, c: u32, o: u32) -> Option<AutomatonLayout> {
+    macro_rules! tri {
+        ($e:expr) => {
+            match $e {
+                Some(v) => v,
+                None => return None,
+            }
+        };
+    }
+    let classes = AUTOMATON_HEADER_LEN as u32;
+    let dense = classes + AUTOMATON_CLASS_MAP_LEN as u32;
+    let edge_start = tri!(dense.checked_add(tri!(tri!(d.checked_mul(c)).checked_mul(4))));
+    let fail = tri!(edge_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(4))));
+    let out_start = tri!(fail.checked_add(tri!(s.checked_mul(4))));
+    let outputs = tri!(out_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(4))));
+    let labels = tri!(outputs.checked_add(tri!(o.checked_mul(4))));
+    let depths = tri!(labels.checked_add(s.saturating_sub(1)));
+    let end = tri!(depths.checked_add(s));
+    let padded_len = tri!(align_up(end));
+    Some(AutomatonLayout {
+        classes,
+        dense,
+        edge_start,
+        fail,
+        out_start,
+        outputs,
+        labels,
+        depths,
+        end,
+        padded_len,
+    })
+}
+
+/// The character-level DFA of one regex atom, in the DFAS section.
+pub mod dfa {
+    /// Length of [`super::RawDfaHeader`].
+    pub const HEADER_LEN: usize = 16;
+    /// Header flag: transitions are 16-bit (more than 256 states); else 8-bit.
+    pub const FLAG_WIDE: u8 = 1;
+    /// Length of the ASCII class table that follows the header.
+    pub const ASCII_LEN: usize = 128;
+    /// The state in which no match is possible any more.
+    pub const DEAD: u32 = 0;
+    /// The state in which a match was found.
+    pub const ACCEPT: u32 = 1;
+    /// The state every search starts in.
+    pub const START: u32 = 2;
+    /// First code point of the range table (the ASCII table covers below).
+    pub const FIRST_RANGE: u32 = 0x80;
+    /// Most states (16-bit transitions).
+    pub const MAX_STATES: u32 = 1 << 16;
+    /// Most classes (8-bit class ids).
+    pub const MAX_CLASSES: u32 = 256;
+}
+
+/// Header of a DFA blob (16 bytes). The blob continues with the ASCII class
+/// table (128 bytes), the ranges (`R` u32: first code point << 8 | class),
+/// the transitions of states 2.. (`(N − 2) × K` entries of 1 or 2 bytes)
+/// and the end-of-input bits (`ceil(N / 8)` bytes, bit `s % 8` of byte
+/// `s / 8` for state `s`); see [`dfa_layout`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct RawState {
-    /// Index of the first outgoing edge; state `s`'s edges are
-    /// `first_edge[s] .. first_edge[s+1]` (the last state ends at the edge count).
-    pub first_edge: [u8; 4],
-    /// Failure link.
-    pub fail: [u8; 4],
-    /// Dictionary-suffix link: the nearest state on the failure chain that has
-    /// outputs, or 0 for none.
-    pub dict: [u8; 4],
-    /// Index of the first output; outputs run to the next state's.
-    pub first_output: [u8; 4],
+pub struct RawDfaHeader {
+    /// `N`: states, including dead (0), accept (1) and start (2).
+    pub state_count: [u8; 4],
+    /// `K`: character classes (1..=256).
+    pub class_count: [u8; 2],
+    /// [`dfa::FLAG_WIDE`]; other bits zero.
+    pub flags: u8,
+    /// Zero.
+    pub reserved: u8,
+    /// `R`: entries of the range table (at least 1).
+    pub range_count: [u8; 4],
+    /// Zero.
+    pub reserved2: [u8; 4],
 }
-/// Length of [`RawState`].
-pub const STATE_LEN: usize = 16;
-const_assert_eq!(size_of::<RawState>(), STATE_LEN);
-const_assert_eq!(offset_of!(RawState, first_edge), 0);
-const_assert_eq!(offset_of!(RawState, fail), 4);
-const_assert_eq!(offset_of!(RawState, dict), 8);
-const_assert_eq!(offset_of!(RawState, first_output), 12);
+const_assert_eq!(size_of::<RawDfaHeader>(), dfa::HEADER_LEN);
+const_assert_eq!(offset_of!(RawDfaHeader, state_count), 0);
+const_assert_eq!(offset_of!(RawDfaHeader, class_count), 4);
+const_assert_eq!(offset_of!(RawDfaHeader, flags), 6);
+const_assert_eq!(offset_of!(RawDfaHeader, reserved), 7);
+const_assert_eq!(offset_of!(RawDfaHeader, range_count), 8);
+const_assert_eq!(offset_of!(RawDfaHeader, reserved2), 12);
+
+/// Offsets inside a DFA blob of `n` states, `k` classes and `r` ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DfaLayout {
+    /// The ASCII class table.
+    pub ascii: u32,
+    /// The range table.
+    pub ranges: u32,
+    /// The transitions.
+    pub trans: u32,
+    /// The end-of-input bits.
+    pub eoi: u32,
+    /// Total length.
+    pub len: u32,
+    /// Bytes per transition (1 or 2).
+    pub width: u32,
+}
+
+/// See [`DfaLayout`]; `None` on overflow or fewer than 3 states.
+pub const fn dfa_layout(n: u32, k: u32, r: u32) -> Option<DfaLayout> {
+    macro_rules! tri {
+        ($e:expr) => {
+            match $e {
+                Some(v) => v,
+                None => return None,
+            }
+        };
+    }
+    if n < 3 {
+        return None;
+    }
+    let width = if n > 256 { 2 } else { 1 };
+    let ascii = dfa::HEADER_LEN as u32;
+    let ranges = ascii + dfa::ASCII_LEN as u32;
+    let trans = tri!(ranges.checked_add(tri!(r.checked_mul(4))));
+    let eoi = tri!(trans.checked_add(tri!(tri!((n - 2).checked_mul(k)).checked_mul(width))));
+    let len = tri!(eoi.checked_add(n.div_ceil(8)));
+    Some(DfaLayout {
+        ascii,
+        ranges,
+        trans,
+        eoi,
+        len,
+        width,
+    })
+}
+
+/// Total length of a DFA blob (see [`dfa_layout`]).
+pub const fn dfa_blob_len(n: u32, k: u32, r: u32) -> Option<usize> {
+    match dfa_layout(n, k, r) {
+        Some(l) => Some(l.len as usize),
+        None => None,
+    }
+}
 
 /// Opcodes of the condition program (postfix). See FORMAT.md.
 pub mod op {
@@ -561,9 +725,13 @@ pub struct Limits {
     pub max_string_len: u32,
     /// Most DFAs: 100,000.
     pub max_dfas: u32,
-    /// Largest single DFA: 256 KiB (the compiler reports the rule that grows
-    /// beyond it).
+    /// Largest single DFA: 64 KiB (the compiler reports the rule that grows
+    /// beyond it). Character DFAs of real rules take a few hundred bytes.
     pub max_dfa_len: u32,
+    /// Largest total of all DFAs in a file: 1 MiB, so that regexes cannot
+    /// crowd out the rest of a content's memory (the compiler names the
+    /// largest DFAs when a rule set goes over it).
+    pub max_dfa_total: u32,
     /// Most prefilter states per automaton: 4,000,000.
     pub max_states: u32,
     /// Deepest prefilter state (longest literal in bytes): 255.
@@ -584,7 +752,8 @@ impl Limits {
         max_stack_depth: 64,
         max_string_len: 4096,
         max_dfas: 100_000,
-        max_dfa_len: 256 << 10,
+        max_dfa_len: 64 << 10,
+        max_dfa_total: 1 << 20,
         max_states: 4_000_000,
         max_literal_len: 255,
         max_fields_per_rule: 16,

@@ -8,8 +8,9 @@
 use crate::model::{Atom, Cond, GlobTok, Matcher, Rule, RuleSet, SourceLoc};
 use channel_format::{self as fmt, op, AtomKind, FieldId, FieldType, Limits, SectionKind};
 use channel_parser::{fold_char, Capabilities};
-use regex_automata::dfa::dense;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::automata::dfa::DfaBuildError;
+use crate::automata::prefilter::{Prefilter, DENSE_BUDGET as PREFILTER_DENSE_BUDGET};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt as stdfmt;
 
 /// What the compiler is asked to produce.
@@ -147,8 +148,15 @@ impl AtomSpec {
             | AtomSpec::Num { field, .. } => *field,
         }
     }
-    /// Decided false when the prefilter reports nothing.
-    fn prefiltered(&self) -> bool {
+    /// A prefix, suffix or exact literal.
+    fn is_anchored_literal(&self) -> bool {
+        matches!(self, AtomSpec::Literal { kind, .. }
+            if matches!(*kind, AtomKind::PREFIX | AtomKind::SUFFIX | AtomKind::EXACT))
+    }
+
+    /// Whether the atom can be decided false when the prefilter reports
+    /// nothing (it has a literal the prefilter can report).
+    fn prefilterable(&self) -> bool {
         match self {
             AtomSpec::Literal { .. } => true,
             AtomSpec::Glob { prefilter, .. } => prefilter.is_some(),
@@ -162,6 +170,8 @@ impl AtomSpec {
 struct Lowered {
     atoms: Vec<AtomSpec>,
     program: Vec<u8>,
+    /// Per atom: whether it goes into the prefilter (see [`plan_prefilter`]).
+    prefiltered: Vec<bool>,
     always: bool,
     fields: Vec<FieldId>,
 }
@@ -619,21 +629,137 @@ fn lower_rule(rule: &Rule, limits: &Limits) -> Result<Lowered, CompileError> {
             ),
         ));
     }
-    let always = kleene_may_be_true(&l.program, &l.atoms);
     let mut fields: Vec<FieldId> = l.atoms.iter().map(AtomSpec::field).collect();
     fields.sort();
     fields.dedup();
-    Ok(Lowered {
+    let low = Lowered {
+        prefiltered: vec![false; l.atoms.len()],
         atoms: l.atoms,
         program: l.program,
-        always,
+        always: true,
         fields,
-    })
+    };
+    Ok(low)
+}
+
+/// Finds gates for a rule: atoms in the prefilter such that, with all of
+/// them false, the rule's condition is false (Kleene logic, every other atom
+/// unknown). The rules owning a reported gate are the candidates evaluated;
+/// a rule with no such set is evaluated on every event (ALWAYS).
+///
+/// Starting from every prefilterable atom of `fields`, the poorest gates are
+/// dropped one by one while the rule stays decided: Image atoms before
+/// PipeName atoms (the image is longer), pattern gates and `contains` before
+/// anchored literals, shorter literals before longer ones. An atom under a
+/// `not` is never a useful gate and always goes. Returns `None` when the
+/// rule cannot be decided (ALWAYS), else the gate flags.
+fn find_gates(low: &Lowered, fields: &[FieldId]) -> Option<Vec<bool>> {
+    let mut gate: Vec<bool> = low
+        .atoms
+        .iter()
+        .map(|a| a.prefilterable() && fields.contains(&a.field()))
+        .collect();
+    if kleene_may_be_true(&low.program, &gate) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..low.atoms.len()).filter(|&i| gate[i]).collect();
+    order.sort_by_key(|&i| gate_rank(&low.atoms[i]));
+    for i in order {
+        gate[i] = false;
+        if kleene_may_be_true(&low.program, &gate) {
+            gate[i] = true;
+        }
+    }
+    Some(gate)
+}
+
+/// Most anchored literals (prefix, suffix, exact) the rules may need as
+/// gates on a field that is then still not scanned on every event:
+/// comparing a few literals with the start or end of a field costs less
+/// than scanning the whole field (an image path is ~40 characters). Their
+/// rules are evaluated on every event instead.
+const DIRECT_GATES_MAX: usize = 4;
+
+/// Plans the prefilter: which fields are scanned on every event (*eager*:
+/// some rule needs a gate there), which are scanned only when a candidate
+/// rule reads them (*lazy*), which atoms are in the automata, and which
+/// rules are ALWAYS. Sets `prefiltered` and `always` of every rule and
+/// returns the lazy fields.
+///
+/// - An eager field's automaton holds every prefilterable atom of the
+///   field: all of them are gates (a report makes the rule a candidate).
+/// - A field whose needed gates are at most [`DIRECT_GATES_MAX`] anchored
+///   literals is not eager: those rules become ALWAYS.
+/// - A lazy field's automaton holds its `contains` literals and pattern
+///   literals: scanned once, when a candidate rule first reads one of them,
+///   it decides them all. Its anchored literals are compared directly.
+/// - ALWAYS: the condition is not false with every atom of the eager
+///   automata false (the parser recomputes it the same way).
+fn plan_prefilter(lowered: &mut [Lowered]) -> Vec<FieldId> {
+    let strings = [FieldId::PIPE_NAME, FieldId::IMAGE];
+    let mut needed: BTreeMap<FieldId, (usize, bool)> = BTreeMap::new();
+    for low in lowered.iter() {
+        if let Some(g) = find_gates(low, &strings) {
+            for (a, _) in low.atoms.iter().zip(&g).filter(|(_, &g)| g) {
+                let e = needed.entry(a.field()).or_insert((0, true));
+                e.0 += 1;
+                e.1 &= a.is_anchored_literal();
+            }
+        }
+    }
+    let eager: Vec<FieldId> = needed
+        .into_iter()
+        .filter(|(_, (n, anchored))| !(*anchored && *n <= DIRECT_GATES_MAX))
+        .map(|(f, _)| f)
+        .collect();
+    let lazy: Vec<FieldId> = strings
+        .into_iter()
+        .filter(|f| !eager.contains(f))
+        .collect();
+    for low in lowered.iter_mut() {
+        low.prefiltered = low
+            .atoms
+            .iter()
+            .map(|a| {
+                a.prefilterable()
+                    && (eager.contains(&a.field()) || !a.is_anchored_literal())
+            })
+            .collect();
+        let gates: Vec<bool> = low
+            .atoms
+            .iter()
+            .zip(&low.prefiltered)
+            .map(|(a, &p)| p && eager.contains(&a.field()))
+            .collect();
+        low.always = kleene_may_be_true(&low.program, &gates);
+    }
+    lazy
+}
+
+/// How good a gate an atom makes (higher is better): see [`choose_gates`].
+fn gate_rank(a: &AtomSpec) -> (u8, u8, usize) {
+    let field = u8::from(a.field() == FieldId::PIPE_NAME);
+    let (kind, len) = match a {
+        AtomSpec::Literal { kind, lit, .. } => (
+            match *kind {
+                AtomKind::CONTAINS => 1,
+                AtomKind::SUFFIX => 2,
+                _ => 3,
+            },
+            lit.len(),
+        ),
+        AtomSpec::Glob { prefilter, .. } => (0, prefilter.as_ref().map_or(0, String::len)),
+        AtomSpec::Regex { prefilters, .. } => {
+            (0, prefilters.iter().map(String::len).min().unwrap_or(0))
+        }
+        AtomSpec::Num { .. } => (0, 0),
+    };
+    (field, kind, len)
 }
 
 /// Kleene evaluation with prefiltered atoms false and the others unknown:
 /// whether the condition may be true when the prefilter reports nothing.
-fn kleene_may_be_true(program: &[u8], atoms: &[AtomSpec]) -> bool {
+fn kleene_may_be_true(program: &[u8], prefiltered: &[bool]) -> bool {
     let mut st: Vec<(bool, bool)> = Vec::new();
     let mut pc = 0;
     while pc < program.len() {
@@ -644,7 +770,7 @@ fn kleene_may_be_true(program: &[u8], atoms: &[AtomSpec]) -> bool {
                 let idx =
                     u32::from_le_bytes(program[pc..pc + 4].try_into().unwrap_or([0; 4])) as usize;
                 pc += 4;
-                let pre = atoms.get(idx).is_some_and(AtomSpec::prefiltered);
+                let pre = prefiltered.get(idx).copied().unwrap_or(false);
                 st.push((!pre, true));
             }
             op::TRUE => st.push((true, false)),
@@ -665,134 +791,6 @@ fn kleene_may_be_true(program: &[u8], atoms: &[AtomSpec]) -> bool {
         }
     }
     st.pop().is_none_or(|(t, _)| t)
-}
-
-enum RegexBuildError {
-    /// Determinization went past the size budget.
-    TooBig,
-    /// Syntax or unsupported construct (e.g. Unicode word boundaries).
-    Invalid(String),
-}
-
-/// Builds the DFA of a regex atom, giving up early once it grows well past
-/// `budget` bytes.
-fn build_regex_dfa(source: &str, ci: bool, budget: usize) -> Result<Vec<u8>, RegexBuildError> {
-    use regex_automata::dfa::StartKind;
-    use regex_automata::nfa::thompson;
-    use regex_automata::util::syntax;
-    let dfa = dense::Builder::new()
-        .syntax(
-            syntax::Config::new()
-                .case_insensitive(ci)
-                .unicode(true)
-                .utf8(true),
-        )
-        .thompson(thompson::Config::new().utf8(true))
-        .configure(
-            dense::Config::new()
-                .start_kind(StartKind::Unanchored)
-                .minimize(false)
-                .dfa_size_limit(Some(budget.saturating_mul(4)))
-                .determinize_size_limit(Some(budget.saturating_mul(16).max(1 << 20))),
-        )
-        .build(source)
-        .map_err(|e| {
-            if e.to_string().contains("size limit") {
-                RegexBuildError::TooBig
-            } else {
-                RegexBuildError::Invalid(e.to_string())
-            }
-        })?;
-    let (bytes, pad) = dfa.to_bytes_little_endian();
-    Ok(bytes[pad..].to_vec())
-}
-
-/// An Aho-Corasick automaton laid out as FORMAT.md describes.
-struct AcBuild {
-    /// (first_edge, fail, dict, first_output) per state, breadth-first.
-    states: Vec<[u32; 4]>,
-    labels: Vec<u8>,
-    depths: Vec<u8>,
-    outputs: Vec<u32>,
-}
-
-fn build_ac(literals: &[(Vec<u8>, u32)]) -> AcBuild {
-    // Trie with BTreeMap children (sorted labels), then renumber breadth-first.
-    let mut children: Vec<BTreeMap<u8, usize>> = vec![BTreeMap::new()];
-    let mut outs: Vec<Vec<u32>> = vec![Vec::new()];
-    for (lit, atom) in literals {
-        let mut s = 0;
-        for &b in lit {
-            s = match children[s].get(&b) {
-                Some(&n) => n,
-                None => {
-                    children.push(BTreeMap::new());
-                    outs.push(Vec::new());
-                    let n = children.len() - 1;
-                    children[s].insert(b, n);
-                    n
-                }
-            };
-        }
-        outs[s].push(*atom);
-    }
-    let n = children.len();
-    let mut order = Vec::with_capacity(n);
-    let mut newid = vec![0u32; n];
-    let mut depth = vec![0u8; n];
-    let mut q = VecDeque::from([0usize]);
-    while let Some(s) = q.pop_front() {
-        newid[s] = order.len() as u32;
-        order.push(s);
-        for &c in children[s].values() {
-            depth[c] = depth[s] + 1;
-            q.push_back(c);
-        }
-    }
-    // Failure and dictionary links (in old ids), breadth-first.
-    let mut fail = vec![0usize; n];
-    let mut dict = vec![0usize; n];
-    for &s in &order {
-        for (&b, &c) in &children[s] {
-            if s != 0 {
-                let mut f = fail[s];
-                loop {
-                    if let Some(&t) = children[f].get(&b) {
-                        fail[c] = t;
-                        break;
-                    }
-                    if f == 0 {
-                        fail[c] = 0;
-                        break;
-                    }
-                    f = fail[f];
-                }
-            }
-            let f = fail[c];
-            dict[c] = if !outs[f].is_empty() { f } else { dict[f] };
-        }
-    }
-    let mut b = AcBuild {
-        states: Vec::with_capacity(n),
-        labels: Vec::new(),
-        depths: Vec::with_capacity(n),
-        outputs: Vec::new(),
-    };
-    for &s in &order {
-        let mut o = outs[s].clone();
-        o.sort_unstable();
-        o.dedup();
-        b.states.push([
-            b.labels.len() as u32,
-            newid[fail[s]],
-            newid[dict[s]],
-            b.outputs.len() as u32,
-        ]);
-        b.labels.extend(children[s].keys());
-        b.depths.push(depth[s]);
-        b.outputs.extend(o);
-    }
-    b
 }
 
 /// Byte buffer with the section bookkeeping.
@@ -883,10 +881,12 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
     let mut schema: Vec<FieldId> = Vec::new();
     // Prefilter literals per field: (folded bytes, atom index).
     let mut pre: BTreeMap<u16, Vec<(Vec<u8>, u32)>> = BTreeMap::new();
+    // DFA sizes for the total budget: (bytes, rule index, regex source).
+    let mut dfa_sizes: Vec<(usize, usize, String)> = Vec::new();
     let mut atom_base = 0u32;
 
-    for (ri, rule) in rules.iter().enumerate() {
-        let ri = ri as u32;
+    let mut lowered = Vec::with_capacity(rules.len());
+    for rule in &rules {
         if rule.name.len() > limits.max_string_len as usize {
             return Err(rule_err(
                 rule,
@@ -894,7 +894,12 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                 "rule name is too long",
             ));
         }
-        let low = lower_rule(rule, limits)?;
+        lowered.push(lower_rule(rule, limits)?);
+    }
+    let lazy_fields = plan_prefilter(&mut lowered);
+
+    for (ri, (rule, low)) in rules.iter().zip(&lowered).enumerate() {
+        let ri = ri as u32;
         if low.fields.len() > limits.max_fields_per_rule as usize {
             return Err(rule_err(
                 rule,
@@ -936,12 +941,17 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
 
         for (k, a) in low.atoms.iter().enumerate() {
             let idx = atom_base + k as u32;
+            let gate = low.prefiltered[k];
             let (kind, flags, text, arg): (AtomKind, u8, String, u32) = match a {
                 AtomSpec::Literal { field, kind, lit } => {
-                    pre.entry(field.0)
-                        .or_default()
-                        .push((lit.as_bytes().to_vec(), idx));
-                    (*kind, fmt::ATOM_FLAG_PREFILTERED, lit.clone(), 0)
+                    let mut flags = 0;
+                    if gate {
+                        pre.entry(field.0)
+                            .or_default()
+                            .push((lit.as_bytes().to_vec(), idx));
+                        flags = fmt::ATOM_FLAG_PREFILTERED;
+                    }
+                    (*kind, flags, lit.clone(), 0)
                 }
                 AtomSpec::Glob {
                     field,
@@ -949,7 +959,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                     prefilter,
                 } => {
                     let mut flags = 0;
-                    if let Some(p) = prefilter {
+                    if let Some(p) = prefilter.as_ref().filter(|_| gate) {
                         pre.entry(field.0)
                             .or_default()
                             .push((p.as_bytes().to_vec(), idx));
@@ -968,15 +978,18 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                         rule_err(
                             rule,
                             CompileErrorKind::LimitExceeded,
-                            format!("regex {source:?} compiles to a DFA of {size}, above the DFA size budget of {budget} bytes; simplify it (fewer repetitions, alternatives or case-insensitive classes)"),
+                            format!("regex {source:?} compiles to a DFA of {size}, above the DFA size budget of {budget} bytes (Limits::max_dfa_len); simplify it: fewer or smaller repetition counts, anchor it with ^ or $ where the name must start or end with it, fewer alternatives"),
                         )
                     };
-                    let dfa = match build_regex_dfa(source, *ci, budget) {
-                        Ok(d) => d,
-                        Err(RegexBuildError::TooBig) => {
-                            return Err(too_big("more bytes than the builder allows".into()))
+                    // Every state costs at least one byte: the state cap
+                    // only stops a runaway exploration early.
+                    let max_states = budget.clamp(3, fmt::dfa::MAX_STATES as usize);
+                    let dfa = match crate::automata::dfa::build(source, *ci, max_states) {
+                        Ok(d) => d.to_bytes(),
+                        Err(DfaBuildError::TooBig(why)) => {
+                            return Err(too_big(format!("more than the budget ({why})")))
                         }
-                        Err(RegexBuildError::Invalid(e)) => {
+                        Err(DfaBuildError::Invalid(e)) => {
                             return Err(rule_err(
                                 rule,
                                 CompileErrorKind::InvalidRule,
@@ -987,12 +1000,13 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                     if dfa.len() > budget {
                         return Err(too_big(format!("{} bytes", dfa.len())));
                     }
+                    dfa_sizes.push((dfa.len(), ri as usize, source.clone()));
                     let mut flags = if *ci {
                         fmt::ATOM_FLAG_CASE_INSENSITIVE
                     } else {
                         0
                     };
-                    for p in prefilters {
+                    for p in prefilters.iter().filter(|_| gate) {
                         pre.entry(field.0)
                             .or_default()
                             .push((p.as_bytes().to_vec(), idx));
@@ -1055,6 +1069,29 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
         });
     }
 
+    let dfa_total: usize = dfa_sizes.iter().map(|d| d.0).sum();
+    if dfa_total > limits.max_dfa_total as usize {
+        dfa_sizes.sort_by(|a, b| b.0.cmp(&a.0));
+        let largest: Vec<String> = dfa_sizes
+            .iter()
+            .take(5)
+            .map(|(len, ri, src)| {
+                let r = rules[*ri];
+                format!("rule {} ({}) at {}: {src:?}, {len} bytes", r.id, r.name, r.source)
+            })
+            .collect();
+        return Err(CompileError {
+            loc: None,
+            rule: None,
+            kind: CompileErrorKind::LimitExceeded,
+            message: format!(
+                "the {} regex DFAs take {dfa_total} bytes, above the total DFA budget of {} bytes (Limits::max_dfa_total); the largest: {}; to shrink them, use [0-9] for \\d and drop (?i) where only ASCII is meant, use fewer or smaller repetition counts, anchor regexes with ^ or $ where the name must start or end with them, or split the rules over several channel files",
+                dfa_sizes.len(),
+                limits.max_dfa_total,
+                largest.join("; ")
+            ),
+        });
+    }
     if dfas.len() > limits.max_dfas as usize {
         return Err(CompileError {
             loc: None,
@@ -1081,8 +1118,8 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
     pf.extend_from_slice(&(pre.len() as u32).to_le_bytes());
     pf.extend_from_slice(&0u32.to_le_bytes());
     for (field, lits) in &pre {
-        let ac = build_ac(lits);
-        if ac.states.len() > limits.max_states as usize {
+        let ac = Prefilter::build(lits, PREFILTER_DENSE_BUDGET);
+        if ac.states() > limits.max_states as usize {
             return Err(CompileError {
                 loc: None,
                 rule: None,
@@ -1090,29 +1127,12 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                 message: format!(
                     "prefilter for field {} has {} states, above the limit of {}",
                     FieldId(*field),
-                    ac.states.len(),
+                    ac.states(),
                     limits.max_states
                 ),
             });
         }
-        pf.extend_from_slice(&field.to_le_bytes());
-        pf.extend_from_slice(&[0, 0]);
-        pf.extend_from_slice(&(ac.states.len() as u32).to_le_bytes());
-        pf.extend_from_slice(&(ac.labels.len() as u32).to_le_bytes());
-        pf.extend_from_slice(&(ac.outputs.len() as u32).to_le_bytes());
-        pf.extend_from_slice(&[0; 8]);
-        for s in &ac.states {
-            for w in s {
-                pf.extend_from_slice(&w.to_le_bytes());
-            }
-        }
-        pf.extend_from_slice(&ac.labels);
-        pf.extend_from_slice(&ac.depths);
-        pad_to(&mut pf, 4);
-        for o in &ac.outputs {
-            pf.extend_from_slice(&o.to_le_bytes());
-        }
-        pad_to(&mut pf, 8);
+        ac.write(*field, lazy_fields.contains(&FieldId(*field)), &mut pf);
     }
     // DFAS
     let mut dfa_sec = Vec::new();

@@ -1,5 +1,6 @@
 //! The rule compiler: imports rule sources into [`model::RuleSet`] and writes
 //! channel files that `channel_parser::parse` accepts.
+pub mod automata;
 pub mod compile;
 pub mod import;
 pub mod malformed;

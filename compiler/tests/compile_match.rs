@@ -90,8 +90,6 @@ fn check_set(set: &RuleSet, names: &[String], images: &[Option<&str>]) -> usize 
     let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
     assert_eq!(file.rule_count() as usize, set.rules.len());
     let mut scratch = Scratch::new();
-    let mut slots = vec![channel_parser::DfaSlot::default(); file.dfa_count() as usize];
-    assert_eq!(file.load_dfas(&mut slots), file.dfa_count() as usize);
     let mut matched = 0;
     for name in names {
         for &image in images {

@@ -310,20 +310,15 @@ pub enum ParseError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// A serialized DFA failed regex-automata's validation.
-    #[error("offset {offset}: DFA {index} is invalid")]
-    InvalidDfa {
-        /// Where the DFA starts.
+    /// A regex DFA is malformed.
+    #[error("offset {offset}: DFA {index}: {reason}")]
+    BadDfa {
+        /// Where.
         offset: u32,
         /// The DFA's index.
         index: u32,
-    },
-    /// The input buffer is not 4-byte aligned but the file holds DFAs, which
-    /// are read in place. Copy the file into an aligned buffer.
-    #[error("offset {offset}: DFA data is not 4-byte aligned in memory; copy the file into an aligned buffer")]
-    Misaligned {
-        /// Where the DFA section starts.
-        offset: u32,
+        /// What is wrong.
+        reason: &'static str,
     },
     /// Well-formed but larger than allowed.
     #[error("offset {offset}: {what} is {found}, above the limit of {limit}")]
@@ -383,8 +378,7 @@ impl ParseError {
             | BadAlwaysFlag { offset, .. }
             | BadAlwaysList { offset, .. }
             | BadAutomaton { offset, .. }
-            | InvalidDfa { offset, .. }
-            | Misaligned { offset }
+            | BadDfa { offset, .. }
             | LimitExceeded { offset, .. }
             | Overflow { offset, .. } => Some(offset),
         }
@@ -425,8 +419,7 @@ impl ParseError {
             BadAlwaysFlag { .. } => "bad-always-flag",
             BadAlwaysList { .. } => "bad-always-list",
             BadAutomaton { .. } => "bad-automaton",
-            InvalidDfa { .. } => "invalid-dfa",
-            Misaligned { .. } => "misaligned",
+            BadDfa { .. } => "bad-dfa",
             LimitExceeded { .. } => "limit-exceeded",
             Overflow { .. } => "overflow",
         }

@@ -14,11 +14,8 @@
 //! `unsafe` code.
 //!
 //! # Alignment
-//! Any buffer alignment is accepted, except that a file holding DFAs (regex
-//! atoms) must sit at a 4-byte-aligned address because regex-automata reads
-//! DFA transition tables in place; otherwise [`parse`] returns
-//! [`ParseError::Misaligned`]. Copying into an aligned buffer is the caller's
-//! job (the driver's pool allocations and `pipectl`'s buffers are 16-aligned).
+//! Any buffer alignment is accepted: every record, automaton and DFA is read
+//! with bounds-checked little-endian loads.
 //!
 //! # Sensor capabilities
 //! The caller says which event fields it supplies ([`Capabilities`]). A file
@@ -40,6 +37,7 @@
     )
 )]
 
+mod dfa;
 mod error;
 mod matcher;
 mod text;
@@ -51,7 +49,7 @@ pub use channel_format::{
     Action, AtomKind, FieldId, FieldType, Limits, Ring, SectionKind, Severity,
 };
 pub use error::ParseError;
-pub use matcher::{DfaSlot, Event, EventKind, Scratch, Verdict};
+pub use matcher::{Event, EventKind, Scratch, Verdict};
 pub use text::{fold_char, is_folded, Chars, Text};
 pub use validate::{parse, parse_frame, parse_with_limits, Frame};
 pub use view::{AtomView, ChannelFile, Header, RuleView, SectionInfo};
@@ -133,5 +131,17 @@ mod tests {
         assert!(p.supplies(FieldId::PIPE_NAME));
         assert!(!p.supplies(FieldId::IMAGE));
         assert!(!p.supplies(FieldId(21)));
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        std::println!("ChannelFile {} RuleView {} Verdict {} Scratch {} Automaton {}",
+            core::mem::size_of::<crate::ChannelFile<'_>>(),
+            core::mem::size_of::<crate::RuleView<'_>>(),
+            core::mem::size_of::<crate::Verdict<'_>>(),
+            core::mem::size_of::<crate::Scratch>(),
+            core::mem::size_of::<crate::view::Automaton<'_>>());
     }
 }

@@ -1,29 +1,35 @@
 //! Matching events against a validated channel file.
 //!
 //! # Algorithm
-//! 1. For each string field with a prefilter automaton, the field is folded
-//!    ([`crate::fold_char`]) to UTF-8 on the fly and run once through the
-//!    automaton (Aho-Corasick with failure and dictionary links). Each
-//!    reported literal is decided on the spot from its position (`contains`:
-//!    anywhere; `prefix`: ends at its own length; `suffix`/`exact`: resolved
-//!    against the folded length when the field ends). Wildcard and regex atoms
-//!    whose required literal occurred become candidates.
+//! 1. Each string field that has a prefilter automaton is run through it
+//!    once. ASCII characters (UTF-16 units below 0x80, or UTF-8 bytes) go
+//!    straight through the automaton's class map, which folds ASCII case; any
+//!    other character is decoded, folded ([`crate::fold_char`]) and fed as
+//!    its UTF-8 bytes. Near the root a step is one load from a dense row;
+//!    deeper states search their few labels and follow failure links. Each
+//!    reported atom (a *gate*) is decided from its position: `contains`,
+//!    glob and regex gates anywhere, `prefix` only when it ends at its own
+//!    length; `suffix` and `exact` from the state the scan ends in (whose
+//!    outputs are exactly the literals that end the field).
 //! 2. The rules owning a reported atom, plus the rules flagged
 //!    always-evaluate, are evaluated in index order: their condition program
-//!    runs on a 64-entry bit stack; literal atoms read the hits, glob atoms run
-//!    the wildcard matcher, regex atoms run their DFA, numeric atoms compare.
+//!    runs on a 64-entry bit stack; prefiltered atoms read the hits; other
+//!    literal atoms compare the field directly; glob atoms run the wildcard
+//!    matcher, regex atoms their character DFA; numeric atoms compare.
 //!
-//! Cost: one pass over each field plus work proportional to the atoms
-//! reported and the candidate rules — not to the number of rules in the file.
+//! Cost: one pass over each scanned field plus work proportional to the
+//! atoms reported and the candidate rules — not to the number of rules in the
+//! file.
 //!
 //! Hits live in a fixed-capacity [`Scratch`]. If one event reports more
 //! distinct atoms than it holds, the rules are processed in windows of rule
 //! indices, rescanning the fields once per window: still exact, only slower,
 //! and only for pathological names.
 
-use crate::text::{glob_match, Text};
-use crate::view::{Automaton, ChannelFile, RuleView, StateRec};
-use channel_format::{op, Action, AtomKind, FieldId};
+use crate::dfa::CharDfa;
+use crate::text::{glob_match, literal_match, Text};
+use crate::view::{Automaton, ChannelFile, RuleView};
+use channel_format::{op, Action, AtomKind, FieldId, DENSE_EXIT_FLAG};
 
 const ATOM_LEN: u32 = channel_format::ATOM_LEN as u32;
 use core::ops::ControlFlow;
@@ -69,21 +75,65 @@ pub struct Event<'e> {
 struct Hit {
     atom: u32,
     rule: u32,
-    /// `TRUE_HIT`, or the end offset of the latest occurrence (suffix/exact).
-    end: u32,
 }
 
-const TRUE_HIT: u32 = u32::MAX;
+/// Atoms one lazy scan can record (see [`Lazy`]).
+const LAZY_HITS: usize = 64;
 
-/// Working memory for matching: about 3 KiB. Allocate it once per thread or
-/// per call from non-paged pool; do not put it on a small kernel stack.
+/// The hits of lazily scanned fields: a cache. An atom of a lazy field is
+/// decided by its hit when the field was scanned without overflow, and
+/// directly (literal comparison, or its pattern matcher without the gate)
+/// otherwise, which gives the same verdict.
+#[derive(Debug, Clone)]
+struct Lazy {
+    atoms: [u32; LAZY_HITS],
+    len: usize,
+    /// Per field slot (bit 0 pipe name, bit 1 image): scanned this event.
+    scanned: u8,
+    /// Per field slot: more hits than `atoms` holds.
+    overflow: u8,
+}
+
+impl Lazy {
+    fn record(&mut self, atom: u32, slot: u8) {
+        let hits = self.atoms.get(..self.len).unwrap_or(&[]);
+        let i = match hits.binary_search(&atom) {
+            Ok(_) => return,
+            Err(i) => i,
+        };
+        let len = self.len;
+        if len >= LAZY_HITS {
+            self.overflow |= slot;
+            return;
+        }
+        if let Some(tail) = self.atoms.get_mut(i..=len) {
+            if !tail.is_empty() {
+                tail.rotate_right(1);
+            }
+            if let Some(first) = tail.first_mut() {
+                *first = atom;
+            }
+            self.len = len.saturating_add(1);
+        }
+    }
+
+    fn contains(&self, atom: u32) -> bool {
+        self.atoms
+            .get(..self.len)
+            .unwrap_or(&[])
+            .binary_search(&atom)
+            .is_ok()
+    }
+}
+
+/// Working memory for matching: about 2.4 KiB. Allocate it once per thread
+/// or per call from non-paged pool; do not put it on a small kernel stack.
 #[derive(Debug, Clone)]
 pub struct Scratch {
     hits: [Hit; SCRATCH_HITS],
     len: usize,
-    /// Folded byte length of the pipe name and of the image.
-    totals: [u32; 2],
     passes: u32,
+    lazy: Lazy,
 }
 
 impl Default for Scratch {
@@ -96,14 +146,15 @@ impl Scratch {
     /// Empty scratch.
     pub const fn new() -> Scratch {
         Scratch {
-            hits: [Hit {
-                atom: 0,
-                rule: 0,
-                end: 0,
-            }; SCRATCH_HITS],
+            hits: [Hit { atom: 0, rule: 0 }; SCRATCH_HITS],
             len: 0,
-            totals: [0; 2],
             passes: 0,
+            lazy: Lazy {
+                atoms: [0; LAZY_HITS],
+                len: 0,
+                scanned: 0,
+                overflow: 0,
+            },
         }
     }
 
@@ -123,48 +174,48 @@ impl Scratch {
 
     /// Records `atom` of `rule` (in the window `[lo, *hi)`), shrinking the
     /// window when full.
-    fn record(&mut self, atom: u32, rule: u32, end: u32, lo: u32, hi: &mut u32) {
+    fn record(&mut self, atom: u32, rule: u32, lo: u32, hi: &mut u32) {
         if rule < lo || rule >= *hi {
             return;
         }
-        match self.find(atom) {
-            Ok(i) => {
-                if let Some(h) = self.hits.get_mut(i) {
-                    if h.end != TRUE_HIT {
-                        h.end = end;
-                    }
-                }
+        // Atoms are reported in no particular order, but often the same
+        // one again or ascending: check the end first.
+        let mut i = match self.hits().last() {
+            Some(h) if h.atom == atom => return,
+            Some(h) if h.atom < atom => self.len,
+            None => 0,
+            Some(_) => match self.find(atom) {
+                Ok(_) => return,
+                Err(i) => i,
+            },
+        };
+        if self.len >= SCRATCH_HITS {
+            let last_rule = self.hits().last().map_or(rule, |h| h.rule);
+            let cut = rule.max(last_rule);
+            if cut <= lo {
+                // Unreachable: a rule has at most SCRATCH_HITS atoms.
+                return;
             }
-            Err(mut i) => {
-                if self.len >= SCRATCH_HITS {
-                    let last_rule = self.hits().last().map_or(rule, |h| h.rule);
-                    let cut = rule.max(last_rule);
-                    if cut <= lo {
-                        // Unreachable: a rule has at most SCRATCH_HITS atoms.
-                        return;
-                    }
-                    *hi = cut;
-                    while self.hits().last().is_some_and(|h| h.rule >= cut) {
-                        self.len = self.len.saturating_sub(1);
-                    }
-                    if rule >= cut {
-                        return;
-                    }
-                    i = i.min(self.len);
-                }
-                let len = self.len;
-                if let Some(tail) = self.hits.get_mut(i..=len) {
-                    // Non-empty (i <= len); said explicitly so that the
-                    // optimiser drops rotate_right's assertion (panic-free proof).
-                    if !tail.is_empty() {
-                        tail.rotate_right(1);
-                    }
-                    if let Some(first) = tail.first_mut() {
-                        *first = Hit { atom, rule, end };
-                    }
-                    self.len = len.saturating_add(1);
-                }
+            *hi = cut;
+            while self.hits().last().is_some_and(|h| h.rule >= cut) {
+                self.len = self.len.saturating_sub(1);
             }
+            if rule >= cut {
+                return;
+            }
+            i = i.min(self.len);
+        }
+        let len = self.len;
+        if let Some(tail) = self.hits.get_mut(i..=len) {
+            // Non-empty (i <= len); said explicitly so that the
+            // optimiser drops rotate_right's assertion (panic-free proof).
+            if !tail.is_empty() {
+                tail.rotate_right(1);
+            }
+            if let Some(first) = tail.first_mut() {
+                *first = Hit { atom, rule };
+            }
+            self.len = len.saturating_add(1);
         }
     }
 }
@@ -190,60 +241,18 @@ fn priority(r: &RuleView<'_>) -> (u8, u8) {
     (r.action().0, r.severity().0)
 }
 
-/// A deserialized DFA of a validated file, kept by the caller so that regex
-/// atoms do not re-run regex-automata's `from_bytes` validation on every use
-/// (see [`ChannelFile::load_dfas`]). About 740 bytes each.
-#[derive(Debug, Clone, Default)]
-pub struct DfaSlot<'a>(Option<regex_automata::dfa::dense::DFA<&'a [u32]>>);
-
-impl DfaSlot<'_> {
-    /// An empty slot.
-    pub const EMPTY: DfaSlot<'static> = DfaSlot(None);
-}
-
 impl<'a> ChannelFile<'a> {
-    /// Deserializes the file's DFAs into `slots` (one per DFA; extra slots
-    /// stay empty, missing slots make those DFAs deserialize on each use).
-    /// Returns how many were filled. Do this once after [`crate::parse`] and
-    /// pass the slots to [`ChannelFile::evaluate_with`].
-    ///
-    /// # Panics
-    /// Never panics. Allocates nothing; linear in the DFAs' size.
-    pub fn load_dfas(&self, slots: &mut [DfaSlot<'a>]) -> usize {
-        let mut n = 0usize;
-        for (i, slot) in (0..self.dfa_count).zip(slots.iter_mut()) {
-            slot.0 = regex_automata::dfa::dense::DFA::from_bytes(self.dfa_bytes(i))
-                .ok()
-                .map(|(d, _)| d);
-            n = n.saturating_add(1);
-        }
-        n
-    }
-
     /// Matches `event` and returns how many rules matched and the
     /// highest-priority one.
     ///
     /// # Panics
     /// Never panics. Allocates nothing.
     pub fn evaluate(&self, event: &Event<'_>, scratch: &mut Scratch) -> Verdict<'a> {
-        self.evaluate_with(event, scratch, &[])
-    }
-
-    /// [`ChannelFile::evaluate`] with DFAs loaded by [`ChannelFile::load_dfas`].
-    ///
-    /// # Panics
-    /// Never panics. Allocates nothing.
-    pub fn evaluate_with(
-        &self,
-        event: &Event<'_>,
-        scratch: &mut Scratch,
-        dfas: &[DfaSlot<'a>],
-    ) -> Verdict<'a> {
         let mut v = Verdict {
             matched: 0,
             best: None,
         };
-        self.for_each_match_with(event, scratch, dfas, |r| {
+        self.for_each_match(event, scratch, |r| {
             v.matched = v.matched.saturating_add(1);
             if v.best.as_ref().is_none_or(|b| priority(&r) > priority(b)) {
                 v.best = Some(r);
@@ -262,44 +271,35 @@ impl<'a> ChannelFile<'a> {
         &self,
         event: &Event<'_>,
         scratch: &mut Scratch,
-        f: impl FnMut(RuleView<'a>) -> ControlFlow<()>,
-    ) {
-        self.for_each_match_with(event, scratch, &[], f);
-    }
-
-    /// [`ChannelFile::for_each_match`] with DFAs loaded by [`ChannelFile::load_dfas`].
-    ///
-    /// # Panics
-    /// Never panics. Allocates nothing.
-    pub fn for_each_match_with(
-        &self,
-        event: &Event<'_>,
-        scratch: &mut Scratch,
-        dfas: &[DfaSlot<'a>],
         mut f: impl FnMut(RuleView<'a>) -> ControlFlow<()>,
     ) {
         let mut lo = 0u32;
         scratch.passes = 0;
+        scratch.lazy.len = 0;
+        scratch.lazy.scanned = 0;
+        scratch.lazy.overflow = 0;
         while lo < self.rule_count {
-            let mut hi = self.rule_count;
             scratch.len = 0;
             scratch.passes = scratch.passes.saturating_add(1);
+            let mut hi = self.rule_count;
             let fields = [Some(event.pipe_name), event.image];
-            for (slot, (auto, text)) in self.automata.iter().zip(fields).enumerate() {
-                // The folded length only serves suffix/exact atoms, whose
-                // hits come from this field's scan: without an automaton
-                // there are none, and the field is not read at all.
-                let total = match text {
-                    Some(t) if auto.state_count > 0 => self.scan(auto, t, scratch, lo, &mut hi),
-                    Some(_) | None => 0,
-                };
-                if let Some(x) = scratch.totals.get_mut(slot) {
-                    *x = total;
+            for (auto, text) in self.automata.iter().zip(fields) {
+                if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
+                    self.scan(auto, t, &mut |atom| {
+                        scratch.record(atom, self.a32(atom, 0), lo, &mut hi)
+                    });
                 }
             }
-            if self
-                .evaluate_window(event, scratch, dfas, lo, hi, &mut f)
-                .is_break()
+            let (hits, lazy) = (
+                scratch.hits.get(..scratch.len).unwrap_or(&[]),
+                &mut scratch.lazy,
+            );
+            // Most events report nothing and no rule is always evaluated.
+            let idle = hits.is_empty() && self.always_count == 0;
+            if !idle
+                && self
+                    .evaluate_window(event, hits, lazy, lo, hi, &mut f)
+                    .is_break()
             {
                 return;
             }
@@ -308,82 +308,132 @@ impl<'a> ChannelFile<'a> {
         }
     }
 
-    /// Runs one automaton over the folded text, recording hits. Returns the
-    /// folded length in bytes.
-    fn scan(
-        &self,
-        auto: &Automaton<'a>,
-        text: Text<'_>,
-        scratch: &mut Scratch,
-        lo: u32,
-        hi: &mut u32,
-    ) -> u32 {
-        let mut cur = auto.state(0);
-        let mut pos = 0u32;
-        for c in text.chars() {
-            // ASCII (nearly every pipe name) folds to one byte without the
-            // Unicode tables or the UTF-8 encoder.
-            if c.is_ascii() {
-                let b = (c as u8).to_ascii_uppercase();
-                pos = pos.saturating_add(1);
-                self.step(auto, &mut cur, b, pos, scratch, lo, hi);
-                continue;
-            }
-            let mut buf = [0u8; 4];
-            for &b in crate::fold_char(c).encode_utf8(&mut buf).as_bytes() {
-                pos = pos.saturating_add(1);
-                self.step(auto, &mut cur, b, pos, scratch, lo, hi);
+    /// Runs one automaton over the folded text, reporting the atoms it
+    /// finds to `sink`.
+    #[inline(never)]
+    fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32)) {
+        let (s, pos) = match text {
+            Text::Utf16(units) => self.scan_units(a, units, sink),
+            Text::Utf8(text) => self.scan_units(a, text, sink),
+        };
+        // The literals that end the field are the outputs of the last state.
+        let (o0, o1) = a.output_range(s);
+        for k in o0..o1 {
+            let atom = a.output(k);
+            let hit = match AtomKind(self.a8(atom, 6)) {
+                AtomKind::SUFFIX => true,
+                AtomKind::EXACT => self.a32(atom, 12) == pos,
+                _ => false,
+            };
+            if hit {
+                sink(atom);
             }
         }
-        pos
     }
 
-    /// One byte through the automaton: follow the goto or failure links
-    /// from `cur`, then record the outputs of the state reached (and of its
-    /// dictionary links) as hits ending at `pos`.
+    /// The scan over UTF-16 units or UTF-8 bytes; returns the last state and
+    /// the folded length.
+    ///
+    /// ASCII units (nearly every character of a pipe name or image path)
+    /// never leave this loop: the class map folds them, a dense state takes
+    /// one row load, a sparse state searches its few labels (following
+    /// failure links to a dense state). A dense transition carries the exit
+    /// flag when its target has outputs or is sparse, so the common step
+    /// checks nothing else. A non-ASCII character takes an out-of-line step
+    /// (decode, fold, UTF-8 bytes).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn step(
+    fn scan_units<U: Units + ?Sized>(
         &self,
-        auto: &Automaton<'a>,
-        cur: &mut StateRec,
-        b: u8,
-        pos: u32,
-        scratch: &mut Scratch,
-        lo: u32,
-        hi: &mut u32,
-    ) {
-        // Failure links strictly decrease depth (validated), and depth
-        // is at most 255: the bound is never reached.
-        for _ in 0..=256 {
-            if cur.id == 0 {
-                if let Some(next) = auto.root_child(b) {
-                    *cur = auto.state(next);
+        a: &Automaton<'a>,
+        units: &U,
+        sink: &mut impl FnMut(u32),
+    ) -> (u32, u32) {
+        let (classes, dense, d, cc) = (a.classes, a.dense, a.dense_count, a.class_count as usize);
+        let mut s = 0u32;
+        let mut i = 0usize;
+        // The folded byte position is `i + delta`: ASCII units count one
+        // each, other characters adjust `delta` (outside the hot loop).
+        let mut delta = 0u32;
+        loop {
+            if s < d {
+                let (ni, ns, exit) = dense_run(units, i, s, classes, dense, cc);
+                i = ni;
+                s = ns;
+                if exit {
+                    let (o0, o1) = a.output_range(s);
+                    if o0 != o1 {
+                        self.report(a, s, (i as u32).wrapping_add(delta), sink);
+                    }
+                    continue;
                 }
-                break;
             }
-            if let Some(next) = auto.child_of(cur, b) {
-                *cur = auto.state(next);
-                break;
+            let Some(u) = units.ascii_at(i) else {
+                let Some((c, next)) = units.char_at(i) else {
+                    break;
+                };
+                let mut pos = (i as u32).wrapping_add(delta);
+                s = self.step_char(a, s, c, &mut pos, sink);
+                i = next;
+                delta = pos.wrapping_sub(i as u32);
+                continue;
+            };
+            let c = classes.get(usize::from(u)).copied().unwrap_or(0);
+            i = i.wrapping_add(1);
+            if s < d {
+                let t = dense_at(dense, (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)));
+                s = t & !DENSE_EXIT_FLAG;
+                if t & DENSE_EXIT_FLAG == 0 {
+                    continue;
+                }
+            } else {
+                s = sparse_step(a, s, u32::from(c));
             }
-            *cur = auto.state(cur.fail);
+            let (o0, o1) = a.output_range(s);
+            if o0 != o1 {
+                self.report(a, s, (i as u32).wrapping_add(delta), sink);
+            }
         }
-        if cur.o1 == cur.o0 && cur.dict == 0 {
-            return;
+        (s, (i as u32).wrapping_add(delta))
+    }
+
+    /// A non-ASCII character: folded, fed as its UTF-8 bytes.
+    #[inline(never)]
+    fn step_char(
+        &self,
+        a: &Automaton<'a>,
+        mut s: u32,
+        c: char,
+        pos: &mut u32,
+        sink: &mut impl FnMut(u32),
+    ) -> u32 {
+        let mut buf = [0u8; 4];
+        for &b in crate::fold_char(c).encode_utf8(&mut buf).as_bytes() {
+            *pos = pos.wrapping_add(1);
+            s = sparse_step(a, s, a.class(b));
+            let (o0, o1) = a.output_range(s);
+            if o0 != o1 {
+                self.report(a, s, *pos, sink);
+            }
         }
-        let mut o = if cur.o1 != cur.o0 {
-            *cur
-        } else {
-            auto.state(cur.dict)
-        };
-        for _ in 0..=256 {
-            if o.id == 0 {
-                break;
+        s
+    }
+
+    /// Records the gates that state `s` reports at `pos`: `contains` and
+    /// pattern gates always, `prefix` when it starts the field; `suffix` and
+    /// `exact` are decided where the scan ends.
+    #[inline(never)]
+    fn report(&self, a: &Automaton<'a>, s: u32, pos: u32, sink: &mut impl FnMut(u32)) {
+        let (o0, o1) = a.output_range(s);
+        for k in o0..o1 {
+            let atom = a.output(k);
+            let hit = match AtomKind(self.a8(atom, 6)) {
+                AtomKind::PREFIX => self.a32(atom, 12) == pos,
+                AtomKind::SUFFIX | AtomKind::EXACT => false,
+                _ => true,
+            };
+            if hit {
+                sink(atom);
             }
-            for atom in auto.outputs_of(&o) {
-                self.record_hit(atom, pos, scratch, lo, hi);
-            }
-            o = auto.state(o.dict);
         }
     }
 
@@ -405,29 +455,17 @@ impl<'a> ChannelFile<'a> {
         self.atoms.le8(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
     }
 
-    fn record_hit(&self, atom_idx: u32, end: u32, scratch: &mut Scratch, lo: u32, hi: &mut u32) {
-        let len = self.a32(atom_idx, 12);
-        let end = match AtomKind(self.a8(atom_idx, 6)) {
-            AtomKind::PREFIX if end == len => TRUE_HIT,
-            AtomKind::EXACT if end == len => end,
-            AtomKind::PREFIX | AtomKind::EXACT => return,
-            AtomKind::SUFFIX => end,
-            _ => TRUE_HIT,
-        };
-        scratch.record(atom_idx, self.a32(atom_idx, 0), end, lo, hi);
-    }
-
+    #[inline(never)]
     fn evaluate_window(
         &self,
         event: &Event<'_>,
-        scratch: &Scratch,
-        dfas: &[DfaSlot<'a>],
+        hits: &[Hit],
+        lazy: &mut Lazy,
         lo: u32,
         hi: u32,
         f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         // Merge the rules of the hits (ascending) with the always list (ascending).
-        let hits = scratch.hits();
         let mut hi_idx = 0usize;
         let mut ai = self.first_always_at_or_after(lo);
         loop {
@@ -446,7 +484,7 @@ impl<'a> ChannelFile<'a> {
             if next_always == Some(rule) {
                 ai = ai.saturating_add(1);
             }
-            if self.eval_rule(rule, event, scratch, dfas) {
+            if self.eval_rule(rule, event, hits, lazy) {
                 if let Some(r) = self.rule(rule) {
                     f(r)?;
                 }
@@ -467,13 +505,7 @@ impl<'a> ChannelFile<'a> {
         a
     }
 
-    fn eval_rule(
-        &self,
-        rule: u32,
-        event: &Event<'_>,
-        scratch: &Scratch,
-        dfas: &[DfaSlot<'a>],
-    ) -> bool {
+    fn eval_rule(&self, rule: u32, event: &Event<'_>, hits: &[Hit], lazy: &mut Lazy) -> bool {
         let off = self.rule_u32(rule, 20);
         let len = u32::from(self.rule_u16(rule, 24));
         let prog = self
@@ -481,6 +513,10 @@ impl<'a> ChannelFile<'a> {
             .bytes
             .get(off as usize..(off as usize).saturating_add(len as usize))
             .unwrap_or(&[]);
+        // The most common program, one atom, without the interpreter.
+        if let [op::ATOM, a, b, c, d] = *prog {
+            return self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, hits, lazy);
+        }
         let mut stack = 0u64;
         let mut pc = 0usize;
         while let Some(&opcode) = prog.get(pc) {
@@ -492,7 +528,7 @@ impl<'a> ChannelFile<'a> {
                         _ => return false,
                     };
                     pc = pc.saturating_add(4);
-                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, scratch, dfas));
+                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, hits, lazy));
                 }
                 op::TRUE => stack = (stack << 1) | 1,
                 op::FALSE => stack <<= 1,
@@ -505,13 +541,7 @@ impl<'a> ChannelFile<'a> {
         stack & 1 == 1
     }
 
-    fn eval_atom(
-        &self,
-        idx: u32,
-        event: &Event<'_>,
-        scratch: &Scratch,
-        dfas: &[DfaSlot<'a>],
-    ) -> bool {
+    fn eval_atom(&self, idx: u32, event: &Event<'_>, hits: &[Hit], lazy: &mut Lazy) -> bool {
         let field = FieldId(self.a16(idx, 4));
         let kind = AtomKind(self.a8(idx, 6));
         let prefiltered = self.a8(idx, 7) & channel_format::ATOM_FLAG_PREFILTERED != 0;
@@ -524,79 +554,134 @@ impl<'a> ChannelFile<'a> {
             _ => return false,
         };
         let Some(text) = text else { return false };
-        let hit = scratch
-            .find(idx)
-            .ok()
-            .and_then(|i| scratch.hits().get(i))
-            .map(|h| h.end);
-        let total = scratch.totals.get(slot).copied().unwrap_or(0);
-        match kind {
-            AtomKind::CONTAINS | AtomKind::PREFIX => hit.is_some(),
-            AtomKind::SUFFIX | AtomKind::EXACT => hit == Some(total),
-            AtomKind::GLOB => {
-                let pattern = self
-                    .strings
-                    .str_at(self.a32(idx, 8), self.a32(idx, 12), "glob")
-                    .unwrap_or("");
-                (!prefiltered || hit.is_some()) && glob_match(pattern, text)
-            }
-            AtomKind::REGEX => {
-                (!prefiltered || hit.is_some())
-                    && match dfas.get(arg as usize).and_then(|d| d.0.as_ref()) {
-                        Some(dfa) => run_dfa(dfa, text),
-                        None => regex_match(self.dfa_bytes(arg), text),
+        // A prefiltered atom's hit: for literals the verdict, for patterns
+        // the gate their matcher runs behind. `hit` false and not `known`:
+        // a lazy scan overflowed, decide directly.
+        let (hit, known) = if !prefiltered {
+            (false, false)
+        } else {
+            match self.automata.get(slot) {
+                Some(auto) if auto.lazy => {
+                    let bit = 1u8 << slot;
+                    if lazy.scanned & bit == 0 {
+                        lazy.scanned |= bit;
+                        self.scan(auto, text, &mut |atom| lazy.record(atom, bit));
                     }
+                    if lazy.overflow & bit != 0 {
+                        (false, false)
+                    } else {
+                        (lazy.contains(idx), true)
+                    }
+                }
+                _ => (
+                    hits.binary_search_by_key(&idx, |h| h.atom).is_ok(),
+                    true,
+                ),
+            }
+        };
+        if known && !hit {
+            return false;
+        }
+        let string = || {
+            self.strings
+                .str_at(self.a32(idx, 8), self.a32(idx, 12), "atom")
+                .unwrap_or("")
+        };
+        match kind {
+            AtomKind::CONTAINS | AtomKind::PREFIX | AtomKind::SUFFIX | AtomKind::EXACT => {
+                known || literal_match(kind, string(), text)
+            }
+            AtomKind::GLOB => glob_match(string(), text),
+            AtomKind::REGEX => {
+                CharDfa::read(self.dfa_bytes(arg)).is_some_and(|dfa| dfa.is_match(text))
             }
             _ => false,
         }
     }
 }
 
-/// Deserializes a validated DFA (regex-automata's checked `from_bytes`, linear
-/// in its size) and runs it: the path without loaded [`DfaSlot`]s.
-fn regex_match(dfa_bytes: &[u8], text: Text<'_>) -> bool {
-    match regex_automata::dfa::dense::DFA::from_bytes(dfa_bytes) {
-        Ok((dfa, _)) => run_dfa(&dfa, text),
-        Err(_) => false,
+/// Dense transition `idx` (a `u32` index into the rows).
+#[inline(always)]
+fn dense_at(dense: &[u8], idx: usize) -> u32 {
+    let at = idx.wrapping_mul(4);
+    match dense.get(at..at.wrapping_add(4)) {
+        Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
+        None => 0,
     }
 }
 
-/// Runs a DFA over the (unfolded) UTF-8 encoding of `text`; true when any
-/// match state is reached. A quit state (impossible for DFAs the compiler
-/// builds) counts as no match.
-fn run_dfa(dfa: &regex_automata::dfa::dense::DFA<&[u32]>, text: Text<'_>) -> bool {
-    use regex_automata::dfa::Automaton as _;
-    use regex_automata::util::start;
-    let Ok(mut s) = dfa.start_state(&start::Config::new().anchored(regex_automata::Anchored::No))
-    else {
-        return false;
-    };
-    // One byte: Some(verdict) when the search is decided.
-    let step = |s: &mut regex_automata::util::primitives::StateID, b: u8| {
-        *s = dfa.next_state(*s, b);
-        if dfa.is_special_state(*s) {
-            if dfa.is_match_state(*s) {
-                return Some(true);
-            }
-            if dfa.is_dead_state(*s) || dfa.is_quit_state(*s) {
-                return Some(false);
-            }
+/// Text as the scan reads it: UTF-16 units or UTF-8 bytes.
+trait Units {
+    /// The unit at `i` if it is ASCII.
+    fn ascii_at(&self, i: usize) -> Option<u8>;
+    /// The character starting at `i` and the index after it.
+    fn char_at(&self, i: usize) -> Option<(char, usize)>;
+}
+
+impl Units for [u16] {
+    #[inline(always)]
+    fn ascii_at(&self, i: usize) -> Option<u8> {
+        self.get(i).and_then(|&u| u8::try_from(u).ok()).filter(u8::is_ascii)
+    }
+    #[inline]
+    fn char_at(&self, i: usize) -> Option<(char, usize)> {
+        self.get(i)?;
+        Some(crate::text::decode_utf16_at(self, i))
+    }
+}
+
+impl Units for str {
+    #[inline(always)]
+    fn ascii_at(&self, i: usize) -> Option<u8> {
+        self.as_bytes().get(i).copied().filter(u8::is_ascii)
+    }
+    #[inline]
+    fn char_at(&self, i: usize) -> Option<(char, usize)> {
+        let c = self.get(i..)?.chars().next()?;
+        Some((c, i.wrapping_add(c.len_utf8())))
+    }
+}
+
+/// One byte class through the automaton from any state: the goto of a
+/// sparse state, else its failure link's, until a dense state's row decides.
+#[inline(always)]
+fn sparse_step(a: &Automaton<'_>, mut s: u32, c: u32) -> u32 {
+    // Failure links strictly decrease depth (validated), depth is at most
+    // 255 and the root is dense: the bound is never reached.
+    for _ in 0..=256 {
+        if s < a.dense_count {
+            return a.dense(s, c) & !DENSE_EXIT_FLAG;
         }
-        None
-    };
-    for c in text.chars() {
-        if c.is_ascii() {
-            if let Some(v) = step(&mut s, c as u8) {
-                return v;
-            }
-            continue;
+        if let Some(n) = a.child(s, c) {
+            return n;
         }
-        let mut buf = [0u8; 4];
-        for &b in c.encode_utf8(&mut buf).as_bytes() {
-            if let Some(v) = step(&mut s, b) {
-                return v;
-            }
+        s = a.fail(s);
+    }
+    0
+}
+
+/// The hot loop of a scan: ASCII units through dense rows, from state `s`
+/// (dense) at unit `i`, until the text ends, a unit is not ASCII, or a
+/// transition carries the exit flag. Returns the unit index and state
+/// reached, and whether it stopped on the exit flag. Out of line so that
+/// its few values live in registers.
+#[inline(never)]
+fn dense_run<U: Units + ?Sized>(
+    units: &U,
+    mut i: usize,
+    mut s: u32,
+    classes: &[u8; 256],
+    dense: &[u8],
+    cc: usize,
+) -> (usize, u32, bool) {
+    while let Some(u) = units.ascii_at(i) {
+        let c = classes.get(usize::from(u)).copied().unwrap_or(0);
+        let t = dense_at(dense, (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)));
+        i = i.wrapping_add(1);
+        s = t & !DENSE_EXIT_FLAG;
+        if t & DENSE_EXIT_FLAG != 0 {
+            return (i, s, true);
         }
     }
-    dfa.is_match_state(dfa.next_eoi_state(s))
+    (i, s, false)
 }

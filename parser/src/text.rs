@@ -55,26 +55,48 @@ impl<'e> Text<'e> {
     pub(crate) fn char_at(&self, pos: usize) -> Option<(char, usize)> {
         match *self {
             Text::Utf16(units) => {
-                let u = *units.get(pos)?;
-                let next = pos.checked_add(1)?;
-                if (0xD800..0xDC00).contains(&u) {
-                    if let Some(&lo) = units.get(next) {
-                        if (0xDC00..0xE000).contains(&lo) {
-                            let hi_bits = u32::from(u).wrapping_sub(0xD800) << 10;
-                            let lo_bits = u32::from(lo).wrapping_sub(0xDC00);
-                            let c = char::from_u32(0x10000u32.wrapping_add(hi_bits | lo_bits))
-                                .unwrap_or('\u{FFFD}');
-                            return Some((c, next.checked_add(1)?));
-                        }
-                    }
-                    return Some(('\u{FFFD}', next));
-                }
-                Some((char::from_u32(u32::from(u)).unwrap_or('\u{FFFD}'), next))
+                units.get(pos)?;
+                Some(decode_utf16_at(units, pos))
             }
             Text::Utf8(s) => {
                 let c = s.get(pos..)?.chars().next()?;
                 Some((c, pos.checked_add(c.len_utf8())?))
             }
+        }
+    }
+
+    /// The character ending at `pos` and the position where it starts;
+    /// `None` at the start. Consistent with [`Text::char_at`]: a surrogate
+    /// pairs only with its immediate neighbour, so decoding backwards finds
+    /// the same characters.
+    #[inline]
+    pub(crate) fn char_before(&self, pos: usize) -> Option<(char, usize)> {
+        match *self {
+            Text::Utf16(units) => {
+                let last = pos.checked_sub(1)?;
+                let u = *units.get(last)?;
+                if (0xDC00..0xE000).contains(&u) {
+                    if let Some(first) = last.checked_sub(1) {
+                        if units.get(first).is_some_and(|h| (0xD800..0xDC00).contains(h)) {
+                            return Some((decode_utf16_at(units, first).0, first));
+                        }
+                    }
+                }
+                Some((decode_utf16_at(units, last).0, last))
+            }
+            Text::Utf8(s) => {
+                let c = s.get(..pos)?.chars().next_back()?;
+                Some((c, pos.checked_sub(c.len_utf8())?))
+            }
+        }
+    }
+
+    /// Length in units (UTF-16) or bytes (UTF-8).
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        match *self {
+            Text::Utf16(units) => units.len(),
+            Text::Utf8(s) => s.len(),
         }
     }
 
@@ -84,6 +106,77 @@ impl<'e> Text<'e> {
             text: *self,
             pos: 0,
         }
+    }
+}
+
+/// The character at unit `pos` of `units` and the index after it: a
+/// surrogate pair gives its character, an unpaired surrogate U+FFFD.
+/// `pos` past the end gives U+FFFD and `pos + 1` (callers check first).
+#[inline]
+pub(crate) fn decode_utf16_at(units: &[u16], pos: usize) -> (char, usize) {
+    let next = pos.wrapping_add(1);
+    let u = units.get(pos).copied().unwrap_or(0xFFFD);
+    if (0xD800..0xDC00).contains(&u) {
+        if let Some(&lo) = units.get(next) {
+            if (0xDC00..0xE000).contains(&lo) {
+                let hi_bits = u32::from(u).wrapping_sub(0xD800) << 10;
+                let lo_bits = u32::from(lo).wrapping_sub(0xDC00);
+                let c = char::from_u32(0x10000u32.wrapping_add(hi_bits | lo_bits))
+                    .unwrap_or('\u{FFFD}');
+                return (c, next.wrapping_add(1));
+            }
+        }
+        return ('\u{FFFD}', next);
+    }
+    (char::from_u32(u32::from(u)).unwrap_or('\u{FFFD}'), next)
+}
+
+/// Whether the folded text at character position `pos` continues with the
+/// folded literal `lit`; the position after it if so.
+#[inline]
+fn folded_at(text: Text<'_>, mut pos: usize, lit: &str) -> Option<usize> {
+    for l in lit.chars() {
+        let (c, next) = text.char_at(pos)?;
+        if fold_char(c) != l {
+            return None;
+        }
+        pos = next;
+    }
+    Some(pos)
+}
+
+/// A literal test evaluated directly (an atom the prefilter does not
+/// report): `lit` is folded, the text is folded as it is read.
+/// `contains` tries every start: O(text × literal) in the worst case, like
+/// [`glob_match`]; it runs only for candidate rules.
+pub(crate) fn literal_match(kind: channel_format::AtomKind, lit: &str, text: Text<'_>) -> bool {
+    use channel_format::AtomKind;
+    match kind {
+        AtomKind::PREFIX => folded_at(text, 0, lit).is_some(),
+        AtomKind::EXACT => folded_at(text, 0, lit) == Some(text.len()),
+        AtomKind::SUFFIX => {
+            let mut pos = text.len();
+            for l in lit.chars().rev() {
+                match text.char_before(pos) {
+                    Some((c, start)) if fold_char(c) == l => pos = start,
+                    _ => return false,
+                }
+            }
+            true
+        }
+        AtomKind::CONTAINS => {
+            let mut pos = 0usize;
+            loop {
+                if folded_at(text, pos, lit).is_some() {
+                    return true;
+                }
+                match text.char_at(pos) {
+                    Some((_, next)) => pos = next,
+                    None => return false,
+                }
+            }
+        }
+        _ => false,
     }
 }
 

@@ -20,7 +20,6 @@ const HEADER_LEN: u32 = fmt::HEADER_LEN as u32;
 const ENTRY_LEN: u32 = 16;
 const RULE_LEN: u32 = 32;
 const ATOM_LEN: u32 = 20;
-const STATE_LEN: u32 = 16;
 const MAX_KIND: usize = 12;
 
 /// Validates `bytes` as a channel file for a sensor with `caps`, with the
@@ -97,7 +96,7 @@ pub fn parse_with_limits<'a>(
         });
     }
     let always_count = record_count(always, 4, "always", "is not a multiple of 4")?;
-    let dfa_count = parse_dfas(bytes, dfas, limits)?;
+    let dfa_count = parse_dfas(dfas, limits)?;
 
     let mut cf = ChannelFile {
         bytes,
@@ -116,7 +115,8 @@ pub fn parse_with_limits<'a>(
         automata: [Automaton::EMPTY, Automaton::EMPTY],
         rollout: None,
     };
-    let flagged = parse_rules(&cf, caps, schema_mask, limits)?;
+    let lazy = lazy_fields(prefilter, schema_mask, limits)?;
+    let flagged = parse_rules(&cf, caps, schema_mask, limits, lazy)?;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
     parse_always(&cf, flagged)?;
     if let Some(Some(r)) = sections.get(SectionKind::SIGNATURE.0 as usize) {
@@ -559,18 +559,13 @@ fn declared(schema_mask: u64, field: FieldId) -> bool {
     }
 }
 
-fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, ParseError> {
+fn parse_dfas(dfas: Region<'_>, limits: &Limits) -> Result<u32, ParseError> {
     let count = dfas.u32_at(0, "DFA count")?;
     check_limit(dfas.offset, "DFA count", count, limits.max_dfas)?;
     if dfas.u32_at(4, "DFA reserved")? != 0 {
         return Err(ParseError::NonZeroReserved {
             offset: dfas.at(4),
             what: "DFA section reserved word",
-        });
-    }
-    if count > 0 && !bytes.as_ptr().addr().is_multiple_of(4) {
-        return Err(ParseError::Misaligned {
-            offset: dfas.offset,
         });
     }
     let table_end = add(
@@ -581,6 +576,7 @@ fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, Pa
     )?;
     dfas.sub(0, table_end, "DFA table")?;
     let mut pos = table_end;
+    let mut total = 0u32;
     for i in 0..count {
         let at = add(
             8,
@@ -591,6 +587,8 @@ fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, Pa
         let off = dfas.u32_at(at, "DFA offset")?;
         let len = dfas.u32_at(add(at, 4, dfas.offset, "DFA entry")?, "DFA length")?;
         check_limit(dfas.at(at), "DFA length", len, limits.max_dfa_len)?;
+        total = total.saturating_add(len);
+        check_limit(dfas.at(at), "total DFA length", total, limits.max_dfa_total)?;
         if !off.is_multiple_of(8) || off < pos {
             return Err(ParseError::OutOfRange {
                 offset: dfas.at(at),
@@ -609,15 +607,7 @@ fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, Pa
                 value: off.saturating_add(len),
                 bound: dfas.len().saturating_add(1),
             })?;
-        match regex_automata::dfa::dense::DFA::from_bytes(blob.bytes) {
-            Ok((_, nread)) if nread == blob.bytes.len() => {}
-            _ => {
-                return Err(ParseError::InvalidDfa {
-                    offset: blob.offset,
-                    index: i,
-                })
-            }
-        }
+        crate::dfa::validate(blob, i)?;
         pos = off.saturating_add(len);
     }
     dfas.sub(pos, dfas.len().saturating_sub(pos), "DFA padding")?
@@ -656,6 +646,7 @@ fn parse_rules(
     caps: &Capabilities,
     schema_mask: u64,
     limits: &Limits,
+    lazy: u64,
 ) -> Result<u32, ParseError> {
     let rule_field_count = cf.rule_fields.len() >> 1;
     let max_depth = limits.max_stack_depth.min(64);
@@ -809,7 +800,7 @@ fn parse_rules(
                 value: prog_off.saturating_add(prog_len),
                 bound: cf.programs.len().saturating_add(1),
             })?;
-        let always = check_program(cf, prog, id, atoms_start, atoms_end, max_depth)?;
+        let always = check_program(cf, prog, id, atoms_start, atoms_end, max_depth, lazy)?;
         let flag = flags & fmt::RULE_FLAG_ALWAYS != 0;
         if flag != always {
             return Err(ParseError::BadAlwaysFlag {
@@ -907,7 +898,7 @@ fn parse_atom(
     let text = cf.strings.str_at(str_off, str_len, "atom string")?;
     let text_off = cf.strings.at(str_off);
     if kind.is_literal() {
-        if flags != fmt::ATOM_FLAG_PREFILTERED || arg != 0 {
+        if flags & !fmt::ATOM_FLAG_PREFILTERED != 0 || arg != 0 {
             return Err(ParseError::InvalidValue {
                 offset: rec.at(7),
                 what: "literal atom flags/argument",
@@ -955,7 +946,9 @@ fn parse_atom(
 /// Validates a condition program: known opcodes, atom references inside the
 /// rule's atoms, stack depth within `max_depth` and never underflowing,
 /// exactly one value at the end. Returns whether the rule must be evaluated
-/// on every event (Kleene value with prefiltered atoms false is not false).
+/// on every event: its Kleene value with the gates (prefiltered atoms of
+/// fields whose automaton is not lazy, bit set in `lazy`) false and every
+/// other atom unknown is not false.
 fn check_program(
     cf: &ChannelFile<'_>,
     prog: Region<'_>,
@@ -963,6 +956,7 @@ fn check_program(
     atoms_start: u32,
     atoms_end: u32,
     max_depth: u32,
+    lazy: u64,
 ) -> Result<bool, ParseError> {
     use fmt::op;
     let mut st = Stack {
@@ -1002,8 +996,8 @@ fn check_program(
                     return Err(bad(at, "atom operand outside the rule's atoms"));
                 }
                 let atom = cf.atom(idx);
-                let known_false = atom.kind().is_literal() || atom.prefiltered();
-                st.push(!known_false, true);
+                let gate = atom.prefiltered() && (lazy >> (atom.field().0 & 63)) & 1 == 0;
+                st.push(!gate, true);
             }
             op::TRUE => st.push(true, false),
             op::FALSE => st.push(false, true),
@@ -1076,13 +1070,23 @@ fn parse_prefilter<'a>(
     Ok(out)
 }
 
-fn parse_automaton<'a>(
-    cf: &ChannelFile<'a>,
-    sec: Region<'a>,
+/// An automaton's header, checked.
+struct AutomatonHeader {
+    field: FieldId,
+    lazy: bool,
+    states: u32,
+    dense: u32,
+    classes: u32,
+    outputs: u32,
+    layout: fmt::AutomatonLayout,
+}
+
+fn automaton_header(
+    sec: Region<'_>,
     pos: u32,
     schema_mask: u64,
     limits: &Limits,
-) -> Result<(Automaton<'a>, u32), ParseError> {
+) -> Result<AutomatonHeader, ParseError> {
     let h = sec.sub(pos, fmt::AUTOMATON_HEADER_LEN as u32, "automaton header")?;
     let bad = |at: u32, reason| ParseError::BadAutomaton { offset: at, reason };
     let field = FieldId(h.u16_at(0, "automaton field")?);
@@ -1092,83 +1096,158 @@ fn parse_automaton<'a>(
     if !declared(schema_mask, field) {
         return Err(bad(h.offset, "field is not declared in the schema"));
     }
-    h.sub(2, 2, "automaton reserved")?
+    let flags = h.u32_at(16, "automaton flags")?;
+    if flags & !fmt::AUTOMATON_FLAG_LAZY != 0 {
+        return Err(ParseError::InvalidValue {
+            offset: h.at(16),
+            what: "automaton flags",
+            value: flags,
+        });
+    }
+    h.sub(20, 4, "automaton reserved")?
         .check_zero("automaton reserved bytes")?;
-    h.sub(16, 8, "automaton reserved")?
-        .check_zero("automaton reserved bytes")?;
-    let s_count = h.u32_at(4, "state count")?;
-    let e_count = h.u32_at(8, "edge count")?;
-    let o_count = h.u32_at(12, "output count")?;
-    check_limit(h.at(4), "state count", s_count, limits.max_states)?;
-    check_limit(h.at(12), "output count", o_count, limits.max_states)?;
-    if s_count == 0 || e_count != s_count.saturating_sub(1) {
+    let classes = u32::from(h.u16_at(2, "class count")?);
+    let states = h.u32_at(4, "state count")?;
+    let dense = h.u32_at(8, "dense state count")?;
+    let outputs = h.u32_at(12, "output count")?;
+    check_limit(h.at(4), "state count", states, limits.max_states)?;
+    check_limit(h.at(12), "output count", outputs, limits.max_states)?;
+    if !(1..=256).contains(&classes) {
+        return Err(bad(h.at(2), "class count is not in 1..=256"));
+    }
+    if states == 0 || dense == 0 || dense > states {
         return Err(bad(
             h.at(4),
-            "needs at least the root and exactly one edge per non-root state",
+            "needs at least the root, and between 1 and all of its states dense",
         ));
     }
-    let mut p = add(
-        pos,
-        fmt::AUTOMATON_HEADER_LEN as u32,
-        sec.offset,
-        "automaton",
+    let layout = fmt::automaton_layout(states, dense, classes, outputs).ok_or(
+        ParseError::Overflow {
+            offset: h.offset,
+            what: "automaton layout",
+        },
     )?;
-    let states = sec.sub(
-        p,
-        mul(s_count, STATE_LEN, h.offset, "states")?,
-        "automaton states",
-    )?;
-    p = add(p, states.len(), h.offset, "automaton")?;
-    let labels = sec.sub(p, e_count, "automaton labels")?;
-    p = add(p, e_count, h.offset, "automaton")?;
-    let depths = sec.sub(p, s_count, "automaton depths")?;
-    p = add(p, s_count, h.offset, "automaton")?;
-    let pad = p.next_multiple_of(4).wrapping_sub(p);
-    sec.sub(p, pad, "automaton padding")?
-        .check_zero("automaton padding")?;
-    p = add(p, pad, h.offset, "automaton")?;
-    let outputs = sec.sub(
-        p,
-        mul(o_count, 4, h.offset, "outputs")?,
-        "automaton outputs",
-    )?;
-    p = add(p, outputs.len(), h.offset, "automaton")?;
-    let pad = p.next_multiple_of(8).wrapping_sub(p);
-    sec.sub(p, pad, "automaton padding")?
-        .check_zero("automaton padding")?;
-    p = add(p, pad, h.offset, "automaton")?;
-
-    let mut a = Automaton {
+    Ok(AutomatonHeader {
         field,
-        state_count: s_count,
-        edge_count: e_count,
-        output_count: o_count,
+        lazy: flags & fmt::AUTOMATON_FLAG_LAZY != 0,
         states,
-        labels: labels.bytes,
+        dense,
+        classes,
         outputs,
-        root_bits: [0; 4],
-    };
-    let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
-    // States are read with the matcher's own reader, `Automaton::state`: for
-    // `s < s_count` its `e1`/`o1` are state `s + 1`'s first edge and output,
-    // or the edge and output totals for the last state.
-    let root = a.state(0);
-    if root.e0 != 0 || root.fail != 0 || root.dict != 0 || root.o0 != 0 || depth(0) != 0 {
-        return Err(bad(
-            states.offset,
-            "root must start edges and outputs at 0, with no links and depth 0",
-        ));
+        layout,
+    })
+}
+
+/// The fields whose automaton is lazy, as a bit mask of field ids, from
+/// the automaton headers alone (read before the rules: their ALWAYS flags
+/// depend on it; [`parse_prefilter`] validates the rest afterwards).
+fn lazy_fields(sec: Region<'_>, schema_mask: u64, limits: &Limits) -> Result<u64, ParseError> {
+    let count = sec.u32_at(0, "automaton count")?;
+    check_limit(sec.offset, "automaton count", count, 2)?;
+    let mut pos = 8u32;
+    let mut mask = 0u64;
+    for _ in 0..count {
+        let h = automaton_header(sec, pos, schema_mask, limits)?;
+        if h.lazy {
+            mask |= 1u64 << (h.field.0 & 63);
+        }
+        pos = add(pos, h.layout.padded_len, sec.offset, "automaton")?;
     }
-    for s in 0..s_count {
-        let at = states.at(s.saturating_mul(STATE_LEN));
-        let st = a.state(s);
-        let (e0, e1, o0, o1) = (st.e0, st.e1, st.o0, st.o1);
-        if e1 < e0 || e1 > e_count || o1 < o0 || o1 > o_count {
+    Ok(mask)
+}
+
+fn parse_automaton<'a>(
+    cf: &ChannelFile<'a>,
+    sec: Region<'a>,
+    pos: u32,
+    schema_mask: u64,
+    limits: &Limits,
+) -> Result<(Automaton<'a>, u32), ParseError> {
+    let bad = |at: u32, reason| ParseError::BadAutomaton { offset: at, reason };
+    let AutomatonHeader {
+        field,
+        lazy,
+        states: s_count,
+        dense: d_count,
+        classes: c_count,
+        outputs: o_count,
+        layout: l,
+    } = automaton_header(sec, pos, schema_mask, limits)?;
+    let body = sec.sub(pos, l.padded_len, "automaton")?;
+    let part = |from: u32, to: u32, what| body.sub(from, to.saturating_sub(from), what);
+    let classes_r = part(l.classes, l.dense, "automaton class map")?;
+    let dense = part(l.dense, l.edge_start, "automaton dense rows")?;
+    let edge_start = part(l.edge_start, l.fail, "automaton edge starts")?;
+    let fail = part(l.fail, l.out_start, "automaton failure links")?;
+    let out_start = part(l.out_start, l.outputs, "automaton output starts")?;
+    let outputs = part(l.outputs, l.labels, "automaton outputs")?;
+    let labels = part(l.labels, l.depths, "automaton labels")?;
+    let depths = part(l.depths, l.end, "automaton depths")?;
+    part(l.end, l.padded_len, "automaton padding")?.check_zero("automaton padding")?;
+    let classes: &'a [u8; 256] = classes_r
+        .bytes
+        .try_into()
+        .map_err(|_| bad(classes_r.offset, "class map is not 256 bytes"))?;
+    if let Some(b) = classes.iter().position(|&c| u32::from(c) >= c_count) {
+        return Err(bad(classes_r.at(b as u32), "byte class out of range"));
+    }
+    // The matcher feeds ASCII units through the map unfolded.
+    for b in b'a'..=b'z' {
+        let (lower, upper) = (
+            classes.get(usize::from(b)),
+            classes.get(usize::from(b.to_ascii_uppercase())),
+        );
+        if lower != upper {
             return Err(bad(
-                at,
-                "edge or output ranges are not ascending and in bounds",
+                classes_r.at(u32::from(b)),
+                "class map does not fold ASCII letters",
             ));
         }
+    }
+    let tables = part(l.edge_start, l.depths, "automaton tables")?;
+    let rel = |at: u32| at.saturating_sub(l.edge_start);
+    let a = Automaton {
+        field,
+        lazy,
+        state_count: s_count,
+        dense_count: d_count,
+        class_count: c_count,
+        output_count: o_count,
+        classes,
+        dense: dense.bytes,
+        tables: tables.bytes,
+        fail_at: rel(l.fail),
+        out_start_at: rel(l.out_start),
+        outputs_at: rel(l.outputs),
+        labels_at: rel(l.labels),
+    };
+    let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
+    let e_count = s_count.saturating_sub(1);
+    // Ranges of edges and outputs: ascending, from 0 to the totals.
+    for (arr, total, what) in [
+        (edge_start, e_count, "edge starts do not ascend from 0 to the edge count"),
+        (out_start, o_count, "output starts do not ascend from 0 to the output count"),
+    ] {
+        let mut prev = 0u32;
+        for s in 0..=s_count {
+            let v = arr.le32(s.saturating_mul(4));
+            if (s == 0 && v != 0) || v < prev || v > total || (s == s_count && v != total) {
+                return Err(bad(arr.at(s.saturating_mul(4)), what));
+            }
+            prev = v;
+        }
+    }
+    if depth(0) != 0 || a.fail(0) != 0 {
+        return Err(bad(depths.offset, "the root must have depth 0 and no failure link"));
+    }
+    let (o0, o1) = a.output_range(0);
+    if o0 != o1 {
+        return Err(bad(out_start.offset, "the root has outputs"));
+    }
+    for s in 0..s_count {
+        let at = edge_start.at(s.saturating_mul(4));
+        let e0 = edge_start.le32(s.saturating_mul(4));
+        let e1 = edge_start.le32(s.saturating_add(1).saturating_mul(4));
         let d = depth(s);
         if e1 > e0 {
             // Children e0+1 ..= e1 (breadth-first numbering): after their parent.
@@ -1182,10 +1261,10 @@ fn parse_automaton<'a>(
             let mut prev: Option<u8> = None;
             for e in e0..e1 {
                 let label = labels.bytes.get(e as usize).copied().unwrap_or(0);
-                if prev.is_some_and(|p| p >= label) {
+                if prev.is_some_and(|p| p >= label) || u32::from(label) >= c_count {
                     return Err(bad(
                         labels.at(e),
-                        "edge labels of a state are not strictly ascending",
+                        "edge labels of a state are not strictly ascending classes",
                     ));
                 }
                 prev = Some(label);
@@ -1198,25 +1277,18 @@ fn parse_automaton<'a>(
             }
         }
         if s > 0 {
-            let (fail, dict) = (st.fail, st.dict);
-            if fail >= s_count || depth(fail) >= d {
-                return Err(bad(at, "failure link does not lead to a shallower state"));
-            }
-            // Out of range, `state` reads an empty record; `dict` is then
-            // rejected by its first test before `target` is looked at.
-            let target = a.state(dict);
-            if dict >= s_count || (dict != 0 && (depth(dict) >= d || target.o1 == target.o0)) {
+            let f = a.fail(s);
+            if f >= s_count || depth(f) >= d {
                 return Err(bad(
-                    at,
-                    "dictionary link does not lead to a shallower state with outputs",
+                    fail.at(s.saturating_mul(4)),
+                    "failure link does not lead to a shallower state",
                 ));
             }
-        } else if o1 != o0 {
-            return Err(bad(at, "the root has outputs"));
         }
+        let (o0, o1) = a.output_range(s);
         for k in o0..o1 {
             let oat = outputs.at(k.saturating_mul(4));
-            let atom_idx = outputs.u32_at(k.saturating_mul(4), "output")?;
+            let atom_idx = a.output(k);
             if atom_idx >= cf.atom_count {
                 return Err(ParseError::OutOfRange {
                     offset: oat,
@@ -1229,28 +1301,30 @@ fn parse_automaton<'a>(
             if atom.field() != field {
                 return Err(bad(oat, "output atom tests another field"));
             }
-            let kind = atom.kind();
-            if kind.is_literal() {
-                if atom.str_len() != u32::from(d) {
-                    return Err(bad(oat, "literal length differs from the state's depth"));
-                }
-            } else if !(kind.is_pattern() && atom.prefiltered()) {
+            if !atom.prefiltered() {
                 return Err(bad(oat, "output atom is not prefiltered"));
+            }
+            if atom.kind().is_literal() && atom.str_len() > u32::from(d) {
+                return Err(bad(oat, "literal is longer than the state's depth"));
             }
         }
     }
-    // The root's labels (validated: strictly ascending) as a bit set.
-    let root = a.state(0);
-    for &l in labels
-        .bytes
-        .get(root.e0 as usize..root.e1 as usize)
-        .unwrap_or(&[])
-    {
-        if let Some(w) = a.root_bits.get_mut(usize::from(l >> 6)) {
-            *w |= 1u64 << (l & 63);
+    // Dense rows: targets exist, and the exit flag is set exactly when
+    // the target has outputs or is not dense.
+    for i in 0..d_count.saturating_mul(c_count) {
+        let t = dense.le32(i.saturating_mul(4));
+        let target = t & !fmt::DENSE_EXIT_FLAG;
+        let (o0, o1) = a.output_range(target);
+        let exit = o1 != o0 || target >= d_count;
+        if target >= s_count || (t & fmt::DENSE_EXIT_FLAG != 0) != exit {
+            return Err(bad(
+                dense.at(i.saturating_mul(4)),
+                "dense transition to a missing state, or with a wrong exit flag",
+            ));
         }
     }
-    Ok((a, p))
+    let next = add(pos, l.padded_len, sec.offset, "automaton")?;
+    Ok((a, next))
 }
 
 fn parse_always(cf: &ChannelFile<'_>, flagged: u32) -> Result<(), ParseError> {

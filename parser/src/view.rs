@@ -42,141 +42,119 @@ pub struct SectionInfo {
     pub len: u32,
 }
 
-/// One automaton state as the matcher reads it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StateRec {
-    pub(crate) id: u32,
-    pub(crate) e0: u32,
-    pub(crate) e1: u32,
-    pub(crate) fail: u32,
-    pub(crate) dict: u32,
-    pub(crate) o0: u32,
-    pub(crate) o1: u32,
-}
-
-/// One prefilter automaton (validated).
+/// One prefilter automaton (validated), read in place (FORMAT.md,
+/// PREFILTER): byte classes with the ASCII fold built in, dense rows for
+/// states `0..dense_count`, sorted labels and failure links for the rest,
+/// outputs inherited along failure links. Kept small: the matcher's hot
+/// loop copies what it needs into registers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Automaton<'a> {
     pub(crate) field: FieldId,
+    /// Scanned only when a candidate rule reads one of its atoms.
+    pub(crate) lazy: bool,
     pub(crate) state_count: u32,
-    pub(crate) edge_count: u32,
+    pub(crate) dense_count: u32,
+    pub(crate) class_count: u32,
     pub(crate) output_count: u32,
-    pub(crate) states: Region<'a>,
-    pub(crate) labels: &'a [u8],
-    pub(crate) outputs: Region<'a>,
-    /// The root's labels as a 256-bit set (bit `b` of word `b / 64`),
-    /// computed by validation: the root's child on `b` is state
-    /// 1 + (labels below `b`), found with two popcounts instead of a search.
-    pub(crate) root_bits: [u64; 4],
+    /// The class of each byte (an ASCII lower-case letter has its
+    /// upper-case letter's class).
+    pub(crate) classes: &'a [u8; 256],
+    /// `dense_count × class_count` u32 transitions.
+    pub(crate) dense: &'a [u8],
+    /// Edge starts, failure links, output starts, outputs and labels, in
+    /// that order (edge starts at 0; the others at the offsets below).
+    pub(crate) tables: &'a [u8],
+    pub(crate) fail_at: u32,
+    pub(crate) out_start_at: u32,
+    pub(crate) outputs_at: u32,
+    pub(crate) labels_at: u32,
+}
+
+/// The class map of an absent automaton.
+static NO_CLASSES: [u8; 256] = [0; 256];
+
+/// Little-endian `u32` at byte `at` of validated data; 0 out of range
+/// (validation rules it out).
+#[inline(always)]
+pub(crate) fn le32(b: &[u8], at: u32) -> u32 {
+    match b.get(at as usize..).and_then(<[u8]>::first_chunk::<4>) {
+        Some(w) => u32::from_le_bytes(*w),
+        None => 0,
+    }
 }
 
 impl<'a> Automaton<'a> {
     pub(crate) const EMPTY: Automaton<'static> = Automaton {
         field: FieldId(0),
+        lazy: false,
         state_count: 0,
-        edge_count: 0,
+        dense_count: 0,
+        class_count: 0,
         output_count: 0,
-        states: Region::EMPTY,
-        labels: &[],
-        outputs: Region::EMPTY,
-        root_bits: [0; 4],
+        classes: &NO_CLASSES,
+        dense: &[],
+        tables: &[],
+        fail_at: 0,
+        out_start_at: 0,
+        outputs_at: 0,
+        labels_at: 0,
     };
 
-    /// State `s` with the bounds of its edge and output ranges, read with one
-    /// bounds check. The only reader of state records: the matcher's hot loop
-    /// and the validator both use it. For `s < state_count`, `e1`/`o1` are
-    /// state `s + 1`'s first edge and first output, or `edge_count` /
-    /// `output_count` for the last state; for `s >= state_count` every field
-    /// is 0 (the matcher never asks for one: its links were validated).
-    #[inline]
-    pub(crate) fn state(&self, s: u32) -> StateRec {
-        let at = (s as usize).wrapping_mul(fmt::STATE_LEN);
-        let w = |b: &[u8], i: usize| match b.get(i..i.wrapping_add(4)) {
-            Some(&[a, b2, c, d]) => u32::from_le_bytes([a, b2, c, d]),
-            _ => 0,
-        };
-        if let Some(b) = self.states.bytes.get(at..at.wrapping_add(32)) {
-            StateRec {
-                id: s,
-                e0: w(b, 0),
-                fail: w(b, 4),
-                dict: w(b, 8),
-                o0: w(b, 12),
-                e1: w(b, 16),
-                o1: w(b, 28),
-            }
-        } else if let Some(b) = self.states.bytes.get(at..at.wrapping_add(16)) {
-            // The last state: its ranges end at the totals.
-            StateRec {
-                id: s,
-                e0: w(b, 0),
-                fail: w(b, 4),
-                dict: w(b, 8),
-                o0: w(b, 12),
-                e1: self.edge_count,
-                o1: self.output_count,
-            }
-        } else {
-            StateRec {
-                id: 0,
-                e0: 0,
-                fail: 0,
-                dict: 0,
-                o0: 0,
-                e1: 0,
-                o1: 0,
-            }
-        }
+    /// The class of byte `b`.
+    #[inline(always)]
+    pub(crate) fn class(&self, b: u8) -> u32 {
+        u32::from(self.classes.get(usize::from(b)).copied().unwrap_or(0))
     }
 
-    /// The root's child on byte `b`, if any (see `root_bits`).
+    /// The dense transition of state `s` (< `dense_count`) on class `c`:
+    /// the target, with [`channel_format::DENSE_OUTPUT_FLAG`] when it has
+    /// outputs.
     #[inline(always)]
-    pub(crate) fn root_child(&self, b: u8) -> Option<u32> {
-        let w = usize::from(b >> 6);
-        let bit = 1u64 << (b & 63);
-        let word = self.root_bits.get(w).copied().unwrap_or(0);
-        if word & bit == 0 {
-            return None;
-        }
-        let below: u32 = self
-            .root_bits
-            .iter()
-            .take(w)
-            .map(|x| x.count_ones())
-            .fold(0, u32::wrapping_add);
-        Some(
-            below
-                .wrapping_add((word & bit.wrapping_sub(1)).count_ones())
-                .wrapping_add(1),
+    pub(crate) fn dense(&self, s: u32, c: u32) -> u32 {
+        le32(
+            self.dense,
+            s.wrapping_mul(self.class_count)
+                .wrapping_add(c)
+                .wrapping_mul(4),
         )
     }
 
-    /// The child of the state `r` on byte `b`, if any.
+    /// The first edge of state `s` (edges of `s`: up to state `s + 1`'s).
     #[inline]
-    pub(crate) fn child_of(&self, r: &StateRec, b: u8) -> Option<u32> {
-        let (lo, hi) = (r.e0 as usize, r.e1 as usize);
-        let labels = self.labels.get(lo..hi)?;
-        let i = if labels.len() <= 8 {
-            labels.iter().position(|&l| l == b)?
-        } else {
-            labels.binary_search(&b).ok()?
-        };
-        // Edge k leads to state k + 1 (breadth-first numbering, validated).
-        u32::try_from(lo.wrapping_add(i).wrapping_add(1)).ok()
+    pub(crate) fn edge_start(&self, s: u32) -> u32 {
+        le32(self.tables, s.wrapping_mul(4))
     }
 
-    /// Outputs (atom indices) of the state `r`.
+    /// The goto child of the (sparse) state `s` on class `c`, if any: edge
+    /// `k` leads to state `k + 1`.
     #[inline]
-    pub(crate) fn outputs_of(&self, r: &StateRec) -> impl Iterator<Item = u32> + 'a {
-        let bytes = self
-            .outputs
-            .bytes
-            .get((r.o0 as usize).wrapping_mul(4)..(r.o1 as usize).wrapping_mul(4))
-            .unwrap_or(&[]);
-        bytes.chunks_exact(4).map(|c| match c {
-            &[a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
-            _ => u32::MAX,
-        })
+    pub(crate) fn child(&self, s: u32, c: u32) -> Option<u32> {
+        let e0 = self.edge_start(s);
+        let e1 = self.edge_start(s.wrapping_add(1));
+        let labels = self.tables.get(
+            self.labels_at.wrapping_add(e0) as usize..self.labels_at.wrapping_add(e1) as usize,
+        )?;
+        let i = labels.iter().position(|&l| u32::from(l) == c)?;
+        Some(e0.wrapping_add(i as u32).wrapping_add(1))
+    }
+
+    /// The failure link of state `s`.
+    #[inline]
+    pub(crate) fn fail(&self, s: u32) -> u32 {
+        le32(self.tables, self.fail_at.wrapping_add(s.wrapping_mul(4)))
+    }
+
+    /// The output range `[o0, o1)` of state `s`.
+    #[inline]
+    pub(crate) fn output_range(&self, s: u32) -> (u32, u32) {
+        let at = self.out_start_at.wrapping_add(s.wrapping_mul(4));
+        (le32(self.tables, at), le32(self.tables, at.wrapping_add(4)))
+    }
+
+    /// Output `k` (an atom index).
+    #[inline]
+    pub(crate) fn output(&self, k: u32) -> u32 {
+        le32(self.tables, self.outputs_at.wrapping_add(k.wrapping_mul(4)))
     }
 }
 
@@ -269,10 +247,21 @@ impl<'a> ChannelFile<'a> {
             .map(|a| (a.field, a.state_count, a.output_count))
     }
 
+    /// Prefilter shape: (field, states, dense states, classes) per automaton.
+    pub fn prefilter_shape(&self) -> impl Iterator<Item = (FieldId, u32, u32, u32)> + '_ {
+        self.automata
+            .iter()
+            .filter(|a| a.state_count > 0)
+            .map(|a| (a.field, a.state_count, a.dense_count, a.class_count))
+    }
+
     /// Rule `index`, or `None` past the end.
     pub fn rule(&self, index: u32) -> Option<RuleView<'a>> {
         if index < self.rule_count {
-            Some(RuleView { file: *self, index })
+            Some(RuleView {
+                file: self.records(),
+                index,
+            })
         } else {
             None
         }
@@ -308,25 +297,25 @@ impl<'a> ChannelFile<'a> {
         self.rules.le16(base)
     }
 
-    pub(crate) fn rule_u8(&self, index: u32, at: u32) -> u8 {
-        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
-        self.rules.le8(base)
-    }
-
-    /// The atom range `[start, end)` of rule `index`.
-    pub(crate) fn atom_range(&self, index: u32) -> (u32, u32) {
-        let start = self.rule_u32(index, 28);
-        let next = index.wrapping_add(1);
-        let end = if next < self.rule_count {
-            self.rule_u32(next, 28)
-        } else {
-            self.atom_count
-        };
-        (start, end)
-    }
-
     pub(crate) fn atom(&self, index: u32) -> AtomView<'a> {
-        AtomView { file: *self, index }
+        AtomView {
+            file: self.records(),
+            index,
+        }
+    }
+
+    /// What rule and atom views read (kept small: a [`crate::Verdict`]
+    /// carries one).
+    fn records(&self) -> Records<'a> {
+        Records {
+            rules: self.rules,
+            rule_fields: self.rule_fields,
+            atoms: self.atoms,
+            programs: self.programs,
+            strings: self.strings,
+            rule_count: self.rule_count,
+            atom_count: self.atom_count,
+        }
     }
 
     /// The rule index of the `i`-th always-evaluated rule.
@@ -346,10 +335,54 @@ impl<'a> ChannelFile<'a> {
     }
 }
 
+/// The sections a [`RuleView`] or [`AtomView`] reads.
+#[derive(Debug, Clone, Copy)]
+struct Records<'a> {
+    rules: Region<'a>,
+    rule_fields: Region<'a>,
+    atoms: Region<'a>,
+    programs: Region<'a>,
+    strings: Region<'a>,
+    rule_count: u32,
+    atom_count: u32,
+}
+
+impl<'a> Records<'a> {
+    fn rule_u32(&self, index: u32, at: u32) -> u32 {
+        self.rules
+            .le32(index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at))
+    }
+
+    fn rule_u16(&self, index: u32, at: u32) -> u16 {
+        self.rules
+            .le16(index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at))
+    }
+
+    fn rule_u8(&self, index: u32, at: u32) -> u8 {
+        self.rules
+            .le8(index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at))
+    }
+
+    fn atom_range(&self, index: u32) -> (u32, u32) {
+        let start = self.rule_u32(index, 28);
+        let next = index.wrapping_add(1);
+        let end = if next < self.rule_count {
+            self.rule_u32(next, 28)
+        } else {
+            self.atom_count
+        };
+        (start, end)
+    }
+
+    fn atom(&self, index: u32) -> AtomView<'a> {
+        AtomView { file: *self, index }
+    }
+}
+
 /// One rule of a validated file.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleView<'a> {
-    file: ChannelFile<'a>,
+    file: Records<'a>,
     index: u32,
 }
 
@@ -411,7 +444,7 @@ impl<'a> RuleView<'a> {
 /// One atom of a validated file.
 #[derive(Debug, Clone, Copy)]
 pub struct AtomView<'a> {
-    file: ChannelFile<'a>,
+    file: Records<'a>,
     index: u32,
 }
 

@@ -16,11 +16,6 @@ pub(crate) struct Region<'a> {
 }
 
 impl<'a> Region<'a> {
-    pub(crate) const EMPTY: Region<'static> = Region {
-        bytes: &[],
-        offset: 0,
-    };
-
     /// Length in bytes (regions never exceed `u32::MAX`: the file is bounded).
     pub(crate) fn len(&self) -> u32 {
         u32::try_from(self.bytes.len()).unwrap_or(u32::MAX)
