@@ -180,11 +180,7 @@ fn stats(out: &Path) -> Res {
 /// The decision path, as the driver callback calls it. Not inlined so that
 /// callgrind can count exactly its instructions (`--toggle-collect`).
 #[inline(never)]
-fn decide<'a>(
-    file: &ChannelFile<'a>,
-    ev: &Event<'_>,
-    scratch: &mut Scratch,
-) -> Verdict<'a> {
+fn decide<'a>(file: &ChannelFile<'a>, ev: &Event<'_>, scratch: &mut Scratch) -> Verdict<'a> {
     file.evaluate(ev, scratch)
 }
 
@@ -199,9 +195,8 @@ fn callgrind(path: &Path, reps: u32) -> Res {
     for _ in 0..reps {
         for i in 0..p.utf16.len() {
             let ev = p.event16(i);
-            matched += u64::from(
-                std::hint::black_box(decide(&ours.file, &ev, &mut scratch)).matched,
-            );
+            matched +=
+                u64::from(std::hint::black_box(decide(&ours.file, &ev, &mut scratch)).matched);
             calls += 1;
         }
     }

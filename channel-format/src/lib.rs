@@ -389,12 +389,20 @@ const_assert_eq!(offset_of!(RawAtom, str_off), 8);
 const_assert_eq!(offset_of!(RawAtom, str_len), 12);
 const_assert_eq!(offset_of!(RawAtom, arg), 16);
 
-/// Atom flag: a GLOB or REGEX atom whose DFA runs only when the prefilter
-/// reported one of its required literals. Literal atoms always have it.
+/// Atom flag: the atom is an output of its field's prefilter automaton. A
+/// literal atom is then decided by the scan alone; a GLOB or REGEX atom
+/// runs its matcher only when the scan reported one of its required
+/// literals. Without it, the matcher tests the atom directly.
 pub const ATOM_FLAG_PREFILTERED: u8 = 1;
 /// Atom flag: a REGEX atom compiled case-insensitively (informational; the
 /// DFA already encodes it).
 pub const ATOM_FLAG_CASE_INSENSITIVE: u8 = 2;
+/// Atom flag: a gate. A PREFILTERED atom of a field scanned on every event
+/// whose report makes its rule a candidate; its rule is ALWAYS exactly when
+/// its condition is not false with all its gates false (the parser
+/// recomputes it). Requires PREFILTERED and a field whose automaton is not
+/// lazy.
+pub const ATOM_FLAG_GATE: u8 = 4;
 
 /// One schema entry (4 bytes): a field the rules read and its type.
 #[repr(C)]

@@ -5,11 +5,11 @@
 //! with the rule's source location. Every file it writes is parsed back with
 //! `channel_parser::parse` before it is returned.
 
+use crate::automata::dfa::DfaBuildError;
+use crate::automata::prefilter::{Prefilter, DENSE_BUDGET as PREFILTER_DENSE_BUDGET};
 use crate::model::{Atom, Cond, GlobTok, Matcher, Rule, RuleSet, SourceLoc};
 use channel_format::{self as fmt, op, AtomKind, FieldId, FieldType, Limits, SectionKind};
 use channel_parser::{fold_char, Capabilities};
-use crate::automata::dfa::DfaBuildError;
-use crate::automata::prefilter::{Prefilter, DENSE_BUDGET as PREFILTER_DENSE_BUDGET};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt as stdfmt;
 
@@ -148,6 +148,20 @@ impl AtomSpec {
             | AtomSpec::Num { field, .. } => *field,
         }
     }
+    /// The literal the prefilter reports for this atom (a literal's own, a
+    /// glob's gate; a regex's shortest gate).
+    fn gate_literal(&self) -> Option<&str> {
+        match self {
+            AtomSpec::Literal { lit, .. } => Some(lit),
+            AtomSpec::Glob { prefilter, .. } => prefilter.as_deref(),
+            AtomSpec::Regex { prefilters, .. } => prefilters
+                .iter()
+                .min_by_key(|l| l.len())
+                .map(String::as_str),
+            AtomSpec::Num { .. } => None,
+        }
+    }
+
     /// A prefix, suffix or exact literal.
     fn is_anchored_literal(&self) -> bool {
         matches!(self, AtomSpec::Literal { kind, .. }
@@ -172,6 +186,9 @@ struct Lowered {
     program: Vec<u8>,
     /// Per atom: whether it goes into the prefilter (see [`plan_prefilter`]).
     prefiltered: Vec<bool>,
+    /// Per atom: whether it is a gate (its report makes the rule a
+    /// candidate).
+    gates: Vec<bool>,
     always: bool,
     fields: Vec<FieldId>,
 }
@@ -215,6 +232,10 @@ fn simplify(c: &Cond) -> Simple {
 
 /// Lowers a literal of a given kind (see `Lowerer::lower_atom`).
 type LitFn<'a> = dyn Fn(AtomKind, &str) -> Result<Option<AtomSpec>, CompileError> + 'a;
+
+/// A lowered atom and the literal pieces it implies (see
+/// `Lowerer::lower_atom`).
+type LoweredAtom = (Option<AtomSpec>, Vec<Vec<AtomSpec>>);
 
 struct Lowerer<'r> {
     rule: &'r Rule,
@@ -266,24 +287,53 @@ impl Lowerer<'_> {
                     );
                 }
             }
-            Cond::Atom(a) => match self.lower_atom(a)?.or_else(|| presence(a.field)) {
-                Some(spec) => {
-                    let next = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
-                    let idx = *self.index.entry(spec.clone()).or_insert_with(|| {
-                        self.atoms.push(spec);
-                        next
-                    });
-                    self.push_op(op::ATOM, 1);
-                    self.program.extend_from_slice(&idx.to_le_bytes());
+            Cond::Atom(a) => {
+                let (spec, pieces) = self.lower_atom(a)?;
+                match spec.or_else(|| presence(a.field)) {
+                    Some(spec) => {
+                        // The required pieces first (each an OR of
+                        // literals), ANDed, then the atom itself.
+                        let n = pieces.len();
+                        for (i, any) in pieces.into_iter().enumerate() {
+                            for (j, p) in any.into_iter().enumerate() {
+                                self.push_atom(p);
+                                if j > 0 {
+                                    self.push_op(op::OR, -1);
+                                }
+                            }
+                            if i > 0 {
+                                self.push_op(op::AND, -1);
+                            }
+                        }
+                        self.push_atom(spec);
+                        if n > 0 {
+                            self.push_op(op::AND, -1);
+                        }
+                    }
+                    None => self.push_op(op::TRUE, 1),
                 }
-                None => self.push_op(op::TRUE, 1),
-            },
+            }
         }
         Ok(())
     }
 
-    /// Lowers one atom; `None` means "always true" (e.g. contains "").
-    fn lower_atom(&self, a: &Atom) -> Result<Option<AtomSpec>, CompileError> {
+    /// Pushes one atom (shared with an equal atom of the rule).
+    fn push_atom(&mut self, spec: AtomSpec) {
+        let next = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
+        let idx = *self.index.entry(spec.clone()).or_insert_with(|| {
+            self.atoms.push(spec);
+            next
+        });
+        self.push_op(op::ATOM, 1);
+        self.program.extend_from_slice(&idx.to_le_bytes());
+    }
+
+    /// Lowers one atom; `None` means "always true" (e.g. contains ""). The
+    /// pieces are literals the atom implies (a conjunction of disjunctions):
+    /// a glob's literal start and end, an anchored regex's prefix or suffix
+    /// literals. The rule tests them before the pattern, and they make
+    /// better gates than a literal anywhere in the field.
+    fn lower_atom(&self, a: &Atom) -> Result<LoweredAtom, CompileError> {
         let rule = self.rule;
         let field = a.field;
         let ty = field.field_type();
@@ -334,31 +384,49 @@ impl Lowerer<'_> {
                 prefilter: Some(truncate_chars(&f, max_lit).to_string()),
             }))
         };
+        let alone = |r: Result<Option<AtomSpec>, CompileError>| r.map(|a| (a, Vec::new()));
         match &a.matcher {
-            Matcher::Exact(s) => lit(AtomKind::EXACT, s),
-            Matcher::Prefix(s) => lit(AtomKind::PREFIX, s),
-            Matcher::Suffix(s) => lit(AtomKind::SUFFIX, s),
-            Matcher::Contains(s) => lit(AtomKind::CONTAINS, s),
-            Matcher::NumEq(v) => Ok(Some(AtomSpec::Num { field, value: *v })),
+            Matcher::Exact(s) => alone(lit(AtomKind::EXACT, s)),
+            Matcher::Prefix(s) => alone(lit(AtomKind::PREFIX, s)),
+            Matcher::Suffix(s) => alone(lit(AtomKind::SUFFIX, s)),
+            Matcher::Contains(s) => alone(lit(AtomKind::CONTAINS, s)),
+            Matcher::NumEq(v) => Ok((Some(AtomSpec::Num { field, value: *v }), Vec::new())),
             Matcher::Glob(toks) => self.lower_glob(field, toks, &lit),
             Matcher::Regex {
                 pattern,
                 case_insensitive,
             } => {
-                let prefilters =
-                    regex_prefilters(pattern, *case_insensitive, max_lit).map_err(|e| {
+                let (prefilters, anchor) = regex_prefilters(pattern, *case_insensitive, max_lit)
+                    .map_err(|e| {
                         rule_err(
                             rule,
                             CompileErrorKind::InvalidRule,
                             format!("regex {pattern:?}: {e}"),
                         )
                     })?;
-                Ok(Some(AtomSpec::Regex {
-                    field,
-                    source: pattern.clone(),
-                    ci: *case_insensitive,
-                    prefilters,
-                }))
+                // Literals that must start (or end) the field are pieces;
+                // others gate the regex from anywhere in the field.
+                // (A literal atom may not hold U+FFFD: such a set stays a gate.)
+                let anchor = anchor.filter(|_| !prefilters.iter().any(|l| l.contains('\u{FFFD}')));
+                let (gates, pieces) = match anchor {
+                    Some(kind) => {
+                        let any = prefilters
+                            .into_iter()
+                            .map(|lit| AtomSpec::Literal { field, kind, lit })
+                            .collect();
+                        (Vec::new(), vec![any])
+                    }
+                    None => (prefilters, Vec::new()),
+                };
+                Ok((
+                    Some(AtomSpec::Regex {
+                        field,
+                        source: pattern.clone(),
+                        ci: *case_insensitive,
+                        prefilters: gates,
+                    }),
+                    pieces,
+                ))
             }
         }
     }
@@ -368,7 +436,7 @@ impl Lowerer<'_> {
         field: FieldId,
         toks: &[GlobTok],
         lit: &LitFn<'_>,
-    ) -> Result<Option<AtomSpec>, CompileError> {
+    ) -> Result<LoweredAtom, CompileError> {
         // Merge adjacent literals and collapse runs of stars.
         let mut norm: Vec<GlobTok> = Vec::new();
         for t in toks {
@@ -380,13 +448,14 @@ impl Lowerer<'_> {
             }
         }
         use GlobTok::*;
+        let alone = |r: Result<Option<AtomSpec>, CompileError>| r.map(|a| (a, Vec::new()));
         match norm.as_slice() {
-            [] => return lit(AtomKind::EXACT, ""),
-            [Star] => return Ok(None),
-            [Lit(s)] => return lit(AtomKind::EXACT, s),
-            [Lit(s), Star] => return lit(AtomKind::PREFIX, s),
-            [Star, Lit(s)] => return lit(AtomKind::SUFFIX, s),
-            [Star, Lit(s), Star] => return lit(AtomKind::CONTAINS, s),
+            [] => return alone(lit(AtomKind::EXACT, "")),
+            [Star] => return Ok((None, Vec::new())),
+            [Lit(s)] => return alone(lit(AtomKind::EXACT, s)),
+            [Lit(s), Star] => return alone(lit(AtomKind::PREFIX, s)),
+            [Star, Lit(s)] => return alone(lit(AtomKind::SUFFIX, s)),
+            [Star, Lit(s), Star] => return alone(lit(AtomKind::CONTAINS, s)),
             _ => {}
         }
         let mut pattern = String::new();
@@ -422,13 +491,66 @@ impl Lowerer<'_> {
                 ),
             ));
         }
-        let prefilter =
-            best.map(|b| truncate_chars(&b, self.limits.max_literal_len as usize).to_string());
-        Ok(Some(AtomSpec::Glob {
-            field,
-            pattern,
-            prefilter,
-        }))
+        let max_lit = self.limits.max_literal_len as usize;
+        // The literal start and end of the pattern are pieces; without
+        // either, its longest literal gates it from anywhere.
+        let mut pieces = Vec::new();
+        if let Some(Lit(s)) = norm.first() {
+            let f = fold(s);
+            pieces.push(vec![AtomSpec::Literal {
+                field,
+                kind: AtomKind::PREFIX,
+                lit: truncate_chars(&f, max_lit).to_string(),
+            }]);
+        }
+        if let Some(Lit(s)) = norm.last().filter(|_| norm.len() > 1) {
+            let f = fold(s);
+            let mut start = f.len().saturating_sub(max_lit);
+            while !f.is_char_boundary(start) {
+                start += 1;
+            }
+            pieces.push(vec![AtomSpec::Literal {
+                field,
+                kind: AtomKind::SUFFIX,
+                lit: f[start..].to_string(),
+            }]);
+        }
+        // The longest literal between them as well, if it is longer than
+        // both ends: a common prefix (`\\Win32Pipes*...`) is a poor gate.
+        let ends = |i: usize| match norm.get(i) {
+            Some(Lit(s)) => s.chars().count(),
+            _ => 0,
+        };
+        let inner = norm
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 0 && *i + 1 != norm.len())
+            .filter_map(|(_, t)| match t {
+                Lit(s) => Some(s),
+                _ => None,
+            })
+            .max_by_key(|s| s.chars().count())
+            .filter(|s| s.chars().count() > ends(0).max(ends(norm.len() - 1)));
+        if let (Some(s), false) = (inner, pieces.is_empty()) {
+            pieces.push(vec![AtomSpec::Literal {
+                field,
+                kind: AtomKind::CONTAINS,
+                lit: truncate_chars(&fold(s), max_lit).to_string(),
+            }]);
+        }
+        let prefilter = if pieces.is_empty() {
+            best.map(|b| truncate_chars(&b, max_lit).to_string())
+        } else {
+            None
+        };
+        Ok((
+            Some(AtomSpec::Glob {
+                field,
+                pattern,
+                prefilter,
+            }),
+            pieces,
+        ))
     }
 }
 
@@ -455,9 +577,14 @@ fn presence(field: FieldId) -> Option<AtomSpec> {
 /// the case-insensitive regex is, character by character, a case variant of
 /// a match of the case-sensitive one. So a case-sensitive literal, with each
 /// character replaced by the folds of its simple case-fold orbit
-/// ([`fold_variants`]), is required just the same. Whichever reading gives
-/// the longer shortest literal wins.
-fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<String>, String> {
+/// ([`fold_variants`]), is required just the same. Inner literals (prefix
+/// literals of each tail of a top-level concatenation) are required too.
+/// Whichever reading gives the longer shortest literal wins.
+fn regex_prefilters(
+    pattern: &str,
+    ci: bool,
+    max_lit: usize,
+) -> Result<(Vec<String>, Option<AtomKind>), String> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let parse = |ci: bool| {
         regex_syntax::ParserBuilder::new()
@@ -468,21 +595,57 @@ fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<Strin
             .parse(pattern)
             .map_err(|e| e.to_string())
     };
-    let mut hirs = vec![(parse(ci)?, false)];
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    // (HIR, expand case variants, whole regex)
+    let mut hirs = vec![(parse(ci)?, false, true)];
     if ci {
-        hirs.push((parse(false)?, true));
+        hirs.push((parse(false)?, true, true));
     }
-    let mut best: Option<Vec<String>> = None;
-    for ((hir, expand), is_prefix) in hirs.iter().flat_map(|h| [(h, true), (h, false)]) {
+    // Inner literals: every match also matches each tail of a top-level
+    // concatenation, so the prefix literals of `xs[i..]` are required too
+    // (`server.y5i[-_.]\d` gives `y5i-`, `y5i_`, `y5i.` past the `.`).
+    let mut tails = Vec::new();
+    for (hir, expand, _) in &hirs {
+        if let HirKind::Concat(xs) = hir.kind() {
+            for i in 1..xs.len() {
+                tails.push((Hir::concat(xs[i..].to_vec()), *expand, false));
+            }
+        }
+    }
+    hirs.extend(tails);
+    // Whether every match starts at the start (ends at the end) of the text.
+    let edge = |hir: &Hir, start: bool| -> bool {
+        let (look, pick): (Look, fn(&[Hir]) -> Option<&Hir>) = if start {
+            (Look::Start, <[Hir]>::first)
+        } else {
+            (Look::End, <[Hir]>::last)
+        };
+        match hir.kind() {
+            HirKind::Look(l) => *l == look,
+            HirKind::Concat(xs) => {
+                pick(xs).is_some_and(|x| matches!(x.kind(), HirKind::Look(l) if *l == look))
+            }
+            _ => false,
+        }
+    };
+    let mut best: Option<(Vec<String>, Option<AtomKind>)> = None;
+    // Each reading, prefix and suffix literals, as extracted and as
+    // regex-syntax optimizes them (which can shorten a good set to a
+    // common prefix: `(?:abcd|axyz)_` to `a`).
+    let readings = hirs
+        .iter()
+        .flat_map(|h| [(h, true), (h, false)])
+        .flat_map(|r| [(r, false), (r, true)]);
+    for (((hir, expand, whole), is_prefix), optimize) in readings {
         let kind = if is_prefix {
             ExtractKind::Prefix
         } else {
             ExtractKind::Suffix
         };
         let mut seq = Extractor::new().kind(kind).extract(hir);
-        if is_prefix {
+        if optimize && is_prefix {
             seq.optimize_for_prefix_by_preference();
-        } else {
+        } else if optimize {
             seq.optimize_for_suffix_by_preference();
         }
         let Some(lits) = seq.literals() else { continue };
@@ -535,9 +698,23 @@ fn regex_prefilters(pattern: &str, ci: bool, max_lit: usize) -> Result<Vec<Strin
         if !ok || out.len() > 64 {
             continue;
         }
-        let score = |v: &Vec<String>| v.iter().map(|s| s.len()).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| score(&out) > score(b)) {
-            best = Some(out);
+        let anchor = match (*whole, is_prefix) {
+            (true, true) if edge(hir, true) => Some(AtomKind::PREFIX),
+            (true, false) if edge(hir, false) => Some(AtomKind::SUFFIX),
+            _ => None,
+        };
+        // Longest shortest literal first (a literal that must start or end
+        // the field counts 8 bytes more: it is far more selective), then
+        // fewer literals.
+        let score = |(v, anchor): &(Vec<String>, Option<AtomKind>)| {
+            (
+                v.iter().map(|s| s.len()).min().unwrap_or(0) + if anchor.is_some() { 8 } else { 0 },
+                std::cmp::Reverse(v.len()),
+            )
+        };
+        let cand = (out, anchor);
+        if best.as_ref().is_none_or(|b| score(&cand) > score(b)) {
+            best = Some(cand);
         }
     }
     Ok(best.unwrap_or_default())
@@ -634,6 +811,7 @@ fn lower_rule(rule: &Rule, limits: &Limits) -> Result<Lowered, CompileError> {
     fields.dedup();
     let low = Lowered {
         prefiltered: vec![false; l.atoms.len()],
+        gates: vec![false; l.atoms.len()],
         atoms: l.atoms,
         program: l.program,
         always: true,
@@ -653,7 +831,7 @@ fn lower_rule(rule: &Rule, limits: &Limits) -> Result<Lowered, CompileError> {
 /// anchored literals, shorter literals before longer ones. An atom under a
 /// `not` is never a useful gate and always goes. Returns `None` when the
 /// rule cannot be decided (ALWAYS), else the gate flags.
-fn find_gates(low: &Lowered, fields: &[FieldId]) -> Option<Vec<bool>> {
+fn find_gates(low: &Lowered, fields: &[FieldId], shared: &Shared) -> Option<Vec<bool>> {
     let mut gate: Vec<bool> = low
         .atoms
         .iter()
@@ -663,7 +841,7 @@ fn find_gates(low: &Lowered, fields: &[FieldId]) -> Option<Vec<bool>> {
         return None;
     }
     let mut order: Vec<usize> = (0..low.atoms.len()).filter(|&i| gate[i]).collect();
-    order.sort_by_key(|&i| gate_rank(&low.atoms[i]));
+    order.sort_by_key(|&i| gate_rank(&low.atoms[i], shared));
     for i in order {
         gate[i] = false;
         if kleene_may_be_true(&low.program, &gate) {
@@ -686,20 +864,32 @@ const DIRECT_GATES_MAX: usize = 4;
 /// rules are ALWAYS. Sets `prefiltered` and `always` of every rule and
 /// returns the lazy fields.
 ///
-/// - An eager field's automaton holds every prefilterable atom of the
-///   field: all of them are gates (a report makes the rule a candidate).
+/// - An eager field's automaton holds the gates (only they make a rule a
+///   candidate), the pattern atoms' literals (which save running a
+///   matcher) and every literal of ALWAYS rules (evaluated on every
+///   event, where a lookup is the cheapest). A candidate rule's other
+///   literals are compared directly: recording them on every event would
+///   cost more than comparing them for the few candidates.
 /// - A field whose needed gates are at most [`DIRECT_GATES_MAX`] anchored
 ///   literals is not eager: those rules become ALWAYS.
 /// - A lazy field's automaton holds its `contains` literals and pattern
 ///   literals: scanned once, when a candidate rule first reads one of them,
 ///   it decides them all. Its anchored literals are compared directly.
-/// - ALWAYS: the condition is not false with every atom of the eager
-///   automata false (the parser recomputes it the same way).
+/// - ALWAYS: the condition is not false with every gate false (the parser
+///   recomputes it the same way).
 fn plan_prefilter(lowered: &mut [Lowered]) -> Vec<FieldId> {
     let strings = [FieldId::PIPE_NAME, FieldId::IMAGE];
+    let mut shared = Shared::new();
+    for low in lowered.iter() {
+        for a in &low.atoms {
+            if let Some(l) = a.gate_literal() {
+                *shared.entry((a.field(), l.to_string())).or_default() += 1;
+            }
+        }
+    }
     let mut needed: BTreeMap<FieldId, (usize, bool)> = BTreeMap::new();
     for low in lowered.iter() {
-        if let Some(g) = find_gates(low, &strings) {
+        if let Some(g) = find_gates(low, &strings, &shared) {
             for (a, _) in low.atoms.iter().zip(&g).filter(|(_, &g)| g) {
                 let e = needed.entry(a.field()).or_insert((0, true));
                 e.0 += 1;
@@ -712,33 +902,45 @@ fn plan_prefilter(lowered: &mut [Lowered]) -> Vec<FieldId> {
         .filter(|(_, (n, anchored))| !(*anchored && *n <= DIRECT_GATES_MAX))
         .map(|(f, _)| f)
         .collect();
-    let lazy: Vec<FieldId> = strings
-        .into_iter()
-        .filter(|f| !eager.contains(f))
-        .collect();
+    let lazy: Vec<FieldId> = strings.into_iter().filter(|f| !eager.contains(f)).collect();
     for low in lowered.iter_mut() {
+        let gates = find_gates(low, &eager, &shared);
+        low.always = gates.is_none();
+        low.gates = gates.unwrap_or_else(|| vec![false; low.atoms.len()]);
         low.prefiltered = low
             .atoms
             .iter()
-            .map(|a| {
+            .zip(&low.gates)
+            .map(|(a, &gate)| {
+                let literal = matches!(a, AtomSpec::Literal { .. });
                 a.prefilterable()
-                    && (eager.contains(&a.field()) || !a.is_anchored_literal())
+                    && if eager.contains(&a.field()) {
+                        gate || low.always || !literal
+                    } else {
+                        !a.is_anchored_literal()
+                    }
             })
             .collect();
-        let gates: Vec<bool> = low
-            .atoms
-            .iter()
-            .zip(&low.prefiltered)
-            .map(|(a, &p)| p && eager.contains(&a.field()))
-            .collect();
-        low.always = kleene_may_be_true(&low.program, &gates);
     }
     lazy
 }
 
-/// How good a gate an atom makes (higher is better): see [`choose_gates`].
-fn gate_rank(a: &AtomSpec) -> (u8, u8, usize) {
+/// How many atoms of the rule set gate on each literal: a literal many
+/// rules share is a common word of pipe names (`\\Win32Pipes`), a poor
+/// gate.
+type Shared = HashMap<(FieldId, String), usize>;
+
+/// How good a gate an atom makes (higher is better): PipeName before
+/// Image, a literal few atoms share before a common one, a literal that
+/// must start or end the field before one anywhere, and before a pattern's
+/// gate (which still has its matcher to run), the longer first.
+fn gate_rank(a: &AtomSpec, shared: &Shared) -> (u8, std::cmp::Reverse<usize>, u8, usize) {
     let field = u8::from(a.field() == FieldId::PIPE_NAME);
+    let common = a
+        .gate_literal()
+        .and_then(|l| shared.get(&(a.field(), l.to_string())))
+        .copied()
+        .unwrap_or(0);
     let (kind, len) = match a {
         AtomSpec::Literal { kind, lit, .. } => (
             match *kind {
@@ -754,7 +956,7 @@ fn gate_rank(a: &AtomSpec) -> (u8, u8, usize) {
         }
         AtomSpec::Num { .. } => (0, 0),
     };
-    (field, kind, len)
+    (field, std::cmp::Reverse(common), kind, len)
 }
 
 /// Kleene evaluation with prefiltered atoms false and the others unknown:
@@ -942,6 +1144,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
         for (k, a) in low.atoms.iter().enumerate() {
             let idx = atom_base + k as u32;
             let gate = low.prefiltered[k];
+            let gate_flag = if low.gates[k] { fmt::ATOM_FLAG_GATE } else { 0 };
             let (kind, flags, text, arg): (AtomKind, u8, String, u32) = match a {
                 AtomSpec::Literal { field, kind, lit } => {
                     let mut flags = 0;
@@ -949,7 +1152,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                         pre.entry(field.0)
                             .or_default()
                             .push((lit.as_bytes().to_vec(), idx));
-                        flags = fmt::ATOM_FLAG_PREFILTERED;
+                        flags = fmt::ATOM_FLAG_PREFILTERED | gate_flag;
                     }
                     (*kind, flags, lit.clone(), 0)
                 }
@@ -963,7 +1166,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                         pre.entry(field.0)
                             .or_default()
                             .push((p.as_bytes().to_vec(), idx));
-                        flags = fmt::ATOM_FLAG_PREFILTERED;
+                        flags = fmt::ATOM_FLAG_PREFILTERED | gate_flag;
                     }
                     (AtomKind::GLOB, flags, pattern.clone(), 0)
                 }
@@ -1010,7 +1213,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                         pre.entry(field.0)
                             .or_default()
                             .push((p.as_bytes().to_vec(), idx));
-                        flags |= fmt::ATOM_FLAG_PREFILTERED;
+                        flags |= fmt::ATOM_FLAG_PREFILTERED | gate_flag;
                     }
                     dfas.push(dfa);
                     (
@@ -1077,7 +1280,10 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
             .take(5)
             .map(|(len, ri, src)| {
                 let r = rules[*ri];
-                format!("rule {} ({}) at {}: {src:?}, {len} bytes", r.id, r.name, r.source)
+                format!(
+                    "rule {} ({}) at {}: {src:?}, {len} bytes",
+                    r.id, r.name, r.source
+                )
             })
             .collect();
         return Err(CompileError {

@@ -14,7 +14,7 @@
 //! validated DFA reads only what was checked and ends after at most one step
 //! per character.
 
-use crate::text::Text;
+use crate::text::{Text, Units};
 use crate::wire::Region;
 use crate::ParseError;
 use channel_format::{self as fmt, dfa as d};
@@ -22,9 +22,9 @@ use channel_format::{self as fmt, dfa as d};
 /// A validated DFA blob, read in place.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CharDfa<'a> {
-    classes: u32,
+    classes: usize,
     wide: bool,
-    ascii: &'a [u8],
+    ascii: &'a [u8; d::ASCII_LEN],
     ranges: &'a [u8],
     trans: &'a [u8],
     eoi: &'a [u8],
@@ -44,23 +44,21 @@ impl<'a> CharDfa<'a> {
         let rc = r.le32(8);
         let l = fmt::dfa_layout(n, k, rc)?;
         Some(CharDfa {
-            classes: k,
+            classes: k as usize,
             wide: l.width == 2,
-            ascii: blob.get(l.ascii as usize..l.ranges as usize)?,
+            ascii: blob
+                .get(l.ascii as usize..)?
+                .first_chunk::<{ d::ASCII_LEN }>()?,
             ranges: blob.get(l.ranges as usize..l.trans as usize)?,
             trans: blob.get(l.trans as usize..l.eoi as usize)?,
             eoi: blob.get(l.eoi as usize..l.len as usize)?,
         })
     }
 
-    /// The class of code point `c`.
-    #[inline]
-    fn class_of(&self, c: u32) -> u32 {
-        if c < 0x80 {
-            return u32::from(self.ascii.get(c as usize).copied().unwrap_or(0));
-        }
-        // The last range whose first code point is <= c (the first range
-        // starts at U+0080: validated).
+    /// The class of a non-ASCII code point `c`: the last range whose first
+    /// code point is <= c (the first range starts at U+0080: validated).
+    #[inline(never)]
+    fn class_of_wide(&self, c: u32) -> usize {
         let count = self.ranges.len() / 4;
         let (mut lo, mut hi) = (0usize, count);
         while hi.wrapping_sub(lo) > 1 {
@@ -71,39 +69,23 @@ impl<'a> CharDfa<'a> {
                 hi = mid;
             }
         }
-        self.range(lo) & 0xFF
+        (self.range(lo) & 0xFF) as usize
     }
 
     #[inline]
     fn range(&self, i: usize) -> u32 {
-        let at = i.wrapping_mul(4);
-        match self.ranges.get(at..at.wrapping_add(4)) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => 0,
+        match self
+            .ranges
+            .get(i.wrapping_mul(4)..)
+            .and_then(<[u8]>::first_chunk::<4>)
+        {
+            Some(w) => u32::from_le_bytes(*w),
+            None => 0,
         }
     }
 
-    /// Transition from state `s` (>= 2) on class `c`.
-    #[inline]
-    fn next(&self, s: u32, c: u32) -> u32 {
-        let cell = (s.wrapping_sub(d::START) as usize)
-            .wrapping_mul(self.classes as usize)
-            .wrapping_add(c as usize);
-        if self.wide {
-            let at = cell.wrapping_mul(2);
-            match self.trans.get(at..at.wrapping_add(2)) {
-                Some(&[a, b]) => u32::from(u16::from_le_bytes([a, b])),
-                _ => d::DEAD,
-            }
-        } else {
-            self.trans.get(cell).map_or(d::DEAD, |&t| u32::from(t))
-        }
-    }
-
-    fn eoi(&self, s: u32) -> bool {
-        self.eoi
-            .get((s / 8) as usize)
-            .is_some_and(|b| (b >> (s % 8)) & 1 == 1)
+    fn eoi(&self, s: usize) -> bool {
+        self.eoi.get(s / 8).is_some_and(|b| (b >> (s % 8)) & 1 == 1)
     }
 
     /// Whether the regex matches somewhere in `text` (unfolded).
@@ -111,33 +93,61 @@ impl<'a> CharDfa<'a> {
     /// # Panics
     /// Never panics. Allocates nothing; one step per character.
     pub(crate) fn is_match(&self, text: Text<'_>) -> bool {
-        let mut s = d::START;
-        match text {
-            Text::Utf16(units) => {
-                let mut i = 0usize;
-                while let Some(&u) = units.get(i) {
-                    let c = if u < 0x80 {
-                        i = i.wrapping_add(1);
-                        u32::from(u)
-                    } else {
-                        let (c, next) = crate::text::decode_utf16_at(units, i);
+        match (text, self.wide) {
+            (Text::Utf16(units), false) => self.run::<false, _>(units),
+            (Text::Utf16(units), true) => self.run::<true, _>(units),
+            (Text::Utf8(s), false) => self.run::<false, _>(s),
+            (Text::Utf8(s), true) => self.run::<true, _>(s),
+        }
+    }
+
+    /// Transition from the state whose row starts at cell `row` on class `c`.
+    #[inline(always)]
+    fn next<const WIDE: bool>(&self, row: usize, c: usize) -> usize {
+        let cell = row.wrapping_add(c);
+        if WIDE {
+            match self
+                .trans
+                .get(cell.wrapping_mul(2)..)
+                .and_then(<[u8]>::first_chunk::<2>)
+            {
+                Some(w) => usize::from(u16::from_le_bytes(*w)),
+                None => 0,
+            }
+        } else {
+            self.trans.get(cell).map_or(0, |&t| usize::from(t))
+        }
+    }
+
+    /// The run: ASCII characters in a tight loop (class table, one
+    /// transition, no call), others through the range table.
+    #[inline(never)]
+    fn run<const WIDE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
+        let k = self.classes;
+        let start = d::START as usize;
+        // Row of state `s` (>= 2) starts at cell `(s - 2) * k`.
+        let mut s = start;
+        let mut row = 0usize;
+        let mut i = 0usize;
+        loop {
+            let c = match units.ascii_at(i) {
+                Some(u) => {
+                    i = i.wrapping_add(1);
+                    usize::from(self.ascii.get(usize::from(u)).copied().unwrap_or(0))
+                }
+                None => match units.char_at(i) {
+                    Some((ch, next)) => {
                         i = next;
-                        u32::from(c)
-                    };
-                    s = self.next(s, self.class_of(c));
-                    if s < d::START {
-                        return s == d::ACCEPT;
+                        self.class_of_wide(u32::from(ch))
                     }
-                }
+                    None => break,
+                },
+            };
+            s = self.next::<WIDE>(row, c);
+            if s < start {
+                return s == d::ACCEPT as usize;
             }
-            Text::Utf8(text) => {
-                for c in text.chars() {
-                    s = self.next(s, self.class_of(u32::from(c)));
-                    if s < d::START {
-                        return s == d::ACCEPT;
-                    }
-                }
-            }
+            row = s.wrapping_sub(start).wrapping_mul(k);
         }
         self.eoi(s)
     }

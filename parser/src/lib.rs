@@ -137,11 +137,13 @@ mod tests {
 mod size_probe {
     #[test]
     fn sizes() {
-        std::println!("ChannelFile {} RuleView {} Verdict {} Scratch {} Automaton {}",
+        std::println!(
+            "ChannelFile {} RuleView {} Verdict {} Scratch {} Automaton {}",
             core::mem::size_of::<crate::ChannelFile<'_>>(),
             core::mem::size_of::<crate::RuleView<'_>>(),
             core::mem::size_of::<crate::Verdict<'_>>(),
             core::mem::size_of::<crate::Scratch>(),
-            core::mem::size_of::<crate::view::Automaton<'_>>());
+            core::mem::size_of::<crate::view::Automaton<'_>>()
+        );
     }
 }

@@ -27,7 +27,7 @@
 //! and only for pathological names.
 
 use crate::dfa::CharDfa;
-use crate::text::{glob_match, literal_match, Text};
+use crate::text::{glob_match, literal_match, Text, Units};
 use crate::view::{Automaton, ChannelFile, RuleView};
 use channel_format::{op, Action, AtomKind, FieldId, DENSE_EXIT_FLAG};
 
@@ -74,7 +74,18 @@ pub struct Event<'e> {
 #[derive(Debug, Clone, Copy)]
 struct Hit {
     atom: u32,
-    rule: u32,
+    /// The atom's rule, with [`GATE_BIT`] when the atom is a gate.
+    rule_gate: u32,
+}
+
+/// Marks a hit of a gate (rule indices are below 2^31: `Limits`).
+const GATE_BIT: u32 = 1 << 31;
+
+impl Hit {
+    #[inline]
+    fn rule(&self) -> u32 {
+        self.rule_gate & !GATE_BIT
+    }
 }
 
 /// Atoms one lazy scan can record (see [`Lazy`]).
@@ -146,7 +157,10 @@ impl Scratch {
     /// Empty scratch.
     pub const fn new() -> Scratch {
         Scratch {
-            hits: [Hit { atom: 0, rule: 0 }; SCRATCH_HITS],
+            hits: [Hit {
+                atom: 0,
+                rule_gate: 0,
+            }; SCRATCH_HITS],
             len: 0,
             passes: 0,
             lazy: Lazy {
@@ -173,8 +187,8 @@ impl Scratch {
     }
 
     /// Records `atom` of `rule` (in the window `[lo, *hi)`), shrinking the
-    /// window when full.
-    fn record(&mut self, atom: u32, rule: u32, lo: u32, hi: &mut u32) {
+    /// window when full; `gate`: the atom is a gate.
+    fn record(&mut self, atom: u32, rule: u32, gate: bool, lo: u32, hi: &mut u32) {
         if rule < lo || rule >= *hi {
             return;
         }
@@ -190,14 +204,14 @@ impl Scratch {
             },
         };
         if self.len >= SCRATCH_HITS {
-            let last_rule = self.hits().last().map_or(rule, |h| h.rule);
+            let last_rule = self.hits().last().map_or(rule, Hit::rule);
             let cut = rule.max(last_rule);
             if cut <= lo {
                 // Unreachable: a rule has at most SCRATCH_HITS atoms.
                 return;
             }
             *hi = cut;
-            while self.hits().last().is_some_and(|h| h.rule >= cut) {
+            while self.hits().last().is_some_and(|h| h.rule() >= cut) {
                 self.len = self.len.saturating_sub(1);
             }
             if rule >= cut {
@@ -213,7 +227,10 @@ impl Scratch {
                 tail.rotate_right(1);
             }
             if let Some(first) = tail.first_mut() {
-                *first = Hit { atom, rule };
+                *first = Hit {
+                    atom,
+                    rule_gate: if gate { rule | GATE_BIT } else { rule },
+                };
             }
             self.len = len.saturating_add(1);
         }
@@ -286,7 +303,8 @@ impl<'a> ChannelFile<'a> {
             for (auto, text) in self.automata.iter().zip(fields) {
                 if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
                     self.scan(auto, t, &mut |atom| {
-                        scratch.record(atom, self.a32(atom, 0), lo, &mut hi)
+                        let gate = self.a8(atom, 7) & channel_format::ATOM_FLAG_GATE != 0;
+                        scratch.record(atom, self.a32(atom, 0), gate, lo, &mut hi)
                     });
                 }
             }
@@ -380,7 +398,10 @@ impl<'a> ChannelFile<'a> {
             let c = classes.get(usize::from(u)).copied().unwrap_or(0);
             i = i.wrapping_add(1);
             if s < d {
-                let t = dense_at(dense, (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)));
+                let t = dense_at(
+                    dense,
+                    (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)),
+                );
                 s = t & !DENSE_EXIT_FLAG;
                 if t & DENSE_EXIT_FLAG == 0 {
                     continue;
@@ -445,12 +466,6 @@ impl<'a> ChannelFile<'a> {
     }
 
     #[inline]
-    fn a16(&self, idx: u32, off: u32) -> u16 {
-        self.atoms
-            .le16(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
-    }
-
-    #[inline]
     fn a8(&self, idx: u32, off: u32) -> u8 {
         self.atoms.le8(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
     }
@@ -465,11 +480,13 @@ impl<'a> ChannelFile<'a> {
         hi: u32,
         f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        // Merge the rules of the hits (ascending) with the always list (ascending).
+        // Merge the rules of the hits (ascending) with the always list
+        // (ascending). Hits are sorted by atom, so a rule's hits are one
+        // run; a rule is a candidate when one of them is a gate.
         let mut hi_idx = 0usize;
         let mut ai = self.first_always_at_or_after(lo);
         loop {
-            let next_hit = hits.get(hi_idx).map(|h| h.rule);
+            let next_hit = hits.get(hi_idx).map(Hit::rule);
             let next_always =
                 Some(self.always_rule(ai)).filter(|&r| ai < self.always_count && r < hi);
             let rule = match (next_hit, next_always) {
@@ -478,13 +495,21 @@ impl<'a> ChannelFile<'a> {
                 (Some(a), None) => a,
                 (None, Some(b)) => b,
             };
-            while hits.get(hi_idx).is_some_and(|h| h.rule == rule) {
+            let run_start = hi_idx;
+            let mut gated = false;
+            while let Some(h) = hits.get(hi_idx).filter(|h| h.rule() == rule) {
+                gated |= h.rule_gate & GATE_BIT != 0;
                 hi_idx = hi_idx.saturating_add(1);
             }
             if next_always == Some(rule) {
                 ai = ai.saturating_add(1);
+                gated = true;
             }
-            if self.eval_rule(rule, event, hits, lazy) {
+            if !gated {
+                continue;
+            }
+            let run = hits.get(run_start..hi_idx).unwrap_or(&[]);
+            if self.eval_rule(rule, event, run, lazy) {
                 if let Some(r) = self.rule(rule) {
                     f(r)?;
                 }
@@ -505,30 +530,41 @@ impl<'a> ChannelFile<'a> {
         a
     }
 
-    fn eval_rule(&self, rule: u32, event: &Event<'_>, hits: &[Hit], lazy: &mut Lazy) -> bool {
-        let off = self.rule_u32(rule, 20);
-        let len = u32::from(self.rule_u16(rule, 24));
+    /// Runs rule `rule`'s condition; `run` holds the rule's hits.
+    fn eval_rule(&self, rule: u32, event: &Event<'_>, run: &[Hit], lazy: &mut Lazy) -> bool {
+        let off = self.rule_u32(rule, 20) as usize;
+        let len = usize::from(self.rule_u16(rule, 24));
         let prog = self
             .programs
             .bytes
-            .get(off as usize..(off as usize).saturating_add(len as usize))
+            .get(off..off.saturating_add(len))
             .unwrap_or(&[]);
         // The most common program, one atom, without the interpreter.
         if let [op::ATOM, a, b, c, d] = *prog {
-            return self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, hits, lazy);
+            return self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, run, lazy);
         }
         let mut stack = 0u64;
         let mut pc = 0usize;
         while let Some(&opcode) = prog.get(pc) {
-            pc = pc.saturating_add(1);
+            pc = pc.wrapping_add(1);
             match opcode {
                 op::ATOM => {
-                    let idx = match prog.get(pc..pc.saturating_add(4)) {
-                        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-                        _ => return false,
+                    let Some(&[a, b, c, d]) = prog.get(pc..).and_then(<[u8]>::first_chunk::<4>)
+                    else {
+                        return false;
                     };
-                    pc = pc.saturating_add(4);
-                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, hits, lazy));
+                    pc = pc.wrapping_add(4);
+                    // Short circuit: an atom followed by AND while the value
+                    // below it is false (by OR while it is true) cannot
+                    // change the result. The compiler puts cheap literal
+                    // atoms before patterns, so a pattern runs only when
+                    // its literal pieces hold.
+                    let v = match prog.get(pc) {
+                        Some(&op::AND) if stack & 1 == 0 => false,
+                        Some(&op::OR) if stack & 1 == 1 => true,
+                        _ => self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, run, lazy),
+                    };
+                    stack = (stack << 1) | u64::from(v);
                 }
                 op::TRUE => stack = (stack << 1) | 1,
                 op::FALSE => stack <<= 1,
@@ -541,11 +577,23 @@ impl<'a> ChannelFile<'a> {
         stack & 1 == 1
     }
 
-    fn eval_atom(&self, idx: u32, event: &Event<'_>, hits: &[Hit], lazy: &mut Lazy) -> bool {
-        let field = FieldId(self.a16(idx, 4));
-        let kind = AtomKind(self.a8(idx, 6));
-        let prefiltered = self.a8(idx, 7) & channel_format::ATOM_FLAG_PREFILTERED != 0;
-        let arg = self.a32(idx, 16);
+    /// One atom's truth. The record is read once; a prefiltered atom of a
+    /// scanned field is decided by the rule's hits (`run`) unless it is a
+    /// pattern that was hit, which then runs its matcher.
+    fn eval_atom(&self, idx: u32, event: &Event<'_>, run: &[Hit], lazy: &mut Lazy) -> bool {
+        let base = (idx as usize).wrapping_mul(ATOM_LEN as usize);
+        let Some(rec) = self
+            .atoms
+            .bytes
+            .get(base..)
+            .and_then(<[u8]>::first_chunk::<{ channel_format::ATOM_LEN }>)
+        else {
+            return false;
+        };
+        let field = FieldId(u16::from_le_bytes([rec[4], rec[5]]));
+        let kind = AtomKind(rec[6]);
+        let prefiltered = rec[7] & channel_format::ATOM_FLAG_PREFILTERED != 0;
+        let arg = u32::from_le_bytes([rec[16], rec[17], rec[18], rec[19]]);
         let (text, slot) = match field {
             FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
             FieldId::IMAGE => (event.image, 1),
@@ -555,8 +603,8 @@ impl<'a> ChannelFile<'a> {
         };
         let Some(text) = text else { return false };
         // A prefiltered atom's hit: for literals the verdict, for patterns
-        // the gate their matcher runs behind. `hit` false and not `known`:
-        // a lazy scan overflowed, decide directly.
+        // the gate their matcher runs behind. `known` false: not prefiltered,
+        // or a lazy scan overflowed: decide directly.
         let (hit, known) = if !prefiltered {
             (false, false)
         } else {
@@ -573,25 +621,29 @@ impl<'a> ChannelFile<'a> {
                         (lazy.contains(idx), true)
                     }
                 }
-                _ => (
-                    hits.binary_search_by_key(&idx, |h| h.atom).is_ok(),
-                    true,
-                ),
+                _ => (run.iter().any(|h| h.atom == idx), true),
             }
         };
         if known && !hit {
             return false;
         }
-        let string = || {
-            self.strings
-                .str_at(self.a32(idx, 8), self.a32(idx, 12), "atom")
-                .unwrap_or("")
-        };
+        if known && kind.is_literal() {
+            return true;
+        }
+        let (off, len) = (
+            u32::from_le_bytes([rec[8], rec[9], rec[10], rec[11]]) as usize,
+            u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as usize,
+        );
+        let string = self
+            .strings
+            .bytes
+            .get(off..off.saturating_add(len))
+            .unwrap_or(&[]);
         match kind {
             AtomKind::CONTAINS | AtomKind::PREFIX | AtomKind::SUFFIX | AtomKind::EXACT => {
-                known || literal_match(kind, string(), text)
+                literal_match(kind, string, text)
             }
-            AtomKind::GLOB => glob_match(string(), text),
+            AtomKind::GLOB => glob_match(string, text),
             AtomKind::REGEX => {
                 CharDfa::read(self.dfa_bytes(arg)).is_some_and(|dfa| dfa.is_match(text))
             }
@@ -607,38 +659,6 @@ fn dense_at(dense: &[u8], idx: usize) -> u32 {
     match dense.get(at..at.wrapping_add(4)) {
         Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
         None => 0,
-    }
-}
-
-/// Text as the scan reads it: UTF-16 units or UTF-8 bytes.
-trait Units {
-    /// The unit at `i` if it is ASCII.
-    fn ascii_at(&self, i: usize) -> Option<u8>;
-    /// The character starting at `i` and the index after it.
-    fn char_at(&self, i: usize) -> Option<(char, usize)>;
-}
-
-impl Units for [u16] {
-    #[inline(always)]
-    fn ascii_at(&self, i: usize) -> Option<u8> {
-        self.get(i).and_then(|&u| u8::try_from(u).ok()).filter(u8::is_ascii)
-    }
-    #[inline]
-    fn char_at(&self, i: usize) -> Option<(char, usize)> {
-        self.get(i)?;
-        Some(crate::text::decode_utf16_at(self, i))
-    }
-}
-
-impl Units for str {
-    #[inline(always)]
-    fn ascii_at(&self, i: usize) -> Option<u8> {
-        self.as_bytes().get(i).copied().filter(u8::is_ascii)
-    }
-    #[inline]
-    fn char_at(&self, i: usize) -> Option<(char, usize)> {
-        let c = self.get(i..)?.chars().next()?;
-        Some((c, i.wrapping_add(c.len_utf8())))
     }
 }
 
@@ -676,7 +696,10 @@ fn dense_run<U: Units + ?Sized>(
 ) -> (usize, u32, bool) {
     while let Some(u) = units.ascii_at(i) {
         let c = classes.get(usize::from(u)).copied().unwrap_or(0);
-        let t = dense_at(dense, (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)));
+        let t = dense_at(
+            dense,
+            (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)),
+        );
         i = i.wrapping_add(1);
         s = t & !DENSE_EXIT_FLAG;
         if t & DENSE_EXIT_FLAG != 0 {

@@ -51,7 +51,7 @@ pub fn is_folded(s: &str) -> bool {
 impl<'e> Text<'e> {
     /// The character starting at `pos` (a unit index for UTF-16, a byte index
     /// for UTF-8) and the position after it; `None` at the end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn char_at(&self, pos: usize) -> Option<(char, usize)> {
         match *self {
             Text::Utf16(units) => {
@@ -65,47 +65,88 @@ impl<'e> Text<'e> {
         }
     }
 
-    /// The character ending at `pos` and the position where it starts;
-    /// `None` at the start. Consistent with [`Text::char_at`]: a surrogate
-    /// pairs only with its immediate neighbour, so decoding backwards finds
-    /// the same characters.
-    #[inline]
-    pub(crate) fn char_before(&self, pos: usize) -> Option<(char, usize)> {
-        match *self {
-            Text::Utf16(units) => {
-                let last = pos.checked_sub(1)?;
-                let u = *units.get(last)?;
-                if (0xDC00..0xE000).contains(&u) {
-                    if let Some(first) = last.checked_sub(1) {
-                        if units.get(first).is_some_and(|h| (0xD800..0xDC00).contains(h)) {
-                            return Some((decode_utf16_at(units, first).0, first));
-                        }
-                    }
-                }
-                Some((decode_utf16_at(units, last).0, last))
-            }
-            Text::Utf8(s) => {
-                let c = s.get(..pos)?.chars().next_back()?;
-                Some((c, pos.checked_sub(c.len_utf8())?))
-            }
-        }
-    }
-
-    /// Length in units (UTF-16) or bytes (UTF-8).
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        match *self {
-            Text::Utf16(units) => units.len(),
-            Text::Utf8(s) => s.len(),
-        }
-    }
-
     /// Iterates over the characters.
     pub fn chars(&self) -> Chars<'e> {
         Chars {
             text: *self,
             pos: 0,
         }
+    }
+}
+
+/// Text as the matchers read it: UTF-16 units or UTF-8 bytes, indexed by
+/// unit. Every matcher is generic over it, so each loop is compiled once for
+/// each encoding with no per-character dispatch.
+pub(crate) trait Units {
+    /// Length in units.
+    fn len(&self) -> usize;
+    /// Unit `i` widened, if it exists.
+    fn unit(&self, i: usize) -> Option<u32>;
+    /// Unit `i` if it is ASCII.
+    #[inline(always)]
+    fn ascii_at(&self, i: usize) -> Option<u8> {
+        self.unit(i)
+            .and_then(|u| u8::try_from(u).ok())
+            .filter(u8::is_ascii)
+    }
+    /// The character starting at unit `i` and the index after it.
+    fn char_at(&self, i: usize) -> Option<(char, usize)>;
+    /// The character ending at unit `i` and the index where it starts.
+    /// Consistent with [`Units::char_at`]: a surrogate pairs only with its
+    /// immediate neighbour, so decoding backwards finds the same characters.
+    fn char_before(&self, i: usize) -> Option<(char, usize)>;
+}
+
+impl Units for [u16] {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        <[u16]>::len(self)
+    }
+    #[inline(always)]
+    fn unit(&self, i: usize) -> Option<u32> {
+        self.get(i).map(|&u| u32::from(u))
+    }
+    #[inline(always)]
+    fn char_at(&self, i: usize) -> Option<(char, usize)> {
+        self.get(i)?;
+        Some(decode_utf16_at(self, i))
+    }
+    #[inline]
+    fn char_before(&self, i: usize) -> Option<(char, usize)> {
+        let last = i.checked_sub(1)?;
+        let u = *self.get(last)?;
+        if (0xDC00..0xE000).contains(&u) {
+            if let Some(first) = last.checked_sub(1) {
+                if self
+                    .get(first)
+                    .is_some_and(|h| (0xD800..0xDC00).contains(h))
+                {
+                    return Some((decode_utf16_at(self, first).0, first));
+                }
+            }
+        }
+        Some((decode_utf16_at(self, last).0, last))
+    }
+}
+
+impl Units for str {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        str::len(self)
+    }
+    #[inline(always)]
+    fn unit(&self, i: usize) -> Option<u32> {
+        self.as_bytes().get(i).map(|&b| u32::from(b))
+    }
+    #[inline(always)]
+    fn char_at(&self, i: usize) -> Option<(char, usize)> {
+        let c = self.get(i..)?.chars().next()?;
+        Some((c, i.checked_add(c.len_utf8())?))
+    }
+    #[inline]
+    fn char_before(&self, i: usize) -> Option<(char, usize)> {
+        let c = self.get(..i)?.chars().next_back()?;
+        Some((c, i.checked_sub(c.len_utf8())?))
     }
 }
 
@@ -131,42 +172,120 @@ pub(crate) fn decode_utf16_at(units: &[u16], pos: usize) -> (char, usize) {
     (char::from_u32(u32::from(u)).unwrap_or('\u{FFFD}'), next)
 }
 
-/// Whether the folded text at character position `pos` continues with the
-/// folded literal `lit`; the position after it if so.
+/// The character of validated UTF-8 `bytes` starting at byte `i`, and the
+/// index after it. Malformed input (impossible after validation) gives
+/// `None`, which callers treat as a mismatch.
+#[inline(always)]
+fn utf8_at(bytes: &[u8], i: usize) -> Option<(char, usize)> {
+    let b0 = *bytes.get(i)?;
+    if b0 < 0x80 {
+        return Some((char::from(b0), i.wrapping_add(1)));
+    }
+    let n = match b0 {
+        0xC0..=0xDF => 2usize,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return None,
+    };
+    let end = i.checked_add(n)?;
+    let s = core::str::from_utf8(bytes.get(i..end)?).ok()?;
+    Some((s.chars().next()?, end))
+}
+
+/// The character of validated UTF-8 `bytes` ending at byte `end`, and the
+/// index where it starts (see [`utf8_at`]).
 #[inline]
-fn folded_at(text: Text<'_>, mut pos: usize, lit: &str) -> Option<usize> {
-    for l in lit.chars() {
+fn utf8_before(bytes: &[u8], end: usize) -> Option<(char, usize)> {
+    let last = end.checked_sub(1)?;
+    if *bytes.get(last)? < 0x80 {
+        return Some((char::from(*bytes.get(last)?), last));
+    }
+    let mut start = last;
+    while start > 0 && bytes.get(start).is_some_and(|b| b & 0xC0 == 0x80) {
+        start = start.wrapping_sub(1);
+    }
+    let (c, next) = utf8_at(bytes, start)?;
+    (next == end).then_some((c, start))
+}
+
+/// Whether the folded text at position `pos` continues with the folded
+/// literal `lit` (validated UTF-8); the position after it if so. An ASCII
+/// literal byte against an ASCII unit compares directly.
+#[inline]
+fn folded_at<U: Units + ?Sized>(text: &U, mut pos: usize, lit: &[u8]) -> Option<usize> {
+    let mut i = 0usize;
+    while let Some(&b) = lit.get(i) {
+        let u = text.unit(pos)?;
+        if b < 0x80 && u < 0x80 {
+            if (u as u8).to_ascii_uppercase() != b {
+                return None;
+            }
+            i = i.wrapping_add(1);
+            pos = pos.wrapping_add(1);
+            continue;
+        }
+        let (l, next_i) = utf8_at(lit, i)?;
         let (c, next) = text.char_at(pos)?;
         if fold_char(c) != l {
             return None;
         }
+        i = next_i;
         pos = next;
     }
     Some(pos)
 }
 
 /// A literal test evaluated directly (an atom the prefilter does not
-/// report): `lit` is folded, the text is folded as it is read.
-/// `contains` tries every start: O(text × literal) in the worst case, like
+/// decide): `lit` is the folded literal (validated UTF-8), the text is
+/// folded as it is read. `contains` tries every start where the first
+/// character can be: O(text × literal) in the worst case, like
 /// [`glob_match`]; it runs only for candidate rules.
-pub(crate) fn literal_match(kind: channel_format::AtomKind, lit: &str, text: Text<'_>) -> bool {
+pub(crate) fn literal_match(kind: channel_format::AtomKind, lit: &[u8], text: Text<'_>) -> bool {
+    match text {
+        Text::Utf16(units) => literal_units(kind, lit, units),
+        Text::Utf8(s) => literal_units(kind, lit, s),
+    }
+}
+
+fn literal_units<U: Units + ?Sized>(kind: channel_format::AtomKind, lit: &[u8], text: &U) -> bool {
     use channel_format::AtomKind;
     match kind {
         AtomKind::PREFIX => folded_at(text, 0, lit).is_some(),
         AtomKind::EXACT => folded_at(text, 0, lit) == Some(text.len()),
         AtomKind::SUFFIX => {
-            let mut pos = text.len();
-            for l in lit.chars().rev() {
+            let (mut pos, mut i) = (text.len(), lit.len());
+            while i > 0 {
+                // ASCII against ASCII: no decoding.
+                if let (Some(&b), Some(u)) =
+                    (lit.get(i.wrapping_sub(1)), text.unit(pos.wrapping_sub(1)))
+                {
+                    if b < 0x80 && u < 0x80 && pos > 0 {
+                        if (u as u8).to_ascii_uppercase() != b {
+                            return false;
+                        }
+                        i = i.wrapping_sub(1);
+                        pos = pos.wrapping_sub(1);
+                        continue;
+                    }
+                }
+                let Some((l, start_i)) = utf8_before(lit, i) else {
+                    return false;
+                };
                 match text.char_before(pos) {
                     Some((c, start)) if fold_char(c) == l => pos = start,
                     _ => return false,
                 }
+                i = start_i;
             }
             true
         }
         AtomKind::CONTAINS => {
+            let first = lit.first().copied().filter(u8::is_ascii);
             let mut pos = 0usize;
             loop {
+                if let Some(b) = first {
+                    pos = skip_to(text, pos, b);
+                }
                 if folded_at(text, pos, lit).is_some() {
                     return true;
                 }
@@ -207,20 +326,16 @@ pub(crate) enum GlobTok {
 
 /// Decodes the glob token at byte `pos` of a stored (folded, escaped) glob:
 /// `*`, `?`, `\*`, `\?`, `\\` or a literal character.
-#[inline]
-pub(crate) fn glob_tok(pat: &str, pos: usize) -> Option<(GlobTok, usize)> {
-    let c = pat.get(pos..)?.chars().next()?;
-    let next = pos.checked_add(c.len_utf8())?;
+#[inline(always)]
+pub(crate) fn glob_tok(pat: &[u8], pos: usize) -> Option<(GlobTok, usize)> {
+    let (c, next) = utf8_at(pat, pos)?;
     match c {
         '*' => Some((GlobTok::Star, next)),
         '?' => Some((GlobTok::One, next)),
-        '\\' => {
-            let e = pat.get(next..)?.chars().next()?;
-            match e {
-                '*' | '?' | '\\' => Some((GlobTok::Lit(e), next.checked_add(1)?)),
-                _ => None,
-            }
-        }
+        '\\' => match *pat.get(next)? {
+            e @ (b'*' | b'?' | b'\\') => Some((GlobTok::Lit(char::from(e)), next.checked_add(1)?)),
+            _ => None,
+        },
         c => Some((GlobTok::Lit(c), next)),
     }
 }
@@ -228,9 +343,10 @@ pub(crate) fn glob_tok(pat: &str, pos: usize) -> Option<(GlobTok, usize)> {
 /// Validates a stored glob: well-formed escapes, folded literals, no U+FFFD.
 /// Returns `Err(())` with no detail; the caller names the atom.
 pub(crate) fn validate_glob(pat: &str) -> Result<(), &'static str> {
+    let bytes = pat.as_bytes();
     let mut pos = 0;
-    while pos < pat.len() {
-        let (tok, next) = glob_tok(pat, pos).ok_or("a backslash must escape `*`, `?` or `\\`")?;
+    while pos < bytes.len() {
+        let (tok, next) = glob_tok(bytes, pos).ok_or("a backslash must escape `*`, `?` or `\\`")?;
         if let GlobTok::Lit(c) = tok {
             if fold_char(c) != c {
                 return Err("literal is not case-folded");
@@ -241,125 +357,160 @@ pub(crate) fn validate_glob(pat: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Whether the whole text, folded, matches the glob (`*` any run, `?` one
-/// character). Classic two-pointer algorithm with backtracking to the last
-/// star: O(text × pattern) in the worst case, never allocates, never fails.
-pub(crate) fn glob_match(pat: &str, text: Text<'_>) -> bool {
-    // ASCII pattern and ASCII text (nearly every pipe name and image path):
-    // the same algorithm on bytes, without decoding or Unicode folding.
-    if pat.is_ascii() {
-        match text {
-            Text::Utf16(units) if units.iter().all(|&u| u < 0x80) => {
-                return glob_match_ascii(pat.as_bytes(), |i| {
-                    units.get(i).and_then(|&u| u8::try_from(u).ok())
-                });
-            }
-            Text::Utf8(s) if s.is_ascii() => {
-                return glob_match_ascii(pat.as_bytes(), |i| s.as_bytes().get(i).copied());
-            }
-            _ => {}
+/// Where a segment of a glob (the tokens between two stars) ends: the
+/// byte index of the next unescaped `*` at or after `p`, or the pattern's
+/// end. A byte scan: UTF-8 continuation bytes are never `*` or `\\`.
+#[inline]
+fn segment_end(pat: &[u8], mut p: usize) -> usize {
+    while let Some(&b) = pat.get(p) {
+        match b {
+            b'*' => return p,
+            b'\\' => p = p.wrapping_add(2),
+            _ => p = p.wrapping_add(1),
         }
     }
-    glob_match_chars(pat, text)
+    pat.len()
 }
 
-/// [`glob_match`] for any pattern and text: character by character.
-fn glob_match_chars(pat: &str, text: Text<'_>) -> bool {
+/// Length of a segment in characters (a byte scan: every byte that starts
+/// a character, except the backslash of an escape).
+fn segment_chars(seg: &[u8]) -> usize {
+    let mut n = 0usize;
     let mut p = 0usize;
-    let mut t = 0usize;
-    // (pattern position after the last star, text position it was tried at)
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        let tc = text.char_at(t);
-        let pt = glob_tok(pat, p);
-        match (pt, tc) {
-            (Some((GlobTok::Star, pn)), _) => {
-                star = Some((pn, t));
-                p = pn;
-                continue;
-            }
-            (Some((GlobTok::One, pn)), Some((_, tn))) => {
-                p = pn;
-                t = tn;
-                continue;
-            }
-            (Some((GlobTok::Lit(l), pn)), Some((c, tn))) if fold_char(c) == l => {
-                p = pn;
-                t = tn;
-                continue;
-            }
-            (None, None) => return true,
-            _ => {}
+    while let Some(&b) = seg.get(p) {
+        if b & 0xC0 != 0x80 {
+            n = n.wrapping_add(1);
         }
-        // Mismatch: let the last star absorb one more character.
-        match star {
-            Some((sp, st)) => match text.char_at(st) {
-                Some((_, stn)) => {
-                    star = Some((sp, stn));
-                    p = sp;
-                    t = stn;
-                }
-                None => return false,
-            },
+        // An escape is two bytes for one character.
+        p = p.wrapping_add(if b == b'\\' { 2 } else { 1 });
+    }
+    n
+}
+
+/// Whether the segment `seg` (literals and `?`, no star) matches the folded
+/// text at `pos`; the position after it if so. An ASCII literal byte
+/// against an ASCII unit compares directly; anything else decodes.
+#[inline]
+fn segment_at<U: Units + ?Sized>(seg: &[u8], text: &U, mut pos: usize) -> Option<usize> {
+    let mut p = 0usize;
+    while let Some(&b) = seg.get(p) {
+        let unit = text.unit(pos)?;
+        if b < 0x80 && b != b'\\' && b != b'?' && unit < 0x80 {
+            if (unit as u8).to_ascii_uppercase() != b {
+                return None;
+            }
+            p = p.wrapping_add(1);
+            pos = pos.wrapping_add(1);
+            continue;
+        }
+        let (tok, next_p) = glob_tok(seg, p)?;
+        let (c, next) = text.char_at(pos)?;
+        if let GlobTok::Lit(l) = tok {
+            if fold_char(c) != l {
+                return None;
+            }
+        }
+        p = next_p;
+        pos = next;
+    }
+    Some(pos)
+}
+
+/// The first position at or after `pos` whose unit is the folded ASCII
+/// byte `b` (either case) or not ASCII; the end if none.
+#[inline]
+fn skip_to<U: Units + ?Sized>(text: &U, mut pos: usize, b: u8) -> usize {
+    while let Some(u) = text.unit(pos) {
+        if u >= 0x80 || (u as u8).to_ascii_uppercase() == b {
+            break;
+        }
+        pos = pos.wrapping_add(1);
+    }
+    pos
+}
+
+/// Whether the whole text, folded, matches the glob (`*` any run, `?` one
+/// character). The pattern is cut at its stars into segments of fixed
+/// length: the first must match at the start, the last at the end, and the
+/// ones between are found leftmost-first in order (which finds a match
+/// whenever one exists, as each segment has a fixed length). Never
+/// allocates, never fails; O(text × pattern) in the worst case, linear in
+/// the text for the usual pattern.
+pub(crate) fn glob_match(pat: &[u8], text: Text<'_>) -> bool {
+    match text {
+        Text::Utf16(units) => glob_units(pat, units),
+        Text::Utf8(s) => glob_units(pat, s),
+    }
+}
+
+fn glob_units<U: Units + ?Sized>(pat: &[u8], text: &U) -> bool {
+    let first_end = segment_end(pat, 0);
+    let Some(first) = pat.get(..first_end) else {
+        return false;
+    };
+    if first_end == pat.len() {
+        return segment_at(first, text, 0) == Some(text.len());
+    }
+    let Some(mut pos) = segment_at(first, text, 0) else {
+        return false;
+    };
+    // The last segment: after the last star, anchored at the end.
+    let mut last_star = first_end;
+    let mut p = first_end;
+    while p < pat.len() {
+        let end = segment_end(pat, p);
+        if end < pat.len() {
+            last_star = end;
+            p = end.saturating_add(1);
+        } else {
+            break;
+        }
+    }
+    let last = pat.get(last_star.saturating_add(1)..).unwrap_or(&[]);
+    let mut tail = text.len();
+    for _ in 0..segment_chars(last) {
+        match text.char_before(tail) {
+            Some((_, start)) => tail = start,
             None => return false,
         }
     }
-}
-
-/// [`glob_tok`] on an ASCII pattern.
-#[inline(always)]
-fn glob_tok_ascii(pat: &[u8], pos: usize) -> Option<(GlobTok, usize)> {
-    let next = pos.checked_add(1)?;
-    match *pat.get(pos)? {
-        b'*' => Some((GlobTok::Star, next)),
-        b'?' => Some((GlobTok::One, next)),
-        b'\\' => match *pat.get(next)? {
-            e @ (b'*' | b'?' | b'\\') => Some((GlobTok::Lit(char::from(e)), next.checked_add(1)?)),
+    if tail < pos || segment_at(last, text, tail) != Some(text.len()) {
+        return false;
+    }
+    // The middle segments, leftmost first, each ending by `tail`.
+    let mut p = first_end.saturating_add(1);
+    while p <= last_star {
+        let end = segment_end(pat, p).min(last_star);
+        let seg = pat.get(p..end).unwrap_or(&[]);
+        p = end.saturating_add(1);
+        if seg.is_empty() {
+            continue;
+        }
+        // A segment starting with an ASCII letter or digit is only tried
+        // where the text has it (or a non-ASCII character, which may fold
+        // to it).
+        let first = match glob_tok(seg, 0) {
+            Some((GlobTok::Lit(c), _)) if c.is_ascii() => Some(c as u8),
             _ => None,
-        },
-        b => Some((GlobTok::Lit(char::from(b)), next)),
-    }
-}
-
-/// [`glob_match`] for an ASCII pattern over an ASCII text (`at(i)`: the
-/// text's byte `i`, `None` past the end). Same algorithm, same verdicts:
-/// on ASCII, folding is `to_ascii_uppercase` and every character is one
-/// byte or unit.
-fn glob_match_ascii(pat: &[u8], at: impl Fn(usize) -> Option<u8>) -> bool {
-    let mut p = 0usize;
-    let mut t = 0usize;
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        let tc = at(t);
-        match (glob_tok_ascii(pat, p), tc) {
-            (Some((GlobTok::Star, pn)), _) => {
-                star = Some((pn, t));
-                p = pn;
-                continue;
+        };
+        loop {
+            if let Some(b) = first {
+                pos = skip_to(text, pos, b);
             }
-            (Some((GlobTok::One, pn)), Some(_)) => {
-                p = pn;
-                t = t.saturating_add(1);
-                continue;
+            match segment_at(seg, text, pos) {
+                Some(after) if after <= tail => {
+                    pos = after;
+                    break;
+                }
+                _ => {}
             }
-            (Some((GlobTok::Lit(l), pn)), Some(c)) if char::from(c.to_ascii_uppercase()) == l => {
-                p = pn;
-                t = t.saturating_add(1);
-                continue;
+            match text.char_at(pos) {
+                Some((_, next)) if next <= tail => pos = next,
+                _ => return false,
             }
-            (None, None) => return true,
-            _ => {}
-        }
-        match star {
-            Some((sp, st)) if at(st).is_some() => {
-                let stn = st.saturating_add(1);
-                star = Some((sp, stn));
-                p = sp;
-                t = stn;
-            }
-            _ => return false,
         }
     }
+    true
 }
 
 #[cfg(test)]
@@ -367,7 +518,35 @@ mod tests {
     use super::*;
 
     fn g(p: &str, t: &str) -> bool {
-        glob_match(p, Text::Utf8(t))
+        glob_match(p.as_bytes(), Text::Utf8(t))
+    }
+
+    /// Independent reference: dynamic programming over characters.
+    fn glob_dp(pat: &str, text: &str) -> bool {
+        let mut toks = std::vec::Vec::new();
+        let mut p = 0;
+        while let Some((t, n)) = glob_tok(pat.as_bytes(), p) {
+            toks.push(t);
+            p = n;
+        }
+        if p != pat.len() {
+            return false; // a malformed escape never matches
+        }
+        let text: std::vec::Vec<char> = text.chars().map(fold_char).collect();
+        let mut reach = std::vec![false; text.len() + 1];
+        reach[0] = true;
+        for t in toks {
+            let mut next = std::vec![false; text.len() + 1];
+            for j in 0..=text.len() {
+                match t {
+                    GlobTok::Star => next[j] = reach[..=j].iter().any(|&r| r),
+                    GlobTok::One => next[j] = j > 0 && reach[j - 1],
+                    GlobTok::Lit(l) => next[j] = j > 0 && reach[j - 1] && text[j - 1] == l,
+                }
+            }
+            reach = next;
+        }
+        reach[text.len()]
     }
 
     #[test]
@@ -382,14 +561,26 @@ mod tests {
         assert!(g("A*B*C", "aXXbYYc"));
         assert!(!g("A*B*C", "aXXbYY"));
         assert!(g("**", "abc"));
+        assert!(
+            !g("AB*BA", "aba"),
+            "first and last segments may not overlap"
+        );
+        assert!(g("AB*BA", "abba"));
+        assert!(g("*Ä", "xä"));
+        assert!(!g("*A", "xä"));
+        assert!(g("*S?", "xſ😀"), "ſ folds to S; ? takes a whole character");
+        assert!(!g("A\\", "a"), "a malformed escape never matches");
     }
 
     #[test]
-    fn ascii_fast_path_agrees_with_the_character_path() {
-        // Random ASCII globs (stars, `?`, escapes, letters that fold) over
-        // random ASCII texts, as UTF-8 and as UTF-16.
-        let pat_alphabet: &[&str] = &["*", "?", "\\\\", "\\*", "\\?", "A", "B", "_", "1"];
-        let text_alphabet = b"aAbB_1*?\\x";
+    fn glob_agrees_with_dynamic_programming() {
+        // Random globs (stars, `?`, escapes, letters that fold, non-ASCII)
+        // over random texts, as UTF-8 and as UTF-16.
+        let pat_alphabet: &[&str] = &[
+            "*", "*", "?", "\\\\", "\\*", "\\?", "A", "B", "_", "1", "Ä", "S",
+        ];
+        let text_alphabet: &[&str] =
+            &["a", "A", "b", "B", "_", "1", "*", "?", "\\", "ä", "ſ", "😀"];
         let mut seed = 0x2545_f491u32;
         let mut next = |n: usize| {
             seed ^= seed << 13;
@@ -407,23 +598,14 @@ mod tests {
             }
             let mut text = std::string::String::new();
             for _ in 0..next(9) {
-                text.push(char::from(text_alphabet[next(text_alphabet.len())]));
+                text.push_str(text_alphabet[next(text_alphabet.len())]);
             }
             let units: std::vec::Vec<u16> = text.encode_utf16().collect();
-            let want = glob_match_chars(&pat, Text::Utf8(&text));
+            let want = glob_dp(&pat, &text);
             matches += usize::from(want);
+            assert_eq!(g(&pat, &text), want, "{pat:?} {text:?}");
             assert_eq!(
-                glob_match(&pat, Text::Utf8(&text)),
-                want,
-                "{pat:?} {text:?}"
-            );
-            assert_eq!(
-                glob_match(&pat, Text::Utf16(&units)),
-                want,
-                "{pat:?} {text:?}"
-            );
-            assert_eq!(
-                glob_match_chars(&pat, Text::Utf16(&units)),
+                glob_match(pat.as_bytes(), Text::Utf16(&units)),
                 want,
                 "{pat:?} {text:?}"
             );
@@ -432,12 +614,55 @@ mod tests {
             (rounds / 30..rounds - rounds / 30).contains(&matches),
             "{matches} matches: both outcomes exercised"
         );
-        // A malformed escape ends the pattern on both paths.
-        assert_eq!(g("A\\", "a"), glob_match_chars("A\\", Text::Utf8("a")));
-        assert_eq!(g("A\\x", "a"), glob_match_chars("A\\x", Text::Utf8("a")));
-        // Non-ASCII text or pattern takes the character path.
-        assert!(g("*Ä", "xä"));
-        assert!(!g("*A", "xä"));
+    }
+
+    #[test]
+    fn literals_agree_with_folded_comparison() {
+        use channel_format::AtomKind;
+        let lits = ["A", "AB", "ÄB", "S", "\\PIPE\\", "B😀"];
+        let texts = [
+            "",
+            "ab",
+            "xab",
+            "äb",
+            "Äbx",
+            "ſ",
+            "x\\pipe\\y",
+            "\\PIPE\\",
+            "b😀",
+            "xb😀",
+        ];
+        for lit in lits {
+            for text in texts {
+                let folded: std::string::String = text.chars().map(fold_char).collect();
+                let units: std::vec::Vec<u16> = text.encode_utf16().collect();
+                for (kind, want) in [
+                    (AtomKind::PREFIX, folded.starts_with(lit)),
+                    (AtomKind::SUFFIX, folded.ends_with(lit)),
+                    (AtomKind::EXACT, folded == lit),
+                    (AtomKind::CONTAINS, folded.contains(lit)),
+                ] {
+                    assert_eq!(
+                        literal_match(kind, lit.as_bytes(), Text::Utf8(text)),
+                        want,
+                        "{kind:?} {lit:?} {text:?}"
+                    );
+                    assert_eq!(
+                        literal_match(kind, lit.as_bytes(), Text::Utf16(&units)),
+                        want,
+                        "{kind:?} {lit:?} {text:?} UTF-16"
+                    );
+                }
+            }
+        }
+        // An unpaired surrogate is U+FFFD, which no literal holds.
+        let units = [0x5Cu16, 0xD800, 0x41];
+        assert!(literal_match(AtomKind::SUFFIX, b"A", Text::Utf16(&units)));
+        assert!(!literal_match(
+            AtomKind::CONTAINS,
+            "\u{FFFD}A".as_bytes(),
+            Text::Utf16(&[0x41])
+        ));
     }
 
     #[test]
@@ -446,6 +671,21 @@ mod tests {
         let t = Text::Utf16(&units);
         let s: heapless_string::S = t.chars().collect();
         assert_eq!(s.as_str(), "A\u{FFFD}B\u{1F600}");
+        // Backwards, the same characters.
+        let mut pos = units.len();
+        let mut back = std::vec::Vec::new();
+        while let Some((c, start)) = units[..].char_before(pos) {
+            back.push(c);
+            pos = start;
+        }
+        back.reverse();
+        assert_eq!(
+            back.into_iter().collect::<std::string::String>(),
+            "A\u{FFFD}B\u{1F600}"
+        );
+        let lone_low = [0xDC00u16, 0xD800, 0xDC00];
+        assert_eq!(lone_low[..].char_before(3), Some(('\u{10000}', 1)));
+        assert_eq!(lone_low[..].char_before(1), Some(('\u{FFFD}', 0)));
     }
 
     mod heapless_string {

@@ -115,8 +115,7 @@ pub fn parse_with_limits<'a>(
         automata: [Automaton::EMPTY, Automaton::EMPTY],
         rollout: None,
     };
-    let lazy = lazy_fields(prefilter, schema_mask, limits)?;
-    let flagged = parse_rules(&cf, caps, schema_mask, limits, lazy)?;
+    let flagged = parse_rules(&cf, caps, schema_mask, limits)?;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
     parse_always(&cf, flagged)?;
     if let Some(Some(r)) = sections.get(SectionKind::SIGNATURE.0 as usize) {
@@ -646,7 +645,6 @@ fn parse_rules(
     caps: &Capabilities,
     schema_mask: u64,
     limits: &Limits,
-    lazy: u64,
 ) -> Result<u32, ParseError> {
     let rule_field_count = cf.rule_fields.len() >> 1;
     let max_depth = limits.max_stack_depth.min(64);
@@ -800,7 +798,7 @@ fn parse_rules(
                 value: prog_off.saturating_add(prog_len),
                 bound: cf.programs.len().saturating_add(1),
             })?;
-        let always = check_program(cf, prog, id, atoms_start, atoms_end, max_depth, lazy)?;
+        let always = check_program(cf, prog, id, atoms_start, atoms_end, max_depth)?;
         let flag = flags & fmt::RULE_FLAG_ALWAYS != 0;
         if flag != always {
             return Err(ParseError::BadAlwaysFlag {
@@ -866,7 +864,10 @@ fn parse_atom(
             value: u32::from(kind.0),
         });
     }
-    if flags & !(fmt::ATOM_FLAG_PREFILTERED | fmt::ATOM_FLAG_CASE_INSENSITIVE) != 0 {
+    let known = fmt::ATOM_FLAG_PREFILTERED | fmt::ATOM_FLAG_CASE_INSENSITIVE | fmt::ATOM_FLAG_GATE;
+    let gate_without_prefilter =
+        flags & fmt::ATOM_FLAG_GATE != 0 && flags & fmt::ATOM_FLAG_PREFILTERED == 0;
+    if flags & !known != 0 || gate_without_prefilter {
         return Err(ParseError::InvalidValue {
             offset: rec.at(7),
             what: "atom flags",
@@ -898,7 +899,7 @@ fn parse_atom(
     let text = cf.strings.str_at(str_off, str_len, "atom string")?;
     let text_off = cf.strings.at(str_off);
     if kind.is_literal() {
-        if flags & !fmt::ATOM_FLAG_PREFILTERED != 0 || arg != 0 {
+        if flags & fmt::ATOM_FLAG_CASE_INSENSITIVE != 0 || arg != 0 {
             return Err(ParseError::InvalidValue {
                 offset: rec.at(7),
                 what: "literal atom flags/argument",
@@ -946,9 +947,8 @@ fn parse_atom(
 /// Validates a condition program: known opcodes, atom references inside the
 /// rule's atoms, stack depth within `max_depth` and never underflowing,
 /// exactly one value at the end. Returns whether the rule must be evaluated
-/// on every event: its Kleene value with the gates (prefiltered atoms of
-/// fields whose automaton is not lazy, bit set in `lazy`) false and every
-/// other atom unknown is not false.
+/// on every event: its Kleene value with its gates false and every other
+/// atom unknown is not false.
 fn check_program(
     cf: &ChannelFile<'_>,
     prog: Region<'_>,
@@ -956,7 +956,6 @@ fn check_program(
     atoms_start: u32,
     atoms_end: u32,
     max_depth: u32,
-    lazy: u64,
 ) -> Result<bool, ParseError> {
     use fmt::op;
     let mut st = Stack {
@@ -996,8 +995,7 @@ fn check_program(
                     return Err(bad(at, "atom operand outside the rule's atoms"));
                 }
                 let atom = cf.atom(idx);
-                let gate = atom.prefiltered() && (lazy >> (atom.field().0 & 63)) & 1 == 0;
-                st.push(!gate, true);
+                st.push(!atom.gate(), true);
             }
             op::TRUE => st.push(true, false),
             op::FALSE => st.push(false, true),
@@ -1121,12 +1119,11 @@ fn automaton_header(
             "needs at least the root, and between 1 and all of its states dense",
         ));
     }
-    let layout = fmt::automaton_layout(states, dense, classes, outputs).ok_or(
-        ParseError::Overflow {
+    let layout =
+        fmt::automaton_layout(states, dense, classes, outputs).ok_or(ParseError::Overflow {
             offset: h.offset,
             what: "automaton layout",
-        },
-    )?;
+        })?;
     Ok(AutomatonHeader {
         field,
         lazy: flags & fmt::AUTOMATON_FLAG_LAZY != 0,
@@ -1136,24 +1133,6 @@ fn automaton_header(
         outputs,
         layout,
     })
-}
-
-/// The fields whose automaton is lazy, as a bit mask of field ids, from
-/// the automaton headers alone (read before the rules: their ALWAYS flags
-/// depend on it; [`parse_prefilter`] validates the rest afterwards).
-fn lazy_fields(sec: Region<'_>, schema_mask: u64, limits: &Limits) -> Result<u64, ParseError> {
-    let count = sec.u32_at(0, "automaton count")?;
-    check_limit(sec.offset, "automaton count", count, 2)?;
-    let mut pos = 8u32;
-    let mut mask = 0u64;
-    for _ in 0..count {
-        let h = automaton_header(sec, pos, schema_mask, limits)?;
-        if h.lazy {
-            mask |= 1u64 << (h.field.0 & 63);
-        }
-        pos = add(pos, h.layout.padded_len, sec.offset, "automaton")?;
-    }
-    Ok(mask)
 }
 
 fn parse_automaton<'a>(
@@ -1225,8 +1204,16 @@ fn parse_automaton<'a>(
     let e_count = s_count.saturating_sub(1);
     // Ranges of edges and outputs: ascending, from 0 to the totals.
     for (arr, total, what) in [
-        (edge_start, e_count, "edge starts do not ascend from 0 to the edge count"),
-        (out_start, o_count, "output starts do not ascend from 0 to the output count"),
+        (
+            edge_start,
+            e_count,
+            "edge starts do not ascend from 0 to the edge count",
+        ),
+        (
+            out_start,
+            o_count,
+            "output starts do not ascend from 0 to the output count",
+        ),
     ] {
         let mut prev = 0u32;
         for s in 0..=s_count {
@@ -1238,7 +1225,10 @@ fn parse_automaton<'a>(
         }
     }
     if depth(0) != 0 || a.fail(0) != 0 {
-        return Err(bad(depths.offset, "the root must have depth 0 and no failure link"));
+        return Err(bad(
+            depths.offset,
+            "the root must have depth 0 and no failure link",
+        ));
     }
     let (o0, o1) = a.output_range(0);
     if o0 != o1 {
@@ -1303,6 +1293,9 @@ fn parse_automaton<'a>(
             }
             if !atom.prefiltered() {
                 return Err(bad(oat, "output atom is not prefiltered"));
+            }
+            if lazy && atom.gate() {
+                return Err(bad(oat, "a lazy automaton's atom is a gate"));
             }
             if atom.kind().is_literal() && atom.str_len() > u32::from(d) {
                 return Err(bad(oat, "literal is longer than the state's depth"));

@@ -77,8 +77,10 @@ static NO_CLASSES: [u8; 256] = [0; 256];
 /// (validation rules it out).
 #[inline(always)]
 pub(crate) fn le32(b: &[u8], at: u32) -> u32 {
-    match b.get(at as usize..).and_then(<[u8]>::first_chunk::<4>) {
-        Some(w) => u32::from_le_bytes(*w),
+    // From a u32, `at + 4` cannot wrap: one bounds check.
+    let at = at as usize;
+    match b.get(at..at.wrapping_add(4)) {
+        Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
         None => 0,
     }
 }
@@ -472,9 +474,13 @@ impl<'a> AtomView<'a> {
     pub fn flags(&self) -> u8 {
         self.file.atoms.le8(self.base().wrapping_add(7))
     }
-    /// Whether the prefilter gates it.
+    /// Whether it is an output of its field's prefilter automaton.
     pub fn prefiltered(&self) -> bool {
         self.flags() & fmt::ATOM_FLAG_PREFILTERED != 0
+    }
+    /// Whether its report makes its rule a candidate (see FORMAT.md).
+    pub fn gate(&self) -> bool {
+        self.flags() & fmt::ATOM_FLAG_GATE != 0
     }
     /// The literal (folded), glob (folded, escaped) or regex source; empty for NUM_EQ.
     pub fn text(&self) -> &'a str {

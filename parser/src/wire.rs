@@ -113,8 +113,8 @@ impl<'a> Region<'a> {
     pub(crate) fn le32(&self, at: u32) -> u32 {
         let at = at as usize;
         match self.bytes.get(at..at.wrapping_add(4)) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => 0,
+            Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
+            None => 0,
         }
     }
 

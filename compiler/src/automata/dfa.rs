@@ -328,7 +328,8 @@ fn partition(hir: &Hir) -> Result<Vec<Part>, DfaBuildError> {
         if (0xD800..0xE000).contains(&lo) {
             continue;
         }
-        let ch = |v: u32| char::from_u32(v).ok_or_else(|| DfaBuildError::Invalid("bad bound".into()));
+        let ch =
+            |v: u32| char::from_u32(v).ok_or_else(|| DfaBuildError::Invalid("bad bound".into()));
         let rep = ch(lo)?;
         let mut checks = Vec::new();
         if hi > lo {
@@ -386,9 +387,65 @@ fn collect_bounds(hir: &Hir, out: &mut BTreeSet<u32>) -> Result<(), DfaBuildErro
     Ok(())
 }
 
-/// Moore's partition refinement over the explored table (`n` states ×
-/// `parts` columns, states 0 and 1 the dead and accepting sinks), then the
-/// classes (columns with equal targets) and the canonical numbering.
+/// A fast hasher for the small integer vectors of the minimization (the
+/// default SipHash dominated the compile time of 10k rules).
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// Groups the columns of a `rows × cols` table: returns, for each column,
+/// its group (numbered by first occurrence) and one representative column
+/// per group.
+fn group_columns<T: Copy + Eq + std::hash::Hash>(
+    table: &[T],
+    rows: usize,
+    cols: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    // Column-major, so that each column is one slice to hash.
+    let mut t = Vec::with_capacity(table.len());
+    for c in 0..cols {
+        t.extend((0..rows).map(|r| table[r * cols + c]));
+    }
+    let mut ids: FxMap<&[T], usize> = FxMap::default();
+    ids.reserve(cols);
+    let mut group = Vec::with_capacity(cols);
+    let mut reps = Vec::new();
+    for c in 0..cols {
+        let next = ids.len();
+        let g = *ids.entry(&t[c * rows..(c + 1) * rows]).or_insert_with(|| {
+            reps.push(c);
+            next
+        });
+        group.push(g);
+    }
+    (group, reps)
+}
+
+/// Minimizes the explored table (`n` states × `parts` columns, states 0
+/// and 1 the dead and accepting sinks) with Moore's partition refinement,
+/// then emits the classes (columns with equal targets) and the canonical
+/// numbering.
 fn minimize_and_emit(
     table: &[usize],
     acc: &[bool],
@@ -397,35 +454,47 @@ fn minimize_and_emit(
 ) -> Result<CharDfa, DfaBuildError> {
     let np = parts.len();
     let n = acc.len();
-    // Block of each state; start from {dead-like}, {accepting at end}. The
-    // accept sink is kept apart so that it keeps its meaning.
-    let mut block: Vec<usize> = (0..n)
-        .map(|s| if s == 1 { 2 } else { usize::from(acc[s]) })
+    // Parts that no state tells apart are one letter of the alphabet.
+    let (part_letter, letter_reps) = group_columns(table, n, np);
+    let k0 = letter_reps.len();
+    let tbl: Vec<usize> = (0..n)
+        .flat_map(|s| letter_reps.iter().map(move |&p| table[s * np + p]))
         .collect();
+    // Blocks start as {no match at the end}, {match at the end}; refine by
+    // the blocks of the targets until stable.
+    let mut block: Vec<usize> = acc.iter().map(|&a| usize::from(a)).collect();
+    let mut count = block.iter().collect::<BTreeSet<_>>().len();
+    let mut keys = vec![0usize; n * (k0 + 1)];
     loop {
-        let mut sig: HashMap<(usize, Vec<usize>), usize> = HashMap::new();
+        for s in 0..n {
+            let key = &mut keys[s * (k0 + 1)..(s + 1) * (k0 + 1)];
+            key[0] = block[s];
+            for c in 0..k0 {
+                key[c + 1] = block[tbl[s * k0 + c]];
+            }
+        }
+        let mut sig: FxMap<&[usize], usize> = FxMap::default();
+        sig.reserve(n);
         let mut next = vec![0usize; n];
         for s in 0..n {
-            let key = (
-                block[s],
-                (0..np).map(|p| block[table[s * np + p]]).collect::<Vec<_>>(),
-            );
             let len = sig.len();
-            next[s] = *sig.entry(key).or_insert(len);
+            next[s] = *sig
+                .entry(&keys[s * (k0 + 1)..(s + 1) * (k0 + 1)])
+                .or_insert(len);
         }
-        let changed = sig.len() != block.iter().collect::<BTreeSet<_>>().len();
+        let groups = sig.len();
         block = next;
-        if !changed {
+        if groups == count {
             break;
         }
+        count = groups;
     }
     // Canonical numbering: dead's block 0, accept's 1, start's 2, then
-    // breadth-first from the start in part order.
+    // breadth-first from the start in letter order.
     let (bd, ba, bs) = (block[0], block[1], block[2]);
     let mut num: HashMap<usize, u16> = HashMap::new();
     num.insert(bd, DEAD);
     num.insert(ba, ACCEPT);
-    // Representative state of each block.
     let mut rep_of: HashMap<usize, usize> = HashMap::new();
     for s in (0..n).rev() {
         rep_of.insert(block[s], s);
@@ -442,8 +511,8 @@ fn minimize_and_emit(
     }
     while let Some(b) = queue.pop_front() {
         let s = rep_of[&b];
-        for p in 0..np {
-            let tb = block[table[s * np + p]];
+        for c in 0..k0 {
+            let tb = block[tbl[s * k0 + c]];
             if let std::collections::hash_map::Entry::Vacant(e) = num.entry(tb) {
                 let id = states.len() + 2;
                 if id >= max_states.min(1 << 16) {
@@ -457,41 +526,28 @@ fn minimize_and_emit(
             }
         }
     }
-    let target = |s: usize, p: usize| num[&block[table[s * np + p]]];
-    // Columns over the kept states decide the classes.
-    let column = |p: usize| -> Vec<u16> {
-        match start_sink {
-            Some(b) => vec![num[&b]],
-            None => states.iter().map(|&s| target(s, p)).collect(),
-        }
+    // The kept rows over the letters; letters with equal columns are one
+    // class.
+    let kept: Vec<u16> = match start_sink {
+        Some(b) => vec![num[&b]; k0],
+        None => states
+            .iter()
+            .flat_map(|&s| (0..k0).map(move |c| (s, c)))
+            .map(|(s, c)| num[&block[tbl[s * k0 + c]]])
+            .collect(),
     };
-    let mut class_of_col: HashMap<Vec<u16>, u8> = HashMap::new();
-    let mut part_class = Vec::with_capacity(np);
-    let mut cols: Vec<Vec<u16>> = Vec::new();
-    for p in 0..np {
-        let col = column(p);
-        let next = class_of_col.len();
-        let c = match class_of_col.get(&col) {
-            Some(&c) => c,
-            None => {
-                if next >= 256 {
-                    return Err(DfaBuildError::TooBig(
-                        "more than 256 character classes".into(),
-                    ));
-                }
-                class_of_col.insert(col.clone(), next as u8);
-                cols.push(col);
-                next as u8
-            }
-        };
-        part_class.push(c);
+    let rows = kept.len() / k0.max(1);
+    let (letter_class, class_reps) = group_columns(&kept, rows, k0);
+    let classes = class_reps.len();
+    if classes > 256 {
+        return Err(DfaBuildError::TooBig(
+            "more than 256 character classes".into(),
+        ));
     }
-    let classes = cols.len();
-    let kept = if start_sink.is_some() { 1 } else { states.len() };
-    let mut trans = vec![0u16; kept * classes];
-    for (c, col) in cols.iter().enumerate() {
-        for (i, &t) in col.iter().enumerate() {
-            trans[i * classes + c] = t;
+    let mut trans = vec![0u16; rows * classes];
+    for r in 0..rows {
+        for (c, &l) in class_reps.iter().enumerate() {
+            trans[r * classes + c] = kept[r * k0 + l];
         }
     }
     let mut eoi = vec![false, true];
@@ -499,17 +555,20 @@ fn minimize_and_emit(
         Some(b) => eoi.push(b == ba),
         None => eoi.extend(states.iter().map(|&s| acc[s])),
     }
+    let part_class = |p: usize| letter_class[part_letter[p]] as u8;
     let mut ascii = [0u8; 128];
-    ascii.copy_from_slice(&part_class[..128]);
+    for (p, a) in ascii.iter_mut().enumerate() {
+        *a = part_class(p);
+    }
     let mut ranges: Vec<(u32, u8)> = Vec::new();
     for (p, part) in parts.iter().enumerate().skip(128) {
-        let c = part_class[p];
+        let c = part_class(p);
         if ranges.last().is_none_or(|&(_, last)| last != c) {
             ranges.push((part.first, c));
         }
     }
     Ok(CharDfa {
-        states: kept + 2,
+        states: rows + 2,
         classes,
         ascii,
         ranges,
@@ -565,7 +624,10 @@ mod tests {
             (r"spool_[a-z]{4}", true),
             (r"\\f53f[0-9a-f]{2}$", false),
             (r"\\wkssvc_?[0-9a-f]{2}", false),
-            (r"\\mojo\.5688\.8052\.(?:183894939787088877|35780273329370473)[0-9a-f]{2}", false),
+            (
+                r"\\mojo\.5688\.8052\.(?:183894939787088877|35780273329370473)[0-9a-f]{2}",
+                false,
+            ),
             (r"", false),
             (r"^$", false),
             (r"(?-u:\b)abc(?-u:\b)", false),
@@ -586,7 +648,10 @@ mod tests {
 
     #[test]
     fn unicode_word_boundary_is_refused() {
-        assert!(matches!(build(r"\bx\b", false, 1 << 16), Err(DfaBuildError::Invalid(_))));
+        assert!(matches!(
+            build(r"\bx\b", false, 1 << 16),
+            Err(DfaBuildError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -613,10 +678,15 @@ mod tests {
         };
         for (p, ci) in patterns {
             let d = build(p, ci, 1 << 16).unwrap();
-            let re = regex::RegexBuilder::new(p).case_insensitive(ci).build().unwrap();
+            let re = regex::RegexBuilder::new(p)
+                .case_insensitive(ci)
+                .build()
+                .unwrap();
             let mut hits = 0;
             for _ in 0..4000 {
-                let t: String = (0..next(7)).map(|_| alphabet[next(alphabet.len())]).collect();
+                let t: String = (0..next(7))
+                    .map(|_| alphabet[next(alphabet.len())])
+                    .collect();
                 let want = re.is_match(&t);
                 hits += usize::from(want);
                 assert_eq!(d.is_match(&t), want, "{p:?} on {t:?}");

@@ -149,12 +149,7 @@ impl Prefilter {
             }
         }
         // Complete transitions: the goto, else the failure state's.
-        fn delta_of(
-            s: usize,
-            c: u8,
-            children: &[BTreeMap<u8, usize>],
-            fail: &[usize],
-        ) -> usize {
+        fn delta_of(s: usize, c: u8, children: &[BTreeMap<u8, usize>], fail: &[usize]) -> usize {
             let mut s = s;
             loop {
                 if let Some(&t) = children[s].get(&c) {
