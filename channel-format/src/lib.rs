@@ -389,6 +389,17 @@ const_assert_eq!(offset_of!(RawAtom, str_off), 8);
 const_assert_eq!(offset_of!(RawAtom, str_len), 12);
 const_assert_eq!(offset_of!(RawAtom, arg), 16);
 
+/// Byte offsets inside an atom record ([`RawAtom`]), for readers of single
+/// fields.
+pub mod atom_offsets {
+    /// The kind byte.
+    pub const KIND: usize = 6;
+    /// The flags byte (right after the kind).
+    pub const FLAGS: usize = 7;
+}
+const_assert_eq!(offset_of!(RawAtom, kind), atom_offsets::KIND);
+const_assert_eq!(offset_of!(RawAtom, flags), atom_offsets::FLAGS);
+
 /// Atom flag: the atom is an output of its field's prefilter automaton. A
 /// literal atom is then decided by the scan alone; a GLOB or REGEX atom
 /// runs its matcher only when the scan reported one of its required
@@ -426,10 +437,11 @@ const_assert_eq!(offset_of!(RawSchemaEntry, reserved), 3);
 /// section is a u32 count of automata, a reserved u32, then that many
 /// automata, each 8-aligned relative to the section start. After the
 /// header come, in this order: the class map (256 bytes), the dense rows
-/// (`dense_count × class_count` u32), the edge starts (`S + 1` u32), the
-/// failure links (`S` u32), the output starts (`S + 1` u32), the outputs
-/// (`O` u32), the edge labels (`S − 1` class ids), the depths (`S` bytes)
-/// and zero padding to 8 (see [`automaton_layout`]).
+/// (`dense_count × class_count` u32), the edge starts (`S + 1`), the
+/// failure links (`S`), the output starts (`S + 1`), the outputs (`O`) —
+/// these four u32, or u16 with [`AUTOMATON_FLAG_NARROW`] —, the edge labels
+/// (`S − 1` class ids), the depths (`S` bytes) and zero padding to 8 (see
+/// [`automaton_layout`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct RawAutomatonHeader {
@@ -461,9 +473,12 @@ const_assert_eq!(offset_of!(RawAutomatonHeader, flags), 16);
 const_assert_eq!(offset_of!(RawAutomatonHeader, reserved), 20);
 
 /// Automaton flag: the field is scanned only when a candidate rule reads
-/// one of the automaton's atoms; its atoms are not gates (they make no rule
-/// a candidate, and count as unknown for the ALWAYS flag).
+/// one of the automaton's atoms; none of its atoms is a gate.
 pub const AUTOMATON_FLAG_LAZY: u32 = 1;
+/// Automaton flag: the edge starts, failure links, output starts and
+/// outputs are `u16` instead of `u32` (the writer's choice when every value
+/// fits: up to 65,536 states and 65,535 outputs naming atoms below 65,536).
+pub const AUTOMATON_FLAG_NARROW: u32 = 2;
 
 /// Length of the class map after the automaton header: one class per byte.
 pub const AUTOMATON_CLASS_MAP_LEN: usize = 256;
@@ -499,7 +514,13 @@ pub struct AutomatonLayout {
 }
 
 /// See [`AutomatonLayout`]; `None` on overflow.
-pub const fn automaton_layout(s: u32, d: u32, c: u32, o: u32) -> Option<AutomatonLayout> {
+pub const fn automaton_layout(
+    s: u32,
+    d: u32,
+    c: u32,
+    o: u32,
+    narrow: bool,
+) -> Option<AutomatonLayout> {
     macro_rules! tri {
         ($e:expr) => {
             match $e {
@@ -508,13 +529,14 @@ pub const fn automaton_layout(s: u32, d: u32, c: u32, o: u32) -> Option<Automato
             }
         };
     }
+    let w = if narrow { 2 } else { 4 };
     let classes = AUTOMATON_HEADER_LEN as u32;
     let dense = classes + AUTOMATON_CLASS_MAP_LEN as u32;
     let edge_start = tri!(dense.checked_add(tri!(tri!(d.checked_mul(c)).checked_mul(4))));
-    let fail = tri!(edge_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(4))));
-    let out_start = tri!(fail.checked_add(tri!(s.checked_mul(4))));
-    let outputs = tri!(out_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(4))));
-    let labels = tri!(outputs.checked_add(tri!(o.checked_mul(4))));
+    let fail = tri!(edge_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(w))));
+    let out_start = tri!(fail.checked_add(tri!(s.checked_mul(w))));
+    let outputs = tri!(out_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(w))));
+    let labels = tri!(outputs.checked_add(tri!(o.checked_mul(w))));
     let depths = tri!(labels.checked_add(s.saturating_sub(1)));
     let end = tri!(depths.checked_add(s));
     let padded_len = tri!(align_up(end));
@@ -538,6 +560,9 @@ pub mod dfa {
     pub const HEADER_LEN: usize = 16;
     /// Header flag: transitions are 16-bit (more than 256 states); else 8-bit.
     pub const FLAG_WIDE: u8 = 1;
+    /// Header flag: sparse rows (a default target and the classes that go
+    /// elsewhere) instead of a full row per state.
+    pub const FLAG_SPARSE: u8 = 2;
     /// Length of the ASCII class table that follows the header.
     pub const ASCII_LEN: usize = 128;
     /// The state in which no match is possible any more.
@@ -546,19 +571,63 @@ pub mod dfa {
     pub const ACCEPT: u32 = 1;
     /// The state every search starts in.
     pub const START: u32 = 2;
-    /// First code point of the range table (the ASCII table covers below).
+    /// First code point of a range table (the ASCII table covers below).
     pub const FIRST_RANGE: u32 = 0x80;
     /// Most states (16-bit transitions).
     pub const MAX_STATES: u32 = 1 << 16;
     /// Most classes (8-bit class ids).
     pub const MAX_CLASSES: u32 = 256;
+    /// Length of [`super::RawRangeTableHeader`].
+    pub const RANGE_HEADER_LEN: usize = 8;
 }
 
+/// The start of the DFAS section (16 bytes); then `dfa_count` entries
+/// ([`RawDfaEntry`]) for the DFAs, `range_table_count` entries for the
+/// range tables, and the blobs (ascending, [`DFA_ALIGN`]-aligned, zero
+/// padding between).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawDfaSection {
+    /// Number of DFAs.
+    pub dfa_count: [u8; 4],
+    /// Number of range tables.
+    pub range_table_count: [u8; 4],
+    /// Zero.
+    pub reserved: [u8; 8],
+}
+/// Length of [`RawDfaSection`].
+pub const DFA_SECTION_HEADER_LEN: usize = 16;
+const_assert_eq!(size_of::<RawDfaSection>(), DFA_SECTION_HEADER_LEN);
+const_assert_eq!(offset_of!(RawDfaSection, dfa_count), 0);
+const_assert_eq!(offset_of!(RawDfaSection, range_table_count), 4);
+const_assert_eq!(offset_of!(RawDfaSection, reserved), 8);
+
+/// Where a DFA or a range table lies in the DFAS section (8 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawDfaEntry {
+    /// Offset relative to the section, a multiple of [`DFA_ALIGN`].
+    pub offset: [u8; 4],
+    /// Length in bytes.
+    pub len: [u8; 4],
+}
+/// Length of [`RawDfaEntry`].
+pub const DFA_ENTRY_LEN: usize = 8;
+const_assert_eq!(size_of::<RawDfaEntry>(), DFA_ENTRY_LEN);
+const_assert_eq!(offset_of!(RawDfaEntry, offset), 0);
+const_assert_eq!(offset_of!(RawDfaEntry, len), 4);
+/// Alignment of each blob in the DFAS section.
+pub const DFA_ALIGN: u32 = 4;
+
 /// Header of a DFA blob (16 bytes). The blob continues with the ASCII class
-/// table (128 bytes), the ranges (`R` u32: first code point << 8 | class),
-/// the transitions of states 2.. (`(N − 2) × K` entries of 1 or 2 bytes)
+/// table (128 bytes), the class of each local class of its range table
+/// (`L` bytes, `L` the table's class count), the transitions of states 2..
 /// and the end-of-input bits (`ceil(N / 8)` bytes, bit `s % 8` of byte
-/// `s / 8` for state `s`); see [`dfa_layout`].
+/// `s / 8` for state `s`); see [`dfa_layout`]. Transitions are dense rows
+/// (`(N − 2) × K` entries of `w` = 1 or 2 bytes) or, with
+/// [`dfa::FLAG_SPARSE`], `N − 2` u16 row offsets into `sparse_len` bytes of
+/// rows, each: default target (`w`), count `n` (1 byte), `n` classes
+/// (strictly ascending), `n` targets (`w` each).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct RawDfaHeader {
@@ -570,28 +639,47 @@ pub struct RawDfaHeader {
     pub flags: u8,
     /// Zero.
     pub reserved: u8,
-    /// `R`: entries of the range table (at least 1).
-    pub range_count: [u8; 4],
-    /// Zero.
-    pub reserved2: [u8; 4],
+    /// Index of the range table that classifies the non-ASCII characters.
+    pub range_table: [u8; 4],
+    /// Length of the sparse rows ([`dfa::FLAG_SPARSE`]); zero otherwise.
+    pub sparse_len: [u8; 4],
 }
 const_assert_eq!(size_of::<RawDfaHeader>(), dfa::HEADER_LEN);
 const_assert_eq!(offset_of!(RawDfaHeader, state_count), 0);
 const_assert_eq!(offset_of!(RawDfaHeader, class_count), 4);
 const_assert_eq!(offset_of!(RawDfaHeader, flags), 6);
 const_assert_eq!(offset_of!(RawDfaHeader, reserved), 7);
-const_assert_eq!(offset_of!(RawDfaHeader, range_count), 8);
-const_assert_eq!(offset_of!(RawDfaHeader, reserved2), 12);
+const_assert_eq!(offset_of!(RawDfaHeader, range_table), 8);
+const_assert_eq!(offset_of!(RawDfaHeader, sparse_len), 12);
 
-/// Offsets inside a DFA blob of `n` states, `k` classes and `r` ranges.
+/// Header of a range table (8 bytes), shared by the DFAs whose non-ASCII
+/// characters fall into the same classes: `R` u32 entries follow, each
+/// `first code point << 8 | local class`, the first at U+0080, strictly
+/// ascending; each runs to the next.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawRangeTableHeader {
+    /// `R`: entries (at least 1).
+    pub range_count: [u8; 4],
+    /// `L`: local classes (1..=256); every entry's class is below it.
+    pub class_count: [u8; 4],
+}
+const_assert_eq!(size_of::<RawRangeTableHeader>(), dfa::RANGE_HEADER_LEN);
+const_assert_eq!(offset_of!(RawRangeTableHeader, range_count), 0);
+const_assert_eq!(offset_of!(RawRangeTableHeader, class_count), 4);
+
+/// Offsets inside a DFA blob of `n` states, `k` classes, a range table of
+/// `l` local classes and, for sparse rows, `sparse` bytes of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DfaLayout {
     /// The ASCII class table.
     pub ascii: u32,
-    /// The range table.
-    pub ranges: u32,
-    /// The transitions.
+    /// The local-class map.
+    pub remap: u32,
+    /// The transitions (dense rows, or the sparse row offsets).
     pub trans: u32,
+    /// The sparse rows (equal to `eoi` for dense rows).
+    pub rows: u32,
     /// The end-of-input bits.
     pub eoi: u32,
     /// Total length.
@@ -601,7 +689,7 @@ pub struct DfaLayout {
 }
 
 /// See [`DfaLayout`]; `None` on overflow or fewer than 3 states.
-pub const fn dfa_layout(n: u32, k: u32, r: u32) -> Option<DfaLayout> {
+pub const fn dfa_layout(n: u32, k: u32, l: u32, sparse: Option<u32>) -> Option<DfaLayout> {
     macro_rules! tri {
         ($e:expr) => {
             match $e {
@@ -615,14 +703,25 @@ pub const fn dfa_layout(n: u32, k: u32, r: u32) -> Option<DfaLayout> {
     }
     let width = if n > 256 { 2 } else { 1 };
     let ascii = dfa::HEADER_LEN as u32;
-    let ranges = ascii + dfa::ASCII_LEN as u32;
-    let trans = tri!(ranges.checked_add(tri!(r.checked_mul(4))));
-    let eoi = tri!(trans.checked_add(tri!(tri!((n - 2).checked_mul(k)).checked_mul(width))));
+    let remap = ascii + dfa::ASCII_LEN as u32;
+    let trans = tri!(remap.checked_add(l));
+    let (rows, eoi) = match sparse {
+        Some(len) => {
+            let rows = tri!(trans.checked_add(tri!((n - 2).checked_mul(2))));
+            (rows, tri!(rows.checked_add(len)))
+        }
+        None => {
+            let eoi =
+                tri!(trans.checked_add(tri!(tri!((n - 2).checked_mul(k)).checked_mul(width))));
+            (eoi, eoi)
+        }
+    };
     let len = tri!(eoi.checked_add(n.div_ceil(8)));
     Some(DfaLayout {
         ascii,
-        ranges,
+        remap,
         trans,
+        rows,
         eoi,
         len,
         width,
@@ -630,9 +729,17 @@ pub const fn dfa_layout(n: u32, k: u32, r: u32) -> Option<DfaLayout> {
 }
 
 /// Total length of a DFA blob (see [`dfa_layout`]).
-pub const fn dfa_blob_len(n: u32, k: u32, r: u32) -> Option<usize> {
-    match dfa_layout(n, k, r) {
+pub const fn dfa_blob_len(n: u32, k: u32, l: u32, sparse: Option<u32>) -> Option<usize> {
+    match dfa_layout(n, k, l, sparse) {
         Some(l) => Some(l.len as usize),
+        None => None,
+    }
+}
+
+/// Length of a range table of `r` entries; `None` on overflow.
+pub const fn range_table_len(r: u32) -> Option<u32> {
+    match r.checked_mul(4) {
+        Some(v) => v.checked_add(dfa::RANGE_HEADER_LEN as u32),
         None => None,
     }
 }

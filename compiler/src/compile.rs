@@ -1026,6 +1026,17 @@ struct Strings {
 }
 
 impl Strings {
+    /// `s` as a part of one of `hosts` (strings already added) if it is
+    /// one, else added on its own.
+    fn add_within(&mut self, s: &str, hosts: &[(String, (u32, u32))]) -> (u32, u32) {
+        for (h, (off, _)) in hosts {
+            if let Some(pos) = h.find(s) {
+                return (off + pos as u32, s.len() as u32);
+            }
+        }
+        self.add(s)
+    }
+
     fn add(&mut self, s: &str) -> (u32, u32) {
         if let Some(&r) = self.index.get(s) {
             return r;
@@ -1078,7 +1089,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
     let mut rule_fields: Vec<u8> = Vec::new();
     let mut atom_recs: Vec<u8> = Vec::new();
     let mut programs: Vec<u8> = Vec::new();
-    let mut dfas: Vec<Vec<u8>> = Vec::new();
+    let mut dfas = crate::automata::dfa::DfaSection::default();
     let mut always: Vec<u32> = Vec::new();
     let mut schema: Vec<FieldId> = Vec::new();
     // Prefilter literals per field: (folded bytes, atom index).
@@ -1141,6 +1152,19 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
         }
         programs.extend_from_slice(&prog);
 
+        // A glob's literal pieces are usually substrings of its stored
+        // pattern (`\\WORD*ABC` holds `\WORD` and `ABC`): they share its
+        // bytes.
+        let hosts: Vec<(String, (u32, u32))> = low
+            .atoms
+            .iter()
+            .filter_map(|a| match a {
+                AtomSpec::Glob { pattern, .. } if !pattern.is_empty() => {
+                    Some((pattern.clone(), strings.add(pattern)))
+                }
+                _ => None,
+            })
+            .collect();
         for (k, a) in low.atoms.iter().enumerate() {
             let idx = atom_base + k as u32;
             let gate = low.prefiltered[k];
@@ -1188,7 +1212,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                     // only stops a runaway exploration early.
                     let max_states = budget.clamp(3, fmt::dfa::MAX_STATES as usize);
                     let dfa = match crate::automata::dfa::build(source, *ci, max_states) {
-                        Ok(d) => d.to_bytes(),
+                        Ok(d) => d,
                         Err(DfaBuildError::TooBig(why)) => {
                             return Err(too_big(format!("more than the budget ({why})")))
                         }
@@ -1203,7 +1227,8 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                     if dfa.len() > budget {
                         return Err(too_big(format!("{} bytes", dfa.len())));
                     }
-                    dfa_sizes.push((dfa.len(), ri as usize, source.clone()));
+                    let (dfa_index, added) = dfas.add(&dfa);
+                    dfa_sizes.push((added, ri as usize, source.clone()));
                     let mut flags = if *ci {
                         fmt::ATOM_FLAG_CASE_INSENSITIVE
                     } else {
@@ -1215,13 +1240,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
                             .push((p.as_bytes().to_vec(), idx));
                         flags |= fmt::ATOM_FLAG_PREFILTERED | gate_flag;
                     }
-                    dfas.push(dfa);
-                    (
-                        AtomKind::REGEX,
-                        flags,
-                        source.clone(),
-                        dfas.len() as u32 - 1,
-                    )
+                    (AtomKind::REGEX, flags, source.clone(), dfa_index)
                 }
                 AtomSpec::Num { value, .. } => (AtomKind::NUM_EQ, 0, String::new(), *value),
             };
@@ -1235,7 +1254,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
             let (str_off, str_len) = if text.is_empty() {
                 (0, 0)
             } else {
-                strings.add(&text)
+                strings.add_within(&text, &hosts)
             };
             atom_recs.extend_from_slice(&ri.to_le_bytes());
             atom_recs.extend_from_slice(&a.field().0.to_le_bytes());
@@ -1341,24 +1360,7 @@ pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileE
         ac.write(*field, lazy_fields.contains(&FieldId(*field)), &mut pf);
     }
     // DFAS
-    let mut dfa_sec = Vec::new();
-    dfa_sec.extend_from_slice(&(dfas.len() as u32).to_le_bytes());
-    dfa_sec.extend_from_slice(&0u32.to_le_bytes());
-    let mut off = 8 + 8 * dfas.len();
-    let mut entries = Vec::new();
-    for d in &dfas {
-        off = off.next_multiple_of(8);
-        entries.push((off as u32, d.len() as u32));
-        off += d.len();
-    }
-    for (o, l) in &entries {
-        dfa_sec.extend_from_slice(&o.to_le_bytes());
-        dfa_sec.extend_from_slice(&l.to_le_bytes());
-    }
-    for (d, (o, _)) in dfas.iter().zip(&entries) {
-        dfa_sec.resize(*o as usize, 0);
-        dfa_sec.extend_from_slice(d);
-    }
+    let dfa_sec = dfas.to_bytes();
     // ALWAYS
     let always_bytes: Vec<u8> = always.iter().flat_map(|r| r.to_le_bytes()).collect();
     let versioned = |v: u32| -> Vec<u8> { [v.to_le_bytes(), [0; 4]].concat() };

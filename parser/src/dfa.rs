@@ -2,13 +2,15 @@
 //! the matcher's runner.
 //!
 //! A DFA steps once per *character* of the unfolded field: an ASCII
-//! character's class comes from a 128-entry table, any other character's
-//! from a binary search of the sorted range table; the next state from a
-//! `states × classes` table of 8- or 16-bit entries. State 0 means no match
-//! is possible any more, state 1 that a match was found (both end the run),
-//! state 2 is the start; at the end of the text, the end-of-input bit of the
-//! current state decides. UTF-16 is decoded on the fly (an unpaired
-//! surrogate is U+FFFD), never re-encoded.
+//! character's class comes from a 128-entry table; any other character's
+//! from a binary search of a range table (shared by the DFAs whose non-ASCII
+//! characters fall into the same classes, e.g. every DFA with a Unicode
+//! `\d`) and the DFA's map from the table's local classes to its own; the
+//! next state from a `states × classes` table of 8- or 16-bit entries.
+//! State 0 means no match is possible any more, state 1 that a match was
+//! found (both end the run), state 2 is the start; at the end of the text,
+//! the end-of-input bit of the current state decides. UTF-16 is decoded on
+//! the fly (an unpaired surrogate is U+FFFD), never re-encoded.
 //!
 //! Validation checks every table entry against its bound, so running a
 //! validated DFA reads only what was checked and ends after at most one step
@@ -19,44 +21,60 @@ use crate::wire::Region;
 use crate::ParseError;
 use channel_format::{self as fmt, dfa as d};
 
-/// A validated DFA blob, read in place.
+/// A validated DFA blob and its range table, read in place.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CharDfa<'a> {
     classes: usize,
     wide: bool,
+    sparse: bool,
+    /// Sparse rows (the row offsets are in `trans`).
+    rows: &'a [u8],
     ascii: &'a [u8; d::ASCII_LEN],
+    remap: &'a [u8],
+    /// The range table's entries (after its header).
     ranges: &'a [u8],
     trans: &'a [u8],
     eoi: &'a [u8],
 }
 
 impl<'a> CharDfa<'a> {
-    /// Reads the blob's frame. On validated blobs it always succeeds; any
-    /// inconsistency yields `None`, which the matcher treats as no match.
+    /// Reads a DFA blob and the range table it names (`table`: the blob of
+    /// range table `range_table`, looked up by the caller). On validated
+    /// data it always succeeds; any inconsistency yields `None`, which the
+    /// matcher treats as no match.
     #[inline]
-    pub(crate) fn read(blob: &'a [u8]) -> Option<CharDfa<'a>> {
+    pub(crate) fn read(blob: &'a [u8], table: impl Fn(u32) -> &'a [u8]) -> Option<CharDfa<'a>> {
         let r = Region {
             bytes: blob,
             offset: 0,
         };
         let n = r.le32(0);
         let k = u32::from(r.le16(4));
-        let rc = r.le32(8);
-        let l = fmt::dfa_layout(n, k, rc)?;
+        let sparse = r.le8(6) & d::FLAG_SPARSE != 0;
+        let t = table(r.le32(8));
+        let tr = Region {
+            bytes: t,
+            offset: 0,
+        };
+        let l = fmt::dfa_layout(n, k, tr.le32(4), sparse.then(|| r.le32(12)))?;
         Some(CharDfa {
             classes: k as usize,
             wide: l.width == 2,
+            sparse,
+            rows: blob.get(l.rows as usize..l.eoi as usize)?,
             ascii: blob
                 .get(l.ascii as usize..)?
                 .first_chunk::<{ d::ASCII_LEN }>()?,
-            ranges: blob.get(l.ranges as usize..l.trans as usize)?,
-            trans: blob.get(l.trans as usize..l.eoi as usize)?,
+            remap: blob.get(l.remap as usize..l.trans as usize)?,
+            ranges: t.get(d::RANGE_HEADER_LEN..)?,
+            trans: blob.get(l.trans as usize..l.rows as usize)?,
             eoi: blob.get(l.eoi as usize..l.len as usize)?,
         })
     }
 
     /// The class of a non-ASCII code point `c`: the last range whose first
-    /// code point is <= c (the first range starts at U+0080: validated).
+    /// code point is <= c (the first range starts at U+0080: validated),
+    /// through the local-class map.
     #[inline(never)]
     fn class_of_wide(&self, c: u32) -> usize {
         let count = self.ranges.len() / 4;
@@ -69,17 +87,15 @@ impl<'a> CharDfa<'a> {
                 hi = mid;
             }
         }
-        (self.range(lo) & 0xFF) as usize
+        let local = (self.range(lo) & 0xFF) as usize;
+        usize::from(self.remap.get(local).copied().unwrap_or(0))
     }
 
     #[inline]
     fn range(&self, i: usize) -> u32 {
-        match self
-            .ranges
-            .get(i.wrapping_mul(4)..)
-            .and_then(<[u8]>::first_chunk::<4>)
-        {
-            Some(w) => u32::from_le_bytes(*w),
+        let at = i.wrapping_mul(4);
+        match self.ranges.get(at..at.wrapping_add(4)) {
+            Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
             None => 0,
         }
     }
@@ -93,11 +109,53 @@ impl<'a> CharDfa<'a> {
     /// # Panics
     /// Never panics. Allocates nothing; one step per character.
     pub(crate) fn is_match(&self, text: Text<'_>) -> bool {
-        match (text, self.wide) {
-            (Text::Utf16(units), false) => self.run::<false, _>(units),
-            (Text::Utf16(units), true) => self.run::<true, _>(units),
-            (Text::Utf8(s), false) => self.run::<false, _>(s),
-            (Text::Utf8(s), true) => self.run::<true, _>(s),
+        match (text, self.wide, self.sparse) {
+            (Text::Utf16(units), false, false) => self.run::<false, false, _>(units),
+            (Text::Utf16(units), true, false) => self.run::<true, false, _>(units),
+            (Text::Utf16(units), false, true) => self.run::<false, true, _>(units),
+            (Text::Utf16(units), true, true) => self.run::<true, true, _>(units),
+            (Text::Utf8(s), false, false) => self.run::<false, false, _>(s),
+            (Text::Utf8(s), true, false) => self.run::<true, false, _>(s),
+            (Text::Utf8(s), false, true) => self.run::<false, true, _>(s),
+            (Text::Utf8(s), true, true) => self.run::<true, true, _>(s),
+        }
+    }
+
+    /// Target `i` of `n`-byte entries at byte `at` of the sparse rows.
+    #[inline(always)]
+    fn row_entry<const WIDE: bool>(&self, at: usize) -> usize {
+        if WIDE {
+            match self.rows.get(at..at.wrapping_add(2)) {
+                Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
+                None => 0,
+            }
+        } else {
+            self.rows.get(at).map_or(0, |&t| usize::from(t))
+        }
+    }
+
+    /// Transition of state `s` (>= 2) on class `c` through its sparse row:
+    /// the target of `c` if listed, else the default.
+    #[inline(always)]
+    fn next_sparse<const WIDE: bool>(&self, s: usize, c: usize) -> usize {
+        let at = s.wrapping_sub(2).wrapping_mul(2);
+        let off = match self.trans.get(at..at.wrapping_add(2)) {
+            Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
+            None => return 0,
+        };
+        let w = if WIDE { 2 } else { 1 };
+        let count_at = off.wrapping_add(w);
+        let n = usize::from(self.rows.get(count_at).copied().unwrap_or(0));
+        let classes_at = count_at.wrapping_add(1);
+        let classes = self
+            .rows
+            .get(classes_at..classes_at.wrapping_add(n))
+            .unwrap_or(&[]);
+        match classes.iter().position(|&x| usize::from(x) == c) {
+            Some(i) => {
+                self.row_entry::<WIDE>(classes_at.wrapping_add(n).wrapping_add(i.wrapping_mul(w)))
+            }
+            None => self.row_entry::<WIDE>(off),
         }
     }
 
@@ -106,12 +164,9 @@ impl<'a> CharDfa<'a> {
     fn next<const WIDE: bool>(&self, row: usize, c: usize) -> usize {
         let cell = row.wrapping_add(c);
         if WIDE {
-            match self
-                .trans
-                .get(cell.wrapping_mul(2)..)
-                .and_then(<[u8]>::first_chunk::<2>)
-            {
-                Some(w) => usize::from(u16::from_le_bytes(*w)),
+            let at = cell.wrapping_mul(2);
+            match self.trans.get(at..at.wrapping_add(2)) {
+                Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
                 None => 0,
             }
         } else {
@@ -122,7 +177,7 @@ impl<'a> CharDfa<'a> {
     /// The run: ASCII characters in a tight loop (class table, one
     /// transition, no call), others through the range table.
     #[inline(never)]
-    fn run<const WIDE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
+    fn run<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
         let k = self.classes;
         let start = d::START as usize;
         // Row of state `s` (>= 2) starts at cell `(s - 2) * k`.
@@ -143,7 +198,11 @@ impl<'a> CharDfa<'a> {
                     None => break,
                 },
             };
-            s = self.next::<WIDE>(row, c);
+            s = if SPARSE {
+                self.next_sparse::<WIDE>(s, c)
+            } else {
+                self.next::<WIDE>(row, c)
+            };
             if s < start {
                 return s == d::ACCEPT as usize;
             }
@@ -153,62 +212,32 @@ impl<'a> CharDfa<'a> {
     }
 }
 
-/// Validates one DFA blob (FORMAT.md, DFAS): header, layout length, ASCII
-/// classes, ranges, transitions and end-of-input padding bits.
-pub(crate) fn validate(blob: Region<'_>, index: u32) -> Result<(), ParseError> {
+/// Validates one range table (FORMAT.md, DFAS): header, exact length,
+/// entries ascending from U+0080, local classes below the class count.
+/// Returns the class count.
+pub(crate) fn validate_table(blob: Region<'_>, index: u32) -> Result<u32, ParseError> {
     let bad = |at: u32, reason| ParseError::BadDfa {
         offset: blob.at(at),
         index,
         reason,
     };
-    let n = blob.u32_at(0, "DFA state count")?;
-    let k = u32::from(blob.u16_at(4, "DFA class count")?);
-    let flags = blob.u8_at(6, "DFA flags")?;
-    let rc = blob.u32_at(8, "DFA range count")?;
-    if blob.u8_at(7, "DFA reserved")? != 0 || blob.u32_at(12, "DFA reserved")? != 0 {
-        return Err(ParseError::NonZeroReserved {
-            offset: blob.at(7),
-            what: "DFA header reserved fields",
-        });
-    }
-    if !(3..=d::MAX_STATES).contains(&n) {
-        return Err(bad(0, "state count is not in 3..=65536"));
-    }
-    if !(1..=d::MAX_CLASSES).contains(&k) {
-        return Err(bad(4, "class count is not in 1..=256"));
-    }
-    let wide = n > 256;
-    if flags != if wide { d::FLAG_WIDE } else { 0 } {
-        return Err(bad(
-            6,
-            "flags: 16-bit transitions exactly when there are more than 256 states",
-        ));
-    }
+    let rc = blob.u32_at(0, "range table entry count")?;
+    let lc = blob.u32_at(4, "range table class count")?;
     if rc == 0 {
-        return Err(bad(8, "the range table is empty"));
+        return Err(bad(0, "range table is empty"));
     }
-    let l = fmt::dfa_layout(n, k, rc).ok_or(ParseError::Overflow {
-        offset: blob.offset,
-        what: "DFA layout",
-    })?;
-    if blob.len() != l.len {
-        return Err(bad(0, "length differs from what its header implies"));
+    if !(1..=d::MAX_CLASSES).contains(&lc) {
+        return Err(bad(4, "range table class count is not in 1..=256"));
     }
-    let ascii = blob.sub(l.ascii, d::ASCII_LEN as u32, "DFA ASCII classes")?;
-    if let Some(i) = ascii.bytes.iter().position(|&c| u32::from(c) >= k) {
-        return Err(bad(
-            l.ascii.saturating_add(i as u32),
-            "ASCII class out of range",
-        ));
+    if fmt::range_table_len(rc) != Some(blob.len()) {
+        return Err(bad(0, "range table length differs from its entry count"));
     }
-    let ranges = blob.sub(l.ranges, l.trans.saturating_sub(l.ranges), "DFA ranges")?;
     let mut prev: Option<u32> = None;
-    for (i, chunk) in ranges.bytes.chunks_exact(4).enumerate() {
-        let at = l.ranges.saturating_add((i as u32).saturating_mul(4));
-        let v = match chunk {
-            &[a, b, c, dd] => u32::from_le_bytes([a, b, c, dd]),
-            _ => 0,
-        };
+    for i in 0..rc {
+        let at = i
+            .saturating_mul(4)
+            .saturating_add(d::RANGE_HEADER_LEN as u32);
+        let v = blob.u32_at(at, "range table entry")?;
         let (first, class) = (v >> 8, v & 0xFF);
         let ok = match prev {
             None => first == d::FIRST_RANGE,
@@ -220,30 +249,91 @@ pub(crate) fn validate(blob: Region<'_>, index: u32) -> Result<(), ParseError> {
                 "ranges must start at U+0080 and ascend strictly within U+10FFFF",
             ));
         }
-        if class >= k {
+        if class >= lc {
             return Err(bad(at, "range class out of range"));
         }
         prev = Some(first);
     }
-    let trans = blob.sub(l.trans, l.eoi.saturating_sub(l.trans), "DFA transitions")?;
-    if wide {
-        for (i, chunk) in trans.bytes.chunks_exact(2).enumerate() {
-            let t = match chunk {
-                &[a, b] => u32::from(u16::from_le_bytes([a, b])),
-                _ => u32::MAX,
-            };
-            if t >= n {
-                return Err(bad(
-                    l.trans.saturating_add((i as u32).saturating_mul(2)),
-                    "transition to a state that does not exist",
-                ));
-            }
-        }
-    } else if let Some(i) = trans.bytes.iter().position(|&t| u32::from(t) >= n) {
+    Ok(lc)
+}
+
+/// Validates one DFA blob (FORMAT.md, DFAS) whose range table has `local`
+/// classes (`table_count` tables exist): header, layout length, ASCII
+/// classes, class map, transitions and end-of-input padding bits.
+pub(crate) fn validate(
+    blob: Region<'_>,
+    index: u32,
+    table_count: u32,
+    local: impl Fn(u32) -> Result<u32, ParseError>,
+) -> Result<(), ParseError> {
+    let bad = |at: u32, reason| ParseError::BadDfa {
+        offset: blob.at(at),
+        index,
+        reason,
+    };
+    let n = blob.u32_at(0, "DFA state count")?;
+    let k = u32::from(blob.u16_at(4, "DFA class count")?);
+    let flags = blob.u8_at(6, "DFA flags")?;
+    let table = blob.u32_at(8, "DFA range table")?;
+    if blob.u8_at(7, "DFA reserved")? != 0 {
+        return Err(ParseError::NonZeroReserved {
+            offset: blob.at(7),
+            what: "DFA header reserved byte",
+        });
+    }
+    if !(3..=d::MAX_STATES).contains(&n) {
+        return Err(bad(0, "state count is not in 3..=65536"));
+    }
+    if !(1..=d::MAX_CLASSES).contains(&k) {
+        return Err(bad(4, "class count is not in 1..=256"));
+    }
+    let wide = n > 256;
+    if flags & !(d::FLAG_WIDE | d::FLAG_SPARSE) != 0 || (flags & d::FLAG_WIDE != 0) != wide {
         return Err(bad(
-            l.trans.saturating_add(i as u32),
-            "transition to a state that does not exist",
+            6,
+            "flags: unknown bits, or 16-bit transitions not exactly when there are more than 256 states",
         ));
+    }
+    if table >= table_count {
+        return Err(ParseError::OutOfRange {
+            offset: blob.at(8),
+            what: "DFA range table",
+            value: table,
+            bound: table_count,
+        });
+    }
+    let sparse = flags & d::FLAG_SPARSE != 0;
+    let sparse_len = blob.u32_at(12, "DFA sparse rows length")?;
+    if !sparse && sparse_len != 0 {
+        return Err(ParseError::NonZeroReserved {
+            offset: blob.at(12),
+            what: "DFA sparse rows length without sparse rows",
+        });
+    }
+    let l = fmt::dfa_layout(n, k, local(table)?, sparse.then_some(sparse_len)).ok_or(
+        ParseError::Overflow {
+            offset: blob.offset,
+            what: "DFA layout",
+        },
+    )?;
+    if blob.len() != l.len {
+        return Err(bad(0, "length differs from what its header implies"));
+    }
+    let classes = blob.sub(
+        l.ascii,
+        l.trans.saturating_sub(l.ascii),
+        "DFA ASCII classes and class map",
+    )?;
+    if let Some(i) = classes.bytes.iter().position(|&c| u32::from(c) >= k) {
+        return Err(bad(
+            l.ascii.saturating_add(i as u32),
+            "character class out of range",
+        ));
+    }
+    if sparse {
+        validate_sparse(blob, &l, n, k, wide, &bad)?;
+    } else {
+        validate_dense(blob, &l, n, wide, &bad)?;
     }
     // Bits past the last state must be zero (canonical files).
     let eoi = blob.sub(l.eoi, l.len.saturating_sub(l.eoi), "DFA end bits")?;
@@ -257,6 +347,104 @@ pub(crate) fn validate(blob: Region<'_>, index: u32) -> Result<(), ParseError> {
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Reads target `i` of a row of 1- or 2-byte entries.
+fn target(bytes: &[u8], at: u32, wide: bool) -> Option<u32> {
+    let at = at as usize;
+    if wide {
+        let w = bytes.get(at..at.checked_add(2)?)?;
+        Some(u32::from(u16::from_le_bytes(w.try_into().ok()?)))
+    } else {
+        bytes.get(at).map(|&t| u32::from(t))
+    }
+}
+
+/// Dense rows: every transition names a state that exists.
+fn validate_dense(
+    blob: Region<'_>,
+    l: &fmt::DfaLayout,
+    n: u32,
+    wide: bool,
+    bad: &impl Fn(u32, &'static str) -> ParseError,
+) -> Result<(), ParseError> {
+    let trans = blob.sub(l.trans, l.eoi.saturating_sub(l.trans), "DFA transitions")?;
+    let w = if wide { 2 } else { 1 };
+    let cells = trans.len() / w;
+    for i in 0..cells {
+        let at = i.saturating_mul(w);
+        if target(trans.bytes, at, wide).is_none_or(|t| t >= n) {
+            return Err(bad(
+                l.trans.saturating_add(at),
+                "transition to a state that does not exist",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sparse rows: the rows tile their bytes in order (each offset is where
+/// the previous row ends, the last ends at the length), each row's count
+/// is below the class count, its classes ascend strictly below it, and
+/// every target names a state that exists.
+fn validate_sparse(
+    blob: Region<'_>,
+    l: &fmt::DfaLayout,
+    n: u32,
+    k: u32,
+    wide: bool,
+    bad: &impl Fn(u32, &'static str) -> ParseError,
+) -> Result<(), ParseError> {
+    let offsets = blob.sub(l.trans, l.rows.saturating_sub(l.trans), "DFA row offsets")?;
+    let rows = blob.sub(l.rows, l.eoi.saturating_sub(l.rows), "DFA sparse rows")?;
+    let w: u32 = if wide { 2 } else { 1 };
+    let mut pos = 0u32;
+    for s in 0..n.saturating_sub(2) {
+        let at = s.saturating_mul(2);
+        let off = u32::from(offsets.u16_at(at, "DFA row offset")?);
+        if off != pos {
+            return Err(bad(
+                l.trans.saturating_add(at),
+                "sparse row offsets do not follow the rows in order",
+            ));
+        }
+        let row_err = |reason| bad(l.rows.saturating_add(off), reason);
+        if target(rows.bytes, off, wide).is_none_or(|t| t >= n) {
+            return Err(row_err("default transition to a state that does not exist"));
+        }
+        let count_at = off.saturating_add(w);
+        let count = u32::from(rows.u8_at(count_at, "DFA sparse row count")?);
+        if count >= k.max(1) {
+            return Err(row_err("sparse row lists every class"));
+        }
+        let classes_at = count_at.saturating_add(1);
+        let classes = rows.sub(classes_at, count, "DFA sparse row classes")?;
+        let mut prev: Option<u8> = None;
+        for &c in classes.bytes {
+            if prev.is_some_and(|p| p >= c) || u32::from(c) >= k {
+                return Err(row_err(
+                    "sparse row classes are not strictly ascending classes",
+                ));
+            }
+            prev = Some(c);
+        }
+        let targets_at = classes_at.saturating_add(count);
+        for i in 0..count {
+            let t = target(
+                rows.bytes,
+                targets_at.saturating_add(i.saturating_mul(w)),
+                wide,
+            );
+            if t.is_none_or(|t| t >= n) {
+                return Err(row_err("sparse transition to a state that does not exist"));
+            }
+        }
+        pos = targets_at.saturating_add(count.saturating_mul(w));
+    }
+    if pos != rows.len() {
+        return Err(bad(l.rows, "sparse rows do not end at their length"));
     }
     Ok(())
 }

@@ -26,7 +26,6 @@
 //! indices, rescanning the fields once per window: still exact, only slower,
 //! and only for pathological names.
 
-use crate::dfa::CharDfa;
 use crate::text::{glob_match, literal_match, Text, Units};
 use crate::view::{Automaton, ChannelFile, RuleView};
 use channel_format::{op, Action, AtomKind, FieldId, DENSE_EXIT_FLAG};
@@ -559,10 +558,14 @@ impl<'a> ChannelFile<'a> {
                     // change the result. The compiler puts cheap literal
                     // atoms before patterns, so a pattern runs only when
                     // its literal pieces hold.
+                    let idx = u32::from_le_bytes([a, b, c, d]);
                     let v = match prog.get(pc) {
                         Some(&op::AND) if stack & 1 == 0 => false,
                         Some(&op::OR) if stack & 1 == 1 => true,
-                        _ => self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, run, lazy),
+                        _ => match self.gate_literal(idx, run) {
+                            Some(v) => v,
+                            None => self.eval_atom(idx, event, run, lazy),
+                        },
                     };
                     stack = (stack << 1) | u64::from(v);
                 }
@@ -575,6 +578,23 @@ impl<'a> ChannelFile<'a> {
             }
         }
         stack & 1 == 1
+    }
+
+    /// A gate's truth when the rule's hits decide it (not reported, or a
+    /// reported literal), without a call; `None` otherwise.
+    #[inline(always)]
+    fn gate_literal(&self, idx: u32, run: &[Hit]) -> Option<bool> {
+        let at = (idx as usize)
+            .wrapping_mul(ATOM_LEN as usize)
+            .wrapping_add(channel_format::atom_offsets::KIND);
+        match self.atoms.bytes.get(at..at.wrapping_add(2)) {
+            Some(&[kind, flags]) if flags & channel_format::ATOM_FLAG_GATE != 0 => {
+                let hit = run.iter().any(|h| h.atom == idx);
+                // A reported pattern still runs its matcher.
+                (!hit || AtomKind(kind).is_literal()).then_some(hit)
+            }
+            _ => None,
+        }
     }
 
     /// One atom's truth. The record is read once; a prefiltered atom of a
@@ -590,8 +610,18 @@ impl<'a> ChannelFile<'a> {
         else {
             return false;
         };
-        let field = FieldId(u16::from_le_bytes([rec[4], rec[5]]));
         let kind = AtomKind(rec[6]);
+        // A gate is decided by the rule's hits (gates are never on a lazy
+        // field): false unless reported, and a reported literal is true.
+        if rec[7] & channel_format::ATOM_FLAG_GATE != 0 {
+            if !run.iter().any(|h| h.atom == idx) {
+                return false;
+            }
+            if kind.is_literal() {
+                return true;
+            }
+        }
+        let field = FieldId(u16::from_le_bytes([rec[4], rec[5]]));
         let prefiltered = rec[7] & channel_format::ATOM_FLAG_PREFILTERED != 0;
         let arg = u32::from_le_bytes([rec[16], rec[17], rec[18], rec[19]]);
         let (text, slot) = match field {
@@ -644,9 +674,7 @@ impl<'a> ChannelFile<'a> {
                 literal_match(kind, string, text)
             }
             AtomKind::GLOB => glob_match(string, text),
-            AtomKind::REGEX => {
-                CharDfa::read(self.dfa_bytes(arg)).is_some_and(|dfa| dfa.is_match(text))
-            }
+            AtomKind::REGEX => self.dfa(arg).is_some_and(|dfa| dfa.is_match(text)),
             _ => false,
         }
     }

@@ -96,7 +96,7 @@ pub fn parse_with_limits<'a>(
         });
     }
     let always_count = record_count(always, 4, "always", "is not a multiple of 4")?;
-    let dfa_count = parse_dfas(dfas, limits)?;
+    let (dfa_count, range_table_count) = parse_dfas(dfas, limits)?;
 
     let mut cf = ChannelFile {
         bytes,
@@ -111,6 +111,7 @@ pub fn parse_with_limits<'a>(
         rule_count,
         atom_count,
         dfa_count,
+        range_table_count,
         always_count,
         automata: [Automaton::EMPTY, Automaton::EMPTY],
         rollout: None,
@@ -558,60 +559,87 @@ fn declared(schema_mask: u64, field: FieldId) -> bool {
     }
 }
 
-fn parse_dfas(dfas: Region<'_>, limits: &Limits) -> Result<u32, ParseError> {
+fn parse_dfas(dfas: Region<'_>, limits: &Limits) -> Result<(u32, u32), ParseError> {
     let count = dfas.u32_at(0, "DFA count")?;
     check_limit(dfas.offset, "DFA count", count, limits.max_dfas)?;
-    if dfas.u32_at(4, "DFA reserved")? != 0 {
-        return Err(ParseError::NonZeroReserved {
-            offset: dfas.at(4),
-            what: "DFA section reserved word",
-        });
-    }
+    let tables = dfas.u32_at(4, "DFA range table count")?;
+    check_limit(dfas.at(4), "DFA range table count", tables, limits.max_dfas)?;
+    dfas.sub(8, 8, "DFA section reserved")?
+        .check_zero("DFA section reserved bytes")?;
+    let entries = add(count, tables, dfas.offset, "DFA entries")?;
     let table_end = add(
-        8,
-        mul(count, 8, dfas.offset, "DFA table")?,
+        fmt::DFA_SECTION_HEADER_LEN as u32,
+        mul(
+            entries,
+            fmt::DFA_ENTRY_LEN as u32,
+            dfas.offset,
+            "DFA entry table",
+        )?,
         dfas.offset,
-        "DFA table",
+        "DFA entry table",
     )?;
-    dfas.sub(0, table_end, "DFA table")?;
+    dfas.sub(0, table_end, "DFA entry table")?;
+    // Every blob (DFAs, then range tables): aligned, ascending, in bounds,
+    // zero padding between; the total within the budget.
     let mut pos = table_end;
     let mut total = 0u32;
-    for i in 0..count {
-        let at = add(
-            8,
-            mul(i, 8, dfas.offset, "DFA entry")?,
-            dfas.offset,
-            "DFA entry",
-        )?;
-        let off = dfas.u32_at(at, "DFA offset")?;
-        let len = dfas.u32_at(add(at, 4, dfas.offset, "DFA entry")?, "DFA length")?;
-        check_limit(dfas.at(at), "DFA length", len, limits.max_dfa_len)?;
+    for i in 0..entries {
+        let (at, off, len) = dfa_entry(dfas, i)?;
+        if i < count {
+            check_limit(dfas.at(at), "DFA length", len, limits.max_dfa_len)?;
+        }
         total = total.saturating_add(len);
         check_limit(dfas.at(at), "total DFA length", total, limits.max_dfa_total)?;
-        if !off.is_multiple_of(8) || off < pos {
+        if !off.is_multiple_of(fmt::DFA_ALIGN) || off < pos {
             return Err(ParseError::OutOfRange {
                 offset: dfas.at(at),
-                what: "DFA offset (8-aligned, ascending)",
+                what: "DFA blob offset (aligned, ascending)",
                 value: off,
                 bound: dfas.len(),
             });
         }
         dfas.sub(pos, off.saturating_sub(pos), "DFA padding")?
-            .check_zero("padding between DFAs")?;
-        let blob = dfas
-            .sub(off, len, "DFA")
+            .check_zero("padding between DFA blobs")?;
+        dfas.sub(off, len, "DFA blob")
             .map_err(|_| ParseError::OutOfRange {
                 offset: dfas.at(at),
-                what: "DFA end",
+                what: "DFA blob end",
                 value: off.saturating_add(len),
                 bound: dfas.len().saturating_add(1),
             })?;
-        crate::dfa::validate(blob, i)?;
         pos = off.saturating_add(len);
     }
     dfas.sub(pos, dfas.len().saturating_sub(pos), "DFA padding")?
-        .check_zero("padding after the last DFA")?;
-    Ok(count)
+        .check_zero("padding after the last DFA blob")?;
+    let blob = |i: u32| -> Result<Region<'_>, ParseError> {
+        let (_, off, len) = dfa_entry(dfas, i)?;
+        dfas.sub(off, len, "DFA blob")
+    };
+    // Range tables first: the DFAs' layouts depend on their class counts.
+    for t in 0..tables {
+        crate::dfa::validate_table(blob(add(count, t, dfas.offset, "DFA entry")?)?, t)?;
+    }
+    let local = |t: u32| -> Result<u32, ParseError> {
+        blob(add(count, t, dfas.offset, "DFA entry")?)?.u32_at(4, "range table class count")
+    };
+    for i in 0..count {
+        crate::dfa::validate(blob(i)?, i, tables, local)?;
+    }
+    Ok((count, tables))
+}
+
+/// Entry `i` of the DFAS section's entry table: (where the entry is,
+/// blob offset, blob length).
+fn dfa_entry(dfas: Region<'_>, i: u32) -> Result<(u32, u32, u32), ParseError> {
+    let at = add(
+        fmt::DFA_SECTION_HEADER_LEN as u32,
+        mul(i, fmt::DFA_ENTRY_LEN as u32, dfas.offset, "DFA entry")?,
+        dfas.offset,
+        "DFA entry",
+    )?;
+    let off = dfas.u32_at(at, "DFA blob offset")?;
+    let len = dfas.u32_at(add(at, 4, dfas.offset, "DFA entry")?, "DFA blob length")?;
+    Ok((at, off, len))
 }
 
 /// Two-bit abstract value for Kleene evaluation of a condition with
@@ -1071,6 +1099,7 @@ fn parse_prefilter<'a>(
 /// An automaton's header, checked.
 struct AutomatonHeader {
     field: FieldId,
+    narrow: bool,
     lazy: bool,
     states: u32,
     dense: u32,
@@ -1095,7 +1124,7 @@ fn automaton_header(
         return Err(bad(h.offset, "field is not declared in the schema"));
     }
     let flags = h.u32_at(16, "automaton flags")?;
-    if flags & !fmt::AUTOMATON_FLAG_LAZY != 0 {
+    if flags & !(fmt::AUTOMATON_FLAG_LAZY | fmt::AUTOMATON_FLAG_NARROW) != 0 {
         return Err(ParseError::InvalidValue {
             offset: h.at(16),
             what: "automaton flags",
@@ -1119,13 +1148,16 @@ fn automaton_header(
             "needs at least the root, and between 1 and all of its states dense",
         ));
     }
-    let layout =
-        fmt::automaton_layout(states, dense, classes, outputs).ok_or(ParseError::Overflow {
+    let narrow = flags & fmt::AUTOMATON_FLAG_NARROW != 0;
+    let layout = fmt::automaton_layout(states, dense, classes, outputs, narrow).ok_or(
+        ParseError::Overflow {
             offset: h.offset,
             what: "automaton layout",
-        })?;
+        },
+    )?;
     Ok(AutomatonHeader {
         field,
+        narrow,
         lazy: flags & fmt::AUTOMATON_FLAG_LAZY != 0,
         states,
         dense,
@@ -1145,6 +1177,7 @@ fn parse_automaton<'a>(
     let bad = |at: u32, reason| ParseError::BadAutomaton { offset: at, reason };
     let AutomatonHeader {
         field,
+        narrow,
         lazy,
         states: s_count,
         dense: d_count,
@@ -1187,6 +1220,7 @@ fn parse_automaton<'a>(
     let rel = |at: u32| at.saturating_sub(l.edge_start);
     let a = Automaton {
         field,
+        narrow,
         lazy,
         state_count: s_count,
         dense_count: d_count,
@@ -1201,6 +1235,8 @@ fn parse_automaton<'a>(
         labels_at: rel(l.labels),
     };
     let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
+    // Width of an index-array entry, for error offsets.
+    let w = if narrow { 2u32 } else { 4 };
     let e_count = s_count.saturating_sub(1);
     // Ranges of edges and outputs: ascending, from 0 to the totals.
     for (arr, total, what) in [
@@ -1217,9 +1253,9 @@ fn parse_automaton<'a>(
     ] {
         let mut prev = 0u32;
         for s in 0..=s_count {
-            let v = arr.le32(s.saturating_mul(4));
+            let v = crate::view::index_at(arr.bytes, 0, s, narrow);
             if (s == 0 && v != 0) || v < prev || v > total || (s == s_count && v != total) {
-                return Err(bad(arr.at(s.saturating_mul(4)), what));
+                return Err(bad(arr.at(s.saturating_mul(w)), what));
             }
             prev = v;
         }
@@ -1235,9 +1271,9 @@ fn parse_automaton<'a>(
         return Err(bad(out_start.offset, "the root has outputs"));
     }
     for s in 0..s_count {
-        let at = edge_start.at(s.saturating_mul(4));
-        let e0 = edge_start.le32(s.saturating_mul(4));
-        let e1 = edge_start.le32(s.saturating_add(1).saturating_mul(4));
+        let at = edge_start.at(s.saturating_mul(w));
+        let e0 = a.edge_start(s);
+        let e1 = a.edge_start(s.saturating_add(1));
         let d = depth(s);
         if e1 > e0 {
             // Children e0+1 ..= e1 (breadth-first numbering): after their parent.
@@ -1270,14 +1306,14 @@ fn parse_automaton<'a>(
             let f = a.fail(s);
             if f >= s_count || depth(f) >= d {
                 return Err(bad(
-                    fail.at(s.saturating_mul(4)),
+                    fail.at(s.saturating_mul(w)),
                     "failure link does not lead to a shallower state",
                 ));
             }
         }
         let (o0, o1) = a.output_range(s);
         for k in o0..o1 {
-            let oat = outputs.at(k.saturating_mul(4));
+            let oat = outputs.at(k.saturating_mul(w));
             let atom_idx = a.output(k);
             if atom_idx >= cf.atom_count {
                 return Err(ParseError::OutOfRange {

@@ -50,6 +50,8 @@ pub struct SectionInfo {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Automaton<'a> {
     pub(crate) field: FieldId,
+    /// The index arrays are `u16` (else `u32`).
+    pub(crate) narrow: bool,
     /// Scanned only when a candidate rule reads one of its atoms.
     pub(crate) lazy: bool,
     pub(crate) state_count: u32,
@@ -73,6 +75,21 @@ pub(crate) struct Automaton<'a> {
 /// The class map of an absent automaton.
 static NO_CLASSES: [u8; 256] = [0; 256];
 
+/// Entry `i` of an index array of `u16` (`narrow`) or `u32` at byte `base`
+/// of validated data; 0 out of range (validation rules it out).
+#[inline(always)]
+pub(crate) fn index_at(b: &[u8], base: u32, i: u32, narrow: bool) -> u32 {
+    if narrow {
+        let at = base.wrapping_add(i.wrapping_mul(2)) as usize;
+        match b.get(at..at.wrapping_add(2)) {
+            Some(w) => u32::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
+            None => 0,
+        }
+    } else {
+        le32(b, base.wrapping_add(i.wrapping_mul(4)))
+    }
+}
+
 /// Little-endian `u32` at byte `at` of validated data; 0 out of range
 /// (validation rules it out).
 #[inline(always)]
@@ -88,6 +105,7 @@ pub(crate) fn le32(b: &[u8], at: u32) -> u32 {
 impl<'a> Automaton<'a> {
     pub(crate) const EMPTY: Automaton<'static> = Automaton {
         field: FieldId(0),
+        narrow: false,
         lazy: false,
         state_count: 0,
         dense_count: 0,
@@ -124,7 +142,7 @@ impl<'a> Automaton<'a> {
     /// The first edge of state `s` (edges of `s`: up to state `s + 1`'s).
     #[inline]
     pub(crate) fn edge_start(&self, s: u32) -> u32 {
-        le32(self.tables, s.wrapping_mul(4))
+        index_at(self.tables, 0, s, self.narrow)
     }
 
     /// The goto child of the (sparse) state `s` on class `c`, if any: edge
@@ -143,20 +161,27 @@ impl<'a> Automaton<'a> {
     /// The failure link of state `s`.
     #[inline]
     pub(crate) fn fail(&self, s: u32) -> u32 {
-        le32(self.tables, self.fail_at.wrapping_add(s.wrapping_mul(4)))
+        index_at(self.tables, self.fail_at, s, self.narrow)
     }
 
     /// The output range `[o0, o1)` of state `s`.
     #[inline]
     pub(crate) fn output_range(&self, s: u32) -> (u32, u32) {
-        let at = self.out_start_at.wrapping_add(s.wrapping_mul(4));
-        (le32(self.tables, at), le32(self.tables, at.wrapping_add(4)))
+        (
+            index_at(self.tables, self.out_start_at, s, self.narrow),
+            index_at(
+                self.tables,
+                self.out_start_at,
+                s.wrapping_add(1),
+                self.narrow,
+            ),
+        )
     }
 
     /// Output `k` (an atom index).
     #[inline]
     pub(crate) fn output(&self, k: u32) -> u32 {
-        le32(self.tables, self.outputs_at.wrapping_add(k.wrapping_mul(4)))
+        index_at(self.tables, self.outputs_at, k, self.narrow)
     }
 }
 
@@ -175,6 +200,7 @@ pub struct ChannelFile<'a> {
     pub(crate) rule_count: u32,
     pub(crate) atom_count: u32,
     pub(crate) dfa_count: u32,
+    pub(crate) range_table_count: u32,
     pub(crate) always_count: u32,
     /// Prefilter automata: index 0 pipe name, 1 image.
     pub(crate) automata: [Automaton<'a>; 2],
@@ -234,6 +260,11 @@ impl<'a> ChannelFile<'a> {
     /// Number of DFAs.
     pub fn dfa_count(&self) -> u32 {
         self.dfa_count
+    }
+
+    /// Number of range tables the DFAs share.
+    pub fn dfa_range_table_count(&self) -> u32 {
+        self.range_table_count
     }
 
     /// Number of rules evaluated on every event.
@@ -325,15 +356,26 @@ impl<'a> ChannelFile<'a> {
         self.always.le32(i.wrapping_mul(4))
     }
 
-    /// DFA blob `index` (validated).
-    pub(crate) fn dfa_bytes(&self, index: u32) -> &'a [u8] {
-        let at = index.wrapping_mul(8).wrapping_add(8);
-        let off = self.dfas.le32(at);
-        let len = self.dfas.le32(at.wrapping_add(4));
+    /// Blob `index` of the DFAS section: DFA `index`, or range table
+    /// `index - dfa_count` (validated).
+    pub(crate) fn dfa_blob(&self, index: u32) -> &'a [u8] {
+        let at = index
+            .wrapping_mul(fmt::DFA_ENTRY_LEN as u32)
+            .wrapping_add(fmt::DFA_SECTION_HEADER_LEN as u32);
+        let off = self.dfas.le32(at) as usize;
+        let len = self.dfas.le32(at.wrapping_add(4)) as usize;
         self.dfas
-            .sub(off, len, "dfa")
-            .map(|r| r.bytes)
+            .bytes
+            .get(off..off.wrapping_add(len))
             .unwrap_or(&[])
+    }
+
+    /// DFA `index` with its range table (validated).
+    pub(crate) fn dfa(&self, index: u32) -> Option<crate::dfa::CharDfa<'a>> {
+        let dfas = *self;
+        crate::dfa::CharDfa::read(self.dfa_blob(index), move |t| {
+            dfas.dfa_blob(dfas.dfa_count.wrapping_add(t))
+        })
     }
 }
 

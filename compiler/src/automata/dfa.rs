@@ -99,12 +99,87 @@ impl CharDfa {
         self.states > 256
     }
 
-    /// Serialized length in bytes (see [`CharDfa::to_bytes`]).
+    /// The range table in canonical form (local classes numbered by first
+    /// occurrence) and the class of each local class: DFAs whose non-ASCII
+    /// characters fall into the same classes share one table.
+    pub fn range_table(&self) -> (Vec<(u32, u8)>, Vec<u8>) {
+        let mut remap: Vec<u8> = Vec::new();
+        let table = self
+            .ranges
+            .iter()
+            .map(|&(first, class)| {
+                let local = match remap.iter().position(|&c| c == class) {
+                    Some(l) => l,
+                    None => {
+                        remap.push(class);
+                        remap.len() - 1
+                    }
+                };
+                (first, local as u8)
+            })
+            .collect();
+        (table, remap)
+    }
+
+    /// Sparse rows of states 2..: the offset of each row and the rows
+    /// (default target, count, the classes that go elsewhere, their
+    /// targets), as FORMAT.md lays them out.
+    pub fn sparse_rows(&self) -> (Vec<u16>, Vec<u8>) {
+        let mut offsets = Vec::new();
+        let mut data = Vec::new();
+        let put = |data: &mut Vec<u8>, t: u16| {
+            if self.wide() {
+                data.extend_from_slice(&t.to_le_bytes());
+            } else {
+                data.push(t as u8);
+            }
+        };
+        for row in self.trans.chunks(self.classes.max(1)) {
+            offsets.push(data.len().min(usize::from(u16::MAX)) as u16);
+            let mut counts: HashMap<u16, usize> = HashMap::new();
+            for &t in row {
+                *counts.entry(t).or_default() += 1;
+            }
+            let default = counts
+                .iter()
+                .max_by_key(|&(&t, &n)| (n, std::cmp::Reverse(t)))
+                .map_or(0, |(&t, _)| t);
+            let others: Vec<(u8, u16)> = row
+                .iter()
+                .enumerate()
+                .filter(|&(_, &t)| t != default)
+                .map(|(c, &t)| (c as u8, t))
+                .collect();
+            put(&mut data, default);
+            data.push(others.len() as u8);
+            data.extend(others.iter().map(|&(c, _)| c));
+            for &(_, t) in &others {
+                put(&mut data, t);
+            }
+        }
+        (offsets, data)
+    }
+
+    /// Whether the DFA is written with sparse rows: when that is smaller and
+    /// the regex is anchored at the start (no transition returns to the
+    /// start state), so that runs are short and the row search is cheap.
+    /// Unanchored DFAs scan whole names and keep dense rows.
+    pub fn sparse(&self) -> bool {
+        let anchored = !self.trans.contains(&START);
+        let (offsets, data) = self.sparse_rows();
+        anchored
+            && data.len() < usize::from(u16::MAX)
+            && offsets.len() * 2 + data.len() < self.trans.len() * if self.wide() { 2 } else { 1 }
+    }
+
+    /// Length of the DFA's blob, without its (shared) range table.
     pub fn len(&self) -> usize {
+        let sparse = self.sparse().then(|| self.sparse_rows().1.len() as u32);
         channel_format::dfa_blob_len(
             self.states as u32,
             self.classes as u32,
-            self.ranges.len() as u32,
+            self.range_table().1.len() as u32,
+            sparse,
         )
         .unwrap_or(usize::MAX)
     }
@@ -114,26 +189,43 @@ impl CharDfa {
         false
     }
 
-    /// The blob as FORMAT.md lays it out.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The blob as FORMAT.md lays it out, classifying non-ASCII characters
+    /// through range table `table` (which must be [`CharDfa::range_table`]'s).
+    pub fn to_bytes(&self, table: u32) -> Vec<u8> {
         use channel_format::dfa as d;
+        let (_, remap) = self.range_table();
+        let sparse = self.sparse();
+        let (offsets, rows) = self.sparse_rows();
         let mut b = Vec::with_capacity(self.len());
         b.extend_from_slice(&(self.states as u32).to_le_bytes());
         b.extend_from_slice(&(self.classes as u16).to_le_bytes());
-        b.push(if self.wide() { d::FLAG_WIDE } else { 0 });
+        let mut flags = 0;
+        if self.wide() {
+            flags |= d::FLAG_WIDE;
+        }
+        if sparse {
+            flags |= d::FLAG_SPARSE;
+        }
+        b.push(flags);
         b.push(0);
-        b.extend_from_slice(&(self.ranges.len() as u32).to_le_bytes());
-        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&table.to_le_bytes());
+        let sparse_len = if sparse { rows.len() as u32 } else { 0 };
+        b.extend_from_slice(&sparse_len.to_le_bytes());
         debug_assert_eq!(b.len(), d::HEADER_LEN);
         b.extend_from_slice(&self.ascii);
-        for &(s, c) in &self.ranges {
-            b.extend_from_slice(&((s << 8) | u32::from(c)).to_le_bytes());
-        }
-        for &t in &self.trans {
-            if self.wide() {
-                b.extend_from_slice(&t.to_le_bytes());
-            } else {
-                b.push(t as u8);
+        b.extend_from_slice(&remap);
+        if sparse {
+            for o in &offsets {
+                b.extend_from_slice(&o.to_le_bytes());
+            }
+            b.extend_from_slice(&rows);
+        } else {
+            for &t in &self.trans {
+                if self.wide() {
+                    b.extend_from_slice(&t.to_le_bytes());
+                } else {
+                    b.push(t as u8);
+                }
             }
         }
         let mut bits = vec![0u8; self.states.div_ceil(8)];
@@ -145,6 +237,76 @@ impl CharDfa {
         b.extend_from_slice(&bits);
         debug_assert_eq!(b.len(), self.len());
         b
+    }
+}
+
+/// The DFAS section being written: DFA blobs and the range tables they
+/// share.
+#[derive(Debug, Default)]
+pub struct DfaSection {
+    dfas: Vec<Vec<u8>>,
+    tables: Vec<Vec<u8>>,
+    index: HashMap<Vec<(u32, u8)>, u32>,
+}
+
+impl DfaSection {
+    /// Adds a DFA; returns its index and the bytes it adds to the section
+    /// (its blob, plus its range table when no earlier DFA shares it).
+    pub fn add(&mut self, d: &CharDfa) -> (u32, usize) {
+        let (table, remap) = d.range_table();
+        let mut added = 0;
+        let next = self.tables.len() as u32;
+        let t = *self.index.entry(table.clone()).or_insert_with(|| {
+            let mut b = Vec::with_capacity(8 + 4 * table.len());
+            b.extend_from_slice(&(table.len() as u32).to_le_bytes());
+            b.extend_from_slice(&(remap.len() as u32).to_le_bytes());
+            for &(first, local) in &table {
+                b.extend_from_slice(&((first << 8) | u32::from(local)).to_le_bytes());
+            }
+            added += b.len();
+            self.tables.push(b);
+            next
+        });
+        let blob = d.to_bytes(t);
+        added += blob.len();
+        self.dfas.push(blob);
+        ((self.dfas.len() - 1) as u32, added)
+    }
+
+    /// Number of DFAs.
+    pub fn len(&self) -> usize {
+        self.dfas.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.dfas.is_empty()
+    }
+
+    /// The section's bytes (FORMAT.md, DFAS).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use channel_format as fmt;
+        let blobs: Vec<&Vec<u8>> = self.dfas.iter().chain(&self.tables).collect();
+        let mut out = Vec::new();
+        out.extend_from_slice(&(self.dfas.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.tables.len() as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        let mut off = fmt::DFA_SECTION_HEADER_LEN + fmt::DFA_ENTRY_LEN * blobs.len();
+        let mut entries = Vec::with_capacity(blobs.len());
+        for b in &blobs {
+            off = off.next_multiple_of(fmt::DFA_ALIGN as usize);
+            entries.push((off as u32, b.len() as u32));
+            off += b.len();
+        }
+        for (o, l) in &entries {
+            out.extend_from_slice(&o.to_le_bytes());
+            out.extend_from_slice(&l.to_le_bytes());
+        }
+        for (b, (o, _)) in blobs.iter().zip(&entries) {
+            out.resize(*o as usize, 0);
+            out.extend_from_slice(b);
+        }
+        out
     }
 }
 

@@ -200,15 +200,27 @@ impl Prefilter {
         p
     }
 
+    /// Whether the four index arrays fit `u16` (FORMAT.md: NARROW).
+    pub fn narrow(&self) -> bool {
+        let fits = |v: &[u32]| v.iter().all(|&x| x <= u32::from(u16::MAX));
+        self.states() <= 1 << 16
+            && fits(&self.edge_start)
+            && fits(&self.fail)
+            && fits(&self.out_start)
+            && fits(&self.outputs)
+    }
+
     /// Appends the automaton for field `field` (header, arrays, padding);
     /// `lazy`: scanned only when a candidate rule reads one of its atoms.
     pub fn write(&self, field: u16, lazy: bool, out: &mut Vec<u8>) {
         let s = self.states() as u32;
+        let narrow = self.narrow();
         let layout = channel_format::automaton_layout(
             s,
             self.dense_count as u32,
             self.class_count as u32,
             self.outputs.len() as u32,
+            narrow,
         )
         .expect("automaton layout fits u32");
         let start = out.len();
@@ -217,23 +229,26 @@ impl Prefilter {
         out.extend_from_slice(&s.to_le_bytes());
         out.extend_from_slice(&(self.dense_count as u32).to_le_bytes());
         out.extend_from_slice(&(self.outputs.len() as u32).to_le_bytes());
-        let flags = if lazy {
-            channel_format::AUTOMATON_FLAG_LAZY
-        } else {
-            0
-        };
+        let mut flags = 0;
+        if lazy {
+            flags |= channel_format::AUTOMATON_FLAG_LAZY;
+        }
+        if narrow {
+            flags |= channel_format::AUTOMATON_FLAG_NARROW;
+        }
         out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&self.classes);
-        for arr in [
-            &self.dense,
-            &self.edge_start,
-            &self.fail,
-            &self.out_start,
-            &self.outputs,
-        ] {
-            for w in arr.iter() {
-                out.extend_from_slice(&w.to_le_bytes());
+        for w in &self.dense {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        for arr in [&self.edge_start, &self.fail, &self.out_start, &self.outputs] {
+            for &w in arr.iter() {
+                if narrow {
+                    out.extend_from_slice(&(w as u16).to_le_bytes());
+                } else {
+                    out.extend_from_slice(&w.to_le_bytes());
+                }
             }
         }
         out.extend_from_slice(&self.labels);
