@@ -139,15 +139,79 @@ pub struct ProgramError {
 /// iterator ends. Callers must consume it to the end or to the error.
 #[derive(Debug, Clone)]
 pub struct Instructions<'a> {
+    /// What is left to decode.
     rest: &'a [u8],
-    at: u32,
+    /// The program's length: an instruction's offset is this minus the
+    /// length of `rest` before it (computed only where it is used, so the
+    /// matcher's evaluation loop pays nothing for it).
+    len: usize,
 }
 
 /// The instructions of `program` (see [`Instructions`]). Never panics.
 pub fn instructions(program: &[u8]) -> Instructions<'_> {
     Instructions {
         rest: program,
-        at: 0,
+        len: program.len(),
+    }
+}
+
+/// Why an instruction does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The opcode is not one of [`op`].
+    UnknownOpcode,
+    /// The program ends inside an ATOM operand.
+    TruncatedOperand,
+}
+
+impl DecodeError {
+    /// The reason as [`ProgramError`] and the parser's `BadProgram` give it.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            DecodeError::UnknownOpcode => "unknown opcode",
+            DecodeError::TruncatedOperand => "truncated atom operand",
+        }
+    }
+}
+
+/// Decodes the instruction at the start of `rest`, moves `rest` past it and
+/// hands it to `visit`: `None` at the end of the program, `Some(Err(_))` for
+/// an unknown opcode or an operand cut off (then `rest` is left as it was and
+/// `visit` is not called). The one decoder of the format: [`decode`],
+/// [`Instructions`] and the matcher's evaluation loop all go through it.
+/// `visit` is called from each opcode's own branch with a constant
+/// instruction, so that once inlined the caller's own `match` on the
+/// instruction folds into the decoder's (one dispatch per instruction on
+/// the matching path). Never panics.
+#[inline(always)]
+pub fn step(rest: &mut &[u8], visit: impl FnOnce(Instr)) -> Option<Result<(), DecodeError>> {
+    let program = *rest;
+    let opcode = *program.first()?;
+    let instr = match opcode {
+        op::ATOM => match program.get(1..MAX_INSTR_LEN) {
+            Some(&[a, b, c, d]) => Instr::Atom(u32::from_le_bytes([a, b, c, d])),
+            _ => return Some(Err(DecodeError::TruncatedOperand)),
+        },
+        op::AND => Instr::And,
+        op::OR => Instr::Or,
+        op::NOT => Instr::Not,
+        op::TRUE => Instr::True,
+        op::FALSE => Instr::False,
+        _ => return Some(Err(DecodeError::UnknownOpcode)),
+    };
+    *rest = program.get(instr.encoded_len()..).unwrap_or(&[]);
+    visit(instr);
+    Some(Ok(()))
+}
+
+/// Decodes the instruction at the start of `rest` and moves `rest` past it
+/// ([`step`] returning the instruction).
+#[inline]
+pub fn decode(rest: &mut &[u8]) -> Option<Result<Instr, DecodeError>> {
+    let mut out = Instr::False;
+    match step(rest, |i| out = i)? {
+        Ok(()) => Some(Ok(out)),
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -156,34 +220,17 @@ impl Iterator for Instructions<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (&opcode, operand) = self.rest.split_first()?;
-        let at = self.at;
-        let fail = |reason| ProgramError { at, reason };
-        let instr = match opcode {
-            op::ATOM => match operand.split_first_chunk::<ATOM_OPERAND_LEN>() {
-                Some((a, rest)) => {
-                    self.rest = rest;
-                    self.at = at.saturating_add(MAX_INSTR_LEN as u32);
-                    return Some(Ok((at, Instr::Atom(u32::from_le_bytes(*a)))));
-                }
-                None => {
-                    self.rest = &[];
-                    return Some(Err(fail("truncated atom operand")));
-                }
-            },
-            op::AND => Instr::And,
-            op::OR => Instr::Or,
-            op::NOT => Instr::Not,
-            op::TRUE => Instr::True,
-            op::FALSE => Instr::False,
-            _ => {
+        let at = u32::try_from(self.len.wrapping_sub(self.rest.len())).unwrap_or(u32::MAX);
+        match decode(&mut self.rest)? {
+            Ok(instr) => Some(Ok((at, instr))),
+            Err(e) => {
                 self.rest = &[];
-                return Some(Err(fail("unknown opcode")));
+                Some(Err(ProgramError {
+                    at,
+                    reason: e.reason(),
+                }))
             }
-        };
-        self.rest = operand;
-        self.at = at.saturating_add(1);
-        Some(Ok((at, instr)))
+        }
     }
 }
 

@@ -23,7 +23,8 @@
 
 use crate::text::{glob_match, Text};
 use crate::view::{Automaton, ChannelFile, RuleView, StateRec};
-use channel_format::{atom, op, rule, Action, AtomKind, EventKind, Field, FieldId};
+use channel_format::program::{self, Instr};
+use channel_format::{atom, rule, Action, AtomKind, EventKind, Field, FieldId};
 
 const ATOM_LEN: u32 = atom::LEN_U32;
 use core::ops::ControlFlow;
@@ -465,25 +466,24 @@ impl<'a> ChannelFile<'a> {
             .bytes
             .get(off as usize..(off as usize).saturating_add(len as usize))
             .unwrap_or(&[]);
+        // The format's decoder (a validated program: a decoding error cannot
+        // happen; it would count as "no match").
+        let mut rest = prog;
         let mut stack = 0u64;
-        let mut pc = 0usize;
-        while let Some(&opcode) = prog.get(pc) {
-            pc = pc.saturating_add(1);
-            match opcode {
-                op::ATOM => {
-                    let idx = match prog.get(pc..pc.saturating_add(4)) {
-                        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-                        _ => return false,
-                    };
-                    pc = pc.saturating_add(4);
-                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, scratch, dfas));
+        while let Some(decoded) = program::step(&mut rest, |instr| {
+            stack = match instr {
+                Instr::Atom(idx) => {
+                    (stack << 1) | u64::from(self.eval_atom(idx, event, scratch, dfas))
                 }
-                op::TRUE => stack = (stack << 1) | 1,
-                op::FALSE => stack <<= 1,
-                op::NOT => stack ^= 1,
-                op::AND => stack = (stack >> 1) & (stack | !1),
-                op::OR => stack = (stack >> 1) | (stack & 1),
-                _ => return false,
+                Instr::True => (stack << 1) | 1,
+                Instr::False => stack << 1,
+                Instr::Not => stack ^ 1,
+                Instr::And => (stack >> 1) & (stack | !1),
+                Instr::Or => (stack >> 1) | (stack & 1),
+            }
+        }) {
+            if decoded.is_err() {
+                return false;
             }
         }
         stack & 1 == 1
