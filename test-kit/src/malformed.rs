@@ -205,15 +205,23 @@ pub fn fixture_file() -> Vec<u8> {
     }
 }
 
-/// A valid file taken apart into its sections, to rebuild with changes.
+/// A valid file taken apart into its sections, to rebuild with changes
+/// (header and section table are written again by
+/// `pipe_compiler::compile::assemble`).
 #[derive(Debug, Clone)]
-struct Parts {
-    sequence: u64,
-    sections: Vec<(SectionKind, u32, Vec<u8>)>,
+pub struct Parts {
+    /// The header's sequence number.
+    pub sequence: u64,
+    /// (kind, flags, body) in file order.
+    pub sections: Vec<(SectionKind, u32, Vec<u8>)>,
 }
 
 impl Parts {
-    fn of(bytes: &[u8]) -> Parts {
+    /// Takes a valid file apart.
+    ///
+    /// # Panics
+    /// When `bytes` is not a valid channel file.
+    pub fn of(bytes: &[u8]) -> Parts {
         let aligned = AlignedBytes::new(bytes);
         let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
             Ok(f) => f,
@@ -234,13 +242,18 @@ impl Parts {
             sections,
         }
     }
-    fn body(&mut self, kind: SectionKind) -> &mut Vec<u8> {
+    /// The body of the section of `kind`.
+    ///
+    /// # Panics
+    /// When there is no such section.
+    pub fn body(&mut self, kind: SectionKind) -> &mut Vec<u8> {
         match self.sections.iter_mut().find(|s| s.0 == kind) {
             Some(s) => &mut s.2,
             None => panic!("no section {kind}"),
         }
     }
-    fn build(&self) -> Vec<u8> {
+    /// The file laid out again.
+    pub fn build(&self) -> Vec<u8> {
         assemble(self.sequence, 0, &self.sections)
     }
     /// The bytes of rule record `i`.
