@@ -315,15 +315,15 @@ expect active.origin ioctl "content 2 came by IOCTL"
 expect lkg.sequence 1 "content 1 is last-known-good"
 ctl eval-v2 eval '\v2only'
 expect rule 2001 "rule only in content 2 matches"
-# Content 2 has a regex rule: its DFA was loaded once into pool slots at
-# load (the driver logs "1 of 1 DFAs loaded") and EVAL runs it from there.
+# Content 2 has a regex rule: its DFA is read in place from the content
+# buffer (the driver logs "1 DFAs read in place") and EVAL runs it there.
 ctl eval-v2-re eval '\v2re_123'
-expect rule 2002 "regex rule matches through its loaded DFA"
+expect rule 2002 "regex rule matches through its DFA (read in place)"
 ctl eval-v2-re-miss eval '\v2re_12'
 expect matched 0 "regex rule does not match a near miss"
-if grep -a -h "hot-loaded content 2 (" "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | grep -q "1 of 1 DFAs loaded"; then
-  pass "content 2's DFA loaded once at hot load (driver log)"
-else fail "no 'hot-loaded content 2 (... 1 of 1 DFAs loaded)' line in the driver log"; fi
+if grep -a -h "hot-loaded content 2 (" "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | grep -q "1 DFAs read in place"; then
+  pass "content 2's DFA read in place at hot load (driver log)"
+else fail "no 'hot-loaded content 2 (... 1 DFAs read in place)' line in the driver log"; fi
 ctl load-stale load 'C:\pipesensor\content\C-00000291-00000001.sys'
 expect result rejected "stale sequence refused without --force"
 expect error.code 3 "stale refusal code"

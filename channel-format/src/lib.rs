@@ -1,24 +1,57 @@
 //! The binary layout of pipe-sensor channel files (`C-00000291-<seq>.sys`),
-//! format version 1. `FORMAT.md` next to this crate specifies every byte; this
-//! crate holds the same facts as constants so that the writer (`pipe-compiler`)
-//! and the reader (`channel-parser`) cannot disagree.
+//! format version 2. `FORMAT.md` next to this crate specifies every byte; this
+//! crate holds the same facts as code, and is the only place that knows a
+//! byte offset: the writer (`pipe-compiler`), the reader (`channel-parser`),
+//! the signature check (`content-trust`), the test tooling and `pipectl
+//! inspect` all go through it.
 //!
 //! Everything is little-endian: the sensor runs on x86_64 and aarch64 Windows,
-//! both little-endian, so a reader never swaps bytes. Fixed records are
-//! described by `#[repr(C)]` structs made only of byte arrays (alignment 1),
-//! whose sizes and field offsets are checked at compile time with
-//! `static_assertions`. The reader never transmutes them: they document and pin
-//! the offsets that it reads with bounds-checked little-endian loads.
+//! both little-endian, so a reader never swaps bytes.
+//!
+//! - **Records** (`record.rs`): one table per fixed record (header, section
+//!   entry, schema entry, rule, rule field, atom, prefilter and automaton
+//!   headers, state, output, DFA table and entry, always entry, rollout,
+//!   signature header and entry) generates the decoded struct
+//!   ([`RuleRecord`]) with safe `read`/`write`, the byte-array layout struct
+//!   ([`RawRule`]) whose size and offsets are asserted at compile time, and
+//!   typed offset constants ([`rule::ATOMS_START`]).
+//! - **Variable layouts**: [`AutomatonLayout`] (a prefilter automaton's
+//!   class map, dense rows, index arrays, labels and depths),
+//!   [`DfaLayout`] (a character-level DFA's classes and transitions) and
+//!   the alignment constants.
+//! - **Condition programs** ([`program`]): opcodes, encoder, decoding
+//!   iterator and the one implementation of the ALWAYS (Kleene) rule.
+//!
+//! Reads and writes never panic and never allocate: a slice too short for a
+//! record gives `None`.
 //!
 //! Newtypes over integers (`SectionKind`, `FieldId`, ...) keep unknown values
 //! representable: whether an unknown value is skipped or rejected is the
 //! parser's decision, written down in `FORMAT.md`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+mod le;
+pub mod program;
+#[macro_use]
+mod record;
+
+pub use le::{Field, Le};
+pub use program::op;
+pub use record::*;
 
 use core::fmt;
-use core::mem::{offset_of, size_of};
 use static_assertions::const_assert_eq;
 
 /// The 8 magic bytes every channel file starts with.
@@ -27,7 +60,9 @@ pub const MAGIC: [u8; 8] = *b"PIPECHN\0";
 /// big-endian file (which no writer produces).
 pub const ENDIAN_MARKER: u16 = 0xFEFF;
 /// The major format version this crate describes. A reader accepts exactly its
-/// own major version.
+/// own major version. Version 2 (the character-level DFAs, the dense/sparse
+/// prefilter with gates) replaced version 1, whose files a version-2 reader
+/// rejects with `UnsupportedVersion` naming the version.
 pub const FORMAT_VERSION: u16 = 2;
 /// The minor format version this crate writes. Readers accept any minor
 /// version: minor versions only add optional sections and optional flags.
@@ -38,84 +73,10 @@ pub const CHANNEL_PIPES: u32 = 291;
 /// the file (DFAs need 4; 8 leaves room for 64-bit fields).
 pub const SECTION_ALIGN: u32 = 8;
 
-/// The fixed file header: 64 bytes at offset 0.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawHeader {
-    /// [`MAGIC`].
-    pub magic: [u8; 8],
-    /// [`ENDIAN_MARKER`], little-endian.
-    pub endian: [u8; 2],
-    /// Header length in bytes: 64 in version 1.
-    pub header_len: [u8; 2],
-    /// Major format version: [`FORMAT_VERSION`].
-    pub format_major: [u8; 2],
-    /// Minor format version.
-    pub format_minor: [u8; 2],
-    /// Channel number: [`CHANNEL_PIPES`].
-    pub channel: [u8; 4],
-    /// Flags a reader must understand: an unknown set bit rejects the file.
-    pub required_flags: [u8; 4],
-    /// Content sequence number; larger is newer.
-    pub sequence: [u8; 8],
-    /// Length of the whole file in bytes.
-    pub total_len: [u8; 4],
-    /// Number of entries in the section table that follows the header.
-    pub section_count: [u8; 4],
-    /// Flags a reader may ignore.
-    pub optional_flags: [u8; 4],
-    /// Must be zero.
-    pub reserved0: [u8; 4],
-    /// Must be zero.
-    pub reserved1: [u8; 16],
-}
-const_assert_eq!(size_of::<RawHeader>(), HEADER_LEN as usize);
-const_assert_eq!(offset_of!(RawHeader, magic), 0);
-const_assert_eq!(offset_of!(RawHeader, endian), 8);
-const_assert_eq!(offset_of!(RawHeader, header_len), 10);
-const_assert_eq!(offset_of!(RawHeader, format_major), 12);
-const_assert_eq!(offset_of!(RawHeader, format_minor), 14);
-const_assert_eq!(offset_of!(RawHeader, channel), 16);
-const_assert_eq!(offset_of!(RawHeader, required_flags), 20);
-const_assert_eq!(offset_of!(RawHeader, sequence), 24);
-const_assert_eq!(offset_of!(RawHeader, total_len), 32);
-const_assert_eq!(offset_of!(RawHeader, section_count), 36);
-const_assert_eq!(offset_of!(RawHeader, optional_flags), 40);
-const_assert_eq!(offset_of!(RawHeader, reserved0), 44);
-const_assert_eq!(offset_of!(RawHeader, reserved1), 48);
-
-/// Byte offsets of the header fields (the same numbers as the assertions above).
-pub mod header {
-    /// Offset of the magic.
-    pub const MAGIC: usize = 0;
-    /// Offset of the endianness marker.
-    pub const ENDIAN: usize = 8;
-    /// Offset of the header length.
-    pub const HEADER_LEN: usize = 10;
-    /// Offset of the major version.
-    pub const FORMAT_MAJOR: usize = 12;
-    /// Offset of the minor version.
-    pub const FORMAT_MINOR: usize = 14;
-    /// Offset of the channel number.
-    pub const CHANNEL: usize = 16;
-    /// Offset of the required flags.
-    pub const REQUIRED_FLAGS: usize = 20;
-    /// Offset of the sequence number.
-    pub const SEQUENCE: usize = 24;
-    /// Offset of the total length.
-    pub const TOTAL_LEN: usize = 32;
-    /// Offset of the section count.
-    pub const SECTION_COUNT: usize = 36;
-    /// Offset of the optional flags.
-    pub const OPTIONAL_FLAGS: usize = 40;
-    /// Offset of the first reserved word.
-    pub const RESERVED0: usize = 44;
-    /// Offset of the 16 reserved bytes.
-    pub const RESERVED1: usize = 48;
-}
-
-/// Length of [`RawHeader`].
-pub const HEADER_LEN: u16 = 64;
+/// Length of the header ([`HeaderRecord`]), as the `u16` its
+/// `header_len` field holds.
+pub const HEADER_LEN: u16 = header::LEN_U32 as u16;
+const_assert_eq!(HEADER_LEN as usize, header::LEN);
 
 /// Required-flag bits known to format 1.0 (none yet). Any other bit set makes
 /// a version-1.0 reader reject the file.
@@ -123,26 +84,8 @@ pub const KNOWN_REQUIRED_FLAGS: u32 = 0;
 /// Optional flag: the file was produced for testing (inspect shows it).
 pub const OPTIONAL_FLAG_TEST_CONTENT: u32 = 1;
 
-/// One entry of the section table (16 bytes each, right after the header).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawSectionEntry {
-    /// A [`SectionKind`].
-    pub kind: [u8; 4],
-    /// [`SECTION_FLAG_CRITICAL`] and reserved bits (must be zero).
-    pub flags: [u8; 4],
-    /// Offset from the start of the file; a multiple of [`SECTION_ALIGN`].
-    pub offset: [u8; 4],
-    /// Length in bytes.
-    pub len: [u8; 4],
-}
-/// Length of [`RawSectionEntry`].
-pub const SECTION_ENTRY_LEN: usize = 16;
-const_assert_eq!(size_of::<RawSectionEntry>(), SECTION_ENTRY_LEN);
-const_assert_eq!(offset_of!(RawSectionEntry, kind), 0);
-const_assert_eq!(offset_of!(RawSectionEntry, flags), 4);
-const_assert_eq!(offset_of!(RawSectionEntry, offset), 8);
-const_assert_eq!(offset_of!(RawSectionEntry, len), 12);
+/// Length of a section-table entry ([`SectionRecord`]).
+pub const SECTION_ENTRY_LEN: usize = section::LEN;
 
 /// Section flag: a reader that does not know this section kind must reject
 /// the file. Without it an unknown section is skipped.
@@ -194,13 +137,13 @@ int_newtype! {
         STRINGS = 6 => "strings",
         /// The literal prefilter automata (one per string field).
         PREFILTER = 7 => "prefilter",
-        /// Serialized regex-automata dense DFAs.
+        /// Character-level DFAs of regex atoms and their range tables.
         DFAS = 8 => "dfas",
         /// Indices of rules evaluated on every event.
         ALWAYS = 9 => "always",
-        /// Staged-rollout policy (reserved: versioned, no policy defined yet).
+        /// Staged-rollout policy and rollback instruction ([`RolloutRecord`]).
         ROLLOUT = 10 => "rollout",
-        /// Signature block (reserved: versioned, no signature defined yet).
+        /// Ed25519 signatures ([`SignatureRecord`], [`SignatureEntryRecord`]).
         SIGNATURE = 11 => "signature",
     }
 }
@@ -311,94 +254,18 @@ impl AtomKind {
     }
 }
 
-/// One rule record in the RULES section (32 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawRule {
-    /// Rule id, unique in the file.
-    pub id: [u8; 4],
-    /// Offset of the name in STRINGS.
-    pub name_off: [u8; 4],
-    /// Length of the name in bytes.
-    pub name_len: [u8; 4],
-    /// Offset of the first field id in RULE_FIELDS (in entries).
-    pub fields_start: [u8; 4],
-    /// Number of field ids.
-    pub fields_count: [u8; 2],
-    /// A [`Severity`].
-    pub severity: u8,
-    /// An [`Action`].
-    pub action: u8,
-    /// Offset of the condition program in PROGRAMS.
-    pub prog_off: [u8; 4],
-    /// Length of the condition program in bytes.
-    pub prog_len: [u8; 2],
-    /// [`RULE_FLAG_ALWAYS`]; other bits must be zero.
-    pub flags: [u8; 2],
-    /// Index of the rule's first atom in ATOMS; its atoms are contiguous.
-    pub atoms_start: [u8; 4],
-}
-/// Length of [`RawRule`].
-pub const RULE_LEN: usize = 32;
-const_assert_eq!(size_of::<RawRule>(), RULE_LEN);
-const_assert_eq!(offset_of!(RawRule, id), 0);
-const_assert_eq!(offset_of!(RawRule, name_off), 4);
-const_assert_eq!(offset_of!(RawRule, name_len), 8);
-const_assert_eq!(offset_of!(RawRule, fields_start), 12);
-const_assert_eq!(offset_of!(RawRule, fields_count), 16);
-const_assert_eq!(offset_of!(RawRule, severity), 18);
-const_assert_eq!(offset_of!(RawRule, action), 19);
-const_assert_eq!(offset_of!(RawRule, prog_off), 20);
-const_assert_eq!(offset_of!(RawRule, prog_len), 24);
-const_assert_eq!(offset_of!(RawRule, flags), 26);
-const_assert_eq!(offset_of!(RawRule, atoms_start), 28);
+/// Length of a rule record ([`RuleRecord`]).
+pub const RULE_LEN: usize = rule::LEN;
 
-/// Rule flag: the rule can match without any of its atoms being reported by
+/// Rule flag: the rule can match without any of its gates being reported by
 /// the prefilter, so the matcher evaluates it on every event. It is set
 /// exactly when the rule's condition is not false under Kleene logic with
-/// prefiltered atoms false and the others unknown (the parser recomputes it).
+/// its gates ([`ATOM_FLAG_GATE`]) false and the other atoms unknown (the
+/// parser recomputes it).
 pub const RULE_FLAG_ALWAYS: u16 = 1;
 
-/// One atom record in the ATOMS section (20 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawAtom {
-    /// Index of the rule the atom belongs to.
-    pub rule: [u8; 4],
-    /// The [`FieldId`] it tests.
-    pub field: [u8; 2],
-    /// An [`AtomKind`].
-    pub kind: u8,
-    /// [`ATOM_FLAG_PREFILTERED`], [`ATOM_FLAG_CASE_INSENSITIVE`].
-    pub flags: u8,
-    /// Offset in STRINGS of the literal (folded) or of the pattern source.
-    pub str_off: [u8; 4],
-    /// Length of that string in bytes.
-    pub str_len: [u8; 4],
-    /// DFA index (GLOB, REGEX) or value (NUM_EQ); zero otherwise.
-    pub arg: [u8; 4],
-}
-/// Length of [`RawAtom`].
-pub const ATOM_LEN: usize = 20;
-const_assert_eq!(size_of::<RawAtom>(), ATOM_LEN);
-const_assert_eq!(offset_of!(RawAtom, rule), 0);
-const_assert_eq!(offset_of!(RawAtom, field), 4);
-const_assert_eq!(offset_of!(RawAtom, kind), 6);
-const_assert_eq!(offset_of!(RawAtom, flags), 7);
-const_assert_eq!(offset_of!(RawAtom, str_off), 8);
-const_assert_eq!(offset_of!(RawAtom, str_len), 12);
-const_assert_eq!(offset_of!(RawAtom, arg), 16);
-
-/// Byte offsets inside an atom record ([`RawAtom`]), for readers of single
-/// fields.
-pub mod atom_offsets {
-    /// The kind byte.
-    pub const KIND: usize = 6;
-    /// The flags byte (right after the kind).
-    pub const FLAGS: usize = 7;
-}
-const_assert_eq!(offset_of!(RawAtom, kind), atom_offsets::KIND);
-const_assert_eq!(offset_of!(RawAtom, flags), atom_offsets::FLAGS);
+/// Length of an atom record ([`AtomRecord`]).
+pub const ATOM_LEN: usize = atom::LEN;
 
 /// Atom flag: the atom is an output of its field's prefilter automaton. A
 /// literal atom is then decided by the scan alone; a GLOB or REGEX atom
@@ -415,63 +282,64 @@ pub const ATOM_FLAG_CASE_INSENSITIVE: u8 = 2;
 /// lazy.
 pub const ATOM_FLAG_GATE: u8 = 4;
 
-/// One schema entry (4 bytes): a field the rules read and its type.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawSchemaEntry {
-    /// A [`FieldId`].
-    pub field: [u8; 2],
-    /// A [`FieldType`].
-    pub field_type: u8,
-    /// Must be zero.
-    pub reserved: u8,
-}
-/// Length of [`RawSchemaEntry`].
-pub const SCHEMA_ENTRY_LEN: usize = 4;
-const_assert_eq!(size_of::<RawSchemaEntry>(), SCHEMA_ENTRY_LEN);
-const_assert_eq!(offset_of!(RawSchemaEntry, field), 0);
-const_assert_eq!(offset_of!(RawSchemaEntry, field_type), 2);
-const_assert_eq!(offset_of!(RawSchemaEntry, reserved), 3);
+/// Length of a schema entry ([`SchemaRecord`]).
+pub const SCHEMA_ENTRY_LEN: usize = schema::LEN;
+/// Length of an automaton header ([`AutomatonRecord`]).
+pub const AUTOMATON_HEADER_LEN: usize = automaton::LEN;
 
-/// Header of one prefilter automaton inside PREFILTER (24 bytes). The
-/// section is a u32 count of automata, a reserved u32, then that many
-/// automata, each 8-aligned relative to the section start. After the
-/// header come, in this order: the class map (256 bytes), the dense rows
-/// (`dense_count × class_count` u32), the edge starts (`S + 1`), the
-/// failure links (`S`), the output starts (`S + 1`), the outputs (`O`) —
-/// these four u32, or u16 with [`AUTOMATON_FLAG_NARROW`] —, the edge labels
-/// (`S − 1` class ids), the depths (`S` bytes) and zero padding to 8 (see
-/// [`automaton_layout`]).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawAutomatonHeader {
-    /// The string [`FieldId`] this automaton scans.
-    pub field: [u8; 2],
-    /// Number of byte classes `C` (1..=256).
-    pub class_count: [u8; 2],
-    /// Number of states `S` (at least 1: the root).
-    pub state_count: [u8; 4],
-    /// Number of dense states `D` (1..=S): states `0..D` have a full row of
-    /// `C` transitions.
-    pub dense_count: [u8; 4],
-    /// Number of output entries `O`.
-    pub output_count: [u8; 4],
-    /// [`AUTOMATON_FLAG_LAZY`]; other bits zero.
-    pub flags: [u8; 4],
-    /// Must be zero.
-    pub reserved: [u8; 4],
-}
-/// Length of [`RawAutomatonHeader`].
-pub const AUTOMATON_HEADER_LEN: usize = 24;
-const_assert_eq!(size_of::<RawAutomatonHeader>(), AUTOMATON_HEADER_LEN);
-const_assert_eq!(offset_of!(RawAutomatonHeader, field), 0);
-const_assert_eq!(offset_of!(RawAutomatonHeader, class_count), 2);
-const_assert_eq!(offset_of!(RawAutomatonHeader, state_count), 4);
-const_assert_eq!(offset_of!(RawAutomatonHeader, dense_count), 8);
-const_assert_eq!(offset_of!(RawAutomatonHeader, output_count), 12);
-const_assert_eq!(offset_of!(RawAutomatonHeader, flags), 16);
-const_assert_eq!(offset_of!(RawAutomatonHeader, reserved), 20);
+/// Version word at the start of the ROLLOUT section.
+pub const ROLLOUT_VERSION: u32 = 1;
+/// ROLLOUT flag: ring, percentage and not-before time are set.
+pub const ROLLOUT_FLAG_POLICY: u32 = 1;
+/// ROLLOUT flag: this file is a signed rollback instruction (see FORMAT.md).
+pub const ROLLOUT_FLAG_ROLLBACK: u32 = 2;
+/// Length of a ROLLOUT section with no flags: the version and flags words
+/// of [`RolloutRecord`].
+pub const ROLLOUT_LEN_EMPTY: usize = rollout::FLAGS.end();
+/// Length of a ROLLOUT section with any flag: the whole [`RolloutRecord`].
+pub const ROLLOUT_LEN: usize = rollout::LEN;
+/// Largest ROLLOUT percentage, in thousandths of a percent (100 %).
+pub const ROLLOUT_PERCENT_MILLI_MAX: u32 = 100_000;
 
+int_newtype! {
+    /// A staged-rollout ring.
+    Ring(u8) {
+        /// First machines to get content.
+        CANARY = 0 => "canary",
+        /// The next wave.
+        EARLY = 1 => "early",
+        /// Everyone.
+        BROAD = 2 => "broad",
+    }
+}
+/// Version word at the start of the SIGNATURE section.
+pub const SIGNATURE_VERSION: u32 = 1;
+/// Most signatures one file may carry (key rotation: old and new key).
+pub const MAX_SIGNATURES: u32 = 4;
+
+/// Every DFA and range table blob starts at a multiple of this many bytes
+/// from the start of the DFAS section.
+pub const DFA_ALIGN: u32 = 4;
+/// Every prefilter automaton starts, and ends, at a multiple of this many
+/// bytes from the start of the PREFILTER section.
+pub const AUTOMATON_ALIGN: u32 = 8;
+
+/// Length of the class map after an automaton header: one class per byte.
+pub const AUTOMATON_CLASS_MAP_LEN: usize = 256;
+/// Bit 31 of a dense transition: the target state has outputs or is not
+/// dense (the matcher's hot loop leaves on it).
+pub const DENSE_EXIT_FLAG: u32 = 1 << 31;
+/// Bytes of one dense transition of an automaton (a `u32`).
+pub const AUTOMATON_DENSE_ENTRY_LEN: u32 = 4;
+/// Bytes of one entry of an automaton's index arrays (edge starts, failure
+/// links, output starts, outputs): 2 with [`AUTOMATON_FLAG_NARROW`], else 4.
+pub const fn automaton_index_len(narrow: bool) -> u32 {
+    if narrow {
+        2
+    } else {
+        4
+    }
+}
 /// Automaton flag: the field is scanned only when a candidate rule reads
 /// one of the automaton's atoms; none of its atoms is a gate.
 pub const AUTOMATON_FLAG_LAZY: u32 = 1;
@@ -480,84 +348,81 @@ pub const AUTOMATON_FLAG_LAZY: u32 = 1;
 /// fits: up to 65,536 states and 65,535 outputs naming atoms below 65,536).
 pub const AUTOMATON_FLAG_NARROW: u32 = 2;
 
-/// Length of the class map after the automaton header: one class per byte.
-pub const AUTOMATON_CLASS_MAP_LEN: usize = 256;
-/// Bit 31 of a dense transition: the target state has outputs or is not
-/// dense (the matcher's hot loop leaves on it).
-pub const DENSE_EXIT_FLAG: u32 = 1 << 31;
-
-/// Offsets of an automaton's arrays, relative to its header, for `S`
-/// states, `D` dense states, `C` classes and `O` outputs. The writer and
-/// the reader both use it.
+/// Where the parts of one prefilter automaton lie, in bytes from the start
+/// of its [`AutomatonRecord`] (FORMAT.md §10): the header, the class map
+/// (256 bytes), the dense rows (`D × C` u32), the edge starts (`S + 1`),
+/// the failure links (`S`), the output starts (`S + 1`), the outputs
+/// (`O`) — these four u32, or u16 with [`AUTOMATON_FLAG_NARROW`] —, the
+/// edge labels (`S − 1` class ids), the depths (`S` bytes) and zero padding
+/// to [`AUTOMATON_ALIGN`]. The reader loads every value with bounds-checked
+/// little-endian reads, so no part needs more alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutomatonLayout {
     /// The 256-byte class map.
     pub classes: u32,
     /// `D × C` u32 dense transitions.
     pub dense: u32,
-    /// `S + 1` u32 edge starts.
+    /// `S + 1` edge starts.
     pub edge_start: u32,
-    /// `S` u32 failure links.
+    /// `S` failure links.
     pub fail: u32,
-    /// `S + 1` u32 output starts.
+    /// `S + 1` output starts.
     pub out_start: u32,
-    /// `O` u32 outputs (atom indices).
+    /// `O` outputs (atom indices).
     pub outputs: u32,
     /// `S − 1` edge labels (class ids).
     pub labels: u32,
     /// `S` depths.
     pub depths: u32,
     /// End of the depths (before the padding).
+    pub depths_end: u32,
+    /// Length of the whole automaton, padding included.
     pub end: u32,
-    /// Total length including the zero padding to 8.
-    pub padded_len: u32,
 }
 
-/// See [`AutomatonLayout`]; `None` on overflow.
-pub const fn automaton_layout(
-    s: u32,
-    d: u32,
-    c: u32,
-    o: u32,
-    narrow: bool,
-) -> Option<AutomatonLayout> {
-    macro_rules! tri {
-        ($e:expr) => {
-            match $e {
-                Some(v) => v,
-                None => return None,
-            }
-        };
+impl AutomatonLayout {
+    /// The layout of an automaton with `s` states, `d` dense states, `c`
+    /// classes and `o` outputs, its index arrays `u16` when `narrow`;
+    /// `None` when a part does not fit in a `u32`.
+    pub const fn new(s: u32, d: u32, c: u32, o: u32, narrow: bool) -> Option<AutomatonLayout> {
+        macro_rules! tri {
+            ($e:expr) => {
+                match $e {
+                    Some(v) => v,
+                    None => return None,
+                }
+            };
+        }
+        let w = automaton_index_len(narrow);
+        let classes = automaton::LEN_U32;
+        let dense = tri!(classes.checked_add(AUTOMATON_CLASS_MAP_LEN as u32));
+        let edge_start = tri!(dense.checked_add(tri!(
+            tri!(d.checked_mul(c)).checked_mul(AUTOMATON_DENSE_ENTRY_LEN)
+        )));
+        let fail = tri!(edge_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(w))));
+        let out_start = tri!(fail.checked_add(tri!(s.checked_mul(w))));
+        let outputs = tri!(out_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(w))));
+        let labels = tri!(outputs.checked_add(tri!(o.checked_mul(w))));
+        let depths = tri!(labels.checked_add(s.saturating_sub(1)));
+        let depths_end = tri!(depths.checked_add(s));
+        let end = tri!(align_to(depths_end, AUTOMATON_ALIGN));
+        Some(AutomatonLayout {
+            classes,
+            dense,
+            edge_start,
+            fail,
+            out_start,
+            outputs,
+            labels,
+            depths,
+            depths_end,
+            end,
+        })
     }
-    let w = if narrow { 2 } else { 4 };
-    let classes = AUTOMATON_HEADER_LEN as u32;
-    let dense = classes + AUTOMATON_CLASS_MAP_LEN as u32;
-    let edge_start = tri!(dense.checked_add(tri!(tri!(d.checked_mul(c)).checked_mul(4))));
-    let fail = tri!(edge_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(w))));
-    let out_start = tri!(fail.checked_add(tri!(s.checked_mul(w))));
-    let outputs = tri!(out_start.checked_add(tri!(tri!(s.checked_add(1)).checked_mul(w))));
-    let labels = tri!(outputs.checked_add(tri!(o.checked_mul(w))));
-    let depths = tri!(labels.checked_add(s.saturating_sub(1)));
-    let end = tri!(depths.checked_add(s));
-    let padded_len = tri!(align_up(end));
-    Some(AutomatonLayout {
-        classes,
-        dense,
-        edge_start,
-        fail,
-        out_start,
-        outputs,
-        labels,
-        depths,
-        end,
-        padded_len,
-    })
 }
 
-/// The character-level DFA of one regex atom, in the DFAS section.
+/// Constants of the character-level DFAs of regex atoms (DFAS section).
 pub mod dfa {
-    /// Length of [`super::RawDfaHeader`].
-    pub const HEADER_LEN: usize = 16;
     /// Header flag: transitions are 16-bit (more than 256 states); else 8-bit.
     pub const FLAG_WIDE: u8 = 1;
     /// Header flag: sparse rows (a default target and the classes that go
@@ -577,99 +442,27 @@ pub mod dfa {
     pub const MAX_STATES: u32 = 1 << 16;
     /// Most classes (8-bit class ids).
     pub const MAX_CLASSES: u32 = 256;
-    /// Length of [`super::RawRangeTableHeader`].
-    pub const RANGE_HEADER_LEN: usize = 8;
+    /// Bytes of one sparse row offset (a `u16`).
+    pub const ROW_OFFSET_LEN: u32 = 2;
+    /// Bytes of one range table entry (a `u32`: first code point << 8 |
+    /// local class).
+    pub const RANGE_ENTRY_LEN: u32 = 4;
+    /// Bytes of one transition target: 2 with [`FLAG_WIDE`], else 1.
+    pub const fn target_len(wide: bool) -> u32 {
+        if wide {
+            2
+        } else {
+            1
+        }
+    }
 }
 
-/// The start of the DFAS section (16 bytes); then `dfa_count` entries
-/// ([`RawDfaEntry`]) for the DFAs, `range_table_count` entries for the
-/// range tables, and the blobs (ascending, [`DFA_ALIGN`]-aligned, zero
-/// padding between).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawDfaSection {
-    /// Number of DFAs.
-    pub dfa_count: [u8; 4],
-    /// Number of range tables.
-    pub range_table_count: [u8; 4],
-    /// Zero.
-    pub reserved: [u8; 8],
-}
-/// Length of [`RawDfaSection`].
-pub const DFA_SECTION_HEADER_LEN: usize = 16;
-const_assert_eq!(size_of::<RawDfaSection>(), DFA_SECTION_HEADER_LEN);
-const_assert_eq!(offset_of!(RawDfaSection, dfa_count), 0);
-const_assert_eq!(offset_of!(RawDfaSection, range_table_count), 4);
-const_assert_eq!(offset_of!(RawDfaSection, reserved), 8);
-
-/// Where a DFA or a range table lies in the DFAS section (8 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawDfaEntry {
-    /// Offset relative to the section, a multiple of [`DFA_ALIGN`].
-    pub offset: [u8; 4],
-    /// Length in bytes.
-    pub len: [u8; 4],
-}
-/// Length of [`RawDfaEntry`].
-pub const DFA_ENTRY_LEN: usize = 8;
-const_assert_eq!(size_of::<RawDfaEntry>(), DFA_ENTRY_LEN);
-const_assert_eq!(offset_of!(RawDfaEntry, offset), 0);
-const_assert_eq!(offset_of!(RawDfaEntry, len), 4);
-/// Alignment of each blob in the DFAS section.
-pub const DFA_ALIGN: u32 = 4;
-
-/// Header of a DFA blob (16 bytes). The blob continues with the ASCII class
-/// table (128 bytes), the class of each local class of its range table
-/// (`L` bytes, `L` the table's class count), the transitions of states 2..
-/// and the end-of-input bits (`ceil(N / 8)` bytes, bit `s % 8` of byte
-/// `s / 8` for state `s`); see [`dfa_layout`]. Transitions are dense rows
-/// (`(N − 2) × K` entries of `w` = 1 or 2 bytes) or, with
-/// [`dfa::FLAG_SPARSE`], `N − 2` u16 row offsets into `sparse_len` bytes of
-/// rows, each: default target (`w`), count `n` (1 byte), `n` classes
-/// (strictly ascending), `n` targets (`w` each).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawDfaHeader {
-    /// `N`: states, including dead (0), accept (1) and start (2).
-    pub state_count: [u8; 4],
-    /// `K`: character classes (1..=256).
-    pub class_count: [u8; 2],
-    /// [`dfa::FLAG_WIDE`]; other bits zero.
-    pub flags: u8,
-    /// Zero.
-    pub reserved: u8,
-    /// Index of the range table that classifies the non-ASCII characters.
-    pub range_table: [u8; 4],
-    /// Length of the sparse rows ([`dfa::FLAG_SPARSE`]); zero otherwise.
-    pub sparse_len: [u8; 4],
-}
-const_assert_eq!(size_of::<RawDfaHeader>(), dfa::HEADER_LEN);
-const_assert_eq!(offset_of!(RawDfaHeader, state_count), 0);
-const_assert_eq!(offset_of!(RawDfaHeader, class_count), 4);
-const_assert_eq!(offset_of!(RawDfaHeader, flags), 6);
-const_assert_eq!(offset_of!(RawDfaHeader, reserved), 7);
-const_assert_eq!(offset_of!(RawDfaHeader, range_table), 8);
-const_assert_eq!(offset_of!(RawDfaHeader, sparse_len), 12);
-
-/// Header of a range table (8 bytes), shared by the DFAs whose non-ASCII
-/// characters fall into the same classes: `R` u32 entries follow, each
-/// `first code point << 8 | local class`, the first at U+0080, strictly
-/// ascending; each runs to the next.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawRangeTableHeader {
-    /// `R`: entries (at least 1).
-    pub range_count: [u8; 4],
-    /// `L`: local classes (1..=256); every entry's class is below it.
-    pub class_count: [u8; 4],
-}
-const_assert_eq!(size_of::<RawRangeTableHeader>(), dfa::RANGE_HEADER_LEN);
-const_assert_eq!(offset_of!(RawRangeTableHeader, range_count), 0);
-const_assert_eq!(offset_of!(RawRangeTableHeader, class_count), 4);
-
-/// Offsets inside a DFA blob of `n` states, `k` classes, a range table of
-/// `l` local classes and, for sparse rows, `sparse` bytes of rows.
+/// Offsets inside a DFA blob ([`DfaRecord`]) of `n` states, `k` classes, a
+/// range table of `l` local classes and, for sparse rows, `sparse` bytes of
+/// rows (FORMAT.md §11): the header, the ASCII classes (128 bytes), the
+/// local-class map (`l` bytes), the transitions — dense rows (`(N − 2) × K`
+/// entries of `width` bytes), or `N − 2` u16 row offsets then the sparse
+/// rows —, the end-of-input bits (`ceil(N / 8)` bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DfaLayout {
     /// The ASCII class table.
@@ -701,18 +494,21 @@ pub const fn dfa_layout(n: u32, k: u32, l: u32, sparse: Option<u32>) -> Option<D
     if n < 3 {
         return None;
     }
-    let width = if n > 256 { 2 } else { 1 };
-    let ascii = dfa::HEADER_LEN as u32;
-    let remap = ascii + dfa::ASCII_LEN as u32;
+    let width = dfa::target_len(n > 256);
+    let ascii = dfa_header::LEN_U32;
+    let remap = tri!(ascii.checked_add(dfa::ASCII_LEN as u32));
     let trans = tri!(remap.checked_add(l));
     let (rows, eoi) = match sparse {
         Some(len) => {
-            let rows = tri!(trans.checked_add(tri!((n - 2).checked_mul(2))));
+            let rows =
+                tri!(trans
+                    .checked_add(tri!(tri!(n.checked_sub(2)).checked_mul(dfa::ROW_OFFSET_LEN))));
             (rows, tri!(rows.checked_add(len)))
         }
         None => {
-            let eoi =
-                tri!(trans.checked_add(tri!(tri!((n - 2).checked_mul(k)).checked_mul(width))));
+            let eoi = tri!(trans.checked_add(tri!(
+                tri!(tri!(n.checked_sub(2)).checked_mul(k)).checked_mul(width)
+            )));
             (eoi, eoi)
         }
     };
@@ -736,84 +532,95 @@ pub const fn dfa_blob_len(n: u32, k: u32, l: u32, sparse: Option<u32>) -> Option
     }
 }
 
-/// Length of a range table of `r` entries; `None` on overflow.
+/// Length of a range table ([`RangeTableRecord`] and `r` u32 entries);
+/// `None` on overflow.
 pub const fn range_table_len(r: u32) -> Option<u32> {
-    match r.checked_mul(4) {
-        Some(v) => v.checked_add(dfa::RANGE_HEADER_LEN as u32),
+    match r.checked_mul(dfa::RANGE_ENTRY_LEN) {
+        Some(v) => v.checked_add(range_table::LEN_U32),
         None => None,
     }
 }
 
-/// Opcodes of the condition program (postfix). See FORMAT.md.
-pub mod op {
-    /// Push the truth of an atom: followed by a u32 LE atom index.
-    pub const ATOM: u8 = 1;
-    /// Pop two values, push their conjunction.
-    pub const AND: u8 = 2;
-    /// Pop two values, push their disjunction.
-    pub const OR: u8 = 3;
-    /// Pop one value, push its negation.
-    pub const NOT: u8 = 4;
-    /// Push true.
-    pub const TRUE: u8 = 5;
-    /// Push false.
-    pub const FALSE: u8 = 6;
-}
-
-/// Version word at the start of the ROLLOUT section.
-pub const ROLLOUT_VERSION: u32 = 1;
-/// ROLLOUT flag: ring, percentage and not-before time are set.
-pub const ROLLOUT_FLAG_POLICY: u32 = 1;
-/// ROLLOUT flag: this file is a signed rollback instruction (see FORMAT.md).
-pub const ROLLOUT_FLAG_ROLLBACK: u32 = 2;
-/// Length of a ROLLOUT section with no flags.
-pub const ROLLOUT_LEN_EMPTY: usize = 8;
-/// Length of a ROLLOUT section with any flag.
-pub const ROLLOUT_LEN: usize = 32;
-/// Largest ROLLOUT percentage, in thousandths of a percent (100 %).
-pub const ROLLOUT_PERCENT_MILLI_MAX: u32 = 100_000;
-
-/// The ROLLOUT section's policy form (32 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawRollout {
-    /// [`ROLLOUT_VERSION`].
-    pub version: [u8; 4],
-    /// [`ROLLOUT_FLAG_POLICY`], [`ROLLOUT_FLAG_ROLLBACK`].
-    pub flags: [u8; 4],
-    /// A [`Ring`].
-    pub ring: u8,
-    /// Zero.
-    pub reserved: [u8; 3],
-    /// Share of the ring's machines, in thousandths of a percent.
-    pub percent_milli: [u8; 4],
-    /// Not before this time (Unix seconds, UTC); 0 for no constraint.
-    pub not_before: [u8; 8],
-    /// Rollback instruction: adoptable on machines whose highest proven
-    /// sequence is at most this, though this file's sequence is lower.
-    pub rollback_ceiling: [u8; 8],
-}
-const_assert_eq!(size_of::<RawRollout>(), ROLLOUT_LEN);
-const_assert_eq!(offset_of!(RawRollout, flags), 4);
-const_assert_eq!(offset_of!(RawRollout, ring), 8);
-const_assert_eq!(offset_of!(RawRollout, reserved), 9);
-const_assert_eq!(offset_of!(RawRollout, percent_milli), 12);
-const_assert_eq!(offset_of!(RawRollout, not_before), 16);
-const_assert_eq!(offset_of!(RawRollout, rollback_ceiling), 24);
-
-int_newtype! {
-    /// A staged-rollout ring.
-    Ring(u8) {
-        /// First machines to get content.
-        CANARY = 0 => "canary",
-        /// The next wave.
-        EARLY = 1 => "early",
-        /// Everyone.
-        BROAD = 2 => "broad",
+/// Rounds `n` up to a multiple of `align` (a power of two); `None` on overflow.
+pub const fn align_to(n: u32, align: u32) -> Option<u32> {
+    let mask = align.wrapping_sub(1);
+    match n.checked_add(mask) {
+        Some(v) => Some(v & !mask),
+        None => None,
     }
 }
-/// Version word at the start of the SIGNATURE section.
-pub const SIGNATURE_VERSION: u32 = 1;
+
+/// The most atoms one rule may have, whatever [`Limits`] says: the matcher
+/// keeps one rule's hits in a fixed scratch of this many entries
+/// (`channel_parser::Scratch`). A larger `max_atoms_per_rule` is treated as
+/// this value.
+pub const ATOMS_PER_RULE_CEILING: u32 = 256;
+pub use program::STACK_DEPTH_CEILING;
+
+/// The kind of a pipe event: the value of the `EventKind` field (FORMAT.md
+/// §3). The one definition the parser, the sensor, the importers and the
+/// tools share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`): 1.
+    Create,
+    /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS): 2.
+    Connect,
+}
+
+impl EventKind {
+    /// Both kinds.
+    pub const ALL: [EventKind; 2] = [EventKind::Create, EventKind::Connect];
+
+    /// The value rules compare `EventKind` with: 1 create, 2 connect.
+    pub const fn value(self) -> u32 {
+        match self {
+            EventKind::Create => 1,
+            EventKind::Connect => 2,
+        }
+    }
+
+    /// [`EventKind::value`] as a byte (the event ring stores it so).
+    pub const fn to_u8(self) -> u8 {
+        match self {
+            EventKind::Create => 1,
+            EventKind::Connect => 2,
+        }
+    }
+
+    /// The kind with this value; `None` for any other value.
+    pub const fn from_u32(v: u32) -> Option<EventKind> {
+        match v {
+            1 => Some(EventKind::Create),
+            2 => Some(EventKind::Connect),
+            _ => None,
+        }
+    }
+
+    /// `create` or `connect`, as rule sources and tools spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Create => "create",
+            EventKind::Connect => "connect",
+        }
+    }
+
+    /// The kind named `create` / `connect`, or written as its value `1` /
+    /// `2` (as rule sources may).
+    pub fn from_name(s: &str) -> Option<EventKind> {
+        match s {
+            "create" | "1" => Some(EventKind::Create),
+            "connect" | "2" => Some(EventKind::Connect),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Limits on what a channel file may contain. The parser rejects a file that
 /// exceeds any of them with `LimitExceeded`; the compiler refuses to write one.
@@ -828,13 +635,15 @@ pub struct Limits {
     /// Most rules: 100,000.
     pub max_rules: u32,
     /// Most atoms in one rule: 256 (the matcher keeps one rule's hits in a
-    /// fixed-size scratch, see `channel_parser::Scratch`).
+    /// fixed-size scratch, see `channel_parser::Scratch`). Values above
+    /// [`ATOMS_PER_RULE_CEILING`] (256) act as 256.
     pub max_atoms_per_rule: u32,
     /// Most atoms in the file: 1,000,000.
     pub max_atoms: u32,
     /// Longest condition program: 4,096 bytes.
     pub max_program_len: u32,
     /// Deepest evaluation stack: 64 (the evaluator's stack is one u64).
+    /// Values above [`STACK_DEPTH_CEILING`] (64) act as 64.
     pub max_stack_depth: u32,
     /// Longest string (rule name, literal, pattern source): 4,096 bytes.
     pub max_string_len: u32,
@@ -843,9 +652,9 @@ pub struct Limits {
     /// Largest single DFA: 64 KiB (the compiler reports the rule that grows
     /// beyond it). Character DFAs of real rules take a few hundred bytes.
     pub max_dfa_len: u32,
-    /// Largest total of all DFAs in a file: 1 MiB, so that regexes cannot
-    /// crowd out the rest of a content's memory (the compiler names the
-    /// largest DFAs when a rule set goes over it).
+    /// Largest total of all DFAs and range tables in a file: 1 MiB, so that
+    /// regexes cannot crowd out the rest of a content's memory (the compiler
+    /// names the largest DFAs when a rule set goes over it).
     pub max_dfa_total: u32,
     /// Most prefilter states per automaton: 4,000,000.
     pub max_states: u32,
@@ -883,15 +692,12 @@ impl Default for Limits {
 
 /// Rounds `n` up to [`SECTION_ALIGN`]; `None` on overflow.
 pub const fn align_up(n: u32) -> Option<u32> {
-    match n.checked_add(SECTION_ALIGN - 1) {
-        Some(v) => Some(v & !(SECTION_ALIGN - 1)),
-        None => None,
-    }
+    align_to(n, SECTION_ALIGN)
 }
 
 /// The padding after `n` bytes to reach the next [`SECTION_ALIGN`] boundary.
 pub const fn padding_len(n: u32) -> u32 {
-    (SECTION_ALIGN - (n % SECTION_ALIGN)) % SECTION_ALIGN
+    SECTION_ALIGN.wrapping_sub(n & (SECTION_ALIGN - 1)) & (SECTION_ALIGN - 1)
 }
 
 /// The file name a channel file is published under: `C-00000291-<seq>.sys`

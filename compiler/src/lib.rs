@@ -3,11 +3,12 @@
 pub mod automata;
 pub mod compile;
 pub mod import;
-pub mod malformed;
+mod lower;
 pub mod model;
 mod model_display;
-pub mod reference;
+mod plan;
 pub mod sign;
+mod write;
 
 pub use compile::{compile, fold, CompileError, CompileErrorKind, CompileOptions};
 

@@ -761,7 +761,7 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
         Some(a) => log(
             Level::Info,
             format_args!(
-                "{} content {} ({} rules, {} of {} DFAs loaded){}",
+                "{} content {} ({} rules, {} DFAs read in place){}",
                 if trigger == Trigger::Start {
                     "active"
                 } else {
@@ -769,7 +769,6 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
                 },
                 a.info.sequence,
                 a.info.rule_count,
-                a.handle.chan.dfas().len(),
                 a.handle.chan.file().dfa_count(),
                 if pending_active { ", pending" } else { "" }
             ),
@@ -928,7 +927,7 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
     match result {
         Ok(content) => {
             let info = content.info;
-            let dfas = (content.chan.dfas().len(), content.chan.file().dfa_count());
+            let dfas = content.chan.file().dfa_count();
             let mut refused = None;
             sensor::update_store(|s| {
                 if let Err(r) = s.check_hot_load(info.sequence, force) {
@@ -952,8 +951,8 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
                     log(
                         Level::Info,
                         format_args!(
-                            "hot-loaded content {} ({} rules, {} of {} DFAs loaded)",
-                            info.sequence, info.rule_count, dfas.0, dfas.1
+                            "hot-loaded content {} ({} rules, {} DFAs read in place)",
+                            info.sequence, info.rule_count, dfas
                         ),
                     );
                     LoadResponse {

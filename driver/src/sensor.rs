@@ -172,7 +172,7 @@ pub fn evaluate(
             pid,
             kind: pkind,
         };
-        let v = file.evaluate_with(&ev, &mut work.scratch, content.chan.dfas());
+        let v = file.evaluate(&ev, &mut work.scratch);
         if record {
             rec.set_image(image.unwrap_or(&[]));
         }

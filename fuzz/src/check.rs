@@ -1,10 +1,10 @@
 //! Properties checked on parsed files: the matcher's own consistency on any
 //! valid file, and agreement with the reference evaluator on compiled ones.
 
-use channel_parser::{AtomKind, ChannelFile, DfaSlot, Event, EventKind, Scratch, Text};
+use channel_parser::{AtomKind, ChannelFile, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::RuleSet;
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use std::ops::ControlFlow;
+use test_kit::reference::{matching_ids, RefEvent};
 
 /// Rule indices `for_each_match` reports for `ev`.
 pub fn kernel_indices(file: &ChannelFile<'_>, ev: &Event<'_>, scratch: &mut Scratch) -> Vec<u32> {
@@ -54,25 +54,6 @@ pub fn matcher_invariants(
         let top = got.iter().map(|&i| prio(i)).max().expect("non-empty");
         assert_eq!(prio(best.index()), top, "best is not the highest priority");
     }
-    // With the DFAs loaded once (what the driver runs): the same answer.
-    let mut slots = vec![DfaSlot::EMPTY; file.dfa_count() as usize];
-    assert_eq!(file.load_dfas(&mut slots), slots.len());
-    let mut with = Vec::new();
-    file.for_each_match_with(&ev, scratch, &slots, |r| {
-        with.push(r.index());
-        ControlFlow::Continue(())
-    });
-    assert_eq!(
-        with, got,
-        "for_each_match_with (loaded DFAs) vs for_each_match"
-    );
-    let vw = file.evaluate_with(&ev, scratch, &slots);
-    assert_eq!(vw.matched, v.matched);
-    assert_eq!(vw.best.map(|r| r.index()), v.best.map(|r| r.index()));
-    // Fewer slots than DFAs: the rest deserialize on use.
-    let half = &slots[..slots.len() / 2];
-    let vh = file.evaluate_with(&ev, scratch, half);
-    assert_eq!(vh.matched, v.matched);
     let mut first = Vec::new();
     file.for_each_match(&ev, scratch, |r| {
         first.push(r.index());

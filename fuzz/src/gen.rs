@@ -253,7 +253,7 @@ pub fn gen_cond(u: &mut Unstructured<'_>, o: &GenOptions, depth: u32) -> Result<
 /// distinct atoms than the matcher's scratch holds (256), which makes it
 /// process the rules in windows.
 pub fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
-    let n = u.int_in_range(70..=110)?;
+    let n = u.int_in_range(110..=150)?;
     let mut rules = Vec::new();
     for i in 0..n {
         let mut atoms = Vec::new();
@@ -272,7 +272,9 @@ pub fn gen_wide(u: &mut Unstructured<'_>) -> Result<RuleSet> {
                 atoms.push(Cond::Atom(Atom { field, matcher: m }));
             }
         }
-        let condition = if u.ratio(1, 2)? {
+        // Mostly ORs: each branch of an OR is a gate the scan records (an
+        // AND records only its one gate), so one name fills the scratch.
+        let condition = if u.ratio(3, 4)? {
             Cond::Or(atoms)
         } else {
             Cond::And(atoms)

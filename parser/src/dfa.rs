@@ -19,7 +19,7 @@
 use crate::text::{Text, Units};
 use crate::wire::Region;
 use crate::ParseError;
-use channel_format::{self as fmt, dfa as d};
+use channel_format::{self as fmt, dfa as d, dfa_header as h, range_table as rt};
 
 /// A validated DFA blob and its range table, read in place.
 #[derive(Debug, Clone, Copy)]
@@ -48,15 +48,13 @@ impl<'a> CharDfa<'a> {
             bytes: blob,
             offset: 0,
         };
-        let n = r.le32(0);
-        let k = u32::from(r.le16(4));
-        let sparse = r.le8(6) & d::FLAG_SPARSE != 0;
-        let t = table(r.le32(8));
-        let tr = Region {
-            bytes: t,
-            offset: 0,
-        };
-        let l = fmt::dfa_layout(n, k, tr.le32(4), sparse.then(|| r.le32(12)))?;
+        let n = r.le32(h::STATE_COUNT.offset_u32());
+        let k = u32::from(r.le16(h::CLASS_COUNT.offset_u32()));
+        let sparse = r.le8(h::FLAGS.offset_u32()) & d::FLAG_SPARSE != 0;
+        let t = table(r.le32(h::RANGE_TABLE.offset_u32()));
+        let local = rt::CLASS_COUNT.get(t)?;
+        let sparse_len = sparse.then(|| r.le32(h::SPARSE_LEN.offset_u32()));
+        let l = fmt::dfa_layout(n, k, local, sparse_len)?;
         Some(CharDfa {
             classes: k as usize,
             wide: l.width == 2,
@@ -66,7 +64,7 @@ impl<'a> CharDfa<'a> {
                 .get(l.ascii as usize..)?
                 .first_chunk::<{ d::ASCII_LEN }>()?,
             remap: blob.get(l.remap as usize..l.trans as usize)?,
-            ranges: t.get(d::RANGE_HEADER_LEN..)?,
+            ranges: t.get(rt::LEN..)?,
             trans: blob.get(l.trans as usize..l.rows as usize)?,
             eoi: blob.get(l.eoi as usize..l.len as usize)?,
         })
@@ -77,7 +75,11 @@ impl<'a> CharDfa<'a> {
     /// through the local-class map.
     #[inline(never)]
     fn class_of_wide(&self, c: u32) -> usize {
-        let count = self.ranges.len() / 4;
+        let count = self
+            .ranges
+            .len()
+            .checked_div(d::RANGE_ENTRY_LEN as usize)
+            .unwrap_or(0);
         let (mut lo, mut hi) = (0usize, count);
         while hi.wrapping_sub(lo) > 1 {
             let mid = lo.wrapping_add(hi.wrapping_sub(lo) / 2);
@@ -93,8 +95,11 @@ impl<'a> CharDfa<'a> {
 
     #[inline]
     fn range(&self, i: usize) -> u32 {
-        let at = i.wrapping_mul(4);
-        match self.ranges.get(at..at.wrapping_add(4)) {
+        let at = i.wrapping_mul(d::RANGE_ENTRY_LEN as usize);
+        match self
+            .ranges
+            .get(at..at.wrapping_add(d::RANGE_ENTRY_LEN as usize))
+        {
             Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
             None => 0,
         }
@@ -138,12 +143,14 @@ impl<'a> CharDfa<'a> {
     /// the target of `c` if listed, else the default.
     #[inline(always)]
     fn next_sparse<const WIDE: bool>(&self, s: usize, c: usize) -> usize {
-        let at = s.wrapping_sub(2).wrapping_mul(2);
+        let at = s
+            .wrapping_sub(d::START as usize)
+            .wrapping_mul(d::ROW_OFFSET_LEN as usize);
         let off = match self.trans.get(at..at.wrapping_add(2)) {
             Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
             None => return 0,
         };
-        let w = if WIDE { 2 } else { 1 };
+        let w = d::target_len(WIDE) as usize;
         let count_at = off.wrapping_add(w);
         let n = usize::from(self.rows.get(count_at).copied().unwrap_or(0));
         let classes_at = count_at.wrapping_add(1);
@@ -164,7 +171,7 @@ impl<'a> CharDfa<'a> {
     fn next<const WIDE: bool>(&self, row: usize, c: usize) -> usize {
         let cell = row.wrapping_add(c);
         if WIDE {
-            let at = cell.wrapping_mul(2);
+            let at = cell.wrapping_mul(d::target_len(true) as usize);
             match self.trans.get(at..at.wrapping_add(2)) {
                 Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
                 None => 0,
@@ -221,13 +228,16 @@ pub(crate) fn validate_table(blob: Region<'_>, index: u32) -> Result<u32, ParseE
         index,
         reason,
     };
-    let rc = blob.u32_at(0, "range table entry count")?;
-    let lc = blob.u32_at(4, "range table class count")?;
+    let rc = blob.get(rt::RANGE_COUNT, "range table entry count")?;
+    let lc = blob.get(rt::CLASS_COUNT, "range table class count")?;
     if rc == 0 {
-        return Err(bad(0, "range table is empty"));
+        return Err(bad(rt::RANGE_COUNT.offset_u32(), "range table is empty"));
     }
     if !(1..=d::MAX_CLASSES).contains(&lc) {
-        return Err(bad(4, "range table class count is not in 1..=256"));
+        return Err(bad(
+            rt::CLASS_COUNT.offset_u32(),
+            "range table class count is not in 1..=256",
+        ));
     }
     if fmt::range_table_len(rc) != Some(blob.len()) {
         return Err(bad(0, "range table length differs from its entry count"));
@@ -235,8 +245,8 @@ pub(crate) fn validate_table(blob: Region<'_>, index: u32) -> Result<u32, ParseE
     let mut prev: Option<u32> = None;
     for i in 0..rc {
         let at = i
-            .saturating_mul(4)
-            .saturating_add(d::RANGE_HEADER_LEN as u32);
+            .saturating_mul(d::RANGE_ENTRY_LEN)
+            .saturating_add(rt::LEN_U32);
         let v = blob.u32_at(at, "range table entry")?;
         let (first, class) = (v >> 8, v & 0xFF);
         let ok = match prev {
@@ -271,42 +281,48 @@ pub(crate) fn validate(
         index,
         reason,
     };
-    let n = blob.u32_at(0, "DFA state count")?;
-    let k = u32::from(blob.u16_at(4, "DFA class count")?);
-    let flags = blob.u8_at(6, "DFA flags")?;
-    let table = blob.u32_at(8, "DFA range table")?;
-    if blob.u8_at(7, "DFA reserved")? != 0 {
+    let n = blob.get(h::STATE_COUNT, "DFA state count")?;
+    let k = u32::from(blob.get(h::CLASS_COUNT, "DFA class count")?);
+    let flags = blob.get(h::FLAGS, "DFA flags")?;
+    let table = blob.get(h::RANGE_TABLE, "DFA range table")?;
+    if blob.get(h::RESERVED, "DFA reserved")? != 0 {
         return Err(ParseError::NonZeroReserved {
-            offset: blob.at(7),
+            offset: blob.at_field(h::RESERVED),
             what: "DFA header reserved byte",
         });
     }
     if !(3..=d::MAX_STATES).contains(&n) {
-        return Err(bad(0, "state count is not in 3..=65536"));
+        return Err(bad(
+            h::STATE_COUNT.offset_u32(),
+            "state count is not in 3..=65536",
+        ));
     }
     if !(1..=d::MAX_CLASSES).contains(&k) {
-        return Err(bad(4, "class count is not in 1..=256"));
+        return Err(bad(
+            h::CLASS_COUNT.offset_u32(),
+            "class count is not in 1..=256",
+        ));
     }
     let wide = n > 256;
     if flags & !(d::FLAG_WIDE | d::FLAG_SPARSE) != 0 || (flags & d::FLAG_WIDE != 0) != wide {
         return Err(bad(
-            6,
+            h::FLAGS.offset_u32(),
             "flags: unknown bits, or 16-bit transitions not exactly when there are more than 256 states",
         ));
     }
     if table >= table_count {
         return Err(ParseError::OutOfRange {
-            offset: blob.at(8),
+            offset: blob.at_field(h::RANGE_TABLE),
             what: "DFA range table",
             value: table,
             bound: table_count,
         });
     }
     let sparse = flags & d::FLAG_SPARSE != 0;
-    let sparse_len = blob.u32_at(12, "DFA sparse rows length")?;
+    let sparse_len = blob.get(h::SPARSE_LEN, "DFA sparse rows length")?;
     if !sparse && sparse_len != 0 {
         return Err(ParseError::NonZeroReserved {
-            offset: blob.at(12),
+            offset: blob.at_field(h::SPARSE_LEN),
             what: "DFA sparse rows length without sparse rows",
         });
     }
@@ -317,7 +333,10 @@ pub(crate) fn validate(
         },
     )?;
     if blob.len() != l.len {
-        return Err(bad(0, "length differs from what its header implies"));
+        return Err(bad(
+            h::STATE_COUNT.offset_u32(),
+            "length differs from what its header implies",
+        ));
     }
     let classes = blob.sub(
         l.ascii,
@@ -371,8 +390,8 @@ fn validate_dense(
     bad: &impl Fn(u32, &'static str) -> ParseError,
 ) -> Result<(), ParseError> {
     let trans = blob.sub(l.trans, l.eoi.saturating_sub(l.trans), "DFA transitions")?;
-    let w = if wide { 2 } else { 1 };
-    let cells = trans.len() / w;
+    let w = d::target_len(wide);
+    let cells = trans.len().checked_div(w).unwrap_or(0);
     for i in 0..cells {
         let at = i.saturating_mul(w);
         if target(trans.bytes, at, wide).is_none_or(|t| t >= n) {
@@ -399,10 +418,10 @@ fn validate_sparse(
 ) -> Result<(), ParseError> {
     let offsets = blob.sub(l.trans, l.rows.saturating_sub(l.trans), "DFA row offsets")?;
     let rows = blob.sub(l.rows, l.eoi.saturating_sub(l.rows), "DFA sparse rows")?;
-    let w: u32 = if wide { 2 } else { 1 };
+    let w = d::target_len(wide);
     let mut pos = 0u32;
     for s in 0..n.saturating_sub(2) {
-        let at = s.saturating_mul(2);
+        let at = s.saturating_mul(d::ROW_OFFSET_LEN);
         let off = u32::from(offsets.u16_at(at, "DFA row offset")?);
         if off != pos {
             return Err(bad(

@@ -46,10 +46,10 @@ mod view;
 mod wire;
 
 pub use channel_format::{
-    Action, AtomKind, FieldId, FieldType, Limits, Ring, SectionKind, Severity,
+    Action, AtomKind, EventKind, FieldId, FieldType, Limits, Ring, SectionKind, Severity,
 };
 pub use error::ParseError;
-pub use matcher::{Event, EventKind, Scratch, Verdict};
+pub use matcher::{Event, Scratch, Verdict, SCRATCH_HITS};
 pub use text::{fold_char, is_folded, Chars, Text};
 pub use validate::{parse, parse_frame, parse_with_limits, Frame};
 pub use view::{AtomView, ChannelFile, Header, RuleView, SectionInfo};
@@ -131,19 +131,5 @@ mod tests {
         assert!(p.supplies(FieldId::PIPE_NAME));
         assert!(!p.supplies(FieldId::IMAGE));
         assert!(!p.supplies(FieldId(21)));
-    }
-}
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        std::println!(
-            "ChannelFile {} RuleView {} Verdict {} Scratch {} Automaton {}",
-            core::mem::size_of::<crate::ChannelFile<'_>>(),
-            core::mem::size_of::<crate::RuleView<'_>>(),
-            core::mem::size_of::<crate::Verdict<'_>>(),
-            core::mem::size_of::<crate::Scratch>(),
-            core::mem::size_of::<crate::view::Automaton<'_>>()
-        );
     }
 }

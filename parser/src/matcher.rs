@@ -28,33 +28,15 @@
 
 use crate::text::{glob_match, literal_match, Text, Units};
 use crate::view::{Automaton, ChannelFile, RuleView};
-use channel_format::{op, Action, AtomKind, FieldId, DENSE_EXIT_FLAG};
-
-const ATOM_LEN: u32 = channel_format::ATOM_LEN as u32;
+use channel_format::program::{self, Instr};
+use channel_format::{
+    atom, op, rule, Action, AtomKind, EventKind, Field, FieldId, DENSE_EXIT_FLAG,
+};
 use core::ops::ControlFlow;
 
 /// Distinct atoms one scan can record; equal to the largest number of atoms a
 /// rule may have, so a window always holds at least one whole rule.
 pub const SCRATCH_HITS: usize = 256;
-
-/// The kind of pipe event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`).
-    Create,
-    /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS).
-    Connect,
-}
-
-impl EventKind {
-    /// The value rules compare `EventKind` with: 1 create, 2 connect.
-    pub const fn value(self) -> u32 {
-        match self {
-            EventKind::Create => 1,
-            EventKind::Connect => 2,
-        }
-    }
-}
 
 /// One pipe event, as the sensor sees it.
 #[derive(Debug, Clone, Copy)]
@@ -302,8 +284,8 @@ impl<'a> ChannelFile<'a> {
             for (auto, text) in self.automata.iter().zip(fields) {
                 if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
                     self.scan(auto, t, &mut |atom| {
-                        let gate = self.a8(atom, 7) & channel_format::ATOM_FLAG_GATE != 0;
-                        scratch.record(atom, self.a32(atom, 0), gate, lo, &mut hi)
+                        let gate = self.a8(atom, atom::FLAGS) & channel_format::ATOM_FLAG_GATE != 0;
+                        scratch.record(atom, self.a32(atom, atom::RULE), gate, lo, &mut hi)
                     });
                 }
             }
@@ -337,9 +319,9 @@ impl<'a> ChannelFile<'a> {
         let (o0, o1) = a.output_range(s);
         for k in o0..o1 {
             let atom = a.output(k);
-            let hit = match AtomKind(self.a8(atom, 6)) {
+            let hit = match AtomKind(self.a8(atom, atom::KIND)) {
                 AtomKind::SUFFIX => true,
-                AtomKind::EXACT => self.a32(atom, 12) == pos,
+                AtomKind::EXACT => self.a32(atom, atom::STR_LEN) == pos,
                 _ => false,
             };
             if hit {
@@ -446,8 +428,8 @@ impl<'a> ChannelFile<'a> {
         let (o0, o1) = a.output_range(s);
         for k in o0..o1 {
             let atom = a.output(k);
-            let hit = match AtomKind(self.a8(atom, 6)) {
-                AtomKind::PREFIX => self.a32(atom, 12) == pos,
+            let hit = match AtomKind(self.a8(atom, atom::KIND)) {
+                AtomKind::PREFIX => self.a32(atom, atom::STR_LEN) == pos,
                 AtomKind::SUFFIX | AtomKind::EXACT => false,
                 _ => true,
             };
@@ -457,16 +439,18 @@ impl<'a> ChannelFile<'a> {
         }
     }
 
-    /// Atom record field at byte `off` (hot path: no view is built).
+    /// Field `f` of atom record `idx` (hot path: no view is built).
     #[inline]
-    fn a32(&self, idx: u32, off: u32) -> u32 {
+    fn a32(&self, idx: u32, f: Field<u32>) -> u32 {
         self.atoms
-            .le32(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+            .le32(idx.wrapping_mul(atom::LEN_U32).wrapping_add(f.offset_u32()))
     }
 
+    /// See [`ChannelFile::a32`].
     #[inline]
-    fn a8(&self, idx: u32, off: u32) -> u8 {
-        self.atoms.le8(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+    fn a8(&self, idx: u32, f: Field<u8>) -> u8 {
+        self.atoms
+            .le8(idx.wrapping_mul(atom::LEN_U32).wrapping_add(f.offset_u32()))
     }
 
     #[inline(never)]
@@ -531,50 +515,57 @@ impl<'a> ChannelFile<'a> {
 
     /// Runs rule `rule`'s condition; `run` holds the rule's hits.
     fn eval_rule(&self, rule: u32, event: &Event<'_>, run: &[Hit], lazy: &mut Lazy) -> bool {
-        let off = self.rule_u32(rule, 20) as usize;
-        let len = usize::from(self.rule_u16(rule, 24));
+        let off = self.rule_u32(rule, rule::PROG_OFF) as usize;
+        let len = usize::from(self.rule_u16(rule, rule::PROG_LEN));
         let prog = self
             .programs
             .bytes
             .get(off..off.saturating_add(len))
             .unwrap_or(&[]);
-        // The most common program, one atom, without the interpreter.
-        if let [op::ATOM, a, b, c, d] = *prog {
-            return self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, run, lazy);
+        // The format's decoder (a validated program: a decoding error cannot
+        // happen; it would count as "no match").
+        let mut rest = prog;
+        // The most common program, one atom, without the stack.
+        if let Some(Ok(Instr::Atom(idx))) = program::decode(&mut rest) {
+            if rest.is_empty() {
+                return self.eval_atom(idx, event, run, lazy);
+            }
         }
+        let mut rest = prog;
         let mut stack = 0u64;
-        let mut pc = 0usize;
-        while let Some(&opcode) = prog.get(pc) {
-            pc = pc.wrapping_add(1);
-            match opcode {
-                op::ATOM => {
-                    let Some(&[a, b, c, d]) = prog.get(pc..).and_then(<[u8]>::first_chunk::<4>)
-                    else {
-                        return false;
-                    };
-                    pc = pc.wrapping_add(4);
-                    // Short circuit: an atom followed by AND while the value
-                    // below it is false (by OR while it is true) cannot
-                    // change the result. The compiler puts cheap literal
-                    // atoms before patterns, so a pattern runs only when
-                    // its literal pieces hold.
-                    let idx = u32::from_le_bytes([a, b, c, d]);
-                    let v = match prog.get(pc) {
-                        Some(&op::AND) if stack & 1 == 0 => false,
-                        Some(&op::OR) if stack & 1 == 1 => true,
-                        _ => match self.gate_literal(idx, run) {
+        loop {
+            // Short circuit: an atom followed by AND while the value below
+            // it is false (by OR while it is true) cannot change the
+            // result. The compiler puts cheap literal atoms before
+            // patterns, so a pattern runs only when its literal pieces hold.
+            let decided = match rest.get(program::MAX_INSTR_LEN) {
+                Some(&op::AND) if stack & 1 == 0 => Some(false),
+                Some(&op::OR) if stack & 1 == 1 => Some(true),
+                _ => None,
+            };
+            let Some(decoded) = program::step(&mut rest, |instr| {
+                stack = match instr {
+                    Instr::Atom(idx) => {
+                        let v = match decided {
                             Some(v) => v,
-                            None => self.eval_atom(idx, event, run, lazy),
-                        },
-                    };
-                    stack = (stack << 1) | u64::from(v);
+                            None => match self.gate_verdict(idx, run) {
+                                Some(v) => v,
+                                None => self.eval_atom(idx, event, run, lazy),
+                            },
+                        };
+                        (stack << 1) | u64::from(v)
+                    }
+                    Instr::True => (stack << 1) | 1,
+                    Instr::False => stack << 1,
+                    Instr::Not => stack ^ 1,
+                    Instr::And => (stack >> 1) & (stack | !1),
+                    Instr::Or => (stack >> 1) | (stack & 1),
                 }
-                op::TRUE => stack = (stack << 1) | 1,
-                op::FALSE => stack <<= 1,
-                op::NOT => stack ^= 1,
-                op::AND => stack = (stack >> 1) & (stack | !1),
-                op::OR => stack = (stack >> 1) | (stack & 1),
-                _ => return false,
+            }) else {
+                break;
+            };
+            if decoded.is_err() {
+                return false;
             }
         }
         stack & 1 == 1
@@ -583,10 +574,12 @@ impl<'a> ChannelFile<'a> {
     /// A gate's truth when the rule's hits decide it (not reported, or a
     /// reported literal), without a call; `None` otherwise.
     #[inline(always)]
-    fn gate_literal(&self, idx: u32, run: &[Hit]) -> Option<bool> {
+    fn gate_verdict(&self, idx: u32, run: &[Hit]) -> Option<bool> {
+        // The kind and flags bytes, adjacent in the record, read together.
+        const _: () = assert!(atom::FLAGS.offset() == atom::KIND.end());
         let at = (idx as usize)
-            .wrapping_mul(ATOM_LEN as usize)
-            .wrapping_add(channel_format::atom_offsets::KIND);
+            .wrapping_mul(atom::LEN)
+            .wrapping_add(atom::KIND.offset());
         match self.atoms.bytes.get(at..at.wrapping_add(2)) {
             Some(&[kind, flags]) if flags & channel_format::ATOM_FLAG_GATE != 0 => {
                 let hit = run.iter().any(|h| h.atom == idx);
@@ -601,19 +594,15 @@ impl<'a> ChannelFile<'a> {
     /// scanned field is decided by the rule's hits (`run`) unless it is a
     /// pattern that was hit, which then runs its matcher.
     fn eval_atom(&self, idx: u32, event: &Event<'_>, run: &[Hit], lazy: &mut Lazy) -> bool {
-        let base = (idx as usize).wrapping_mul(ATOM_LEN as usize);
-        let Some(rec) = self
-            .atoms
-            .bytes
-            .get(base..)
-            .and_then(<[u8]>::first_chunk::<{ channel_format::ATOM_LEN }>)
-        else {
+        let base = (idx as usize).wrapping_mul(atom::LEN);
+        let Some(rec) = self.atoms.bytes.get(base..base.wrapping_add(atom::LEN)) else {
             return false;
         };
-        let kind = AtomKind(rec[6]);
+        let kind = AtomKind(atom::KIND.get(rec).unwrap_or(0));
+        let flags = atom::FLAGS.get(rec).unwrap_or(0);
         // A gate is decided by the rule's hits (gates are never on a lazy
         // field): false unless reported, and a reported literal is true.
-        if rec[7] & channel_format::ATOM_FLAG_GATE != 0 {
+        if flags & channel_format::ATOM_FLAG_GATE != 0 {
             if !run.iter().any(|h| h.atom == idx) {
                 return false;
             }
@@ -621,9 +610,9 @@ impl<'a> ChannelFile<'a> {
                 return true;
             }
         }
-        let field = FieldId(u16::from_le_bytes([rec[4], rec[5]]));
-        let prefiltered = rec[7] & channel_format::ATOM_FLAG_PREFILTERED != 0;
-        let arg = u32::from_le_bytes([rec[16], rec[17], rec[18], rec[19]]);
+        let field = FieldId(atom::FIELD.get(rec).unwrap_or(0));
+        let prefiltered = flags & channel_format::ATOM_FLAG_PREFILTERED != 0;
+        let arg = atom::ARG.get(rec).unwrap_or(0);
         let (text, slot) = match field {
             FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
             FieldId::IMAGE => (event.image, 1),
@@ -661,8 +650,8 @@ impl<'a> ChannelFile<'a> {
             return true;
         }
         let (off, len) = (
-            u32::from_le_bytes([rec[8], rec[9], rec[10], rec[11]]) as usize,
-            u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as usize,
+            atom::STR_OFF.get(rec).unwrap_or(0) as usize,
+            atom::STR_LEN.get(rec).unwrap_or(0) as usize,
         );
         let string = self
             .strings
@@ -683,8 +672,9 @@ impl<'a> ChannelFile<'a> {
 /// Dense transition `idx` (a `u32` index into the rows).
 #[inline(always)]
 fn dense_at(dense: &[u8], idx: usize) -> u32 {
-    let at = idx.wrapping_mul(4);
-    match dense.get(at..at.wrapping_add(4)) {
+    const W: usize = channel_format::AUTOMATON_DENSE_ENTRY_LEN as usize;
+    let at = idx.wrapping_mul(W);
+    match dense.get(at..at.wrapping_add(W)) {
         Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
         None => 0,
     }

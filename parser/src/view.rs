@@ -6,12 +6,15 @@
 //! missing.
 
 use crate::wire::Region;
-use channel_format::{self as fmt, Action, AtomKind, FieldId, SectionKind, Severity};
+use channel_format::{
+    self as fmt, always, atom, dfa_entry, dfa_table, rule, rule_field, Action, AtomKind, Field,
+    FieldId, SectionKind, Severity,
+};
 
 /// The fixed header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
-    /// Major format version (1).
+    /// Major format version (2).
     pub format_major: u16,
     /// Minor format version.
     pub format_minor: u16,
@@ -79,14 +82,15 @@ static NO_CLASSES: [u8; 256] = [0; 256];
 /// of validated data; 0 out of range (validation rules it out).
 #[inline(always)]
 pub(crate) fn index_at(b: &[u8], base: u32, i: u32, narrow: bool) -> u32 {
+    let at = base.wrapping_add(i.wrapping_mul(fmt::automaton_index_len(narrow)));
     if narrow {
-        let at = base.wrapping_add(i.wrapping_mul(2)) as usize;
+        let at = at as usize;
         match b.get(at..at.wrapping_add(2)) {
             Some(w) => u32::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
             None => 0,
         }
     } else {
-        le32(b, base.wrapping_add(i.wrapping_mul(4)))
+        le32(b, at)
     }
 }
 
@@ -96,8 +100,11 @@ pub(crate) fn index_at(b: &[u8], base: u32, i: u32, narrow: bool) -> u32 {
 pub(crate) fn le32(b: &[u8], at: u32) -> u32 {
     // From a u32, `at + 4` cannot wrap: one bounds check.
     let at = at as usize;
-    match b.get(at..at.wrapping_add(4)) {
-        Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
+    match b
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<{ size_of::<u32>() }>)
+    {
+        Some(w) => u32::from_le_bytes(*w),
         None => 0,
     }
 }
@@ -135,7 +142,7 @@ impl<'a> Automaton<'a> {
             self.dense,
             s.wrapping_mul(self.class_count)
                 .wrapping_add(c)
-                .wrapping_mul(4),
+                .wrapping_mul(fmt::AUTOMATON_DENSE_ENTRY_LEN),
         )
     }
 
@@ -231,18 +238,14 @@ impl<'a> ChannelFile<'a> {
 
     /// The section table, in file order (including skipped unknown sections).
     pub fn sections(&self) -> impl Iterator<Item = SectionInfo> + 'a {
-        let table = Region {
-            bytes: self.bytes,
-            offset: 0,
-        };
-        let header_len = u32::from(fmt::HEADER_LEN);
+        let table = self.bytes.get(fmt::header::LEN..).unwrap_or(&[]);
         (0..self.header.section_count).filter_map(move |i| {
-            let at = i.checked_mul(16)?.checked_add(header_len)?;
+            let e = fmt::SectionRecord::read_nth(table, usize::try_from(i).ok()?)?;
             Some(SectionInfo {
-                kind: SectionKind(table.u32_at(at, "section").ok()?),
-                flags: table.u32_at(at.checked_add(4)?, "section").ok()?,
-                offset: table.u32_at(at.checked_add(8)?, "section").ok()?,
-                len: table.u32_at(at.checked_add(12)?, "section").ok()?,
+                kind: SectionKind(e.kind),
+                flags: e.flags,
+                offset: e.offset,
+                len: e.len,
             })
         })
     }
@@ -262,14 +265,14 @@ impl<'a> ChannelFile<'a> {
         self.dfa_count
     }
 
-    /// Number of range tables the DFAs share.
-    pub fn dfa_range_table_count(&self) -> u32 {
-        self.range_table_count
-    }
-
     /// Number of rules evaluated on every event.
     pub fn always_count(&self) -> u32 {
         self.always_count
+    }
+
+    /// Number of range tables the DFAs share.
+    pub fn dfa_range_table_count(&self) -> u32 {
+        self.range_table_count
     }
 
     /// Prefilter statistics: (field, states, outputs) per automaton.
@@ -280,12 +283,13 @@ impl<'a> ChannelFile<'a> {
             .map(|a| (a.field, a.state_count, a.output_count))
     }
 
-    /// Prefilter shape: (field, states, dense states, classes) per automaton.
-    pub fn prefilter_shape(&self) -> impl Iterator<Item = (FieldId, u32, u32, u32)> + '_ {
+    /// Prefilter shape: (field, states, dense states, classes, lazy) per
+    /// automaton.
+    pub fn prefilter_shape(&self) -> impl Iterator<Item = (FieldId, u32, u32, u32, bool)> + '_ {
         self.automata
             .iter()
             .filter(|a| a.state_count > 0)
-            .map(|a| (a.field, a.state_count, a.dense_count, a.class_count))
+            .map(|a| (a.field, a.state_count, a.dense_count, a.class_count, a.lazy))
     }
 
     /// Rule `index`, or `None` past the end.
@@ -320,13 +324,19 @@ impl<'a> ChannelFile<'a> {
         None
     }
 
-    pub(crate) fn rule_u32(&self, index: u32, at: u32) -> u32 {
-        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+    /// Field `f` of rule record `index` (validated data: no error path).
+    pub(crate) fn rule_u32(&self, index: u32, f: Field<u32>) -> u32 {
+        let base = index
+            .wrapping_mul(rule::LEN_U32)
+            .wrapping_add(f.offset_u32());
         self.rules.le32(base)
     }
 
-    pub(crate) fn rule_u16(&self, index: u32, at: u32) -> u16 {
-        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+    /// See [`ChannelFile::rule_u32`].
+    pub(crate) fn rule_u16(&self, index: u32, f: Field<u16>) -> u16 {
+        let base = index
+            .wrapping_mul(rule::LEN_U32)
+            .wrapping_add(f.offset_u32());
         self.rules.le16(base)
     }
 
@@ -353,17 +363,24 @@ impl<'a> ChannelFile<'a> {
 
     /// The rule index of the `i`-th always-evaluated rule.
     pub(crate) fn always_rule(&self, i: u32) -> u32 {
-        self.always.le32(i.wrapping_mul(4))
+        self.always.le32(
+            i.wrapping_mul(always::LEN_U32)
+                .wrapping_add(always::RULE.offset_u32()),
+        )
     }
 
     /// Blob `index` of the DFAS section: DFA `index`, or range table
     /// `index - dfa_count` (validated).
     pub(crate) fn dfa_blob(&self, index: u32) -> &'a [u8] {
         let at = index
-            .wrapping_mul(fmt::DFA_ENTRY_LEN as u32)
-            .wrapping_add(fmt::DFA_SECTION_HEADER_LEN as u32);
-        let off = self.dfas.le32(at) as usize;
-        let len = self.dfas.le32(at.wrapping_add(4)) as usize;
+            .wrapping_mul(dfa_entry::LEN_U32)
+            .wrapping_add(dfa_table::LEN_U32);
+        let off = self
+            .dfas
+            .le32(at.wrapping_add(dfa_entry::OFFSET.offset_u32())) as usize;
+        let len = self
+            .dfas
+            .le32(at.wrapping_add(dfa_entry::LENGTH.offset_u32())) as usize;
         self.dfas
             .bytes
             .get(off..off.wrapping_add(len))
@@ -392,26 +409,27 @@ struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    fn rule_u32(&self, index: u32, at: u32) -> u32 {
-        self.rules
-            .le32(index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at))
+    fn rule_at(index: u32, f: u32) -> u32 {
+        index.wrapping_mul(rule::LEN_U32).wrapping_add(f)
     }
 
-    fn rule_u16(&self, index: u32, at: u32) -> u16 {
-        self.rules
-            .le16(index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at))
+    fn rule_u32(&self, index: u32, f: Field<u32>) -> u32 {
+        self.rules.le32(Self::rule_at(index, f.offset_u32()))
     }
 
-    fn rule_u8(&self, index: u32, at: u32) -> u8 {
-        self.rules
-            .le8(index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at))
+    fn rule_u16(&self, index: u32, f: Field<u16>) -> u16 {
+        self.rules.le16(Self::rule_at(index, f.offset_u32()))
+    }
+
+    fn rule_u8(&self, index: u32, f: Field<u8>) -> u8 {
+        self.rules.le8(Self::rule_at(index, f.offset_u32()))
     }
 
     fn atom_range(&self, index: u32) -> (u32, u32) {
-        let start = self.rule_u32(index, 28);
+        let start = self.rule_u32(index, rule::ATOMS_START);
         let next = index.wrapping_add(1);
         let end = if next < self.rule_count {
-            self.rule_u32(next, 28)
+            self.rule_u32(next, rule::ATOMS_START)
         } else {
             self.atom_count
         };
@@ -437,12 +455,12 @@ impl<'a> RuleView<'a> {
     }
     /// Rule id.
     pub fn id(&self) -> u32 {
-        self.file.rule_u32(self.index, 0)
+        self.file.rule_u32(self.index, rule::ID)
     }
     /// Rule name.
     pub fn name(&self) -> &'a str {
-        let off = self.file.rule_u32(self.index, 4);
-        let len = self.file.rule_u32(self.index, 8);
+        let off = self.file.rule_u32(self.index, rule::NAME_OFF);
+        let len = self.file.rule_u32(self.index, rule::NAME_LEN);
         self.file
             .strings
             .str_at(off, len, "rule name")
@@ -450,22 +468,31 @@ impl<'a> RuleView<'a> {
     }
     /// Severity.
     pub fn severity(&self) -> Severity {
-        Severity(self.file.rule_u8(self.index, 18))
+        Severity(self.file.rule_u8(self.index, rule::SEVERITY))
     }
     /// Action.
     pub fn action(&self) -> Action {
-        Action(self.file.rule_u8(self.index, 19))
+        Action(self.file.rule_u8(self.index, rule::ACTION))
     }
     /// Whether the rule is evaluated on every event.
     pub fn always_evaluated(&self) -> bool {
-        self.file.rule_u16(self.index, 26) & fmt::RULE_FLAG_ALWAYS != 0
+        self.file.rule_u16(self.index, rule::FLAGS) & fmt::RULE_FLAG_ALWAYS != 0
     }
     /// The fields the rule reads.
     pub fn fields(&self) -> impl Iterator<Item = FieldId> + 'a {
-        let start = self.file.rule_u32(self.index, 12);
-        let count = u32::from(self.file.rule_u16(self.index, 16));
+        let start = self.file.rule_u32(self.index, rule::FIELDS_START);
+        let count = u32::from(self.file.rule_u16(self.index, rule::FIELDS_COUNT));
         let rf = self.file.rule_fields;
-        (0..count).map(move |i| FieldId(rf.le16(start.wrapping_add(i).wrapping_mul(2))))
+        (0..count).map(move |i| {
+            FieldId(
+                rf.le16(
+                    start
+                        .wrapping_add(i)
+                        .wrapping_mul(rule_field::LEN_U32)
+                        .wrapping_add(rule_field::FIELD.offset_u32()),
+                ),
+            )
+        })
     }
     /// The rule's atoms.
     pub fn atoms(&self) -> impl Iterator<Item = AtomView<'a>> + 'a {
@@ -475,8 +502,8 @@ impl<'a> RuleView<'a> {
     }
     /// The condition program (postfix bytecode, see FORMAT.md).
     pub fn program(&self) -> &'a [u8] {
-        let off = self.file.rule_u32(self.index, 20);
-        let len = u32::from(self.file.rule_u16(self.index, 24));
+        let off = self.file.rule_u32(self.index, rule::PROG_OFF);
+        let len = u32::from(self.file.rule_u16(self.index, rule::PROG_LEN));
         self.file
             .programs
             .sub(off, len, "program")
@@ -493,8 +520,11 @@ pub struct AtomView<'a> {
 }
 
 impl<'a> AtomView<'a> {
-    fn base(&self) -> u32 {
-        self.index.wrapping_mul(fmt::ATOM_LEN as u32)
+    /// Offset of field `f` of this atom's record in ATOMS.
+    fn at<T: fmt::Le>(&self, f: Field<T>) -> u32 {
+        self.index
+            .wrapping_mul(atom::LEN_U32)
+            .wrapping_add(f.offset_u32())
     }
     /// Index in the file.
     pub fn index(&self) -> u32 {
@@ -502,32 +532,32 @@ impl<'a> AtomView<'a> {
     }
     /// Index of its rule.
     pub fn rule_index(&self) -> u32 {
-        self.file.atoms.le32(self.base())
+        self.file.atoms.le32(self.at(atom::RULE))
     }
     /// The field it tests.
     pub fn field(&self) -> FieldId {
-        FieldId(self.file.atoms.le16(self.base().wrapping_add(4)))
+        FieldId(self.file.atoms.le16(self.at(atom::FIELD)))
     }
     /// Its kind.
     pub fn kind(&self) -> AtomKind {
-        AtomKind(self.file.atoms.le8(self.base().wrapping_add(6)))
+        AtomKind(self.file.atoms.le8(self.at(atom::KIND)))
     }
     /// Its flags.
     pub fn flags(&self) -> u8 {
-        self.file.atoms.le8(self.base().wrapping_add(7))
+        self.file.atoms.le8(self.at(atom::FLAGS))
     }
     /// Whether it is an output of its field's prefilter automaton.
     pub fn prefiltered(&self) -> bool {
         self.flags() & fmt::ATOM_FLAG_PREFILTERED != 0
     }
-    /// Whether its report makes its rule a candidate (see FORMAT.md).
+    /// Whether its report makes its rule a candidate (FORMAT.md, ATOMS).
     pub fn gate(&self) -> bool {
         self.flags() & fmt::ATOM_FLAG_GATE != 0
     }
     /// The literal (folded), glob (folded, escaped) or regex source; empty for NUM_EQ.
     pub fn text(&self) -> &'a str {
-        let off = self.file.atoms.le32(self.base().wrapping_add(8));
-        let len = self.file.atoms.le32(self.base().wrapping_add(12));
+        let off = self.file.atoms.le32(self.at(atom::STR_OFF));
+        let len = self.file.atoms.le32(self.at(atom::STR_LEN));
         self.file
             .strings
             .str_at(off, len, "atom text")
@@ -535,10 +565,10 @@ impl<'a> AtomView<'a> {
     }
     /// DFA index (REGEX) or value (NUM_EQ).
     pub fn arg(&self) -> u32 {
-        self.file.atoms.le32(self.base().wrapping_add(16))
+        self.file.atoms.le32(self.at(atom::ARG))
     }
     /// Folded byte length of a literal atom.
     pub(crate) fn str_len(&self) -> u32 {
-        self.file.atoms.le32(self.base().wrapping_add(12))
+        self.file.atoms.le32(self.at(atom::STR_LEN))
     }
 }

@@ -14,11 +14,11 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 fn split(data: &[u8]) -> (&[u8], Vec<u16>) {
-    let total = data
-        .get(32..36)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let total = channel_format::header::TOTAL_LEN
+        .get(data)
+        .map(|t| t as usize);
     match total {
-        Some(t) if t >= 64 && t <= data.len() => {
+        Some(t) if t >= channel_format::header::LEN && t <= data.len() => {
             let (file, tail) = data.split_at(t);
             let units = tail
                 .chunks(2)
@@ -41,9 +41,9 @@ fn ids(file: &channel_parser::ChannelFile<'_>, ev: &Event<'_>, s: &mut Scratch) 
 
 fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
     let (file_bytes, name) = split(data);
-    // Parse at an 8-aligned address (DFAs are read in place).
-    let mut owned: Vec<u8> = Vec::with_capacity(file_bytes.len() + 8);
-    let pad = owned.as_ptr().align_offset(8).min(8);
+    // Parse at an odd address: nothing in format 2 needs alignment.
+    let mut owned: Vec<u8> = Vec::with_capacity(file_bytes.len() + 9);
+    let pad = owned.as_ptr().align_offset(8).min(8) + 1;
     owned.resize(pad, 0);
     owned.extend_from_slice(file_bytes);
     let bytes = &owned[pad..];

@@ -4,7 +4,7 @@
 //! field-not-supplied (Channel File 291) case, corrupt programs, automata and
 //! DFAs. Each is rejected with its expected error variant.
 
-use pipe_compiler::malformed::{corpus, Expect};
+use test_kit::malformed::{corpus, Expect};
 
 #[test]
 fn every_malformed_file_is_rejected_with_the_expected_error() {
@@ -63,7 +63,7 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
     // Not every flip is invalid (a flipped sequence number is a valid file):
     // the property is that parse never panics and that an accepted file can
     // be matched against without panicking.
-    let base = pipe_compiler::malformed::fixture_file();
+    let base = test_kit::malformed::fixture_file();
     let mut scratch = channel_parser::Scratch::new();
     let mut accepted = 0;
     for i in 0..base.len() {
@@ -96,4 +96,46 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
     }
     // Flips in the sequence number, optional flags, names, severities etc. are valid.
     assert!(accepted > 0 && accepted < base.len() * 3);
+}
+
+/// The cases on format 2's parts exist: some are taken only when the
+/// fixture has the part (a sparse DFA, an eager automaton with gates, a
+/// lazy one), so a fixture change must not drop them silently.
+#[test]
+fn format_2_parts_are_covered() {
+    let cases = corpus(false);
+    for name in [
+        "header-major-1",
+        "dfa-states-plus-1",
+        "dfa-flags-wide-wrong",
+        "dfa-range-table-index",
+        "dfa-sparse-len-without-sparse",
+        "dfa-transition-missing-state",
+        "dfa-ascii-class-out-of-range",
+        "dfa-sparse-flag-cleared",
+        "dfa-sparse-row-offset",
+        "dfa-sparse-row-count",
+        "dfa-sparse-default-missing-state",
+        "range-table-empty",
+        "range-table-first-not-0080",
+        "range-table-class-out-of-range",
+        "prefilter-class-map-not-folded",
+        "prefilter-dense-exit-flag",
+        "prefilter-dense-missing-state",
+        "prefilter-child-before-parent",
+        "prefilter-fail-to-self",
+        "prefilter-output-atom-huge",
+        "prefilter-lazy-with-gates",
+        "prefilter-narrow-flipped",
+        "misaligned-buffer-accepted",
+    ] {
+        assert!(cases.iter().any(|c| c.name == name), "no case {name}");
+    }
+    // The fixture has an eager and a lazy automaton, and a sparse DFA.
+    let fixture = cases.iter().find(|c| c.name == "valid-fixture").unwrap();
+    let aligned = pipe_compiler::AlignedBytes::new(&fixture.bytes);
+    let f = channel_parser::parse(aligned.as_slice(), &fixture.caps).unwrap();
+    let lazy: Vec<bool> = f.prefilter_shape().map(|s| s.4).collect();
+    assert_eq!(lazy, [false, true], "pipe name eager, image lazy");
+    assert!(f.rules().flat_map(|r| r.atoms()).any(|a| a.gate()));
 }

@@ -28,6 +28,7 @@
 //! text" for the unanchored search the matcher runs, delayed matches and
 //! end-of-input included. `tests` check it against the `regex` crate.
 
+use channel_format::dfa as d;
 use regex_automata::hybrid::dfa::{Cache, Config as HybridConfig, DFA as LazyDfa};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson;
@@ -169,7 +170,8 @@ impl CharDfa {
         let (offsets, data) = self.sparse_rows();
         anchored
             && data.len() < usize::from(u16::MAX)
-            && offsets.len() * 2 + data.len() < self.trans.len() * if self.wide() { 2 } else { 1 }
+            && offsets.len() * d::ROW_OFFSET_LEN as usize + data.len()
+                < self.trans.len() * d::target_len(self.wide()) as usize
     }
 
     /// Length of the DFA's blob, without its (shared) range table.
@@ -192,13 +194,9 @@ impl CharDfa {
     /// The blob as FORMAT.md lays it out, classifying non-ASCII characters
     /// through range table `table` (which must be [`CharDfa::range_table`]'s).
     pub fn to_bytes(&self, table: u32) -> Vec<u8> {
-        use channel_format::dfa as d;
         let (_, remap) = self.range_table();
         let sparse = self.sparse();
         let (offsets, rows) = self.sparse_rows();
-        let mut b = Vec::with_capacity(self.len());
-        b.extend_from_slice(&(self.states as u32).to_le_bytes());
-        b.extend_from_slice(&(self.classes as u16).to_le_bytes());
         let mut flags = 0;
         if self.wide() {
             flags |= d::FLAG_WIDE;
@@ -206,12 +204,16 @@ impl CharDfa {
         if sparse {
             flags |= d::FLAG_SPARSE;
         }
-        b.push(flags);
-        b.push(0);
-        b.extend_from_slice(&table.to_le_bytes());
-        let sparse_len = if sparse { rows.len() as u32 } else { 0 };
-        b.extend_from_slice(&sparse_len.to_le_bytes());
-        debug_assert_eq!(b.len(), d::HEADER_LEN);
+        let head = channel_format::DfaRecord {
+            state_count: self.states as u32,
+            class_count: self.classes as u16,
+            flags,
+            reserved: 0,
+            range_table: table,
+            sparse_len: if sparse { rows.len() as u32 } else { 0 },
+        };
+        let mut b = Vec::with_capacity(self.len());
+        b.extend_from_slice(&head.to_bytes());
         b.extend_from_slice(&self.ascii);
         b.extend_from_slice(&remap);
         if sparse {
@@ -257,9 +259,11 @@ impl DfaSection {
         let mut added = 0;
         let next = self.tables.len() as u32;
         let t = *self.index.entry(table.clone()).or_insert_with(|| {
-            let mut b = Vec::with_capacity(8 + 4 * table.len());
-            b.extend_from_slice(&(table.len() as u32).to_le_bytes());
-            b.extend_from_slice(&(remap.len() as u32).to_le_bytes());
+            let head = channel_format::RangeTableRecord {
+                range_count: table.len() as u32,
+                class_count: remap.len() as u32,
+            };
+            let mut b = head.to_bytes().to_vec();
             for &(first, local) in &table {
                 b.extend_from_slice(&((first << 8) | u32::from(local)).to_le_bytes());
             }
@@ -287,23 +291,27 @@ impl DfaSection {
     pub fn to_bytes(&self) -> Vec<u8> {
         use channel_format as fmt;
         let blobs: Vec<&Vec<u8>> = self.dfas.iter().chain(&self.tables).collect();
-        let mut out = Vec::new();
-        out.extend_from_slice(&(self.dfas.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(self.tables.len() as u32).to_le_bytes());
-        out.extend_from_slice(&[0; 8]);
-        let mut off = fmt::DFA_SECTION_HEADER_LEN + fmt::DFA_ENTRY_LEN * blobs.len();
+        let head = fmt::DfaTableRecord {
+            count: self.dfas.len() as u32,
+            range_table_count: self.tables.len() as u32,
+            reserved: [0; 8],
+        };
+        let mut out = head.to_bytes().to_vec();
+        let mut off = fmt::dfa_table::LEN + fmt::dfa_entry::LEN * blobs.len();
         let mut entries = Vec::with_capacity(blobs.len());
         for b in &blobs {
             off = off.next_multiple_of(fmt::DFA_ALIGN as usize);
-            entries.push((off as u32, b.len() as u32));
+            entries.push(fmt::DfaEntryRecord {
+                offset: off as u32,
+                len: b.len() as u32,
+            });
             off += b.len();
         }
-        for (o, l) in &entries {
-            out.extend_from_slice(&o.to_le_bytes());
-            out.extend_from_slice(&l.to_le_bytes());
+        for e in &entries {
+            out.extend_from_slice(&e.to_bytes());
         }
-        for (b, (o, _)) in blobs.iter().zip(&entries) {
-            out.resize(*o as usize, 0);
+        for (b, e) in blobs.iter().zip(&entries) {
+            out.resize(e.offset as usize, 0);
             out.extend_from_slice(b);
         }
         out
@@ -376,11 +384,11 @@ pub fn build(pattern: &str, ci: bool, max_states: usize) -> Result<CharDfa, DfaB
                 }
             }
             if let Target::State(n) = t {
-                if !ids.contains_key(&n) {
+                if let std::collections::hash_map::Entry::Vacant(e) = ids.entry(n) {
                     if order.len() >= max_states {
                         return Err(too_big("more states than the budget allows"));
                     }
-                    ids.insert(n, order.len());
+                    e.insert(order.len());
                     order.push(n);
                     queue.push_back(n);
                 }

@@ -161,7 +161,7 @@ impl Prefilter {
                 s = fail[s];
             }
         }
-        let row_bytes = class_count * 4;
+        let row_bytes = class_count * channel_format::AUTOMATON_DENSE_ENTRY_LEN as usize;
         let dense_count = (dense_budget / row_bytes).clamp(1, n);
         let mut dense = Vec::with_capacity(dense_count * class_count);
         for &s in &order[..dense_count] {
@@ -210,34 +210,39 @@ impl Prefilter {
             && fits(&self.outputs)
     }
 
-    /// Appends the automaton for field `field` (header, arrays, padding);
-    /// `lazy`: scanned only when a candidate rule reads one of its atoms.
-    pub fn write(&self, field: u16, lazy: bool, out: &mut Vec<u8>) {
-        let s = self.states() as u32;
+    /// Appends the automaton for field `field` (header, arrays, padding)
+    /// as [`channel_format::AutomatonLayout`] places them; `lazy`: scanned
+    /// only when a candidate rule reads one of its atoms. `None` when it
+    /// does not fit the format's `u32` sizes.
+    pub fn write(&self, field: u16, lazy: bool, out: &mut Vec<u8>) -> Option<()> {
+        use channel_format as fmt;
+        let s = u32::try_from(self.states()).ok()?;
         let narrow = self.narrow();
-        let layout = channel_format::automaton_layout(
+        let layout = fmt::AutomatonLayout::new(
             s,
-            self.dense_count as u32,
-            self.class_count as u32,
-            self.outputs.len() as u32,
+            u32::try_from(self.dense_count).ok()?,
+            u32::try_from(self.class_count).ok()?,
+            u32::try_from(self.outputs.len()).ok()?,
             narrow,
-        )
-        .expect("automaton layout fits u32");
-        let start = out.len();
-        out.extend_from_slice(&field.to_le_bytes());
-        out.extend_from_slice(&(self.class_count as u16).to_le_bytes());
-        out.extend_from_slice(&s.to_le_bytes());
-        out.extend_from_slice(&(self.dense_count as u32).to_le_bytes());
-        out.extend_from_slice(&(self.outputs.len() as u32).to_le_bytes());
+        )?;
         let mut flags = 0;
         if lazy {
-            flags |= channel_format::AUTOMATON_FLAG_LAZY;
+            flags |= fmt::AUTOMATON_FLAG_LAZY;
         }
         if narrow {
-            flags |= channel_format::AUTOMATON_FLAG_NARROW;
+            flags |= fmt::AUTOMATON_FLAG_NARROW;
         }
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
+        let start = out.len();
+        let head = fmt::AutomatonRecord {
+            field,
+            class_count: u16::try_from(self.class_count).ok()?,
+            state_count: s,
+            dense_count: u32::try_from(self.dense_count).ok()?,
+            output_count: u32::try_from(self.outputs.len()).ok()?,
+            flags,
+            reserved: [0; 4],
+        };
+        out.extend_from_slice(&head.to_bytes());
         out.extend_from_slice(&self.classes);
         for w in &self.dense {
             out.extend_from_slice(&w.to_le_bytes());
@@ -253,7 +258,8 @@ impl Prefilter {
         }
         out.extend_from_slice(&self.labels);
         out.extend_from_slice(&self.depths);
-        debug_assert_eq!(out.len() - start, layout.end as usize);
-        out.resize(start + layout.padded_len as usize, 0);
+        debug_assert_eq!(out.len() - start, layout.depths_end as usize);
+        out.resize(start + layout.end as usize, 0);
+        Some(())
     }
 }

@@ -22,7 +22,7 @@ pub use crate::sys::types::{
     NTSTATUS, STATUS_DEVICE_BUSY, STATUS_FILE_TOO_LARGE, STATUS_OBJECT_NAME_NOT_FOUND,
     STATUS_SUCCESS,
 };
-use channel_parser::{ChannelFile, DfaSlot};
+use channel_parser::ChannelFile;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr::{self, null_mut, NonNull};
@@ -457,75 +457,16 @@ impl<T> core::fmt::Debug for PoolArc<T> {
     }
 }
 
-/// The regex DFAs of a channel file, deserialized once into nonpaged pool
-/// (`ChannelFile::load_dfas`) so the matcher does not re-run
-/// `DFA::from_bytes` on every candidate (`ChannelFile::evaluate_with`).
-struct DfaSlots {
-    ptr: NonNull<DfaSlot<'static>>,
-    len: usize,
-}
-
-// SAFETY: DfaSlots owns its array exclusively, like Box<[DfaSlot]>; a
-// DfaSlot only holds shared references to immutable pool bytes.
-unsafe impl Send for DfaSlots {}
-// SAFETY: shared access only reads.
-unsafe impl Sync for DfaSlots {}
-
-impl DfaSlots {
-    /// `n` empty slots (None when out of memory, `n` is 0, or the size overflows).
-    fn new(n: usize) -> Option<DfaSlots> {
-        const {
-            assert!(
-                !core::mem::needs_drop::<DfaSlot<'static>>(),
-                "slots are freed without dropping their elements"
-            );
-            assert!(
-                core::mem::align_of::<DfaSlot<'static>>() <= 16,
-                "pool allocations are 16-byte aligned"
-            );
-        };
-        let size = n.checked_mul(core::mem::size_of::<DfaSlot<'static>>())?;
-        let p = pool_alloc(size)?.cast::<DfaSlot<'static>>();
-        for i in 0..n {
-            // SAFETY: p is a fresh allocation of n slots; i < n stays inside it.
-            let slot = unsafe { p.as_ptr().add(i) };
-            // SAFETY: `slot` is in bounds and suitably aligned (pool blocks
-            // are 16-aligned, asserted above); it is written once, uninitialised
-            // before.
-            unsafe { slot.write(DfaSlot::EMPTY) };
-        }
-        Some(DfaSlots { ptr: p, len: n })
-    }
-    fn as_slice(&self) -> &[DfaSlot<'static>] {
-        // SAFETY: ptr is a live allocation of len initialised slots owned by self.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-    fn as_mut_slice(&mut self) -> &mut [DfaSlot<'static>] {
-        // SAFETY: as above, and &mut self gives exclusive access.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for DfaSlots {
-    fn drop(&mut self) {
-        // The slots need no drop (asserted in `new`): just free the block.
-        pool_free(self.ptr.cast());
-    }
-}
-
-/// A parsed channel file together with the pool buffer it borrows from,
-/// and its DFAs loaded once.
+/// A parsed channel file together with the pool buffer it borrows from.
+/// Its DFAs (format 2) are read in place from the buffer: nothing to load.
 pub struct OwnedChannel {
-    // Declared first: dropped before `buf`, whose bytes they borrow.
+    // Declared first: dropped before `buf`, whose bytes it borrows.
     file: ChannelFile<'static>,
-    dfas: Option<DfaSlots>,
     buf: PoolBuf,
 }
 
 impl OwnedChannel {
-    /// Parses `buf` with `parse`, keeping both together, then loads the
-    /// file's DFAs into pool slots (without memory for them the matcher
-    /// deserializes a DFA each time it needs it: slower, same verdicts).
+    /// Parses `buf` with `parse`, keeping both together.
     ///
     /// # Errors
     /// The parser's error (the buffer is freed).
@@ -535,29 +476,16 @@ impl OwnedChannel {
     ) -> Result<Self, E> {
         // SAFETY: the slice points into pool memory owned by `buf`, which
         // never moves (PoolBuf holds a pointer) and is freed only when this
-        // OwnedChannel drops, after `file` and `dfas` (field order). `file()`
-        // and `dfas()` hand them out only with the lifetime of &self, so no
-        // 'static borrow escapes.
+        // OwnedChannel drops, after `file` (field order). `file()` hands it
+        // out only with the lifetime of &self, so no 'static borrow escapes.
         let bytes: &'static [u8] =
             unsafe { core::slice::from_raw_parts(buf.ptr.as_ptr(), buf.len) };
         let file = parse(bytes)?;
-        let dfas = match file.dfa_count() as usize {
-            0 => None,
-            n => DfaSlots::new(n).map(|mut slots| {
-                file.load_dfas(slots.as_mut_slice());
-                slots
-            }),
-        };
-        Ok(OwnedChannel { file, dfas, buf })
+        Ok(OwnedChannel { file, buf })
     }
     /// The parsed view, borrowing `self`.
     pub fn file<'s>(&'s self) -> &'s ChannelFile<'s> {
         &self.file
-    }
-    /// The loaded DFAs (empty when the file has none or there was no
-    /// memory for them), for `ChannelFile::evaluate_with`.
-    pub fn dfas<'s>(&'s self) -> &'s [DfaSlot<'s>] {
-        self.dfas.as_ref().map_or(&[], DfaSlots::as_slice)
     }
     /// The raw bytes.
     pub fn bytes(&self) -> &[u8] {

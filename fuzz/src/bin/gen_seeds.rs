@@ -147,6 +147,7 @@ fn main() {
             &mut scratch,
         );
         eprintln!("gen-seeds: wide set: {} rules, {} atoms, {} matched in {} passes", f.rule_count(), f.atom_count(), v.matched, scratch.passes());
+        assert!(scratch.passes() >= 2, "the wide set must overflow the scratch");
     }
     write(&d("parse"), "wide-scratch-overflow", &with_name(&wide_file, "\\aabbaab"));
 
