@@ -455,6 +455,31 @@ impl PipeEvent {
     }
 }
 
+impl PipeEvent {
+    /// The full event as far as a version-1 record tells it (an old driver
+    /// answering only EVENTS): no SID ([`FLAG_NO_SID`]), no creation time
+    /// ([`FLAG_NO_PROCESS_TIME`], GUID from boot 0), no rule name or
+    /// sequence; an image of exactly 128 units may have been cut
+    /// ([`FLAG_IMAGE_CUT`]), an empty one is taken as unknown.
+    pub fn from_v1(r: &EventRecord) -> PipeEvent {
+        let mut e = PipeEvent::EMPTY;
+        e.id = r.id;
+        e.time = r.time;
+        e.pid = r.pid;
+        e.rule_id = r.rule_id;
+        e.kind = r.kind;
+        e.decision = r.decision;
+        e.action = r.action;
+        e.severity = r.severity;
+        e.set_name(r.name());
+        e.set_image((!r.image().is_empty()).then_some(r.image()));
+        e.set_flag(FLAG_IMAGE_CUT, r.image().len() == crate::ring::IMAGE_CAP);
+        e.set_sid(None, false);
+        e.set_process(0, 0);
+        e
+    }
+}
+
 impl RingRecord for PipeEvent {
     const EMPTY: Self = PipeEvent::EMPTY;
     fn set_id(&mut self, id: u64) {
@@ -644,5 +669,17 @@ mod tests {
         );
         assert_eq!(v1.name(), &[0x5c, 0x78]);
         assert_eq!(v1.image(), &img[300 - crate::ring::IMAGE_CAP..]);
+        let back = PipeEvent::from_v1(&v1);
+        assert_eq!((back.id, back.pid, back.kind, back.decision), (3, 5, 2, 9));
+        assert_eq!(back.name(), e.name());
+        assert_eq!(back.image(), v1.image());
+        let want = FLAG_IMAGE_CUT | FLAG_NO_SID | FLAG_NO_PROCESS_TIME;
+        assert_eq!(back.flags, want);
+        let mut short = v1;
+        short.set_image(&[]);
+        assert_eq!(
+            PipeEvent::from_v1(&short).flags,
+            FLAG_NO_IMAGE | FLAG_NO_SID | FLAG_NO_PROCESS_TIME
+        );
     }
 }
