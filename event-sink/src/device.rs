@@ -10,6 +10,9 @@
 //! a pending request. Closing the handle leaves nothing pending in the
 //! driver.
 //!
+//! [`Lookup`] resolves user SIDs with `LookupAccountSidW` (Windows; elsewhere
+//! it resolves nothing and the SID string is written).
+//!
 //! A driver that does not know EVENTS_V2 (`ERROR_INVALID_FUNCTION`) is read
 //! with the version-1 EVENTS IOCTL, polled every 50 ms; its events carry no
 //! user, process time or rule name.
@@ -180,7 +183,7 @@ impl Batch {
 }
 
 #[cfg(windows)]
-pub use win::Device;
+pub use win::{Device, Lookup};
 
 #[cfg(windows)]
 mod win {
@@ -192,6 +195,7 @@ mod win {
         CloseHandle, GetLastError, ERROR_IO_PENDING, ERROR_OPERATION_ABORTED, GENERIC_READ,
         GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
     };
+    use windows_sys::Win32::Security::{LookupAccountSidW, SID_NAME_USE};
     use windows_sys::Win32::Storage::FileSystem::{
         CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING,
     };
@@ -347,6 +351,43 @@ mod win {
         }
     }
 
+    /// `LookupAccountSidW` on the local machine: `DOMAIN\name`.
+    #[derive(Debug, Default)]
+    pub struct Lookup;
+
+    impl crate::sid::Resolve for Lookup {
+        fn lookup(&mut self, sid: &sensor_core::event::Sid) -> Option<String> {
+            let mut bytes = sid.as_bytes().to_vec();
+            let mut name = [0u16; 256];
+            let mut domain = [0u16; 256];
+            let (mut n, mut d) = (name.len() as u32, domain.len() as u32);
+            let mut kind: SID_NAME_USE = 0;
+            // SAFETY: bytes is a validated SID (sensor_core::event::Sid), kept
+            // alive across the call; the buffers and their lengths match.
+            let ok = unsafe {
+                LookupAccountSidW(
+                    null(),
+                    bytes.as_mut_ptr().cast(),
+                    name.as_mut_ptr(),
+                    &mut n,
+                    domain.as_mut_ptr(),
+                    &mut d,
+                    &mut kind,
+                )
+            };
+            if ok == 0 {
+                return None;
+            }
+            let name = String::from_utf16_lossy(&name[..n as usize]);
+            let domain = String::from_utf16_lossy(&domain[..d as usize]);
+            Some(if domain.is_empty() {
+                name
+            } else {
+                format!("{domain}\\{name}")
+            })
+        }
+    }
+
     impl Drop for Device {
         fn drop(&mut self) {
             // SAFETY: closing the handles we opened, once; no request is
@@ -364,6 +405,18 @@ mod win {
 
 #[cfg(not(windows))]
 pub use other::Device;
+
+/// Resolves SIDs off Windows: never (the SID string is written).
+#[cfg(not(windows))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Lookup;
+
+#[cfg(not(windows))]
+impl crate::sid::Resolve for Lookup {
+    fn lookup(&mut self, _sid: &sensor_core::event::Sid) -> Option<String> {
+        None
+    }
+}
 
 #[cfg(not(windows))]
 mod other {

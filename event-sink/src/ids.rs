@@ -14,7 +14,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// `EVENTLOG_INFORMATION_TYPE`, ETW level 4.
-    Information,
+    Informational,
     /// `EVENTLOG_WARNING_TYPE`, ETW level 3.
     Warning,
     /// `EVENTLOG_ERROR_TYPE`, ETW level 2.
@@ -25,7 +25,7 @@ impl Level {
     /// The `.mc` severity name.
     pub const fn mc_severity(self) -> &'static str {
         match self {
-            Level::Information => "Informational",
+            Level::Informational => "Informational",
             Level::Warning => "Warning",
             Level::Error => "Error",
         }
@@ -72,7 +72,7 @@ pub const PIPE_CREATED: EventDef = EventDef {
     id: 17,
     name: "PipeCreated",
     title: "Pipe Created:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: PIPE_FIELDS,
 };
 /// Sysmon 18: a client connected to a pipe (`EventType` ConnectPipe).
@@ -80,7 +80,7 @@ pub const PIPE_CONNECTED: EventDef = EventDef {
     id: 18,
     name: "PipeConnected",
     title: "Pipe Connected:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: PIPE_FIELDS,
 };
 /// The service started.
@@ -88,7 +88,7 @@ pub const SERVICE_STARTED: EventDef = EventDef {
     id: 100,
     name: "ServiceStarted",
     title: "Pipe sensor event service started:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: &["EventType", "UtcTime", "Version", "JsonPath"],
 };
 /// The service stopped.
@@ -96,7 +96,7 @@ pub const SERVICE_STOPPED: EventDef = EventDef {
     id: 101,
     name: "ServiceStopped",
     title: "Pipe sensor event service stopped:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: &[
         "EventType",
         "UtcTime",
@@ -110,7 +110,7 @@ pub const DRIVER_CONNECTED: EventDef = EventDef {
     id: 102,
     name: "DriverConnected",
     title: "Pipe sensor driver connected:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: &["EventType", "UtcTime", "Device", "EventsInDriver"],
 };
 /// The driver's control device cannot be opened or stopped answering.
@@ -126,7 +126,7 @@ pub const CONTENT_ADOPTED: EventDef = EventDef {
     id: 110,
     name: "ContentAdopted",
     title: "Pipe sensor content adopted:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: &[
         "EventType",
         "UtcTime",
@@ -166,7 +166,7 @@ pub const ROLLOUT_VERDICT: EventDef = EventDef {
     id: 113,
     name: "RolloutVerdictChanged",
     title: "Pipe sensor rollout verdict changed:",
-    level: Level::Information,
+    level: Level::Informational,
     fields: &[
         "EventType",
         "UtcTime",
@@ -233,6 +233,28 @@ pub fn mc_message(def: &EventDef) -> String {
     let mut s = String::from(def.title);
     for (i, f) in def.fields.iter().enumerate() {
         s.push_str(&format!("\r\n{f}: %{}", i + 1));
+    }
+    s
+}
+
+/// The Event Log message file source (`windmc` input) for every event:
+/// message id = event id (no severity or facility bits, so `ReportEventW`
+/// passes the plain id and Event Viewer shows it as the Event ID), US
+/// English. `service/build.rs` compiles it into the service executable,
+/// which the `PipeSensor` event source names as its `EventMessageFile`.
+pub fn mc_file() -> String {
+    let mut s = String::from(
+        "; Generated from event-sink/src/ids.rs by service/build.rs. DO NOT EDIT.\r\n\
+         MessageIdTypedef=DWORD\r\n\
+         LanguageNames=(English=0x409:MSG00409)\r\n",
+    );
+    for d in ALL {
+        s.push_str(&format!(
+            "\r\nMessageId={}\r\nSymbolicName=MSG_{}\r\nLanguage=English\r\n{}\r\n.\r\n",
+            d.id,
+            d.name.to_ascii_uppercase(),
+            mc_message(d)
+        ));
     }
     s
 }

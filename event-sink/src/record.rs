@@ -251,7 +251,7 @@ mod tests {
         // It is one valid JSON object whatever the text holds.
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["PipeName"], r"\postex_1234");
-        assert_eq!(out.level, Level::Information);
+        assert_eq!(out.level, Level::Informational);
         assert_eq!(
             out.strings()[..2],
             ["CobaltStrike \"postex\" pipe", "CreatePipe"]
