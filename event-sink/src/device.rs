@@ -78,6 +78,8 @@ pub fn batch_buffer_len(max: u32) -> usize {
 pub struct SensorDriver {
     dev: Option<Device>,
     v1: bool,
+    /// Version 1: the highest id seen on this connection.
+    v1_last_id: u64,
 }
 
 impl SensorDriver {
@@ -97,8 +99,11 @@ impl SensorDriver {
             .ok_or_else(|| DriverError::Gone("not connected".into()))
     }
 
-    fn read_v1(&self, max: u32, wait: Duration) -> Result<Batch, DriverError> {
-        let dev = self.dev()?;
+    fn read_v1(&mut self, max: u32, wait: Duration) -> Result<Batch, DriverError> {
+        let dev = self
+            .dev
+            .as_ref()
+            .ok_or_else(|| DriverError::Gone("not connected".into()))?;
         let start = Instant::now();
         let max = max.clamp(1, 256);
         let mut req = vec![0u8; proto::EVENTS_REQUEST_LEN];
@@ -113,10 +118,12 @@ impl SensorDriver {
             let lost = proto::decode_events_response(&out, |r| events.push(PipeEvent::from_v1(&r)))
                 .map_err(|e| DriverError::Failed(format!("bad events response: {e}")))?;
             if !events.is_empty() || start.elapsed() >= wait {
-                let pushed = events.last().map_or(0, |e| e.id);
+                // Version 1 does not say how many were pushed; the highest
+                // id seen on this connection is a lower bound (a restarted
+                // driver means a new connection).
+                self.v1_last_id = events.last().map_or(self.v1_last_id, |e| e.id);
+                let pushed = self.v1_last_id;
                 let count = events.len() as u32;
-                // Version 1 does not say how many were pushed; the last id
-                // is a lower bound, enough to tell a restarted driver.
                 return Ok(Batch {
                     events,
                     info: BatchInfo {
@@ -139,6 +146,7 @@ impl Driver for SensorDriver {
     fn connect(&mut self) -> Result<(), DriverError> {
         self.dev = Some(Device::open().map_err(|e| DriverError::Gone(e.message))?);
         self.v1 = false;
+        self.v1_last_id = 0;
         Ok(())
     }
 
