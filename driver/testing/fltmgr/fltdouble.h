@@ -153,9 +153,10 @@ FLTD_STATIC_ASSERT(sizeof(FLTD_OP_REQUEST) == 16, "op request");
 #define FLTD_V_PARAMETERS_CHANGED 0x20  /* Iopb / target file object / name changed (no FltSetCallbackDataDirty) */
 #define FLTD_V_REQUESTOR_PID 0x40       /* (unused by the double's own checks; reserved) */
 
-/* A callback slower than this is reported (a hang detector, not a
- * performance limit: the driver waits at most WorkWaitMilliseconds). */
-#define FLTD_CALLBACK_BOUND_MS 30000
+/* A callback slower than this is reported: a hang detector, not a
+ * performance limit (the driver's own wait for working memory is bounded
+ * by WorkWaitMilliseconds, at most 60 s). */
+#define FLTD_CALLBACK_BOUND_MS 120000
 
 typedef struct FLTD_OP_RESULT {
     FLTD_HEADER Header;

@@ -1117,11 +1117,15 @@ static void unregister(const char *why)
     ULONG64 t0 = now_us();
     LONG64 in_flight;
     ULONG i, async_n;
+    /* Stop the double's own threads first (each finishes the operation it
+     * is in), then refuse new callbacks and wait for those in flight.
+     * (KeSetEvent can wait on Wine's global sync lock, which callbacks
+     * waiting on the driver's semaphore contend for: stop first.) */
+    if (g_stress) __atomic_store_n(&g_stress->stop, 1, __ATOMIC_RELEASE);
     g_state = ST_UNREGISTERING;
     rundown_close(&g_callbacks);
     in_flight = rundown_holders(&g_callbacks);
     KeSetEvent(&g_release, 0, FALSE);
-    if (g_stress) __atomic_store_n(&g_stress->stop, 1, __ATOMIC_RELEASE);
     rundown_wait(&g_callbacks);
     LOG("FltUnregisterFilter (%s): %I64d callbacks in flight at the call, drained in %I64u us\n", why, in_flight,
         now_us() - t0);
