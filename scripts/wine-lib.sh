@@ -16,8 +16,7 @@ pass() { echo "ok   $*"; PASSES=$((PASSES + 1)); }
 fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
 
 # wine_session TAG: a fresh prefix (WINEPREFIX, LOG, D = C:\pipesensor),
-# removed at exit unless WINE_TEST_KEEP=1. Extra DLL overrides for the whole
-# session may be given in WINE_SESSION_OVERRIDES (e.g. "fltmgr.sys=n").
+# removed at exit unless WINE_TEST_KEEP=1.
 wine_session() {
   local t
   for t in wine wineserver wineboot timeout setsid pgrep; do
@@ -26,7 +25,7 @@ wine_session() {
   export WINEPREFIX
   WINEPREFIX=$(mktemp -d "/tmp/pipesensor-$1.XXXXXX")
   export WINEDEBUG=err-all,fixme-all,+debugstr
-  export WINEDLLOVERRIDES="mscoree,mshtml=${WINE_SESSION_OVERRIDES:+;$WINE_SESSION_OVERRIDES}"
+  export WINEDLLOVERRIDES="mscoree,mshtml="
   LOG=$WINEPREFIX/test-logs
   D=$WINEPREFIX/drive_c/pipesensor
   mkdir -p "$LOG" "$D"
