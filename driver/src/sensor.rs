@@ -230,7 +230,9 @@ pub struct Outcome {
 }
 
 /// Decides an event that could not be evaluated (`sensor_core::work`
-/// policy) and counts it.
+/// policy) and counts it. Out of line: a breakpoint target (docs/windbg.md).
+#[cold]
+#[inline(never)]
 fn unchecked(why: Unchecked) -> Decision {
     let d = decide_unchecked(mode(), why);
     if d == Decision::Deny {
