@@ -339,6 +339,37 @@ mod tests {
     }
 
     #[test]
+    fn is_root_agrees_with_normalize_target() {
+        let shapes = [
+            "",
+            r"\",
+            "a",
+            r"\a",
+            r"\Device\NamedPipe",
+            r"\Device\NamedPipe\",
+            r"\Device\NamedPipe\a",
+            r"\\.\pipe\",
+            r"\\.\pipe\a",
+        ];
+        let mut buf = [0u16; MAX_NAME_UNITS];
+        for rel in ["", r"\", r"\Device\NamedPipe", r"\Device\NamedPipe\", r"\x"] {
+            for name in shapes {
+                let (r, n) = (w(rel), w(name));
+                let root = is_root(&r, &n);
+                let got = normalize_target(&r, &n, &mut buf);
+                assert_eq!(
+                    root,
+                    got == Err(NameError::Empty),
+                    "related {rel:?}, name {name:?}: {got:?}"
+                );
+                if let Ok(t) = got {
+                    assert_eq!(t.first(), Some(&BACKSLASH), "{rel:?} {name:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn non_ascii_is_not_folded_into_prefixes() {
         // U+0130 (İ) must not be taken for 'i' in "\Device".
         assert_eq!(
