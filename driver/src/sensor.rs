@@ -307,10 +307,6 @@ fn evaluate_in(
         return;
     };
     out.sequence = content.info.sequence;
-    let pkind = match kind {
-        EventKind::Create => channel_parser::EventKind::Create,
-        EventKind::Connect => channel_parser::EventKind::Connect,
-    };
     let nt_image = match image {
         ImageArg::Absent => None,
         ImageArg::Given(i) => Some(i),
@@ -330,7 +326,7 @@ fn evaluate_in(
         pipe_name: Text::Utf16(name),
         image: image.map(Text::Utf16),
         pid,
-        kind: pkind,
+        kind,
     };
     let file = content.chan.file();
     let v = file.evaluate_with(&ev, scratch, content.chan.dfas());
