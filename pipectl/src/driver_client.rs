@@ -288,6 +288,17 @@ pub fn print_status(s: &Status) {
     println!("counters.loads_ok={}", c.loads_ok);
     println!("counters.loads_failed={}", c.loads_failed);
     println!("counters.pool_live={}", c.pool_live);
+    println!("counters.callbacks={}", c.callbacks);
+    println!("counters.root_opens={}", c.root_opens);
+    println!("counters.unchecked_denied={}", c.unchecked_denied);
+    println!("counters.unchecked_allowed={}", c.unchecked_allowed);
+    println!("counters.work_waits={}", c.work_waits);
+    println!("counters.work_exhausted={}", c.work_exhausted);
+    println!("counters.work_waiting={}", c.work_waiting);
+    println!("counters.work_wait_ms={}", c.work_wait_ms);
+    println!("counters.image_located={}", c.image_located);
+    println!("counters.image_queried={}", c.image_queried);
+    println!("counters.image_missing={}", c.image_missing);
     print_failure("last_error", &s.last_error);
 }
 

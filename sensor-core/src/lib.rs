@@ -18,6 +18,8 @@
 //! * [`digest`]: SHA-256 of content files (reported in status).
 //! * [`rollout`]: staged rollout, customer control (N-1, pin, freeze) and anti-rollback.
 //! * [`rundown`]: rundown protection for callbacks (unload waits for them).
+//! * [`work`]: working memory for evaluations: bounded wait for a slot, and
+//!   the fail-closed policy when none comes.
 //!
 //! Nothing here allocates, panics on untrusted input, or uses `unsafe`.
 #![no_std]
@@ -50,5 +52,6 @@ pub mod rundown;
 pub mod store;
 pub mod stream;
 pub mod waitq;
+pub mod work;
 
 pub use channel_format::{Action, Severity};
