@@ -7,55 +7,65 @@
 # nowhere: built with panic=abort, fat LTO, opt-level 3, the binary links
 # only if the optimiser removed every path to a panic.
 #
-# Steps (each must hold, else exit 1):
-#  1. strict proof: parser + matcher + nom + core, with regex-automata
-#     replaced by an opaque stub (tests/panic-free/stubbed): MUST LINK;
-#  2. self-test: the same with --features inject-panic (one unchecked index
-#     on the input): MUST FAIL with the undefined symbol;
-#  3. audit with the real regex-automata (tests/panic-free): it does not
-#     link; every surviving panic call site is listed with its inlined
-#     source chain, and each must lie inside regex-automata (see
-#     docs/fuzzing.md for why those are unreachable after validation).
-#     Any site outside regex-automata fails the audit. Skipped with --quick.
+# Since format 2 the parser has no regex-automata: its DFAs are read in place
+# by its own code, so the proof covers the whole real binary (parser,
+# matcher, DFAs, nom, core) with no stub and no audit of a dependency.
 #
-# Usage: scripts/panic-free.sh [--quick] [--verbose]
+# Steps (each must hold, else exit 1):
+#  1. strict proof: parse + matching, and parse() alone: MUST LINK;
+#  2. self-test: the same with --features inject-panic (one unchecked index
+#     on the input): MUST FAIL with the undefined symbol.
+# With --verbose, a failing step 1 is followed by the list of surviving panic
+# call sites with their inlined source chains (scripts/panic-sites.py).
+#
+# Usage: scripts/panic-free.sh [--quick] [--verbose]   (--quick: accepted, same run)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="$root/tests/panic-free"
 target_dir="${PANIC_FREE_TARGET_DIR:-$dir/target}"
-quick=0; verbose=0
+verbose=0
 for a in "$@"; do
   case "$a" in
-    --quick) quick=1 ;;
+    --quick) ;;
     --verbose) verbose=1 ;;
     *) echo "usage: $0 [--quick] [--verbose]" >&2; exit 2 ;;
   esac
 done
 SYMBOL=__pipe_sensor_panic_path_survived
-build() { # manifest, extra args...
-  local manifest=$1; shift
+build() { # extra args...
   cargo build --quiet --release --target x86_64-unknown-none --target-dir "$target_dir" \
-    --manifest-path "$manifest" "$@" 2>&1
+    --manifest-path "$dir/Cargo.toml" "$@" 2>&1
+}
+locate() {
+  if ! command -v addr2line >/dev/null || ! command -v python3 >/dev/null; then
+    echo "panic-free:    (addr2line or python3 missing: run scripts/setup.sh)" >&2; return
+  fi
+  CARGO_PROFILE_RELEASE_DEBUG=true CARGO_PROFILE_RELEASE_STRIP=none build --features locate >/dev/null || return
+  local tools
+  tools="$(rustc +nightly --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin"
+  python3 "$root/scripts/panic-sites.py" "$tools/llvm-objdump" \
+    "$target_dir/x86_64-unknown-none/release/panic-free-proof" >&2
 }
 fail=0
 
-echo "panic-free: 1. strict proof (parse, load_dfas, evaluate[_with], for_each_match[_with]; regex-automata stubbed)"
-if out=$(build "$dir/stubbed/Cargo.toml"); then
+echo "panic-free: 1. strict proof (parse, evaluate, for_each_match; the real parser, DFAs included)"
+if out=$(build); then
   echo "panic-free:    PASS: linked, no panic path survives"
 else
   echo "$out" | grep -E "undefined symbol|error" | head -5
   echo "panic-free:    FAIL: a panic path survives (locate it: scripts/panic-free.sh --verbose)" >&2
+  [ "$verbose" = 1 ] && locate
   fail=1
 fi
 echo "panic-free:    parse() alone:"
-if build "$dir/stubbed/Cargo.toml" --no-default-features --features parse-only >/dev/null; then
+if build --no-default-features --features parse-only >/dev/null; then
   echo "panic-free:    PASS"
 else
   echo "panic-free:    FAIL" >&2; fail=1
 fi
 
 echo "panic-free: 2. self-test: an unchecked index on the input must break the link"
-if out=$(build "$dir/stubbed/Cargo.toml" --features inject-panic); then
+if out=$(build --features inject-panic); then
   echo "panic-free:    FAIL: the injected panic linked: the check proves nothing" >&2
   fail=1
 elif echo "$out" | grep -q "undefined symbol: $SYMBOL"; then
@@ -65,29 +75,5 @@ else
   echo "panic-free:    FAIL: the build failed for another reason" >&2
   fail=1
 fi
-
-if [ "$quick" = 0 ]; then
-  echo "panic-free: 3. audit with the real regex-automata"
-  if ! command -v addr2line >/dev/null || ! command -v python3 >/dev/null; then
-    echo "panic-free:    FAIL: addr2line (binutils) or python3 missing: run scripts/setup.sh" >&2; fail=1
-  elif ! CARGO_PROFILE_RELEASE_DEBUG=true CARGO_PROFILE_RELEASE_STRIP=none \
-      build "$dir/Cargo.toml" --features locate >/dev/null; then
-    echo "panic-free:    FAIL: locate build failed" >&2; fail=1
-  else
-    report="$target_dir/panic-sites.txt"
-    tools="$(rustc +nightly --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin"
-    if python3 "$root/scripts/panic-sites.py" "$tools/llvm-objdump" \
-        "$target_dir/x86_64-unknown-none/release/panic-free-proof" regex_automata:: >"$report"; then
-      echo "panic-free:    PASS: $(tail -1 "$report")"
-      echo "panic-free:    every surviving panic site is inside regex-automata (why they are"
-      echo "panic-free:    unreachable after validation: docs/fuzzing.md); chains: $report"
-    else
-      grep -B30 "NOT ALLOWED" "$report" | grep -E "^site|owner|NOT ALLOWED" >&2
-      echo "panic-free:    FAIL: $(tail -1 "$report"); panic sites outside regex-automata (above)" >&2
-      fail=1
-    fi
-  fi
-fi
-if [ "$fail" = 0 ] && [ "$verbose" = 1 ] && [ -f "${report:-/nonexistent}" ]; then cat "$report"; fi
 [ "$fail" = 0 ] && echo "panic-free: OK" || echo "panic-free: FAILED" >&2
 exit "$fail"

@@ -1,7 +1,7 @@
 //! The panic-free proof: a `no_std`, `no_main` binary for
 //! `x86_64-unknown-none` that calls `channel_parser::parse` and the matcher
-//! (`evaluate`, `for_each_match`, `load_dfas`, `evaluate_with`, `for_each_match_with`)
-//! on opaque input. Its `#[panic_handler]` calls `__pipe_sensor_panic_path_survived`,
+//! (`evaluate`, `for_each_match`; regex atoms run the format-2 DFAs the
+//! parser reads in place, its own code) on opaque input. Its `#[panic_handler]` calls `__pipe_sensor_panic_path_survived`,
 //! a function that exists nowhere: if any panic path is still reachable after
 //! optimisation (release, LTO, `panic = "abort"`), the link fails with an
 //! undefined-symbol error naming it. If the binary links, no panic is
@@ -86,17 +86,6 @@ pub extern "C" fn _start() -> ! {
                 };
                 cf.for_each_match(&ev8, &mut scratch, |r| {
                     result = result.wrapping_add(r.index());
-                    core::ops::ControlFlow::Continue(())
-                });
-                // What the driver runs: DFAs deserialized once into slots.
-                let mut slots = [channel_parser::DfaSlot::EMPTY; 8];
-                let n = black_box(slots.len());
-                let slots = slots.get_mut(..n).unwrap_or(&mut []);
-                result = result.wrapping_add(cf.load_dfas(slots) as u32);
-                let v = cf.evaluate_with(&ev, &mut scratch, slots);
-                result = result.wrapping_add(v.matched);
-                cf.for_each_match_with(&ev8, &mut scratch, slots, |r| {
-                    result = result.wrapping_add(r.id());
                     core::ops::ControlFlow::Continue(())
                 });
             }
