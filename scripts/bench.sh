@@ -11,7 +11,8 @@
 #      side (ours, RegexSet, aho-corasick, sigma-rust, naive loop) and
 #      validation vs memcpy.
 #   3. callgrind: instructions per `evaluate` call at each rule count
-#      (valgrind --toggle-collect on the `decide` wrapper).
+#      (valgrind --toggle-collect on the `decide` wrapper), and per image-path
+#      NT -> DOS rewrite (the `dos_rewrite` wrapper).
 #   4. pipe-bench render: the tables.
 #
 # Uses $CARGO_TARGET_DIR when set (default: target/). Needs valgrind
@@ -45,6 +46,11 @@ if command -v valgrind >/dev/null 2>&1; then
       "$BIN" callgrind "$OUT/$w.sys" 1 >"$OUT/cg-$w.calls" 2>"$OUT/cg-$w.log"
     echo "$w: $(cat "$OUT/cg-$w.calls")"
   done
+  # The image-path part of the decision path (NT -> DOS rewrite), beside it.
+  valgrind --tool=callgrind --toggle-collect='*dos_rewrite*' \
+    --callgrind-out-file="$OUT/cg-dos.out" \
+    "$BIN" callgrind-dos 1 >"$OUT/cg-dos.calls" 2>"$OUT/cg-dos.log"
+  echo "dos rewrite: $(cat "$OUT/cg-dos.calls")"
 else
   echo "valgrind not installed: skipping instruction counts (scripts/setup.sh installs it)"
 fi

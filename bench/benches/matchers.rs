@@ -1,7 +1,6 @@
-//! Side by side, same rules, same names: our matcher (`evaluate_with` on
-//! the validated view with the DFAs loaded once by `load_dfas`, UTF-16
-//! names; `ours-unloaded`: plain `evaluate`, which re-runs `from_bytes` on
-//! each regex candidate), `regex::RegexSet`, `aho-corasick` on the
+//! Side by side, same rules, same names: our matcher (`evaluate` on the
+//! validated view, format 2: DFAs read in place; UTF-16 names),
+//! `regex::RegexSet`, `aho-corasick` on the
 //! literal-only subset, `sigma-rust` on the Sigma workload, and the naive
 //! reference loop.
 //!
