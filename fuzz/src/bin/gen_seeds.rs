@@ -139,17 +139,36 @@ fn main() {
     {
         use channel_parser::{Capabilities, Event, EventKind, Scratch, Text};
         let aligned = pipe_compiler::AlignedBytes::new(&wide_file);
-        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).expect("wide parses");
+        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+            .expect("wide parses");
         let units: Vec<u16> = "\\aabbaab".encode_utf16().collect();
         let mut scratch = Scratch::new();
         let v = f.evaluate(
-            &Event { pipe_name: Text::Utf16(&units), image: None, pid: 0, kind: EventKind::Create },
+            &Event {
+                pipe_name: Text::Utf16(&units),
+                image: None,
+                pid: 0,
+                kind: EventKind::Create,
+            },
             &mut scratch,
         );
-        eprintln!("gen-seeds: wide set: {} rules, {} atoms, {} matched in {} passes", f.rule_count(), f.atom_count(), v.matched, scratch.passes());
-        assert!(scratch.passes() >= 2, "the wide set must overflow the scratch");
+        eprintln!(
+            "gen-seeds: wide set: {} rules, {} atoms, {} matched in {} passes",
+            f.rule_count(),
+            f.atom_count(),
+            v.matched,
+            scratch.passes()
+        );
+        assert!(
+            scratch.passes() >= 2,
+            "the wide set must overflow the scratch"
+        );
     }
-    write(&d("parse"), "wide-scratch-overflow", &with_name(&wide_file, "\\aabbaab"));
+    write(
+        &d("parse"),
+        "wide-scratch-overflow",
+        &with_name(&wide_file, "\\aabbaab"),
+    );
 
     for (name, file) in &files {
         write(&d("parse"), name, &with_name(file, "\\postex_1234"));
@@ -230,13 +249,19 @@ fn main() {
     let mut b = vec![0u8; 64];
     let n = sensor_core::stream::encode_stream_request(
         &mut b,
-        sensor_core::stream::StreamRequest { max: 64, wait: true },
+        sensor_core::stream::StreamRequest {
+            max: 64,
+            wait: true,
+        },
     )
     .expect("encode stream request");
     let mut seed = vec![0u8];
     seed.extend_from_slice(&b[..n]);
     write(&d("ioctl"), "events-v2-request", &seed);
-    let mut ring = Box::new(sensor_core::ring::EventRing::<4, sensor_core::event::PipeEvent>::new());
+    let mut ring = Box::new(sensor_core::ring::EventRing::<
+        4,
+        sensor_core::event::PipeEvent,
+    >::new());
     let sid = [1u8, 2, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 0xe9, 3, 0, 0];
     for kind in [1u8, 2] {
         ring.push_with(|e| {
