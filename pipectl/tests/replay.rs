@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{assert_no_panic, corpus, pipectl, root, text, tmp};
+use common::{assert_no_panic, corpus, pipectl, root, text, tmp, REDSUN_JSON, SIGMA_PIPE};
 
 fn fixture(p: &str) -> String {
     s(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,7 +29,7 @@ fn compile(dir: &Path, name: &str, release: &str, seq: &str) -> String {
     let out = dir.join(name);
     let o = pipectl(&[
         "compile",
-        &corpus("sigma"),
+        &corpus(SIGMA_PIPE),
         &s(&root().join("rules")),
         &fixture(release),
         "-o",
@@ -54,7 +54,7 @@ fn rule(report: &Value, id: u64) -> &Value {
 fn replay_of_the_corpus_event_alerts_with_the_redsun_rule() {
     let dir = tmp("replay", "corpus");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
-    let ev = corpus("events/sysmon_eid17_redsun.json");
+    let ev = corpus(REDSUN_JSON);
     let r = json_out(&pipectl(&["replay", &v1, &ev, "--json"]));
     assert_eq!(r["events"]["records_read"], 1);
     assert_eq!(r["events"]["pipe_events"], 1);
@@ -75,7 +75,7 @@ fn replay_of_the_corpus_event_alerts_with_the_redsun_rule() {
     assert!(ex["source"]
         .as_str()
         .unwrap()
-        .ends_with("sysmon_eid17_redsun.json:record 1"));
+        .ends_with("9b4e7c2a-3f6d-4a8b-b5e9-1c7d3f2e6a4b.json:record 1"));
     // Every other rule is listed with zero events.
     assert_eq!(
         r["rules"].as_array().unwrap().len(),
@@ -98,7 +98,7 @@ fn replay_of_the_corpus_event_alerts_with_the_redsun_rule() {
     );
     // Without the RedSun rule, the Sigma corpus alone does not match it.
     let plain = dir.join("sigma.sys");
-    let o = pipectl(&["compile", &corpus("sigma"), "-o", &s(&plain)]);
+    let o = pipectl(&["compile", &corpus(SIGMA_PIPE), "-o", &s(&plain)]);
     assert!(o.status.success());
     let r = json_out(&pipectl(&["replay", &s(&plain), &ev, "--json"]));
     assert_eq!(r["verdicts"]["matched"], 0);
@@ -108,16 +108,17 @@ fn replay_of_the_corpus_event_alerts_with_the_redsun_rule() {
 /// and benign exact names.
 fn corpus_pipe_names() -> Vec<String> {
     let mut names = Vec::new();
-    let csv =
-        std::fs::read_to_string(corpus("pipes/mthcht_suspicious_named_pipe_list.csv")).unwrap();
+    let csv = std::fs::read_to_string(corpus("data/pipe-names/suspicious.csv")).unwrap();
     for line in csv.lines().skip(1) {
         let name = line.split(',').next().unwrap_or("");
         if name.starts_with('\\') {
             names.push(name.replace('*', "1a2b").replace('?', "x"));
         }
     }
-    let tsv = std::fs::read_to_string(corpus("pipes/sysmon-modular_benign_pipename_patterns.tsv"))
-        .unwrap();
+    let tsv = std::fs::read_to_string(corpus(
+        "third_party/sysmon-modular/derived/benign_pipename_patterns.tsv",
+    ))
+    .unwrap();
     for line in tsv.lines() {
         let mut cols = line.split('\t');
         if cols.next() == Some("is") {
@@ -174,8 +175,8 @@ fn replay_of_synthetic_json_lines_agrees_with_pipectl_match_event_by_event() {
     assert_eq!(r["events"]["skipped_by_id"]["1"], other);
     let matched = r["verdicts"]["matched"].as_u64().unwrap();
     assert!(
-        matched > 50,
-        "suspicious corpus names should match Sigma rules: {matched}"
+        matched > 20,
+        "the known tool names of data/pipe-names/suspicious.csv should match Sigma rules: {matched}"
     );
     assert!(rule(&r, 9001)["events"].as_u64().unwrap() >= 1);
 
@@ -276,10 +277,7 @@ fn diff_between_two_releases_shows_each_changed_verdict() {
     let dir = tmp("replay", "diff");
     let v1 = compile(&dir, "v1.sys", "v1", "41");
     let v2 = compile(&dir, "v2.sys", "v2", "42");
-    let ev = [
-        corpus("events/sysmon_eid17_redsun.json"),
-        fixture("events.jsonl"),
-    ];
+    let ev = [corpus(REDSUN_JSON), fixture("events.jsonl")];
     let mut args = vec!["diff", &v1, &v2, "--events", &ev[0], &ev[1]];
     args.push("--json");
     let d = json_out(&pipectl(&args));
