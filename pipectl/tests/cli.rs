@@ -3,7 +3,7 @@
 use std::path::Path;
 
 mod common;
-use common::{assert_no_panic, corpus, pipectl, root, text, tmp, REDSUN_JSON, SIGMA_PIPE};
+use common::{assert_no_panic, corpus, pipectl, root, text, tmp, SIGMA_PIPE};
 
 #[test]
 fn done_when_sigma_compile_verify_match() {
