@@ -17,6 +17,8 @@ fn corpus(rel: &str) -> PathBuf {
 const SIGMA_PIPE: &str = "third_party/sigma/rules/windows/pipe_created";
 /// The 30 sysmon-modular pipe-event modules.
 const SYSMON_MODULAR: &str = "third_party/sysmon-modular/17_18_pipe_event";
+/// SigmaHQ's mixed tree: the pipe rules and rules of other log sources.
+const SIGMA_TREE: &str = "third_party/sigma";
 /// Derived from the exclude modules (third_party/sysmon-modular/README.md).
 const BENIGN_TSV: &str = "third_party/sysmon-modular/derived/benign_pipename_patterns.tsv";
 /// SwiftOnSecurity's whole Sysmon configuration.
@@ -307,4 +309,52 @@ fn benign_patterns_are_derived_from_the_modules() {
     let committed = std::fs::read_to_string(corpus(BENIGN_TSV)).expect("tsv");
     assert!(rebuilt.lines().count() > 30);
     assert_eq!(committed, rebuilt);
+}
+
+/// A whole Sigma tree: the pipe rules imported, the others counted per log
+/// source; a rule of another log source named explicitly is an error.
+#[test]
+fn sigma_tree_keeps_the_pipe_rules_and_counts_the_others() {
+    use pipe_compiler::import::{load_tree, ImportOptions};
+    let opts = ImportOptions {
+        skip_other_log_sources: true,
+        ..ImportOptions::default()
+    };
+    let t = load_tree(&[corpus(SIGMA_TREE)], &opts);
+    assert!(t.errors.is_empty() && t.unsupported.is_empty(), "{t:?}");
+    assert_eq!(t.set.rules.len(), 20);
+    assert_eq!(t.sigma_ids.len(), 20);
+    let others: Vec<(&str, usize)> = t
+        .other_log_sources
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        others,
+        [
+            ("file_event", 1),
+            ("network_connection", 1),
+            ("process_creation", 1),
+            ("registry_set", 1),
+            ("service:security", 2),
+            ("service:system", 1)
+        ]
+    );
+    // Without skipping (the default, and `--strict`): errors, as before.
+    let strict = load_tree(&[corpus(SIGMA_TREE)], &ImportOptions::default());
+    assert!(strict.other_log_sources.is_empty());
+    assert!(strict.unsupported.is_empty());
+    assert!(strict.errors.iter().any(|e| e
+        .message
+        .contains("logsource category `registry_set` is not supported")));
+    assert!(load_paths(&[corpus(SIGMA_TREE)]).is_err());
+    // Named explicitly: an error even when skipping.
+    let f = corpus(
+        "third_party/sigma/rules/windows/network_connection/net_connection_win_remote_access_tools_anydesk_incoming_connection.yml",
+    );
+    let t = load_tree(&[f], &opts);
+    assert_eq!(t.other_total(), 0);
+    assert!(t.errors.iter().any(|e| e
+        .message
+        .contains("logsource category `network_connection` is not supported")));
 }

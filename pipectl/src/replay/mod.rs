@@ -24,15 +24,22 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   pipectl replay C-00000291-00000001.sys third_party/sigma/regression_data/
   pipectl replay C-00000291-00000001.sys logs/*.jsonl Microsoft-Windows-Sysmon.evtx --json
-Exit codes: 0 replayed (whatever matched), 1 invalid channel file, 2 unreadable or
-malformed event input (the error names the file and record; --skip-bad goes on).")]
+  pipectl replay --rules rules/ --rules third_party/sigma logs/
+Exit codes: 0 replayed (whatever matched); 1 invalid channel file, or rule errors with
+--rules; 2 unreadable or malformed event input (the error names the file and record;
+--skip-bad goes on); 3 replayed, but --skip-unsupported left Sigma rules out.")]
 pub struct ReplayArgs {
-    /// The channel file.
-    file: PathBuf,
-    /// Event files (.evtx, JSON object or array, JSON lines) or directories of
-    /// them (*.evtx, *.json, *.jsonl, *.ndjson, recursively).
-    #[arg(required = true)]
-    events: Vec<PathBuf>,
+    /// The channel file, then event files (.evtx, JSON object or array, JSON
+    /// lines) or directories of them (*.evtx, *.json, *.jsonl, *.ndjson,
+    /// recursively). With --rules, all of them are event files.
+    #[arg(required = true, value_name = "FILE.sys | EVENTS")]
+    inputs: Vec<PathBuf>,
+    /// Compile these rule files or directories in memory and replay them
+    /// instead of a channel file (the selection of `pipectl compile`).
+    #[arg(long, value_name = "RULES")]
+    rules: Vec<PathBuf>,
+    #[command(flatten)]
+    select: crate::select::SelectArgs,
     #[command(flatten)]
     common: CommonArgs,
     /// Also list the rules that matched nothing (text output).
@@ -60,7 +67,30 @@ pub struct CommonArgs {
 /// # Errors
 /// Unreadable files and (without `--skip-bad`) malformed records.
 pub fn run_replay(a: ReplayArgs) -> Result<u8, String> {
-    let ch = evaluate::Channel::open(&a.file)?;
+    let (ch, events, ok_code) = if a.rules.is_empty() {
+        let [file, events @ ..] = a.inputs.as_slice() else {
+            return Err("no channel file given".into());
+        };
+        if events.is_empty() {
+            return Err(format!(
+                "no event files given after the channel file {} (or use --rules RULES to compile rules instead)",
+                file.display()
+            ));
+        }
+        (evaluate::Channel::open(file)?, events, 0)
+    } else {
+        let opts = pipe_compiler::CompileOptions::default();
+        let (sel, bytes) = match crate::select::load_and_compile(&a.rules, &a.select, &opts) {
+            Ok(x) => x,
+            Err(code) => return Ok(code),
+        };
+        let name = format!("(compiled from {} rule source(s))", a.rules.len());
+        (
+            evaluate::Channel::from_bytes(name, &bytes),
+            a.inputs.as_slice(),
+            sel.ok_code(),
+        )
+    };
     let f = match ch.parse() {
         Ok(f) => f,
         Err(e) => {
@@ -68,7 +98,7 @@ pub fn run_replay(a: ReplayArgs) -> Result<u8, String> {
             return Ok(1);
         }
     };
-    let loaded = ingest::load_events(&a.events, a.common.skip_bad)?;
+    let loaded = ingest::load_events(events, a.common.skip_bad)?;
     let mut work = evaluate::Work::new();
     let results: Vec<_> = loaded
         .records
@@ -81,7 +111,7 @@ pub fn run_replay(a: ReplayArgs) -> Result<u8, String> {
         all: a.all,
     };
     print(&report::replay(&ch, &f, &loaded, &results, opts));
-    Ok(0)
+    Ok(ok_code)
 }
 
 /// Writes to stdout, ignoring a closed pipe (`pipectl replay .. | head`).
