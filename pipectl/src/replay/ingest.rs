@@ -452,7 +452,12 @@ fn container(v: &Value) -> Option<Vec<Value>> {
         return Some(items.clone());
     }
     if let Some(Value::Array(items)) = m.get("hits").and_then(|h| h.get("hits")) {
-        return Some(items.clone());
+        return Some(
+            items
+                .iter()
+                .map(|h| h.get("_source").unwrap_or(h).clone())
+                .collect(),
+        );
     }
     if let Some(Value::Array(tables)) = m.get("tables") {
         let mut out = Vec::new();
@@ -712,9 +717,17 @@ fn data_items(data: &Value) -> Result<Map<String, Value>, String> {
 /// `{"_source": {..}}`.
 fn unwrap_export(v: &Value) -> &Value {
     let Some(m) = v.as_object() else { return v };
-    for key in ["result", "_source"] {
+    // Only with the keys that come with them, so that a record's own field
+    // called `result` is left alone.
+    let wrappers: [(&str, &[&str]); 2] = [
+        ("result", &["preview", "offset", "lastrow"]),
+        ("_source", &["_index", "_id"]),
+    ];
+    for (key, beside) in wrappers {
         if let Some(inner @ Value::Object(_)) = m.get(key) {
-            return inner;
+            if beside.iter().any(|b| m.contains_key(*b)) {
+                return inner;
+            }
         }
     }
     v
@@ -1077,6 +1090,9 @@ mod tests {
         // Elasticsearch hit.
         let hit = json!({"_index": "winlogbeat", "_source": {"winlog": {"event_id": 17, "event_data": {"PipeName": "\\hit"}}}});
         assert_eq!(one(hit).unwrap().pipe_name, "\\hit");
+        // A record's own `result` object is not a Splunk wrapper.
+        let own = json!({"EventID": 17, "PipeName": "\\own", "result": {"EventID": 1}});
+        assert_eq!(one(own).unwrap().pipe_name, "\\own");
     }
 
     #[test]
