@@ -95,6 +95,11 @@ pub const SIGMA_TABLE: &[(&str, &str, &str, bool)] = &[
     ("PipeName|re", r"'^\\a$'", r"\ab", false),
     ("PipeName|re|s", "'a.b'", "a\nb", true),
     ("PipeName|re", "'a.b'", "a\nb", false),
+    ("PipeName|re|m", "'^b$'", "a\nb", true),
+    ("PipeName|re", "'^b$'", "a\nb", false),
+    ("PipeName|re|i|m", "'^B$'", "a\nb\nc", true),
+    ("PipeName|re|m|s", "'^a.b$'", "x\na\nb", true),
+    ("PipeName|re|m", "'^a.b$'", "x\na\nb", false),
     // `cased`: wildcard semantics, case-sensitive.
     ("PipeName|cased", "'Ab*'", "Abc", true),
     ("PipeName|cased", "'Ab*'", "abc", false),
