@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pipe_compiler::import::load_paths;
 use pipe_compiler::model::{Action, RuleSet, Severity};
-use pipe_compiler::reference::{eval_rule, matching_ids, RefEvent};
+use test_kit::reference::{eval_rule, matching_ids, RefEvent};
 
 /// A path in the repository (third-party data under `third_party/`, the
 /// project's own lists under `data/`).
