@@ -648,7 +648,7 @@ fn run_tests(paths: &[PathBuf], select: &select::SelectArgs) -> Result<u8, Strin
         .map_err(|e| format!("compiled file invalid: {e}"))?;
     let mut scratch = Box::new(Scratch::new());
     let (mut passed, mut failed) = (0usize, 0usize);
-    for o in test_kit::cases::run(&set, &f, &mut scratch) {
+    for o in test_kit::cases::run(set, &f, &mut scratch) {
         if o.passed() {
             passed += 1;
         } else {
