@@ -98,15 +98,23 @@ fn user_sid() -> Sid {
 fn the_services_json_lines_replay_to_the_live_verdicts() {
     let dir = tmp("service", "roundtrip");
     let sys = dir.join("C-00000291-00000007.sys");
-    // Rules on every field the JSON carries: kind and pid too.
+    // Rules on every field the JSON carries: kind and pid too (the pid of
+    // the first event of a benign name, which no other rule matches).
+    let benign_pid = events()
+        .iter()
+        .find(|e| e.2 == r"\benign_app_pipe")
+        .unwrap()
+        .1;
     let local = dir.join("kind-pid.yml");
     std::fs::write(
         &local,
-        "- id: 9001\n  name: Client connects to an lsass pipe\n  severity: critical\n  action: block\n  \
-         detection:\n    pipe:\n      PipeName|contains: 'lsass'\n    conn:\n      EventKind: connect\n    \
-         condition: pipe and conn\n\
-         - id: 9002\n  name: Pipe of process 1014\n  severity: low\n  action: alert\n  \
-         detection:\n    p:\n      ProcessId: 1014\n    condition: p\n",
+        format!(
+            "- id: 9001\n  name: Client connects to an lsass pipe\n  severity: critical\n  action: block\n  \
+             detection:\n    pipe:\n      PipeName|contains: 'lsass'\n    conn:\n      EventKind: connect\n    \
+             condition: pipe and conn\n\
+             - id: 9002\n  name: Pipe of process {benign_pid}\n  severity: low\n  action: alert\n  \
+             detection:\n    p:\n      ProcessId: {benign_pid}\n    condition: p\n"
+        ),
     )
     .unwrap();
     let o = pipectl(&[
@@ -201,7 +209,9 @@ fn the_services_json_lines_replay_to_the_live_verdicts() {
     }
     assert_eq!(pipeline.written as usize, recorded);
     assert_eq!(pipeline.lost, 0, "the reader kept up: nothing overwritten");
-    assert!(recorded > 200, "{recorded} events recorded");
+    // 131 with the vendored Sigma rules and data/pipe-names (most of its
+    // 300 patterns are synthetic names no rule names).
+    assert!(recorded > 100, "{recorded} events recorded");
     assert!(
         denied > 0 && blocks > denied,
         "{denied} denied, {blocks} block rules"
