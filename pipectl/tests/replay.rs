@@ -514,17 +514,23 @@ fn sysmon_record(x: &mut BinXml, provider: &str, id: u32, data: &[(&str, String)
         x.open("Provider", &[("Name", provider)], true);
     }
     x.leaf("EventID", &[], &id.to_string());
-    let channel = if provider == SYSMON {
-        "Microsoft-Windows-Sysmon/Operational"
-    } else {
-        "System"
+    let channel = match provider {
+        SYSMON => "Microsoft-Windows-Sysmon/Operational",
+        "PipeSensor" => "Application",
+        _ => "System",
     };
     x.leaf("Channel", &[], channel);
     x.leaf("Computer", &[], "lab-host");
     x.raw(&[0x04]);
     x.open("EventData", &[], false);
     for (k, v) in data {
-        x.leaf("Data", &[("Name", k)], v);
+        // An empty name: an unnamed item (a classic event source's
+        // insertion string).
+        if k.is_empty() {
+            x.leaf("Data", &[], v);
+        } else {
+            x.leaf("Data", &[("Name", k)], v);
+        }
     }
     x.raw(&[0x04, 0x04, 0x00]);
 }
@@ -646,6 +652,61 @@ fn evtx_events() -> Vec<EvtxEvent<'static>> {
         pipe_event(17, "\\lsadump", "C:\\Temp\\m.exe", 3004),
         pipe_event(18, "\\ShellIconCache", "C:\\Windows\\explorer.exe", 400),
     ]
+}
+
+/// The sensor's own Event Log records (source `PipeSensor`, Application
+/// log, docs/events.md): unnamed insertion strings in Sysmon's order, `-`
+/// for unknown values.
+fn sensor_record(id: u32, pipe: &str, image: &str, pid: u32) -> EvtxEvent<'static> {
+    let (_, named) = pipe_event(id, pipe, image, pid);
+    (id, named.into_iter().map(|(_, v)| ("", v)).collect())
+}
+
+#[test]
+fn replay_reads_the_sensors_own_event_log_records() {
+    let dir = tmp("replay", "sensor-evtx");
+    let v1 = compile(&dir, "v1.sys", "v1", "41");
+    let app = dir.join("Application.evtx");
+    std::fs::write(
+        &app,
+        write_evtx_of(&[
+            ("PipeSensor", sensor_record(17, "\\REDSUN", "-", 15596)),
+            (
+                "PipeSensor",
+                (110, vec![("", "41".into()), ("", "-".into())]),
+            ),
+            (
+                "PipeSensor",
+                sensor_record(18, "\\REDSUN", "C:\\x.exe", 1200),
+            ),
+            (
+                "Microsoft-Windows-Kernel-Boot",
+                (18, vec![("", "1".into())]),
+            ),
+        ]),
+    )
+    .unwrap();
+    // The same records as Winlogbeat ships them (winlog.event_data.paramN).
+    let beat = dir.join("winlogbeat-application.ndjson");
+    std::fs::write(
+        &beat,
+        "{\"winlog\":{\"provider_name\":\"PipeSensor\",\"channel\":\"Application\",\"event_id\":17,\
+         \"event_data\":{\"param1\":\"-\",\"param2\":\"CreatePipe\",\"param3\":\"2026-12-02 13:01:02.345\",\
+         \"param4\":\"-\",\"param5\":\"4242\",\"param6\":\"\\\\REDSUN\",\"param7\":\"-\",\"param8\":\"-\"}}}\n",
+    )
+    .unwrap();
+    let o = pipectl(&["replay", &v1, &s(&app), &s(&beat), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r = json_out(&o);
+    assert_eq!(r["events"]["records_read"], 5, "{}", r["events"]);
+    assert_eq!(r["events"]["pipe_events"], 3, "{}", r["events"]);
+    assert_eq!(r["events"]["bad"], 0);
+    assert_eq!(
+        r["events"]["skipped_by_provider"],
+        json!({"Microsoft-Windows-Kernel-Boot": 1})
+    );
+    // Every pipe event of the sensor is evaluated: the RedSun rule of v1.
+    assert_eq!(r["verdicts"]["matched"], 3, "{}", r["verdicts"]);
 }
 
 #[test]

@@ -18,6 +18,11 @@
 //! with Event ID 17 (PipeCreated) or 18 (PipeConnected). Records of other
 //! providers are skipped and counted per provider; records with no provider
 //! information (and no Sysmon channel) are taken as Sysmon's, as before.
+//! The sensor's own Event Log records (source `PipeSensor` in the
+//! Application log, docs/events.md) are pipe events too: their event data
+//! has no names, only positions (`param1`.. in Winlogbeat, unnamed `Data`
+//! in XML), which are Sysmon's fields in the order of
+//! [`event_sink::ids::PIPE_FIELDS`].
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -28,6 +33,9 @@ use std::path::{Path, PathBuf};
 pub const SYSMON_PROVIDER: &str = "Microsoft-Windows-Sysmon";
 /// Sysmon's provider GUID (`System.Provider Guid`).
 const SYSMON_GUID: &str = "5770385F-C22A-43E0-BF4C-06F5698FFBD9";
+/// The event source of the sensor's own service in the Application log
+/// (docs/events.md): its IDs 17/18 are pipe events in Sysmon's layout.
+pub const SENSOR_PROVIDER: &str = "PipeSensor";
 /// The channel Sysmon writes to.
 const SYSMON_CHANNEL: &str = "Microsoft-Windows-Sysmon/Operational";
 /// What Sysmon writes as `PipeName` for a pipe without a name.
@@ -612,6 +620,7 @@ fn xml_event(text: &str) -> Result<Value, String> {
     let doc = roxmltree::Document::parse(text).map_err(|e| format!("invalid XML: {e}"))?;
     let mut system = Map::new();
     let mut data = Map::new();
+    let mut position = 0usize;
     for n in doc.descendants().filter(|n| n.is_element()) {
         let parent = n.parent_element().map(|p| p.tag_name().name());
         match (parent, n.tag_name().name()) {
@@ -630,10 +639,13 @@ fn xml_event(text: &str) -> Result<Value, String> {
                 system.insert(tag.to_string(), Value::Object(v));
             }
             (Some("EventData"), "Data") => {
-                let Some(name) = n.attribute("Name") else {
-                    return Err("EventData.Data item without a Name attribute".into());
-                };
-                data.insert(name.to_string(), json!(n.text().unwrap_or("")));
+                // Unnamed items (a classic event source's insertion
+                // strings) by position: param1, param2, ...
+                position += 1;
+                let name = n
+                    .attribute("Name")
+                    .map_or_else(|| format!("param{position}"), str::to_string);
+                data.insert(name, json!(n.text().unwrap_or("")));
             }
             _ => {}
         }
@@ -676,16 +688,29 @@ fn event_data(ev: &Value) -> Result<Map<String, Value>, String> {
 
 /// `Data` as a list of named items (`{"@Name": "PipeName", "#text": ".."}`,
 /// `{"Name": .., "value"|"#text": ..}`, `{"#attributes": {"Name": ..}, "#text": ..}`)
-/// or as a map.
+/// or as a map. Unnamed items (plain values: a classic event source's
+/// insertion strings) are named by position, `param1`, `param2`, ...
+/// (as Winlogbeat names them).
 fn data_items(data: &Value) -> Result<Map<String, Value>, String> {
     match data {
+        // The evtx crate's rendering of unnamed items: `{"#text": [..]}`.
+        Value::Object(m) if m.len() == 1 && get(data, "#text").is_some_and(Value::is_array) => {
+            data_items(get(data, "#text").unwrap_or(&Value::Null))
+        }
         Value::Object(m) if get(data, "@Name").is_none() && get(data, "Name").is_none() => {
             Ok(m.clone())
         }
-        Value::Object(_) => data_items(&Value::Array(vec![data.clone()])),
+        Value::Object(_) | Value::String(_) | Value::Number(_) => {
+            data_items(&Value::Array(vec![data.clone()]))
+        }
         Value::Array(items) => {
             let mut out = Map::new();
-            for it in items {
+            for (i, it) in items.iter().enumerate() {
+                // An unnamed insertion string, by position (param1, ...).
+                if matches!(it, Value::String(_) | Value::Number(_) | Value::Null) {
+                    out.insert(format!("param{}", i.saturating_add(1)), it.clone());
+                    continue;
+                }
                 let name = get(it, "@Name")
                     .or_else(|| get(it, "Name"))
                     .or_else(|| lookup(it, "#attributes.Name"))
@@ -874,12 +899,18 @@ pub fn parse_record(v: &Value, source: String) -> Result<Record, RecordError> {
     if event_id != 17 && event_id != 18 {
         return Err(RecordError::OtherId(event_id));
     }
+    let mut sensor = false;
     if let Some(p) = provider(root, ev) {
-        if !p.eq_ignore_ascii_case(SYSMON_PROVIDER) {
+        sensor = p.eq_ignore_ascii_case(SENSOR_PROVIDER);
+        if !sensor && !p.eq_ignore_ascii_case(SYSMON_PROVIDER) {
             return Err(RecordError::OtherProvider(p));
         }
     }
-    let data_v = Value::Object(event_data(ev).map_err(bad)?);
+    let mut data_m = event_data(ev).map_err(bad)?;
+    if sensor {
+        data_m = sensor_fields(data_m);
+    }
+    let data_v = Value::Object(data_m);
     // Event data first (also as flattened `winlog.event_data.<name>` keys);
     // then the fields the Winlogbeat Sysmon module moves them to
     // (file.name, process.executable, process.pid, @timestamp).
@@ -897,7 +928,9 @@ pub fn parse_record(v: &Value, source: String) -> Result<Record, RecordError> {
         None => None,
         Some(i) => {
             let i = scalar_text(i).ok_or_else(|| bad(format!("Image is not a string: {i}")))?;
-            (i != UNKNOWN_PROCESS && !i.is_empty()).then_some(i)
+            // `-`: the sensor's service writes unknown values as Sysmon does.
+            let unknown = i == UNKNOWN_PROCESS || (sensor && i == "-");
+            (!unknown && !i.is_empty()).then_some(i)
         }
     };
     let pid = match field("ProcessId", "process.pid") {
@@ -917,6 +950,25 @@ pub fn parse_record(v: &Value, source: String) -> Result<Record, RecordError> {
         pid,
         time,
     })
+}
+
+/// The sensor's Event Log data by name: its insertion strings `param1`..
+/// are Sysmon's fields in the order of [`event_sink::ids::PIPE_FIELDS`]
+/// (docs/events.md). Data that has names already is kept as it is.
+fn sensor_fields(data: Map<String, Value>) -> Map<String, Value> {
+    if data.contains_key("PipeName") {
+        return data;
+    }
+    let mut out = Map::new();
+    for (k, v) in data {
+        let named = k
+            .strip_prefix("param")
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| event_sink::ids::PIPE_FIELDS.get(i));
+        out.insert(named.map_or(k, |n| (*n).to_string()), v);
+    }
+    out
 }
 
 /// `xml` (an `{"Event": ..}` value) with the flat fields of `flat` that
@@ -984,6 +1036,67 @@ mod tests {
         assert!(
             matches!(one(json!({"PipeName": "\\x"})), Err(RecordError::Bad(m)) if m.contains("EventID"))
         );
+    }
+
+    #[test]
+    fn the_sensors_own_event_log_records_are_read_by_position() {
+        let params = |vals: &[&str]| -> Value {
+            let m: Map<String, Value> = vals
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("param{}", i + 1), json!(v)))
+                .collect();
+            Value::Object(m)
+        };
+        let fields = [
+            "CobaltStrike default pipe names",
+            "CreatePipe",
+            "2026-12-02 13:01:02.345",
+            "{00000000-01d9-0000-0000-000100001092}",
+            "4242",
+            "\\postex_1234",
+            "C:\\Users\\bob\\x.exe",
+            "CORP\\bob",
+            "1001",
+            "alert",
+        ];
+        // Winlogbeat on the Application channel: winlog.event_data.paramN.
+        let beat = json!({"winlog": {"provider_name": "PipeSensor", "channel": "Application",
+            "event_id": 17, "event_data": params(&fields)}});
+        let r = one(beat).unwrap();
+        assert_eq!(
+            (r.event_id, r.pipe_name.as_str(), r.image.as_deref(), r.pid),
+            (17, "\\postex_1234", Some("C:\\Users\\bob\\x.exe"), 4242)
+        );
+        assert_eq!(r.time.as_deref(), Some("2026-12-02 13:01:02.345"));
+        // The Event Log's XML (a Splunk `_raw`): unnamed Data, `-` unknown.
+        let xml = "<Event><System><Provider Name='PipeSensor'/><EventID>18</EventID>\
+            <Channel>Application</Channel></System><EventData><Data>-</Data>\
+            <Data>ConnectPipe</Data><Data>2026-12-02 13:01:03.000</Data><Data>-</Data>\
+            <Data>77</Data><Data>\\lsass</Data><Data>-</Data><Data>-</Data></EventData></Event>";
+        let r = one(json!({ "_raw": xml })).unwrap();
+        assert_eq!(
+            (r.event_id, r.pipe_name.as_str(), r.image, r.pid),
+            (18, "\\lsass", None, 77)
+        );
+        // The evtx crate's rendering of unnamed Data: {"#text": [..]}.
+        let evtx = json!({"Event": {"System": {"Provider": {"#attributes": {"Name": "PipeSensor"}},
+            "EventID": 17, "Channel": "Application"},
+            "EventData": {"Data": {"#text": fields}}}});
+        let r = one(evtx).unwrap();
+        assert_eq!((r.pipe_name.as_str(), r.pid), ("\\postex_1234", 4242));
+        // Positions mean nothing for other providers: still skipped...
+        let other = json!({"winlog": {"provider_name": "Foo", "event_id": 17,
+            "event_data": params(&fields)}});
+        assert_eq!(one(other), Err(RecordError::OtherProvider("Foo".into())));
+        // ... and a Sysmon record without names has no PipeName.
+        let sysmon = json!({"winlog": {"provider_name": "Microsoft-Windows-Sysmon",
+            "event_id": 17, "event_data": params(&fields)}});
+        assert!(matches!(one(sysmon), Err(RecordError::Bad(m)) if m.contains("PipeName")));
+        // The sensor's health events (IDs 100..) are other IDs.
+        let health = json!({"winlog": {"provider_name": "PipeSensor", "event_id": 110,
+            "event_data": params(&["41", "40"])}});
+        assert_eq!(one(health), Err(RecordError::OtherId(110)));
     }
 
     #[test]
