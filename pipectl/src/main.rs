@@ -144,88 +144,32 @@ enum Cmd {
     #[command(
         after_help = "Example:\n  pipectl compile rules/ ../shared/corpus/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)"
     )]
-    Compile {
-        /// Rule files or directories.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Output file, or a directory to write C-00000291-<sequence>.sys into.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Content sequence number.
-        #[arg(long, default_value_t = 1)]
-        sequence: u64,
-        /// Sign with this secret key file (repeat for key rotation, up to 4).
-        #[arg(long = "sign", value_name = "KEY")]
-        sign: Vec<PathBuf>,
-        #[command(flatten)]
-        rollout: RolloutArgs,
-        #[command(flatten)]
-        sensor: SensorArgs,
-    },
+    Compile(CompileArgs),
     /// Generate an Ed25519 key pair for signing channel files: PREFIX.key
     /// (secret, mode 0600) and PREFIX.pub.
     #[command(
         after_help = "Example:\n  pipectl keygen keys/release-2026\n  pipectl compile rules/ -o out/ --sequence 43 --sign keys/release-2026.key\n  pipectl verify out/C-00000291-00000043.sys --key keys/release-2026.pub"
     )]
-    Keygen {
-        /// Path prefix of the key files.
-        prefix: PathBuf,
-    },
+    Keygen(KeygenArgs),
     /// Validate a channel file with exactly the kernel's parser. Exit 0 when
     /// valid, 1 with the error (offset, reason) on stderr when not.
     #[command(
         after_help = "Example:\n  pipectl verify C-00000291-00000001.sys --sensor-fields PipeName,Image"
     )]
-    Verify {
-        /// The channel file.
-        file: PathBuf,
-        /// Require a valid signature by one of these public keys (as the
-        /// driver does with its built-in keys) before parsing.
-        #[arg(long = "key", value_name = "PUB")]
-        keys: Vec<PathBuf>,
-        #[command(flatten)]
-        sensor: SensorArgs,
-    },
+    Verify(VerifyArgs),
     /// Show header, sections, rules and the SHA-256 digest of a channel file.
     #[command(
         after_help = "Example:\n  pipectl inspect C-00000291-00000001.sys --json | jq '.rules[].name'"
     )]
-    Inspect {
-        /// The channel file.
-        file: PathBuf,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(InspectArgs),
     /// Match one event against a channel file. Exit 0 on a match, 1 on none.
     #[command(
         after_help = "Example:\n  pipectl match C-00000291-00000001.sys '\\postex_1234' --image 'C:\\Temp\\a.exe' --json"
     )]
-    Match {
-        /// The channel file.
-        file: PathBuf,
-        /// Pipe name as Sysmon reports it (`\name`).
-        name: String,
-        /// Image path of the creating/connecting process.
-        #[arg(long)]
-        image: Option<String>,
-        /// Event kind.
-        #[arg(long, value_enum, default_value = "create")]
-        kind: KindArg,
-        /// Process id.
-        #[arg(long, default_value_t = 4)]
-        pid: u32,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
+    Match(MatchArgs),
     /// Run every rule's embedded test cases through the compiled file.
     #[command(after_help = "Example:\n  pipectl test rules/")]
-    Test {
-        /// Rule files or directories.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Test(TestArgs),
     /// Talk to the running PipeSensor driver (Windows): status, load, events,
     /// mode, eval.
     Driver {
@@ -248,13 +192,97 @@ enum Cmd {
     /// Write the malformed-file corpus (files the parser must reject) into a
     /// directory, with a manifest of expected errors.
     #[command(name = "gen-malformed")]
-    GenMalformed {
-        /// Output directory.
-        dir: PathBuf,
-        /// Include a truncation at every byte offset (thousands of files).
-        #[arg(long)]
-        every_offset: bool,
-    },
+    GenMalformed(GenMalformedArgs),
+}
+
+/// `pipectl compile`.
+#[derive(Debug, clap::Args)]
+struct CompileArgs {
+    /// Rule files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output file, or a directory to write C-00000291-<sequence>.sys into.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Content sequence number.
+    #[arg(long, default_value_t = 1)]
+    sequence: u64,
+    /// Sign with this secret key file (repeat for key rotation, up to 4).
+    #[arg(long = "sign", value_name = "KEY")]
+    sign: Vec<PathBuf>,
+    #[command(flatten)]
+    rollout: RolloutArgs,
+    #[command(flatten)]
+    sensor: SensorArgs,
+}
+
+/// `pipectl keygen`.
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Path prefix of the key files.
+    prefix: PathBuf,
+}
+
+/// `pipectl verify`.
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The channel file.
+    file: PathBuf,
+    /// Require a valid signature by one of these public keys (as the
+    /// driver does with its built-in keys) before parsing.
+    #[arg(long = "key", value_name = "PUB")]
+    keys: Vec<PathBuf>,
+    #[command(flatten)]
+    sensor: SensorArgs,
+}
+
+/// `pipectl inspect`.
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// The channel file.
+    file: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `pipectl match`.
+#[derive(Debug, clap::Args)]
+struct MatchArgs {
+    /// The channel file.
+    file: PathBuf,
+    /// Pipe name as Sysmon reports it (`\name`).
+    name: String,
+    /// Image path of the creating/connecting process.
+    #[arg(long)]
+    image: Option<String>,
+    /// Event kind.
+    #[arg(long, value_enum, default_value = "create")]
+    kind: KindArg,
+    /// Process id.
+    #[arg(long, default_value_t = 4)]
+    pid: u32,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `pipectl test`.
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// Rule files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+/// `pipectl gen-malformed`.
+#[derive(Debug, clap::Args)]
+struct GenMalformedArgs {
+    /// Output directory.
+    dir: PathBuf,
+    /// Include a truncation at every byte offset (thousands of files).
+    #[arg(long)]
+    every_offset: bool,
 }
 
 fn main() -> ExitCode {
@@ -303,209 +331,227 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         Cmd::Diff(a) => replay::run_diff(a),
         Cmd::Rollout { cmd } => rollout::run(cmd),
         Cmd::Driver { cmd } => driver_client::run(cmd).map(|c| u8::try_from(c).unwrap_or(1)),
-        Cmd::Keygen { prefix } => {
-            let (secret, public, id) = keys::keygen(&prefix)?;
-            outln!(
-                "wrote {} (secret: keep it offline) and {}; key id {id}",
-                secret.display(),
-                public.display()
-            );
-            Ok(0)
+        Cmd::Keygen(a) => cmd_keygen(a),
+        Cmd::Compile(a) => cmd_compile(a),
+        Cmd::Verify(a) => cmd_verify(a),
+        Cmd::Inspect(a) => cmd_inspect(a),
+        Cmd::Match(a) => cmd_match(a),
+        Cmd::Test(a) => cmd_test(a),
+        Cmd::GenMalformed(a) => cmd_gen_malformed(a),
+    }
+}
+
+fn cmd_keygen(a: KeygenArgs) -> Result<u8, String> {
+    let KeygenArgs { prefix } = a;
+    let (secret, public, id) = keys::keygen(&prefix)?;
+    outln!(
+        "wrote {} (secret: keep it offline) and {}; key id {id}",
+        secret.display(),
+        public.display()
+    );
+    Ok(0)
+}
+
+fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
+    let CompileArgs {
+        paths,
+        output,
+        sequence,
+        sign,
+        rollout,
+        sensor,
+    } = a;
+    let caps = sensor.caps()?;
+    let rollout = rollout.policy()?;
+    let signing_keys = sign
+        .iter()
+        .map(|p| keys::signing_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = match load_rules(&paths) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let opts = CompileOptions {
+        sequence,
+        capabilities: caps,
+        rollout,
+        ..CompileOptions::default()
+    };
+    let mut bytes = match pipe_compiler::compile(&set, &opts) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
         }
-        Cmd::Compile {
-            paths,
-            output,
-            sequence,
-            sign,
-            rollout,
-            sensor,
-        } => {
-            let caps = sensor.caps()?;
-            let rollout = rollout.policy()?;
-            let signing_keys = sign
-                .iter()
-                .map(|p| keys::signing_key(p))
-                .collect::<Result<Vec<_>, _>>()?;
-            let set = match load_rules(&paths) {
-                Ok(s) => s,
-                Err(code) => return Ok(code),
-            };
-            let opts = CompileOptions {
-                sequence,
-                capabilities: caps,
-                rollout,
-                ..CompileOptions::default()
-            };
-            let mut bytes = match pipe_compiler::compile(&set, &opts) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(1);
-                }
-            };
-            if !signing_keys.is_empty() {
-                bytes = pipe_compiler::sign::sign(&bytes, &signing_keys)?;
+    };
+    if !signing_keys.is_empty() {
+        bytes = pipe_compiler::sign::sign(&bytes, &signing_keys)?;
+    }
+    let out = if output.is_dir() {
+        let mut name = String::new();
+        channel_format::file_name(sequence, &mut name).map_err(|e| e.to_string())?;
+        output.join(name)
+    } else {
+        output
+    };
+    std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    outln!(
+        "wrote {}: {} rules, {} bytes, sequence {sequence}, sha256 {}",
+        out.display(),
+        set.rules.len(),
+        bytes.len(),
+        sha256_hex(&bytes)
+    );
+    Ok(0)
+}
+
+fn cmd_verify(a: VerifyArgs) -> Result<u8, String> {
+    let VerifyArgs {
+        file,
+        keys: key_files,
+        sensor,
+    } = a;
+    let caps = sensor.caps()?;
+    let bytes = read_file(&file)?;
+    if !key_files.is_empty() {
+        let trusted = key_files
+            .iter()
+            .map(|p| keys::trusted_key(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        match content_trust::verify(&bytes, &trusted) {
+            Ok(id) => outln!("{}: signature: valid, key id {id}", file.display()),
+            Err(e) => {
+                eprintln!("{}: untrusted: {e} [{}]", file.display(), e.kind());
+                return Ok(1);
             }
-            let out = if output.is_dir() {
-                let mut name = String::new();
-                channel_format::file_name(sequence, &mut name).map_err(|e| e.to_string())?;
-                output.join(name)
-            } else {
-                output
-            };
-            std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+        }
+    }
+    let aligned = AlignedBytes::new(&bytes);
+    match channel_parser::parse(aligned.as_slice(), &caps) {
+        Ok(f) => {
             outln!(
-                "wrote {}: {} rules, {} bytes, sequence {sequence}, sha256 {}",
-                out.display(),
-                set.rules.len(),
-                bytes.len(),
+                "{}: valid: format {}.{}, sequence {}, {} rules, sha256 {}",
+                file.display(),
+                f.header().format_major,
+                f.header().format_minor,
+                f.sequence(),
+                f.rule_count(),
                 sha256_hex(&bytes)
             );
             Ok(0)
         }
-        Cmd::Verify {
-            file,
-            keys: key_files,
-            sensor,
-        } => {
-            let caps = sensor.caps()?;
-            let bytes = read_file(&file)?;
-            if !key_files.is_empty() {
-                let trusted = key_files
-                    .iter()
-                    .map(|p| keys::trusted_key(p))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match content_trust::verify(&bytes, &trusted) {
-                    Ok(id) => outln!("{}: signature: valid, key id {id}", file.display()),
-                    Err(e) => {
-                        eprintln!("{}: untrusted: {e} [{}]", file.display(), e.kind());
-                        return Ok(1);
-                    }
-                }
-            }
-            let aligned = AlignedBytes::new(&bytes);
-            match channel_parser::parse(aligned.as_slice(), &caps) {
-                Ok(f) => {
-                    outln!(
-                        "{}: valid: format {}.{}, sequence {}, {} rules, sha256 {}",
-                        file.display(),
-                        f.header().format_major,
-                        f.header().format_minor,
-                        f.sequence(),
-                        f.rule_count(),
-                        sha256_hex(&bytes)
-                    );
-                    Ok(0)
-                }
-                Err(e) => {
-                    eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
-                    Ok(1)
-                }
-            }
-        }
-        Cmd::Inspect { file, json } => {
-            let bytes = read_file(&file)?;
-            let aligned = AlignedBytes::new(&bytes);
-            let Some(f) = parse_or_report(&file, &aligned) else {
-                return Ok(1);
-            };
-            let v = inspect_json(&f, &bytes);
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-                );
-            } else {
-                print_inspect(&file, &f, &bytes);
-            }
-            Ok(0)
-        }
-        Cmd::Match {
-            file,
-            name,
-            image,
-            kind,
-            pid,
-            json,
-        } => {
-            let bytes = read_file(&file)?;
-            let aligned = AlignedBytes::new(&bytes);
-            let Some(f) = parse_or_report(&file, &aligned) else {
-                return Ok(2);
-            };
-            let kind = match kind {
-                KindArg::Create => EventKind::Create,
-                KindArg::Connect => EventKind::Connect,
-            };
-            let ev = Event {
-                pipe_name: Text::Utf8(&name),
-                image: image.as_deref().map(Text::Utf8),
-                pid,
-                kind,
-            };
-            let mut scratch = Box::new(Scratch::new());
-            let mut matches = Vec::new();
-            f.for_each_match(&ev, &mut scratch, |r| {
-                matches.push(r);
-                ControlFlow::Continue(())
-            });
-            let best = f.evaluate(&ev, &mut scratch).best;
-            if json {
-                let v = json!({
-                    "name": name,
-                    "image": image,
-                    "matched": matches.iter().map(rule_json).collect::<Vec<_>>(),
-                    "best": best.as_ref().map(rule_json),
-                });
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-                );
-            } else if matches.is_empty() {
-                outln!("no match");
-            } else {
-                for r in &matches {
-                    outln!(
-                        "MATCH rule {} {:?} severity={} action={}",
-                        r.id(),
-                        r.name(),
-                        r.severity(),
-                        r.action()
-                    );
-                }
-            }
-            Ok(if matches.is_empty() { 1 } else { 0 })
-        }
-        Cmd::Test { paths } => run_tests(&paths),
-        Cmd::GenMalformed { dir, every_offset } => {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let cases = pipe_compiler::malformed::corpus(every_offset);
-            let mut manifest = String::new();
-            let mut written = 0;
-            for (i, c) in cases.iter().enumerate() {
-                // Cases needing other capabilities, limits or alignment cannot be
-                // reproduced by loading a file: the manifest lists file cases only.
-                if c.max_limits || c.misaligned || c.caps != Capabilities::SENSOR_V1 {
-                    continue;
-                }
-                let expect = match c.expect {
-                    pipe_compiler::malformed::Expect::Valid => "valid".to_string(),
-                    pipe_compiler::malformed::Expect::Kind(k) => k.to_string(),
-                    pipe_compiler::malformed::Expect::OneOf(ks) => ks.join("|"),
-                };
-                let fname = format!("{i:05}-{}.bin", c.name);
-                std::fs::write(dir.join(&fname), &c.bytes).map_err(|e| format!("{fname}: {e}"))?;
-                manifest.push_str(&format!("{fname}\t{expect}\n"));
-                written += 1;
-            }
-            std::fs::write(dir.join("MANIFEST.tsv"), manifest).map_err(|e| e.to_string())?;
-            outln!(
-                "wrote {written} files and MANIFEST.tsv (file, expected error kind) to {}",
-                dir.display()
-            );
-            Ok(0)
+        Err(e) => {
+            eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
+            Ok(1)
         }
     }
+}
+
+fn cmd_inspect(a: InspectArgs) -> Result<u8, String> {
+    let InspectArgs { file, json } = a;
+    let bytes = read_file(&file)?;
+    let aligned = AlignedBytes::new(&bytes);
+    let Some(f) = parse_or_report(&file, &aligned) else {
+        return Ok(1);
+    };
+    let v = inspect_json(&f, &bytes);
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_inspect(&file, &f, &bytes);
+    }
+    Ok(0)
+}
+
+fn cmd_match(a: MatchArgs) -> Result<u8, String> {
+    let MatchArgs {
+        file,
+        name,
+        image,
+        kind,
+        pid,
+        json,
+    } = a;
+    let bytes = read_file(&file)?;
+    let aligned = AlignedBytes::new(&bytes);
+    let Some(f) = parse_or_report(&file, &aligned) else {
+        return Ok(2);
+    };
+    let kind = match kind {
+        KindArg::Create => EventKind::Create,
+        KindArg::Connect => EventKind::Connect,
+    };
+    let ev = Event {
+        pipe_name: Text::Utf8(&name),
+        image: image.as_deref().map(Text::Utf8),
+        pid,
+        kind,
+    };
+    let mut scratch = Box::new(Scratch::new());
+    let mut matches = Vec::new();
+    f.for_each_match(&ev, &mut scratch, |r| {
+        matches.push(r);
+        ControlFlow::Continue(())
+    });
+    let best = f.evaluate(&ev, &mut scratch).best;
+    if json {
+        let v = json!({
+            "name": name,
+            "image": image,
+            "matched": matches.iter().map(rule_json).collect::<Vec<_>>(),
+            "best": best.as_ref().map(rule_json),
+        });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+    } else if matches.is_empty() {
+        outln!("no match");
+    } else {
+        for r in &matches {
+            outln!(
+                "MATCH rule {} {:?} severity={} action={}",
+                r.id(),
+                r.name(),
+                r.severity(),
+                r.action()
+            );
+        }
+    }
+    Ok(if matches.is_empty() { 1 } else { 0 })
+}
+
+fn cmd_gen_malformed(a: GenMalformedArgs) -> Result<u8, String> {
+    let GenMalformedArgs { dir, every_offset } = a;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cases = pipe_compiler::malformed::corpus(every_offset);
+    let mut manifest = String::new();
+    let mut written = 0;
+    for (i, c) in cases.iter().enumerate() {
+        // Cases needing other capabilities, limits or alignment cannot be
+        // reproduced by loading a file: the manifest lists file cases only.
+        if c.max_limits || c.misaligned || c.caps != Capabilities::SENSOR_V1 {
+            continue;
+        }
+        let expect = match c.expect {
+            pipe_compiler::malformed::Expect::Valid => "valid".to_string(),
+            pipe_compiler::malformed::Expect::Kind(k) => k.to_string(),
+            pipe_compiler::malformed::Expect::OneOf(ks) => ks.join("|"),
+        };
+        let fname = format!("{i:05}-{}.bin", c.name);
+        std::fs::write(dir.join(&fname), &c.bytes).map_err(|e| format!("{fname}: {e}"))?;
+        manifest.push_str(&format!("{fname}\t{expect}\n"));
+        written += 1;
+    }
+    std::fs::write(dir.join("MANIFEST.tsv"), manifest).map_err(|e| e.to_string())?;
+    outln!(
+        "wrote {written} files and MANIFEST.tsv (file, expected error kind) to {}",
+        dir.display()
+    );
+    Ok(0)
 }
 
 fn rule_json(r: &channel_parser::RuleView<'_>) -> Value {
@@ -662,8 +708,8 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
     }
 }
 
-fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
-    let set = match load_rules(paths) {
+fn cmd_test(a: TestArgs) -> Result<u8, String> {
+    let set = match load_rules(&a.paths) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
