@@ -3,13 +3,11 @@
 
 use crate::dump;
 use crate::sys::{OwnedChannel, PoolArc, Slot, SpinLock};
-use channel_parser::{Event, Scratch, Text};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide, Decision, Mode, RuleHit};
-use sensor_core::name::{normalize_into, MAX_NAME_UNITS};
-use sensor_core::proto::{
-    ContentInfo, Counters, FixedText, Status, MAX_EVAL_IMAGE_UNITS, RULE_NAME_LEN,
-};
+use sensor_core::eval::{self, RawEvent, Work};
+use sensor_core::name::MAX_NAME_UNITS;
+use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
 
@@ -34,27 +32,12 @@ static MATCHED: AtomicU64 = AtomicU64::new(0);
 static DENIED: AtomicU64 = AtomicU64::new(0);
 static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
 
-/// Longest image path rewritten to DOS form, in UTF-16 units (what an
-/// EVAL request may carry); longer paths are matched in NT form.
-const IMAGE_UNITS: usize = MAX_EVAL_IMAGE_UNITS;
-
-/// Per-evaluation working memory: matcher scratch and the buffer for the
-/// image path in DOS form.
-struct Work {
-    scratch: Scratch,
-    image: [u16; IMAGE_UNITS],
-}
-
-/// Working memory, preallocated in the image (nonpaged), never on the
-/// stack. A callback that finds every slot busy skips the event (counted
-/// in `name_errors`) rather than wait.
+/// Per-evaluation working memory (`sensor_core::eval::Work`: matcher
+/// scratch, the normalized name, the image path in DOS form), preallocated
+/// in the image (nonpaged), never on the stack. A callback that finds every
+/// slot busy skips the event (counted in `name_errors`) rather than wait.
 const WORK_SLOTS: usize = 16;
-static WORK: [Slot<Work>; WORK_SLOTS] = [const {
-    Slot::new(Work {
-        scratch: Scratch::new(),
-        image: [0; IMAGE_UNITS],
-    })
-}; WORK_SLOTS];
+static WORK: [Slot<Work>; WORK_SLOTS] = [const { Slot::new(Work::new()) }; WORK_SLOTS];
 
 fn with_work<R>(mut f: impl FnMut(&mut Work) -> R) -> Option<R> {
     WORK.iter().find_map(|s| s.try_with(&mut f))
@@ -121,10 +104,11 @@ pub struct Outcome {
     pub name_len: usize,
 }
 
-/// The decision path: normalize the name, rewrite the image path to DOS
-/// form (`crate::drives`), evaluate against the active content, decide
-/// under the current mode, count, and (if `record`) put a matching event,
-/// with the rewritten image path, in the ring. Never blocks, never
+/// The decision path: `sensor_core::eval` (the name normalized, the image
+/// path in DOS form with `crate::drives`' table, the verdict of the active
+/// content: the same function `pipectl match/test/replay` call), then the
+/// decision under the current mode, counters, and (if `record`) a matching
+/// event, with the rewritten image path, in the ring. Never blocks, never
 /// allocates.
 pub fn evaluate(
     kind: EventKind,
@@ -143,61 +127,57 @@ pub fn evaluate(
         name: [0; MAX_NAME_UNITS],
         name_len: 0,
     };
-    let mut buf = [0u16; MAX_NAME_UNITS];
-    let Ok(name) = normalize_into(raw_name, &mut buf) else {
+    let content = active();
+    let raw = RawEvent {
+        kind,
+        pid,
+        name: raw_name,
+        image,
+    };
+    // The record's name and image (its last IMAGE_CAP units) are copied
+    // while the working buffers holding them are ours.
+    let mut rec = EventRecord::EMPTY;
+    let ran = with_work(|work| {
+        let (p, verdict) = match &content {
+            Some(c) => {
+                let (p, v) =
+                    eval::evaluate(c.chan.file(), c.chan.dfas(), crate::drives::map(), &raw, work)?;
+                (p, Some(v))
+            }
+            None => (eval::prepare(crate::drives::map(), &raw, &mut work.buffers)?, None),
+        };
+        crate::drives::note(p.image);
+        out.name_len = p.name.len();
+        if let Some(d) = out.name.get_mut(..p.name.len()) {
+            d.copy_from_slice(p.name);
+        }
+        if record {
+            rec.set_name(p.name);
+            rec.set_image(p.image.map_or(&[], |i| i.path()));
+        }
+        if let Some(v) = verdict {
+            out.matched = v.matched;
+            if let Some(r) = v.best {
+                out.hit = Some(RuleHit {
+                    id: r.id(),
+                    action: r.action(),
+                    severity: r.severity(),
+                });
+                out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
+            }
+        }
+        Ok::<(), sensor_core::name::NameError>(())
+    });
+    if !matches!(ran, Some(Ok(()))) {
+        // No free working slot, or a name that cannot be normalized: let
+        // it through, counted.
         count_name_error();
         return out;
-    };
-    out.name_len = name.len();
-    if let Some(d) = out.name.get_mut(..name.len()) {
-        d.copy_from_slice(name);
     }
-    let Some(content) = active() else {
+    let Some(content) = content else {
         return out;
     };
     out.sequence = content.info.sequence;
-    let pkind = match kind {
-        EventKind::Create => channel_parser::EventKind::Create,
-        EventKind::Connect => channel_parser::EventKind::Connect,
-    };
-    let file = content.chan.file();
-    // The record's image (its last IMAGE_CAP units) is copied from the DOS
-    // form while the working buffer holding it is ours.
-    let mut rec = EventRecord::EMPTY;
-    let Some((matched, best)) = with_work(|work| {
-        let image = image.map(|i| crate::drives::image_to_dos(i, &mut work.image));
-        let ev = Event {
-            pipe_name: Text::Utf16(name),
-            image: image.map(Text::Utf16),
-            pid,
-            kind: pkind,
-        };
-        let v = file.evaluate_with(&ev, &mut work.scratch, content.chan.dfas());
-        if record {
-            rec.set_image(image.unwrap_or(&[]));
-        }
-        (
-            v.matched,
-            v.best.map(|r| {
-                (
-                    RuleHit {
-                        id: r.id(),
-                        action: r.action(),
-                        severity: r.severity(),
-                    },
-                    FixedText::<RULE_NAME_LEN>::new(r.name()),
-                )
-            }),
-        )
-    }) else {
-        count_name_error();
-        return out;
-    };
-    out.matched = matched;
-    if let Some((hit, rname)) = best {
-        out.hit = Some(hit);
-        out.rule_name = rname;
-    }
     out.decision = decide(mode(), out.hit);
     if out.hit.is_some() {
         MATCHED.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +195,6 @@ pub fn evaluate(
             rec.action = h.action.0;
             rec.severity = h.severity.0;
         }
-        rec.set_name(name);
         let id = RING.with(|r| r.push(rec));
         rec.id = id;
         dump::record_event(&rec);

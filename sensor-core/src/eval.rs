@@ -1,0 +1,225 @@
+//! The one evaluation path: how a raw pipe event becomes what the matcher
+//! sees, and its verdict.
+//!
+//! The driver (its filter callbacks and the EVAL IOCTL) and `pipectl`
+//! (`match`, `test`, `replay`, `diff`) all call [`evaluate`] (or
+//! [`prepare`], when they list every matching rule), so a name, image,
+//! process id and kind give the same verdict everywhere:
+//!
+//! * the pipe name is normalized by [`crate::name::normalize_into`]
+//!   (`\\.\pipe\x`, `\Device\NamedPipe\x`, `x` → `\x`);
+//! * the image path is rewritten to DOS form by [`crate::dospath::to_dos`]
+//!   with the caller's drive table (the driver's table from `\??\A:`..`Z:`;
+//!   offline tools pass an empty one, which still rewrites `\??\C:\…` and
+//!   `\\?\C:\…`); an empty image is no image;
+//! * an event whose process id or kind is not known (a test case that sets
+//!   none, `pipectl match` without `--pid`) takes [`DEFAULT_PID`] and
+//!   [`DEFAULT_KIND`].
+//!
+//! No allocation, no panic; cost linear in the name and image lengths plus
+//! the matcher's (see `channel_parser`).
+
+use crate::dospath::{self, DeviceMap, DosPath};
+use crate::name::{normalize_into, NameError, MAX_NAME_UNITS};
+use crate::proto::MAX_EVAL_IMAGE_UNITS;
+use crate::ring::EventKind;
+use channel_parser::{ChannelFile, DfaSlot, Event, Scratch, Text, Verdict};
+
+/// The process id of an event whose process id is not given (a test case
+/// without `pid`, `pipectl match` / `driver eval` without `--pid`, a
+/// recorded event without `ProcessId`). 0 is the idle process: no real
+/// process creates or opens a pipe with it, so only a rule that says
+/// "not pid N" can match on it.
+pub const DEFAULT_PID: u32 = 0;
+
+/// The kind of an event whose kind is not given: a create.
+pub const DEFAULT_KIND: EventKind = EventKind::Create;
+
+/// Longest image path rewritten to DOS form, in UTF-16 units (longer ones
+/// are matched as given).
+pub const IMAGE_UNITS: usize = MAX_EVAL_IMAGE_UNITS;
+
+/// One event as the sensor receives it, before normalization.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEvent<'e> {
+    /// Create or connect.
+    pub kind: EventKind,
+    /// Process id.
+    pub pid: u32,
+    /// The pipe name in any spelling [`crate::name`] knows (UTF-16).
+    pub name: &'e [u16],
+    /// The image path, NT or DOS form (UTF-16), if known.
+    pub image: Option<&'e [u16]>,
+}
+
+/// Buffers for the normalized name and the image path in DOS form.
+#[derive(Debug, Clone)]
+pub struct Buffers {
+    name: [u16; MAX_NAME_UNITS],
+    image: [u16; IMAGE_UNITS],
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers::new()
+    }
+}
+
+impl Buffers {
+    /// Zeroed buffers.
+    pub const fn new() -> Buffers {
+        Buffers {
+            name: [0; MAX_NAME_UNITS],
+            image: [0; IMAGE_UNITS],
+        }
+    }
+}
+
+/// All the working memory of one evaluation (about 6 KiB: keep it off a
+/// kernel stack).
+#[derive(Debug, Clone, Default)]
+pub struct Work {
+    /// The matcher's scratch.
+    pub scratch: Scratch,
+    /// Name and image buffers.
+    pub buffers: Buffers,
+}
+
+impl Work {
+    /// Fresh working memory.
+    pub const fn new() -> Work {
+        Work {
+            scratch: Scratch::new(),
+            buffers: Buffers::new(),
+        }
+    }
+}
+
+/// An event as the matcher sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared<'b> {
+    /// The normalized name (`\name`).
+    pub name: &'b [u16],
+    /// The image path and what the DOS rewrite did (`None`: no image).
+    pub image: Option<DosPath<'b>>,
+    /// Process id.
+    pub pid: u32,
+    /// Create or connect.
+    pub kind: EventKind,
+}
+
+impl<'b> Prepared<'b> {
+    /// The matcher's event.
+    pub fn event(&self) -> Event<'b> {
+        Event {
+            pipe_name: Text::Utf16(self.name),
+            image: self.image.map(|i| Text::Utf16(i.path())),
+            pid: self.pid,
+            kind: match self.kind {
+                EventKind::Create => channel_parser::EventKind::Create,
+                EventKind::Connect => channel_parser::EventKind::Connect,
+            },
+        }
+    }
+}
+
+/// Normalizes the name and rewrites the image (see the module docs).
+///
+/// # Errors
+/// [`NameError`] when the name is empty or its normalized form is longer
+/// than [`MAX_NAME_UNITS`]; the driver counts such events in
+/// `name_errors` and lets them through.
+///
+/// # Panics
+/// Never. No allocation.
+pub fn prepare<'b>(
+    drives: &DeviceMap,
+    raw: &RawEvent<'b>,
+    buffers: &'b mut Buffers,
+) -> Result<Prepared<'b>, NameError> {
+    let name = normalize_into(raw.name, &mut buffers.name)?;
+    let image = raw
+        .image
+        .filter(|i| !i.is_empty())
+        .map(|i| dospath::to_dos(drives, i, &mut buffers.image));
+    Ok(Prepared {
+        name,
+        image,
+        pid: raw.pid,
+        kind: raw.kind,
+    })
+}
+
+/// [`prepare`], then the matcher's verdict (how many rules matched, the
+/// highest-priority one) with the file's loaded DFAs (`dfas` may be empty:
+/// the same verdict, slower).
+///
+/// # Errors
+/// As [`prepare`].
+///
+/// # Panics
+/// Never. No allocation.
+pub fn evaluate<'b, 'f>(
+    file: &ChannelFile<'f>,
+    dfas: &[DfaSlot<'f>],
+    drives: &DeviceMap,
+    raw: &RawEvent<'b>,
+    work: &'b mut Work,
+) -> Result<(Prepared<'b>, Verdict<'f>), NameError> {
+    let Work { scratch, buffers } = work;
+    let p = prepare(drives, raw, buffers)?;
+    let verdict = file.evaluate_with(&p.event(), scratch, dfas);
+    Ok((p, verdict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    fn w(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn spellings_and_images_are_prepared_as_the_driver_does() {
+        let mut map = DeviceMap::new();
+        map.insert(b'C', &w(r"\Device\HarddiskVolume3")).unwrap();
+        let mut b = Box::new(Buffers::new());
+        for (name, image, want_image) in [
+            (
+                r"\\.\pipe\postex_1",
+                r"\Device\HarddiskVolume3\x\a.exe",
+                Some(r"C:\x\a.exe"),
+            ),
+            (r"postex_1", r"\??\C:\x\a.exe", Some(r"C:\x\a.exe")),
+            (r"\Device\NamedPipe\postex_1", "", None),
+            (r"\postex_1", r"C:\x\a.exe", Some(r"C:\x\a.exe")),
+        ] {
+            let (n, i) = (w(name), w(image));
+            let raw = RawEvent {
+                kind: DEFAULT_KIND,
+                pid: DEFAULT_PID,
+                name: &n,
+                image: Some(&i),
+            };
+            let p = prepare(&map, &raw, &mut b).unwrap();
+            assert_eq!(p.name, &w(r"\postex_1")[..], "{name}");
+            assert_eq!(
+                p.image
+                    .map(|d| std::string::String::from_utf16(d.path()).unwrap()),
+                want_image.map(std::string::String::from),
+                "{image}"
+            );
+        }
+        let empty: [u16; 0] = [];
+        let raw = RawEvent {
+            kind: DEFAULT_KIND,
+            pid: 0,
+            name: &empty,
+            image: None,
+        };
+        assert_eq!(prepare(&map, &raw, &mut b).unwrap_err(), NameError::Empty);
+    }
+}
