@@ -32,6 +32,8 @@
     )
 )]
 
+pub mod keyfile;
+
 use channel_format::SectionKind;
 use channel_parser::{parse_frame, ParseError};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};

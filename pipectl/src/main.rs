@@ -4,20 +4,19 @@
 //! answer (invalid file, no match, failing tests, rule errors), 2 usage or
 //! I/O errors.
 
-use channel_parser::{Capabilities, ChannelFile, Event, EventKind, FieldId, Scratch, Text};
+use channel_parser::{Capabilities, ChannelFile, FieldId, Scratch};
 use clap::{Parser, Subcommand, ValueEnum};
 use pipe_compiler::model::RuleSet;
 use pipe_compiler::{import, AlignedBytes, CompileOptions};
+use sensor_core::decision;
+use sensor_core::dospath::DeviceMap;
+use sensor_core::eval::{self, RawEvent, Work};
+use sensor_core::ring::EventKind;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-mod driver_client;
-mod keys;
-mod replay;
-mod rollout;
 
 /// `println!` that ignores a closed stdout (`pipectl inspect x | head`).
 macro_rules! outln {
@@ -26,6 +25,15 @@ macro_rules! outln {
         let _ = writeln!(std::io::stdout().lock(), $($t)*);
     }};
 }
+
+mod cases;
+mod driver_client;
+mod keys;
+mod replay;
+mod rollout;
+mod rulediff;
+mod show;
+mod trust;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -108,7 +116,12 @@ impl RolloutArgs {
                     Some(t) => match t.parse::<u64>() {
                         Ok(n) => n,
                         Err(_) => humantime::parse_rfc3339_weak(t)
-                            .map_err(|e| format!("--not-before {t:?}: {e}"))?
+                            .map_err(|e| {
+                                format!(
+                                    "--not-before {t:?}: {e}; expected a UTC date and time in \
+                                     RFC 3339 form, e.g. 2026-12-01T06:00:00Z, or Unix seconds"
+                                )
+                            })?
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_err(|e| e.to_string())?
                             .as_secs(),
@@ -210,6 +223,13 @@ struct CompileArgs {
     /// Sign with this secret key file (repeat for key rotation, up to 4).
     #[arg(long = "sign", value_name = "KEY")]
     sign: Vec<PathBuf>,
+    /// Replace an existing file at the output path.
+    #[arg(long)]
+    force: bool,
+    /// Do not run the rules' embedded test cases (by default a release
+    /// whose own cases fail is not written).
+    #[arg(long)]
+    no_test: bool,
     #[command(flatten)]
     rollout: RolloutArgs,
     #[command(flatten)]
@@ -219,8 +239,13 @@ struct CompileArgs {
 /// `pipectl keygen`.
 #[derive(Debug, clap::Args)]
 struct KeygenArgs {
-    /// Path prefix of the key files.
+    /// Path prefix of the key files (directories are created).
     prefix: PathBuf,
+    /// Rewrite PREFIX.key / PREFIX.pub written by an older pipectl (64 hex
+    /// digits, no header) in the current format, after checking that the
+    /// .pub is the .key's public half.
+    #[arg(long)]
+    upgrade: bool,
 }
 
 /// `pipectl verify`.
@@ -251,16 +276,19 @@ struct InspectArgs {
 struct MatchArgs {
     /// The channel file.
     file: PathBuf,
-    /// Pipe name as Sysmon reports it (`\name`).
+    /// Pipe name: `\name` as Sysmon reports it, or any spelling the driver
+    /// normalizes (`\\.\pipe\name`, `\Device\NamedPipe\name`, `name`).
     name: String,
     /// Image path of the creating/connecting process.
     #[arg(long)]
     image: Option<String>,
-    /// Event kind.
+    /// Event kind (default: create, as the driver and `test` assume when
+    /// none is given).
     #[arg(long, value_enum, default_value = "create")]
     kind: KindArg,
-    /// Process id.
-    #[arg(long, default_value_t = 4)]
+    /// Process id (default: 0, sensor_core::eval::DEFAULT_PID, as `test`
+    /// and `replay` assume when none is given).
+    #[arg(long, default_value_t = sensor_core::eval::DEFAULT_PID)]
     pid: u32,
     /// Machine-readable output.
     #[arg(long)]
@@ -273,6 +301,9 @@ struct TestArgs {
     /// Rule files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Fail (exit 1) when a rule has no test case.
+    #[arg(long)]
+    require_cases: bool,
 }
 
 /// `pipectl gen-malformed`.
@@ -342,37 +373,86 @@ fn run(cmd: Cmd) -> Result<u8, String> {
 }
 
 fn cmd_keygen(a: KeygenArgs) -> Result<u8, String> {
-    let KeygenArgs { prefix } = a;
-    let (secret, public, id) = keys::keygen(&prefix)?;
+    if a.upgrade {
+        let u = keys::upgrade(&a.prefix)?;
+        for (p, what) in &u.rewritten {
+            outln!("rewrote {} ({what} key file)", p.display());
+        }
+        outln!(
+            "key id {}{}",
+            u.id,
+            if u.pair_checked {
+                " (the .pub is the public half of the .key)"
+            } else {
+                ""
+            }
+        );
+        return Ok(0);
+    }
+    let (secret, public, id) = keys::keygen(&a.prefix)?;
     outln!(
         "wrote {} (secret: keep it offline) and {}; key id {id}",
         secret.display(),
         public.display()
     );
+    outln!(
+        "a driver trusts it once {} is copied into driver/keys/ and the driver rebuilt (docs/install.md)",
+        public.display()
+    );
     Ok(0)
 }
 
+/// Where `compile -o` writes: into a directory (existing, or named with a
+/// trailing separator; created) as `C-00000291-<sequence>.sys`, or the file
+/// named (its directory created).
+fn output_path(output: &Path, sequence: u64) -> Result<PathBuf, String> {
+    let text = output.as_os_str().to_string_lossy();
+    let dir_like = output.is_dir() || text.ends_with('/') || text.ends_with('\\');
+    if dir_like {
+        std::fs::create_dir_all(output).map_err(|e| format!("{}: {e}", output.display()))?;
+        let mut name = String::new();
+        channel_format::file_name(sequence, &mut name).map_err(|e| e.to_string())?;
+        Ok(output.join(name))
+    } else {
+        keys::create_parent(output)?;
+        Ok(output.to_path_buf())
+    }
+}
+
+/// Writes `bytes` to `out` through a temporary file beside it, so that a
+/// content directory never holds a half-written channel file.
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, out).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", out.display())
+    })
+}
+
 fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
-    let CompileArgs {
-        paths,
-        output,
-        sequence,
-        sign,
-        rollout,
-        sensor,
-    } = a;
-    let caps = sensor.caps()?;
-    let rollout = rollout.policy()?;
-    let signing_keys = sign
+    let caps = a.sensor.caps()?;
+    let rollout = a.rollout.policy()?;
+    let signing_keys = a
+        .sign
         .iter()
-        .map(|p| keys::signing_key(p))
+        .map(|p| keys::signing_key(p).map(|(k, id)| (k, id, p)))
         .collect::<Result<Vec<_>, _>>()?;
-    let set = match load_rules(&paths) {
+    let out = output_path(&a.output, a.sequence)?;
+    if out.exists() && !a.force {
+        return Err(format!(
+            "{} exists: not overwriting a channel file (--force replaces it)",
+            out.display()
+        ));
+    }
+    let set = match load_rules(&a.paths) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
     let opts = CompileOptions {
-        sequence,
+        sequence: a.sequence,
         capabilities: caps,
         rollout,
         ..CompileOptions::default()
@@ -384,40 +464,75 @@ fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
             return Ok(1);
         }
     };
-    if !signing_keys.is_empty() {
-        bytes = pipe_compiler::sign::sign(&bytes, &signing_keys)?;
-    }
-    let out = if output.is_dir() {
-        let mut name = String::new();
-        channel_format::file_name(sequence, &mut name).map_err(|e| e.to_string())?;
-        output.join(name)
+    let tests = if a.no_test {
+        None
     } else {
-        output
+        let aligned = AlignedBytes::new(&bytes);
+        let f = channel_parser::parse(aligned.as_slice(), &caps)
+            .map_err(|e| format!("compiled file invalid: {e}"))?;
+        let report = cases::run(&set, &f);
+        if !report.failures.is_empty() {
+            report.print(false);
+            eprintln!(
+                "error: {} embedded test case(s) fail: not writing {} (fix the rules or their cases; --no-test skips them)",
+                report.failures.len(),
+                out.display()
+            );
+            return Ok(1);
+        }
+        Some(report)
     };
-    std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    if !signing_keys.is_empty() {
+        let keys: Vec<_> = signing_keys.iter().map(|(k, _, _)| k.clone()).collect();
+        bytes = pipe_compiler::sign::sign(&bytes, &keys)?;
+    }
+    write_atomically(&out, &bytes)?;
     outln!(
-        "wrote {}: {} rules, {} bytes, sequence {sequence}, sha256 {}",
+        "wrote {}: {} rules, {} bytes, sequence {}, sha256 {}",
         out.display(),
         set.rules.len(),
         bytes.len(),
+        a.sequence,
         sha256_hex(&bytes)
+    );
+    match &tests {
+        None => outln!("tests:     skipped (--no-test)"),
+        Some(r) => outln!(
+            "tests:     {} embedded case(s) passed{}",
+            r.passed,
+            if r.without_cases.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} rule(s) without cases (`pipectl test --require-cases` lists them)",
+                    r.without_cases.len()
+                )
+            }
+        ),
+    }
+    if signing_keys.is_empty() {
+        outln!("signature: none (unsigned; sign with --sign KEY.key)");
+    }
+    for (_, id, path) in &signing_keys {
+        outln!("signature: signed with key id {id} ({})", path.display());
+    }
+    outln!(
+        "driver:    {}",
+        trust::Admission::default_driver(&bytes)?.text()
     );
     Ok(0)
 }
 
 fn cmd_verify(a: VerifyArgs) -> Result<u8, String> {
-    let VerifyArgs {
-        file,
-        keys: key_files,
-        sensor,
-    } = a;
-    let caps = sensor.caps()?;
-    let bytes = read_file(&file)?;
-    if !key_files.is_empty() {
-        let trusted = key_files
-            .iter()
-            .map(|p| keys::trusted_key(p))
-            .collect::<Result<Vec<_>, _>>()?;
+    let caps = a.sensor.caps()?;
+    let file = &a.file;
+    let bytes = read_file(file)?;
+    let trusted = a
+        .keys
+        .iter()
+        .map(|p| keys::trusted_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !trusted.is_empty() {
         match content_trust::verify(&bytes, &trusted) {
             Ok(id) => outln!("{}: signature: valid, key id {id}", file.display()),
             Err(e) => {
@@ -426,98 +541,169 @@ fn cmd_verify(a: VerifyArgs) -> Result<u8, String> {
             }
         }
     }
+    // The driver checks the signature before it parses: a tampered file is
+    // reported as such even when the change also breaks the format.
+    let sig = trust::Signature::of(&bytes);
     let aligned = AlignedBytes::new(&bytes);
-    match channel_parser::parse(aligned.as_slice(), &caps) {
-        Ok(f) => {
-            outln!(
-                "{}: valid: format {}.{}, sequence {}, {} rules, sha256 {}",
-                file.display(),
-                f.header().format_major,
-                f.header().format_minor,
-                f.sequence(),
-                f.rule_count(),
-                sha256_hex(&bytes)
-            );
-            Ok(0)
-        }
+    let f = match channel_parser::parse(aligned.as_slice(), &caps) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind());
-            Ok(1)
+            if sig.is_bad() {
+                eprintln!("{}: signature: {}", file.display(), sig.text());
+            }
+            return Ok(1);
         }
+    };
+    outln!(
+        "{}: valid: format {}.{}, sequence {}, {} rules, sha256 {}",
+        file.display(),
+        f.header().format_major,
+        f.header().format_minor,
+        f.sequence(),
+        f.rule_count(),
+        sha256_hex(&bytes)
+    );
+    let admission = if trusted.is_empty() {
+        trust::Admission::default_driver(&bytes)?
+    } else {
+        trust::Admission::judge(
+            &bytes,
+            &trusted,
+            "a driver trusting the --key keys (RequireSignature 1)".to_string(),
+        )
+    };
+    if sig.is_bad() {
+        eprintln!("{}: signature: {}", file.display(), sig.text());
+    } else {
+        outln!("{}: signature: {}", file.display(), sig.text());
     }
+    outln!("{}: driver: {}", file.display(), admission.text());
+    Ok(u8::from(sig.is_bad()))
 }
 
 fn cmd_inspect(a: InspectArgs) -> Result<u8, String> {
-    let InspectArgs { file, json } = a;
-    let bytes = read_file(&file)?;
+    let bytes = read_file(&a.file)?;
     let aligned = AlignedBytes::new(&bytes);
-    let Some(f) = parse_or_report(&file, &aligned) else {
+    let Some(f) = parse_or_report(&a.file, &aligned) else {
         return Ok(1);
     };
-    let v = inspect_json(&f, &bytes);
-    if json {
+    let sig = trust::Signature::of(&bytes);
+    let admission = trust::Admission::default_driver(&bytes)?;
+    if a.json {
+        let mut v = inspect_json(&f, &bytes);
+        v["signature"] = sig.json();
+        v["default_driver"] = admission.json();
         outln!(
             "{}",
             serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
         );
     } else {
-        print_inspect(&file, &f, &bytes);
+        print_inspect(&a.file, &f, &bytes, &sig, &admission);
     }
     Ok(0)
 }
 
 fn cmd_match(a: MatchArgs) -> Result<u8, String> {
-    let MatchArgs {
-        file,
-        name,
-        image,
-        kind,
-        pid,
-        json,
-    } = a;
-    let bytes = read_file(&file)?;
+    let bytes = read_file(&a.file)?;
     let aligned = AlignedBytes::new(&bytes);
-    let Some(f) = parse_or_report(&file, &aligned) else {
+    let Some(f) = parse_or_report(&a.file, &aligned) else {
         return Ok(2);
     };
-    let kind = match kind {
+    let kind = match a.kind {
         KindArg::Create => EventKind::Create,
         KindArg::Connect => EventKind::Connect,
     };
-    let ev = Event {
-        pipe_name: Text::Utf8(&name),
-        image: image.as_deref().map(Text::Utf8),
-        pid,
+    let name16: Vec<u16> = a.name.encode_utf16().collect();
+    let image16: Option<Vec<u16>> = a.image.as_ref().map(|i| i.encode_utf16().collect());
+    let raw = RawEvent {
         kind,
+        pid: a.pid,
+        name: &name16,
+        image: image16.as_deref(),
     };
+    // The driver's evaluation path (sensor_core::eval), with no drive table:
+    // DOS and \??\C: image paths as the driver sees them after its rewrite.
+    let drives = DeviceMap::new();
+    let mut work = Box::new(Work::new());
+    let (prepared, verdict) = eval::evaluate(&f, &[], &drives, &raw, &mut work)
+        .map_err(|e| format!("{:?}: {e}", a.name))?;
     let mut scratch = Box::new(Scratch::new());
     let mut matches = Vec::new();
-    f.for_each_match(&ev, &mut scratch, |r| {
+    f.for_each_match(&prepared.event(), &mut scratch, |r| {
         matches.push(r);
         ControlFlow::Continue(())
     });
-    let best = f.evaluate(&ev, &mut scratch).best;
-    if json {
+    let name = String::from_utf16_lossy(prepared.name);
+    let image = prepared.image.map(|i| String::from_utf16_lossy(i.path()));
+    let best = verdict.best;
+    let decisions = |mode| {
+        decision::decide(
+            mode,
+            best.map(|r| decision::RuleHit {
+                id: r.id(),
+                action: r.action(),
+                severity: r.severity(),
+            }),
+        )
+    };
+    let word = |d: decision::Decision| match d {
+        decision::Decision::Allow => "allow",
+        decision::Decision::Alert => "alert",
+        decision::Decision::Deny => "deny",
+    };
+    let kind_name = match kind {
+        EventKind::Create => "create",
+        EventKind::Connect => "connect",
+    };
+    if a.json {
         let v = json!({
-            "name": name,
+            "name": a.name,
+            "normalized_name": name,
             "image": image,
+            "pid": a.pid,
+            "kind": kind_name,
             "matched": matches.iter().map(rule_json).collect::<Vec<_>>(),
             "best": best.as_ref().map(rule_json),
+            "decision": {
+                "monitor": word(decisions(decision::Mode::Monitor)),
+                "enforce": word(decisions(decision::Mode::Enforce)),
+            },
         });
         outln!(
             "{}",
             serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
         );
-    } else if matches.is_empty() {
-        outln!("no match");
     } else {
+        outln!(
+            "event: name {}{}, image {}, pid {}, kind {kind_name}",
+            show::quote(&name),
+            if name == a.name {
+                String::new()
+            } else {
+                format!(" (normalized from {})", show::quote(&a.name))
+            },
+            image.as_deref().map_or("none".to_string(), show::quote),
+            a.pid,
+        );
+        if matches.is_empty() {
+            outln!("no match");
+        }
         for r in &matches {
             outln!(
-                "MATCH rule {} {:?} severity={} action={}",
-                r.id(),
-                r.name(),
+                "MATCH rule {} {} severity={} action={}",
+                show::rule_id(r.id()),
+                show::quote(r.name()),
                 r.severity(),
                 r.action()
+            );
+        }
+        if let Some(b) = best {
+            outln!(
+                "best: rule {} (driver decision: {} in monitor mode, {} in enforce mode)",
+                show::rule_id(b.id()),
+                word(decisions(decision::Mode::Monitor)),
+                word(decisions(decision::Mode::Enforce)),
             );
         }
     }
@@ -558,6 +744,7 @@ fn rule_json(r: &channel_parser::RuleView<'_>) -> Value {
     json!({
         "index": r.index(),
         "id": r.id(),
+        "id_hex": show::rule_id_hex(r.id()),
         "name": r.name(),
         "severity": r.severity().to_string(),
         "action": r.action().to_string(),
@@ -586,6 +773,7 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
             "ring": r.staged.map(|s| s.ring.to_string()),
             "percent": r.staged.map(|s| f64::from(s.percent_milli) / 1000.0),
             "not_before": r.staged.map(|s| s.not_before),
+            "not_before_utc": r.staged.filter(|s| s.not_before != 0).map(|s| show::utc(s.not_before)),
             "rollback_ceiling": r.rollback_ceiling,
         })),
         "dfas": f.dfa_count(),
@@ -594,14 +782,10 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
             let mut v = rule_json(&r);
             v["fields"] = json!(r.fields().map(|x| x.to_string()).collect::<Vec<_>>());
             v["always_evaluated"] = json!(r.always_evaluated());
-            v["atoms"] = json!(r.atoms().map(|a| json!({
-                "field": a.field().to_string(),
-                "kind": a.kind().to_string(),
-                "text": a.text(),
-                "value": if a.kind() == channel_parser::AtomKind::NUM_EQ { json!(a.arg()) } else { Value::Null },
-                "prefiltered": a.prefiltered(),
-            })).collect::<Vec<_>>());
+            v["atoms"] = json!(r.atoms().map(|a| show::atom_json(&a)).collect::<Vec<_>>());
             v["program"] = json!(disassemble(r.program()));
+            v["condition"] = json!(show::condition(&r));
+            v["condition_atoms"] = json!(show::condition_atoms(&r));
             v
         }).collect::<Vec<_>>(),
     })
@@ -633,7 +817,13 @@ fn disassemble(prog: &[u8]) -> String {
     out.join(" ")
 }
 
-fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
+fn print_inspect(
+    path: &Path,
+    f: &ChannelFile<'_>,
+    bytes: &[u8],
+    sig: &trust::Signature,
+    admission: &trust::Admission,
+) {
     let h = f.header();
     outln!("file      {}", path.display());
     outln!("sha256    {}", sha256_hex(bytes));
@@ -645,13 +835,19 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
         h.sequence,
         h.total_len
     );
+    outln!("signature {}", sig.text());
+    outln!("driver    {}", admission.text());
     if let Some(r) = f.rollout() {
         if let Some(st) = r.staged {
             outln!(
                 "rollout   ring {}   {}% of it   not before {}",
                 st.ring,
                 f64::from(st.percent_milli) / 1000.0,
-                st.not_before
+                if st.not_before == 0 {
+                    "-".to_string()
+                } else {
+                    show::utc(st.not_before)
+                }
             );
         }
         if let Some(c) = r.rollback_ceiling {
@@ -684,27 +880,13 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
     outln!("rules ({}):", f.rule_count());
     for r in f.rules() {
         outln!(
-            "  {:>10}  {:<13} {:<5} {}",
-            r.id(),
+            "  {}  {:<13} {:<5} {}",
+            show::rule_id(r.id()),
             r.severity().to_string(),
             r.action().to_string(),
-            r.name()
+            show::quote(r.name())
         );
-        for a in r.atoms() {
-            let text = if a.kind() == channel_parser::AtomKind::NUM_EQ {
-                a.arg().to_string()
-            } else {
-                format!("{:?}", a.text())
-            };
-            outln!(
-                "              atom{} {} {} {}",
-                a.index(),
-                a.field(),
-                a.kind(),
-                text
-            );
-        }
-        outln!("              condition: {}", disassemble(r.program()));
+        outln!("      condition: {}", show::condition(&r));
     }
 }
 
@@ -723,52 +905,14 @@ fn cmd_test(a: TestArgs) -> Result<u8, String> {
     let aligned = AlignedBytes::new(&bytes);
     let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
         .map_err(|e| format!("compiled file invalid: {e}"))?;
-    let mut scratch = Box::new(Scratch::new());
-    let (mut passed, mut failed) = (0usize, 0usize);
-    for rule in &set.rules {
-        for case in &rule.tests {
-            let kind = if case.kind == Some(2) {
-                EventKind::Connect
-            } else {
-                EventKind::Create
-            };
-            let units: Vec<u16> = case.pipe_name.encode_utf16().collect();
-            let image16: Option<Vec<u16>> = case.image.as_ref().map(|i| i.encode_utf16().collect());
-            let ev = Event {
-                pipe_name: Text::Utf16(&units),
-                image: image16.as_deref().map(Text::Utf16),
-                pid: 0,
-                kind,
-            };
-            let mut hit = false;
-            f.for_each_match(&ev, &mut scratch, |r| {
-                if r.id() == rule.id {
-                    hit = true;
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            });
-            if hit == case.expect_match {
-                passed += 1;
-            } else {
-                failed += 1;
-                let what = if case.expect_match {
-                    "should match but does not"
-                } else {
-                    "should not match but does"
-                };
-                let image = case
-                    .image
-                    .as_deref()
-                    .map(|i| format!(" (image {i:?})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "{}: rule {} ({}): {:?}{image} {what}",
-                    case.source, rule.id, rule.name, case.pipe_name
-                );
-            }
-        }
+    let report = cases::run(&set, &f);
+    report.print(a.require_cases);
+    if a.require_cases && !report.without_cases.is_empty() {
+        eprintln!(
+            "error: {} rule(s) have no test cases (--require-cases)",
+            report.without_cases.len()
+        );
+        return Ok(1);
     }
-    outln!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if report.failures.is_empty() { 0 } else { 1 })
 }
