@@ -92,6 +92,6 @@ fresh_copy "$WORK/docs"
 failed=0
 for d in "${docs[@]}"; do
   echo "== $d"
-  run_doc "$ROOT/$d" "$WORK/docs" "$(echo "$d" | tr '/.' '__')" || { failed=1; break; }
+  run_doc "$d" "$WORK/docs" "$(echo "$d" | tr '/.' '__')" || { failed=1; break; }
 done
 [ $failed = 0 ] && echo "docs examples: all ran" || { echo "docs examples: FAILED"; exit 1; }

@@ -14,7 +14,8 @@
 #   SHA256SUMS
 #
 # The test code-signing key and certificate are made once and kept in
-# $PIPESENSOR_CODESIGN_DIR (default keys/codesign/, ignored by git): every
+# $PIPESENSOR_CODESIGN_DIR (default keys/codesign/, ignored by git;
+# scripts/codesign-cert.sh): every
 # package signed with them carries the same certificate, so a VM that
 # imported it once trusts later packages too. Delete the directory to start
 # over (then import the new certificate). Never a release certificate.
@@ -66,20 +67,9 @@ else
 fi
 
 # The test code-signing certificate: made once, reused.
-mkdir -p "$CODESIGN"
-chmod 700 "$CODESIGN"
-if [ ! -f "$CODESIGN/key.pem" ] || [ ! -f "$CODESIGN/cert.pem" ]; then
-  openssl req -x509 -newkey rsa:3072 -sha256 -days 1825 -nodes \
-    -subj "/CN=PipeSensor Test Signing/O=PipeSensor project (test only)" \
-    -addext "keyUsage=critical,digitalSignature" -addext "extendedKeyUsage=codeSigning" \
-    -addext "basicConstraints=critical,CA:FALSE" \
-    -keyout "$CODESIGN/key.pem" -out "$CODESIGN/cert.pem" >/dev/null 2>&1
-  chmod 600 "$CODESIGN/key.pem"
-  echo "made a new test code-signing certificate in $CODESIGN (import it on the VM: docs/install.md step 4)"
-fi
+THUMB=$(scripts/codesign-cert.sh "$CODESIGN")
 cp "$CODESIGN/cert.pem" "$PKG/test-cert/PipeSensorTest.pem"
 openssl x509 -in "$CODESIGN/cert.pem" -outform DER -out "$PKG/test-cert/PipeSensorTest.cer"
-THUMB=$(openssl x509 -in "$CODESIGN/cert.pem" -noout -fingerprint -sha1 | cut -d= -f2 | tr -d :)
 echo "$THUMB" >"$PKG/test-cert/thumbprint.txt"
 osslsigncode sign -certs "$CODESIGN/cert.pem" -key "$CODESIGN/key.pem" -h sha256 \
   -n "PipeSensor (test-signed)" -in "$PKG/unsigned/pipesensor-unsigned.sys" -out "$PKG/pipesensor.sys" >/dev/null

@@ -143,6 +143,25 @@ else fail "package: pipesensor.sys beside the INF does not verify (see $LOG/veri
 if osslsigncode verify -CAfile "$PKG/test-cert/PipeSensorTest.pem" -in "$PKG/unsigned/pipesensor-unsigned.sys" >"$LOG/verify-unsigned.txt" 2>&1; then
   fail "package: unsigned/pipesensor-unsigned.sys carries a signature"
 else pass "package: the unsigned image is only unsigned/pipesensor-unsigned.sys"; fi
+# One certificate per code-signing key: the package carries the kept one,
+# and asking for it again neither makes a new one nor changes it.
+CODESIGN=${PIPESENSOR_CODESIGN_DIR:-$HERE/keys/codesign}
+if cmp -s "$PKG/test-cert/PipeSensorTest.pem" "$CODESIGN/cert.pem"; then
+  before=$(sha256sum "$CODESIGN/cert.pem" "$CODESIGN/key.pem")
+  again=$("$HERE/scripts/codesign-cert.sh" "$CODESIGN" 2>"$LOG/codesign-again.err")
+  if [ "$again" = "$(cat "$PKG/test-cert/thumbprint.txt")" ] && [ "$before" = "$(sha256sum "$CODESIGN/cert.pem" "$CODESIGN/key.pem")" ] &&
+     [ ! -s "$LOG/codesign-again.err" ]; then
+    pass "package: the test certificate is the kept one (thumbprint $again), reused by the next package"
+  else fail "package: the test certificate would change on the next package run"; fi
+else fail "package: test-cert/PipeSensorTest.pem is not $CODESIGN/cert.pem"; fi
+# driver/keys has no .pub in the repository: the package must say so.
+if ls "$HERE"/driver/keys/*.pub >/dev/null 2>&1; then
+  grep -q "^Content-signing keys built into this driver" "$PKG/CONTENT-KEYS.txt" &&
+    pass "package: CONTENT-KEYS.txt lists the built-in keys" || fail "package: CONTENT-KEYS.txt does not list the keys"
+else
+  grep -q "^NO CONTENT-SIGNING KEY IS BUILT INTO THIS DRIVER" "$PKG/CONTENT-KEYS.txt" &&
+    pass "package: CONTENT-KEYS.txt warns that no content key is built in" || fail "package: no warning about the missing content key"
+fi
 n_sys=$(find "$PKG" -maxdepth 1 -name '*.sys' | wc -l)
 [ "$n_sys" = 1 ] && pass "package: one .sys beside the INF" || fail "package: $n_sys .sys files beside the INF"
 if python3 "$INF_PY" "$PKG/PipeSensor.inf" cmd | cmp -s - "$PKG/install-without-inf.cmd"; then
