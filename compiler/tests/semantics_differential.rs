@@ -22,6 +22,17 @@ fn kernel_ids(
     image: Option<&str>,
     kind: EventKind,
 ) -> (Vec<u32>, Vec<u32>) {
+    kernel_ids_pid(bytes, name, image, kind, PID)
+}
+
+/// [`kernel_ids`] with a process id.
+fn kernel_ids_pid(
+    bytes: &AlignedBytes,
+    name: &str,
+    image: Option<&str>,
+    kind: EventKind,
+    pid: u32,
+) -> (Vec<u32>, Vec<u32>) {
     let file = parse(bytes.as_slice(), &Capabilities::SENSOR_V1)
         .unwrap_or_else(|e| panic!("parse: {e:?}"));
     let mut scratch = Scratch::new();
@@ -37,7 +48,7 @@ fn kernel_ids(
     let utf8 = run(&Event {
         pipe_name: Text::Utf8(name),
         image: image.map(Text::Utf8),
-        pid: PID,
+        pid,
         kind,
     });
     let units: Vec<u16> = name.encode_utf16().collect();
@@ -45,7 +56,7 @@ fn kernel_ids(
     let utf16 = run(&Event {
         pipe_name: Text::Utf16(&units),
         image: img16.as_deref().map(Text::Utf16),
-        pid: PID,
+        pid,
         kind,
     });
     (utf8, utf16)
@@ -250,7 +261,13 @@ fn documented_example_cases_hold_in_the_kernel() {
             } else {
                 EventKind::Create
             };
-            let (utf8, utf16) = kernel_ids(&aligned, &case.pipe_name, case.image.as_deref(), kind);
+            let (utf8, utf16) = kernel_ids_pid(
+                &aligned,
+                &case.pipe_name,
+                case.image.as_deref(),
+                kind,
+                case.pid.unwrap_or(0),
+            );
             assert_eq!(
                 utf8.contains(&rule.id),
                 case.expect_match,
@@ -262,5 +279,5 @@ fn documented_example_cases_hold_in_the_kernel() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 14);
+    assert_eq!(cases, 15);
 }
