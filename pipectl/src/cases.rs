@@ -78,11 +78,12 @@ pub fn case_pid(case: &TestCase) -> u32 {
 }
 
 /// Whether `rule` matches the case's event in `file`, through the driver's
-/// evaluation path.
+/// evaluation path (`drives`: the drive table; offline, an empty one).
 pub fn rule_matches(
     file: &ChannelFile<'_>,
     rule_id: u32,
     case: &TestCase,
+    drives: &DeviceMap,
     scratch: &mut Scratch,
     buffers: &mut Buffers,
 ) -> Result<bool, String> {
@@ -94,8 +95,7 @@ pub fn rule_matches(
         name: &name,
         image: image.as_deref(),
     };
-    let p = eval::prepare(&DeviceMap::new(), &raw, buffers)
-        .map_err(|e| format!("{}: {e}", case.source))?;
+    let p = eval::prepare(drives, &raw, buffers).map_err(|e| format!("{}: {e}", case.source))?;
     let mut hit = false;
     file.for_each_match(&p.event(), scratch, |r| {
         if r.id() == rule_id {
@@ -154,6 +154,7 @@ fn failure(rule: &Rule, case: &TestCase, error: Option<String>) -> Failure {
 pub fn run(set: &RuleSet, file: &ChannelFile<'_>) -> Report {
     let mut scratch = Box::new(Scratch::new());
     let mut buffers = Box::new(Buffers::new());
+    let drives = DeviceMap::new();
     let mut report = Report::default();
     for rule in &set.rules {
         if rule.tests.is_empty() {
@@ -162,7 +163,7 @@ pub fn run(set: &RuleSet, file: &ChannelFile<'_>) -> Report {
                 .push((rule.id, rule.name.clone(), rule.source.to_string()));
         }
         for case in &rule.tests {
-            match rule_matches(file, rule.id, case, &mut scratch, &mut buffers) {
+            match rule_matches(file, rule.id, case, &drives, &mut scratch, &mut buffers) {
                 Ok(hit) if hit == case.expect_match => report.passed += 1,
                 Ok(_) => report.failures.push(failure(rule, case, None)),
                 Err(e) => report.failures.push(failure(rule, case, Some(e))),
