@@ -28,8 +28,8 @@ pub struct Report {
     pub passed: usize,
     /// Cases that failed.
     pub failures: Vec<Failure>,
-    /// Rules with no case at all: (id, name, where).
-    pub without_cases: Vec<(u32, String, String)>,
+    /// Rules with no case at all: (id as text, name, where).
+    pub without_cases: Vec<(String, String, String)>,
 }
 
 impl Report {
@@ -52,16 +52,51 @@ impl Report {
         if list_without_cases {
             const SHOWN: usize = 20;
             for (id, name, at) in self.without_cases.iter().take(SHOWN) {
-                outln!(
-                    "  no cases: rule {} {} ({at})",
-                    show::rule_id(*id),
-                    show::quote(name)
-                );
+                outln!("  no cases: rule {id} {} ({at})", show::quote(name));
             }
             if self.without_cases.len() > SHOWN {
                 outln!("  ... and {} more", self.without_cases.len() - SHOWN);
             }
         }
+    }
+}
+
+/// The rule's id as its source wrote it, when that differs from the decimal
+/// number: a Sigma rule's UUID (`d5601f8c-b26f-…`, whose first 8 hex digits
+/// are the id), a native rule's `0x2001`. Read from the source file at the
+/// rule's position, and only when it denotes the same id.
+pub fn source_id(rule: &Rule) -> Option<String> {
+    let text = std::fs::read_to_string(&rule.source.file).ok()?;
+    let first = rule.source.line.saturating_sub(1);
+    text.lines().skip(first).take(64).find_map(|l| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        let v = t
+            .strip_prefix("id:")?
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"');
+        let same = match v.get(..2) {
+            Some("0x") | Some("0X") => u32::from_str_radix(&v[2..], 16).ok() == Some(rule.id),
+            _ if v.len() == 36 && v.as_bytes().get(8) == Some(&b'-') => {
+                u32::from_str_radix(v.get(..8)?, 16).ok() == Some(rule.id)
+            }
+            _ => false,
+        };
+        same.then(|| {
+            if v.len() == 36 {
+                format!("Sigma id {v}")
+            } else {
+                format!("id {v}")
+            }
+        })
+    })
+}
+
+/// `0x000003e9 (1001)`, and the id as the source wrote it when that is
+/// another form (`[Sigma id d5601f8c-…]`).
+fn rule_id_text(rule: &Rule) -> String {
+    match source_id(rule) {
+        Some(s) => format!("{} [{s}]", show::rule_id(rule.id)),
+        None => show::rule_id(rule.id),
     }
 }
 
@@ -141,7 +176,7 @@ fn failure(rule: &Rule, case: &TestCase, error: Option<String>) -> Failure {
         message: format!(
             "{}: rule {} {}: {} {what}",
             case.source,
-            show::rule_id(rule.id),
+            rule_id_text(rule),
             show::quote(&rule.name),
             show::quote(&case.pipe_name)
         ),
@@ -158,9 +193,11 @@ pub fn run(set: &RuleSet, file: &ChannelFile<'_>) -> Report {
     let mut report = Report::default();
     for rule in &set.rules {
         if rule.tests.is_empty() {
-            report
-                .without_cases
-                .push((rule.id, rule.name.clone(), rule.source.to_string()));
+            report.without_cases.push((
+                rule_id_text(rule),
+                rule.name.clone(),
+                rule.source.to_string(),
+            ));
         }
         for case in &rule.tests {
             match rule_matches(file, rule.id, case, &drives, &mut scratch, &mut buffers) {

@@ -553,6 +553,7 @@ fn compile_refuses_a_release_whose_cases_fail() {
         err.contains("r.yml:11:") && err.contains("should match but does not"),
         "{err}"
     );
+    assert!(err.contains("rule 0x00000001 (1) 'postex'"), "{err}");
     assert!(
         err.contains("1 embedded test case(s) fail: not writing") && err.contains("--no-test"),
         "{err}"
@@ -582,9 +583,10 @@ fn test_reports_rules_without_cases_and_can_require_them() {
         err.contains("17 rule(s) have no test cases (--require-cases)"),
         "{err}"
     );
-    // Listed with their id in hex and where they are written.
+    // Listed with their id in hex, the Sigma UUID it comes from, and where
+    // they are written.
     assert!(
-        out.contains("no cases: rule 0xd5601f8c (3579846540) 'CobaltStrike Named Pipe'"),
+        out.contains("no cases: rule 0xd5601f8c (3579846540) [Sigma id d5601f8c-b26f-4ab0-9035-69e11a8d4ad2] 'CobaltStrike Named Pipe'"),
         "{out}"
     );
     assert!(out.contains(".yml:"), "{out}");
@@ -740,6 +742,21 @@ fn output_is_readable() {
     );
     assert!(
         err.contains("pid 0 (default), kind create (default)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn native_hex_ids_are_shown_as_written() {
+    let dir = tmp("firsthour", "hexid");
+    let y = dir.join("h.yml");
+    write(
+        &y,
+        "- id: 0x2001\n  name: h\n  severity: low\n  detection:\n    s:\n      PipeName: '\\a'\n    condition: s\n  tests:\n    match: ['\\b']\n",
+    );
+    let (_, err) = code(&pipectl(&["test", s(&y)]), 1);
+    assert!(
+        err.contains("rule 0x00002001 (8193) [id 0x2001] 'h'"),
         "{err}"
     );
 }
