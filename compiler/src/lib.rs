@@ -1,12 +1,13 @@
 //! The rule compiler: imports rule sources into [`model::RuleSet`] and writes
 //! channel files that `channel_parser::parse` accepts.
+mod automata;
 pub mod compile;
 pub mod import;
-pub mod malformed;
+mod lower;
 pub mod model;
 mod model_display;
-pub mod reference;
 pub mod sign;
+mod write;
 
 pub use compile::{compile, fold, CompileError, CompileErrorKind, CompileOptions};
 

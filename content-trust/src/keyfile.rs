@@ -207,25 +207,15 @@ impl core::fmt::Display for Word {
     }
 }
 
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c.wrapping_sub(b'0')),
-        b'a'..=b'f' => Some(c.wrapping_sub(b'a').wrapping_add(10)),
-        b'A'..=b'F' => Some(c.wrapping_sub(b'A').wrapping_add(10)),
-        _ => None,
-    }
-}
-
-/// Decodes exactly `2 * N` hex digits.
+/// Decodes exactly `2 * N` hex digits (either case).
 fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let b = s.as_bytes();
-    if b.len() != N.checked_mul(2)? {
+    if b.len() != N.checked_add(N)? || !b.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; N];
     for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-        let (hi, lo) = (hex_digit(*pair.first()?)?, hex_digit(*pair.get(1)?)?);
-        *o = hi.wrapping_mul(16) | lo;
+        *o = u8::from_str_radix(core::str::from_utf8(pair).ok()?, 16).ok()?;
     }
     Some(out)
 }

@@ -100,6 +100,7 @@ pub struct Outcome {
     pub matched: u32,
     pub rule_name: FixedText<RULE_NAME_LEN>,
     pub sequence: u64,
+    /// The normalized name, its first `MAX_NAME_UNITS` units.
     pub name: [u16; MAX_NAME_UNITS],
     pub name_len: usize,
 }
@@ -147,9 +148,12 @@ pub fn evaluate(
             None => (eval::prepare(crate::drives::map(), &raw, &mut work.buffers)?, None),
         };
         crate::drives::note(p.image);
-        out.name_len = p.name.len();
-        if let Some(d) = out.name.get_mut(..p.name.len()) {
-            d.copy_from_slice(p.name);
+        // A name longer than the buffer is matched in full and reported
+        // by its first MAX_NAME_UNITS units.
+        let shown = p.name.len().min(MAX_NAME_UNITS);
+        out.name_len = shown;
+        if let (Some(d), Some(n)) = (out.name.get_mut(..shown), p.name.get(..shown)) {
+            d.copy_from_slice(n);
         }
         if record {
             rec.set_name(p.name);

@@ -1,16 +1,13 @@
-//! The embedded-case runner: every native rule's `tests:` cases through a
-//! compiled channel file, with the driver's evaluation path
-//! (`sensor_core::eval`: name normalization, DOS image path, default pid and
-//! kind). `pipectl test` and `pipectl compile` (before it writes a release)
-//! both call [`run`].
+//! Embedded test cases for `pipectl test` and `pipectl compile`: the one
+//! runner (`test_kit::cases::run`, on the driver's evaluation path), and
+//! the report a rule author reads (failures at `file:line` with the event
+//! that ran and YAML hints, rules without cases).
 
 use crate::show;
+use channel_format::EventKind;
 use channel_parser::{ChannelFile, Scratch};
-use pipe_compiler::model::{Rule, RuleSet, TestCase};
-use sensor_core::dospath::DeviceMap;
-use sensor_core::eval::{self, Buffers, RawEvent, DEFAULT_KIND, DEFAULT_PID};
-use sensor_core::ring::EventKind;
-use std::ops::ControlFlow;
+use pipe_compiler::model::{Rule, RuleSet};
+use test_kit::cases::{CaseEvent, Outcome};
 
 /// One failed case, ready to print.
 #[derive(Debug)]
@@ -100,63 +97,18 @@ fn rule_id_text(rule: &Rule) -> String {
     }
 }
 
-/// The kind a case runs with.
-pub fn case_kind(case: &TestCase) -> EventKind {
-    case.kind
-        .and_then(EventKind::from_u32)
-        .unwrap_or(DEFAULT_KIND)
-}
-
-/// The process id a case runs with.
-pub fn case_pid(case: &TestCase) -> u32 {
-    case.pid.unwrap_or(DEFAULT_PID)
-}
-
-/// Whether `rule` matches the case's event in `file`, through the driver's
-/// evaluation path (`drives`: the drive table; offline, an empty one).
-pub fn rule_matches(
-    file: &ChannelFile<'_>,
-    rule_id: u32,
-    case: &TestCase,
-    drives: &DeviceMap,
-    scratch: &mut Scratch,
-    buffers: &mut Buffers,
-) -> Result<bool, String> {
-    let name: Vec<u16> = case.pipe_name.encode_utf16().collect();
-    let image: Option<Vec<u16>> = case.image.as_ref().map(|i| i.encode_utf16().collect());
-    let raw = RawEvent {
-        kind: case_kind(case),
-        pid: case_pid(case),
-        name: &name,
-        image: image.as_deref(),
-    };
-    let p = eval::prepare(drives, &raw, buffers).map_err(|e| format!("{}: {e}", case.source))?;
-    let mut hit = false;
-    file.for_each_match(&p.event(), scratch, |r| {
-        if r.id() == rule_id {
-            hit = true;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    Ok(hit)
-}
-
-fn failure(rule: &Rule, case: &TestCase, error: Option<String>) -> Failure {
-    let what = match (&error, case.expect_match) {
-        (Some(e), _) => format!("cannot be evaluated: {e}"),
-        (None, true) => "should match but does not".to_string(),
-        (None, false) => "should not match but does".to_string(),
-    };
+fn failure(o: &Outcome<'_>) -> Failure {
+    let (rule, case) = (o.rule, o.case);
+    let ev = CaseEvent::of(case);
     let mut details = vec![format!(
         "event: name {}, image {}, pid {}{}, kind {}{}",
         show::quote(&case.pipe_name),
         case.image
             .as_deref()
             .map_or("none".to_string(), show::quote),
-        case_pid(case),
+        ev.pid,
         if case.pid.is_none() { " (default)" } else { "" },
-        match case_kind(case) {
+        match ev.kind {
             EventKind::Create => "create",
             EventKind::Connect => "connect",
         },
@@ -174,37 +126,34 @@ fn failure(rule: &Rule, case: &TestCase, error: Option<String>) -> Failure {
     }
     Failure {
         message: format!(
-            "{}: rule {} {}: {} {what}",
+            "{}: rule {} {}: {} {}",
             case.source,
             rule_id_text(rule),
             show::quote(&rule.name),
-            show::quote(&case.pipe_name)
+            show::quote(&case.pipe_name),
+            o.what()
         ),
         details,
     }
 }
 
 /// Runs every case of every rule in `set` through `file` (compiled from
-/// `set`).
+/// `set`) with `test_kit::cases::run`.
 pub fn run(set: &RuleSet, file: &ChannelFile<'_>) -> Report {
     let mut scratch = Box::new(Scratch::new());
-    let mut buffers = Box::new(Buffers::new());
-    let drives = DeviceMap::new();
     let mut report = Report::default();
-    for rule in &set.rules {
-        if rule.tests.is_empty() {
-            report.without_cases.push((
-                rule_id_text(rule),
-                rule.name.clone(),
-                rule.source.to_string(),
-            ));
-        }
-        for case in &rule.tests {
-            match rule_matches(file, rule.id, case, &drives, &mut scratch, &mut buffers) {
-                Ok(hit) if hit == case.expect_match => report.passed += 1,
-                Ok(_) => report.failures.push(failure(rule, case, None)),
-                Err(e) => report.failures.push(failure(rule, case, Some(e))),
-            }
+    for rule in set.rules.iter().filter(|r| r.tests.is_empty()) {
+        report.without_cases.push((
+            rule_id_text(rule),
+            rule.name.clone(),
+            rule.source.to_string(),
+        ));
+    }
+    for o in test_kit::cases::run(set, file, &mut scratch) {
+        if o.passed() {
+            report.passed += 1;
+        } else {
+            report.failures.push(failure(&o));
         }
     }
     report

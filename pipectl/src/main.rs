@@ -713,7 +713,7 @@ fn cmd_match(a: MatchArgs) -> Result<u8, String> {
 fn cmd_gen_malformed(a: GenMalformedArgs) -> Result<u8, String> {
     let GenMalformedArgs { dir, every_offset } = a;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let cases = pipe_compiler::malformed::corpus(every_offset);
+    let cases = test_kit::malformed::corpus(every_offset);
     let mut manifest = String::new();
     let mut written = 0;
     for (i, c) in cases.iter().enumerate() {
@@ -723,9 +723,9 @@ fn cmd_gen_malformed(a: GenMalformedArgs) -> Result<u8, String> {
             continue;
         }
         let expect = match c.expect {
-            pipe_compiler::malformed::Expect::Valid => "valid".to_string(),
-            pipe_compiler::malformed::Expect::Kind(k) => k.to_string(),
-            pipe_compiler::malformed::Expect::OneOf(ks) => ks.join("|"),
+            test_kit::malformed::Expect::Valid => "valid".to_string(),
+            test_kit::malformed::Expect::Kind(k) => k.to_string(),
+            test_kit::malformed::Expect::OneOf(ks) => ks.join("|"),
         };
         let fname = format!("{i:05}-{}.bin", c.name);
         std::fs::write(dir.join(&fname), &c.bytes).map_err(|e| format!("{fname}: {e}"))?;
@@ -792,29 +792,13 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
 }
 
 fn disassemble(prog: &[u8]) -> String {
-    use channel_format::op;
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < prog.len() {
-        match prog[i] {
-            op::ATOM if i + 5 <= prog.len() => {
-                out.push(format!(
-                    "atom{}",
-                    u32::from_le_bytes([prog[i + 1], prog[i + 2], prog[i + 3], prog[i + 4]])
-                ));
-                i += 5;
-                continue;
-            }
-            op::AND => out.push("and".into()),
-            op::OR => out.push("or".into()),
-            op::NOT => out.push("not".into()),
-            op::TRUE => out.push("true".into()),
-            op::FALSE => out.push("false".into()),
-            other => out.push(format!("?{other:#x}")),
-        }
-        i += 1;
-    }
-    out.join(" ")
+    channel_format::program::instructions(prog)
+        .map(|i| match i {
+            Ok((_, instr)) => instr.to_string(),
+            Err(e) => format!("?({} at byte {})", e.reason, e.at),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn print_inspect(

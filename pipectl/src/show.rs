@@ -1,7 +1,7 @@
 //! Readable output: rule ids, quoted names, atoms, conditions in infix,
 //! times in ISO 8601 UTC, and hints for YAML escapes in test-case names.
 
-use channel_format::{op, AtomKind, FieldId};
+use channel_format::{AtomKind, FieldId};
 use channel_parser::{AtomView, RuleView};
 use serde_json::{json, Value};
 
@@ -159,33 +159,29 @@ fn push_flat(into: &mut Vec<Expr>, e: Expr, and: bool) {
 }
 
 /// A rule's condition program in infix, each atom shown by `leaf` (given the
-/// atom index in the rule). A program the parser accepted always renders;
-/// anything else shows as `<bad program>`.
+/// atom index in the file), decoded by `channel_format::program` (the one
+/// decoder). A program the parser accepted always renders; anything else
+/// shows as `<bad program>`.
 pub fn condition_with(prog: &[u8], leaf: impl Fn(u32) -> String) -> String {
+    use channel_format::program::{instructions, Instr};
     let mut stack: Vec<Expr> = Vec::new();
-    let mut i = 0;
-    while i < prog.len() {
-        let code = prog[i];
-        i += 1;
-        let e = match code {
-            op::ATOM => {
-                let Some(b) = prog.get(i..i + 4) else {
-                    return "<bad program>".into();
-                };
-                i += 4;
-                Expr::Leaf(leaf(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            }
-            op::TRUE => Expr::Leaf("true".into()),
-            op::FALSE => Expr::Leaf("false".into()),
-            op::NOT => match stack.pop() {
+    for i in instructions(prog) {
+        let Ok((_, instr)) = i else {
+            return "<bad program>".into();
+        };
+        let e = match instr {
+            Instr::Atom(a) => Expr::Leaf(leaf(a)),
+            Instr::True => Expr::Leaf("true".into()),
+            Instr::False => Expr::Leaf("false".into()),
+            Instr::Not => match stack.pop() {
                 Some(x) => Expr::Not(Box::new(x)),
                 None => return "<bad program>".into(),
             },
-            op::AND | op::OR => {
+            Instr::And | Instr::Or => {
                 let (Some(b), Some(a)) = (stack.pop(), stack.pop()) else {
                     return "<bad program>".into();
                 };
-                let and = code == op::AND;
+                let and = instr == Instr::And;
                 let mut v = Vec::new();
                 push_flat(&mut v, a, and);
                 push_flat(&mut v, b, and);
@@ -195,7 +191,6 @@ pub fn condition_with(prog: &[u8], leaf: impl Fn(u32) -> String) -> String {
                     Expr::Or(v)
                 }
             }
-            _ => return "<bad program>".into(),
         };
         stack.push(e);
     }
@@ -232,23 +227,19 @@ pub fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use channel_format::program::Instr;
 
-    fn prog(ops: &[(u8, u32)]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for &(o, a) in ops {
-            v.push(o);
-            if o == op::ATOM {
-                v.extend_from_slice(&a.to_le_bytes());
-            }
-        }
-        v
+    fn prog(ops: &[Instr]) -> Vec<u8> {
+        ops.iter()
+            .flat_map(|i| i.encode().as_bytes().to_vec())
+            .collect()
     }
 
     #[test]
     fn infix_with_minimal_parentheses() {
-        let a = |i| (op::ATOM, i);
-        let (and, or, not) = ((op::AND, 0), (op::OR, 0), (op::NOT, 0));
-        let show = |p: &[(u8, u32)]| condition_with(&prog(p), |i| format!("a{i}"));
+        use Instr::{And as and, Not as not, Or as or};
+        let a = Instr::Atom;
+        let show = |p: &[Instr]| condition_with(&prog(p), |i| format!("a{i}"));
         // The example: atom0 atom1 or atom2 ... and or
         assert_eq!(
             show(&[a(0), a(1), or, a(2), a(3), and, or]),
@@ -261,13 +252,11 @@ mod tests {
             "a0 and not (a1 or a2)"
         );
         assert_eq!(show(&[a(0), not, not]), "not not a0");
-        assert_eq!(show(&[(op::TRUE, 0)]), "true");
+        assert_eq!(show(&[Instr::True]), "true");
         assert_eq!(show(&[a(0), and]), "<bad program>");
         assert_eq!(show(&[a(0), a(1)]), "<bad program>");
-        assert_eq!(
-            condition_with(&[op::ATOM, 1], |_| String::new()),
-            "<bad program>"
-        );
+        assert_eq!(condition_with(&[1, 1], |_| String::new()), "<bad program>");
+        assert_eq!(condition_with(&[99], |_| String::new()), "<bad program>");
     }
 
     #[test]

@@ -359,7 +359,7 @@ fn cases(set: &pipe_compiler::model::RuleSet) -> Vec<Case> {
                 name: c.pipe_name.clone(),
                 image: c.image.clone(),
                 pid: c.pid,
-                kind: c.kind,
+                kind: c.kind.map(|k| k.value()),
                 expect: c.expect_match,
             })
         })

@@ -6,8 +6,9 @@
 //! [`prepare`], when they list every matching rule), so a name, image,
 //! process id and kind give the same verdict everywhere:
 //!
-//! * the pipe name is normalized by [`crate::name::normalize_into`]
-//!   (`\\.\pipe\x`, `\Device\NamedPipe\x`, `x` → `\x`);
+//! * the pipe name is normalized as [`crate::name`] defines it
+//!   (`\\.\pipe\x`, `\Device\NamedPipe\x`, `x` → `\x`), in place when
+//!   only a prefix is stripped, so names of any length are matched in full;
 //! * the image path is rewritten to DOS form by [`crate::dospath::to_dos`]
 //!   with the caller's drive table (the driver's table from `\??\A:`..`Z:`;
 //!   offline tools pass an empty one, which still rewrites `\??\C:\…` and
@@ -20,7 +21,7 @@
 //! the matcher's (see `channel_parser`).
 
 use crate::dospath::{self, DeviceMap, DosPath};
-use crate::name::{normalize_into, NameError, MAX_NAME_UNITS};
+use crate::name::{normalize_into, strip_prefix, NameError, MAX_NAME_UNITS};
 use crate::proto::MAX_EVAL_IMAGE_UNITS;
 use crate::ring::EventKind;
 use channel_parser::{ChannelFile, DfaSlot, Event, Scratch, Text, Verdict};
@@ -123,12 +124,29 @@ impl<'b> Prepared<'b> {
     }
 }
 
+/// The `\name` form of `name` ([`crate::name`]): borrowed from `name` when
+/// it already starts with `\` once a known root prefix is stripped (matched
+/// in place, at any length), composed in `buf` only when the leading `\`
+/// must be added.
+fn normalize<'b>(name: &'b [u16], buf: &'b mut [u16]) -> Result<&'b [u16], NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    let tail = strip_prefix(name);
+    if tail.first() == Some(&u16::from(b'\\')) {
+        return Ok(tail);
+    }
+    normalize_into(name, buf)
+}
+
 /// Normalizes the name and rewrites the image (see the module docs).
 ///
 /// # Errors
-/// [`NameError`] when the name is empty or its normalized form is longer
-/// than [`MAX_NAME_UNITS`]; the driver counts such events in
-/// `name_errors` and lets them through.
+/// [`NameError::Empty`] for an empty name; [`NameError::TooLong`] only
+/// when a leading `\` must be added and the result is longer than
+/// [`MAX_NAME_UNITS`] (a name that already has one is matched in place at
+/// any length). The driver counts such events in `name_errors` and lets
+/// them through.
 ///
 /// # Panics
 /// Never. No allocation.
@@ -137,7 +155,7 @@ pub fn prepare<'b>(
     raw: &RawEvent<'b>,
     buffers: &'b mut Buffers,
 ) -> Result<Prepared<'b>, NameError> {
-    let name = normalize_into(raw.name, &mut buffers.name)?;
+    let name = normalize(raw.name, &mut buffers.name)?;
     let image = raw
         .image
         .filter(|i| !i.is_empty())
@@ -213,6 +231,22 @@ mod tests {
                 "{image}"
             );
         }
+        // Longer than the name buffer: matched in place, in full.
+        let long = std::format!(r"\\.\pipe\x-{}", "0".repeat(MAX_NAME_UNITS * 2));
+        let l = w(&long);
+        let raw = RawEvent {
+            kind: DEFAULT_KIND,
+            pid: DEFAULT_PID,
+            name: &l,
+            image: None,
+        };
+        let p = prepare(&map, &raw, &mut b).unwrap();
+        assert_eq!(p.name.len(), MAX_NAME_UNITS * 2 + 3);
+        assert_eq!(p.name, &l[8..]);
+        // Without a leading backslash it must be composed: too long then.
+        let bare = w(&"y".repeat(MAX_NAME_UNITS));
+        let raw = RawEvent { name: &bare, ..raw };
+        assert_eq!(prepare(&map, &raw, &mut b).unwrap_err(), NameError::TooLong);
         let empty: [u16; 0] = [];
         let raw = RawEvent {
             kind: DEFAULT_KIND,
