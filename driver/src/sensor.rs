@@ -1,15 +1,28 @@
 //! The sensor's global state and the one decision path shared by the
 //! filter callbacks and the EVAL IOCTL.
+//!
+//! Working memory: every evaluation runs in one of [`WORK_SLOTS`]
+//! preallocated slots (matcher scratch, the image path buffers, the name
+//! buffer). A callback that finds them all busy waits for one, at most
+//! `WorkWaitMilliseconds` (default 1000 ms; callbacks of creates run at
+//! PASSIVE_LEVEL), on a kernel semaphore; when the wait runs out it decides
+//! without evaluating: deny in enforce mode, allow in monitor mode
+//! (`sensor_core::work`), counted in status (`work_exhausted`,
+//! `unchecked_denied`, `unchecked_allowed`). A name too long to normalize
+//! is decided the same way (`name_errors`).
 
 use crate::dump;
-use crate::sys::{OwnedChannel, PoolArc, Slot, SpinLock};
+use crate::sys::{
+    ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, Slot, SpinLock,
+};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide, Decision, Mode, RuleHit};
-use sensor_core::eval::{self, RawEvent, Work};
-use sensor_core::name::MAX_NAME_UNITS;
+use sensor_core::eval::{self, RawEvent};
+use sensor_core::name::{is_root, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
+use sensor_core::work::{decide_unchecked, AfterTimeout, Enter, Unchecked, Wake, WorkPool};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -31,16 +44,94 @@ static EVALUATED: AtomicU64 = AtomicU64::new(0);
 static MATCHED: AtomicU64 = AtomicU64::new(0);
 static DENIED: AtomicU64 = AtomicU64::new(0);
 static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
+static CALLBACKS: AtomicU64 = AtomicU64::new(0);
+static ROOT_OPENS: AtomicU64 = AtomicU64::new(0);
+static UNCHECKED_DENIED: AtomicU64 = AtomicU64::new(0);
+static UNCHECKED_ALLOWED: AtomicU64 = AtomicU64::new(0);
+static WORK_WAITS: AtomicU64 = AtomicU64::new(0);
+static WORK_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
+static WORK_WAITING: AtomicU64 = AtomicU64::new(0);
+static IMAGE_LOCATED: AtomicU64 = AtomicU64::new(0);
+static IMAGE_QUERIED: AtomicU64 = AtomicU64::new(0);
+static IMAGE_MISSING: AtomicU64 = AtomicU64::new(0);
 
-/// Per-evaluation working memory (`sensor_core::eval::Work`: matcher
-/// scratch, the normalized name, the image path in DOS form), preallocated
-/// in the image (nonpaged), never on the stack. A callback that finds every
-/// slot busy skips the event (counted in `name_errors`) rather than wait.
+/// Per-evaluation working memory: `sensor_core::eval::Work` (matcher
+/// scratch, a composed name, the image path in DOS form) and the
+/// requestor's image path as queried (NT form).
+struct Work {
+    eval: eval::Work,
+    query: ImageQuery,
+}
+
+/// Working memory, preallocated in the image (nonpaged), never on the
+/// stack; see the module docs for what happens when all slots are busy.
 const WORK_SLOTS: usize = 16;
-static WORK: [Slot<Work>; WORK_SLOTS] = [const { Slot::new(Work::new()) }; WORK_SLOTS];
+static WORK: [Slot<Work>; WORK_SLOTS] = [const {
+    Slot::new(Work {
+        eval: eval::Work::new(),
+        query: ImageQuery::new(),
+    })
+}; WORK_SLOTS];
+static WORK_POOL: WorkPool<WORK_SLOTS> = WorkPool::new();
+/// Signalled once per waiter admitted by a leaving evaluation.
+static WORK_SEM: Semaphore = Semaphore::new();
+static WORK_WAIT_MS: AtomicU32 = AtomicU32::new(sensor_core::work::DEFAULT_WAIT_MS);
 
-fn with_work<R>(mut f: impl FnMut(&mut Work) -> R) -> Option<R> {
-    WORK.iter().find_map(|s| s.try_with(&mut f))
+/// Initialises the working-memory semaphore (DriverEntry, PASSIVE_LEVEL,
+/// before the control device and the callbacks).
+pub fn init_work() {
+    WORK_SEM.init();
+}
+
+/// Sets the bound on the wait for working memory (`WorkWaitMilliseconds`).
+pub fn set_work_wait_ms(ms: u32) {
+    WORK_WAIT_MS.store(ms.min(sensor_core::work::MAX_WAIT_MS), Ordering::Release);
+}
+
+/// The bound in force.
+pub fn work_wait_ms() -> u32 {
+    WORK_WAIT_MS.load(Ordering::Acquire)
+}
+
+/// Runs `f` with a working-memory slot, waiting for one at most
+/// `WorkWaitMilliseconds`. `None` when none came (counted). PASSIVE_LEVEL
+/// (the create callbacks and the IOCTL path).
+fn with_work<R>(f: impl FnOnce(&mut Work) -> R) -> Option<R> {
+    if WORK_POOL.enter() == Enter::Wait {
+        WORK_WAITS.fetch_add(1, Ordering::Relaxed);
+        WORK_WAITING.fetch_add(1, Ordering::Relaxed);
+        let mut admitted = WORK_SEM.wait(Some(WORK_WAIT_MS.load(Ordering::Acquire)));
+        if !admitted {
+            admitted = match WORK_POOL.after_wait() {
+                AfterTimeout::GaveUp => false,
+                // Signalled for us between the timeout and the withdrawal:
+                // the unit is there, take it.
+                AfterTimeout::ConsumeWakeup => WORK_SEM.wait(None),
+            };
+        }
+        WORK_WAITING.fetch_sub(1, Ordering::Relaxed);
+        if !admitted {
+            WORK_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    }
+    let Some(i) = WORK_POOL.claim() else {
+        // More admitted than slots: cannot happen (sensor_core::work); if it
+        // did, give the admission back and count it as exhausted.
+        if WORK_POOL.leave_unclaimed() == Wake::One {
+            WORK_SEM.release();
+        }
+        WORK_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let r = WORK.get(i).and_then(|s| s.try_with(f));
+    if WORK_POOL.leave(i) == Wake::One {
+        WORK_SEM.release();
+    }
+    if r.is_none() {
+        WORK_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+    }
+    r
 }
 
 pub fn set_flag(f: u32) {
@@ -58,10 +149,6 @@ pub fn set_mode(m: Mode) -> Mode {
 
 pub fn has_content() -> bool {
     HAS_CONTENT.load(Ordering::Acquire)
-}
-
-pub fn count_name_error() {
-    NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A reference to the active content (the store lock is held only to
@@ -93,6 +180,30 @@ pub fn release_all_content() {
     update_store(|s| s.take_all());
 }
 
+/// Counts a pre-operation callback (every one, content or not).
+pub fn count_callback() {
+    CALLBACKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The name an evaluation is about: as a callback sees it (the related
+/// file object's name for a relative open, else empty) or as EVAL gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub related: &'a [u16],
+    pub name: &'a [u16],
+}
+
+/// Where the requestor's image path comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ImageArg<'a> {
+    /// No image.
+    Absent,
+    /// Given (EVAL).
+    Given(&'a [u16]),
+    /// Queried from the requesting process, in working memory (callbacks).
+    Requestor(Requestor<'a>),
+}
+
 /// The result of evaluating one event.
 pub struct Outcome {
     pub decision: Decision,
@@ -105,17 +216,32 @@ pub struct Outcome {
     pub name_len: usize,
 }
 
-/// The decision path: `sensor_core::eval` (the name normalized, the image
-/// path in DOS form with `crate::drives`' table, the verdict of the active
-/// content: the same function `pipectl match/test/replay` call), then the
-/// decision under the current mode, counters, and (if `record`) a matching
-/// event, with the rewritten image path, in the ring. Never blocks, never
-/// allocates.
+/// Decides an event that could not be evaluated (`sensor_core::work`
+/// policy) and counts it. Out of line: a breakpoint target (docs/windbg.md).
+#[cold]
+#[inline(never)]
+fn unchecked(why: Unchecked) -> Decision {
+    let d = decide_unchecked(mode(), why);
+    if d == Decision::Deny {
+        UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
+        DENIED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+    }
+    d
+}
+
+/// The decision path: take working memory (waiting for it, bounded),
+/// normalize the name, get the image path (the requestor's, for a
+/// callback) and rewrite it to DOS form (`crate::drives`), evaluate against
+/// the active content, decide under the current mode, count, and (if
+/// `record`) put a matching event, with the rewritten image path, in the
+/// ring. Never allocates; waits only for working memory.
 pub fn evaluate(
     kind: EventKind,
     pid: u32,
-    raw_name: &[u16],
-    image: Option<&[u16]>,
+    target: Target<'_>,
+    image: ImageArg<'_>,
     record: bool,
 ) -> Outcome {
     EVALUATED.fetch_add(1, Ordering::Relaxed);
@@ -128,60 +254,81 @@ pub fn evaluate(
         name: [0; MAX_NAME_UNITS],
         name_len: 0,
     };
+    if with_work(|work| evaluate_in(work, kind, pid, target, image, record, &mut out)).is_none() {
+        out.decision = unchecked(Unchecked::WorkExhausted);
+    }
+    out
+}
+
+fn evaluate_in(
+    work: &mut Work,
+    kind: EventKind,
+    pid: u32,
+    target: Target<'_>,
+    image: ImageArg<'_>,
+    record: bool,
+    out: &mut Outcome,
+) {
+    let Work {
+        eval: eval::Work { scratch, buffers },
+        query,
+    } = work;
     let content = active();
+    // The requestor's image is queried only when there is content to match.
+    let nt_image = match (image, &content) {
+        (_, None) | (ImageArg::Absent, _) => None,
+        (ImageArg::Given(i), _) => Some(i),
+        (ImageArg::Requestor(r), Some(_)) => {
+            let (i, from) = r.image(query);
+            match from {
+                ImageFrom::Located => &IMAGE_LOCATED,
+                ImageFrom::Queried => &IMAGE_QUERIED,
+                ImageFrom::Missing => &IMAGE_MISSING,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+            i
+        }
+    };
+    // The one evaluation path pipectl shares (sensor_core::eval): name
+    // normalization, image in DOS form, the matcher's event.
     let raw = RawEvent {
         kind,
         pid,
-        name: raw_name,
-        image,
+        name: target.name,
+        image: nt_image,
     };
-    // The record's name and image (its last IMAGE_CAP units) are copied
-    // while the working buffers holding them are ours.
-    let mut rec = EventRecord::EMPTY;
-    let ran = with_work(|work| {
-        let (p, verdict) = match &content {
-            Some(c) => {
-                let (p, v) =
-                    eval::evaluate(c.chan.file(), c.chan.dfas(), crate::drives::map(), &raw, work)?;
-                (p, Some(v))
+    let p = match eval::prepare_target(crate::drives::map(), target.related, &raw, buffers) {
+        Ok(p) => p,
+        Err(e) => {
+            NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
+            if e != NameError::Empty {
+                out.decision = unchecked(Unchecked::NameTooLong);
             }
-            None => (eval::prepare(crate::drives::map(), &raw, &mut work.buffers)?, None),
-        };
-        crate::drives::note(p.image);
-        // A name longer than the buffer is matched in full and reported
-        // by its first MAX_NAME_UNITS units.
-        let shown = p.name.len().min(MAX_NAME_UNITS);
-        out.name_len = shown;
-        if let (Some(d), Some(n)) = (out.name.get_mut(..shown), p.name.get(..shown)) {
-            d.copy_from_slice(n);
+            return;
         }
-        if record {
-            rec.set_name(p.name);
-            rec.set_image(p.image.map_or(&[], |i| i.path()));
-        }
-        if let Some(v) = verdict {
-            out.matched = v.matched;
-            if let Some(r) = v.best {
-                out.hit = Some(RuleHit {
-                    id: r.id(),
-                    action: r.action(),
-                    severity: r.severity(),
-                });
-                out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
-            }
-        }
-        Ok::<(), sensor_core::name::NameError>(())
-    });
-    if !matches!(ran, Some(Ok(()))) {
-        // No free working slot, or a name that cannot be normalized: let
-        // it through, counted.
-        count_name_error();
-        return out;
+    };
+    crate::drives::note(p.image);
+    let name = p.name;
+    let shown = name.len().min(MAX_NAME_UNITS);
+    out.name_len = shown;
+    if let (Some(d), Some(s)) = (out.name.get_mut(..shown), name.get(..shown)) {
+        d.copy_from_slice(s);
     }
     let Some(content) = content else {
-        return out;
+        return;
     };
     out.sequence = content.info.sequence;
+    let file = content.chan.file();
+    let v = file.evaluate_with(&p.event(), scratch, content.chan.dfas());
+    out.matched = v.matched;
+    if let Some(r) = v.best {
+        out.hit = Some(RuleHit {
+            id: r.id(),
+            action: r.action(),
+            severity: r.severity(),
+        });
+        out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
+    }
     out.decision = decide(mode(), out.hit);
     if out.hit.is_some() {
         MATCHED.fetch_add(1, Ordering::Relaxed);
@@ -190,6 +337,7 @@ pub fn evaluate(
         DENIED.fetch_add(1, Ordering::Relaxed);
     }
     if record && out.decision.records() {
+        let mut rec = EventRecord::EMPTY;
         rec.time = crate::sys::system_time();
         rec.pid = pid;
         rec.kind = kind.to_u8();
@@ -199,23 +347,37 @@ pub fn evaluate(
             rec.action = h.action.0;
             rec.severity = h.severity.0;
         }
+        rec.set_name(name);
+        rec.set_image(p.image.map_or(&[], |i| i.path()));
         let id = RING.with(|r| r.push(rec));
         rec.id = id;
         dump::record_event(&rec);
     }
     drop(content);
-    out
 }
 
-/// The callback entry: returns only the decision.
-pub fn on_event(
+/// A pre-operation callback's event: the root itself is allowed (and
+/// counted); anything else goes through [`evaluate`] with the requestor's
+/// id and image.
+pub fn on_callback(
     kind: EventKind,
-    pid: u32,
-    raw_name: &[u16],
-    image: Option<&[u16]>,
-    record: bool,
+    requestor: Requestor<'_>,
+    related: &[u16],
+    name: &[u16],
 ) -> Decision {
-    evaluate(kind, pid, raw_name, image, record).decision
+    if is_root(related, name) {
+        ROOT_OPENS.fetch_add(1, Ordering::Relaxed);
+        return Decision::Allow;
+    }
+    let pid = requestor.pid();
+    evaluate(
+        kind,
+        pid,
+        Target { related, name },
+        ImageArg::Requestor(requestor),
+        true,
+    )
+    .decision
 }
 
 /// Pops up to what `f` consumes from the ring, under its lock.
@@ -255,6 +417,17 @@ pub fn status() -> Status {
             loads_ok,
             loads_failed,
             pool_live: crate::sys::pool_live() as u64,
+            callbacks: CALLBACKS.load(Ordering::Relaxed),
+            root_opens: ROOT_OPENS.load(Ordering::Relaxed),
+            unchecked_denied: UNCHECKED_DENIED.load(Ordering::Relaxed),
+            unchecked_allowed: UNCHECKED_ALLOWED.load(Ordering::Relaxed),
+            work_waits: WORK_WAITS.load(Ordering::Relaxed),
+            work_exhausted: WORK_EXHAUSTED.load(Ordering::Relaxed),
+            work_waiting: WORK_WAITING.load(Ordering::Relaxed),
+            work_wait_ms: u64::from(WORK_WAIT_MS.load(Ordering::Relaxed)),
+            image_located: IMAGE_LOCATED.load(Ordering::Relaxed),
+            image_queried: IMAGE_QUERIED.load(Ordering::Relaxed),
+            image_missing: IMAGE_MISSING.load(Ordering::Relaxed),
         },
         last_error,
     }

@@ -21,7 +21,7 @@
 //! the matcher's (see `channel_parser`).
 
 use crate::dospath::{self, DeviceMap, DosPath};
-use crate::name::{normalize_into, strip_prefix, NameError, MAX_NAME_UNITS};
+use crate::name::{normalize_target, NameError};
 use crate::proto::MAX_EVAL_IMAGE_UNITS;
 use crate::ring::EventKind;
 use channel_parser::{ChannelFile, DfaSlot, Event, Scratch, Text, Verdict};
@@ -35,6 +35,12 @@ pub const DEFAULT_PID: u32 = 0;
 
 /// The kind of an event whose kind is not given: a create.
 pub const DEFAULT_KIND: EventKind = EventKind::Create;
+
+/// Longest name composed in [`Buffers`], in UTF-16 units: a name that
+/// needs a leading `\` or a related (root-relative) part added. A name that
+/// already starts with `\` once a known root prefix is stripped is matched
+/// in place at any length.
+pub const NAME_UNITS: usize = 1024;
 
 /// Longest image path rewritten to DOS form, in UTF-16 units (longer ones
 /// are matched as given).
@@ -56,7 +62,7 @@ pub struct RawEvent<'e> {
 /// Buffers for the normalized name and the image path in DOS form.
 #[derive(Debug, Clone)]
 pub struct Buffers {
-    name: [u16; MAX_NAME_UNITS],
+    name: [u16; NAME_UNITS],
     image: [u16; IMAGE_UNITS],
 }
 
@@ -70,7 +76,7 @@ impl Buffers {
     /// Zeroed buffers.
     pub const fn new() -> Buffers {
         Buffers {
-            name: [0; MAX_NAME_UNITS],
+            name: [0; NAME_UNITS],
             image: [0; IMAGE_UNITS],
         }
     }
@@ -124,29 +130,15 @@ impl<'b> Prepared<'b> {
     }
 }
 
-/// The `\name` form of `name` ([`crate::name`]): borrowed from `name` when
-/// it already starts with `\` once a known root prefix is stripped (matched
-/// in place, at any length), composed in `buf` only when the leading `\`
-/// must be added.
-fn normalize<'b>(name: &'b [u16], buf: &'b mut [u16]) -> Result<&'b [u16], NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    let tail = strip_prefix(name);
-    if tail.first() == Some(&u16::from(b'\\')) {
-        return Ok(tail);
-    }
-    normalize_into(name, buf)
-}
-
 /// Normalizes the name and rewrites the image (see the module docs).
 ///
 /// # Errors
 /// [`NameError::Empty`] for an empty name; [`NameError::TooLong`] only
 /// when a leading `\` must be added and the result is longer than
-/// [`MAX_NAME_UNITS`] (a name that already has one is matched in place at
-/// any length). The driver counts such events in `name_errors` and lets
-/// them through.
+/// [`NAME_UNITS`] (a name that already has one is matched in place at
+/// any length). The driver counts such events in `name_errors` and
+/// decides them as it decides an event it could not evaluate
+/// (`crate::work`: deny in enforce mode, allow in monitor mode).
 ///
 /// # Panics
 /// Never. No allocation.
@@ -155,7 +147,26 @@ pub fn prepare<'b>(
     raw: &RawEvent<'b>,
     buffers: &'b mut Buffers,
 ) -> Result<Prepared<'b>, NameError> {
-    let name = normalize(raw.name, &mut buffers.name)?;
+    prepare_target(drives, &[], raw, buffers)
+}
+
+/// [`prepare`] for a create callback's target: `related` is the related
+/// file object's name of a relative open (empty otherwise), combined with
+/// `raw.name` by [`crate::name::normalize_target`]. The driver's callbacks
+/// call this; [`prepare`] is the same with no related name.
+///
+/// # Errors
+/// As [`prepare`]; [`NameError::Empty`] also for the NPFS root itself.
+///
+/// # Panics
+/// Never. No allocation.
+pub fn prepare_target<'b>(
+    drives: &DeviceMap,
+    related: &[u16],
+    raw: &RawEvent<'b>,
+    buffers: &'b mut Buffers,
+) -> Result<Prepared<'b>, NameError> {
+    let name = normalize_target(related, raw.name, &mut buffers.name)?;
     let image = raw
         .image
         .filter(|i| !i.is_empty())
@@ -193,6 +204,7 @@ pub fn evaluate<'b, 'f>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::name::MAX_NAME_UNITS;
     use std::boxed::Box;
     use std::vec::Vec;
 
@@ -244,7 +256,7 @@ mod tests {
         assert_eq!(p.name.len(), MAX_NAME_UNITS * 2 + 3);
         assert_eq!(p.name, &l[8..]);
         // Without a leading backslash it must be composed: too long then.
-        let bare = w(&"y".repeat(MAX_NAME_UNITS));
+        let bare = w(&"y".repeat(NAME_UNITS));
         let raw = RawEvent { name: &bare, ..raw };
         assert_eq!(prepare(&map, &raw, &mut b).unwrap_err(), NameError::TooLong);
         let empty: [u16; 0] = [];
@@ -255,5 +267,20 @@ mod tests {
             image: None,
         };
         assert_eq!(prepare(&map, &raw, &mut b).unwrap_err(), NameError::Empty);
+        // The NPFS root itself, in any spelling, is no pipe.
+        for root in [r"\\.\pipe\", r"\Device\NamedPipe", "\\"] {
+            let r = w(root);
+            let raw = RawEvent { name: &r, ..raw };
+            assert_eq!(
+                prepare(&map, &raw, &mut b).unwrap_err(),
+                NameError::Empty,
+                "{root}"
+            );
+        }
+        // A relative open from the root, as a callback sees it.
+        let (rel, leaf) = (w(r"\Device\NamedPipe\"), w("postex_2"));
+        let raw = RawEvent { name: &leaf, ..raw };
+        let p = prepare_target(&map, &rel, &raw, &mut b).unwrap();
+        assert_eq!(p.name, &w(r"\postex_2")[..]);
     }
 }

@@ -88,20 +88,30 @@ pub struct Outcome<'r> {
     /// Whether the rule matched the case's event.
     pub matched: bool,
     /// Why the case's event could not be evaluated (its name does not
-    /// normalize); such a case fails.
+    /// normalize). An empty name or the NPFS root is one the driver lets
+    /// through without evaluating it (no rule matches it): a `no_match`
+    /// case on it passes, a `match` case fails. A name too long to
+    /// normalize fails either way (the driver decides it without the rules).
     pub error: Option<NameError>,
 }
 
 impl Outcome<'_> {
     /// Whether the matcher did what the case expects.
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.matched == self.case.expect_match
+        match self.error {
+            None => self.matched == self.case.expect_match,
+            Some(NameError::Empty) => !self.case.expect_match,
+            Some(_) => false,
+        }
     }
 
     /// What went wrong: `should match but does not`, `should not match but
     /// does`, or `cannot be evaluated: ...`.
     pub fn what(&self) -> String {
         match (self.error, self.case.expect_match) {
+            (Some(NameError::Empty), true) => "should match but cannot: an empty name or the NPFS \
+                 root is let through without evaluation"
+                .to_string(),
             (Some(e), _) => format!("cannot be evaluated: {e}"),
             (None, true) => "should match but does not".to_string(),
             (None, false) => "should not match but does".to_string(),
@@ -184,7 +194,7 @@ mod tests {
     /// process id: all hold only when run through the driver's path.
     #[test]
     fn cases_run_through_the_drivers_path() {
-        let yaml = "- id: 1\n  name: n\n  severity: low\n  detection:\n    s:\n      PipeName|startswith: '\\postex_'\n    sys:\n      ProcessId: 4\n    condition: s and not sys\n  tests:\n    match: ['\\\\.\\pipe\\postex_1', 'postex_2', '\\Device\\NamedPipe\\postex_3', '\\postex_4']\n    no_match:\n      - {name: '\\postex_5', pid: 4}\n      - ''\n";
+        let yaml = "- id: 1\n  name: n\n  severity: low\n  detection:\n    s:\n      PipeName|startswith: '\\postex_'\n    sys:\n      ProcessId: 4\n    condition: s and not sys\n  tests:\n    match: ['\\\\.\\pipe\\postex_1', 'postex_2', '\\Device\\NamedPipe\\postex_3', '\\postex_4']\n    no_match:\n      - {name: '\\postex_5', pid: 4}\n      - ''\n      - '\\'\n- id: 2\n  name: m\n  severity: low\n  detection:\n    s:\n      PipeName|re: '.*'\n    condition: s\n  tests:\n    match: ['\\\\.\\pipe\\', '\\x']\n    no_match: ['\\', '\\Device\\NamedPipe\\']\n";
         let rules = pipe_compiler::import::load_yaml(std::path::Path::new("t.yml"), yaml)
             .unwrap_or_else(|e| panic!("{e:?}"));
         let set = RuleSet { rules };
@@ -194,15 +204,19 @@ mod tests {
             channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR_V1)
                 .unwrap();
         let out = run(&set, &file, &mut Scratch::new());
-        assert_eq!(out.len(), 6);
-        for o in &out[..5] {
-            assert!(o.passed(), "{}", o.failure());
+        assert_eq!(out.len(), 11);
+        // An empty name and the root are let through unevaluated, as the
+        // driver does: a no_match case on them passes ...
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(o.passed(), i != 7, "{i}: {}", o.failure());
         }
-        // An empty name cannot be evaluated: the case fails, saying why.
         assert_eq!(out[5].error, Some(NameError::Empty));
-        assert!(!out[5].passed());
-        assert!(out[5]
+        assert_eq!(out[6].error, Some(NameError::Empty));
+        // ... a match case on them fails, saying why.
+        assert_eq!(out[7].error, Some(NameError::Empty));
+        assert!(out[7]
             .failure()
-            .contains("cannot be evaluated: empty pipe name"));
+            .contains("should match but cannot: an empty name or the NPFS root"));
+        assert!(out[8].passed() && out[8].matched);
     }
 }
