@@ -400,6 +400,9 @@ fn match_test_and_driver_path_agree() {
     let mut slots = vec![DfaSlot::default(); file.dfa_count() as usize];
     file.load_dfas(&mut slots);
     let mut work = Box::new(Work::new());
+    let mut buffers = Box::new(eval::Buffers::new());
+    let mut scratch = Box::new(channel_parser::Scratch::new());
+    let root_handle: Vec<u16> = r"\Device\NamedPipe\".encode_utf16().collect();
     let drives = DeviceMap::new();
 
     for c in &cases {
@@ -452,11 +455,25 @@ fn match_test_and_driver_path_agree() {
             name: &name,
             image: image.as_deref(),
         };
-        let (_, verdict) = eval::evaluate(&file, &slots, &drives, &raw, &mut work).unwrap();
+        let (p, verdict) = eval::evaluate(&file, &slots, &drives, &raw, &mut work).unwrap();
         assert_eq!(verdict.matched as usize, matched.len(), "{what}");
         assert_eq!(
             verdict.best.map(|r| u64::from(r.id())),
             v["best"]["id"].as_u64(),
+            "{what}"
+        );
+        // ... and as a filter callback sees the same pipe opened relative
+        // to an NPFS root handle (the driver's eval::prepare_target).
+        let normalized = p.name.to_vec();
+        let leaf = &normalized[1..];
+        let raw = RawEvent { name: leaf, ..raw };
+        let q = eval::prepare_target(&drives, &root_handle, &raw, &mut buffers).unwrap();
+        assert_eq!(q.name, &normalized[..], "{what}");
+        let v2 = file.evaluate_with(&q.event(), &mut scratch, &slots);
+        assert_eq!(v2.matched, verdict.matched, "{what}");
+        assert_eq!(
+            v2.best.map(|r| r.id()),
+            verdict.best.map(|r| r.id()),
             "{what}"
         );
     }
