@@ -29,66 +29,19 @@ PKG=$(realpath "$1"); PIPECTL=$(realpath "$2"); SHIM=$(realpath "$3")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 INF_PY="$HERE/scripts/inf-install.py"
 
-FAILS=0
-PASSES=0
-pass() { echo "ok   $*"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+# Helpers shared with the other Wine scripts: pass/fail, W, ctl/expect (the
+# package's pipectl.exe, copied to C:\pipesensor), start_driver, stop_driver.
+# shellcheck source=scripts/wine-lib.sh
+. "$HERE/scripts/wine-lib.sh"
 
 for f in "$PKG/PipeSensor.inf" "$PKG/pipesensor.sys" "$PKG/pipectl.exe" "$PIPECTL" "$SHIM"; do
   [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
 done
-for t in wine wineserver wineboot timeout osslsigncode python3; do
+for t in osslsigncode python3; do
   command -v "$t" >/dev/null || { echo "FAIL missing tool $t"; exit 1; }
 done
-
-export WINEPREFIX
-WINEPREFIX=$(mktemp -d /tmp/pipesensor-wine-inf.XXXXXX)
-export WINEDEBUG=err-all,fixme-all
-export WINEDLLOVERRIDES="mscoree,mshtml="
-LOG=$WINEPREFIX/test-logs
-mkdir -p "$LOG"
-echo "wine prefix: $WINEPREFIX (logs in $LOG)"
-cleanup() {
-  wineserver -k >/dev/null 2>&1 || true
-  if [ "${WINE_TEST_KEEP:-0}" != 1 ]; then rm -rf "$WINEPREFIX"; fi
-}
-trap cleanup EXIT
-
-# Windows programs: output to files (Wine's background processes would hang
-# a pipe), CRLF stripped into NAME.out.
-W() {
-  local name=$1; shift
-  timeout 120 wine "$@" >"$LOG/$name.raw" 2>"$LOG/$name.err" </dev/null
-  local rc=$?
-  tr -d '\r' <"$LOG/$name.raw" >"$LOG/$name.out"
-  return $rc
-}
-SVC='PipeSensor'
-SVC_KEY='HKLM\SYSTEM\CurrentControlSet\Services\PipeSensor'
+wine_session wine-inf
 DRIVERS=$WINEPREFIX/drive_c/windows/system32/drivers
-ctl() { local n=$1; shift; W "$n" 'C:\pkg\pipectl.exe' driver "$@"; }
-val() { grep -m1 "^$2=" "$LOG/$1.out" | cut -d= -f2-; }
-expect() { # OUTPUT KEY VALUE DESCRIPTION
-  local v; v=$(val "$1" "$2")
-  if [ "$v" = "$3" ]; then pass "$4 ($2=$v)"; else fail "$4: $2='$v', expected '$3' (see $LOG/$1.out)"; fi
-}
-state() { W sc-query sc query "$SVC" >/dev/null; awk '/STATE/{print $NF}' "$LOG/sc-query.out"; }
-wait_state() {
-  local i
-  for i in $(seq 1 $(($2 * 4))); do [ "$(state)" = "$1" ] && return 0; sleep 0.25; done
-  return 1
-}
-start() { # DESCRIPTION
-  W sc-start sc start "$SVC"
-  if wait_state RUNNING 20; then pass "$1: service RUNNING"; else fail "$1: not RUNNING ($(state))"; return; fi
-  local i
-  for i in $(seq 1 40); do ctl ready status && { pass "$1: the control device answers STATUS"; return; }; sleep 0.5; done
-  fail "$1: the control device does not answer STATUS"
-}
-stop() { # DESCRIPTION
-  W sc-stop sc stop "$SVC"
-  if wait_state STOPPED 20; then pass "$1: service STOPPED"; else fail "$1: not STOPPED ($(state))"; fi
-}
 # The service key against what the INF writes. MODE: inf | cmd.
 check_key() { # MODE DESCRIPTION
   W "reg-$1" reg query "$SVC_KEY" /s || { fail "$2: no service key"; return; }
@@ -172,14 +125,11 @@ if python3 "$INF_PY" "$PKG/PipeSensor.inf" check-doc "$HERE/docs/install.md" >"$
 else fail "docs/install.md: $(head -1 "$LOG/check-doc.txt")"; fi
 
 # --- prefix --------------------------------------------------------------------
-wineboot -i >"$LOG/wineboot.out" 2>&1
-wineserver -w
-setsid wineserver -p </dev/null >>"$LOG/wineserver.out" 2>&1 &
-sleep 1
+wine_boot
 # The admin copies the package folder to the machine. The ProcessPrng shim
 # is a Wine 8 test aid only (Windows 10+ has bcryptprimitives.dll).
-cp -r "$PKG" "$WINEPREFIX/drive_c/pkg"
-cp "$SHIM" "$WINEPREFIX/drive_c/pkg/"
+cp -r "$PKG"/. "$D/"
+cp "$SHIM" "$D/"
 
 # --- content, compiled on the host (docs/install.md steps 1-3) -------------------
 CONTENT_SRC=$LOG/content
@@ -188,14 +138,14 @@ CONTENT_SRC=$LOG/content
   fail "compile the example rules (see $LOG/compile.out)"
 
 # --- install through the INF ------------------------------------------------------
-W inf-install rundll32 setupapi.dll,InstallHinfSection DefaultInstall.NTamd64 132 'C:\pkg\PipeSensor.inf'
+W inf-install rundll32 setupapi.dll,InstallHinfSection DefaultInstall.NTamd64 132 'C:\pipesensor\PipeSensor.inf'
 check_key inf "INF install"
 if cmp -s "$PKG/pipesensor.sys" "$DRIVERS/pipesensor.sys"; then
   pass "INF install: System32\\drivers\\pipesensor.sys is the package's signed image"
 else fail "INF install: System32\\drivers\\pipesensor.sys is not the package's signed image"; fi
 # FLG_ADDREG_NOCLOBBER: a value the admin set survives a reinstall.
 W reg-mode1 reg add "$SVC_KEY" /v Mode /t REG_DWORD /d 1 /f || fail "reg add Mode"
-W inf-reinstall rundll32 setupapi.dll,InstallHinfSection DefaultInstall.NTamd64 132 'C:\pkg\PipeSensor.inf'
+W inf-reinstall rundll32 setupapi.dll,InstallHinfSection DefaultInstall.NTamd64 132 'C:\pipesensor\PipeSensor.inf'
 W reg-mode reg query "$SVC_KEY" /v Mode
 if grep -q 'REG_DWORD *0x1$' "$LOG/reg-mode.out"; then pass "INF reinstall keeps Mode=1 (NOCLOBBER)"; else fail "INF reinstall reset Mode ($(cat "$LOG/reg-mode.out"))"; fi
 W reg-mode0 reg add "$SVC_KEY" /v Mode /t REG_DWORD /d 0 /f || fail "reg add Mode 0"
@@ -208,20 +158,21 @@ wine_content_dir inf
 # Content before the first start (docs: step 5), then start.
 mkdir -p "$DRIVERS/PipeSensor"
 cp "$CONTENT_SRC/C-00000291-00000001.sys" "$DRIVERS/PipeSensor/"
-start "INF install"
+start_driver "INF install"
 ctl status-nokey status
-expect status-nokey filter_registered true "INF install: filter registered"
-expect status-nokey active.sequence 0 "no content key built in: the signed file is refused"
-expect status-nokey last_error.code 9 "no content key built in: refused as wrong key"
-grep -q '^last_error.message=.*not a trusted key' "$LOG/status-nokey.out" &&
+expect filter_registered true "INF install: filter registered"
+expect active.sequence 0 "no content key built in: the signed file is refused"
+expect last_error.code 9 "no content key built in: refused as wrong key"
+grep -q '^last_error.message=.*not a trusted key' "$LOG/$LAST.out" &&
   pass "no content key built in: the message says the key is not trusted" ||
   fail "no content key built in: last_error.message unclear (see $LOG/status-nokey.out)"
-stop "before RequireSignature 0"
+stop_driver "before RequireSignature 0"
 W reg-nosig reg add "$SVC_KEY" /v RequireSignature /t REG_DWORD /d 0 /f || fail "reg add RequireSignature 0"
-start "RequireSignature 0"
+start_driver "RequireSignature 0"
 
 # --- is it working: the healthy status docs/install.md shows ---------------------
 ctl status status
+STATUS_OUT=$LOG/$LAST.out
 python3 - "$HERE/docs/install.md" >"$LOG/healthy.txt" <<'PY'
 import re, sys
 doc = open(sys.argv[1]).read()
@@ -234,7 +185,7 @@ else
   missing=0
   while IFS= read -r line; do
     [ -z "$line" ] && continue
-    grep -qxF -- "$line" "$LOG/status.out" || { fail "healthy status: '$line' not in driver status (see $LOG/status.out)"; missing=1; }
+    grep -qxF -- "$line" "$STATUS_OUT" || { fail "healthy status: '$line' not in driver status (see $LOG/status.out)"; missing=1; }
   done <"$LOG/healthy.txt"
   [ $missing = 0 ] && pass "driver status shows every line of the documented healthy status ($(grep -c . "$LOG/healthy.txt") lines)"
 fi
@@ -246,8 +197,9 @@ while IFS='|' read -r name image kind pid; do
   n=$((n + 1))
   args=("$name"); [ -n "$image" ] && args+=(--image "$image"); [ -n "$kind" ] && args+=(--kind "$kind"); [ -n "$pid" ] && args+=(--pid "$pid")
   ctl "eval-$n" eval "${args[@]}"
+  EVAL_OUT=$LOG/$LAST.out
   "$PIPECTL" match "$CONTENT_SRC/C-00000291-00000001.sys" "${args[@]}" --json >"$LOG/match-$n.json" 2>"$LOG/match-$n.err"
-  python3 - "$LOG/match-$n.json" "$LOG/eval-$n.out" >"$LOG/cmp-$n.txt" 2>&1 <<'PY'
+  python3 - "$LOG/match-$n.json" "$EVAL_OUT" >"$LOG/cmp-$n.txt" 2>&1 <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 e = dict(l.split("=", 1) for l in open(sys.argv[2]).read().splitlines() if "=" in l)
@@ -273,23 +225,23 @@ postex_1234|||
 CASES
 
 # --- uninstall (docs: stop first, then the INF's DefaultUninstall) ----------------
-stop "uninstall"
-W inf-uninstall rundll32 setupapi.dll,InstallHinfSection DefaultUninstall.NTamd64 132 'C:\pkg\PipeSensor.inf'
+stop_driver "uninstall"
+W inf-uninstall rundll32 setupapi.dll,InstallHinfSection DefaultUninstall.NTamd64 132 'C:\pipesensor\PipeSensor.inf'
 if W reg-gone reg query "$SVC_KEY"; then fail "INF uninstall: the service key is still there"; else pass "INF uninstall: service key removed"; fi
 [ -e "$DRIVERS/pipesensor.sys" ] && fail "INF uninstall: pipesensor.sys left in System32\\drivers" || pass "INF uninstall: pipesensor.sys removed"
 
 # --- the same through install-without-inf.cmd --------------------------------------
-W cmd-install cmd /c 'C:\pkg\install-without-inf.cmd' || fail "install-without-inf.cmd failed (see $LOG/cmd-install.out)"
+W cmd-install cmd /c 'C:\pipesensor\install-without-inf.cmd' || fail "install-without-inf.cmd failed (see $LOG/cmd-install.out)"
 check_key cmd "install-without-inf.cmd"
 cmp -s "$PKG/pipesensor.sys" "$DRIVERS/pipesensor.sys" && pass "install-without-inf.cmd: copied the signed image" ||
   fail "install-without-inf.cmd: System32\\drivers\\pipesensor.sys is not the package's signed image"
 wine_content_dir cmd
 W reg-nosig2 reg add "$SVC_KEY" /v RequireSignature /t REG_DWORD /d 0 /f || fail "reg add RequireSignature 0"
-start "install-without-inf.cmd"
+start_driver "install-without-inf.cmd"
 ctl status2 status
-expect status2 active.sequence 1 "install-without-inf.cmd: content loaded"
-expect status2 filtering true "install-without-inf.cmd: filtering"
-W cmd-uninstall cmd /c 'C:\pkg\uninstall-without-inf.cmd'
+expect active.sequence 1 "install-without-inf.cmd: content loaded"
+expect filtering true "install-without-inf.cmd: filtering"
+W cmd-uninstall cmd /c 'C:\pipesensor\uninstall-without-inf.cmd'
 wait_state STOPPED 20 >/dev/null 2>&1
 if W reg-gone2 reg query "$SVC_KEY"; then fail "uninstall-without-inf.cmd: the service key is still there"; else pass "uninstall-without-inf.cmd: service key removed"; fi
 [ -e "$DRIVERS/pipesensor.sys" ] && fail "uninstall-without-inf.cmd: pipesensor.sys left" || pass "uninstall-without-inf.cmd: pipesensor.sys removed"
