@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the documentation's rule-author examples as written, in a fresh copy
-# of the repository (what a clone holds: the tracked files; ../shared beside
-# it, as in CI). A ```sh block runs when the line before its fence is
+# of the repository (what a clone holds: the tracked files only; the
+# third-party data the examples read is vendored under third_party/).
+# A ```sh block runs when the line before its fence is
 #
 #   <!-- runs: scripts/docs-examples.sh -->
 #
@@ -48,12 +49,10 @@ print(n)
 PY
 }
 
-# A fresh copy of the tracked files, with ../shared beside it.
+# A fresh copy of the tracked files (nothing beside it).
 fresh_copy() { # DIR
   mkdir -p "$1/repo"
   git ls-files -z | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$1/repo"
-  [ -e "$ROOT/../shared" ] && ln -s "$(cd "$ROOT/../shared" && pwd)" "$1/shared"
-  return 0
 }
 
 # Runs DOC's marked blocks in the copy DIR/repo; returns non-zero on the

@@ -6,8 +6,7 @@
 
 use channel_parser::{Capabilities, ChannelFile, FieldId, Scratch};
 use clap::{Parser, Subcommand, ValueEnum};
-use pipe_compiler::model::RuleSet;
-use pipe_compiler::{import, AlignedBytes, CompileOptions};
+use pipe_compiler::{AlignedBytes, CompileOptions};
 use sensor_core::decision;
 use sensor_core::dospath::DeviceMap;
 use sensor_core::eval::{self, RawEvent, Work};
@@ -32,12 +31,13 @@ mod keys;
 mod replay;
 mod rollout;
 mod rulediff;
+mod select;
 mod show;
 mod trust;
 
 const EXAMPLES: &str = "\
 Examples:
-  pipectl compile ../shared/corpus/sigma -o C-00000291-00000001.sys --sequence 1
+  pipectl compile third_party/sigma rules -o C-00000291-00000001.sys --sequence 1
   pipectl verify C-00000291-00000001.sys
   pipectl inspect C-00000291-00000001.sys --json
   pipectl match C-00000291-00000001.sys '\\postex_1234'
@@ -155,7 +155,7 @@ enum Cmd {
     /// Compile rule files or directories (native YAML, Sigma YAML, Sysmon XML)
     /// into a channel file.
     #[command(
-        after_help = "Example:\n  pipectl compile rules/ ../shared/corpus/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)"
+        after_help = "Example:\n  pipectl compile rules/ third_party/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)\nExit codes: 0 written; 1 rule errors, nothing written; 2 usage or I/O errors;\n3 written without the Sigma rules --skip-unsupported skipped (listed on stderr).\nSigma rules of other log sources in directories are skipped and counted (--strict: errors)."
     )]
     Compile(CompileArgs),
     /// Generate an Ed25519 key pair for signing channel files: PREFIX.key
@@ -181,7 +181,9 @@ enum Cmd {
     )]
     Match(MatchArgs),
     /// Run every rule's embedded test cases through the compiled file.
-    #[command(after_help = "Example:\n  pipectl test rules/")]
+    #[command(
+        after_help = "Example:\n  pipectl test rules/\nExit codes: 0 all cases pass; 1 a case fails or rule errors; 2 usage or I/O errors;\n3 all cases pass but --skip-unsupported skipped Sigma rules."
+    )]
     Test(TestArgs),
     /// Talk to the running PipeSensor driver (Windows): status, load, events,
     /// mode, eval.
@@ -214,6 +216,8 @@ struct CompileArgs {
     /// Rule files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    select: select::SelectArgs,
     /// Output file, or a directory to write C-00000291-<sequence>.sys into.
     #[arg(short, long)]
     output: PathBuf,
@@ -301,6 +305,8 @@ struct TestArgs {
     /// Rule files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    select: select::SelectArgs,
     /// Fail (exit 1) when a rule has no test case.
     #[arg(long)]
     require_cases: bool,
@@ -344,16 +350,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, u8> {
-    import::load_paths(paths).map_err(|errors| {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        eprintln!("{} error(s) in rule sources", errors.len());
-        1
-    })
 }
 
 fn run(cmd: Cmd) -> Result<u8, String> {
@@ -441,36 +437,31 @@ fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
         .map(|p| keys::signing_key(p).map(|(k, id)| (k, id, p)))
         .collect::<Result<Vec<_>, _>>()?;
     let out = output_path(&a.output, a.sequence)?;
-    if out.exists() && !a.force {
-        return Err(format!(
-            "{} exists: not overwriting a channel file (--force replaces it)",
-            out.display()
-        ));
-    }
-    let set = match load_rules(&a.paths) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
     let opts = CompileOptions {
         sequence: a.sequence,
         capabilities: caps,
         rollout,
         ..CompileOptions::default()
     };
-    let mut bytes = match pipe_compiler::compile(&set, &opts) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
+    let (sel, mut bytes) = match select::load_and_compile(&a.paths, &a.select, &opts) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
+    let set = &sel.set;
+    // After the sources: their errors come first, whatever the output.
+    if out.exists() && !a.force {
+        return Err(format!(
+            "{} exists: not overwriting a channel file (--force replaces it)",
+            out.display()
+        ));
+    }
     let tests = if a.no_test {
         None
     } else {
         let aligned = AlignedBytes::new(&bytes);
         let f = channel_parser::parse(aligned.as_slice(), &caps)
             .map_err(|e| format!("compiled file invalid: {e}"))?;
-        let report = cases::run(&set, &f);
+        let report = cases::run(set, &f);
         if !report.failures.is_empty() {
             report.print(false);
             eprintln!(
@@ -520,7 +511,7 @@ fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
         "driver:    {}",
         trust::Admission::default_driver(&bytes)?.text()
     );
-    Ok(0)
+    Ok(sel.ok_code())
 }
 
 fn cmd_verify(a: VerifyArgs) -> Result<u8, String> {
@@ -875,21 +866,16 @@ fn print_inspect(
 }
 
 fn cmd_test(a: TestArgs) -> Result<u8, String> {
-    let set = match load_rules(&a.paths) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let bytes = match pipe_compiler::compile(&set, &CompileOptions::default()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
-    };
+    let (sel, bytes) =
+        match select::load_and_compile(&a.paths, &a.select, &CompileOptions::default()) {
+            Ok(x) => x,
+            Err(code) => return Ok(code),
+        };
+    let set = &sel.set;
     let aligned = AlignedBytes::new(&bytes);
     let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
         .map_err(|e| format!("compiled file invalid: {e}"))?;
-    let report = cases::run(&set, &f);
+    let report = cases::run(set, &f);
     report.print(a.require_cases);
     if a.require_cases && !report.without_cases.is_empty() {
         eprintln!(
@@ -898,5 +884,9 @@ fn cmd_test(a: TestArgs) -> Result<u8, String> {
         );
         return Ok(1);
     }
-    Ok(if report.failures.is_empty() { 0 } else { 1 })
+    Ok(if report.failures.is_empty() {
+        sel.ok_code()
+    } else {
+        1
+    })
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{assert_no_panic, corpus, pipectl, root, text, tmp};
+use common::{assert_no_panic, corpus, pipectl, root, text, tmp, SIGMA_PIPE};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -522,7 +522,7 @@ fn output_directories_are_created_and_releases_not_overwritten() {
         &pipectl(&[
             "compile",
             &rules(),
-            &corpus("sigma"),
+            &corpus(SIGMA_PIPE),
             "-o",
             s(&out),
             "--sequence",
@@ -539,7 +539,7 @@ fn output_directories_are_created_and_releases_not_overwritten() {
     ok(&pipectl(&[
         "compile",
         &rules(),
-        &corpus("sigma"),
+        &corpus(SIGMA_PIPE),
         "-o",
         s(&out),
         "--sequence",
@@ -590,12 +590,15 @@ fn compile_refuses_a_release_whose_cases_fail() {
 
 #[test]
 fn test_reports_rules_without_cases_and_can_require_them() {
-    let o = ok(&pipectl(&["test", &corpus("sigma")]));
+    let o = ok(&pipectl(&["test", &corpus(SIGMA_PIPE)]));
     assert!(
         o.contains("0 passed, 0 failed; 17 rule(s) without test cases"),
         "{o}"
     );
-    let (out, err) = code(&pipectl(&["test", &corpus("sigma"), "--require-cases"]), 1);
+    let (out, err) = code(
+        &pipectl(&["test", &corpus(SIGMA_PIPE), "--require-cases"]),
+        1,
+    );
     assert!(
         err.contains("17 rule(s) have no test cases (--require-cases)"),
         "{err}"
@@ -693,7 +696,7 @@ fn output_is_readable() {
     ok(&pipectl(&[
         "compile",
         &rules(),
-        &corpus("sigma"),
+        &corpus(SIGMA_PIPE),
         "-o",
         s(&f),
         "--ring",
