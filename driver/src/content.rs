@@ -16,6 +16,9 @@
 //!   (start and IOCTL) runs `content_trust::verify` against the built-in
 //!   trusted keys (`driver/keys/*.pub`, see `build.rs`) before the parser
 //!   looks past the frame.
+//! * `BugCheckCallback` (REG_DWORD, default 1; test only): 0 leaves the
+//!   bug-check reason callback unregistered (the Wine tests set it: Wine 8's
+//!   `KeRegisterBugCheckReasonCallback` is a stub that raises),
 //! * `Ring` (REG_SZ `canary` / `early` / `broad`; default `broad`),
 //!   `ContentControl` (REG_SZ `latest` / `n-1` / `pin:SEQUENCE` / `freeze`;
 //!   default `latest`), `MachineId` (REG_SZ; default
@@ -140,6 +143,9 @@ pub fn configure(registry_path: &[u16]) {
             }
             if let Some(ms) = key.dword("WorkWaitMilliseconds") {
                 sensor::set_work_wait_ms(ms);
+            }
+            if let Some(on) = key.dword("BugCheckCallback") {
+                sys::set_bugcheck_callback(on != 0);
             }
         }
         Err(s) => log(
