@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::guard::DEFAULT_MAX_FAILED_STARTS;
+use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
@@ -22,7 +23,7 @@ enum Ev {
 
 struct Double {
     /// File names in the directory, with whether they validate.
-    files: Vec<(&'static str, bool)>,
+    files: Vec<(String, bool)>,
     list_status: Option<i32>,
     /// The stored guard record (None: no value).
     guard: Option<Vec<u8>>,
@@ -34,9 +35,9 @@ struct Double {
 }
 
 impl Double {
-    fn new(files: &[(&'static str, bool)]) -> Double {
+    fn new(files: &[(&str, bool)]) -> Double {
         Double {
-            files: files.to_vec(),
+            files: files.iter().map(|(n, ok)| ((*n).into(), *ok)).collect(),
             list_status: None,
             guard: None,
             write_ok: true,
@@ -44,6 +45,9 @@ impl Double {
             loads_left: None,
             ev: Vec::new(),
         }
+    }
+    fn add(&mut self, (name, ok): (&str, bool)) {
+        self.files.push((name.into(), ok));
     }
     fn with_guard(mut self, g: GuardState) -> Double {
         self.guard = Some(g.encode().to_vec());
@@ -425,7 +429,7 @@ fn rescan_with_nothing_valid_keeps_what_runs() {
 fn rescan_adopting_new_content_restarts_the_proven_timer() {
     let mut d = Double::new(&[F42]).with_guard(proven(42));
     d.run(Trigger::Start);
-    d.files.push(F43);
+    d.add(F43);
     d.ev.clear();
     d.run(Trigger::Rescan);
     let stop = d.position(|e| *e == Ev::StopTimer).unwrap();
@@ -441,7 +445,7 @@ fn rescan_adopting_new_content_restarts_the_proven_timer() {
 fn rescan_whose_persist_fails_and_proven_runs_changes_nothing() {
     let mut d = Double::new(&[F42]).with_guard(proven(42));
     d.run(Trigger::Start);
-    d.files.push(F43);
+    d.add(F43);
     d.write_ok = false;
     d.ev.clear();
     d.run(Trigger::Rescan);
@@ -481,10 +485,10 @@ fn a_file_failing_its_second_load_is_recorded_not_installed() {
 
 #[test]
 fn only_the_newest_candidates_are_considered() {
-    let names: Vec<&'static str> = (1..=70u64)
-        .map(|s| &*std::boxed::Box::leak(std::format!("C-00000291-{s:08}.sys").into_boxed_str()))
+    let names: Vec<String> = (1..=70u64)
+        .map(|s| std::format!("C-00000291-{s:08}.sys"))
         .collect();
-    let files: Vec<_> = names.iter().map(|n| (*n, true)).collect();
+    let files: Vec<_> = names.iter().map(|n| (n.as_str(), true)).collect();
     let mut d = Double::new(&files);
     d.run(Trigger::Start);
     let Some(Ev::Publish(report)) = d.ev.iter().find(|e| matches!(e, Ev::Publish(_))) else {
