@@ -6,7 +6,11 @@
 //!
 //! * [`name`]: pipe-name normalization (`\Device\NamedPipe\x` → `\x`, as Sysmon).
 //! * [`dospath`]: image paths in DOS form (`\Device\HarddiskVolume3\x` → `C:\x`, as Sysmon).
-//! * [`decision`]: monitor/enforce mode and the verdict for one event.
+//! * [`decision`]: monitor/enforce mode and the verdict for one event, under
+//!   the guards below.
+//! * [`protect`]: pipes and processes no block rule may deny.
+//! * [`breaker`]: the per-rule and machine-wide circuit breaker.
+//! * [`soak`]: monitor first — block rules of new content alert before they enforce.
 //! * [`store`]: which content is active, last-known-good, quarantined.
 //! * [`guard`]: the crash-loop guard persisted in the service key.
 //! * [`ring`]: the bounded event ring (overflow counted, never blocks).
@@ -33,15 +37,18 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod breaker;
 pub mod decision;
 pub mod digest;
 pub mod dospath;
 pub mod guard;
 pub mod name;
+pub mod protect;
 pub mod proto;
 pub mod ring;
 pub mod rollout;
 pub mod rundown;
+pub mod soak;
 pub mod store;
 
 pub use channel_format::{Action, Severity};
