@@ -155,12 +155,7 @@ fn mode_name(m: Mode) -> &'static str {
 }
 
 fn decision_name(d: Option<Decision>) -> &'static str {
-    match d {
-        Some(Decision::Allow) => "allow",
-        Some(Decision::Alert) => "alert",
-        Some(Decision::Deny) => "deny",
-        None => "?",
-    }
+    d.map_or("?", Decision::name)
 }
 
 /// Prints a STATUS response.

@@ -800,10 +800,6 @@ pub enum Request<'a> {
     Rollout,
     /// RESCAN.
     Rescan,
-    /// ENFORCEMENT.
-    Enforcement,
-    /// BREAKER_RESET.
-    BreakerReset(ResetTarget),
 }
 
 /// The EVAL request: an event to evaluate as the callback would.
@@ -878,14 +874,6 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         IOCTL_RESCAN => {
             r.header()?;
             Request::Rescan
-        }
-        IOCTL_ENFORCEMENT => {
-            r.header()?;
-            Request::Enforcement
-        }
-        IOCTL_BREAKER_RESET => {
-            r.header()?;
-            Request::BreakerReset(enforce::decode_breaker_reset(&mut r)?)
         }
         IOCTL_LOAD => {
             r.header()?;

@@ -318,10 +318,17 @@ pub fn encode_breaker_reset_request(
     Ok(w.written())
 }
 
-/// Decodes the body of a BREAKER_RESET request (after the header).
-pub(super) fn decode_breaker_reset(r: &mut Reader<'_>) -> Result<ResetTarget, ProtoError> {
+/// Decodes a BREAKER_RESET request.
+///
+/// # Errors
+/// Wrong length, header, flags, or a rule id together with [`RESET_ALL`].
+/// Never panics for any input.
+pub fn decode_breaker_reset_request(input: &[u8]) -> Result<ResetTarget, ProtoError> {
+    let mut r = Reader::new(input);
+    r.header()?;
     let rule = r.u32("rule")?;
     let flags = r.u32("reset flags")?;
+    r.finish("request")?;
     match flags {
         0 => Ok(ResetTarget::Rule(rule)),
         RESET_ALL if rule == 0 => Ok(ResetTarget::All),

@@ -158,33 +158,26 @@ fn enforcement_status_and_breaker_reset() {
             what: "limit source"
         })
     );
-    assert_eq!(
-        decode_request(IOCTL_ENFORCEMENT, &buf[..HEADER_LEN]),
-        Ok(Request::Enforcement)
-    );
 
     // Reset requests.
     let mut req = [0u8; BREAKER_RESET_REQUEST_LEN];
     for t in [ResetTarget::Rule(9), ResetTarget::Rule(0), ResetTarget::All] {
         let n = encode_breaker_reset_request(&mut req, t).unwrap();
         assert_eq!(n, BREAKER_RESET_REQUEST_LEN);
-        assert_eq!(
-            decode_request(IOCTL_BREAKER_RESET, &req),
-            Ok(Request::BreakerReset(t))
-        );
+        assert_eq!(decode_breaker_reset_request(&req), Ok(t));
     }
     assert_eq!(ResetTarget::All.rule(), None);
     assert_eq!(ResetTarget::Rule(3).rule(), Some(3));
     let mut bad = req;
     bad[8] = 1; // rule 1 with the all flag
-    assert!(decode_request(IOCTL_BREAKER_RESET, &bad).is_err());
+    assert!(decode_breaker_reset_request(&bad).is_err());
     let mut bad = req;
     bad[12] = 2;
-    assert!(decode_request(IOCTL_BREAKER_RESET, &bad).is_err());
-    assert!(decode_request(IOCTL_BREAKER_RESET, &req[..15]).is_err());
+    assert!(decode_breaker_reset_request(&bad).is_err());
+    assert!(decode_breaker_reset_request(&req[..15]).is_err());
     let mut long = req.to_vec();
     long.push(0);
-    assert!(decode_request(IOCTL_BREAKER_RESET, &long).is_err());
+    assert!(decode_breaker_reset_request(&long).is_err());
     let mut resp = [0u8; BREAKER_RESET_RESPONSE_LEN];
     assert_eq!(encode_breaker_reset_response(&mut resp, 3), Ok(16));
     assert_eq!(decode_breaker_reset_response(&resp), Ok(3));
@@ -632,6 +625,7 @@ fn decode_never_panics_on_noise() {
         let _ = RolloutStatus::decode(&noise[..n]);
         let _ = EnforcementStatus::decode(&noise[..n]);
         let _ = decode_breaker_reset_response(&noise[..n]);
+        let _ = decode_breaker_reset_request(&noise[..n]);
         let _ = decode_events_response(&noise[..n], |_| ());
     }
 }
