@@ -63,6 +63,9 @@ pub enum CompileErrorKind {
     InvalidRule,
     /// A limit (program size, DFA size budget, counts) is exceeded.
     LimitExceeded,
+    /// A block rule can match a protected pipe or a critical process, which
+    /// the sensor never denies ([`crate::protect`]).
+    Protected,
     /// The written file failed validation: a compiler bug.
     Internal,
 }
@@ -844,6 +847,36 @@ impl Strings {
 /// supply, values the format cannot hold, and exceeded limits (including the
 /// DFA size budget, naming the rule), each naming the rule and its source.
 pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    let out = compile_unchecked(set, opts)?;
+    let aligned = crate::AlignedBytes::new(&out);
+    let file =
+        channel_parser::parse_with_limits(aligned.as_slice(), &opts.capabilities, &opts.limits)
+            .map_err(|e| CompileError {
+                loc: None,
+                rule: None,
+                kind: CompileErrorKind::Internal,
+                message: format!("compiled file fails validation (compiler bug): {e}"),
+            })?;
+    if let Some(f) = crate::protect::check_file(&file).into_iter().next() {
+        let rule = set.rules.iter().find(|r| r.id == f.rule_id);
+        return Err(CompileError {
+            loc: rule.map(|r| r.source.clone()),
+            rule: Some((f.rule_id, f.rule_name.clone())),
+            kind: CompileErrorKind::Protected,
+            message: f.describe(),
+        });
+    }
+    Ok(out)
+}
+
+/// The low-level writer: [`compile`] without the protected-set check. For
+/// test content that must prove the *kernel's* protected-set check (the Wine
+/// test builds a block rule on `\lsass` with it); content for machines goes
+/// through [`compile`].
+///
+/// # Errors
+/// As [`compile`], except [`CompileErrorKind::Protected`].
+pub fn compile_unchecked(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
     let limits = &opts.limits;
     let mut rules: Vec<&Rule> = set.rules.iter().collect();
     rules.sort_by_key(|r| r.id);

@@ -184,9 +184,10 @@ pub fn parse_framed(data: &[u8]) -> bool {
     true
 }
 
-/// Generates and compiles a rule set; `None` when the bytes run out or the
-/// compiler refuses the set for a documented reason. A compiler `Internal`
-/// error (its output failed the parser) is a finding.
+/// Generates and compiles a rule set (with the low-level writer, see
+/// below); `None` when the bytes run out or the compiler refuses the set for
+/// a documented reason. A compiler `Internal` error (its output failed the
+/// parser) is a finding.
 pub fn compiled(
     u: &mut Unstructured<'_>,
     o: &gen::GenOptions,
@@ -196,8 +197,18 @@ pub fn compiled(
     if u.ratio(1, 4).ok()? {
         opts.rollout = Some(gen_rollout(u).ok()?);
     }
-    match compile(&set, &opts) {
+    // The low-level writer: generated block rules often match a protected
+    // pipe, which `compile` refuses; the writer and the parser are what is
+    // fuzzed here. The protected-set analysis runs on some of the files.
+    let analyse = u.ratio(1, 8).ok()?;
+    match pipe_compiler::compile_unchecked(&set, &opts) {
         Ok(bytes) => {
+            if analyse {
+                let aligned = AlignedBytes::new(&bytes);
+                if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+                    let _ = pipe_compiler::protect::check_file(&f);
+                }
+            }
             // The policy reads back as written.
             let aligned = AlignedBytes::new(&bytes);
             if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {

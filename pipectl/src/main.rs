@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 mod driver_client;
 mod keys;
+mod protected;
 mod replay;
 mod rollout;
 

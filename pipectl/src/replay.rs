@@ -63,7 +63,9 @@ pub struct DiffArgs {
     #[arg(long)]
     fail_on_change: bool,
     /// Exit 1 when any event would be blocked by the new release but not by the
-    /// old one (newly matched by a block rule, or alert→block).
+    /// old one (newly matched by a block rule, or alert→block), or when the new
+    /// release adds a block rule that can match a protected pipe or critical
+    /// process (which the sensor never denies).
     #[arg(long)]
     fail_on_new_block: bool,
 }
@@ -818,6 +820,7 @@ fn replay_report(
     let mut order: Vec<usize> = (0..rules.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(rules[i].1.events), i));
     let total = loaded.records.len();
+    let protected = crate::protected::findings(f);
     if as_json {
         let v = json!({
             "channel": channel_json(ch, f),
@@ -834,6 +837,7 @@ fn replay_report(
                 v["examples"] = json!(t.examples);
                 v
             }).collect::<Vec<_>>(),
+            "protected_block_rules": protected.iter().map(crate::protected::finding_json).collect::<Vec<_>>(),
         });
         return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     }
@@ -882,6 +886,7 @@ fn replay_report(
             silent.join(", ")
         );
     }
+    s.push_str(&crate::protected::text(&protected, ""));
     s
 }
 
@@ -1011,6 +1016,9 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
     });
     let changed: usize = counts.values().sum();
     let rules_diff = static_rule_diff(&fo, &fnew);
+    let protected_new = crate::protected::findings(&fnew);
+    let protected_added =
+        crate::protected::new_in(&crate::protected::findings(&fo), &protected_new);
     if a.common.json {
         let v = json!({
             "old": channel_json(&co, &fo),
@@ -1030,6 +1038,8 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
                 "new_blocks": new_blocks,
             },
             "rules": rules_diff.json,
+            "protected_block_rules": protected_new.iter().map(crate::protected::finding_json).collect::<Vec<_>>(),
+            "protected_block_rules_added": protected_added.iter().map(|x| x.rule_id).collect::<Vec<_>>(),
             "groups": groups.iter().map(|g| json!({
                 "change": g.change.key(),
                 "old": g.old.as_ref().map(RuleInfo::json),
@@ -1057,6 +1067,7 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         );
         s.push_str(&loaded.text());
         s.push_str(&rules_diff.text);
+        s.push_str(&crate::protected::text(&protected_added, "new: "));
         let _ = writeln!(
             s,
             "verdicts  {changed} of {} pipe events change:",
@@ -1094,7 +1105,8 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         }
         print(&s);
     }
-    let fail = (a.fail_on_change && changed > 0) || (a.fail_on_new_block && new_blocks > 0);
+    let fail = (a.fail_on_change && changed > 0)
+        || (a.fail_on_new_block && (new_blocks > 0 || !protected_added.is_empty()));
     Ok(u8::from(fail))
 }
 

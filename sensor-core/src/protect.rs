@@ -22,7 +22,9 @@
 //! directory, `<SystemRoot>\System32\<file>`, never by a bare file name that
 //! anyone can give a program. The driver supplies the system root (for
 //! example `C:\Windows`); when it could not read it ([`SystemRoot::Unknown`])
-//! any path ending in `\System32\<file>` counts, which protects more rather
+//! `<any drive>:\Windows\System32\<file>` counts (Windows 10 and later, the
+//! only systems whose filter manager lets a minifilter see named pipes,
+//! always install into a folder named `Windows`), which protects more rather
 //! than less — a failed lookup never makes the sensor deny where it would
 //! otherwise have let through. Operations by the System process (the
 //! kernel) are protected when they *create* a pipe; see
@@ -169,13 +171,18 @@ pub const CRITICAL_IMAGES: &[CriticalImage] = &[
 /// The system directory, under the system root.
 pub const SYSTEM_DIR: &str = "System32";
 
+/// The system root after its drive letter when the driver could not read it
+/// (`C:\Windows` on every Windows 10 and later).
+pub const UNKNOWN_ROOT_AFTER_DRIVE: &str = r":\Windows";
+
 /// The system root, as the driver found it.
 #[derive(Debug, Clone, Copy)]
 pub enum SystemRoot<'a> {
     /// The system root in DOS form, without a trailing backslash
     /// (`C:\Windows`).
     Known(Text<'a>),
-    /// The driver could not read it: any `...\System32\<file>` counts.
+    /// The driver could not read it: `<any drive>:\Windows\System32\<file>`
+    /// counts.
     Unknown,
 }
 
@@ -251,7 +258,7 @@ pub fn protected_name(name: Text<'_>) -> Option<&'static ProtectedPipe> {
 
 /// The critical-process entry for the DOS-form image path `image`, if any:
 /// `image` is `<root>\System32\<file>` (case-insensitive); with
-/// [`SystemRoot::Unknown`], anything ending in `\System32\<file>`.
+/// [`SystemRoot::Unknown`], `<any drive>:\Windows\System32\<file>`.
 ///
 /// # Panics
 /// Never. Allocates nothing.
@@ -261,8 +268,8 @@ pub fn critical_image(image: Text<'_>, root: SystemRoot<'_>) -> Option<&'static 
         .find(|c| is_critical_path(image, root, c.file))
 }
 
-/// `image` is `<root>\System32\<file>` (or ends in `\System32\<file>` when
-/// the root is unknown).
+/// `image` is `<root>\System32\<file>` (`<any drive>:\Windows\System32\<file>`
+/// when the root is unknown).
 fn is_critical_path(image: Text<'_>, root: SystemRoot<'_>, file: &str) -> bool {
     // The tail `\System32\<file>`, compared from the end of the path so that
     // no buffer is needed.
@@ -285,7 +292,11 @@ fn is_critical_path(image: Text<'_>, root: SystemRoot<'_>, file: &str) -> bool {
         return false;
     }
     match root {
-        SystemRoot::Unknown => true,
+        SystemRoot::Unknown => {
+            // One character (the drive), then `:\Windows`.
+            let mut head = image.chars().take(head_len);
+            head.next().is_some() && eq_fold(head, UNKNOWN_ROOT_AFTER_DRIVE)
+        }
         SystemRoot::Known(r) => {
             let r_len = r.chars().count();
             r_len == head_len
@@ -431,14 +442,22 @@ mod tests {
         for p in [
             r"C:\Windows\System32\lsass.exe",
             r"D:\Windows\System32\lsass.exe",
-            r"C:\x\System32\lsass.exe",
+            r"z:\WINDOWS\system32\LSASS.exe",
         ] {
             assert!(
                 critical_image(Text::Utf8(p), SystemRoot::Unknown).is_some(),
                 "{p}"
             );
         }
-        for p in [r"C:\x\lsass.exe", r"System32\lsass.exe", r"lsass.exe"] {
+        for p in [
+            r"C:\x\System32\lsass.exe",
+            r"C:\Windows\x\System32\lsass.exe",
+            r":\Windows\System32\lsass.exe",
+            r"CD:\Windows\System32\lsass.exe",
+            r"C:\x\lsass.exe",
+            r"System32\lsass.exe",
+            r"lsass.exe",
+        ] {
             assert!(
                 critical_image(Text::Utf8(p), SystemRoot::Unknown).is_none(),
                 "{p}"
