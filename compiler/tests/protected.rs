@@ -160,3 +160,18 @@ fn the_low_level_writer_does_not_check_and_the_check_reads_any_file() {
     assert!(matches!(found[0].case, Case::Name(p) if p.name == "\\lsass"));
     assert!(found[0].example.is_some());
 }
+
+#[test]
+fn docs_list_every_protected_entry_with_its_reason() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/rules.md"))
+            .unwrap();
+    for p in sensor_core::protect::PROTECTED_PIPES {
+        let row = format!("| `{}` | {} |", p.name, p.reason);
+        assert!(doc.contains(&row), "docs/rules.md lacks the row {row}");
+    }
+    for c in sensor_core::protect::CRITICAL_IMAGES {
+        let row = format!("| `{}` | {} |", c.file, c.reason);
+        assert!(doc.contains(&row), "docs/rules.md lacks the row {row}");
+    }
+}
