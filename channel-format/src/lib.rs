@@ -202,6 +202,9 @@ int_newtype! {
         ROLLOUT = 10 => "rollout",
         /// Signature block (reserved: versioned, no signature defined yet).
         SIGNATURE = 11 => "signature",
+        /// Enforcement policy: monitor-first periods and circuit-breaker
+        /// limits (FORMAT.md §15).
+        ENFORCEMENT = 12 => "enforcement",
     }
 }
 
@@ -521,6 +524,67 @@ const_assert_eq!(offset_of!(RawRollout, reserved), 9);
 const_assert_eq!(offset_of!(RawRollout, percent_milli), 12);
 const_assert_eq!(offset_of!(RawRollout, not_before), 16);
 const_assert_eq!(offset_of!(RawRollout, rollback_ceiling), 24);
+
+/// Version word at the start of the ENFORCEMENT section.
+pub const ENFORCEMENT_VERSION: u32 = 1;
+/// ENFORCEMENT flag: the monitor-first periods are set.
+pub const ENFORCEMENT_FLAG_MONITOR_FIRST: u32 = 1;
+/// ENFORCEMENT flag: the per-rule circuit breaker is set.
+pub const ENFORCEMENT_FLAG_RULE_BREAKER: u32 = 2;
+/// ENFORCEMENT flag: the machine-wide circuit breaker is set.
+pub const ENFORCEMENT_FLAG_MACHINE_BREAKER: u32 = 4;
+/// Length of the ENFORCEMENT section.
+pub const ENFORCEMENT_LEN: usize = 40;
+/// Longest monitor-first period a file may set, in seconds (30 days): a
+/// longer one is almost certainly a unit mistake.
+pub const MAX_MONITOR_FIRST_SECS: u32 = 30 * 86_400;
+/// Most denies per window a file's per-rule breaker may allow. Content can
+/// loosen the breaker only this far: it is what protects machines from
+/// content (the service key can turn it off).
+pub const MAX_RULE_BREAKER_DENIES: u32 = 1_000;
+/// Most denies per window a file's machine-wide breaker may allow.
+pub const MAX_MACHINE_BREAKER_DENIES: u32 = 10_000;
+/// Longest breaker window a file may set, in seconds (one day).
+pub const MAX_BREAKER_WINDOW_SECS: u32 = 86_400;
+
+/// The ENFORCEMENT section (40 bytes): what the sensor does with the block
+/// rules of this file once a machine adopts it. Fields of a flag that is not
+/// set are zero.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawEnforcement {
+    /// [`ENFORCEMENT_VERSION`].
+    pub version: [u8; 4],
+    /// [`ENFORCEMENT_FLAG_MONITOR_FIRST`], [`ENFORCEMENT_FLAG_RULE_BREAKER`],
+    /// [`ENFORCEMENT_FLAG_MACHINE_BREAKER`].
+    pub flags: [u8; 4],
+    /// Monitor-first period of canary machines, seconds (MONITOR_FIRST).
+    pub monitor_first_canary: [u8; 4],
+    /// Monitor-first period of early machines, seconds (MONITOR_FIRST).
+    pub monitor_first_early: [u8; 4],
+    /// Monitor-first period of broad machines, seconds (MONITOR_FIRST).
+    pub monitor_first_broad: [u8; 4],
+    /// Denies per window a block rule may make (RULE_BREAKER).
+    pub rule_denies: [u8; 4],
+    /// The per-rule window, seconds (RULE_BREAKER).
+    pub rule_window_secs: [u8; 4],
+    /// Denies per window the machine may make (MACHINE_BREAKER).
+    pub machine_denies: [u8; 4],
+    /// The machine-wide window, seconds (MACHINE_BREAKER).
+    pub machine_window_secs: [u8; 4],
+    /// Zero.
+    pub reserved: [u8; 4],
+}
+const_assert_eq!(size_of::<RawEnforcement>(), ENFORCEMENT_LEN);
+const_assert_eq!(offset_of!(RawEnforcement, flags), 4);
+const_assert_eq!(offset_of!(RawEnforcement, monitor_first_canary), 8);
+const_assert_eq!(offset_of!(RawEnforcement, monitor_first_early), 12);
+const_assert_eq!(offset_of!(RawEnforcement, monitor_first_broad), 16);
+const_assert_eq!(offset_of!(RawEnforcement, rule_denies), 20);
+const_assert_eq!(offset_of!(RawEnforcement, rule_window_secs), 24);
+const_assert_eq!(offset_of!(RawEnforcement, machine_denies), 28);
+const_assert_eq!(offset_of!(RawEnforcement, machine_window_secs), 32);
+const_assert_eq!(offset_of!(RawEnforcement, reserved), 36);
 
 int_newtype! {
     /// A staged-rollout ring.

@@ -25,6 +25,9 @@ pub struct CompileOptions {
     pub optional_flags: u32,
     /// Staged-rollout policy / rollback instruction for the ROLLOUT section.
     pub rollout: Option<channel_parser::RolloutPolicy>,
+    /// Monitor-first periods and breaker limits for the ENFORCEMENT section
+    /// (written only when some part is set).
+    pub enforcement: Option<channel_parser::EnforcementPolicy>,
 }
 
 impl Default for CompileOptions {
@@ -35,6 +38,7 @@ impl Default for CompileOptions {
             limits: Limits::DEFAULT,
             optional_flags: 0,
             rollout: None,
+            enforcement: None,
         }
     }
 }
@@ -1170,7 +1174,7 @@ pub fn compile_unchecked(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>
     let always_bytes: Vec<u8> = always.iter().flat_map(|r| r.to_le_bytes()).collect();
     let versioned = |v: u32| -> Vec<u8> { [v.to_le_bytes(), [0; 4]].concat() };
 
-    let bodies: Vec<(SectionKind, u32, Vec<u8>)> = vec![
+    let mut bodies: Vec<(SectionKind, u32, Vec<u8>)> = vec![
         (
             SectionKind::SCHEMA,
             fmt::SECTION_FLAG_CRITICAL,
@@ -1197,8 +1201,11 @@ pub fn compile_unchecked(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>
             always_bytes,
         ),
         (SectionKind::ROLLOUT, 0, rollout_body(opts.rollout.as_ref())),
-        (SectionKind::SIGNATURE, 0, versioned(fmt::SIGNATURE_VERSION)),
     ];
+    if let Some(body) = opts.enforcement.as_ref().and_then(enforcement_body) {
+        bodies.push((SectionKind::ENFORCEMENT, 0, body));
+    }
+    bodies.push((SectionKind::SIGNATURE, 0, versioned(fmt::SIGNATURE_VERSION)));
     let out = assemble(opts.sequence, opts.optional_flags, &bodies);
     if out.len() > limits.max_file_len as usize {
         return Err(CompileError {
@@ -1251,6 +1258,40 @@ pub fn rollout_body(policy: Option<&channel_parser::RolloutPolicy>) -> Vec<u8> {
     b.extend_from_slice(&nb.to_le_bytes());
     b.extend_from_slice(&p.rollback_ceiling.unwrap_or(0).to_le_bytes());
     b
+}
+
+/// The ENFORCEMENT section body (FORMAT.md §15); `None` when the policy sets
+/// nothing. Values are written as given: the parser checks the bounds, so a
+/// policy out of bounds fails the compiler's self-check (the CLI checks
+/// them first, with a message).
+pub fn enforcement_body(p: &channel_parser::EnforcementPolicy) -> Option<Vec<u8>> {
+    use core::mem::offset_of;
+    use fmt::RawEnforcement as R;
+    if p.monitor_first.is_none() && p.rule_breaker.is_none() && p.machine_breaker.is_none() {
+        return None;
+    }
+    let mut b = vec![0u8; fmt::ENFORCEMENT_LEN];
+    let mut put = |at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let mut flags = 0;
+    put(offset_of!(R, version), fmt::ENFORCEMENT_VERSION);
+    if let Some([c, e, br]) = p.monitor_first {
+        flags |= fmt::ENFORCEMENT_FLAG_MONITOR_FIRST;
+        put(offset_of!(R, monitor_first_canary), c);
+        put(offset_of!(R, monitor_first_early), e);
+        put(offset_of!(R, monitor_first_broad), br);
+    }
+    if let Some(l) = p.rule_breaker {
+        flags |= fmt::ENFORCEMENT_FLAG_RULE_BREAKER;
+        put(offset_of!(R, rule_denies), l.denies);
+        put(offset_of!(R, rule_window_secs), l.window_secs);
+    }
+    if let Some(l) = p.machine_breaker {
+        flags |= fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER;
+        put(offset_of!(R, machine_denies), l.denies);
+        put(offset_of!(R, machine_window_secs), l.window_secs);
+    }
+    put(offset_of!(R, flags), flags);
+    Some(b)
 }
 
 /// Lays out a file: header, section table, then each section 8-aligned in

@@ -7,7 +7,7 @@
 
 use crate::compile::assemble;
 use crate::model::{Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, SourceLoc};
-use crate::{compile, AlignedBytes, CompileOptions};
+use crate::{AlignedBytes, CompileOptions};
 use channel_format::{self as fmt, Action, SectionKind, Severity};
 use channel_parser::Capabilities;
 
@@ -512,7 +512,7 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
             }),
             rollback_ceiling: Some(45),
         };
-        let staged = match compile(
+        let staged = match crate::compile_unchecked(
             &fixture_rules(),
             &CompileOptions {
                 sequence: 7,
@@ -566,6 +566,8 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
             Expect::Kind("bad-section-len"),
         );
     }
+
+    enforcement_cases(&mut add);
 
     // Schema.
     let with = |f: &dyn Fn(&mut Parts)| {
@@ -1071,6 +1073,174 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
         misaligned: false,
     });
     out
+}
+
+/// The ENFORCEMENT section (FORMAT.md §15): a valid policy, and every way
+/// its fields can be wrong.
+fn enforcement_cases(add: &mut dyn FnMut(String, Vec<u8>, Expect)) {
+    use core::mem::offset_of;
+    use fmt::RawEnforcement as R;
+    let policy = channel_parser::EnforcementPolicy {
+        monitor_first: Some([3_600, 14_400, 86_400]),
+        rule_breaker: Some(channel_parser::BreakerLimit {
+            denies: 20,
+            window_secs: 60,
+        }),
+        machine_breaker: Some(channel_parser::BreakerLimit {
+            denies: 100,
+            window_secs: 60,
+        }),
+    };
+    let file = |p: channel_parser::EnforcementPolicy| match crate::compile_unchecked(
+        &fixture_rules(),
+        &CompileOptions {
+            sequence: 7,
+            enforcement: Some(p),
+            ..CompileOptions::default()
+        },
+    ) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let full = file(policy);
+    let parts = Parts::of(&full);
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = parts.clone();
+        f(p.body(SectionKind::ENFORCEMENT));
+        p.build()
+    };
+    add("enforcement-valid".into(), full.clone(), Expect::Valid);
+    add(
+        "enforcement-monitor-first-only-valid".into(),
+        file(channel_parser::EnforcementPolicy {
+            monitor_first: Some([0, 0, fmt::MAX_MONITOR_FIRST_SECS]),
+            ..Default::default()
+        }),
+        Expect::Valid,
+    );
+    add(
+        "enforcement-breaker-at-bounds-valid".into(),
+        file(channel_parser::EnforcementPolicy {
+            rule_breaker: Some(channel_parser::BreakerLimit {
+                denies: fmt::MAX_RULE_BREAKER_DENIES,
+                window_secs: fmt::MAX_BREAKER_WINDOW_SECS,
+            }),
+            machine_breaker: Some(channel_parser::BreakerLimit {
+                denies: 1,
+                window_secs: 1,
+            }),
+            ..Default::default()
+        }),
+        Expect::Valid,
+    );
+    let u32_case = |name: &str, at: usize, v: u32, kind: &'static str| {
+        (
+            name.to_string(),
+            edit(&|b| put_u32(b, at, v)),
+            Expect::Kind(kind),
+        )
+    };
+    for (name, bytes, expect) in [
+        u32_case(
+            "enforcement-version-2",
+            offset_of!(R, version),
+            2,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-unknown-flag",
+            offset_of!(R, flags),
+            8 | 7,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-reserved",
+            offset_of!(R, reserved),
+            1,
+            "non-zero-reserved",
+        ),
+        u32_case(
+            "enforcement-monitor-first-over-30-days",
+            offset_of!(R, monitor_first_early),
+            fmt::MAX_MONITOR_FIRST_SECS + 1,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-rule-denies-zero",
+            offset_of!(R, rule_denies),
+            0,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-rule-denies-over-limit",
+            offset_of!(R, rule_denies),
+            fmt::MAX_RULE_BREAKER_DENIES + 1,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-rule-window-zero",
+            offset_of!(R, rule_window_secs),
+            0,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-machine-denies-over-limit",
+            offset_of!(R, machine_denies),
+            fmt::MAX_MACHINE_BREAKER_DENIES + 1,
+            "invalid-value",
+        ),
+        u32_case(
+            "enforcement-machine-window-over-a-day",
+            offset_of!(R, machine_window_secs),
+            fmt::MAX_BREAKER_WINDOW_SECS + 1,
+            "invalid-value",
+        ),
+        // A part's fields with its flag clear.
+        u32_case(
+            "enforcement-periods-without-flag",
+            offset_of!(R, flags),
+            fmt::ENFORCEMENT_FLAG_RULE_BREAKER | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
+            "non-zero-reserved",
+        ),
+        u32_case(
+            "enforcement-rule-breaker-without-flag",
+            offset_of!(R, flags),
+            fmt::ENFORCEMENT_FLAG_MONITOR_FIRST | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
+            "non-zero-reserved",
+        ),
+        u32_case(
+            "enforcement-machine-breaker-without-flag",
+            offset_of!(R, flags),
+            fmt::ENFORCEMENT_FLAG_MONITOR_FIRST | fmt::ENFORCEMENT_FLAG_RULE_BREAKER,
+            "non-zero-reserved",
+        ),
+        (
+            "enforcement-short".into(),
+            edit(&|b| b.truncate(fmt::ENFORCEMENT_LEN - 4)),
+            Expect::Kind("bad-section-len"),
+        ),
+        (
+            "enforcement-long".into(),
+            edit(&|b| b.extend_from_slice(&[0; 8])),
+            Expect::Kind("bad-section-len"),
+        ),
+        (
+            "enforcement-empty".into(),
+            edit(&|b| b.clear()),
+            Expect::OneOf(&["truncated", "bad-section-len"]),
+        ),
+    ] {
+        add(name, bytes, expect);
+    }
+    // Twice: a duplicate known section.
+    let mut p = parts.clone();
+    let body = p.body(SectionKind::ENFORCEMENT).clone();
+    p.sections.push((SectionKind::ENFORCEMENT, 0, body));
+    add(
+        "enforcement-twice".into(),
+        p.build(),
+        Expect::Kind("duplicate-section"),
+    );
 }
 
 /// An 8-byte ROLLOUT section that claims a policy.

@@ -197,6 +197,9 @@ pub fn compiled(
     if u.ratio(1, 4).ok()? {
         opts.rollout = Some(gen_rollout(u).ok()?);
     }
+    if u.ratio(1, 4).ok()? {
+        opts.enforcement = Some(gen_enforcement(u).ok()?);
+    }
     // The low-level writer: generated block rules often match a protected
     // pipe, which `compile` refuses; the writer and the parser are what is
     // fuzzed here. The protected-set analysis runs on some of the files.
@@ -217,6 +220,11 @@ pub fn compiled(
                     .rollout
                     .filter(|p| p.staged.is_some() || p.rollback_ceiling.is_some());
                 assert_eq!(f.rollout(), want, "rollout policy round trip");
+                // So does the enforcement policy (none when nothing is set).
+                let want = opts
+                    .enforcement
+                    .filter(|e| *e != channel_parser::EnforcementPolicy::default());
+                assert_eq!(f.enforcement(), want, "enforcement policy round trip");
             }
             Some((set, bytes))
         }
@@ -250,6 +258,36 @@ fn gen_rollout(u: &mut Unstructured<'_>) -> arbitrary::Result<channel_parser::Ro
     Ok(channel_parser::RolloutPolicy {
         staged,
         rollback_ceiling,
+    })
+}
+
+fn gen_enforcement(
+    u: &mut Unstructured<'_>,
+) -> arbitrary::Result<channel_parser::EnforcementPolicy> {
+    use channel_format as fmt;
+    let limit = |u: &mut Unstructured<'_>, max: u32| -> arbitrary::Result<_> {
+        Ok(if u.arbitrary()? {
+            Some(channel_parser::BreakerLimit {
+                denies: u.int_in_range(1..=max)?,
+                window_secs: u.int_in_range(1..=fmt::MAX_BREAKER_WINDOW_SECS)?,
+            })
+        } else {
+            None
+        })
+    };
+    let monitor_first = if u.arbitrary()? {
+        let mut p = [0u32; 3];
+        for s in &mut p {
+            *s = u.int_in_range(0..=fmt::MAX_MONITOR_FIRST_SECS)?;
+        }
+        Some(p)
+    } else {
+        None
+    };
+    Ok(channel_parser::EnforcementPolicy {
+        monitor_first,
+        rule_breaker: limit(u, fmt::MAX_RULE_BREAKER_DENIES)?,
+        machine_breaker: limit(u, fmt::MAX_MACHINE_BREAKER_DENIES)?,
     })
 }
 

@@ -9,7 +9,7 @@
 //! 5. RULES with their fields, atoms and condition programs, in rule order;
 //! 6. PREFILTER automata (which reference atoms validated in 5);
 //! 7. ALWAYS (which must list exactly the rules flagged in 5);
-//! 8. ROLLOUT and SIGNATURE version words.
+//! 8. ROLLOUT and SIGNATURE version words; the ENFORCEMENT policy.
 
 use crate::view::{Automaton, ChannelFile, Header};
 use crate::wire::{add, mul, Region};
@@ -21,7 +21,7 @@ const ENTRY_LEN: u32 = 16;
 const RULE_LEN: u32 = 32;
 const ATOM_LEN: u32 = 20;
 const STATE_LEN: u32 = 16;
-const MAX_KIND: usize = 12;
+const MAX_KIND: usize = 13;
 
 /// Validates `bytes` as a channel file for a sensor with `caps`, with the
 /// default [`Limits`].
@@ -115,6 +115,7 @@ pub fn parse_with_limits<'a>(
         always_count,
         automata: [Automaton::EMPTY, Automaton::EMPTY],
         rollout: None,
+        enforcement: None,
     };
     let flagged = parse_rules(&cf, caps, schema_mask, limits)?;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
@@ -132,7 +133,153 @@ pub fn parse_with_limits<'a>(
     if let Some(Some(r)) = sections.get(SectionKind::ROLLOUT.0 as usize) {
         cf.rollout = parse_rollout(*r)?;
     }
+    if let Some(Some(r)) = sections.get(SectionKind::ENFORCEMENT.0 as usize) {
+        cf.enforcement = Some(parse_enforcement(*r)?);
+    }
     Ok(cf)
+}
+
+/// Offset of a field of the ENFORCEMENT record.
+macro_rules! enf {
+    ($field:ident) => {
+        core::mem::offset_of!(fmt::RawEnforcement, $field) as u32
+    };
+}
+
+/// ENFORCEMENT: version 1, exactly 40 bytes, known flags, each set part
+/// within the format's bounds, the fields of unset parts and the reserved
+/// word zero (FORMAT.md §15).
+fn parse_enforcement(r: Region<'_>) -> Result<crate::EnforcementPolicy, ParseError> {
+    let v = r.u32_at(enf!(version), "enforcement version")?;
+    if v != fmt::ENFORCEMENT_VERSION {
+        return Err(ParseError::InvalidValue {
+            offset: r.offset,
+            what: "enforcement version",
+            value: v,
+        });
+    }
+    if r.len() != fmt::ENFORCEMENT_LEN as u32 {
+        return Err(ParseError::BadSectionLen {
+            offset: r.offset,
+            what: "enforcement",
+            len: r.len(),
+            reason: "is not 40 bytes",
+        });
+    }
+    let flags = r.u32_at(enf!(flags), "enforcement flags")?;
+    let known = fmt::ENFORCEMENT_FLAG_MONITOR_FIRST
+        | fmt::ENFORCEMENT_FLAG_RULE_BREAKER
+        | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER;
+    if flags & !known != 0 {
+        return Err(ParseError::InvalidValue {
+            offset: r.at(enf!(flags)),
+            what: "enforcement flags",
+            value: flags,
+        });
+    }
+    r.sub(enf!(reserved), 4, "enforcement reserved")?
+        .check_zero("enforcement reserved word")?;
+    // A part: its fields must be zero when its flag is clear.
+    let part = |flag: u32, at: u32, n: u32, what: &'static str| -> Result<bool, ParseError> {
+        let on = flags & flag != 0;
+        if !on {
+            r.sub(at, n, what)?.check_zero(what)?;
+        }
+        Ok(on)
+    };
+    let bounded = |at: u32, what: &'static str, lo: u32, hi: u32| -> Result<u32, ParseError> {
+        let v = r.u32_at(at, what)?;
+        if v < lo || v > hi {
+            return Err(ParseError::InvalidValue {
+                offset: r.at(at),
+                what,
+                value: v,
+            });
+        }
+        Ok(v)
+    };
+    let monitor_first = if part(
+        fmt::ENFORCEMENT_FLAG_MONITOR_FIRST,
+        enf!(monitor_first_canary),
+        12,
+        "monitor-first periods without the monitor-first flag",
+    )? {
+        let what = "monitor-first period (seconds, at most 2592000)";
+        Some([
+            bounded(
+                enf!(monitor_first_canary),
+                what,
+                0,
+                fmt::MAX_MONITOR_FIRST_SECS,
+            )?,
+            bounded(
+                enf!(monitor_first_early),
+                what,
+                0,
+                fmt::MAX_MONITOR_FIRST_SECS,
+            )?,
+            bounded(
+                enf!(monitor_first_broad),
+                what,
+                0,
+                fmt::MAX_MONITOR_FIRST_SECS,
+            )?,
+        ])
+    } else {
+        None
+    };
+    let window = "breaker window (seconds, 1 to 86400)";
+    let rule_breaker = if part(
+        fmt::ENFORCEMENT_FLAG_RULE_BREAKER,
+        enf!(rule_denies),
+        8,
+        "rule breaker without the rule-breaker flag",
+    )? {
+        Some(crate::BreakerLimit {
+            denies: bounded(
+                enf!(rule_denies),
+                "rule breaker denies (1 to 1000)",
+                1,
+                fmt::MAX_RULE_BREAKER_DENIES,
+            )?,
+            window_secs: bounded(
+                enf!(rule_window_secs),
+                window,
+                1,
+                fmt::MAX_BREAKER_WINDOW_SECS,
+            )?,
+        })
+    } else {
+        None
+    };
+    let machine_breaker = if part(
+        fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
+        enf!(machine_denies),
+        8,
+        "machine breaker without the machine-breaker flag",
+    )? {
+        Some(crate::BreakerLimit {
+            denies: bounded(
+                enf!(machine_denies),
+                "machine breaker denies (1 to 10000)",
+                1,
+                fmt::MAX_MACHINE_BREAKER_DENIES,
+            )?,
+            window_secs: bounded(
+                enf!(machine_window_secs),
+                window,
+                1,
+                fmt::MAX_BREAKER_WINDOW_SECS,
+            )?,
+        })
+    } else {
+        None
+    };
+    Ok(crate::EnforcementPolicy {
+        monitor_first,
+        rule_breaker,
+        machine_breaker,
+    })
 }
 
 /// ROLLOUT: version 1; 8 bytes with no flags, or 32 bytes with a policy

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod driver_client;
+#[allow(dead_code)]
+mod enforcement;
 mod keys;
 mod protected;
 mod replay;
@@ -161,7 +163,14 @@ enum Cmd {
         #[command(flatten)]
         rollout: RolloutArgs,
         #[command(flatten)]
+        enforcement: enforcement::EnforcementArgs,
+        #[command(flatten)]
         sensor: SensorArgs,
+        /// Test aid: write block rules that can match a protected pipe or a
+        /// critical process (the low-level writer, no refusal), to prove the
+        /// driver's own protected-set check on a test machine.
+        #[arg(long, hide = true)]
+        unchecked_protected: bool,
     },
     /// Generate an Ed25519 key pair for signing channel files: PREFIX.key
     /// (secret, mode 0600) and PREFIX.pub.
@@ -319,10 +328,13 @@ fn run(cmd: Cmd) -> Result<u8, String> {
             sequence,
             sign,
             rollout,
+            enforcement,
             sensor,
+            unchecked_protected,
         } => {
             let caps = sensor.caps()?;
             let rollout = rollout.policy()?;
+            let enforcement = enforcement.policy()?;
             let signing_keys = sign
                 .iter()
                 .map(|p| keys::signing_key(p))
@@ -335,9 +347,15 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 sequence,
                 capabilities: caps,
                 rollout,
+                enforcement,
                 ..CompileOptions::default()
             };
-            let mut bytes = match pipe_compiler::compile(&set, &opts) {
+            let write = if unchecked_protected {
+                pipe_compiler::compile_unchecked
+            } else {
+                pipe_compiler::compile
+            };
+            let mut bytes = match write(&set, &opts) {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -543,6 +561,7 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
             "not_before": r.staged.map(|s| s.not_before),
             "rollback_ceiling": r.rollback_ceiling,
         })),
+        "enforcement": f.enforcement().map(|e| enforcement::to_json(&e)),
         "dfas": f.dfa_count(),
         "always_evaluated": f.always_count(),
         "rules": f.rules().map(|r| {
@@ -612,6 +631,9 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
         if let Some(c) = r.rollback_ceiling {
             outln!("rollback  instruction: adoptable where the highest proven sequence is <= {c}");
         }
+    }
+    if let Some(e) = f.enforcement() {
+        outln!("enforce   {}", enforcement::describe(&e));
     }
     outln!(
         "flags     required {:#x}   optional {:#x}",

@@ -171,13 +171,22 @@ pub struct Effective {
     pub source: Source,
 }
 
+impl From<channel_parser::BreakerLimit> for Limit {
+    fn from(l: channel_parser::BreakerLimit) -> Limit {
+        Limit {
+            denies: l.denies,
+            window_secs: l.window_secs,
+        }
+    }
+}
+
 /// The limits in effect: per limit, the service key's value if it has one
 /// (an administrator may also turn a limit off there), else the content's
-/// (content cannot turn a limit off: the parser rejects a zero), else the
-/// default.
+/// ENFORCEMENT policy (content cannot turn a limit off: the parser rejects
+/// a zero), else the default.
 pub fn effective(
     service_key: (Option<Limit>, Option<Limit>),
-    content: Option<BreakerSettings>,
+    content: Option<channel_parser::EnforcementPolicy>,
 ) -> (Effective, Effective) {
     let pick = |key: Option<Limit>, content: Option<Limit>, default: Limit| match (key, content) {
         (Some(limit), _) => Effective {
@@ -193,18 +202,27 @@ pub fn effective(
             source: Source::Default,
         },
     };
+    let c = content.unwrap_or_default();
     (
         pick(
             service_key.0,
-            content.map(|c| c.rule),
+            c.rule_breaker.map(Limit::from),
             DEFAULT_SETTINGS.rule,
         ),
         pick(
             service_key.1,
-            content.map(|c| c.machine),
+            c.machine_breaker.map(Limit::from),
             DEFAULT_SETTINGS.machine,
         ),
     )
+}
+
+/// The settings of a pair of effective limits.
+pub const fn settings_of(rule: Effective, machine: Effective) -> BreakerSettings {
+    BreakerSettings {
+        rule: rule.limit,
+        machine: machine.limit,
+    }
 }
 
 /// Deny counts in [`BUCKETS`] buckets; `newest` is the index (time / bucket
@@ -811,7 +829,18 @@ mod tests {
 
     #[test]
     fn effective_settings_precedence() {
-        let c = settings((5, 10), (50, 10));
+        let s = settings((5, 10), (50, 10));
+        let c = channel_parser::EnforcementPolicy {
+            monitor_first: None,
+            rule_breaker: Some(channel_parser::BreakerLimit {
+                denies: 5,
+                window_secs: 10,
+            }),
+            machine_breaker: Some(channel_parser::BreakerLimit {
+                denies: 50,
+                window_secs: 10,
+            }),
+        };
         let off = Some(Limit::OFF);
         let (r, m) = effective((None, None), None);
         assert_eq!(
@@ -823,11 +852,21 @@ mod tests {
             (DEFAULT_SETTINGS.machine, Source::Default)
         );
         let (r, m) = effective((None, None), Some(c));
-        assert_eq!((r.limit, r.source), (c.rule, Source::Content));
-        assert_eq!((m.limit, m.source), (c.machine, Source::Content));
+        assert_eq!((r.limit, r.source), (s.rule, Source::Content));
+        assert_eq!((m.limit, m.source), (s.machine, Source::Content));
+        assert_eq!(settings_of(r, m), s);
         let (r, m) = effective((off, None), Some(c));
         assert_eq!((r.limit, r.source), (Limit::OFF, Source::ServiceKey));
         assert_eq!(m.source, Source::Content);
+        // A policy with only monitor-first periods leaves the defaults.
+        let only_soak = channel_parser::EnforcementPolicy {
+            monitor_first: Some([1, 2, 3]),
+            ..Default::default()
+        };
+        assert_eq!(
+            effective((None, None), Some(only_soak)).0.source,
+            Source::Default
+        );
         for s in [Source::Default, Source::Content, Source::ServiceKey] {
             assert_eq!(Source::from_u8(s.to_u8()), Some(s));
         }

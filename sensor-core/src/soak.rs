@@ -39,6 +39,14 @@ impl SoakPolicy {
     /// No soak anywhere.
     pub const NONE: SoakPolicy = SoakPolicy { secs: [0; 3] };
 
+    /// The policy of a file: its ENFORCEMENT section's monitor-first periods,
+    /// or none.
+    pub fn of(content: Option<channel_parser::EnforcementPolicy>) -> SoakPolicy {
+        content
+            .and_then(|e| e.monitor_first)
+            .map_or(SoakPolicy::NONE, |secs| SoakPolicy { secs })
+    }
+
     /// The soak of `ring`; a ring this build does not know gets the longest
     /// period of the policy (never less soak than any known ring).
     pub fn for_ring(&self, ring: Ring) -> u32 {
@@ -132,6 +140,16 @@ mod tests {
         assert_eq!(p.for_ring(Ring::BROAD), 86_400);
         assert_eq!(p.for_ring(Ring(7)), 86_400, "unknown ring: the longest");
         assert_eq!(SoakPolicy::NONE.for_ring(Ring::BROAD), 0);
+        assert_eq!(SoakPolicy::of(None), SoakPolicy::NONE);
+        let e = channel_parser::EnforcementPolicy {
+            monitor_first: Some([1, 2, 3]),
+            ..Default::default()
+        };
+        assert_eq!(SoakPolicy::of(Some(e)).for_ring(Ring::EARLY), 2);
+        assert_eq!(
+            SoakPolicy::of(Some(channel_parser::EnforcementPolicy::default())),
+            SoakPolicy::NONE
+        );
     }
 
     #[test]
