@@ -7,10 +7,10 @@ use crate::workloads::literal_rule;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use channel_parser::{parse, Capabilities, ChannelFile, DfaSlot, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::{Cond, FieldId, GlobTok, Matcher, RuleSet};
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
 use regex::{RegexSet, RegexSetBuilder};
 use std::collections::HashMap;
+use test_kit::reference::{matching_ids, RefEvent};
 
 /// The pid every benchmark event carries.
 pub const PID: u32 = 4;

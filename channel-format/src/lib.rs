@@ -1,24 +1,55 @@
 //! The binary layout of pipe-sensor channel files (`C-00000291-<seq>.sys`),
 //! format version 1. `FORMAT.md` next to this crate specifies every byte; this
-//! crate holds the same facts as constants so that the writer (`pipe-compiler`)
-//! and the reader (`channel-parser`) cannot disagree.
+//! crate holds the same facts as code, and is the only place that knows a
+//! byte offset: the writer (`pipe-compiler`), the reader (`channel-parser`),
+//! the signature check (`content-trust`), the test tooling and `pipectl
+//! inspect` all go through it.
 //!
 //! Everything is little-endian: the sensor runs on x86_64 and aarch64 Windows,
-//! both little-endian, so a reader never swaps bytes. Fixed records are
-//! described by `#[repr(C)]` structs made only of byte arrays (alignment 1),
-//! whose sizes and field offsets are checked at compile time with
-//! `static_assertions`. The reader never transmutes them: they document and pin
-//! the offsets that it reads with bounds-checked little-endian loads.
+//! both little-endian, so a reader never swaps bytes.
+//!
+//! - **Records** (`record.rs`): one table per fixed record (header, section
+//!   entry, schema entry, rule, rule field, atom, prefilter and automaton
+//!   headers, state, output, DFA table and entry, always entry, rollout,
+//!   signature header and entry) generates the decoded struct
+//!   ([`RuleRecord`]) with safe `read`/`write`, the byte-array layout struct
+//!   ([`RawRule`]) whose size and offsets are asserted at compile time, and
+//!   typed offset constants ([`rule::ATOMS_START`]).
+//! - **Variable layouts**: [`AutomatonLayout`] (a prefilter automaton's
+//!   states, labels, depths and outputs) and the alignment constants.
+//! - **Condition programs** ([`program`]): opcodes, encoder, decoding
+//!   iterator and the one implementation of the ALWAYS (Kleene) rule.
+//!
+//! Reads and writes never panic and never allocate: a slice too short for a
+//! record gives `None`.
 //!
 //! Newtypes over integers (`SectionKind`, `FieldId`, ...) keep unknown values
 //! representable: whether an unknown value is skipped or rejected is the
 //! parser's decision, written down in `FORMAT.md`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+mod le;
+pub mod program;
+#[macro_use]
+mod record;
+
+pub use le::{Field, Le};
+pub use program::op;
+pub use record::*;
 
 use core::fmt;
-use core::mem::{offset_of, size_of};
 use static_assertions::const_assert_eq;
 
 /// The 8 magic bytes every channel file starts with.
@@ -38,84 +69,10 @@ pub const CHANNEL_PIPES: u32 = 291;
 /// the file (DFAs need 4; 8 leaves room for 64-bit fields).
 pub const SECTION_ALIGN: u32 = 8;
 
-/// The fixed file header: 64 bytes at offset 0.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawHeader {
-    /// [`MAGIC`].
-    pub magic: [u8; 8],
-    /// [`ENDIAN_MARKER`], little-endian.
-    pub endian: [u8; 2],
-    /// Header length in bytes: 64 in version 1.
-    pub header_len: [u8; 2],
-    /// Major format version: [`FORMAT_VERSION`].
-    pub format_major: [u8; 2],
-    /// Minor format version.
-    pub format_minor: [u8; 2],
-    /// Channel number: [`CHANNEL_PIPES`].
-    pub channel: [u8; 4],
-    /// Flags a reader must understand: an unknown set bit rejects the file.
-    pub required_flags: [u8; 4],
-    /// Content sequence number; larger is newer.
-    pub sequence: [u8; 8],
-    /// Length of the whole file in bytes.
-    pub total_len: [u8; 4],
-    /// Number of entries in the section table that follows the header.
-    pub section_count: [u8; 4],
-    /// Flags a reader may ignore.
-    pub optional_flags: [u8; 4],
-    /// Must be zero.
-    pub reserved0: [u8; 4],
-    /// Must be zero.
-    pub reserved1: [u8; 16],
-}
-const_assert_eq!(size_of::<RawHeader>(), HEADER_LEN as usize);
-const_assert_eq!(offset_of!(RawHeader, magic), 0);
-const_assert_eq!(offset_of!(RawHeader, endian), 8);
-const_assert_eq!(offset_of!(RawHeader, header_len), 10);
-const_assert_eq!(offset_of!(RawHeader, format_major), 12);
-const_assert_eq!(offset_of!(RawHeader, format_minor), 14);
-const_assert_eq!(offset_of!(RawHeader, channel), 16);
-const_assert_eq!(offset_of!(RawHeader, required_flags), 20);
-const_assert_eq!(offset_of!(RawHeader, sequence), 24);
-const_assert_eq!(offset_of!(RawHeader, total_len), 32);
-const_assert_eq!(offset_of!(RawHeader, section_count), 36);
-const_assert_eq!(offset_of!(RawHeader, optional_flags), 40);
-const_assert_eq!(offset_of!(RawHeader, reserved0), 44);
-const_assert_eq!(offset_of!(RawHeader, reserved1), 48);
-
-/// Byte offsets of the header fields (the same numbers as the assertions above).
-pub mod header {
-    /// Offset of the magic.
-    pub const MAGIC: usize = 0;
-    /// Offset of the endianness marker.
-    pub const ENDIAN: usize = 8;
-    /// Offset of the header length.
-    pub const HEADER_LEN: usize = 10;
-    /// Offset of the major version.
-    pub const FORMAT_MAJOR: usize = 12;
-    /// Offset of the minor version.
-    pub const FORMAT_MINOR: usize = 14;
-    /// Offset of the channel number.
-    pub const CHANNEL: usize = 16;
-    /// Offset of the required flags.
-    pub const REQUIRED_FLAGS: usize = 20;
-    /// Offset of the sequence number.
-    pub const SEQUENCE: usize = 24;
-    /// Offset of the total length.
-    pub const TOTAL_LEN: usize = 32;
-    /// Offset of the section count.
-    pub const SECTION_COUNT: usize = 36;
-    /// Offset of the optional flags.
-    pub const OPTIONAL_FLAGS: usize = 40;
-    /// Offset of the first reserved word.
-    pub const RESERVED0: usize = 44;
-    /// Offset of the 16 reserved bytes.
-    pub const RESERVED1: usize = 48;
-}
-
-/// Length of [`RawHeader`].
-pub const HEADER_LEN: u16 = 64;
+/// Length of the header ([`HeaderRecord`]), as the `u16` its
+/// `header_len` field holds.
+pub const HEADER_LEN: u16 = header::LEN_U32 as u16;
+const_assert_eq!(HEADER_LEN as usize, header::LEN);
 
 /// Required-flag bits known to format 1.0 (none yet). Any other bit set makes
 /// a version-1.0 reader reject the file.
@@ -123,26 +80,8 @@ pub const KNOWN_REQUIRED_FLAGS: u32 = 0;
 /// Optional flag: the file was produced for testing (inspect shows it).
 pub const OPTIONAL_FLAG_TEST_CONTENT: u32 = 1;
 
-/// One entry of the section table (16 bytes each, right after the header).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawSectionEntry {
-    /// A [`SectionKind`].
-    pub kind: [u8; 4],
-    /// [`SECTION_FLAG_CRITICAL`] and reserved bits (must be zero).
-    pub flags: [u8; 4],
-    /// Offset from the start of the file; a multiple of [`SECTION_ALIGN`].
-    pub offset: [u8; 4],
-    /// Length in bytes.
-    pub len: [u8; 4],
-}
-/// Length of [`RawSectionEntry`].
-pub const SECTION_ENTRY_LEN: usize = 16;
-const_assert_eq!(size_of::<RawSectionEntry>(), SECTION_ENTRY_LEN);
-const_assert_eq!(offset_of!(RawSectionEntry, kind), 0);
-const_assert_eq!(offset_of!(RawSectionEntry, flags), 4);
-const_assert_eq!(offset_of!(RawSectionEntry, offset), 8);
-const_assert_eq!(offset_of!(RawSectionEntry, len), 12);
+/// Length of a section-table entry ([`SectionRecord`]).
+pub const SECTION_ENTRY_LEN: usize = section::LEN;
 
 /// Section flag: a reader that does not know this section kind must reject
 /// the file. Without it an unknown section is skipped.
@@ -198,9 +137,9 @@ int_newtype! {
         DFAS = 8 => "dfas",
         /// Indices of rules evaluated on every event.
         ALWAYS = 9 => "always",
-        /// Staged-rollout policy (reserved: versioned, no policy defined yet).
+        /// Staged-rollout policy and rollback instruction ([`RolloutRecord`]).
         ROLLOUT = 10 => "rollout",
-        /// Signature block (reserved: versioned, no signature defined yet).
+        /// Ed25519 signatures ([`SignatureRecord`], [`SignatureEntryRecord`]).
         SIGNATURE = 11 => "signature",
         /// Enforcement policy: monitor-first periods and circuit-breaker
         /// limits (FORMAT.md §15).
@@ -314,47 +253,8 @@ impl AtomKind {
     }
 }
 
-/// One rule record in the RULES section (32 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawRule {
-    /// Rule id, unique in the file.
-    pub id: [u8; 4],
-    /// Offset of the name in STRINGS.
-    pub name_off: [u8; 4],
-    /// Length of the name in bytes.
-    pub name_len: [u8; 4],
-    /// Offset of the first field id in RULE_FIELDS (in entries).
-    pub fields_start: [u8; 4],
-    /// Number of field ids.
-    pub fields_count: [u8; 2],
-    /// A [`Severity`].
-    pub severity: u8,
-    /// An [`Action`].
-    pub action: u8,
-    /// Offset of the condition program in PROGRAMS.
-    pub prog_off: [u8; 4],
-    /// Length of the condition program in bytes.
-    pub prog_len: [u8; 2],
-    /// [`RULE_FLAG_ALWAYS`]; other bits must be zero.
-    pub flags: [u8; 2],
-    /// Index of the rule's first atom in ATOMS; its atoms are contiguous.
-    pub atoms_start: [u8; 4],
-}
-/// Length of [`RawRule`].
-pub const RULE_LEN: usize = 32;
-const_assert_eq!(size_of::<RawRule>(), RULE_LEN);
-const_assert_eq!(offset_of!(RawRule, id), 0);
-const_assert_eq!(offset_of!(RawRule, name_off), 4);
-const_assert_eq!(offset_of!(RawRule, name_len), 8);
-const_assert_eq!(offset_of!(RawRule, fields_start), 12);
-const_assert_eq!(offset_of!(RawRule, fields_count), 16);
-const_assert_eq!(offset_of!(RawRule, severity), 18);
-const_assert_eq!(offset_of!(RawRule, action), 19);
-const_assert_eq!(offset_of!(RawRule, prog_off), 20);
-const_assert_eq!(offset_of!(RawRule, prog_len), 24);
-const_assert_eq!(offset_of!(RawRule, flags), 26);
-const_assert_eq!(offset_of!(RawRule, atoms_start), 28);
+/// Length of a rule record ([`RuleRecord`]).
+pub const RULE_LEN: usize = rule::LEN;
 
 /// Rule flag: the rule can match without any of its atoms being reported by
 /// the prefilter, so the matcher evaluates it on every event. It is set
@@ -362,35 +262,8 @@ const_assert_eq!(offset_of!(RawRule, atoms_start), 28);
 /// prefiltered atoms false and the others unknown (the parser recomputes it).
 pub const RULE_FLAG_ALWAYS: u16 = 1;
 
-/// One atom record in the ATOMS section (20 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawAtom {
-    /// Index of the rule the atom belongs to.
-    pub rule: [u8; 4],
-    /// The [`FieldId`] it tests.
-    pub field: [u8; 2],
-    /// An [`AtomKind`].
-    pub kind: u8,
-    /// [`ATOM_FLAG_PREFILTERED`], [`ATOM_FLAG_CASE_INSENSITIVE`].
-    pub flags: u8,
-    /// Offset in STRINGS of the literal (folded) or of the pattern source.
-    pub str_off: [u8; 4],
-    /// Length of that string in bytes.
-    pub str_len: [u8; 4],
-    /// DFA index (GLOB, REGEX) or value (NUM_EQ); zero otherwise.
-    pub arg: [u8; 4],
-}
-/// Length of [`RawAtom`].
-pub const ATOM_LEN: usize = 20;
-const_assert_eq!(size_of::<RawAtom>(), ATOM_LEN);
-const_assert_eq!(offset_of!(RawAtom, rule), 0);
-const_assert_eq!(offset_of!(RawAtom, field), 4);
-const_assert_eq!(offset_of!(RawAtom, kind), 6);
-const_assert_eq!(offset_of!(RawAtom, flags), 7);
-const_assert_eq!(offset_of!(RawAtom, str_off), 8);
-const_assert_eq!(offset_of!(RawAtom, str_len), 12);
-const_assert_eq!(offset_of!(RawAtom, arg), 16);
+/// Length of an atom record ([`AtomRecord`]).
+pub const ATOM_LEN: usize = atom::LEN;
 
 /// Atom flag: a GLOB or REGEX atom whose DFA runs only when the prefilter
 /// reported one of its required literals. Literal atoms always have it.
@@ -399,90 +272,12 @@ pub const ATOM_FLAG_PREFILTERED: u8 = 1;
 /// DFA already encodes it).
 pub const ATOM_FLAG_CASE_INSENSITIVE: u8 = 2;
 
-/// One schema entry (4 bytes): a field the rules read and its type.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawSchemaEntry {
-    /// A [`FieldId`].
-    pub field: [u8; 2],
-    /// A [`FieldType`].
-    pub field_type: u8,
-    /// Must be zero.
-    pub reserved: u8,
-}
-/// Length of [`RawSchemaEntry`].
-pub const SCHEMA_ENTRY_LEN: usize = 4;
-const_assert_eq!(size_of::<RawSchemaEntry>(), SCHEMA_ENTRY_LEN);
-const_assert_eq!(offset_of!(RawSchemaEntry, field), 0);
-const_assert_eq!(offset_of!(RawSchemaEntry, field_type), 2);
-const_assert_eq!(offset_of!(RawSchemaEntry, reserved), 3);
-
-/// Header of one prefilter automaton inside PREFILTER (24 bytes). The
-/// section is a u32 count of automata followed by that many automata, each
-/// 8-aligned relative to the section start.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawAutomatonHeader {
-    /// The string [`FieldId`] this automaton scans.
-    pub field: [u8; 2],
-    /// Must be zero.
-    pub reserved: [u8; 2],
-    /// Number of states `S` (at least 1: the root).
-    pub state_count: [u8; 4],
-    /// Number of trie edges: exactly `S - 1`.
-    pub edge_count: [u8; 4],
-    /// Number of output entries.
-    pub output_count: [u8; 4],
-    /// Must be zero.
-    pub reserved2: [u8; 8],
-}
-/// Length of [`RawAutomatonHeader`].
-pub const AUTOMATON_HEADER_LEN: usize = 24;
-const_assert_eq!(size_of::<RawAutomatonHeader>(), AUTOMATON_HEADER_LEN);
-const_assert_eq!(offset_of!(RawAutomatonHeader, field), 0);
-const_assert_eq!(offset_of!(RawAutomatonHeader, state_count), 4);
-const_assert_eq!(offset_of!(RawAutomatonHeader, edge_count), 8);
-const_assert_eq!(offset_of!(RawAutomatonHeader, output_count), 12);
-
-/// One automaton state (16 bytes). State 0 is the root; states are numbered
-/// in breadth-first order of the trie.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawState {
-    /// Index of the first outgoing edge; state `s`'s edges are
-    /// `first_edge[s] .. first_edge[s+1]` (the last state ends at the edge count).
-    pub first_edge: [u8; 4],
-    /// Failure link.
-    pub fail: [u8; 4],
-    /// Dictionary-suffix link: the nearest state on the failure chain that has
-    /// outputs, or 0 for none.
-    pub dict: [u8; 4],
-    /// Index of the first output; outputs run to the next state's.
-    pub first_output: [u8; 4],
-}
-/// Length of [`RawState`].
-pub const STATE_LEN: usize = 16;
-const_assert_eq!(size_of::<RawState>(), STATE_LEN);
-const_assert_eq!(offset_of!(RawState, first_edge), 0);
-const_assert_eq!(offset_of!(RawState, fail), 4);
-const_assert_eq!(offset_of!(RawState, dict), 8);
-const_assert_eq!(offset_of!(RawState, first_output), 12);
-
-/// Opcodes of the condition program (postfix). See FORMAT.md.
-pub mod op {
-    /// Push the truth of an atom: followed by a u32 LE atom index.
-    pub const ATOM: u8 = 1;
-    /// Pop two values, push their conjunction.
-    pub const AND: u8 = 2;
-    /// Pop two values, push their disjunction.
-    pub const OR: u8 = 3;
-    /// Pop one value, push its negation.
-    pub const NOT: u8 = 4;
-    /// Push true.
-    pub const TRUE: u8 = 5;
-    /// Push false.
-    pub const FALSE: u8 = 6;
-}
+/// Length of a schema entry ([`SchemaRecord`]).
+pub const SCHEMA_ENTRY_LEN: usize = schema::LEN;
+/// Length of an automaton header ([`AutomatonRecord`]).
+pub const AUTOMATON_HEADER_LEN: usize = automaton::LEN;
+/// Length of an automaton state ([`StateRecord`]).
+pub const STATE_LEN: usize = state::LEN;
 
 /// Version word at the start of the ROLLOUT section.
 pub const ROLLOUT_VERSION: u32 = 1;
@@ -490,40 +285,13 @@ pub const ROLLOUT_VERSION: u32 = 1;
 pub const ROLLOUT_FLAG_POLICY: u32 = 1;
 /// ROLLOUT flag: this file is a signed rollback instruction (see FORMAT.md).
 pub const ROLLOUT_FLAG_ROLLBACK: u32 = 2;
-/// Length of a ROLLOUT section with no flags.
-pub const ROLLOUT_LEN_EMPTY: usize = 8;
-/// Length of a ROLLOUT section with any flag.
-pub const ROLLOUT_LEN: usize = 32;
+/// Length of a ROLLOUT section with no flags: the version and flags words
+/// of [`RolloutRecord`].
+pub const ROLLOUT_LEN_EMPTY: usize = rollout::FLAGS.end();
+/// Length of a ROLLOUT section with any flag: the whole [`RolloutRecord`].
+pub const ROLLOUT_LEN: usize = rollout::LEN;
 /// Largest ROLLOUT percentage, in thousandths of a percent (100 %).
 pub const ROLLOUT_PERCENT_MILLI_MAX: u32 = 100_000;
-
-/// The ROLLOUT section's policy form (32 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawRollout {
-    /// [`ROLLOUT_VERSION`].
-    pub version: [u8; 4],
-    /// [`ROLLOUT_FLAG_POLICY`], [`ROLLOUT_FLAG_ROLLBACK`].
-    pub flags: [u8; 4],
-    /// A [`Ring`].
-    pub ring: u8,
-    /// Zero.
-    pub reserved: [u8; 3],
-    /// Share of the ring's machines, in thousandths of a percent.
-    pub percent_milli: [u8; 4],
-    /// Not before this time (Unix seconds, UTC); 0 for no constraint.
-    pub not_before: [u8; 8],
-    /// Rollback instruction: adoptable on machines whose highest proven
-    /// sequence is at most this, though this file's sequence is lower.
-    pub rollback_ceiling: [u8; 8],
-}
-const_assert_eq!(size_of::<RawRollout>(), ROLLOUT_LEN);
-const_assert_eq!(offset_of!(RawRollout, flags), 4);
-const_assert_eq!(offset_of!(RawRollout, ring), 8);
-const_assert_eq!(offset_of!(RawRollout, reserved), 9);
-const_assert_eq!(offset_of!(RawRollout, percent_milli), 12);
-const_assert_eq!(offset_of!(RawRollout, not_before), 16);
-const_assert_eq!(offset_of!(RawRollout, rollback_ceiling), 24);
 
 /// Version word at the start of the ENFORCEMENT section.
 pub const ENFORCEMENT_VERSION: u32 = 1;
@@ -533,8 +301,8 @@ pub const ENFORCEMENT_FLAG_MONITOR_FIRST: u32 = 1;
 pub const ENFORCEMENT_FLAG_RULE_BREAKER: u32 = 2;
 /// ENFORCEMENT flag: the machine-wide circuit breaker is set.
 pub const ENFORCEMENT_FLAG_MACHINE_BREAKER: u32 = 4;
-/// Length of the ENFORCEMENT section.
-pub const ENFORCEMENT_LEN: usize = 40;
+/// Length of the ENFORCEMENT section ([`EnforcementRecord`]).
+pub const ENFORCEMENT_LEN: usize = enforcement::LEN;
 /// Longest monitor-first period a file may set, in seconds (30 days): a
 /// longer one is almost certainly a unit mistake.
 pub const MAX_MONITOR_FIRST_SECS: u32 = 30 * 86_400;
@@ -546,45 +314,6 @@ pub const MAX_RULE_BREAKER_DENIES: u32 = 1_000;
 pub const MAX_MACHINE_BREAKER_DENIES: u32 = 10_000;
 /// Longest breaker window a file may set, in seconds (one day).
 pub const MAX_BREAKER_WINDOW_SECS: u32 = 86_400;
-
-/// The ENFORCEMENT section (40 bytes): what the sensor does with the block
-/// rules of this file once a machine adopts it. Fields of a flag that is not
-/// set are zero.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RawEnforcement {
-    /// [`ENFORCEMENT_VERSION`].
-    pub version: [u8; 4],
-    /// [`ENFORCEMENT_FLAG_MONITOR_FIRST`], [`ENFORCEMENT_FLAG_RULE_BREAKER`],
-    /// [`ENFORCEMENT_FLAG_MACHINE_BREAKER`].
-    pub flags: [u8; 4],
-    /// Monitor-first period of canary machines, seconds (MONITOR_FIRST).
-    pub monitor_first_canary: [u8; 4],
-    /// Monitor-first period of early machines, seconds (MONITOR_FIRST).
-    pub monitor_first_early: [u8; 4],
-    /// Monitor-first period of broad machines, seconds (MONITOR_FIRST).
-    pub monitor_first_broad: [u8; 4],
-    /// Denies per window a block rule may make (RULE_BREAKER).
-    pub rule_denies: [u8; 4],
-    /// The per-rule window, seconds (RULE_BREAKER).
-    pub rule_window_secs: [u8; 4],
-    /// Denies per window the machine may make (MACHINE_BREAKER).
-    pub machine_denies: [u8; 4],
-    /// The machine-wide window, seconds (MACHINE_BREAKER).
-    pub machine_window_secs: [u8; 4],
-    /// Zero.
-    pub reserved: [u8; 4],
-}
-const_assert_eq!(size_of::<RawEnforcement>(), ENFORCEMENT_LEN);
-const_assert_eq!(offset_of!(RawEnforcement, flags), 4);
-const_assert_eq!(offset_of!(RawEnforcement, monitor_first_canary), 8);
-const_assert_eq!(offset_of!(RawEnforcement, monitor_first_early), 12);
-const_assert_eq!(offset_of!(RawEnforcement, monitor_first_broad), 16);
-const_assert_eq!(offset_of!(RawEnforcement, rule_denies), 20);
-const_assert_eq!(offset_of!(RawEnforcement, rule_window_secs), 24);
-const_assert_eq!(offset_of!(RawEnforcement, machine_denies), 28);
-const_assert_eq!(offset_of!(RawEnforcement, machine_window_secs), 32);
-const_assert_eq!(offset_of!(RawEnforcement, reserved), 36);
 
 int_newtype! {
     /// A staged-rollout ring.
@@ -599,6 +328,170 @@ int_newtype! {
 }
 /// Version word at the start of the SIGNATURE section.
 pub const SIGNATURE_VERSION: u32 = 1;
+/// Most signatures one file may carry (key rotation: old and new key).
+pub const MAX_SIGNATURES: u32 = 4;
+
+/// Every DFA blob starts at a multiple of this many bytes from the start of
+/// the DFAS section (regex-automata reads transition tables in place and
+/// needs 4).
+pub const DFA_ALIGN: u32 = 8;
+/// A buffer holding a file with DFAs must start at a multiple of this many
+/// bytes in memory: regex-automata reads the transition tables in place
+/// (the parser rejects other buffers with `Misaligned`).
+pub const DFA_MEMORY_ALIGN: usize = 4;
+/// Every prefilter automaton starts, and ends, at a multiple of this many
+/// bytes from the start of the PREFILTER section.
+pub const AUTOMATON_ALIGN: u32 = 8;
+/// An automaton's outputs start at a multiple of this many bytes from the
+/// start of the PREFILTER section (they are `u32`s).
+pub const AUTOMATON_OUTPUTS_ALIGN: u32 = 4;
+
+/// Where the parts of one prefilter automaton lie, in bytes from the start
+/// of its [`AutomatonRecord`] (FORMAT.md §10): the header, `S` states,
+/// `E` edge labels (one byte each), `S` depths (one byte each), zero padding
+/// to [`AUTOMATON_OUTPUTS_ALIGN`], `O` outputs, zero padding to
+/// [`AUTOMATON_ALIGN`]. The automaton itself must start
+/// [`AUTOMATON_ALIGN`]-aligned, so that these alignments hold relative to
+/// the section too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutomatonLayout {
+    /// Offset of the first state.
+    pub states: u32,
+    /// Offset of the edge labels.
+    pub labels: u32,
+    /// Offset of the state depths.
+    pub depths: u32,
+    /// Offset of the padding before the outputs.
+    pub depths_end: u32,
+    /// Offset of the outputs.
+    pub outputs: u32,
+    /// Offset just past the outputs (start of the final padding).
+    pub outputs_end: u32,
+    /// Length of the whole automaton, padding included.
+    pub end: u32,
+}
+
+impl AutomatonLayout {
+    /// The layout of an automaton with `states` states, `edges` edges and
+    /// `outputs` outputs; `None` when a part does not fit in a `u32`.
+    pub const fn new(states: u32, edges: u32, outputs: u32) -> Option<AutomatonLayout> {
+        let states_at = automaton::LEN_U32;
+        let Some(state_bytes) = states.checked_mul(state::LEN_U32) else {
+            return None;
+        };
+        let Some(labels) = states_at.checked_add(state_bytes) else {
+            return None;
+        };
+        let Some(depths) = labels.checked_add(edges) else {
+            return None;
+        };
+        let Some(depths_end) = depths.checked_add(states) else {
+            return None;
+        };
+        let Some(outputs_at) = align_to(depths_end, AUTOMATON_OUTPUTS_ALIGN) else {
+            return None;
+        };
+        let Some(output_bytes) = outputs.checked_mul(output::LEN_U32) else {
+            return None;
+        };
+        let Some(outputs_end) = outputs_at.checked_add(output_bytes) else {
+            return None;
+        };
+        let Some(end) = align_to(outputs_end, AUTOMATON_ALIGN) else {
+            return None;
+        };
+        Some(AutomatonLayout {
+            states: states_at,
+            labels,
+            depths,
+            depths_end,
+            outputs: outputs_at,
+            outputs_end,
+            end,
+        })
+    }
+}
+
+/// Rounds `n` up to a multiple of `align` (a power of two); `None` on overflow.
+pub const fn align_to(n: u32, align: u32) -> Option<u32> {
+    let mask = align.wrapping_sub(1);
+    match n.checked_add(mask) {
+        Some(v) => Some(v & !mask),
+        None => None,
+    }
+}
+
+/// The most atoms one rule may have, whatever [`Limits`] says: the matcher
+/// keeps one rule's hits in a fixed scratch of this many entries
+/// (`channel_parser::Scratch`). A larger `max_atoms_per_rule` is treated as
+/// this value.
+pub const ATOMS_PER_RULE_CEILING: u32 = 256;
+pub use program::STACK_DEPTH_CEILING;
+
+/// The kind of a pipe event: the value of the `EventKind` field (FORMAT.md
+/// §3). The one definition the parser, the sensor, the importers and the
+/// tools share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`): 1.
+    Create,
+    /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS): 2.
+    Connect,
+}
+
+impl EventKind {
+    /// Both kinds.
+    pub const ALL: [EventKind; 2] = [EventKind::Create, EventKind::Connect];
+
+    /// The value rules compare `EventKind` with: 1 create, 2 connect.
+    pub const fn value(self) -> u32 {
+        match self {
+            EventKind::Create => 1,
+            EventKind::Connect => 2,
+        }
+    }
+
+    /// [`EventKind::value`] as a byte (the event ring stores it so).
+    pub const fn to_u8(self) -> u8 {
+        match self {
+            EventKind::Create => 1,
+            EventKind::Connect => 2,
+        }
+    }
+
+    /// The kind with this value; `None` for any other value.
+    pub const fn from_u32(v: u32) -> Option<EventKind> {
+        match v {
+            1 => Some(EventKind::Create),
+            2 => Some(EventKind::Connect),
+            _ => None,
+        }
+    }
+
+    /// `create` or `connect`, as rule sources and tools spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Create => "create",
+            EventKind::Connect => "connect",
+        }
+    }
+
+    /// The kind named `create` / `connect`, or written as its value `1` /
+    /// `2` (as rule sources may).
+    pub fn from_name(s: &str) -> Option<EventKind> {
+        match s {
+            "create" | "1" => Some(EventKind::Create),
+            "connect" | "2" => Some(EventKind::Connect),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Limits on what a channel file may contain. The parser rejects a file that
 /// exceeds any of them with `LimitExceeded`; the compiler refuses to write one.
@@ -613,13 +506,15 @@ pub struct Limits {
     /// Most rules: 100,000.
     pub max_rules: u32,
     /// Most atoms in one rule: 256 (the matcher keeps one rule's hits in a
-    /// fixed-size scratch, see `channel_parser::Scratch`).
+    /// fixed-size scratch, see `channel_parser::Scratch`). Values above
+    /// [`ATOMS_PER_RULE_CEILING`] (256) act as 256.
     pub max_atoms_per_rule: u32,
     /// Most atoms in the file: 1,000,000.
     pub max_atoms: u32,
     /// Longest condition program: 4,096 bytes.
     pub max_program_len: u32,
     /// Deepest evaluation stack: 64 (the evaluator's stack is one u64).
+    /// Values above [`STACK_DEPTH_CEILING`] (64) act as 64.
     pub max_stack_depth: u32,
     /// Longest string (rule name, literal, pattern source): 4,096 bytes.
     pub max_string_len: u32,
@@ -663,15 +558,12 @@ impl Default for Limits {
 
 /// Rounds `n` up to [`SECTION_ALIGN`]; `None` on overflow.
 pub const fn align_up(n: u32) -> Option<u32> {
-    match n.checked_add(SECTION_ALIGN - 1) {
-        Some(v) => Some(v & !(SECTION_ALIGN - 1)),
-        None => None,
-    }
+    align_to(n, SECTION_ALIGN)
 }
 
 /// The padding after `n` bytes to reach the next [`SECTION_ALIGN`] boundary.
 pub const fn padding_len(n: u32) -> u32 {
-    (SECTION_ALIGN - (n % SECTION_ALIGN)) % SECTION_ALIGN
+    SECTION_ALIGN.wrapping_sub(n & (SECTION_ALIGN - 1)) & (SECTION_ALIGN - 1)
 }
 
 /// The file name a channel file is published under: `C-00000291-<seq>.sys`

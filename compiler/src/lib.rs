@@ -1,13 +1,14 @@
 //! The rule compiler: imports rule sources into [`model::RuleSet`] and writes
 //! channel files that `channel_parser::parse` accepts.
+mod automata;
 pub mod compile;
 pub mod import;
-pub mod malformed;
+mod lower;
 pub mod model;
 mod model_display;
 pub mod protect;
-pub mod reference;
 pub mod sign;
+mod write;
 
 pub use compile::{
     compile, compile_unchecked, fold, CompileError, CompileErrorKind, CompileOptions,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-pub use channel_format::{Action, FieldId, Severity};
+pub use channel_format::{Action, EventKind, FieldId, Severity};
 
 /// Where a rule or a construct came from: file, 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -117,8 +117,8 @@ pub struct TestCase {
     pub pipe_name: String,
     /// Image path, if the case sets one.
     pub image: Option<String>,
-    /// Event kind (1 create, 2 connect); create when absent.
-    pub kind: Option<u32>,
+    /// Event kind; create when absent.
+    pub kind: Option<EventKind>,
     /// Whether the rule must match.
     pub expect_match: bool,
     /// Where the case is written.

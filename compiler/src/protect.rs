@@ -53,7 +53,8 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
 
-use channel_format::{op, Action, AtomKind, FieldId};
+use channel_format::program::Instr;
+use channel_format::{Action, AtomKind, FieldId};
 use channel_parser::{fold_char, AtomView, ChannelFile, Event, EventKind, Scratch, Text};
 use sensor_core::protect::{
     self as kernel, CriticalImage, ProtectedPipe, Requestor, SystemRoot, CRITICAL_IMAGES,
@@ -420,34 +421,30 @@ impl Tri {
     }
 }
 
-/// Kleene evaluation of a validated program (FORMAT.md §8).
+/// Kleene evaluation of a validated program (FORMAT.md §8), decoded by the
+/// format's one decoder; anything malformed is *unknown*.
 fn eval_program(program: &[u8], mut atom: impl FnMut(u32) -> Tri) -> Tri {
     let mut st: Vec<Tri> = Vec::new();
-    let mut pc = 0;
-    while let Some(&opcode) = program.get(pc) {
-        pc += 1;
-        match opcode {
-            op::ATOM => {
-                let idx = program
-                    .get(pc..pc + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(u32::MAX, u32::from_le_bytes);
-                pc += 4;
-                st.push(atom(idx));
-            }
-            op::TRUE => st.push(Tri::True),
-            op::FALSE => st.push(Tri::False),
-            op::NOT => {
-                let a = st.pop().unwrap_or(Tri::Unknown);
-                st.push(a.not());
-            }
-            op::AND | op::OR => {
+    for item in channel_format::program::instructions(program) {
+        let Ok((_, instr)) = item else {
+            return Tri::Unknown;
+        };
+        let v = match instr {
+            Instr::Atom(idx) => atom(idx),
+            Instr::True => Tri::True,
+            Instr::False => Tri::False,
+            Instr::Not => st.pop().unwrap_or(Tri::Unknown).not(),
+            Instr::And | Instr::Or => {
                 let b = st.pop().unwrap_or(Tri::Unknown);
                 let a = st.pop().unwrap_or(Tri::Unknown);
-                st.push(if opcode == op::AND { a.and(b) } else { a.or(b) });
+                if instr == Instr::And {
+                    a.and(b)
+                } else {
+                    a.or(b)
+                }
             }
-            _ => return Tri::Unknown,
-        }
+        };
+        st.push(v);
     }
     st.pop().unwrap_or(Tri::Unknown)
 }
@@ -931,9 +928,11 @@ mod tests {
         assert_eq!(Unknown.and(False), False);
         assert_eq!(Unknown.or(True), True);
         assert_eq!(Unknown.not(), Unknown);
-        let prog = |ops: &[u8]| ops.to_vec();
         // atom0 AND NOT atom1
-        let mut p = prog(&[op::ATOM, 0, 0, 0, 0, op::ATOM, 1, 0, 0, 0, op::NOT, op::AND]);
+        let mut p = Vec::new();
+        for i in [Instr::Atom(0), Instr::Atom(1), Instr::Not, Instr::And] {
+            p.extend_from_slice(i.encode().as_bytes());
+        }
         let v = |a: Tri, b: Tri| move |i: u32| if i == 0 { a } else { b };
         assert_eq!(eval_program(&p, v(True, False)), True);
         assert_eq!(eval_program(&p, v(True, True)), False);

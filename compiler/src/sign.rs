@@ -3,7 +3,8 @@
 use crate::compile::assemble;
 use crate::AlignedBytes;
 use channel_format::SectionKind;
-use content_trust::{message, signed_digest, ENTRY_LEN, MAX_SIGNATURES, SIGNATURE_VERSION};
+use channel_format::{self as fmt, SignatureEntryRecord, SignatureRecord};
+use content_trust::{message, signed_digest, MAX_SIGNATURES, SIGNATURE_VERSION};
 use ed25519_dalek::{Signer, SigningKey};
 
 /// Signs a valid channel file with one to four keys: the SIGNATURE section is
@@ -37,26 +38,37 @@ pub fn sign(unsigned: &[u8], keys: &[SigningKey]) -> Result<Vec<u8>, String> {
             )
         })
         .collect();
-    let mut block = Vec::with_capacity(8 + keys.len() * ENTRY_LEN);
-    block.extend_from_slice(&SIGNATURE_VERSION.to_le_bytes());
-    block.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-    block.resize(8 + keys.len() * ENTRY_LEN, 0);
+    let head = SignatureRecord {
+        version: SIGNATURE_VERSION,
+        count: keys.len() as u32,
+    };
+    let mut block = head.to_bytes().to_vec();
+    block.resize(
+        fmt::signature::LEN + keys.len() * fmt::signature_entry::LEN,
+        0,
+    );
     sections.push((SectionKind::SIGNATURE, 0, block));
     let mut out = assemble(header.sequence, header.optional_flags, &sections);
-    out[channel_format::header::FORMAT_MINOR..channel_format::header::FORMAT_MINOR + 2]
-        .copy_from_slice(&header.format_minor.to_le_bytes());
+    fmt::header::FORMAT_MINOR
+        .set(&mut out, header.format_minor)
+        .ok_or("file shorter than its header")?;
     let digest = signed_digest(&out).map_err(|e| e.to_string())?;
     let msg = message(&digest);
     let frame = channel_parser::parse_frame(&out).map_err(|e| e.to_string())?;
     let (sig_off, _) = frame
         .section(SectionKind::SIGNATURE)
         .ok_or("signature section missing after assembly")?;
+    let entries = &mut out[sig_off as usize + fmt::signature::LEN..];
     for (i, key) in keys.iter().enumerate() {
-        let at = sig_off as usize + 8 + i * ENTRY_LEN;
         let public = key.verifying_key().to_bytes();
-        out[at..at + 8].copy_from_slice(&content_trust::key_id(&public).0);
-        out[at + 8..at + 40].copy_from_slice(&public);
-        out[at + 40..at + 104].copy_from_slice(&key.sign(&msg).to_bytes());
+        let entry = SignatureEntryRecord {
+            key_id: content_trust::key_id(&public).0,
+            public_key: public,
+            signature: key.sign(&msg).to_bytes(),
+        };
+        SignatureEntryRecord::nth_mut(entries, i)
+            .and_then(|slot| entry.write(slot))
+            .ok_or("signature block shorter than its entries")?;
     }
     Ok(out)
 }
@@ -78,7 +90,7 @@ mod tests {
 
     #[test]
     fn signed_files_verify_and_every_tampering_is_detected() {
-        let unsigned = crate::malformed::fixture_file();
+        let unsigned = test_kit::malformed::fixture_file();
         assert_eq!(
             verify(&unsigned, &[trusted(&key(1))]),
             Err(TrustError::Unsigned)
@@ -135,7 +147,10 @@ mod tests {
         ));
         // Key id not matching its key.
         let mut t = signed.clone();
-        t[sig_off as usize + 8] ^= 1;
+        let key_id = sig_off as usize
+            + channel_format::signature::LEN
+            + channel_format::signature_entry::KEY_ID.offset();
+        t[key_id] ^= 1;
         assert!(matches!(
             verify(&t, &[trusted(&key(1))]),
             Err(TrustError::BadSignatureBlock { .. })
@@ -144,7 +159,7 @@ mod tests {
 
     #[test]
     fn two_signatures_for_key_rotation() {
-        let signed = sign(&crate::malformed::fixture_file(), &[key(1), key(2)]).unwrap();
+        let signed = sign(&test_kit::malformed::fixture_file(), &[key(1), key(2)]).unwrap();
         assert!(verify(&signed, &[trusted(&key(2))]).is_ok());
         assert!(verify(&signed, &[trusted(&key(1))]).is_ok());
         assert!(sign(&signed, &[]).is_err());

@@ -5,10 +5,10 @@
 use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
 use pipe_compiler::import::load_paths;
 use pipe_compiler::model::RuleSet;
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use test_kit::reference::{matching_ids, RefEvent};
 
 fn corpus(p: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(p)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pipe_compiler::import::load_paths;
 use pipe_compiler::model::{Action, RuleSet, Severity};
-use pipe_compiler::reference::{eval_rule, matching_ids, RefEvent};
+use test_kit::reference::{eval_rule, matching_ids, RefEvent};
 
 fn corpus(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(rel)

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use pipe_compiler::import::load_yaml;
 use pipe_compiler::model::{Action, Matcher, Severity};
-use pipe_compiler::reference::{eval_rule, failing_cases, RefEvent};
+use test_kit::reference::{eval_rule, failing_cases, RefEvent};
 
 const DOC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rules.md"));
 
@@ -55,7 +55,7 @@ fn documented_example_imports_and_its_tests_pass() {
         Some(r"- '\postex_1234'")
     );
     let connect = &rules[1].tests[1];
-    assert_eq!(connect.kind, Some(2));
+    assert_eq!(connect.kind.map(|k| k.value()), Some(2));
     assert_eq!(connect.image.as_deref(), Some(r"C:\Users\Public\p.exe"));
 }
 

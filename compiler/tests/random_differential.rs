@@ -9,8 +9,8 @@ use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::{
     Action, Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, Severity, SourceLoc,
 };
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+use test_kit::reference::{matching_ids, RefEvent};
 
 /// A small deterministic generator (PCG-style LCG), so failures reproduce.
 struct Rng(u64);

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
 use pipe_compiler::import::{load_yaml, sysmon, SysmonOptions};
 use pipe_compiler::model::RuleSet;
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+use test_kit::reference::{matching_ids, RefEvent};
 
 fn kernel_ids(
     bytes: &AlignedBytes,
@@ -242,25 +242,25 @@ fn documented_example_cases_hold_in_the_kernel() {
     let bytes =
         compile(&set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
     let aligned = AlignedBytes::new(&bytes);
+    // The runner `pipectl test` uses (process id 0, UTF-16)...
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let outcomes = test_kit::cases::run(&set, &file, &mut Scratch::new());
     let mut cases = 0;
-    for rule in &set.rules {
-        for case in &rule.tests {
-            let kind = if case.kind == Some(2) {
-                EventKind::Connect
-            } else {
-                EventKind::Create
-            };
-            let (utf8, utf16) = kernel_ids(&aligned, &case.pipe_name, case.image.as_deref(), kind);
-            assert_eq!(
-                utf8.contains(&rule.id),
-                case.expect_match,
-                "rule {} case at {}",
-                rule.id,
-                case.source
-            );
-            assert_eq!(utf16, utf8, "case at {}", case.source);
-            cases += 1;
-        }
+    for o in &outcomes {
+        assert!(o.passed(), "{}", o.failure());
+        // ...and the same cases with another process id, UTF-8 and UTF-16.
+        let (rule, case) = (o.rule, o.case);
+        let kind = case.kind.unwrap_or(EventKind::Create);
+        let (utf8, utf16) = kernel_ids(&aligned, &case.pipe_name, case.image.as_deref(), kind);
+        assert_eq!(
+            utf8.contains(&rule.id),
+            case.expect_match,
+            "rule {} case at {}",
+            rule.id,
+            case.source
+        );
+        assert_eq!(utf16, utf8, "case at {}", case.source);
+        cases += 1;
     }
     assert_eq!(cases, 14);
 }

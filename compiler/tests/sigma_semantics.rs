@@ -8,7 +8,7 @@ use pipe_compiler::import::load_yaml;
 
 mod tables;
 use pipe_compiler::model::Rule;
-use pipe_compiler::reference::{eval_rule, RefEvent};
+use test_kit::reference::{eval_rule, RefEvent};
 
 /// A Sigma rule around `detection` (indented by 4 under `detection:`).
 fn sigma(detection: &str) -> Rule {

@@ -7,7 +7,7 @@ mod tables;
 
 use pipe_compiler::import::{load_paths, sysmon, SysmonOptions};
 use pipe_compiler::model::{Action, RuleSet, Severity};
-use pipe_compiler::reference::{matching_ids, RefEvent};
+use test_kit::reference::{matching_ids, RefEvent};
 
 fn config(blocks: &[(&str, &str)]) -> String {
     let mut s = String::from("<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n");

@@ -1,9 +1,10 @@
 //! Signature verification of channel files.
 //!
-//! A signed channel file carries, in its SIGNATURE section (FORMAT.md §13),
+//! A signed channel file carries, in its SIGNATURE section (FORMAT.md §14),
 //! one to four entries of: key id (8 bytes: the first 8 bytes of SHA-256 of
-//! the public key), Ed25519 public key (32 bytes), signature (64 bytes). Each
-//! signature is over
+//! the public key), Ed25519 public key (32 bytes), signature (64 bytes) —
+//! `channel_format::SignatureRecord` and `SignatureEntryRecord`, the only
+//! definition of that layout. Each signature is over
 //!
 //! ```text
 //! "pipe-sensor channel file signature v1\0" || SHA-256(file bytes, minus the SIGNATURE section's body)
@@ -32,17 +33,17 @@
     )
 )]
 
-use channel_format::SectionKind;
+use channel_format::{signature, SectionKind, SignatureEntryRecord, SignatureRecord};
 use channel_parser::{parse_frame, ParseError};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// Domain separation prefix of the signed message.
 pub const DOMAIN: &[u8] = b"pipe-sensor channel file signature v1\0";
-/// Length of one signature entry.
-pub const ENTRY_LEN: usize = 104;
+/// Length of one signature entry ([`SignatureEntryRecord`]).
+pub const ENTRY_LEN: usize = channel_format::signature_entry::LEN;
 /// Most signatures one file may carry (key rotation: old and new key).
-pub const MAX_SIGNATURES: u32 = 4;
+pub const MAX_SIGNATURES: u32 = channel_format::MAX_SIGNATURES;
 /// Version word of the SIGNATURE section this crate reads and writes.
 pub const SIGNATURE_VERSION: u32 = channel_format::SIGNATURE_VERSION;
 
@@ -185,27 +186,29 @@ fn entries_at(
         .section_bytes(SectionKind::SIGNATURE)
         .ok_or(TrustError::Unsigned)?;
     let bad = |reason| TrustError::BadSignatureBlock { offset, reason };
-    let version = u32::from_le_bytes(arr(body.get(0..4).ok_or(bad("shorter than 8 bytes"))?));
-    let count = u32::from_le_bytes(arr(body.get(4..8).ok_or(bad("shorter than 8 bytes"))?));
-    if version != SIGNATURE_VERSION {
+    let head = SignatureRecord::read(body).ok_or(bad("shorter than 8 bytes"))?;
+    if head.version != SIGNATURE_VERSION {
         return Err(bad("unknown version"));
     }
-    if count > MAX_SIGNATURES {
+    if head.count > MAX_SIGNATURES {
         return Err(bad("more than 4 signatures"));
     }
-    let rest = body.get(8..).unwrap_or(&[]);
-    if rest.len() != (count as usize).saturating_mul(ENTRY_LEN) {
+    let rest = body.get(signature::LEN..).unwrap_or(&[]);
+    if rest.len() != (head.count as usize).saturating_mul(ENTRY_LEN) {
         return Err(bad("length does not match the signature count"));
     }
-    if count == 0 {
+    if head.count == 0 {
         return Err(TrustError::Unsigned);
     }
-    let it = rest.chunks_exact(ENTRY_LEN).map(|e| SignatureEntry {
-        key_id: KeyId(arr(e.get(0..8).unwrap_or(&[]))),
-        public_key: arr(e.get(8..40).unwrap_or(&[])),
-        signature: arr(e.get(40..104).unwrap_or(&[])),
+    let it = rest.chunks_exact(ENTRY_LEN).filter_map(|e| {
+        let r = SignatureEntryRecord::read(e)?;
+        Some(SignatureEntry {
+            key_id: KeyId(r.key_id),
+            public_key: r.public_key,
+            signature: r.signature,
+        })
     });
-    Ok((offset, count, it))
+    Ok((offset, head.count, it))
 }
 
 /// SHA-256 of every byte of the file except the SIGNATURE section's body.
@@ -253,8 +256,8 @@ pub fn verify(bytes: &[u8], trusted: &[TrustedKey]) -> Result<KeyId, TrustError>
     let mut first_untrusted: Option<SignatureEntry> = None;
     for (i, e) in (0u32..).zip(entries) {
         let offset = section
-            .saturating_add(8)
-            .saturating_add(i.saturating_mul(104));
+            .saturating_add(signature::LEN_U32)
+            .saturating_add(i.saturating_mul(channel_format::signature_entry::LEN_U32));
         if key_id(&e.public_key) != e.key_id {
             return Err(TrustError::BadSignatureBlock {
                 offset,

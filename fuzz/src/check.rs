@@ -3,8 +3,8 @@
 
 use channel_parser::{AtomKind, ChannelFile, DfaSlot, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::RuleSet;
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use std::ops::ControlFlow;
+use test_kit::reference::{matching_ids, RefEvent};
 
 /// Rule indices `for_each_match` reports for `ev`.
 pub fn kernel_indices(file: &ChannelFile<'_>, ev: &Event<'_>, scratch: &mut Scratch) -> Vec<u32> {

@@ -22,11 +22,9 @@ use pipe_compiler::{compile, AlignedBytes, CompileErrorKind, CompileOptions};
 /// is the first `total_len` bytes (header offset 32) when that fits, the rest
 /// is the pipe name as UTF-16LE units.
 pub fn split_file_and_name(data: &[u8]) -> (&[u8], Vec<u16>) {
-    let total = data
-        .get(fmt::header::TOTAL_LEN..fmt::header::TOTAL_LEN + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let total = fmt::header::TOTAL_LEN.get(data).map(|t| t as usize);
     match total {
-        Some(t) if t >= 64 && t <= data.len() => {
+        Some(t) if t >= fmt::header::LEN && t <= data.len() => {
             let (file, tail) = data.split_at(t);
             let units = tail
                 .chunks(2)
@@ -167,14 +165,22 @@ pub fn frame(data: &[u8]) -> Vec<u8> {
 
 /// A valid version-1 header (lengths filled in by the layout).
 pub fn header_bytes() -> Vec<u8> {
-    let mut h = vec![0u8; 64];
-    h[..8].copy_from_slice(&fmt::MAGIC);
-    h[8..10].copy_from_slice(&fmt::ENDIAN_MARKER.to_le_bytes());
-    h[10..12].copy_from_slice(&fmt::HEADER_LEN.to_le_bytes());
-    h[12..14].copy_from_slice(&fmt::FORMAT_VERSION.to_le_bytes());
-    h[16..20].copy_from_slice(&fmt::CHANNEL_PIPES.to_le_bytes());
-    h[24..32].copy_from_slice(&1u64.to_le_bytes());
-    h
+    fmt::HeaderRecord {
+        magic: fmt::MAGIC,
+        endian: fmt::ENDIAN_MARKER,
+        header_len: fmt::HEADER_LEN,
+        format_major: fmt::FORMAT_VERSION,
+        format_minor: 0,
+        channel: fmt::CHANNEL_PIPES,
+        required_flags: 0,
+        sequence: 1,
+        total_len: 0,
+        section_count: 0,
+        optional_flags: 0,
+        reserved: [0; 20],
+    }
+    .to_bytes()
+    .to_vec()
 }
 
 /// `parse_framed`: see [`frame`].
@@ -407,20 +413,14 @@ fn compile_imported(rules: Vec<pipe_compiler::model::Rule>) {
     let mut scratch = Scratch::new();
     for rule in &set.rules {
         for case in rule.tests.iter().take(8) {
-            let units: Vec<u16> = case.pipe_name.encode_utf16().collect();
-            let image: Option<Vec<u16>> = case.image.as_ref().map(|i| i.encode_utf16().collect());
-            let kind = if case.kind == Some(2) {
-                EventKind::Connect
-            } else {
-                EventKind::Create
-            };
+            let ev = test_kit::cases::CaseEvent::of(case);
             check::compare_with_reference(
                 &set,
                 &file,
-                &units,
-                image.as_deref(),
+                ev.name(),
+                ev.image(),
                 0,
-                kind,
+                ev.kind,
                 &mut scratch,
             );
         }

@@ -7,7 +7,7 @@
 //! deliberately edit the header or the table after layout.
 
 use arbitrary::{Result, Unstructured};
-use channel_format as fmt;
+use channel_format::{self as fmt, dfa_table, header, section, SectionRecord};
 
 /// A channel file split into its parts.
 #[derive(Debug, Clone)]
@@ -20,25 +20,19 @@ pub struct Layout {
     pub order: Vec<usize>,
 }
 
-fn rd32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 impl Layout {
     /// Splits a (well-framed) file; `None` if the framing is not readable.
     pub fn split(bytes: &[u8]) -> Option<Layout> {
-        let header = bytes.get(..64)?.to_vec();
-        let count = rd32(&header, fmt::header::SECTION_COUNT)? as usize;
+        let header = bytes.get(..header::LEN)?.to_vec();
+        let count = header::SECTION_COUNT.get(&header)? as usize;
+        let table = &bytes[header::LEN..];
         let mut sections = Vec::new();
         let mut placed = Vec::new();
         for i in 0..count.min(64) {
-            let e = 64 + 16 * i;
-            let kind = rd32(bytes, e)?;
-            let flags = rd32(bytes, e + 4)?;
-            let off = rd32(bytes, e + 8)? as usize;
-            let len = rd32(bytes, e + 12)? as usize;
+            let e = SectionRecord::read_nth(table, i)?;
+            let (off, len) = (e.offset as usize, e.len as usize);
             let body = bytes.get(off..off.checked_add(len)?)?.to_vec();
-            sections.push((kind, flags, body));
+            sections.push((e.kind, e.flags, body));
             placed.push((off, i));
         }
         placed.sort_unstable();
@@ -54,10 +48,10 @@ impl Layout {
     pub fn join(&self) -> Vec<u8> {
         let n = self.sections.len();
         let mut out = self.header.clone();
-        out.resize(64 + 16 * n, 0);
+        out.resize(header::LEN + section::LEN * n, 0);
         let mut offs = vec![(0u32, 0u32); n];
         for &i in &self.order {
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(fmt::SECTION_ALIGN as usize) {
                 out.push(0);
             }
             let body = &self.sections[i].2;
@@ -65,17 +59,19 @@ impl Layout {
             out.extend_from_slice(body);
         }
         for (i, (kind, flags, _)) in self.sections.iter().enumerate() {
-            let e = 64 + 16 * i;
-            out[e..e + 4].copy_from_slice(&kind.to_le_bytes());
-            out[e + 4..e + 8].copy_from_slice(&flags.to_le_bytes());
-            out[e + 8..e + 12].copy_from_slice(&offs[i].0.to_le_bytes());
-            out[e + 12..e + 16].copy_from_slice(&offs[i].1.to_le_bytes());
+            let e = SectionRecord {
+                kind: *kind,
+                flags: *flags,
+                offset: offs[i].0,
+                len: offs[i].1,
+            };
+            if let Some(slot) = SectionRecord::nth_mut(&mut out[header::LEN..], i) {
+                e.write(slot);
+            }
         }
         let total = out.len() as u32;
-        out[fmt::header::TOTAL_LEN..fmt::header::TOTAL_LEN + 4]
-            .copy_from_slice(&total.to_le_bytes());
-        out[fmt::header::SECTION_COUNT..fmt::header::SECTION_COUNT + 4]
-            .copy_from_slice(&(n as u32).to_le_bytes());
+        header::TOTAL_LEN.set(&mut out, total);
+        header::SECTION_COUNT.set(&mut out, n as u32);
         out
     }
 }
@@ -115,11 +111,12 @@ fn write_le(body: &mut [u8], at: usize, v: u32, width: usize) {
 
 /// The (offset, len) of each DFA blob inside a DFAS body (from its table).
 fn dfa_blobs(body: &[u8]) -> Vec<(usize, usize)> {
-    let count = rd32(body, 0).unwrap_or(0) as usize;
+    let count = dfa_table::COUNT.get(body).unwrap_or(0) as usize;
+    let entries = body.get(dfa_table::LEN..).unwrap_or(&[]);
     (0..count.min(4096))
         .filter_map(|i| {
-            let off = rd32(body, 8 + 8 * i)? as usize;
-            let len = rd32(body, 12 + 8 * i)? as usize;
+            let e = fmt::DfaEntryRecord::read_nth(entries, i)?;
+            let (off, len) = (e.offset as usize, e.len as usize);
             (off.checked_add(len)? <= body.len()).then_some((off, len))
         })
         .collect()
@@ -213,10 +210,11 @@ pub fn mutate(u: &mut Unstructured<'_>, l: &mut Layout) -> Result<Vec<u8>> {
                     l.sections[s].1 = u.int_in_range(0..=3)?;
                 }
             }
-            // Break the framing on purpose (after layout).
+            // Break the framing on purpose (after layout): the header and
+            // the first four section-table entries.
             _ => {
-                let at = u.int_in_range(0..=127)?;
-                let v = interesting(u, 64)?;
+                let at = u.int_in_range(0..=header::LEN + 4 * section::LEN - 1)?;
+                let v = interesting(u, header::LEN_U32)?;
                 raw_edits.push((at, v, *u.choose(&[1usize, 4])?));
             }
         }

@@ -1,6 +1,6 @@
 //! The error type of [`crate::parse`].
 
-use channel_format::{FieldId, SectionKind};
+use channel_format::{header, FieldId, SectionKind};
 
 /// Why a channel file was rejected.
 ///
@@ -27,17 +27,22 @@ pub enum ParseError {
         available: u32,
     },
     /// The file does not start with the channel-file magic.
-    #[error("offset 0: bad magic: not a pipe-sensor channel file")]
+    #[error("offset {at}: bad magic: not a pipe-sensor channel file", at = header::MAGIC.offset())]
     BadMagic,
     /// The endianness marker is not `0xFEFF` little-endian.
-    #[error("offset 8: bad endianness marker {found:#06x} (expected 0xfeff)")]
+    #[error(
+        "offset {at}: bad endianness marker {found:#06x} (expected {marker:#06x})",
+        at = header::ENDIAN.offset(),
+        marker = channel_format::ENDIAN_MARKER
+    )]
     BadEndianness {
         /// The marker read.
         found: u16,
     },
     /// The major format version is not the one this parser reads.
     #[error(
-        "offset 12: unsupported format version {found} (this sensor reads version {expected})"
+        "offset {at}: unsupported format version {found} (this sensor reads version {expected})",
+        at = header::FORMAT_MAJOR.offset()
     )]
     UnsupportedVersion {
         /// The version in the file.
@@ -45,26 +50,40 @@ pub enum ParseError {
         /// The version this parser reads.
         expected: u16,
     },
-    /// The header length is not 64.
-    #[error("offset 10: header length {found} (expected 64)")]
+    /// The header length is not the header's (64).
+    #[error(
+        "offset {at}: header length {found} (expected {len})",
+        at = header::HEADER_LEN.offset(),
+        len = header::LEN
+    )]
     BadHeaderLen {
         /// The length in the file.
         found: u16,
     },
     /// The file is for another channel.
-    #[error("offset 16: channel {found} (expected 291)")]
+    #[error(
+        "offset {at}: channel {found} (expected {channel})",
+        at = header::CHANNEL.offset(),
+        channel = channel_format::CHANNEL_PIPES
+    )]
     WrongChannel {
         /// The channel in the file.
         found: u32,
     },
     /// A required flag unknown to this parser is set.
-    #[error("offset 20: unknown required flags {flags:#x}: the file needs a newer sensor")]
+    #[error(
+        "offset {at}: unknown required flags {flags:#x}: the file needs a newer sensor",
+        at = header::REQUIRED_FLAGS.offset()
+    )]
     UnknownRequiredFlags {
         /// The unknown bits.
         flags: u32,
     },
     /// The header's total length differs from the input length.
-    #[error("offset 32: header says {header} bytes but the file has {actual}")]
+    #[error(
+        "offset {at}: header says {header} bytes but the file has {actual}",
+        at = header::TOTAL_LEN.offset()
+    )]
     LengthMismatch {
         /// Length in the header.
         header: u32,
@@ -95,9 +114,10 @@ pub enum ParseError {
         /// Its length.
         len: u32,
     },
-    /// A section does not start at a multiple of 8.
+    /// A section does not start at a multiple of `SECTION_ALIGN` (8).
     #[error(
-        "offset {offset}: section {index} ({kind}) starts at {section_offset}, not a multiple of 8"
+        "offset {offset}: section {index} ({kind}) starts at {section_offset}, not a multiple of {align}",
+        align = channel_format::SECTION_ALIGN
     )]
     SectionMisaligned {
         /// Offset of the section-table entry.
@@ -352,13 +372,13 @@ impl ParseError {
     pub fn offset(&self) -> Option<u32> {
         use ParseError::*;
         match *self {
-            BadMagic => Some(0),
-            BadEndianness { .. } => Some(8),
-            UnsupportedVersion { .. } => Some(12),
-            BadHeaderLen { .. } => Some(10),
-            WrongChannel { .. } => Some(16),
-            UnknownRequiredFlags { .. } => Some(20),
-            LengthMismatch { .. } => Some(32),
+            BadMagic => Some(header::MAGIC.offset_u32()),
+            BadEndianness { .. } => Some(header::ENDIAN.offset_u32()),
+            UnsupportedVersion { .. } => Some(header::FORMAT_MAJOR.offset_u32()),
+            BadHeaderLen { .. } => Some(header::HEADER_LEN.offset_u32()),
+            WrongChannel { .. } => Some(header::CHANNEL.offset_u32()),
+            UnknownRequiredFlags { .. } => Some(header::REQUIRED_FLAGS.offset_u32()),
+            LengthMismatch { .. } => Some(header::TOTAL_LEN.offset_u32()),
             MissingSection { .. } => None,
             Truncated { offset, .. }
             | NonZeroReserved { offset, .. }

@@ -48,10 +48,10 @@ mod view;
 mod wire;
 
 pub use channel_format::{
-    Action, AtomKind, FieldId, FieldType, Limits, Ring, SectionKind, Severity,
+    Action, AtomKind, EventKind, FieldId, FieldType, Limits, Ring, SectionKind, Severity,
 };
 pub use error::ParseError;
-pub use matcher::{DfaSlot, Event, EventKind, Scratch, Verdict};
+pub use matcher::{DfaSlot, Event, Scratch, Verdict, SCRATCH_HITS};
 pub use text::{fold_char, is_folded, Chars, Text};
 pub use validate::{parse, parse_frame, parse_with_limits, Frame};
 pub use view::{AtomView, ChannelFile, Header, RuleView, SectionInfo};

@@ -23,33 +23,17 @@
 
 use crate::text::{glob_match, Text};
 use crate::view::{Automaton, ChannelFile, RuleView, StateRec};
-use channel_format::{op, Action, AtomKind, FieldId};
+use channel_format::program::{self, Instr};
+use channel_format::{atom, rule, Action, AtomKind, EventKind, Field, FieldId};
 
-const ATOM_LEN: u32 = channel_format::ATOM_LEN as u32;
+const ATOM_LEN: u32 = atom::LEN_U32;
 use core::ops::ControlFlow;
 
 /// Distinct atoms one scan can record; equal to the largest number of atoms a
-/// rule may have, so a window always holds at least one whole rule.
-pub const SCRATCH_HITS: usize = 256;
-
-/// The kind of pipe event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`).
-    Create,
-    /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS).
-    Connect,
-}
-
-impl EventKind {
-    /// The value rules compare `EventKind` with: 1 create, 2 connect.
-    pub const fn value(self) -> u32 {
-        match self {
-            EventKind::Create => 1,
-            EventKind::Connect => 2,
-        }
-    }
-}
+/// rule may have ([`channel_format::ATOMS_PER_RULE_CEILING`], which caps
+/// `Limits::max_atoms_per_rule`), so a window always holds at least one whole
+/// rule.
+pub const SCRATCH_HITS: usize = channel_format::ATOMS_PER_RULE_CEILING as usize;
 
 /// One pipe event, as the sensor sees it.
 #[derive(Debug, Clone, Copy)]
@@ -387,34 +371,35 @@ impl<'a> ChannelFile<'a> {
         }
     }
 
-    /// Atom record field at byte `off` (hot path: no view is built).
+    /// Field `f` of atom record `idx` (hot path: no view is built).
     #[inline]
-    fn a32(&self, idx: u32, off: u32) -> u32 {
+    fn a32(&self, idx: u32, f: Field<u32>) -> u32 {
         self.atoms
-            .le32(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+            .le32(idx.wrapping_mul(ATOM_LEN).wrapping_add(f.offset_u32()))
     }
 
     #[inline]
-    fn a16(&self, idx: u32, off: u32) -> u16 {
+    fn a16(&self, idx: u32, f: Field<u16>) -> u16 {
         self.atoms
-            .le16(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+            .le16(idx.wrapping_mul(ATOM_LEN).wrapping_add(f.offset_u32()))
     }
 
     #[inline]
-    fn a8(&self, idx: u32, off: u32) -> u8 {
-        self.atoms.le8(idx.wrapping_mul(ATOM_LEN).wrapping_add(off))
+    fn a8(&self, idx: u32, f: Field<u8>) -> u8 {
+        self.atoms
+            .le8(idx.wrapping_mul(ATOM_LEN).wrapping_add(f.offset_u32()))
     }
 
     fn record_hit(&self, atom_idx: u32, end: u32, scratch: &mut Scratch, lo: u32, hi: &mut u32) {
-        let len = self.a32(atom_idx, 12);
-        let end = match AtomKind(self.a8(atom_idx, 6)) {
+        let len = self.a32(atom_idx, atom::STR_LEN);
+        let end = match AtomKind(self.a8(atom_idx, atom::KIND)) {
             AtomKind::PREFIX if end == len => TRUE_HIT,
             AtomKind::EXACT if end == len => end,
             AtomKind::PREFIX | AtomKind::EXACT => return,
             AtomKind::SUFFIX => end,
             _ => TRUE_HIT,
         };
-        scratch.record(atom_idx, self.a32(atom_idx, 0), end, lo, hi);
+        scratch.record(atom_idx, self.a32(atom_idx, atom::RULE), end, lo, hi);
     }
 
     fn evaluate_window(
@@ -474,32 +459,31 @@ impl<'a> ChannelFile<'a> {
         scratch: &Scratch,
         dfas: &[DfaSlot<'a>],
     ) -> bool {
-        let off = self.rule_u32(rule, 20);
-        let len = u32::from(self.rule_u16(rule, 24));
+        let off = self.rule_u32(rule, rule::PROG_OFF);
+        let len = u32::from(self.rule_u16(rule, rule::PROG_LEN));
         let prog = self
             .programs
             .bytes
             .get(off as usize..(off as usize).saturating_add(len as usize))
             .unwrap_or(&[]);
+        // The format's decoder (a validated program: a decoding error cannot
+        // happen; it would count as "no match").
+        let mut rest = prog;
         let mut stack = 0u64;
-        let mut pc = 0usize;
-        while let Some(&opcode) = prog.get(pc) {
-            pc = pc.saturating_add(1);
-            match opcode {
-                op::ATOM => {
-                    let idx = match prog.get(pc..pc.saturating_add(4)) {
-                        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-                        _ => return false,
-                    };
-                    pc = pc.saturating_add(4);
-                    stack = (stack << 1) | u64::from(self.eval_atom(idx, event, scratch, dfas));
+        while let Some(decoded) = program::step(&mut rest, |instr| {
+            stack = match instr {
+                Instr::Atom(idx) => {
+                    (stack << 1) | u64::from(self.eval_atom(idx, event, scratch, dfas))
                 }
-                op::TRUE => stack = (stack << 1) | 1,
-                op::FALSE => stack <<= 1,
-                op::NOT => stack ^= 1,
-                op::AND => stack = (stack >> 1) & (stack | !1),
-                op::OR => stack = (stack >> 1) | (stack & 1),
-                _ => return false,
+                Instr::True => (stack << 1) | 1,
+                Instr::False => stack << 1,
+                Instr::Not => stack ^ 1,
+                Instr::And => (stack >> 1) & (stack | !1),
+                Instr::Or => (stack >> 1) | (stack & 1),
+            }
+        }) {
+            if decoded.is_err() {
+                return false;
             }
         }
         stack & 1 == 1
@@ -512,10 +496,10 @@ impl<'a> ChannelFile<'a> {
         scratch: &Scratch,
         dfas: &[DfaSlot<'a>],
     ) -> bool {
-        let field = FieldId(self.a16(idx, 4));
-        let kind = AtomKind(self.a8(idx, 6));
-        let prefiltered = self.a8(idx, 7) & channel_format::ATOM_FLAG_PREFILTERED != 0;
-        let arg = self.a32(idx, 16);
+        let field = FieldId(self.a16(idx, atom::FIELD));
+        let kind = AtomKind(self.a8(idx, atom::KIND));
+        let prefiltered = self.a8(idx, atom::FLAGS) & channel_format::ATOM_FLAG_PREFILTERED != 0;
+        let arg = self.a32(idx, atom::ARG);
         let (text, slot) = match field {
             FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
             FieldId::IMAGE => (event.image, 1),
@@ -536,7 +520,11 @@ impl<'a> ChannelFile<'a> {
             AtomKind::GLOB => {
                 let pattern = self
                     .strings
-                    .str_at(self.a32(idx, 8), self.a32(idx, 12), "glob")
+                    .str_at(
+                        self.a32(idx, atom::STR_OFF),
+                        self.a32(idx, atom::STR_LEN),
+                        "glob",
+                    )
                     .unwrap_or("");
                 (!prefiltered || hit.is_some()) && glob_match(pattern, text)
             }

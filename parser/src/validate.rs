@@ -14,13 +14,13 @@
 use crate::view::{Automaton, ChannelFile, Header};
 use crate::wire::{add, mul, Region};
 use crate::{Capabilities, ParseError};
-use channel_format::{self as fmt, AtomKind, FieldId, FieldType, Limits, SectionKind};
+use channel_format::{
+    self as fmt, always, atom, automaton, dfa_entry, dfa_table, enforcement, output, prefilter,
+    rollout, rule, rule_field, schema, section, signature, state, AtomKind, FieldId, FieldType,
+    Limits, SectionKind,
+};
 
-const HEADER_LEN: u32 = fmt::HEADER_LEN as u32;
-const ENTRY_LEN: u32 = 16;
-const RULE_LEN: u32 = 32;
-const ATOM_LEN: u32 = 20;
-const STATE_LEN: u32 = 16;
+const HEADER_LEN: u32 = fmt::header::LEN_U32;
 const MAX_KIND: usize = 13;
 
 /// Validates `bytes` as a channel file for a sensor with `caps`, with the
@@ -76,27 +76,20 @@ pub fn parse_with_limits<'a>(
     let schema_mask = parse_schema(schema, caps)?;
     let rule_count = record_count(
         rules,
-        RULE_LEN,
+        rule::LEN_U32,
         "rules",
         "is not a multiple of the 32-byte rule record",
     )?;
     check_limit(rules.offset, "rule count", rule_count, limits.max_rules)?;
     let atom_count = record_count(
         atoms,
-        ATOM_LEN,
+        atom::LEN_U32,
         "atoms",
         "is not a multiple of the 20-byte atom record",
     )?;
     check_limit(atoms.offset, "atom count", atom_count, limits.max_atoms)?;
-    if !rule_fields.len().is_multiple_of(2) {
-        return Err(ParseError::BadSectionLen {
-            offset: rule_fields.offset,
-            what: "rule-fields",
-            len: rule_fields.len(),
-            reason: "is odd",
-        });
-    }
-    let always_count = record_count(always, 4, "always", "is not a multiple of 4")?;
+    record_count(rule_fields, rule_field::LEN_U32, "rule-fields", "is odd")?;
+    let always_count = record_count(always, always::LEN_U32, "always", "is not a multiple of 4")?;
     let dfa_count = parse_dfas(bytes, dfas, limits)?;
 
     let mut cf = ChannelFile {
@@ -121,7 +114,7 @@ pub fn parse_with_limits<'a>(
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
     parse_always(&cf, flagged)?;
     if let Some(Some(r)) = sections.get(SectionKind::SIGNATURE.0 as usize) {
-        let v = r.u32_at(0, "signature section version")?;
+        let v = r.get(signature::VERSION, "signature section version")?;
         if v != fmt::SIGNATURE_VERSION {
             return Err(ParseError::InvalidValue {
                 offset: r.offset,
@@ -139,18 +132,12 @@ pub fn parse_with_limits<'a>(
     Ok(cf)
 }
 
-/// Offset of a field of the ENFORCEMENT record.
-macro_rules! enf {
-    ($field:ident) => {
-        core::mem::offset_of!(fmt::RawEnforcement, $field) as u32
-    };
-}
-
 /// ENFORCEMENT: version 1, exactly 40 bytes, known flags, each set part
 /// within the format's bounds, the fields of unset parts and the reserved
 /// word zero (FORMAT.md §15).
 fn parse_enforcement(r: Region<'_>) -> Result<crate::EnforcementPolicy, ParseError> {
-    let v = r.u32_at(enf!(version), "enforcement version")?;
+    use enforcement as e;
+    let v = r.get(e::VERSION, "enforcement version")?;
     if v != fmt::ENFORCEMENT_VERSION {
         return Err(ParseError::InvalidValue {
             offset: r.offset,
@@ -158,7 +145,7 @@ fn parse_enforcement(r: Region<'_>) -> Result<crate::EnforcementPolicy, ParseErr
             value: v,
         });
     }
-    if r.len() != fmt::ENFORCEMENT_LEN as u32 {
+    if r.len() != e::LEN_U32 {
         return Err(ParseError::BadSectionLen {
             offset: r.offset,
             what: "enforcement",
@@ -166,115 +153,98 @@ fn parse_enforcement(r: Region<'_>) -> Result<crate::EnforcementPolicy, ParseErr
             reason: "is not 40 bytes",
         });
     }
-    let flags = r.u32_at(enf!(flags), "enforcement flags")?;
+    let flags = r.get(e::FLAGS, "enforcement flags")?;
     let known = fmt::ENFORCEMENT_FLAG_MONITOR_FIRST
         | fmt::ENFORCEMENT_FLAG_RULE_BREAKER
         | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER;
     if flags & !known != 0 {
         return Err(ParseError::InvalidValue {
-            offset: r.at(enf!(flags)),
+            offset: r.at_field(e::FLAGS),
             what: "enforcement flags",
             value: flags,
         });
     }
-    r.sub(enf!(reserved), 4, "enforcement reserved")?
+    r.field_bytes(e::RESERVED, "enforcement reserved")?
         .check_zero("enforcement reserved word")?;
-    // A part: its fields must be zero when its flag is clear.
-    let part = |flag: u32, at: u32, n: u32, what: &'static str| -> Result<bool, ParseError> {
-        let on = flags & flag != 0;
-        if !on {
-            r.sub(at, n, what)?.check_zero(what)?;
+    // A value of a part: within [lo, hi] when the part's flag is set, zero
+    // when it is clear.
+    let value = |flag: u32,
+                 f: fmt::Field<u32>,
+                 what: &'static str,
+                 unset: &'static str,
+                 lo: u32,
+                 hi: u32|
+     -> Result<Option<u32>, ParseError> {
+        let v = r.get(f, what)?;
+        if flags & flag == 0 {
+            if v != 0 {
+                return Err(ParseError::NonZeroReserved {
+                    offset: r.at_field(f),
+                    what: unset,
+                });
+            }
+            return Ok(None);
         }
-        Ok(on)
-    };
-    let bounded = |at: u32, what: &'static str, lo: u32, hi: u32| -> Result<u32, ParseError> {
-        let v = r.u32_at(at, what)?;
         if v < lo || v > hi {
             return Err(ParseError::InvalidValue {
-                offset: r.at(at),
+                offset: r.at_field(f),
                 what,
                 value: v,
             });
         }
-        Ok(v)
+        Ok(Some(v))
     };
-    let monitor_first = if part(
-        fmt::ENFORCEMENT_FLAG_MONITOR_FIRST,
-        enf!(monitor_first_canary),
-        12,
-        "monitor-first periods without the monitor-first flag",
-    )? {
-        let what = "monitor-first period (seconds, at most 2592000)";
-        Some([
-            bounded(
-                enf!(monitor_first_canary),
-                what,
-                0,
-                fmt::MAX_MONITOR_FIRST_SECS,
-            )?,
-            bounded(
-                enf!(monitor_first_early),
-                what,
-                0,
-                fmt::MAX_MONITOR_FIRST_SECS,
-            )?,
-            bounded(
-                enf!(monitor_first_broad),
-                what,
-                0,
-                fmt::MAX_MONITOR_FIRST_SECS,
-            )?,
-        ])
-    } else {
-        None
+    let mf = |f| {
+        value(
+            fmt::ENFORCEMENT_FLAG_MONITOR_FIRST,
+            f,
+            "monitor-first period (seconds, at most 2592000)",
+            "monitor-first period without the monitor-first flag",
+            0,
+            fmt::MAX_MONITOR_FIRST_SECS,
+        )
+    };
+    let (canary, early, broad) = (
+        mf(e::MONITOR_FIRST_CANARY)?,
+        mf(e::MONITOR_FIRST_EARLY)?,
+        mf(e::MONITOR_FIRST_BROAD)?,
+    );
+    let monitor_first = match (canary, early, broad) {
+        (Some(c), Some(e), Some(b)) => Some([c, e, b]),
+        _ => None,
     };
     let window = "breaker window (seconds, 1 to 86400)";
-    let rule_breaker = if part(
+    let limit = |flag, denies, window_f, denies_what, unset, max| -> Result<_, ParseError> {
+        let d = value(flag, denies, denies_what, unset, 1, max)?;
+        let w = value(
+            flag,
+            window_f,
+            window,
+            unset,
+            1,
+            fmt::MAX_BREAKER_WINDOW_SECS,
+        )?;
+        Ok(d.zip(w).map(|(denies, window_secs)| crate::BreakerLimit {
+            denies,
+            window_secs,
+        }))
+    };
+    let rule_breaker = limit(
         fmt::ENFORCEMENT_FLAG_RULE_BREAKER,
-        enf!(rule_denies),
-        8,
+        e::RULE_DENIES,
+        e::RULE_WINDOW_SECS,
+        "rule breaker denies (1 to 1000)",
         "rule breaker without the rule-breaker flag",
-    )? {
-        Some(crate::BreakerLimit {
-            denies: bounded(
-                enf!(rule_denies),
-                "rule breaker denies (1 to 1000)",
-                1,
-                fmt::MAX_RULE_BREAKER_DENIES,
-            )?,
-            window_secs: bounded(
-                enf!(rule_window_secs),
-                window,
-                1,
-                fmt::MAX_BREAKER_WINDOW_SECS,
-            )?,
-        })
-    } else {
-        None
-    };
-    let machine_breaker = if part(
+        fmt::MAX_RULE_BREAKER_DENIES,
+    )?;
+    let machine_breaker = limit(
         fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
-        enf!(machine_denies),
-        8,
+        e::MACHINE_DENIES,
+        e::MACHINE_WINDOW_SECS,
+        "machine breaker denies (1 to 10000)",
         "machine breaker without the machine-breaker flag",
-    )? {
-        Some(crate::BreakerLimit {
-            denies: bounded(
-                enf!(machine_denies),
-                "machine breaker denies (1 to 10000)",
-                1,
-                fmt::MAX_MACHINE_BREAKER_DENIES,
-            )?,
-            window_secs: bounded(
-                enf!(machine_window_secs),
-                window,
-                1,
-                fmt::MAX_BREAKER_WINDOW_SECS,
-            )?,
-        })
-    } else {
-        None
-    };
+        fmt::MAX_MACHINE_BREAKER_DENIES,
+    )?;
     Ok(crate::EnforcementPolicy {
         monitor_first,
         rule_breaker,
@@ -285,7 +255,7 @@ fn parse_enforcement(r: Region<'_>) -> Result<crate::EnforcementPolicy, ParseErr
 /// ROLLOUT: version 1; 8 bytes with no flags, or 32 bytes with a policy
 /// and/or a rollback ceiling (FORMAT.md §13).
 fn parse_rollout(r: Region<'_>) -> Result<Option<crate::RolloutPolicy>, ParseError> {
-    let v = r.u32_at(0, "rollout version")?;
+    let v = r.get(rollout::VERSION, "rollout version")?;
     if v != fmt::ROLLOUT_VERSION {
         return Err(ParseError::InvalidValue {
             offset: r.offset,
@@ -293,11 +263,11 @@ fn parse_rollout(r: Region<'_>) -> Result<Option<crate::RolloutPolicy>, ParseErr
             value: v,
         });
     }
-    let flags = r.u32_at(4, "rollout flags")?;
+    let flags = r.get(rollout::FLAGS, "rollout flags")?;
     let known = fmt::ROLLOUT_FLAG_POLICY | fmt::ROLLOUT_FLAG_ROLLBACK;
     if flags & !known != 0 {
         return Err(ParseError::InvalidValue {
-            offset: r.at(4),
+            offset: r.at_field(rollout::FLAGS),
             what: "rollout flags",
             value: flags,
         });
@@ -318,37 +288,37 @@ fn parse_rollout(r: Region<'_>) -> Result<Option<crate::RolloutPolicy>, ParseErr
     if flags == 0 {
         return Ok(None);
     }
-    let ring = fmt::Ring(r.u8_at(8, "rollout ring")?);
+    let ring = fmt::Ring(r.get(rollout::RING, "rollout ring")?);
     if !ring.is_known() {
         return Err(ParseError::InvalidValue {
-            offset: r.at(8),
+            offset: r.at_field(rollout::RING),
             what: "rollout ring",
             value: u32::from(ring.0),
         });
     }
-    r.sub(9, 3, "rollout reserved")?
+    r.field_bytes(rollout::RESERVED, "rollout reserved")?
         .check_zero("rollout reserved bytes")?;
-    let percent_milli = r.u32_at(12, "rollout percentage")?;
+    let percent_milli = r.get(rollout::PERCENT_MILLI, "rollout percentage")?;
     if percent_milli > fmt::ROLLOUT_PERCENT_MILLI_MAX {
         return Err(ParseError::InvalidValue {
-            offset: r.at(12),
+            offset: r.at_field(rollout::PERCENT_MILLI),
             what: "rollout percentage (thousandths, at most 100000)",
             value: percent_milli,
         });
     }
-    let not_before = r.u64_at(16, "rollout not-before")?;
-    let ceiling = r.u64_at(24, "rollback ceiling")?;
+    let not_before = r.get(rollout::NOT_BEFORE, "rollout not-before")?;
+    let ceiling = r.get(rollout::ROLLBACK_CEILING, "rollback ceiling")?;
     let policy = flags & fmt::ROLLOUT_FLAG_POLICY != 0;
     let rollback = flags & fmt::ROLLOUT_FLAG_ROLLBACK != 0;
     if !policy && (ring.0 != 0 || percent_milli != 0 || not_before != 0) {
         return Err(ParseError::NonZeroReserved {
-            offset: r.at(8),
+            offset: r.at_field(rollout::RING),
             what: "rollout policy fields without the policy flag",
         });
     }
     if !rollback && ceiling != 0 {
         return Err(ParseError::NonZeroReserved {
-            offset: r.at(24),
+            offset: r.at_field(rollout::ROLLBACK_CEILING),
             what: "rollback ceiling without the rollback flag",
         });
     }
@@ -471,52 +441,52 @@ fn record_count(
 fn parse_header(file: Region<'_>, file_len: u32, limits: &Limits) -> Result<Header, ParseError> {
     use fmt::header as h;
     let hdr = file.sub(0, HEADER_LEN, "header")?;
-    if hdr.bytes.get(..8) != Some(&fmt::MAGIC[..]) {
+    if h::MAGIC.get(hdr.bytes) != Some(fmt::MAGIC) {
         return Err(ParseError::BadMagic);
     }
-    let endian = hdr.u16_at(h::ENDIAN as u32, "endianness marker")?;
+    let endian = hdr.get(h::ENDIAN, "endianness marker")?;
     if endian != fmt::ENDIAN_MARKER {
         return Err(ParseError::BadEndianness { found: endian });
     }
-    let header_len = hdr.u16_at(h::HEADER_LEN as u32, "header length")?;
+    let header_len = hdr.get(h::HEADER_LEN, "header length")?;
     if header_len != fmt::HEADER_LEN {
         return Err(ParseError::BadHeaderLen { found: header_len });
     }
-    let format_major = hdr.u16_at(h::FORMAT_MAJOR as u32, "format version")?;
+    let format_major = hdr.get(h::FORMAT_MAJOR, "format version")?;
     if format_major != fmt::FORMAT_VERSION {
         return Err(ParseError::UnsupportedVersion {
             found: format_major,
             expected: fmt::FORMAT_VERSION,
         });
     }
-    let format_minor = hdr.u16_at(h::FORMAT_MINOR as u32, "minor version")?;
-    let channel = hdr.u32_at(h::CHANNEL as u32, "channel")?;
+    let format_minor = hdr.get(h::FORMAT_MINOR, "minor version")?;
+    let channel = hdr.get(h::CHANNEL, "channel")?;
     if channel != fmt::CHANNEL_PIPES {
         return Err(ParseError::WrongChannel { found: channel });
     }
-    let required_flags = hdr.u32_at(h::REQUIRED_FLAGS as u32, "required flags")?;
+    let required_flags = hdr.get(h::REQUIRED_FLAGS, "required flags")?;
     if required_flags & !fmt::KNOWN_REQUIRED_FLAGS != 0 {
         return Err(ParseError::UnknownRequiredFlags {
             flags: required_flags & !fmt::KNOWN_REQUIRED_FLAGS,
         });
     }
-    let sequence = hdr.u64_at(h::SEQUENCE as u32, "sequence")?;
-    let total_len = hdr.u32_at(h::TOTAL_LEN as u32, "total length")?;
+    let sequence = hdr.get(h::SEQUENCE, "sequence")?;
+    let total_len = hdr.get(h::TOTAL_LEN, "total length")?;
     if total_len != file_len {
         return Err(ParseError::LengthMismatch {
             header: total_len,
             actual: file_len,
         });
     }
-    let section_count = hdr.u32_at(h::SECTION_COUNT as u32, "section count")?;
+    let section_count = hdr.get(h::SECTION_COUNT, "section count")?;
     check_limit(
-        h::SECTION_COUNT as u32,
+        h::SECTION_COUNT.offset_u32(),
         "section count",
         section_count,
         limits.max_sections,
     )?;
-    let optional_flags = hdr.u32_at(h::OPTIONAL_FLAGS as u32, "optional flags")?;
-    hdr.sub(h::RESERVED0 as u32, 20, "reserved header bytes")?
+    let optional_flags = hdr.get(h::OPTIONAL_FLAGS, "optional flags")?;
+    hdr.field_bytes(h::RESERVED, "reserved header bytes")?
         .check_zero("reserved header bytes")?;
     Ok(Header {
         format_major,
@@ -536,7 +506,7 @@ type Sections<'a> = [Option<Region<'a>>; MAX_KIND];
 fn parse_section_table<'a>(file: Region<'a>, header: &Header) -> Result<Sections<'a>, ParseError> {
     let table_len = mul(
         header.section_count,
-        ENTRY_LEN,
+        section::LEN_U32,
         HEADER_LEN,
         "section table length",
     )?;
@@ -547,12 +517,12 @@ fn parse_section_table<'a>(file: Region<'a>, header: &Header) -> Result<Sections
     let mut ranges = [(0u32, 0u32, 0u32); 33];
     let mut n = 0usize;
     for i in 0..header.section_count {
-        let entry_off = table.at(mul(i, ENTRY_LEN, table.offset, "section entry")?);
-        let e = table.record(i, 16, "section entry")?;
-        let kind = SectionKind(e.u32_at(0, "section kind")?);
-        let flags = e.u32_at(4, "section flags")?;
-        let offset = e.u32_at(8, "section offset")?;
-        let len = e.u32_at(12, "section length")?;
+        let entry_off = table.at(mul(i, section::LEN_U32, table.offset, "section entry")?);
+        let e = table.record(i, section::LEN, "section entry")?;
+        let kind = SectionKind(e.get(section::KIND, "section kind")?);
+        let flags = e.get(section::FLAGS, "section flags")?;
+        let offset = e.get(section::OFFSET, "section offset")?;
+        let len = e.get(section::LENGTH, "section length")?;
         if flags & !fmt::SECTION_FLAG_CRITICAL != 0 {
             return Err(ParseError::BadSectionFlags {
                 offset: entry_off,
@@ -643,21 +613,21 @@ fn parse_section_table<'a>(file: Region<'a>, header: &Header) -> Result<Sections
 }
 
 /// Returns the schema as a bit mask of field ids.
-fn parse_schema(schema: Region<'_>, caps: &Capabilities) -> Result<u64, ParseError> {
+fn parse_schema(sec: Region<'_>, caps: &Capabilities) -> Result<u64, ParseError> {
     let count = record_count(
-        schema,
-        4,
+        sec,
+        schema::LEN_U32,
         "schema",
         "is not a multiple of the 4-byte schema entry",
     )?;
     let mut mask = 0u64;
     for i in 0..count {
-        let e = schema.record(i, 4, "schema entry")?;
-        let field = FieldId(e.u16_at(0, "schema field")?);
-        let ty = e.u8_at(2, "schema field type")?;
-        if e.u8_at(3, "schema reserved")? != 0 {
+        let e = sec.record(i, schema::LEN, "schema entry")?;
+        let field = FieldId(e.get(schema::FIELD, "schema field")?);
+        let ty = e.get(schema::FIELD_TYPE, "schema field type")?;
+        if e.get(schema::RESERVED, "schema reserved")? != 0 {
             return Err(ParseError::NonZeroReserved {
-                offset: e.at(3),
+                offset: e.at_field(schema::RESERVED),
                 what: "schema entry reserved byte",
             });
         }
@@ -675,7 +645,7 @@ fn parse_schema(schema: Region<'_>, caps: &Capabilities) -> Result<u64, ParseErr
             }
         } else if !FieldType(ty).is_known() {
             return Err(ParseError::InvalidValue {
-                offset: e.at(2),
+                offset: e.at_field(schema::FIELD_TYPE),
                 what: "schema field type",
                 value: u32::from(ty),
             });
@@ -707,22 +677,22 @@ fn declared(schema_mask: u64, field: FieldId) -> bool {
 }
 
 fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, ParseError> {
-    let count = dfas.u32_at(0, "DFA count")?;
+    let count = dfas.get(dfa_table::COUNT, "DFA count")?;
     check_limit(dfas.offset, "DFA count", count, limits.max_dfas)?;
-    if dfas.u32_at(4, "DFA reserved")? != 0 {
+    if dfas.get(dfa_table::RESERVED, "DFA reserved")? != 0 {
         return Err(ParseError::NonZeroReserved {
-            offset: dfas.at(4),
+            offset: dfas.at_field(dfa_table::RESERVED),
             what: "DFA section reserved word",
         });
     }
-    if count > 0 && !bytes.as_ptr().addr().is_multiple_of(4) {
+    if count > 0 && !bytes.as_ptr().addr().is_multiple_of(fmt::DFA_MEMORY_ALIGN) {
         return Err(ParseError::Misaligned {
             offset: dfas.offset,
         });
     }
     let table_end = add(
-        8,
-        mul(count, 8, dfas.offset, "DFA table")?,
+        dfa_table::LEN_U32,
+        mul(count, dfa_entry::LEN_U32, dfas.offset, "DFA table")?,
         dfas.offset,
         "DFA table",
     )?;
@@ -730,15 +700,16 @@ fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, Pa
     let mut pos = table_end;
     for i in 0..count {
         let at = add(
-            8,
-            mul(i, 8, dfas.offset, "DFA entry")?,
+            dfa_table::LEN_U32,
+            mul(i, dfa_entry::LEN_U32, dfas.offset, "DFA entry")?,
             dfas.offset,
             "DFA entry",
         )?;
-        let off = dfas.u32_at(at, "DFA offset")?;
-        let len = dfas.u32_at(add(at, 4, dfas.offset, "DFA entry")?, "DFA length")?;
+        let entry = dfas.sub(at, dfa_entry::LEN_U32, "DFA entry")?;
+        let off = entry.get(dfa_entry::OFFSET, "DFA offset")?;
+        let len = entry.get(dfa_entry::LENGTH, "DFA length")?;
         check_limit(dfas.at(at), "DFA length", len, limits.max_dfa_len)?;
-        if !off.is_multiple_of(8) || off < pos {
+        if !off.is_multiple_of(fmt::DFA_ALIGN) || off < pos {
             return Err(ParseError::OutOfRange {
                 offset: dfas.at(at),
                 what: "DFA offset (8-aligned, ascending)",
@@ -772,30 +743,6 @@ fn parse_dfas(bytes: &[u8], dfas: Region<'_>, limits: &Limits) -> Result<u32, Pa
     Ok(count)
 }
 
-/// Two-bit abstract value for Kleene evaluation of a condition with
-/// prefiltered atoms false and the others unknown.
-#[derive(Clone, Copy)]
-struct Stack {
-    may_true: u64,
-    may_false: u64,
-    depth: u32,
-}
-
-impl Stack {
-    fn push(&mut self, t: bool, f: bool) {
-        self.may_true = (self.may_true << 1) | u64::from(t);
-        self.may_false = (self.may_false << 1) | u64::from(f);
-        self.depth = self.depth.saturating_add(1);
-    }
-    fn pop(&mut self) -> (bool, bool) {
-        let v = (self.may_true & 1 == 1, self.may_false & 1 == 1);
-        self.may_true >>= 1;
-        self.may_false >>= 1;
-        self.depth = self.depth.saturating_sub(1);
-        v
-    }
-}
-
 /// Validates every rule, its fields, atoms and program. Returns the number of
 /// rules flagged always-evaluate.
 fn parse_rules(
@@ -804,14 +751,21 @@ fn parse_rules(
     schema_mask: u64,
     limits: &Limits,
 ) -> Result<u32, ParseError> {
-    let rule_field_count = cf.rule_fields.len() >> 1;
-    let max_depth = limits.max_stack_depth.min(64);
+    let rule_field_count = cf
+        .rule_fields
+        .len()
+        .checked_div(rule_field::LEN_U32)
+        .unwrap_or(0);
+    let max_depth = limits.max_stack_depth.min(fmt::STACK_DEPTH_CEILING);
+    // The matcher's scratch holds one rule's hits: a larger limit is capped,
+    // as the stack depth is (FORMAT.md "Limits").
+    let max_atoms_per_rule = limits.max_atoms_per_rule.min(fmt::ATOMS_PER_RULE_CEILING);
     let mut flagged = 0u32;
     let mut prev_id: Option<u32> = None;
     let mut expected_atom_start = 0u32;
     for r in 0..cf.rule_count {
-        let rec = cf.rules.record(r, 32, "rule")?;
-        let id = rec.u32_at(0, "rule id")?;
+        let rec = cf.rules.record(r, rule::LEN, "rule")?;
+        let id = rec.get(rule::ID, "rule id")?;
         if let Some(p) = prev_id {
             if id <= p {
                 return Err(ParseError::DuplicateRuleId {
@@ -822,53 +776,61 @@ fn parse_rules(
             }
         }
         prev_id = Some(id);
-        let name_len = rec.u32_at(8, "rule name length")?;
+        let name_len = rec.get(rule::NAME_LEN, "rule name length")?;
         check_limit(
-            rec.at(8),
+            rec.at_field(rule::NAME_LEN),
             "rule name length",
             name_len,
             limits.max_string_len,
         )?;
-        cf.strings
-            .str_at(rec.u32_at(4, "rule name offset")?, name_len, "rule name")?;
-        let severity = rec.u8_at(18, "severity")?;
+        cf.strings.str_at(
+            rec.get(rule::NAME_OFF, "rule name offset")?,
+            name_len,
+            "rule name",
+        )?;
+        let severity = rec.get(rule::SEVERITY, "severity")?;
         if !fmt::Severity(severity).is_known() {
             return Err(ParseError::InvalidValue {
-                offset: rec.at(18),
+                offset: rec.at_field(rule::SEVERITY),
                 what: "severity",
                 value: u32::from(severity),
             });
         }
-        let action = rec.u8_at(19, "action")?;
+        let action = rec.get(rule::ACTION, "action")?;
         if !fmt::Action(action).is_known() {
             return Err(ParseError::InvalidValue {
-                offset: rec.at(19),
+                offset: rec.at_field(rule::ACTION),
                 what: "action",
                 value: u32::from(action),
             });
         }
-        let flags = rec.u16_at(26, "rule flags")?;
+        let flags = rec.get(rule::FLAGS, "rule flags")?;
         if flags & !fmt::RULE_FLAG_ALWAYS != 0 {
             return Err(ParseError::InvalidValue {
-                offset: rec.at(26),
+                offset: rec.at_field(rule::FLAGS),
                 what: "rule flags",
                 value: u32::from(flags),
             });
         }
 
         // Fields: declared in the schema and supplied by this sensor.
-        let fields_start = rec.u32_at(12, "rule fields start")?;
-        let fields_count = u32::from(rec.u16_at(16, "rule fields count")?);
+        let fields_start = rec.get(rule::FIELDS_START, "rule fields start")?;
+        let fields_count = u32::from(rec.get(rule::FIELDS_COUNT, "rule fields count")?);
         check_limit(
-            rec.at(16),
+            rec.at_field(rule::FIELDS_COUNT),
             "fields per rule",
             fields_count,
             limits.max_fields_per_rule,
         )?;
-        let fields_end = add(fields_start, fields_count, rec.at(12), "rule fields end")?;
+        let fields_end = add(
+            fields_start,
+            fields_count,
+            rec.at_field(rule::FIELDS_START),
+            "rule fields end",
+        )?;
         if fields_end > rule_field_count {
             return Err(ParseError::OutOfRange {
-                offset: rec.at(12),
+                offset: rec.at_field(rule::FIELDS_START),
                 what: "rule fields end",
                 value: fields_end,
                 bound: rule_field_count.saturating_add(1),
@@ -876,9 +838,9 @@ fn parse_rules(
         }
         let mut rule_mask = 0u64;
         for k in fields_start..fields_end {
-            let at = mul(k, 2, cf.rule_fields.offset, "rule field")?;
-            let field = FieldId(cf.rule_fields.u16_at(at, "rule field")?);
-            let off = cf.rule_fields.at(at);
+            let entry = cf.rule_fields.record(k, rule_field::LEN, "rule field")?;
+            let field = FieldId(entry.get(rule_field::FIELD, "rule field")?);
+            let off = entry.offset;
             if !declared(schema_mask, field) {
                 return Err(ParseError::FieldNotDeclared {
                     offset: off,
@@ -902,36 +864,35 @@ fn parse_rules(
         }
 
         // Atoms: contiguous per rule, in rule order.
-        let atoms_start = rec.u32_at(28, "rule atoms start")?;
+        let atoms_start = rec.get(rule::ATOMS_START, "rule atoms start")?;
         if atoms_start != expected_atom_start {
             return Err(ParseError::OutOfRange {
-                offset: rec.at(28),
+                offset: rec.at_field(rule::ATOMS_START),
                 what: "rule atoms start (must follow the previous rule's)",
                 value: atoms_start,
                 bound: expected_atom_start.saturating_add(1),
             });
         }
         let atoms_end = if let Some(next) = r.checked_add(1).filter(|n| *n < cf.rule_count) {
-            cf.rules.u32_at(
-                add(mul(next, 32, rec.offset, "rule")?, 28, rec.offset, "rule")?,
-                "rule atoms start",
-            )?
+            cf.rules
+                .record(next, rule::LEN, "rule")?
+                .get(rule::ATOMS_START, "rule atoms start")?
         } else {
             cf.atom_count
         };
         if atoms_end < atoms_start || atoms_end > cf.atom_count {
             return Err(ParseError::OutOfRange {
-                offset: rec.at(28),
+                offset: rec.at_field(rule::ATOMS_START),
                 what: "rule atoms end",
                 value: atoms_end,
                 bound: cf.atom_count.saturating_add(1),
             });
         }
         check_limit(
-            rec.at(28),
+            rec.at_field(rule::ATOMS_START),
             "atoms per rule",
             atoms_end.saturating_sub(atoms_start),
-            limits.max_atoms_per_rule,
+            max_atoms_per_rule,
         )?;
         for a in atoms_start..atoms_end {
             parse_atom(cf, a, r, id, rule_mask, limits)?;
@@ -939,10 +900,10 @@ fn parse_rules(
         expected_atom_start = atoms_end;
 
         // Program.
-        let prog_off = rec.u32_at(20, "program offset")?;
-        let prog_len = u32::from(rec.u16_at(24, "program length")?);
+        let prog_off = rec.get(rule::PROG_OFF, "program offset")?;
+        let prog_len = u32::from(rec.get(rule::PROG_LEN, "program length")?);
         check_limit(
-            rec.at(24),
+            rec.at_field(rule::PROG_LEN),
             "program length",
             prog_len,
             limits.max_program_len,
@@ -951,7 +912,7 @@ fn parse_rules(
             .programs
             .sub(prog_off, prog_len, "program")
             .map_err(|_| ParseError::OutOfRange {
-                offset: rec.at(20),
+                offset: rec.at_field(rule::PROG_OFF),
                 what: "program end",
                 value: prog_off.saturating_add(prog_len),
                 bound: cf.programs.len().saturating_add(1),
@@ -989,8 +950,8 @@ fn parse_atom(
     rule_mask: u64,
     limits: &Limits,
 ) -> Result<(), ParseError> {
-    let rec = cf.atoms.record(a, 20, "atom")?;
-    let owner = rec.u32_at(0, "atom rule")?;
+    let rec = cf.atoms.record(a, atom::LEN, "atom")?;
+    let owner = rec.get(atom::RULE, "atom rule")?;
     if owner != rule {
         return Err(ParseError::OutOfRange {
             offset: rec.offset,
@@ -999,12 +960,12 @@ fn parse_atom(
             bound: rule.saturating_add(1),
         });
     }
-    let field = FieldId(rec.u16_at(4, "atom field")?);
-    let kind = AtomKind(rec.u8_at(6, "atom kind")?);
-    let flags = rec.u8_at(7, "atom flags")?;
-    let str_off = rec.u32_at(8, "atom string offset")?;
-    let str_len = rec.u32_at(12, "atom string length")?;
-    let arg = rec.u32_at(16, "atom argument")?;
+    let field = FieldId(rec.get(atom::FIELD, "atom field")?);
+    let kind = AtomKind(rec.get(atom::KIND, "atom kind")?);
+    let flags = rec.get(atom::FLAGS, "atom flags")?;
+    let str_off = rec.get(atom::STR_OFF, "atom string offset")?;
+    let str_len = rec.get(atom::STR_LEN, "atom string length")?;
+    let arg = rec.get(atom::ARG, "atom argument")?;
     let bad = |reason| ParseError::BadAtomField {
         offset: rec.offset,
         atom: a,
@@ -1017,14 +978,14 @@ fn parse_atom(
     }
     if !kind.is_known() {
         return Err(ParseError::InvalidValue {
-            offset: rec.at(6),
+            offset: rec.at_field(atom::KIND),
             what: "atom kind",
             value: u32::from(kind.0),
         });
     }
     if flags & !(fmt::ATOM_FLAG_PREFILTERED | fmt::ATOM_FLAG_CASE_INSENSITIVE) != 0 {
         return Err(ParseError::InvalidValue {
-            offset: rec.at(7),
+            offset: rec.at_field(atom::FLAGS),
             what: "atom flags",
             value: u32::from(flags),
         });
@@ -1036,7 +997,7 @@ fn parse_atom(
         }
         if str_off != 0 || str_len != 0 || flags != 0 {
             return Err(ParseError::NonZeroReserved {
-                offset: rec.at(7),
+                offset: rec.at_field(atom::FLAGS),
                 what: "numeric atom's string and flags",
             });
         }
@@ -1050,20 +1011,25 @@ fn parse_atom(
     } else {
         limits.max_string_len
     };
-    check_limit(rec.at(12), "atom string length", str_len, limit)?;
+    check_limit(
+        rec.at_field(atom::STR_LEN),
+        "atom string length",
+        str_len,
+        limit,
+    )?;
     let text = cf.strings.str_at(str_off, str_len, "atom string")?;
     let text_off = cf.strings.at(str_off);
     if kind.is_literal() {
         if flags != fmt::ATOM_FLAG_PREFILTERED || arg != 0 {
             return Err(ParseError::InvalidValue {
-                offset: rec.at(7),
+                offset: rec.at_field(atom::FLAGS),
                 what: "literal atom flags/argument",
                 value: u32::from(flags),
             });
         }
         if text.is_empty() {
             return Err(ParseError::InvalidValue {
-                offset: rec.at(12),
+                offset: rec.at_field(atom::STR_LEN),
                 what: "literal length",
                 value: 0,
             });
@@ -1077,7 +1043,7 @@ fn parse_atom(
     } else if kind == AtomKind::GLOB {
         if flags & fmt::ATOM_FLAG_CASE_INSENSITIVE != 0 || arg != 0 {
             return Err(ParseError::InvalidValue {
-                offset: rec.at(7),
+                offset: rec.at_field(atom::FLAGS),
                 what: "glob atom flags/argument",
                 value: u32::from(flags),
             });
@@ -1090,7 +1056,7 @@ fn parse_atom(
         }
     } else if arg >= cf.dfa_count {
         return Err(ParseError::OutOfRange {
-            offset: rec.at(16),
+            offset: rec.at_field(atom::ARG),
             what: "DFA index",
             value: arg,
             bound: cf.dfa_count,
@@ -1099,9 +1065,10 @@ fn parse_atom(
     Ok(())
 }
 
-/// Validates a condition program: known opcodes, atom references inside the
+/// Validates a condition program with the format's one checker
+/// ([`fmt::program::check`]: known opcodes, atom references inside the
 /// rule's atoms, stack depth within `max_depth` and never underflowing,
-/// exactly one value at the end. Returns whether the rule must be evaluated
+/// exactly one value at the end). Returns whether the rule must be evaluated
 /// on every event (Kleene value with prefiltered atoms false is not false).
 fn check_program(
     cf: &ChannelFile<'_>,
@@ -1111,71 +1078,15 @@ fn check_program(
     atoms_end: u32,
     max_depth: u32,
 ) -> Result<bool, ParseError> {
-    use fmt::op;
-    let mut st = Stack {
-        may_true: 0,
-        may_false: 0,
-        depth: 0,
-    };
-    let mut pc = 0u32;
-    let bad = |at: u32, reason| ParseError::BadProgram {
-        offset: prog.at(at),
+    fmt::program::check(prog.bytes, atoms_start..atoms_end, max_depth, |idx| {
+        let atom = cf.atom(idx);
+        atom.kind().is_literal() || atom.prefiltered()
+    })
+    .map_err(|e| ParseError::BadProgram {
+        offset: prog.at(e.at),
         rule_id,
-        reason,
-    };
-    if prog.len() == 0 {
-        return Err(bad(0, "empty program"));
-    }
-    while pc < prog.len() {
-        let opcode = prog.u8_at(pc, "opcode")?;
-        let at = pc;
-        pc = pc.saturating_add(1);
-        let need = match opcode {
-            op::ATOM | op::TRUE | op::FALSE => 0,
-            op::NOT => 1,
-            op::AND | op::OR => 2,
-            _ => return Err(bad(at, "unknown opcode")),
-        };
-        if st.depth < need {
-            return Err(bad(at, "stack underflow"));
-        }
-        match opcode {
-            op::ATOM => {
-                let idx = prog
-                    .u32_at(pc, "atom operand")
-                    .map_err(|_| bad(at, "truncated atom operand"))?;
-                pc = pc.saturating_add(4);
-                if idx < atoms_start || idx >= atoms_end {
-                    return Err(bad(at, "atom operand outside the rule's atoms"));
-                }
-                let atom = cf.atom(idx);
-                let known_false = atom.kind().is_literal() || atom.prefiltered();
-                st.push(!known_false, true);
-            }
-            op::TRUE => st.push(true, false),
-            op::FALSE => st.push(false, true),
-            op::NOT => {
-                let (t, f) = st.pop();
-                st.push(f, t);
-            }
-            _ => {
-                let (bt, bf) = st.pop();
-                let (at_, af) = st.pop();
-                if opcode == op::AND {
-                    st.push(at_ && bt, af || bf);
-                } else {
-                    st.push(at_ || bt, af && bf);
-                }
-            }
-        }
-        if st.depth > max_depth {
-            return Err(bad(at, "stack deeper than the limit"));
-        }
-    }
-    if st.depth != 1 {
-        return Err(bad(prog.len(), "program must leave exactly one value"));
-    }
-    Ok(st.pop().0)
+        reason: e.reason,
+    })
 }
 
 fn parse_prefilter<'a>(
@@ -1185,15 +1096,15 @@ fn parse_prefilter<'a>(
     limits: &Limits,
 ) -> Result<[Automaton<'a>; 2], ParseError> {
     let mut out = [Automaton::EMPTY, Automaton::EMPTY];
-    let count = sec.u32_at(0, "automaton count")?;
+    let count = sec.get(prefilter::COUNT, "automaton count")?;
     check_limit(sec.offset, "automaton count", count, 2)?;
-    if sec.u32_at(4, "prefilter reserved")? != 0 {
+    if sec.get(prefilter::RESERVED, "prefilter reserved")? != 0 {
         return Err(ParseError::NonZeroReserved {
-            offset: sec.at(4),
+            offset: sec.at_field(prefilter::RESERVED),
             what: "prefilter reserved word",
         });
     }
-    let mut pos = 8u32;
+    let mut pos = prefilter::LEN_U32;
     for _ in 0..count {
         let (a, next) = parse_automaton(cf, sec, pos, schema_mask, limits)?;
         let slot = if a.field == FieldId::PIPE_NAME {
@@ -1230,39 +1141,46 @@ fn parse_automaton<'a>(
     schema_mask: u64,
     limits: &Limits,
 ) -> Result<(Automaton<'a>, u32), ParseError> {
-    let h = sec.sub(pos, fmt::AUTOMATON_HEADER_LEN as u32, "automaton header")?;
+    let h = sec.sub(pos, automaton::LEN_U32, "automaton header")?;
     let bad = |at: u32, reason| ParseError::BadAutomaton { offset: at, reason };
-    let field = FieldId(h.u16_at(0, "automaton field")?);
+    let field = FieldId(h.get(automaton::FIELD, "automaton field")?);
     if field != FieldId::PIPE_NAME && field != FieldId::IMAGE {
         return Err(bad(h.offset, "field is not a string field"));
     }
     if !declared(schema_mask, field) {
         return Err(bad(h.offset, "field is not declared in the schema"));
     }
-    h.sub(2, 2, "automaton reserved")?
+    h.field_bytes(automaton::RESERVED, "automaton reserved")?
         .check_zero("automaton reserved bytes")?;
-    h.sub(16, 8, "automaton reserved")?
+    h.field_bytes(automaton::RESERVED2, "automaton reserved")?
         .check_zero("automaton reserved bytes")?;
-    let s_count = h.u32_at(4, "state count")?;
-    let e_count = h.u32_at(8, "edge count")?;
-    let o_count = h.u32_at(12, "output count")?;
-    check_limit(h.at(4), "state count", s_count, limits.max_states)?;
-    check_limit(h.at(12), "output count", o_count, limits.max_states)?;
+    let s_count = h.get(automaton::STATE_COUNT, "state count")?;
+    let e_count = h.get(automaton::EDGE_COUNT, "edge count")?;
+    let o_count = h.get(automaton::OUTPUT_COUNT, "output count")?;
+    check_limit(
+        h.at_field(automaton::STATE_COUNT),
+        "state count",
+        s_count,
+        limits.max_states,
+    )?;
+    check_limit(
+        h.at_field(automaton::OUTPUT_COUNT),
+        "output count",
+        o_count,
+        limits.max_states,
+    )?;
     if s_count == 0 || e_count != s_count.saturating_sub(1) {
         return Err(bad(
-            h.at(4),
+            h.at_field(automaton::STATE_COUNT),
             "needs at least the root and exactly one edge per non-root state",
         ));
     }
-    let mut p = add(
-        pos,
-        fmt::AUTOMATON_HEADER_LEN as u32,
-        sec.offset,
-        "automaton",
-    )?;
+    // The parts in FORMAT.md's order (`fmt::AutomatonLayout`), each checked
+    // to lie inside the section before the next is placed.
+    let mut p = add(pos, automaton::LEN_U32, sec.offset, "automaton")?;
     let states = sec.sub(
         p,
-        mul(s_count, STATE_LEN, h.offset, "states")?,
+        mul(s_count, state::LEN_U32, h.offset, "states")?,
         "automaton states",
     )?;
     p = add(p, states.len(), h.offset, "automaton")?;
@@ -1270,17 +1188,19 @@ fn parse_automaton<'a>(
     p = add(p, e_count, h.offset, "automaton")?;
     let depths = sec.sub(p, s_count, "automaton depths")?;
     p = add(p, s_count, h.offset, "automaton")?;
-    let pad = p.next_multiple_of(4).wrapping_sub(p);
+    let pad = p
+        .next_multiple_of(fmt::AUTOMATON_OUTPUTS_ALIGN)
+        .wrapping_sub(p);
     sec.sub(p, pad, "automaton padding")?
         .check_zero("automaton padding")?;
     p = add(p, pad, h.offset, "automaton")?;
     let outputs = sec.sub(
         p,
-        mul(o_count, 4, h.offset, "outputs")?,
+        mul(o_count, output::LEN_U32, h.offset, "outputs")?,
         "automaton outputs",
     )?;
     p = add(p, outputs.len(), h.offset, "automaton")?;
-    let pad = p.next_multiple_of(8).wrapping_sub(p);
+    let pad = p.next_multiple_of(fmt::AUTOMATON_ALIGN).wrapping_sub(p);
     sec.sub(p, pad, "automaton padding")?
         .check_zero("automaton padding")?;
     p = add(p, pad, h.offset, "automaton")?;
@@ -1307,7 +1227,7 @@ fn parse_automaton<'a>(
         ));
     }
     for s in 0..s_count {
-        let at = states.at(s.saturating_mul(STATE_LEN));
+        let at = states.at(s.saturating_mul(state::LEN_U32));
         let st = a.state(s);
         let (e0, e1, o0, o1) = (st.e0, st.e1, st.o0, st.o1);
         if e1 < e0 || e1 > e_count || o1 < o0 || o1 > o_count {
@@ -1362,8 +1282,9 @@ fn parse_automaton<'a>(
             return Err(bad(at, "the root has outputs"));
         }
         for k in o0..o1 {
-            let oat = outputs.at(k.saturating_mul(4));
-            let atom_idx = outputs.u32_at(k.saturating_mul(4), "output")?;
+            let out = outputs.record(k, output::LEN, "output")?;
+            let oat = out.offset;
+            let atom_idx = out.get(output::ATOM, "output")?;
             if atom_idx >= cf.atom_count {
                 return Err(ParseError::OutOfRange {
                     offset: oat,
@@ -1410,20 +1331,15 @@ fn parse_always(cf: &ChannelFile<'_>, flagged: u32) -> Result<(), ParseError> {
     }
     let mut prev: Option<u32> = None;
     for i in 0..cf.always_count {
-        let at = i.saturating_mul(4);
-        let r = cf.always.u32_at(at, "always entry")?;
+        let entry = cf.always.record(i, always::LEN, "always entry")?;
+        let r = entry.get(always::RULE, "always entry")?;
         if prev.is_some_and(|p| p >= r) {
-            return Err(bad(cf.always.at(at), "entries are not strictly ascending"));
+            return Err(bad(entry.offset, "entries are not strictly ascending"));
         }
         prev = Some(r);
         match cf.rule(r) {
             Some(rule) if rule.always_evaluated() => {}
-            _ => {
-                return Err(bad(
-                    cf.always.at(at),
-                    "entry is not an always-evaluate rule",
-                ))
-            }
+            _ => return Err(bad(entry.offset, "entry is not an always-evaluate rule")),
         }
     }
     Ok(())

@@ -6,7 +6,10 @@
 //! missing.
 
 use crate::wire::Region;
-use channel_format::{self as fmt, Action, AtomKind, FieldId, SectionKind, Severity};
+use channel_format::{
+    self as fmt, always, atom, dfa_entry, dfa_table, rule, rule_field, state, Action, AtomKind,
+    Field, FieldId, SectionKind, Severity,
+};
 
 /// The fixed header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,29 +93,34 @@ impl<'a> Automaton<'a> {
     /// is 0 (the matcher never asks for one: its links were validated).
     #[inline]
     pub(crate) fn state(&self, s: u32) -> StateRec {
-        let at = (s as usize).wrapping_mul(fmt::STATE_LEN);
-        let w = |b: &[u8], i: usize| match b.get(i..i.wrapping_add(4)) {
-            Some(&[a, b2, c, d]) => u32::from_le_bytes([a, b2, c, d]),
-            _ => 0,
+        // State `s` and the next one (`NEXT` bytes on), read together.
+        const NEXT: usize = state::LEN;
+        let at = (s as usize).wrapping_mul(state::LEN);
+        let w = |b: &[u8], f: Field<u32>, base: usize| {
+            let i = base.wrapping_add(f.offset());
+            match b.get(i..i.wrapping_add(size_of::<u32>())) {
+                Some(&[a, b2, c, d]) => u32::from_le_bytes([a, b2, c, d]),
+                _ => 0,
+            }
         };
-        if let Some(b) = self.states.bytes.get(at..at.wrapping_add(32)) {
+        if let Some(b) = self.states.bytes.get(at..at.wrapping_add(2 * state::LEN)) {
             StateRec {
                 id: s,
-                e0: w(b, 0),
-                fail: w(b, 4),
-                dict: w(b, 8),
-                o0: w(b, 12),
-                e1: w(b, 16),
-                o1: w(b, 28),
+                e0: w(b, state::FIRST_EDGE, 0),
+                fail: w(b, state::FAIL, 0),
+                dict: w(b, state::DICT, 0),
+                o0: w(b, state::FIRST_OUTPUT, 0),
+                e1: w(b, state::FIRST_EDGE, NEXT),
+                o1: w(b, state::FIRST_OUTPUT, NEXT),
             }
-        } else if let Some(b) = self.states.bytes.get(at..at.wrapping_add(16)) {
+        } else if let Some(b) = self.states.bytes.get(at..at.wrapping_add(state::LEN)) {
             // The last state: its ranges end at the totals.
             StateRec {
                 id: s,
-                e0: w(b, 0),
-                fail: w(b, 4),
-                dict: w(b, 8),
-                o0: w(b, 12),
+                e0: w(b, state::FIRST_EDGE, 0),
+                fail: w(b, state::FAIL, 0),
+                dict: w(b, state::DICT, 0),
+                o0: w(b, state::FIRST_OUTPUT, 0),
                 e1: self.edge_count,
                 o1: self.output_count,
             }
@@ -171,9 +179,14 @@ impl<'a> Automaton<'a> {
         let bytes = self
             .outputs
             .bytes
-            .get((r.o0 as usize).wrapping_mul(4)..(r.o1 as usize).wrapping_mul(4))
+            .get(
+                (r.o0 as usize).wrapping_mul(fmt::output::LEN)
+                    ..(r.o1 as usize).wrapping_mul(fmt::output::LEN),
+            )
             .unwrap_or(&[]);
-        bytes.chunks_exact(4).map(|c| match c {
+        // One output record is one little-endian u32 (`fmt::OutputRecord`).
+        const _: () = assert!(fmt::output::LEN == 4 && fmt::output::ATOM.offset() == 0);
+        bytes.chunks_exact(fmt::output::LEN).map(|c| match c {
             &[a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
             _ => u32::MAX,
         })
@@ -233,18 +246,14 @@ impl<'a> ChannelFile<'a> {
 
     /// The section table, in file order (including skipped unknown sections).
     pub fn sections(&self) -> impl Iterator<Item = SectionInfo> + 'a {
-        let table = Region {
-            bytes: self.bytes,
-            offset: 0,
-        };
-        let header_len = u32::from(fmt::HEADER_LEN);
+        let table = self.bytes.get(fmt::header::LEN..).unwrap_or(&[]);
         (0..self.header.section_count).filter_map(move |i| {
-            let at = i.checked_mul(16)?.checked_add(header_len)?;
+            let e = fmt::SectionRecord::read_nth(table, usize::try_from(i).ok()?)?;
             Some(SectionInfo {
-                kind: SectionKind(table.u32_at(at, "section").ok()?),
-                flags: table.u32_at(at.checked_add(4)?, "section").ok()?,
-                offset: table.u32_at(at.checked_add(8)?, "section").ok()?,
-                len: table.u32_at(at.checked_add(12)?, "section").ok()?,
+                kind: SectionKind(e.kind),
+                flags: e.flags,
+                offset: e.offset,
+                len: e.len,
             })
         })
     }
@@ -306,27 +315,36 @@ impl<'a> ChannelFile<'a> {
         None
     }
 
-    pub(crate) fn rule_u32(&self, index: u32, at: u32) -> u32 {
-        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+    /// Field `f` of rule record `index` (validated data: no error path).
+    pub(crate) fn rule_u32(&self, index: u32, f: Field<u32>) -> u32 {
+        let base = index
+            .wrapping_mul(rule::LEN_U32)
+            .wrapping_add(f.offset_u32());
         self.rules.le32(base)
     }
 
-    pub(crate) fn rule_u16(&self, index: u32, at: u32) -> u16 {
-        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+    /// See [`ChannelFile::rule_u32`].
+    pub(crate) fn rule_u16(&self, index: u32, f: Field<u16>) -> u16 {
+        let base = index
+            .wrapping_mul(rule::LEN_U32)
+            .wrapping_add(f.offset_u32());
         self.rules.le16(base)
     }
 
-    pub(crate) fn rule_u8(&self, index: u32, at: u32) -> u8 {
-        let base = index.wrapping_mul(fmt::RULE_LEN as u32).wrapping_add(at);
+    /// See [`ChannelFile::rule_u32`].
+    pub(crate) fn rule_u8(&self, index: u32, f: Field<u8>) -> u8 {
+        let base = index
+            .wrapping_mul(rule::LEN_U32)
+            .wrapping_add(f.offset_u32());
         self.rules.le8(base)
     }
 
     /// The atom range `[start, end)` of rule `index`.
     pub(crate) fn atom_range(&self, index: u32) -> (u32, u32) {
-        let start = self.rule_u32(index, 28);
+        let start = self.rule_u32(index, rule::ATOMS_START);
         let next = index.wrapping_add(1);
         let end = if next < self.rule_count {
-            self.rule_u32(next, 28)
+            self.rule_u32(next, rule::ATOMS_START)
         } else {
             self.atom_count
         };
@@ -339,14 +357,23 @@ impl<'a> ChannelFile<'a> {
 
     /// The rule index of the `i`-th always-evaluated rule.
     pub(crate) fn always_rule(&self, i: u32) -> u32 {
-        self.always.le32(i.wrapping_mul(4))
+        self.always.le32(
+            i.wrapping_mul(always::LEN_U32)
+                .wrapping_add(always::RULE.offset_u32()),
+        )
     }
 
     /// DFA blob `index` (validated).
     pub(crate) fn dfa_bytes(&self, index: u32) -> &'a [u8] {
-        let at = index.wrapping_mul(8).wrapping_add(8);
-        let off = self.dfas.le32(at);
-        let len = self.dfas.le32(at.wrapping_add(4));
+        let at = index
+            .wrapping_mul(dfa_entry::LEN_U32)
+            .wrapping_add(dfa_table::LEN_U32);
+        let off = self
+            .dfas
+            .le32(at.wrapping_add(dfa_entry::OFFSET.offset_u32()));
+        let len = self
+            .dfas
+            .le32(at.wrapping_add(dfa_entry::LENGTH.offset_u32()));
         self.dfas
             .sub(off, len, "dfa")
             .map(|r| r.bytes)
@@ -368,12 +395,12 @@ impl<'a> RuleView<'a> {
     }
     /// Rule id.
     pub fn id(&self) -> u32 {
-        self.file.rule_u32(self.index, 0)
+        self.file.rule_u32(self.index, rule::ID)
     }
     /// Rule name.
     pub fn name(&self) -> &'a str {
-        let off = self.file.rule_u32(self.index, 4);
-        let len = self.file.rule_u32(self.index, 8);
+        let off = self.file.rule_u32(self.index, rule::NAME_OFF);
+        let len = self.file.rule_u32(self.index, rule::NAME_LEN);
         self.file
             .strings
             .str_at(off, len, "rule name")
@@ -381,22 +408,31 @@ impl<'a> RuleView<'a> {
     }
     /// Severity.
     pub fn severity(&self) -> Severity {
-        Severity(self.file.rule_u8(self.index, 18))
+        Severity(self.file.rule_u8(self.index, rule::SEVERITY))
     }
     /// Action.
     pub fn action(&self) -> Action {
-        Action(self.file.rule_u8(self.index, 19))
+        Action(self.file.rule_u8(self.index, rule::ACTION))
     }
     /// Whether the rule is evaluated on every event.
     pub fn always_evaluated(&self) -> bool {
-        self.file.rule_u16(self.index, 26) & fmt::RULE_FLAG_ALWAYS != 0
+        self.file.rule_u16(self.index, rule::FLAGS) & fmt::RULE_FLAG_ALWAYS != 0
     }
     /// The fields the rule reads.
     pub fn fields(&self) -> impl Iterator<Item = FieldId> + 'a {
-        let start = self.file.rule_u32(self.index, 12);
-        let count = u32::from(self.file.rule_u16(self.index, 16));
+        let start = self.file.rule_u32(self.index, rule::FIELDS_START);
+        let count = u32::from(self.file.rule_u16(self.index, rule::FIELDS_COUNT));
         let rf = self.file.rule_fields;
-        (0..count).map(move |i| FieldId(rf.le16(start.wrapping_add(i).wrapping_mul(2))))
+        (0..count).map(move |i| {
+            FieldId(
+                rf.le16(
+                    start
+                        .wrapping_add(i)
+                        .wrapping_mul(rule_field::LEN_U32)
+                        .wrapping_add(rule_field::FIELD.offset_u32()),
+                ),
+            )
+        })
     }
     /// The rule's atoms.
     pub fn atoms(&self) -> impl Iterator<Item = AtomView<'a>> + 'a {
@@ -406,8 +442,8 @@ impl<'a> RuleView<'a> {
     }
     /// The condition program (postfix bytecode, see FORMAT.md).
     pub fn program(&self) -> &'a [u8] {
-        let off = self.file.rule_u32(self.index, 20);
-        let len = u32::from(self.file.rule_u16(self.index, 24));
+        let off = self.file.rule_u32(self.index, rule::PROG_OFF);
+        let len = u32::from(self.file.rule_u16(self.index, rule::PROG_LEN));
         self.file
             .programs
             .sub(off, len, "program")
@@ -424,8 +460,11 @@ pub struct AtomView<'a> {
 }
 
 impl<'a> AtomView<'a> {
-    fn base(&self) -> u32 {
-        self.index.wrapping_mul(fmt::ATOM_LEN as u32)
+    /// Offset of field `f` of this atom's record in ATOMS.
+    fn at<T: fmt::Le>(&self, f: Field<T>) -> u32 {
+        self.index
+            .wrapping_mul(atom::LEN_U32)
+            .wrapping_add(f.offset_u32())
     }
     /// Index in the file.
     pub fn index(&self) -> u32 {
@@ -433,19 +472,19 @@ impl<'a> AtomView<'a> {
     }
     /// Index of its rule.
     pub fn rule_index(&self) -> u32 {
-        self.file.atoms.le32(self.base())
+        self.file.atoms.le32(self.at(atom::RULE))
     }
     /// The field it tests.
     pub fn field(&self) -> FieldId {
-        FieldId(self.file.atoms.le16(self.base().wrapping_add(4)))
+        FieldId(self.file.atoms.le16(self.at(atom::FIELD)))
     }
     /// Its kind.
     pub fn kind(&self) -> AtomKind {
-        AtomKind(self.file.atoms.le8(self.base().wrapping_add(6)))
+        AtomKind(self.file.atoms.le8(self.at(atom::KIND)))
     }
     /// Its flags.
     pub fn flags(&self) -> u8 {
-        self.file.atoms.le8(self.base().wrapping_add(7))
+        self.file.atoms.le8(self.at(atom::FLAGS))
     }
     /// Whether the prefilter gates it.
     pub fn prefiltered(&self) -> bool {
@@ -453,8 +492,8 @@ impl<'a> AtomView<'a> {
     }
     /// The literal (folded), glob (folded, escaped) or regex source; empty for NUM_EQ.
     pub fn text(&self) -> &'a str {
-        let off = self.file.atoms.le32(self.base().wrapping_add(8));
-        let len = self.file.atoms.le32(self.base().wrapping_add(12));
+        let off = self.file.atoms.le32(self.at(atom::STR_OFF));
+        let len = self.file.atoms.le32(self.at(atom::STR_LEN));
         self.file
             .strings
             .str_at(off, len, "atom text")
@@ -462,10 +501,10 @@ impl<'a> AtomView<'a> {
     }
     /// DFA index (REGEX) or value (NUM_EQ).
     pub fn arg(&self) -> u32 {
-        self.file.atoms.le32(self.base().wrapping_add(16))
+        self.file.atoms.le32(self.at(atom::ARG))
     }
     /// Folded byte length of a literal atom.
     pub(crate) fn str_len(&self) -> u32 {
-        self.file.atoms.le32(self.base().wrapping_add(12))
+        self.file.atoms.le32(self.at(atom::STR_LEN))
     }
 }

@@ -5,6 +5,7 @@
 //! length and must consume it whole.
 
 use crate::ParseError;
+use channel_format::{Field, Le};
 use nom::number::complete::{le_u16, le_u32, le_u64};
 use nom::Parser;
 
@@ -117,7 +118,7 @@ impl<'a> Region<'a> {
     #[inline]
     pub(crate) fn le32(&self, at: u32) -> u32 {
         let at = at as usize;
-        match self.bytes.get(at..at.wrapping_add(4)) {
+        match self.bytes.get(at..at.wrapping_add(size_of::<u32>())) {
             Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
             _ => 0,
         }
@@ -127,7 +128,7 @@ impl<'a> Region<'a> {
     #[inline]
     pub(crate) fn le16(&self, at: u32) -> u16 {
         let at = at as usize;
-        match self.bytes.get(at..at.wrapping_add(2)) {
+        match self.bytes.get(at..at.wrapping_add(size_of::<u16>())) {
             Some(&[a, b]) => u16::from_le_bytes([a, b]),
             _ => 0,
         }
@@ -137,6 +138,30 @@ impl<'a> Region<'a> {
     #[inline]
     pub(crate) fn le8(&self, at: u32) -> u8 {
         self.bytes.get(at as usize).copied().unwrap_or(0)
+    }
+
+    /// Field `f` of the record this region starts with (a named,
+    /// bounds-checked read; `what` names it in a `Truncated` error).
+    #[inline]
+    pub(crate) fn get<T: Scalar>(&self, f: Field<T>, what: &'static str) -> Result<T, ParseError> {
+        T::read_at(self, f.offset_u32(), what)
+    }
+
+    /// The file offset of field `f` of the record this region starts with
+    /// (saturating: only used for error reports).
+    #[inline]
+    pub(crate) fn at_field<T: Le>(&self, f: Field<T>) -> u32 {
+        self.at(f.offset_u32())
+    }
+
+    /// The bytes of field `f` (reserved bytes, checked to be zero).
+    pub(crate) fn field_bytes<T: Le>(
+        &self,
+        f: Field<T>,
+        what: &'static str,
+    ) -> Result<Region<'a>, ParseError> {
+        let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
+        self.sub(f.offset_u32(), len, what)
     }
 
     /// A UTF-8 string of `len` bytes at `start`.
@@ -170,6 +195,37 @@ impl<'a> Region<'a> {
                 what,
             }),
         }
+    }
+}
+
+/// A fixed-width field the parser reads through [`Region::get`]: each width
+/// goes through the matching out-of-line nom read above.
+pub(crate) trait Scalar: Le {
+    fn read_at(r: &Region<'_>, at: u32, what: &'static str) -> Result<Self, ParseError>;
+}
+
+impl Scalar for u8 {
+    #[inline]
+    fn read_at(r: &Region<'_>, at: u32, what: &'static str) -> Result<Self, ParseError> {
+        r.u8_at(at, what)
+    }
+}
+impl Scalar for u16 {
+    #[inline]
+    fn read_at(r: &Region<'_>, at: u32, what: &'static str) -> Result<Self, ParseError> {
+        r.u16_at(at, what)
+    }
+}
+impl Scalar for u32 {
+    #[inline]
+    fn read_at(r: &Region<'_>, at: u32, what: &'static str) -> Result<Self, ParseError> {
+        r.u32_at(at, what)
+    }
+}
+impl Scalar for u64 {
+    #[inline]
+    fn read_at(r: &Region<'_>, at: u32, what: &'static str) -> Result<Self, ParseError> {
+        r.u64_at(at, what)
     }
 }
 

@@ -14,11 +14,11 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 fn split(data: &[u8]) -> (&[u8], Vec<u16>) {
-    let total = data
-        .get(32..36)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let total = channel_format::header::TOTAL_LEN
+        .get(data)
+        .map(|t| t as usize);
     match total {
-        Some(t) if t >= 64 && t <= data.len() => {
+        Some(t) if t >= channel_format::header::LEN && t <= data.len() => {
             let (file, tail) = data.split_at(t);
             let units = tail
                 .chunks(2)

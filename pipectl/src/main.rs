@@ -498,7 +498,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         Cmd::Test { paths } => run_tests(&paths),
         Cmd::GenMalformed { dir, every_offset } => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let cases = pipe_compiler::malformed::corpus(every_offset);
+            let cases = test_kit::malformed::corpus(every_offset);
             let mut manifest = String::new();
             let mut written = 0;
             for (i, c) in cases.iter().enumerate() {
@@ -508,9 +508,9 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                     continue;
                 }
                 let expect = match c.expect {
-                    pipe_compiler::malformed::Expect::Valid => "valid".to_string(),
-                    pipe_compiler::malformed::Expect::Kind(k) => k.to_string(),
-                    pipe_compiler::malformed::Expect::OneOf(ks) => ks.join("|"),
+                    test_kit::malformed::Expect::Valid => "valid".to_string(),
+                    test_kit::malformed::Expect::Kind(k) => k.to_string(),
+                    test_kit::malformed::Expect::OneOf(ks) => ks.join("|"),
                 };
                 let fname = format!("{i:05}-{}.bin", c.name);
                 std::fs::write(dir.join(&fname), &c.bytes).map_err(|e| format!("{fname}: {e}"))?;
@@ -582,29 +582,13 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
 }
 
 fn disassemble(prog: &[u8]) -> String {
-    use channel_format::op;
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < prog.len() {
-        match prog[i] {
-            op::ATOM if i + 5 <= prog.len() => {
-                out.push(format!(
-                    "atom{}",
-                    u32::from_le_bytes([prog[i + 1], prog[i + 2], prog[i + 3], prog[i + 4]])
-                ));
-                i += 5;
-                continue;
-            }
-            op::AND => out.push("and".into()),
-            op::OR => out.push("or".into()),
-            op::NOT => out.push("not".into()),
-            op::TRUE => out.push("true".into()),
-            op::FALSE => out.push("false".into()),
-            other => out.push(format!("?{other:#x}")),
-        }
-        i += 1;
-    }
-    out.join(" ")
+    channel_format::program::instructions(prog)
+        .map(|i| match i {
+            Ok((_, instr)) => instr.to_string(),
+            Err(e) => format!("?({} at byte {})", e.reason, e.at),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
@@ -702,48 +686,12 @@ fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
         .map_err(|e| format!("compiled file invalid: {e}"))?;
     let mut scratch = Box::new(Scratch::new());
     let (mut passed, mut failed) = (0usize, 0usize);
-    for rule in &set.rules {
-        for case in &rule.tests {
-            let kind = if case.kind == Some(2) {
-                EventKind::Connect
-            } else {
-                EventKind::Create
-            };
-            let units: Vec<u16> = case.pipe_name.encode_utf16().collect();
-            let image16: Option<Vec<u16>> = case.image.as_ref().map(|i| i.encode_utf16().collect());
-            let ev = Event {
-                pipe_name: Text::Utf16(&units),
-                image: image16.as_deref().map(Text::Utf16),
-                pid: 0,
-                kind,
-            };
-            let mut hit = false;
-            f.for_each_match(&ev, &mut scratch, |r| {
-                if r.id() == rule.id {
-                    hit = true;
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            });
-            if hit == case.expect_match {
-                passed += 1;
-            } else {
-                failed += 1;
-                let what = if case.expect_match {
-                    "should match but does not"
-                } else {
-                    "should not match but does"
-                };
-                let image = case
-                    .image
-                    .as_deref()
-                    .map(|i| format!(" (image {i:?})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "{}: rule {} ({}): {:?}{image} {what}",
-                    case.source, rule.id, rule.name, case.pipe_name
-                );
-            }
+    for o in test_kit::cases::run(&set, &f, &mut scratch) {
+        if o.passed() {
+            passed += 1;
+        } else {
+            failed += 1;
+            eprintln!("{}", o.failure());
         }
     }
     outln!("{passed} passed, {failed} failed");

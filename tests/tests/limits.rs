@@ -253,3 +253,79 @@ fn dfa_budget_error_names_the_rule() {
         "{text}"
     );
 }
+
+/// `max_atoms_per_rule` cannot be lifted past the matcher's scratch
+/// (`channel_format::ATOMS_PER_RULE_CEILING`, 256 hits): a rule with 256 atoms
+/// is accepted at any limit from 256 up, a rule with 257 is rejected even with
+/// a limit of 1000 (the parser caps the limit as it caps the stack depth),
+/// and the compiler refuses it the same way.
+#[test]
+fn atoms_per_rule_is_capped_at_the_scratch_size() {
+    use channel_format::{AtomRecord, SectionKind, ATOMS_PER_RULE_CEILING};
+    let ceiling = ATOMS_PER_RULE_CEILING;
+    assert_eq!(ceiling as usize, channel_parser::SCRATCH_HITS);
+    let wide = |n: u32| {
+        set(vec![rule(
+            1,
+            "w",
+            Cond::Or((0..n).map(|i| lit(&format!("atom{i:03}"))).collect()),
+        )])
+    };
+    let lifted = |v: u32| Limits {
+        max_atoms_per_rule: v,
+        ..Limits::DEFAULT
+    };
+    let caps = Capabilities::SENSOR_V1;
+
+    // At the ceiling: accepted with the limit at it and above it.
+    let bytes = compile(&wide(ceiling), &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    for limit in [ceiling, ceiling + 1, 1000, u32::MAX] {
+        let f = parse_with_limits(aligned.as_slice(), &caps, &lifted(limit))
+            .unwrap_or_else(|e| panic!("{ceiling} atoms, limit {limit}: {e}"));
+        assert_eq!(f.atom_count(), ceiling);
+    }
+
+    // One past it (a 257th atom appended to the rule): rejected whatever the
+    // limit says, naming the ceiling.
+    let mut parts = test_kit::malformed::Parts::of(&bytes);
+    let atoms = parts.body(SectionKind::ATOMS);
+    let last = AtomRecord::read_nth(atoms, ceiling as usize - 1).unwrap();
+    atoms.extend_from_slice(&last.to_bytes());
+    let past = parts.build();
+    let aligned = AlignedBytes::new(&past);
+    for limit in [ceiling, ceiling + 1, 1000, u32::MAX] {
+        let Err(err) = parse_with_limits(aligned.as_slice(), &caps, &lifted(limit)) else {
+            panic!("limit {limit}: a rule with 257 atoms was accepted");
+        };
+        match err {
+            ParseError::LimitExceeded {
+                what,
+                found,
+                limit: l,
+                ..
+            } => {
+                assert_eq!(
+                    (what, found, l),
+                    ("atoms per rule", ceiling + 1, ceiling),
+                    "limit {limit}"
+                );
+            }
+            other => panic!("limit {limit}: expected LimitExceeded, got {other:?}"),
+        }
+    }
+
+    // The compiler applies the same ceiling.
+    for limit in [ceiling, 1000] {
+        let e = compile(
+            &wide(ceiling + 1),
+            &CompileOptions {
+                limits: lifted(limit),
+                ..CompileOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, CompileErrorKind::LimitExceeded, "{e}");
+        assert!(e.to_string().contains("above the limit of 256"), "{e}");
+    }
+}

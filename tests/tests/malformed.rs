@@ -4,7 +4,7 @@
 //! field-not-supplied (Channel File 291) case, corrupt programs, automata and
 //! DFAs. Each is rejected with its expected error variant.
 
-use pipe_compiler::malformed::{corpus, Expect};
+use test_kit::malformed::{corpus, Expect};
 
 #[test]
 fn every_malformed_file_is_rejected_with_the_expected_error() {
@@ -63,7 +63,7 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
     // Not every flip is invalid (a flipped sequence number is a valid file):
     // the property is that parse never panics and that an accepted file can
     // be matched against without panicking.
-    let base = pipe_compiler::malformed::fixture_file();
+    let base = test_kit::malformed::fixture_file();
     let mut scratch = channel_parser::Scratch::new();
     let mut accepted = 0;
     for i in 0..base.len() {

@@ -5,9 +5,9 @@ use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
 use pipe_compiler::model::{
     Action, Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, Severity, SourceLoc,
 };
-use pipe_compiler::reference::{matching_ids, RefEvent};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
 use std::ops::ControlFlow;
+use test_kit::reference::{matching_ids, RefEvent};
 
 fn rule(id: u32, severity: Severity, action: Action, condition: Cond) -> Rule {
     Rule {

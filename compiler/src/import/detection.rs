@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::model::{Atom, Cond, FieldId, GlobTok, Matcher, SourceError};
+use crate::model::{Atom, Cond, EventKind, FieldId, GlobTok, Matcher, SourceError};
 
 use super::yaml::{Kind, Node};
 
@@ -504,10 +504,9 @@ impl DetectionReader<'_> {
                     return None;
                 }
             },
-            FieldId::EVENT_KIND => match text {
-                "1" | "create" => Matcher::NumEq(1),
-                "2" | "connect" => Matcher::NumEq(2),
-                _ => {
+            FieldId::EVENT_KIND => match EventKind::from_name(text) {
+                Some(k) => Matcher::NumEq(k.value()),
+                None => {
                     self.err(
                         v,
                         format!("`EventKind` is `create` (1) or `connect` (2), found `{text}`"),

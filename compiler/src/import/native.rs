@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::model::{Action, Rule, SourceError, TestCase};
+use crate::model::{Action, EventKind, Rule, SourceError, TestCase};
 
 use super::detection::{DetectionReader, Dialect};
 use super::sigma::severity_by_name;
@@ -248,8 +248,9 @@ fn test_case(
                 match (key, text) {
                     ("name", Some(s)) => name = Some(s.to_string()),
                     ("image", Some(s)) => image = Some(s.to_string()),
-                    ("kind", Some("create" | "1")) => kind = Some(1),
-                    ("kind", Some("connect" | "2")) => kind = Some(2),
+                    ("kind", Some(k)) if EventKind::from_name(k).is_some() => {
+                        kind = EventKind::from_name(k)
+                    }
                     ("kind", _) => {
                         errors.push(v.err(file, "test case `kind` is `create` or `connect`"));
                         ok = false;

@@ -17,7 +17,8 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use crate::model::{Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, TestCase};
+use channel_format::EventKind;
+use pipe_compiler::model::{Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, TestCase};
 
 /// One event as the reference sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +181,7 @@ pub fn test_event(case: &TestCase) -> RefEvent<'_> {
         pipe_name: &case.pipe_name,
         image: case.image.as_deref(),
         pid: 0,
-        kind: case.kind.unwrap_or(1),
+        kind: case.kind.unwrap_or(EventKind::Create).value(),
     }
 }
 
