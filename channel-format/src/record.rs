@@ -26,8 +26,9 @@
 //!   per field (`rule::ATOMS_START`), which the parser's hot paths use to read
 //!   single fields in place.
 //!
-//! FORMAT.md describes the same records for people; `tests::format_md_tables`
-//! checks that its tables list these offsets and sizes.
+//! FORMAT.md describes the same records for people; the test
+//! `format_md_describes_the_same_records` checks that its tables list these
+//! offsets and sizes.
 
 macro_rules! record {
     (

@@ -1,7 +1,7 @@
 //! The compiler: [`RuleSet`] → channel-file bytes (format version 1), in
 //! steps: order and check the rules ([`compile`]), lower each rule to atoms
 //! and a program (`lower.rs`), add its records to the section bodies
-//! ([`Builder`]), build the prefilter and DFA sections (`automata.rs`,
+//! (`Builder`), build the prefilter and DFA sections (`automata.rs`,
 //! `write.rs`), lay out the file, and parse it back.
 //!
 //! Every byte offset comes from `channel_format`'s record tables; nothing

@@ -236,11 +236,7 @@ fn print_event(e: &EventRecord) {
         "event id={} pid={} kind={} decision={} rule={} action={} severity={} name={} image={}",
         e.id,
         e.pid,
-        match e.kind {
-            1 => "create",
-            2 => "connect",
-            _ => "?",
-        },
+        EventKind::from_u32(u32::from(e.kind)).map_or("?", EventKind::name),
         decision_name(Decision::from_u8(e.decision)),
         e.rule_id,
         e.action,

@@ -16,32 +16,9 @@ pub const IMAGE_CAP: usize = 128;
 /// Records the driver's ring holds.
 pub const RING_CAP: usize = 128;
 
-/// Create (the pipe was created) or connect (a client opened it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// `IRP_MJ_CREATE_NAMED_PIPE`.
-    Create,
-    /// `IRP_MJ_CREATE` on NPFS.
-    Connect,
-}
-
-impl EventKind {
-    /// Wire value, as the `EventKind` field in rules (create 1, connect 2).
-    pub const fn to_u8(self) -> u8 {
-        match self {
-            EventKind::Create => 1,
-            EventKind::Connect => 2,
-        }
-    }
-    /// From a wire value.
-    pub const fn from_u32(v: u32) -> Option<EventKind> {
-        match v {
-            1 => Some(EventKind::Create),
-            2 => Some(EventKind::Connect),
-            _ => None,
-        }
-    }
-}
+/// Create or connect: the format's one definition (wire value as the
+/// `EventKind` field in rules: create 1, connect 2).
+pub use channel_format::EventKind;
 
 /// One recorded event (a rule matched).
 #[derive(Clone, Copy, PartialEq, Eq)]

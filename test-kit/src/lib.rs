@@ -5,7 +5,7 @@
 //!   valid one, each with the parser error it must be rejected with (the
 //!   parser's tests, `pipectl gen-malformed`, the driver's Wine tests, fuzz
 //!   seeds);
-//! - [`reference`]: an independent evaluator of the rule model, the oracle
+//! - [`reference`](mod@reference): an independent evaluator of the rule model, the oracle
 //!   of the differential tests, the fuzzers and the benchmarks;
 //! - [`cases`]: the runner of rules' embedded test cases on the kernel
 //!   matcher (`pipectl test`, the documentation and fuzz checks).
