@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The one entry point for the driver: builds the .sys and the Windows client,
 # checks the image, runs the layout probe, the sensor-core tests and the
-# Wine tests. Exits non-zero on any failure; never skips a step.
+# Wine tests (scripts/wine-test.sh under Wine's stub filter manager, then
+# scripts/wine-callbacks.sh: the driver's real minifilter callbacks through
+# the filter-manager double). Exits non-zero on any failure; never skips a
+# step.
 #
 # usage: scripts/driver-test.sh        (run scripts/setup.sh once first)
 # Env: WINE_TEST_FILE_BATCHES=N limits the malformed-by-file phase (default all).
@@ -77,12 +80,24 @@ x86_64-w64-mingw32-gcc -shared -O2 -o "$TGT/driver-test/bcryptprimitives.dll" te
 rm -rf "$TGT/driver-test/malformed"
 "$TGT/release/pipectl" gen-malformed "$TGT/driver-test/malformed" >/dev/null
 
+step "filter-manager double (test only: driver/testing/fltmgr)"
+driver/testing/fltmgr/build.sh "$TGT/driver-test" "$SYS"
+
 step "Wine tests"
 scripts/wine-test.sh "$SYS" "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" \
   "$TGT/driver-test/malformed" "$TGT/driver-test/bcryptprimitives.dll"
 
+step "Wine tests: the minifilter callbacks through the filter-manager double"
+scripts/wine-callbacks.sh "$SYS" "$TGT/driver-test/fltmgr.sys" "$TGT/driver-test/fltctl.exe" \
+  "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" "$TGT/driver-test/bcryptprimitives.dll"
+
 step "package (target/package: .sys, .pdb, INF, test-signed .sys)"
 # The package is built without the CI test key: it trusts driver/keys/*.pub only.
 env -u PIPESENSOR_TEST_KEY scripts/package.sh
+# The double and its client are test-only: never in the package.
+if find target/package -iname 'fltmgr*' -o -iname 'fltctl*' -o -iname 'fltdouble*' | grep -q .; then
+  echo "the package contains the test-only filter-manager double:"; find target/package -iname 'flt*'; exit 1
+fi
+echo "package: no test-only filter-manager double in it"
 
 step "driver tests passed"

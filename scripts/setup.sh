@@ -8,7 +8,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=0
-for bin in wine64 x86_64-w64-mingw32-gcc osslsigncode valgrind openssl python3 pgrep setsid timeout addr2line; do
+for bin in wine64 x86_64-w64-mingw32-gcc x86_64-w64-mingw32-windmc x86_64-w64-mingw32-windres x86_64-w64-mingw32-dlltool osslsigncode valgrind openssl python3 pgrep setsid timeout addr2line; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=1
 done
 [ -f /usr/include/wine/wine/windows/ddk/fltkernel.h ] || need_apt=1

@@ -139,6 +139,9 @@ pub fn configure(registry_path: &[u16]) {
             if let Some(r) = key.dword("RequireSignature") {
                 cfg.require_signature = r != 0;
             }
+            if let Some(ms) = key.dword("WorkWaitMilliseconds") {
+                sensor::set_work_wait_ms(ms);
+            }
         }
         Err(s) => log(
             Level::Warning,
@@ -149,12 +152,13 @@ pub fn configure(registry_path: &[u16]) {
     log(
         Level::Info,
         format_args!(
-            "config: mode {:?}, max failed starts {}, proven after {} s, signatures {}, {} trusted keys",
+            "config: mode {:?}, max failed starts {}, proven after {} s, signatures {}, {} trusted keys, work wait {} ms",
             sensor::mode(),
             cfg.max_failed,
             cfg.proven_after,
             if cfg.require_signature { "required" } else { "not required" },
-            TRUSTED_KEYS.len() / 32
+            TRUSTED_KEYS.len() / 32,
+            sensor::work_wait_ms()
         ),
     );
     CONFIG.with(|c| *c = Some(cfg));

@@ -91,8 +91,13 @@ fn eval(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
         .try_with(|b| {
             let name = utf16le_into(e.name, &mut b.name).map_err(|e| e.ntstatus())?;
             let image = utf16le_into(e.image, &mut b.image).map_err(|e| e.ntstatus())?;
-            let image = (!image.is_empty()).then_some(&*image);
-            Ok::<_, NTSTATUS>(sensor::evaluate(e.kind, e.pid, name, image, true))
+            let image = if image.is_empty() {
+                sensor::ImageArg::Absent
+            } else {
+                sensor::ImageArg::Given(image)
+            };
+            let target = sensor::Target { related: &[], name };
+            Ok::<_, NTSTATUS>(sensor::evaluate(e.kind, e.pid, target, image, true))
         })
         .ok_or(crate::sys::STATUS_DEVICE_BUSY)??;
     let mut resp = EvalResponse {

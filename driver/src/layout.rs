@@ -1,4 +1,6 @@
-//! Layouts of every kernel structure the driver reads or writes.
+//! Layouts of every kernel structure the driver reads or writes, and of
+//! the filter-manager structures the test double (`driver/testing/fltmgr`)
+//! declares by hand because Wine's headers lack them.
 //!
 //! Two independent checks:
 //! * `static_assertions` below pin each offset/size to the documented x64
@@ -23,6 +25,10 @@ pub enum Header {
     Wdm,
     /// Wine's `ddk/fltkernel.h`.
     Flt,
+    /// The filter-manager double's `fltdouble.h` (over Wine's DDK headers):
+    /// what it declares by hand must agree with the driver's Rust
+    /// (windows-sys) definitions.
+    Double,
 }
 
 /// One layout fact: `offsetof(c_type, member)` or, with member `""`, `sizeof(c_type)`.
@@ -87,6 +93,8 @@ checks! {
     Wdm "FILE_NAMES_INFORMATION" FILE_NAMES_INFORMATION { size = 16,
         "NextEntryOffset" => NextEntryOffset = 0, "FileNameLength" => FileNameLength = 8, "FileName" => FileName = 12 }
     Wdm "KEVENT" KEVENT { size = 24 }
+    // The working-memory semaphore (sys/semaphore.rs).
+    Wdm "KSEMAPHORE" KSEMAPHORE { size = 32 }
     Wdm "KBUGCHECK_REASON_CALLBACK_RECORD" KBUGCHECK_REASON_CALLBACK_RECORD { size = 48,
         "CallbackRoutine" => CallbackRoutine = 16, "Component" => Component = 24, "Checksum" => Checksum = 32,
         "Reason" => Reason = 40, "State" => State = 44 }
@@ -114,9 +122,14 @@ checks! {
     Flt "FLT_IO_PARAMETER_BLOCK" FLT_IO_PARAMETER_BLOCK { size = 72,
         "MajorFunction" => MajorFunction = 4, "TargetFileObject" => TargetFileObject = 8,
         "TargetInstance" => TargetInstance = 16, "Parameters" => Parameters = 24 }
-    // FLT_RELATED_OBJECTS is passed to our callbacks but never read (no
-    // header available here defines it: Wine keeps it opaque), so it is
-    // not listed.
+    // FLT_RELATED_OBJECTS is passed to our callbacks but never read; Wine
+    // keeps it opaque, so the double declares it (fltdouble.h) and builds
+    // it for every callback: its declaration is checked against
+    // windows-sys's here.
+    Double "FLT_RELATED_OBJECTS" FLT_RELATED_OBJECTS { size = 48,
+        "Size" => Size = 0, "TransactionContext" => TransactionContext = 2, "Filter" => Filter = 8,
+        "Volume" => Volume = 16, "Instance" => Instance = 24, "FileObject" => FileObject = 32,
+        "Transaction" => Transaction = 40 }
     // FLT_FILE_NAME_INFORMATION is not used: neither mingw-w64 nor Wine
     // declares it, so its layout could not be checked; the pipe name is
     // taken from FILE_OBJECT::FileName (wdm.h) instead.
@@ -196,6 +209,49 @@ const_checks! {
     Wdm "STATUS_OBJECT_NAME_NOT_FOUND" = STATUS_OBJECT_NAME_NOT_FOUND,
     Wdm "STATUS_BUFFER_TOO_SMALL" = STATUS_BUFFER_TOO_SMALL,
     Wdm "SYMBOLIC_LINK_QUERY" = SYMBOLIC_LINK_QUERY,
+    Wdm "KernelMode" = KERNEL_MODE,
+    Flt "PROCESS_QUERY_LIMITED_INFORMATION" = PROCESS_QUERY_LIMITED_INFORMATION,
+    Wdm "ProcessImageFileName" = PROCESS_IMAGE_FILE_NAME,
+    Wdm "FILE_DEVICE_NAMED_PIPE" = double::FILE_DEVICE_NAMED_PIPE,
+    Wdm "FILE_DEVICE_DISK_FILE_SYSTEM" = double::FILE_DEVICE_DISK_FILE_SYSTEM,
+    // The double's hand-written filter-manager constants (fltdouble.h).
+    Double "FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP" = double::DO_NOT_SUPPORT_SERVICE_STOP,
+    Double "FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS" = FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS,
+    Double "FLT_REGISTRATION_VERSION_0203" = FLT_REGISTRATION_VERSION,
+    Double "FLT_REGISTRATION_VERSION_0202" = double::REGISTRATION_VERSION_0202,
+    Double "IRP_MJ_OPERATION_END" = IRP_MJ_OPERATION_END,
+    Double "FLT_CONTEXT_END" = double::CONTEXT_END,
+    Double "FLTFL_CALLBACK_DATA_IRP_OPERATION" = double::CALLBACK_DATA_IRP_OPERATION,
+    Double "FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT" = double::INSTANCE_SETUP_AUTOMATIC_ATTACHMENT,
+    Double "FLTFL_FILTER_UNLOAD_MANDATORY" = double::FILTER_UNLOAD_MANDATORY,
+    Double "STATUS_FLT_DO_NOT_ATTACH" = STATUS_FLT_DO_NOT_ATTACH,
+    Double "FILE_DEVICE_NAMED_PIPE" = double::FILE_DEVICE_NAMED_PIPE,
+    Double "FILE_DEVICE_DISK_FILE_SYSTEM" = double::FILE_DEVICE_DISK_FILE_SYSTEM,
+    Double "FILE_DEVICE_UNKNOWN" = FILE_DEVICE_UNKNOWN,
+    Double "FLTD_FILE_OBJECT_SIZE" = size_of::<FILE_OBJECT>(),
+}
+
+/// Values the test double declares by hand (fltdouble.h) that the driver
+/// itself does not use; the probe checks the double against them, and the
+/// assertions below check them against windows-sys (the filter-manager
+/// ones) or the probe checks them against mingw-w64 (the device types).
+pub mod double {
+    /// winioctl.h `FILE_DEVICE_NAMED_PIPE`.
+    pub const FILE_DEVICE_NAMED_PIPE: u32 = 0x11;
+    /// winioctl.h `FILE_DEVICE_DISK_FILE_SYSTEM`.
+    pub const FILE_DEVICE_DISK_FILE_SYSTEM: u32 = 0x08;
+    /// fltKernel.h `FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP`.
+    pub const DO_NOT_SUPPORT_SERVICE_STOP: u32 = 1;
+    /// fltKernel.h `FLT_REGISTRATION_VERSION_0202`.
+    pub const REGISTRATION_VERSION_0202: u32 = 0x0202;
+    /// fltKernel.h `FLT_CONTEXT_END`.
+    pub const CONTEXT_END: u32 = 0xffff;
+    /// fltKernel.h `FLTFL_CALLBACK_DATA_IRP_OPERATION`.
+    pub const CALLBACK_DATA_IRP_OPERATION: u32 = 1;
+    /// fltKernel.h `FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT`.
+    pub const INSTANCE_SETUP_AUTOMATIC_ATTACHMENT: u32 = 1;
+    /// fltKernel.h `FLTFL_FILTER_UNLOAD_MANDATORY`.
+    pub const FILTER_UNLOAD_MANDATORY: u32 = 1;
 }
 
 // Constants neither header set declares (newer than Wine's fltkernel.h and
@@ -222,4 +278,25 @@ const _: () = {
     );
     // POOL_FLAG_NON_PAGED (wdm.h of WDK 10.0.19041+; not in windows-sys 0.61).
     const_assert_eq!(POOL_FLAG_NON_PAGED, 0x40);
+    const_assert_eq!(
+        double::DO_NOT_SUPPORT_SERVICE_STOP,
+        m::FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP
+    );
+    const_assert_eq!(
+        double::REGISTRATION_VERSION_0202,
+        m::FLT_REGISTRATION_VERSION_0202
+    );
+    const_assert_eq!(double::CONTEXT_END, m::FLT_CONTEXT_END as u32);
+    const_assert_eq!(
+        double::CALLBACK_DATA_IRP_OPERATION,
+        m::FLTFL_CALLBACK_DATA_IRP_OPERATION
+    );
+    const_assert_eq!(
+        double::INSTANCE_SETUP_AUTOMATIC_ATTACHMENT,
+        m::FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT
+    );
+    const_assert_eq!(
+        double::FILTER_UNLOAD_MANDATORY,
+        m::FLTFL_FILTER_UNLOAD_MANDATORY
+    );
 };

@@ -10,8 +10,8 @@
 //! the IOCTL protocol come from `sensor-core` and are tested on the host.
 //!
 //! Start-up order (teardown runs it backwards, see [`teardown`]):
-//! resolve optional routines → drive-letter table (image paths in DOS
-//! form, [`drives`]) → register the filter →
+//! resolve optional routines → working-memory semaphore → drive-letter
+//! table (image paths in DOS form, [`drives`]) → register the filter →
 //! read the configuration and load content (crash-loop guard) → control
 //! device → bug-check callback → start filtering → "proven" timer →
 //! periodic rescan thread.
@@ -39,6 +39,7 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
         format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()),
     );
     sys::resolve_dynamic_routines();
+    sensor::init_work();
     drives::build_at_start();
 
     if let Err(s) = driver.register_filter() {
@@ -48,6 +49,12 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
         );
         return s;
     }
+    // Wine's stub filter manager hands out 0xdeadbeaf; the test double
+    // (driver/testing/fltmgr) a real pointer: the Wine tests read this line.
+    log(
+        Level::Info,
+        format_args!("filter registered (handle {:#x})", sys::filter_handle()),
+    );
     sensor::set_flag(sensor_core::proto::FLAG_FILTER_REGISTERED);
     // On Windows the filter manager installs DriverUnload; Wine's stub
     // FltRegisterFilter does not.
@@ -117,6 +124,23 @@ fn teardown() {
             ),
         );
     }
+    let c = sensor::status().counters;
+    log(
+        Level::Info,
+        format_args!(
+            "callbacks {}, evaluated {}, denied {} (unchecked: {} denied, {} allowed), work waits {}, exhausted {}, images located {} queried {} missing {}",
+            c.callbacks,
+            c.evaluated,
+            c.denied,
+            c.unchecked_denied,
+            c.unchecked_allowed,
+            c.work_waits,
+            c.work_exhausted,
+            c.image_located,
+            c.image_queried,
+            c.image_missing
+        ),
+    );
     log(
         Level::Info,
         format_args!(

@@ -1,17 +1,30 @@
 //! The sensor's global state and the one decision path shared by the
 //! filter callbacks and the EVAL IOCTL.
+//!
+//! Working memory: every evaluation runs in one of [`WORK_SLOTS`]
+//! preallocated slots (matcher scratch, the image path buffers, the name
+//! buffer). A callback that finds them all busy waits for one, at most
+//! `WorkWaitMilliseconds` (default 1000 ms; callbacks of creates run at
+//! PASSIVE_LEVEL), on a kernel semaphore; when the wait runs out it decides
+//! without evaluating: deny in enforce mode, allow in monitor mode
+//! (`sensor_core::work`), counted in status (`work_exhausted`,
+//! `unchecked_denied`, `unchecked_allowed`). A name too long to normalize
+//! is decided the same way (`name_errors`).
 
 use crate::dump;
-use crate::sys::{OwnedChannel, PoolArc, Slot, SpinLock};
+use crate::sys::{
+    ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, Slot, SpinLock,
+};
 use channel_parser::{Event, Scratch, Text};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide, Decision, Mode, RuleHit};
-use sensor_core::name::{normalize_into, MAX_NAME_UNITS};
+use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{
     ContentInfo, Counters, FixedText, Status, MAX_EVAL_IMAGE_UNITS, RULE_NAME_LEN,
 };
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
+use sensor_core::work::{decide_unchecked, AfterTimeout, Enter, Unchecked, Wake, WorkPool};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -33,31 +46,105 @@ static EVALUATED: AtomicU64 = AtomicU64::new(0);
 static MATCHED: AtomicU64 = AtomicU64::new(0);
 static DENIED: AtomicU64 = AtomicU64::new(0);
 static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
+static CALLBACKS: AtomicU64 = AtomicU64::new(0);
+static ROOT_OPENS: AtomicU64 = AtomicU64::new(0);
+static UNCHECKED_DENIED: AtomicU64 = AtomicU64::new(0);
+static UNCHECKED_ALLOWED: AtomicU64 = AtomicU64::new(0);
+static WORK_WAITS: AtomicU64 = AtomicU64::new(0);
+static WORK_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
+static WORK_WAITING: AtomicU64 = AtomicU64::new(0);
+static IMAGE_LOCATED: AtomicU64 = AtomicU64::new(0);
+static IMAGE_QUERIED: AtomicU64 = AtomicU64::new(0);
+static IMAGE_MISSING: AtomicU64 = AtomicU64::new(0);
 
 /// Longest image path rewritten to DOS form, in UTF-16 units (what an
 /// EVAL request may carry); longer paths are matched in NT form.
 const IMAGE_UNITS: usize = MAX_EVAL_IMAGE_UNITS;
 
-/// Per-evaluation working memory: matcher scratch and the buffer for the
-/// image path in DOS form.
+/// Longest name composed for a relative open (`\name` from a root handle,
+/// `related\name`); absolute names are matched in place at any length.
+const NAME_UNITS: usize = 1024;
+
+/// Per-evaluation working memory: matcher scratch, the requestor's image
+/// path as queried (NT form) and in DOS form, a composed name.
 struct Work {
     scratch: Scratch,
     image: [u16; IMAGE_UNITS],
+    query: ImageQuery,
+    name: [u16; NAME_UNITS],
 }
 
 /// Working memory, preallocated in the image (nonpaged), never on the
-/// stack. A callback that finds every slot busy skips the event (counted
-/// in `name_errors`) rather than wait.
+/// stack; see the module docs for what happens when all slots are busy.
 const WORK_SLOTS: usize = 16;
 static WORK: [Slot<Work>; WORK_SLOTS] = [const {
     Slot::new(Work {
         scratch: Scratch::new(),
         image: [0; IMAGE_UNITS],
+        query: ImageQuery::new(),
+        name: [0; NAME_UNITS],
     })
 }; WORK_SLOTS];
+static WORK_POOL: WorkPool<WORK_SLOTS> = WorkPool::new();
+/// Signalled once per waiter admitted by a leaving evaluation.
+static WORK_SEM: Semaphore = Semaphore::new();
+static WORK_WAIT_MS: AtomicU32 = AtomicU32::new(sensor_core::work::DEFAULT_WAIT_MS);
 
-fn with_work<R>(mut f: impl FnMut(&mut Work) -> R) -> Option<R> {
-    WORK.iter().find_map(|s| s.try_with(&mut f))
+/// Initialises the working-memory semaphore (DriverEntry, PASSIVE_LEVEL,
+/// before the control device and the callbacks).
+pub fn init_work() {
+    WORK_SEM.init();
+}
+
+/// Sets the bound on the wait for working memory (`WorkWaitMilliseconds`).
+pub fn set_work_wait_ms(ms: u32) {
+    WORK_WAIT_MS.store(ms.min(sensor_core::work::MAX_WAIT_MS), Ordering::Release);
+}
+
+/// The bound in force.
+pub fn work_wait_ms() -> u32 {
+    WORK_WAIT_MS.load(Ordering::Acquire)
+}
+
+/// Runs `f` with a working-memory slot, waiting for one at most
+/// `WorkWaitMilliseconds`. `None` when none came (counted). PASSIVE_LEVEL
+/// (the create callbacks and the IOCTL path).
+fn with_work<R>(f: impl FnOnce(&mut Work) -> R) -> Option<R> {
+    if WORK_POOL.enter() == Enter::Wait {
+        WORK_WAITS.fetch_add(1, Ordering::Relaxed);
+        WORK_WAITING.fetch_add(1, Ordering::Relaxed);
+        let mut admitted = WORK_SEM.wait(Some(WORK_WAIT_MS.load(Ordering::Acquire)));
+        if !admitted {
+            admitted = match WORK_POOL.after_wait() {
+                AfterTimeout::GaveUp => false,
+                // Signalled for us between the timeout and the withdrawal:
+                // the unit is there, take it.
+                AfterTimeout::ConsumeWakeup => WORK_SEM.wait(None),
+            };
+        }
+        WORK_WAITING.fetch_sub(1, Ordering::Relaxed);
+        if !admitted {
+            WORK_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    }
+    let Some(i) = WORK_POOL.claim() else {
+        // More admitted than slots: cannot happen (sensor_core::work); if it
+        // did, give the admission back and count it as exhausted.
+        if WORK_POOL.leave_unclaimed() == Wake::One {
+            WORK_SEM.release();
+        }
+        WORK_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let r = WORK.get(i).and_then(|s| s.try_with(f));
+    if WORK_POOL.leave(i) == Wake::One {
+        WORK_SEM.release();
+    }
+    if r.is_none() {
+        WORK_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+    }
+    r
 }
 
 pub fn set_flag(f: u32) {
@@ -75,10 +162,6 @@ pub fn set_mode(m: Mode) -> Mode {
 
 pub fn has_content() -> bool {
     HAS_CONTENT.load(Ordering::Acquire)
-}
-
-pub fn count_name_error() {
-    NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A reference to the active content (the store lock is held only to
@@ -110,6 +193,30 @@ pub fn release_all_content() {
     update_store(|s| s.take_all());
 }
 
+/// Counts a pre-operation callback (every one, content or not).
+pub fn count_callback() {
+    CALLBACKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The name an evaluation is about: as a callback sees it (the related
+/// file object's name for a relative open, else empty) or as EVAL gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub related: &'a [u16],
+    pub name: &'a [u16],
+}
+
+/// Where the requestor's image path comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ImageArg<'a> {
+    /// No image.
+    Absent,
+    /// Given (EVAL).
+    Given(&'a [u16]),
+    /// Queried from the requesting process, in working memory (callbacks).
+    Requestor(Requestor<'a>),
+}
+
 /// The result of evaluating one event.
 pub struct Outcome {
     pub decision: Decision,
@@ -117,20 +224,37 @@ pub struct Outcome {
     pub matched: u32,
     pub rule_name: FixedText<RULE_NAME_LEN>,
     pub sequence: u64,
+    /// The normalized name, its first `MAX_NAME_UNITS` units.
     pub name: [u16; MAX_NAME_UNITS],
     pub name_len: usize,
 }
 
-/// The decision path: normalize the name, rewrite the image path to DOS
-/// form (`crate::drives`), evaluate against the active content, decide
-/// under the current mode, count, and (if `record`) put a matching event,
-/// with the rewritten image path, in the ring. Never blocks, never
-/// allocates.
+/// Decides an event that could not be evaluated (`sensor_core::work`
+/// policy) and counts it. Out of line: a breakpoint target (docs/windbg.md).
+#[cold]
+#[inline(never)]
+fn unchecked(why: Unchecked) -> Decision {
+    let d = decide_unchecked(mode(), why);
+    if d == Decision::Deny {
+        UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
+        DENIED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+    }
+    d
+}
+
+/// The decision path: take working memory (waiting for it, bounded),
+/// normalize the name, get the image path (the requestor's, for a
+/// callback) and rewrite it to DOS form (`crate::drives`), evaluate against
+/// the active content, decide under the current mode, count, and (if
+/// `record`) put a matching event, with the rewritten image path, in the
+/// ring. Never allocates; waits only for working memory.
 pub fn evaluate(
     kind: EventKind,
     pid: u32,
-    raw_name: &[u16],
-    image: Option<&[u16]>,
+    target: Target<'_>,
+    image: ImageArg<'_>,
     record: bool,
 ) -> Outcome {
     EVALUATED.fetch_add(1, Ordering::Relaxed);
@@ -143,60 +267,77 @@ pub fn evaluate(
         name: [0; MAX_NAME_UNITS],
         name_len: 0,
     };
-    let mut buf = [0u16; MAX_NAME_UNITS];
-    let Ok(name) = normalize_into(raw_name, &mut buf) else {
-        count_name_error();
-        return out;
+    if with_work(|work| evaluate_in(work, kind, pid, target, image, record, &mut out)).is_none() {
+        out.decision = unchecked(Unchecked::WorkExhausted);
+    }
+    out
+}
+
+fn evaluate_in(
+    work: &mut Work,
+    kind: EventKind,
+    pid: u32,
+    target: Target<'_>,
+    image: ImageArg<'_>,
+    record: bool,
+    out: &mut Outcome,
+) {
+    let Work {
+        scratch,
+        image: dos,
+        query,
+        name: name_buf,
+    } = work;
+    let name = match normalize_target(target.related, target.name, name_buf) {
+        Ok(n) => n,
+        Err(e) => {
+            NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
+            if e != NameError::Empty {
+                out.decision = unchecked(Unchecked::NameTooLong);
+            }
+            return;
+        }
     };
-    out.name_len = name.len();
-    if let Some(d) = out.name.get_mut(..name.len()) {
-        d.copy_from_slice(name);
+    let shown = name.len().min(MAX_NAME_UNITS);
+    out.name_len = shown;
+    if let (Some(d), Some(s)) = (out.name.get_mut(..shown), name.get(..shown)) {
+        d.copy_from_slice(s);
     }
     let Some(content) = active() else {
-        return out;
+        return;
     };
     out.sequence = content.info.sequence;
-    let pkind = match kind {
-        EventKind::Create => channel_parser::EventKind::Create,
-        EventKind::Connect => channel_parser::EventKind::Connect,
+    let nt_image = match image {
+        ImageArg::Absent => None,
+        ImageArg::Given(i) => Some(i),
+        ImageArg::Requestor(r) => {
+            let (i, from) = r.image(query);
+            match from {
+                ImageFrom::Located => &IMAGE_LOCATED,
+                ImageFrom::Queried => &IMAGE_QUERIED,
+                ImageFrom::Missing => &IMAGE_MISSING,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+            i
+        }
+    };
+    let image = nt_image.map(|i| crate::drives::image_to_dos(i, dos));
+    let ev = Event {
+        pipe_name: Text::Utf16(name),
+        image: image.map(Text::Utf16),
+        pid,
+        kind,
     };
     let file = content.chan.file();
-    // The record's image (its last IMAGE_CAP units) is copied from the DOS
-    // form while the working buffer holding it is ours.
-    let mut rec = EventRecord::EMPTY;
-    let Some((matched, best)) = with_work(|work| {
-        let image = image.map(|i| crate::drives::image_to_dos(i, &mut work.image));
-        let ev = Event {
-            pipe_name: Text::Utf16(name),
-            image: image.map(Text::Utf16),
-            pid,
-            kind: pkind,
-        };
-        let v = file.evaluate_with(&ev, &mut work.scratch, content.chan.dfas());
-        if record {
-            rec.set_image(image.unwrap_or(&[]));
-        }
-        (
-            v.matched,
-            v.best.map(|r| {
-                (
-                    RuleHit {
-                        id: r.id(),
-                        action: r.action(),
-                        severity: r.severity(),
-                    },
-                    FixedText::<RULE_NAME_LEN>::new(r.name()),
-                )
-            }),
-        )
-    }) else {
-        count_name_error();
-        return out;
-    };
-    out.matched = matched;
-    if let Some((hit, rname)) = best {
-        out.hit = Some(hit);
-        out.rule_name = rname;
+    let v = file.evaluate_with(&ev, scratch, content.chan.dfas());
+    out.matched = v.matched;
+    if let Some(r) = v.best {
+        out.hit = Some(RuleHit {
+            id: r.id(),
+            action: r.action(),
+            severity: r.severity(),
+        });
+        out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
     }
     out.decision = decide(mode(), out.hit);
     if out.hit.is_some() {
@@ -206,6 +347,7 @@ pub fn evaluate(
         DENIED.fetch_add(1, Ordering::Relaxed);
     }
     if record && out.decision.records() {
+        let mut rec = EventRecord::EMPTY;
         rec.time = crate::sys::system_time();
         rec.pid = pid;
         rec.kind = kind.to_u8();
@@ -216,23 +358,36 @@ pub fn evaluate(
             rec.severity = h.severity.0;
         }
         rec.set_name(name);
+        rec.set_image(image.unwrap_or(&[]));
         let id = RING.with(|r| r.push(rec));
         rec.id = id;
         dump::record_event(&rec);
     }
     drop(content);
-    out
 }
 
-/// The callback entry: returns only the decision.
-pub fn on_event(
+/// A pre-operation callback's event: the root itself is allowed (and
+/// counted); anything else goes through [`evaluate`] with the requestor's
+/// id and image.
+pub fn on_callback(
     kind: EventKind,
-    pid: u32,
-    raw_name: &[u16],
-    image: Option<&[u16]>,
-    record: bool,
+    requestor: Requestor<'_>,
+    related: &[u16],
+    name: &[u16],
 ) -> Decision {
-    evaluate(kind, pid, raw_name, image, record).decision
+    if is_root(related, name) {
+        ROOT_OPENS.fetch_add(1, Ordering::Relaxed);
+        return Decision::Allow;
+    }
+    let pid = requestor.pid();
+    evaluate(
+        kind,
+        pid,
+        Target { related, name },
+        ImageArg::Requestor(requestor),
+        true,
+    )
+    .decision
 }
 
 /// Pops up to what `f` consumes from the ring, under its lock.
@@ -272,6 +427,17 @@ pub fn status() -> Status {
             loads_ok,
             loads_failed,
             pool_live: crate::sys::pool_live() as u64,
+            callbacks: CALLBACKS.load(Ordering::Relaxed),
+            root_opens: ROOT_OPENS.load(Ordering::Relaxed),
+            unchecked_denied: UNCHECKED_DENIED.load(Ordering::Relaxed),
+            unchecked_allowed: UNCHECKED_ALLOWED.load(Ordering::Relaxed),
+            work_waits: WORK_WAITS.load(Ordering::Relaxed),
+            work_exhausted: WORK_EXHAUSTED.load(Ordering::Relaxed),
+            work_waiting: WORK_WAITING.load(Ordering::Relaxed),
+            work_wait_ms: u64::from(WORK_WAIT_MS.load(Ordering::Relaxed)),
+            image_located: IMAGE_LOCATED.load(Ordering::Relaxed),
+            image_queried: IMAGE_QUERIED.load(Ordering::Relaxed),
+            image_missing: IMAGE_MISSING.load(Ordering::Relaxed),
         },
         last_error,
     }

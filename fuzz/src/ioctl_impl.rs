@@ -1,6 +1,6 @@
 //! The `ioctl` harness: sensor-core's request decoder (what the driver runs
 //! on `SystemBuffer`), the name normalization it feeds, and the response
-//! decoders used by `pipectl`.
+//! decoders used by `pipectl` and the event service (EVENTS_V2 batches).
 
 use sensor_core::guard::GuardState;
 use sensor_core::name::normalize_into;
@@ -40,7 +40,35 @@ pub fn run(data: &[u8]) {
             );
         }
     }
+    stream(input);
     responses(input);
+}
+
+/// The EVENTS_V2 request decoder (driver side) and batch decoder (service
+/// side): a decoded request re-encodes to one that decodes the same (the
+/// header's reserved half-word is not read, as everywhere in `proto`); a
+/// decoded record re-encodes to the same bytes.
+fn stream(input: &[u8]) {
+    use sensor_core::stream;
+    if let Ok(req) = stream::decode_stream_request(stream::IOCTL_EVENTS_V2, input) {
+        let mut out = vec![0u8; stream::STREAM_REQUEST_LEN];
+        let n = stream::encode_stream_request(&mut out, req).expect("stream request re-encodes");
+        assert_eq!(
+            stream::decode_stream_request(stream::IOCTL_EVENTS_V2, &out[..n]),
+            Ok(req),
+            "stream request round trip"
+        );
+    }
+    let mut records = Vec::new();
+    if stream::decode_batch(input, |e| records.push(e)).is_ok() {
+        let mut rest = input.get(stream::BATCH_FIXED_LEN..).unwrap_or(&[]);
+        for e in &records {
+            let mut out = vec![0u8; stream::RECORD_MAX_LEN];
+            let n = stream::encode_record(&mut out, e).expect("record re-encodes");
+            assert_eq!(&out[..n], &rest[..n], "record round trip");
+            rest = &rest[n..];
+        }
+    }
 }
 
 fn check_request(code: u32, input: &[u8], req: Request<'_>) {

@@ -10,6 +10,10 @@
 //! IOCTL failed); 2 usage / I/O errors (returned as `Err`).
 
 use clap::{Subcommand, ValueEnum};
+use event_sink::device::{Device, Lookup, SensorDriver};
+use event_sink::pipeline::{self, JsonLines, LoopConfig, Pipeline, Sink};
+use event_sink::record::{Out, Value};
+use event_sink::sid::SidCache;
 use sensor_core::decision::{Decision, Mode};
 use sensor_core::proto::{
     self, ContentInfo, EvalResponse, LoadFailure, LoadResponse, MachineIdSource, Origin,
@@ -17,6 +21,86 @@ use sensor_core::proto::{
 };
 use sensor_core::ring::{EventKind, EventRecord};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The device, with errors as text.
+struct Dev(Device);
+
+impl Dev {
+    fn ioctl(&self, code: u32, input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
+        self.0.ioctl(code, input, out_len).map_err(|e| e.message)
+    }
+}
+
+/// Text lines for `events --follow` without `--json`: pipe events as the
+/// one-shot `events` prints them, health events as `health NAME k=v ...`.
+struct TextLines;
+
+impl Sink for TextLines {
+    fn write(&mut self, out: &Out) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let f = |k: &str| out.get(k).map(Value::text).unwrap_or_default();
+        let line = if out.def.fields == event_sink::ids::PIPE_FIELDS {
+            format!(
+                "event id={} pid={} kind={} decision={} rule={} action={} severity={} user={} guid={} name={} image={}",
+                f("RecordId"),
+                f("ProcessId"),
+                if out.def.id == event_sink::ids::PIPE_CONNECTED.id { "connect" } else { "create" },
+                f("Decision"),
+                f("RuleId"),
+                f("Action"),
+                f("Severity"),
+                f("User"),
+                f("ProcessGuid"),
+                f("PipeName"),
+                f("Image"),
+            )
+        } else {
+            let kv: Vec<String> = out
+                .def
+                .fields
+                .iter()
+                .zip(&out.values)
+                .skip(1)
+                .map(|(k, v)| format!("{k}={}", v.text()))
+                .collect();
+            format!("health {} {}", out.def.name, kv.join(" "))
+        };
+        let mut o = std::io::stdout().lock();
+        writeln!(o, "{line}")?;
+        o.flush()
+    }
+}
+
+/// `events --json` (one read) and `events --follow [--json]` (until ended):
+/// the service's pipeline with stdout as its only sink.
+fn events_stream(max: u32, follow: bool, json: bool) -> Result<i32, String> {
+    let sink: Box<dyn Sink> = if json {
+        Box::new(JsonLines(std::io::stdout()))
+    } else {
+        Box::new(TextLines)
+    };
+    let mut p = Pipeline::new(
+        vec![sink],
+        SidCache::new(Lookup, 1024, Duration::from_secs(300)),
+    );
+    let mut d = SensorDriver::new();
+    if !follow {
+        use event_sink::pipeline::Driver as _;
+        d.connect().map_err(|e| e.to_string())?;
+        let b = d
+            .read(max.max(1), Duration::ZERO)
+            .map_err(|e| e.to_string())?;
+        p.batch(&b.events, b.info);
+        return Ok(0);
+    }
+    let cfg = LoopConfig {
+        max: max.max(1),
+        ..LoopConfig::default()
+    };
+    pipeline::run(&mut d, &mut p, &cfg, &|| false, &std::thread::sleep);
+    Ok(0)
+}
 
 /// Event kind for `eval`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,11 +141,20 @@ pub enum DriverCmd {
         #[arg(long)]
         force: bool,
     },
-    /// Read (and remove) recorded events.
+    /// Read (and remove) recorded events. With --follow, wait for new ones
+    /// and print each as it arrives (until the process is ended), with the
+    /// health events the service writes; with --json, one JSON line per
+    /// event, exactly as the event service writes them (Sysmon 17/18 shape).
     Events {
-        /// At most this many.
+        /// At most this many per read.
         #[arg(long, default_value_t = 64)]
         max: u32,
+        /// Keep reading: wait in the driver for new events.
+        #[arg(long)]
+        follow: bool,
+        /// JSON lines (the service's shape) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Set monitor or enforce mode (persisted in the service key).
     Mode {
@@ -190,6 +283,17 @@ pub fn print_status(s: &Status) {
     println!("counters.loads_ok={}", c.loads_ok);
     println!("counters.loads_failed={}", c.loads_failed);
     println!("counters.pool_live={}", c.pool_live);
+    println!("counters.callbacks={}", c.callbacks);
+    println!("counters.root_opens={}", c.root_opens);
+    println!("counters.unchecked_denied={}", c.unchecked_denied);
+    println!("counters.unchecked_allowed={}", c.unchecked_allowed);
+    println!("counters.work_waits={}", c.work_waits);
+    println!("counters.work_exhausted={}", c.work_exhausted);
+    println!("counters.work_waiting={}", c.work_waiting);
+    println!("counters.work_wait_ms={}", c.work_wait_ms);
+    println!("counters.image_located={}", c.image_located);
+    println!("counters.image_queried={}", c.image_queried);
+    println!("counters.image_missing={}", c.image_missing);
     print_failure("last_error", &s.last_error);
 }
 
@@ -294,7 +398,12 @@ fn encode<F: FnOnce(&mut [u8]) -> Result<usize, proto::ProtoError>>(
 /// Usage or I/O errors (the driver cannot be opened, a file cannot be
 /// read), and on non-Windows hosts always.
 pub fn run(cmd: DriverCmd) -> Result<i32, String> {
-    let dev = device::Device::open()?;
+    if let DriverCmd::Events { max, follow, json } = cmd {
+        if follow || json {
+            return events_stream(max, follow, json);
+        }
+    }
+    let dev = Dev(Device::open().map_err(|e| e.message)?);
     match cmd {
         DriverCmd::Status => {
             let req = encode(proto::STATUS_REQUEST_LEN, proto::encode_status_request)?;
@@ -345,7 +454,7 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
             }
             Ok(0)
         }
-        DriverCmd::Events { max } => {
+        DriverCmd::Events { max, .. } => {
             let req = encode(proto::EVENTS_REQUEST_LEN, |b| {
                 proto::encode_events_request(b, max)
             })?;
@@ -402,7 +511,7 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
             Ok(0)
         }
         DriverCmd::LoadEachRejected { dir } => {
-            let status = |dev: &device::Device| -> Result<Status, String> {
+            let status = |dev: &Dev| -> Result<Status, String> {
                 let req = encode(proto::STATUS_REQUEST_LEN, proto::encode_status_request)?;
                 let out = dev.ioctl(proto::IOCTL_STATUS, &req, proto::STATUS_LEN)?;
                 Status::decode(&out).map_err(|e| format!("bad status response: {e}"))
@@ -479,101 +588,6 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
                     Ok(1)
                 }
             }
-        }
-    }
-}
-
-#[cfg(windows)]
-mod device {
-    use std::ffi::c_void;
-    use std::ptr::{null, null_mut};
-    use windows_sys::Win32::Foundation::{
-        CloseHandle, GetLastError, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
-    };
-    use windows_sys::Win32::Storage::FileSystem::{CreateFileW, OPEN_EXISTING};
-    use windows_sys::Win32::System::IO::DeviceIoControl;
-
-    pub struct Device(HANDLE);
-
-    impl Device {
-        pub fn open() -> Result<Device, String> {
-            let path: Vec<u16> = sensor_core::proto::USER_PATH
-                .encode_utf16()
-                .chain(Some(0))
-                .collect();
-            // SAFETY: path is NUL-terminated and outlives the call; the other
-            // arguments are plain values or null where optional.
-            let h = unsafe {
-                CreateFileW(
-                    path.as_ptr(),
-                    GENERIC_READ | GENERIC_WRITE,
-                    0,
-                    null(),
-                    OPEN_EXISTING,
-                    0,
-                    null_mut(),
-                )
-            };
-            if h == INVALID_HANDLE_VALUE {
-                // SAFETY: no preconditions.
-                let e = unsafe { GetLastError() };
-                return Err(format!(
-                    "cannot open {} (error {e}): is the driver running?",
-                    sensor_core::proto::USER_PATH
-                ));
-            }
-            Ok(Device(h))
-        }
-
-        /// One IOCTL; `Err` carries the Win32 error when the driver failed it.
-        pub fn ioctl(&self, code: u32, input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
-            let mut out = vec![0u8; out_len];
-            let mut got = 0u32;
-            // SAFETY: input/out are live buffers of the lengths passed; the
-            // call is synchronous (no OVERLAPPED), so they outlive it.
-            let ok = unsafe {
-                DeviceIoControl(
-                    self.0,
-                    code,
-                    input.as_ptr() as *const c_void,
-                    input.len() as u32,
-                    out.as_mut_ptr() as *mut c_void,
-                    out.len() as u32,
-                    &mut got,
-                    null_mut(),
-                )
-            };
-            if ok == 0 {
-                // SAFETY: no preconditions.
-                let e = unsafe { GetLastError() };
-                return Err(format!(
-                    "DeviceIoControl({code:#x}) failed: Win32 error {e}"
-                ));
-            }
-            out.truncate(got as usize);
-            Ok(out)
-        }
-    }
-
-    impl Drop for Device {
-        fn drop(&mut self) {
-            // SAFETY: closing the handle we opened, once.
-            unsafe { CloseHandle(self.0) };
-        }
-    }
-}
-
-#[cfg(not(windows))]
-mod device {
-    pub struct Device;
-
-    impl Device {
-        pub fn open() -> Result<Device, String> {
-            Err("driver commands need Windows".to_string())
-        }
-
-        pub fn ioctl(&self, _code: u32, _input: &[u8], _out_len: usize) -> Result<Vec<u8>, String> {
-            Err("driver commands need Windows".to_string())
         }
     }
 }

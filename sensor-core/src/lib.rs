@@ -14,10 +14,16 @@
 //! * [`store`]: which content is active, last-known-good, quarantined.
 //! * [`guard`]: the crash-loop guard persisted in the service key.
 //! * [`ring`]: the bounded event ring (overflow counted, never blocks).
+//! * [`event`]: the full pipe event (user SID, process identity, full image
+//!   path, rule, decision, content sequence), as analysts read it.
 //! * [`proto`]: the control device's IOCTL protocol (shared with `pipectl`).
+//! * [`stream`]: the EVENTS_V2 IOCTL (a batch of full events; waits for them).
+//! * [`waitq`]: pended waits for events, as a cancel-safe queue state machine.
 //! * [`digest`]: SHA-256 of content files (reported in status).
 //! * [`rollout`]: staged rollout, customer control (N-1, pin, freeze) and anti-rollback.
 //! * [`rundown`]: rundown protection for callbacks (unload waits for them).
+//! * [`work`]: working memory for evaluations: bounded wait for a slot, and
+//!   the fail-closed policy when none comes.
 //!
 //! Nothing here allocates, panics on untrusted input, or uses `unsafe`.
 #![no_std]
@@ -41,6 +47,7 @@ pub mod breaker;
 pub mod decision;
 pub mod digest;
 pub mod dospath;
+pub mod event;
 pub mod guard;
 pub mod name;
 pub mod protect;
@@ -50,5 +57,8 @@ pub mod rollout;
 pub mod rundown;
 pub mod soak;
 pub mod store;
+pub mod stream;
+pub mod waitq;
+pub mod work;
 
 pub use channel_format::{Action, Severity};

@@ -120,6 +120,91 @@ pub fn normalize_into<'o>(name: &[u16], out: &'o mut [u16]) -> Result<&'o [u16],
     Ok(dst)
 }
 
+/// Whether a create names the NPFS root itself rather than a pipe: an
+/// empty (or `\`) name, absolute or relative to a root handle. The root
+/// is opened to list pipes; it is not a pipe, so no rule applies to it.
+pub fn is_root(related: &[u16], name: &[u16]) -> bool {
+    let n = if related.is_empty() {
+        strip_prefix(name)
+    } else {
+        name
+    };
+    let n_root = n.is_empty() || n == [BACKSLASH];
+    if related.is_empty() {
+        return n_root;
+    }
+    let r = strip_prefix(related);
+    (r.is_empty() || r == [BACKSLASH]) && n_root
+}
+
+/// The `\name` form of the target of a create callback: `name` is the
+/// target file object's `FileName`; `related` the related file object's
+/// `FileName` for a relative open (empty otherwise). Relative to the NPFS
+/// root (`related` empty or `\`) the result is `\name`; relative to
+/// anything else, `related\name` (NPFS refuses such opens; the sensor
+/// still evaluates the full path).
+///
+/// When the result is a part of `name` (an absolute name, any known root
+/// prefix stripped) it is returned without copying, at any length; it is
+/// composed in `buf` only when a separator or a related name must be added.
+///
+/// # Errors
+/// [`NameError::Empty`] for the root itself (see [`is_root`]),
+/// [`NameError::TooLong`] when a composed name does not fit `buf`.
+///
+/// # Panics
+/// Never. Cost: linear in the input lengths; no allocation.
+pub fn normalize_target<'a>(
+    related: &[u16],
+    name: &'a [u16],
+    buf: &'a mut [u16],
+) -> Result<&'a [u16], NameError> {
+    let mut base = if related.is_empty() {
+        &[][..]
+    } else {
+        strip_prefix(related)
+    };
+    while let [rest @ .., BACKSLASH] = base {
+        base = rest;
+    }
+    let tail = if related.is_empty() {
+        strip_prefix(name)
+    } else {
+        name
+    };
+    if base.is_empty() {
+        match tail {
+            [] | [BACKSLASH] => return Err(NameError::Empty),
+            [BACKSLASH, ..] => return Ok(tail),
+            _ => {}
+        }
+    }
+    let leaf = tail.strip_prefix(&[BACKSLASH]).unwrap_or(tail);
+    let lead: &[u16] = if base.first() == Some(&BACKSLASH) {
+        &[]
+    } else {
+        &[BACKSLASH]
+    };
+    let sep: &[u16] = if base.is_empty() || leaf.is_empty() {
+        &[]
+    } else {
+        &[BACKSLASH]
+    };
+    let parts = [lead, base, sep, leaf];
+    let len = parts
+        .iter()
+        .try_fold(0usize, |n, p| n.checked_add(p.len()))
+        .ok_or(NameError::TooLong)?;
+    let dst = buf.get_mut(..len).ok_or(NameError::TooLong)?;
+    let mut rest = &mut *dst;
+    for p in parts {
+        let (d, r) = rest.split_at_mut(p.len());
+        d.copy_from_slice(p);
+        rest = r;
+    }
+    Ok(dst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +276,97 @@ mod tests {
             normalize_into(&w(r"\\.\pipe\a"), &mut small).unwrap(),
             &w(r"\a")[..]
         );
+    }
+
+    fn target(related: &str, name: &[u16], cap: usize) -> Result<Vec<u16>, NameError> {
+        let mut buf = std::vec![0u16; cap];
+        normalize_target(&w(related), name, &mut buf).map(<[u16]>::to_vec)
+    }
+
+    #[test]
+    fn callback_targets() {
+        let t = |rel: &str, name: &str| {
+            target(rel, &w(name), MAX_NAME_UNITS).map(|v| String::from_utf16(&v).unwrap())
+        };
+        // Absolute (no related file object).
+        assert_eq!(t("", r"\postex_1").unwrap(), r"\postex_1");
+        assert_eq!(t("", r"\Device\NamedPipe\postex_1").unwrap(), r"\postex_1");
+        assert_eq!(t("", "postex_1").unwrap(), r"\postex_1");
+        // Relative to the NPFS root, whatever the root handle's name.
+        for root in [r"\", r"\Device\NamedPipe", r"\Device\NamedPipe\"] {
+            assert_eq!(t(root, "postex_2").unwrap(), r"\postex_2", "{root}");
+            assert_eq!(t(root, r"\postex_2").unwrap(), r"\postex_2", "{root}");
+            assert_eq!(t(root, ""), Err(NameError::Empty), "{root}");
+            assert!(is_root(&w(root), &[]));
+            assert!(!is_root(&w(root), &w("x")));
+        }
+        // Relative to something else: the full path (NPFS refuses it).
+        assert_eq!(t(r"\pipeA", "x").unwrap(), r"\pipeA\x");
+        assert_eq!(t(r"\pipeA\", "x").unwrap(), r"\pipeA\x");
+        assert_eq!(t("pipeA", "x").unwrap(), r"\pipeA\x");
+        assert_eq!(t(r"\pipeA", "").unwrap(), r"\pipeA");
+        assert!(!is_root(&w(r"\pipeA"), &[]));
+        // The root itself.
+        for n in ["", r"\", r"\Device\NamedPipe", r"\Device\NamedPipe\"] {
+            assert_eq!(t("", n), Err(NameError::Empty), "{n}");
+            assert!(is_root(&[], &w(n)), "{n}");
+        }
+        assert!(!is_root(&[], &w(r"\x")));
+    }
+
+    #[test]
+    fn absolute_names_are_borrowed_at_any_length() {
+        // The longest name a UNICODE_STRING holds: 32767 units.
+        let mut long = w(r"\postex_");
+        long.resize(32767, u16::from(b'x'));
+        let mut buf = [0u16; 4];
+        let got = normalize_target(&[], &long, &mut buf).unwrap();
+        assert_eq!(got.len(), 32767);
+        assert!(core::ptr::eq(got.as_ptr(), long.as_ptr()), "not copied");
+        // Embedded NULs and unpaired surrogates are kept as they are.
+        let odd = [0x5c, 0x70, 0, 0xD800, 0x61];
+        assert_eq!(normalize_target(&[], &odd, &mut buf).unwrap(), &odd[..]);
+        // A composed name must fit the buffer.
+        let rel = std::vec![u16::from(b'y'); 4];
+        assert_eq!(
+            normalize_target(&w(r"\"), &rel, &mut buf),
+            Err(NameError::TooLong)
+        );
+        assert_eq!(
+            normalize_target(&w(r"\"), &rel[..3], &mut buf).unwrap(),
+            &w(r"\yyy")[..]
+        );
+    }
+
+    #[test]
+    fn is_root_agrees_with_normalize_target() {
+        let shapes = [
+            "",
+            r"\",
+            "a",
+            r"\a",
+            r"\Device\NamedPipe",
+            r"\Device\NamedPipe\",
+            r"\Device\NamedPipe\a",
+            r"\\.\pipe\",
+            r"\\.\pipe\a",
+        ];
+        let mut buf = [0u16; MAX_NAME_UNITS];
+        for rel in ["", r"\", r"\Device\NamedPipe", r"\Device\NamedPipe\", r"\x"] {
+            for name in shapes {
+                let (r, n) = (w(rel), w(name));
+                let root = is_root(&r, &n);
+                let got = normalize_target(&r, &n, &mut buf);
+                assert_eq!(
+                    root,
+                    got == Err(NameError::Empty),
+                    "related {rel:?}, name {name:?}: {got:?}"
+                );
+                if let Ok(t) = got {
+                    assert_eq!(t.first(), Some(&BACKSLASH), "{rel:?} {name:?}");
+                }
+            }
+        }
     }
 
     #[test]

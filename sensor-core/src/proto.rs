@@ -579,6 +579,91 @@ pub struct Counters {
     /// returns to its earlier value after content is replaced, and to 0 at
     /// unload (the unload log says so), which is the leak check.
     pub pool_live: u64,
+    /// Pre-operation callbacks entered (pipe creates and opens, whether or
+    /// not content was active).
+    pub callbacks: u64,
+    /// Opens of the named-pipe root itself (empty name): allowed, not
+    /// evaluated (not a pipe).
+    pub root_opens: u64,
+    /// Operations denied without being evaluated (enforce mode: no working
+    /// memory within the wait bound, or a name too long to normalize).
+    pub unchecked_denied: u64,
+    /// Operations allowed without being evaluated (the same causes in
+    /// monitor mode).
+    pub unchecked_allowed: u64,
+    /// Evaluations that had to wait for working memory.
+    pub work_waits: u64,
+    /// Waits that ran out (each then decided unchecked).
+    pub work_exhausted: u64,
+    /// Evaluations waiting for working memory right now.
+    pub work_waiting: u64,
+    /// The wait bound in force (`WorkWaitMilliseconds`).
+    pub work_wait_ms: u64,
+    /// Requestor image paths from `SeLocateProcessImageName`.
+    pub image_located: u64,
+    /// Requestor image paths from the fallback
+    /// (`ZwQueryInformationProcess(ProcessImageFileName)`).
+    pub image_queried: u64,
+    /// Callbacks without a requestor image path (both failed).
+    pub image_missing: u64,
+}
+
+/// Number of counters in a STATUS response.
+pub const COUNTERS: usize = 20;
+
+impl Counters {
+    /// The counters in wire order.
+    pub const fn to_array(&self) -> [u64; COUNTERS] {
+        [
+            self.evaluated,
+            self.matched,
+            self.denied,
+            self.events_total,
+            self.events_overwritten,
+            self.name_errors,
+            self.loads_ok,
+            self.loads_failed,
+            self.pool_live,
+            self.callbacks,
+            self.root_opens,
+            self.unchecked_denied,
+            self.unchecked_allowed,
+            self.work_waits,
+            self.work_exhausted,
+            self.work_waiting,
+            self.work_wait_ms,
+            self.image_located,
+            self.image_queried,
+            self.image_missing,
+        ]
+    }
+    /// From the wire order.
+    pub const fn from_array(a: [u64; COUNTERS]) -> Counters {
+        let [evaluated, matched, denied, events_total, events_overwritten, name_errors, loads_ok, loads_failed, pool_live, callbacks, root_opens, unchecked_denied, unchecked_allowed, work_waits, work_exhausted, work_waiting, work_wait_ms, image_located, image_queried, image_missing] =
+            a;
+        Counters {
+            evaluated,
+            matched,
+            denied,
+            events_total,
+            events_overwritten,
+            name_errors,
+            loads_ok,
+            loads_failed,
+            pool_live,
+            callbacks,
+            root_opens,
+            unchecked_denied,
+            unchecked_allowed,
+            work_waits,
+            work_exhausted,
+            work_waiting,
+            work_wait_ms,
+            image_located,
+            image_queried,
+            image_missing,
+        }
+    }
 }
 
 /// Status flag: the minifilter is registered.
@@ -616,9 +701,14 @@ pub struct Status {
 }
 
 /// Length of a STATUS response (header included).
-pub const STATUS_LEN: usize =
-    HEADER_LEN + 8 + 2 * CONTENT_INFO_LEN + 8 * QUARANTINE_SLOTS + 24 + 72 + LOAD_FAILURE_LEN;
-const_assert_eq!(STATUS_LEN, 376);
+pub const STATUS_LEN: usize = HEADER_LEN
+    + 8
+    + 2 * CONTENT_INFO_LEN
+    + 8 * QUARANTINE_SLOTS
+    + 24
+    + 8 * COUNTERS
+    + LOAD_FAILURE_LEN;
+const_assert_eq!(STATUS_LEN, 464);
 
 fn put_info(w: &mut Writer<'_>, c: &ContentInfo) -> Result<(), ProtoError> {
     w.u64(c.sequence)?;
@@ -708,18 +798,7 @@ impl Status {
         w.u32(self.start_count)?;
         w.u32(self.max_failed)?;
         w.u64(self.proven)?;
-        let c = &self.counters;
-        for v in [
-            c.evaluated,
-            c.matched,
-            c.denied,
-            c.events_total,
-            c.events_overwritten,
-            c.name_errors,
-            c.loads_ok,
-            c.loads_failed,
-            c.pool_live,
-        ] {
+        for v in self.counters.to_array() {
             w.u64(v)?;
         }
         put_failure(&mut w, &self.last_error)?;
@@ -746,17 +825,11 @@ impl Status {
         let start_count = r.u32("guard")?;
         let max_failed = r.u32("guard")?;
         let proven = r.u64("guard")?;
-        let counters = Counters {
-            evaluated: r.u64("counters")?,
-            matched: r.u64("counters")?,
-            denied: r.u64("counters")?,
-            events_total: r.u64("counters")?,
-            events_overwritten: r.u64("counters")?,
-            name_errors: r.u64("counters")?,
-            loads_ok: r.u64("counters")?,
-            loads_failed: r.u64("counters")?,
-            pool_live: r.u64("counters")?,
-        };
+        let mut c = [0u64; COUNTERS];
+        for v in &mut c {
+            *v = r.u64("counters")?;
+        }
+        let counters = Counters::from_array(c);
         let last_error = get_failure(&mut r)?;
         r.finish("status response")?;
         Ok(Status {

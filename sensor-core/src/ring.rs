@@ -5,6 +5,11 @@
 //! [`EventRing::overwritten`]. Readers drain records oldest first; record ids
 //! are consecutive, so a reader also sees gaps. The driver guards the ring
 //! with a spin lock held only for one push or one drain.
+//!
+//! The ring holds any [`RingRecord`]: the version-1 [`EventRecord`] (the
+//! default) or the full [`crate::event::PipeEvent`]. [`EventRing::push_with`]
+//! and [`EventRing::pop_with`] fill and read a slot in place, so a large
+//! record is never copied through the (small) kernel stack.
 
 use crate::decision::Decision;
 use crate::name::MAX_NAME_UNITS;
@@ -107,10 +112,25 @@ impl EventRecord {
     }
 }
 
-/// A fixed-capacity ring of `N` records.
+/// A record the ring can hold.
+pub trait RingRecord: Copy {
+    /// The empty record a slot holds before (and is reset to at) each push.
+    const EMPTY: Self;
+    /// Stores the id the ring assigns.
+    fn set_id(&mut self, id: u64);
+}
+
+impl RingRecord for EventRecord {
+    const EMPTY: Self = EventRecord::EMPTY;
+    fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+}
+
+/// A fixed-capacity ring of `N` records of type `R`.
 #[derive(Debug)]
-pub struct EventRing<const N: usize> {
-    buf: [EventRecord; N],
+pub struct EventRing<const N: usize, R: RingRecord = EventRecord> {
+    buf: [R; N],
     /// Index of the oldest record.
     head: usize,
     len: usize,
@@ -118,17 +138,17 @@ pub struct EventRing<const N: usize> {
     overwritten: u64,
 }
 
-impl<const N: usize> Default for EventRing<N> {
+impl<const N: usize, R: RingRecord> Default for EventRing<N, R> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> EventRing<N> {
+impl<const N: usize, R: RingRecord> EventRing<N, R> {
     /// An empty ring.
     pub const fn new() -> Self {
         EventRing {
-            buf: [EventRecord::EMPTY; N],
+            buf: [R::EMPTY; N],
             head: 0,
             len: 0,
             next_id: 1,
@@ -155,10 +175,17 @@ impl<const N: usize> EventRing<N> {
 
     /// Adds a record (its `id` is assigned here), overwriting the oldest when
     /// full. Constant time; never fails.
-    pub fn push(&mut self, mut rec: EventRecord) -> u64 {
+    pub fn push(&mut self, rec: R) -> u64 {
+        self.push_with(|slot| *slot = rec)
+    }
+
+    /// Adds a record filled in place by `fill` (the slot is reset to
+    /// [`RingRecord::EMPTY`] first; its id is assigned after `fill`),
+    /// overwriting the oldest when full. Constant time apart from `fill`;
+    /// never fails. Returns the id.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut R)) -> u64 {
         let id = self.next_id;
         self.next_id = self.next_id.saturating_add(1);
-        rec.id = id;
         if N == 0 {
             self.overwritten = self.overwritten.saturating_add(1);
             return id;
@@ -182,24 +209,37 @@ impl<const N: usize> EventRing<N> {
             s
         };
         if let Some(b) = self.buf.get_mut(slot) {
-            *b = rec;
+            *b = R::EMPTY;
+            fill(b);
+            b.set_id(id);
         }
         id
     }
 
     /// Removes and returns the oldest record.
-    pub fn pop(&mut self) -> Option<EventRecord> {
+    pub fn pop(&mut self) -> Option<R> {
+        self.pop_with(|r| *r)
+    }
+
+    /// Removes the oldest record, handing it to `read` in place (no copy).
+    pub fn pop_with<T>(&mut self, read: impl FnOnce(&R) -> T) -> Option<T> {
+        self.pop_if(|r| Some(read(r)))
+    }
+
+    /// Hands the oldest record to `take` in place and removes it only when
+    /// `take` returns `Some` (a reader whose buffer is full leaves it).
+    pub fn pop_if<T>(&mut self, take: impl FnOnce(&R) -> Option<T>) -> Option<T> {
         if self.len == 0 {
             return None;
         }
-        let rec = self.buf.get(self.head).copied();
+        let out = self.buf.get(self.head).and_then(take)?;
         self.head = self
             .head
             .checked_add(1)
             .and_then(|x| x.checked_rem(N))
             .unwrap_or(0);
         self.len = self.len.saturating_sub(1);
-        rec
+        Some(out)
     }
 }
 
@@ -242,6 +282,36 @@ mod tests {
         }
         assert_eq!(r.pop().map(|e| e.pid), Some(8));
         assert_eq!(r.pop().map(|e| e.pid), Some(9));
+    }
+
+    #[test]
+    fn full_records_in_place() {
+        use crate::event::PipeEvent;
+        let mut r = EventRing::<2, PipeEvent>::new();
+        for pid in 1..=3u32 {
+            let id = r.push_with(|e| {
+                e.pid = pid;
+                e.set_name(&[0x5c, 0x60 + pid as u16]);
+            });
+            assert_eq!(id, u64::from(pid));
+        }
+        assert_eq!(r.overwritten(), 1);
+        assert_eq!(
+            r.pop_with(|e| (e.id, e.pid, e.name()[1])),
+            Some((2, 2, 0x62))
+        );
+        // A reused slot starts empty: nothing of the record it held leaks.
+        r.push_with(|e| e.pid = 9);
+        assert_eq!(r.pop().map(|e| (e.pid, e.name().len())), Some((3, 2)));
+        assert_eq!(
+            r.pop().map(|e| (e.id, e.pid, e.name().len())),
+            Some((4, 9, 0))
+        );
+        assert!(r.pop_with(|e| e.id).is_none());
+        r.push_with(|e| e.pid = 10);
+        assert_eq!(r.pop_if(|_| None::<()>), None);
+        assert_eq!(r.len(), 1, "a refused record stays");
+        assert_eq!(r.pop_if(|e| Some(e.pid)), Some(10));
     }
 
     #[test]

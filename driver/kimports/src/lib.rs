@@ -188,6 +188,20 @@ extern "system" {
         pImageFileName: *mut *mut UNICODE_STRING,
     ) -> NTSTATUS;
     pub fn ExFreePool(P: *mut c_void);
+    pub fn ZwQueryInformationProcess(
+        ProcessHandle: HANDLE,
+        ProcessInformationClass: i32,
+        ProcessInformation: *mut c_void,
+        ProcessInformationLength: u32,
+        ReturnLength: *mut u32,
+    ) -> NTSTATUS;
+    pub fn KeInitializeSemaphore(Semaphore: *mut c_void, Count: i32, Limit: i32);
+    pub fn KeReleaseSemaphore(
+        Semaphore: *mut c_void,
+        Increment: i32,
+        Adjustment: i32,
+        Wait: u8,
+    ) -> i32;
     pub fn KeRegisterBugCheckReasonCallback(
         CallbackRecord: *mut c_void,
         CallbackRoutine: unsafe extern "system" fn(i32, *mut c_void, *mut c_void, u32),

@@ -15,7 +15,12 @@
 //! otherwise.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+pub mod requestor;
+pub mod semaphore;
 pub mod types;
+
+pub use requestor::{ImageFrom, ImageQuery, Requestor};
+pub use semaphore::Semaphore;
 
 use crate::sys::types::*;
 pub use crate::sys::types::{
@@ -1707,6 +1712,12 @@ impl Driver {
     }
 }
 
+/// The filter handle FltRegisterFilter returned (0 when not registered),
+/// for the log.
+pub fn filter_handle() -> usize {
+    FILTER.load(Ordering::Acquire) as usize
+}
+
 /// Starts filtering.
 pub fn start_filtering() -> Result<(), NTSTATUS> {
     let f = FILTER.load(Ordering::Acquire);
@@ -1772,84 +1783,73 @@ unsafe extern "system" fn pre_create(
     pre_op(data, sensor_core::ring::EventKind::Connect)
 }
 
-/// The name being opened: `Iopb->TargetFileObject->FileName`, valid for
-/// the duration of a pre-create callback. On NPFS it is the path relative
-/// to the NPFS root (`\name`, or `name` relative to a root handle); name
-/// normalization gives Sysmon's `\name` either way.
-fn target_name<'d>(data: *const FLT_CALLBACK_DATA) -> &'d [u16] {
+/// The names a create callback looks at: `Iopb->TargetFileObject->FileName`
+/// and, for a relative open, `RelatedFileObject->FileName` (empty when
+/// there is none). On NPFS the target name is relative to the NPFS root
+/// (`\name`), or `name` relative to a root handle;
+/// `sensor_core::name::normalize_target` gives Sysmon's `\name` either way.
+/// An odd `Length` loses its last byte (NPFS rejects such a name).
+fn target_names<'d>(data: *const FLT_CALLBACK_DATA) -> (&'d [u16], &'d [u16]) {
     // Validity for all blocks below: PASSIVE_LEVEL pre-create callback:
-    // data, its Iopb and the target file object are valid until we return,
-    // and FileName is not changed by anyone below us before then.
-    // FILE_OBJECT's layout is checked by layout.rs and the probe. The slice
-    // does not outlive the callback (callers use it before returning).
+    // data, its Iopb, the target file object and its related file object
+    // (referenced by the I/O manager for the create) are valid until we
+    // return, and their FileName is not changed by anyone below us before
+    // then. FILE_OBJECT's layout is checked by layout.rs and the probe. The
+    // slices do not outlive the callback (callers use them before
+    // returning).
     // SAFETY: see above.
     let data = unsafe { &*data };
     if data.Iopb.is_null() {
-        return &[];
+        return (&[], &[]);
     }
     // SAFETY: see above; Iopb is non-null.
     let iopb = unsafe { &*data.Iopb };
-    if iopb.TargetFileObject.is_null() {
-        return &[];
+    let file = iopb.TargetFileObject;
+    if file.is_null() {
+        return (&[], &[]);
     }
     // SAFETY: see above; the file object is non-null.
-    let n = unsafe { &(*iopb.TargetFileObject).FileName };
-    if n.Buffer.is_null() || n.Length == 0 {
-        return &[];
-    }
-    // SAFETY: see above; Buffer holds Length bytes.
-    unsafe { core::slice::from_raw_parts(n.Buffer, usize::from(n.Length) / 2) }
+    let related = unsafe { (*file).RelatedFileObject };
+    // SAFETY: see above; the target file object is non-null and valid.
+    let name = unsafe { file_name(file) };
+    let related = if related.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: see above; the related file object is non-null and valid.
+        unsafe { file_name(related) }
+    };
+    (related, name)
 }
 
-/// An image path from SeLocateProcessImageName, freed on drop.
-struct ImageName(*mut UNICODE_STRING);
-impl ImageName {
-    fn units(&self) -> &[u16] {
-        // SAFETY: SeLocateProcessImageName returned a pool UNICODE_STRING
-        // whose Buffer holds Length bytes, owned by us until ExFreePool.
-        let s = unsafe { &*self.0 };
-        if s.Buffer.is_null() {
-            return &[];
-        }
-        // SAFETY: as above: Buffer holds Length bytes while self lives.
-        unsafe { core::slice::from_raw_parts(s.Buffer, usize::from(s.Length) / 2) }
+/// The units of a file object's `FileName`.
+///
+/// # Safety
+/// `f` is a valid file object whose `FileName.Buffer` holds
+/// `FileName.Length` bytes for `'d`.
+unsafe fn file_name<'d>(f: *const FILE_OBJECT) -> &'d [u16] {
+    // SAFETY: the caller's contract: f is valid.
+    let n = unsafe { &(*f).FileName };
+    if n.Buffer.is_null() || n.Length < 2 {
+        return &[];
     }
-}
-impl Drop for ImageName {
-    fn drop(&mut self) {
-        // SAFETY: the documented way to free SeLocateProcessImageName's result.
-        unsafe { ExFreePool(self.0.cast()) };
-    }
+    // SAFETY: the caller's contract: Buffer holds Length bytes.
+    unsafe { core::slice::from_raw_parts(n.Buffer, usize::from(n.Length) / 2) }
 }
 
 fn pre_op(data: *mut FLT_CALLBACK_DATA, kind: sensor_core::ring::EventKind) -> i32 {
     let Some(_guard) = RundownGuard::acquire() else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
+    crate::sensor::count_callback();
     // Cheap checks first: no content active → nothing can match.
     if !crate::sensor::has_content() {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
-    let name = target_name(data);
-    if name.is_empty() {
-        crate::sensor::count_name_error();
-        return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    }
-    // SAFETY: as above.
-    let pid = unsafe { FltGetRequestorProcessId(data) };
-    // SAFETY: as above; the process object is referenced by the operation.
-    let process = unsafe { FltGetRequestorProcess(data) };
-    let image = if process.is_null() {
-        None
-    } else {
-        let mut img: *mut UNICODE_STRING = null_mut();
-        // SAFETY: PASSIVE_LEVEL; process is valid for the callback.
-        let s = unsafe { SeLocateProcessImageName(process, &mut img) };
-        (nt_success(s) && !img.is_null()).then(|| ImageName(img))
-    };
-    let decision =
-        crate::sensor::on_event(kind, pid, name, image.as_ref().map(|i| i.units()), true);
-    drop(image);
+    let (related, name) = target_names(data);
+    // SAFETY: data is this callback's data; the requestor does not outlive
+    // the call below.
+    let requestor = unsafe { Requestor::new(data) };
+    let decision = crate::sensor::on_callback(kind, requestor, related, name);
     if decision == sensor_core::decision::Decision::Deny {
         // SAFETY: data is our callback data; completing the operation here.
         let d = unsafe { &mut *data };

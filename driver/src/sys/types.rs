@@ -100,6 +100,12 @@ pub struct KEVENT {
     pub opaque: [u8; 24],
 }
 
+/// `KSEMAPHORE` (a `DISPATCHER_HEADER` and the limit); opaque to us.
+#[repr(C, align(8))]
+pub struct KSEMAPHORE {
+    pub opaque: [u8; 32],
+}
+
 /// `LIST_ENTRY`.
 #[repr(C)]
 pub struct LIST_ENTRY {
@@ -225,3 +231,7 @@ pub const DACL_SECURITY_INFORMATION: u32 = 4;
 pub const WRITE_DAC: u32 = 0x0004_0000;
 pub const DO_DEVICE_INITIALIZING: u32 = 0x80;
 pub const NOTIFICATION_EVENT: i32 = 0;
+pub const KERNEL_MODE: i8 = 0;
+pub const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
+/// `PROCESSINFOCLASS::ProcessImageFileName`.
+pub const PROCESS_IMAGE_FILE_NAME: i32 = 27;

@@ -225,6 +225,36 @@ fn main() {
     let mut seed = vec![1u8];
     seed.extend_from_slice(&b[..n]);
     write(&d("ioctl"), "request-1", &seed);
+    // EVENTS_V2: a waiting request, and a batch of two full events.
+    let mut b = vec![0u8; 64];
+    let n = sensor_core::stream::encode_stream_request(
+        &mut b,
+        sensor_core::stream::StreamRequest { max: 64, wait: true },
+    )
+    .expect("encode stream request");
+    let mut seed = vec![0u8];
+    seed.extend_from_slice(&b[..n]);
+    write(&d("ioctl"), "events-v2-request", &seed);
+    let mut ring = Box::new(sensor_core::ring::EventRing::<4, sensor_core::event::PipeEvent>::new());
+    let sid = [1u8, 2, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 0xe9, 3, 0, 0];
+    for kind in [1u8, 2] {
+        ring.push_with(|e| {
+            e.kind = kind;
+            e.decision = 1;
+            e.pid = 4242;
+            e.rule_id = 1001;
+            e.rule_name = sensor_core::proto::FixedText::new("post-ex");
+            e.set_name(&units[17..]);
+            e.set_image(Some(&image));
+            e.set_sid(sensor_core::event::Sid::from_bytes(&sid).ok(), false);
+            e.set_process(7, 133_600_000_000_000_000);
+        });
+    }
+    let mut b = vec![0u8; sensor_core::stream::BATCH_MIN_OUT * 2];
+    let (n, _) = sensor_core::stream::encode_batch(&mut b, 4, &mut ring).expect("encode batch");
+    let mut seed = vec![0u8];
+    seed.extend_from_slice(&b[..n]);
+    write(&d("ioctl"), "events-v2-batch", &seed);
     eprintln!(
         "gen-seeds: {} channel files, seeds in {}",
         files.len(),
