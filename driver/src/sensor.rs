@@ -17,14 +17,14 @@ use crate::sys::{
 };
 use channel_parser::{Event, Scratch, Text};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use sensor_core::decision::{decide, Decision, Mode, RuleHit};
+use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
 use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{
     ContentInfo, Counters, FixedText, Status, MAX_EVAL_IMAGE_UNITS, RULE_NAME_LEN,
 };
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
-use sensor_core::work::{decide_unchecked, AfterTimeout, Enter, Unchecked, Wake, WorkPool};
+use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake, WorkPool};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -187,6 +187,13 @@ pub fn update_store<const N: usize>(
         r
     });
     drop(released);
+    let (sequence, policy) = STORE.with(|s| {
+        (
+            s.active_info().sequence,
+            s.active().and_then(|a| a.handle.chan.file().enforcement()),
+        )
+    });
+    crate::blocksafe::on_active(sequence, policy, crate::content::ring());
 }
 
 pub fn release_all_content() {
@@ -233,13 +240,22 @@ pub struct Outcome {
 /// policy) and counts it. Out of line: a breakpoint target (docs/windbg.md).
 #[cold]
 #[inline(never)]
-fn unchecked(why: Unchecked) -> Decision {
-    let d = decide_unchecked(mode(), why);
-    if d == Decision::Deny {
-        UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
-        DENIED.fetch_add(1, Ordering::Relaxed);
-    } else {
-        UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+fn unchecked(why: Unchecked, target: Option<Target<'_>>) -> Decision {
+    // An absolute name normalizes without working memory (borrowed in place).
+    let name = target.and_then(|t| normalize_target(t.related, t.name, &mut []).ok());
+    let d = decide_unchecked_guarded(mode(), why, name.map(Text::Utf16));
+    match d {
+        Decision::Deny => {
+            UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
+            DENIED.fetch_add(1, Ordering::Relaxed);
+        }
+        Decision::Protected => {
+            UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+            crate::blocksafe::count_protected();
+        }
+        _ => {
+            UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+        }
     }
     d
 }
@@ -268,7 +284,7 @@ pub fn evaluate(
         name_len: 0,
     };
     if with_work(|work| evaluate_in(work, kind, pid, target, image, record, &mut out)).is_none() {
-        out.decision = unchecked(Unchecked::WorkExhausted);
+        out.decision = unchecked(Unchecked::WorkExhausted, Some(target));
     }
     out
 }
@@ -293,7 +309,7 @@ fn evaluate_in(
         Err(e) => {
             NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
             if e != NameError::Empty {
-                out.decision = unchecked(Unchecked::NameTooLong);
+                out.decision = unchecked(Unchecked::NameTooLong, None);
             }
             return;
         }
@@ -307,6 +323,8 @@ fn evaluate_in(
         return;
     };
     out.sequence = content.info.sequence;
+    // Callbacks feed the circuit breaker; EVAL only asks it.
+    let live = matches!(image, ImageArg::Requestor(_));
     let nt_image = match image {
         ImageArg::Absent => None,
         ImageArg::Given(i) => Some(i),
@@ -339,7 +357,7 @@ fn evaluate_in(
         });
         out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
     }
-    out.decision = decide(mode(), out.hit);
+    out.decision = crate::blocksafe::decide(kind, name, image, pid, mode(), out.hit, live).decision;
     if out.hit.is_some() {
         MATCHED.fetch_add(1, Ordering::Relaxed);
     }

@@ -619,10 +619,67 @@ impl Breaker {
     }
 }
 
+/// Parses a breaker value of the service key (`BreakerRule`,
+/// `BreakerMachine`, REG_SZ): `N/S` (more than `N` denies within `S`
+/// seconds trips; both 1 to 4294967295) or `off` (case-insensitive; an
+/// administrator may turn a limit off, content cannot). `None` for anything
+/// else: the driver then flags the setting as not understood and uses the
+/// content's limit or the default, never "off".
+///
+/// # Panics
+/// Never. Allocates nothing.
+pub fn parse_setting(s: &str) -> Option<Limit> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Some(Limit::OFF);
+    }
+    let (n, w) = s.split_once('/')?;
+    let num = |t: &str| {
+        let t = t.trim();
+        let t = t.strip_suffix('s').unwrap_or(t);
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse::<u32>().ok().filter(|&v| v != 0)
+    };
+    Some(Limit {
+        denies: num(n)?,
+        window_secs: num(w)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::vec::Vec;
+
+    #[test]
+    fn service_key_setting() {
+        let l = |denies, window_secs| Limit {
+            denies,
+            window_secs,
+        };
+        assert_eq!(parse_setting("20/60"), Some(l(20, 60)));
+        assert_eq!(parse_setting(" 5/10s "), Some(l(5, 10)));
+        assert_eq!(parse_setting("OFF"), Some(Limit::OFF));
+        assert_eq!(parse_setting("4294967295/1"), Some(l(u32::MAX, 1)));
+        for bad in [
+            "",
+            "20",
+            "/60",
+            "20/",
+            "0/60",
+            "20/0",
+            "-1/60",
+            "20/60m",
+            "4294967296/1",
+            "x/y",
+            "20/60/1",
+            "+5/10",
+        ] {
+            assert_eq!(parse_setting(bad), None, "{bad:?}");
+        }
+    }
 
     const MIN: u64 = 60_000;
 

@@ -236,10 +236,46 @@ pub fn decide_guarded(
     }
 }
 
+/// The decision for an event the sensor could not evaluate
+/// ([`crate::work::decide_unchecked`]: deny in enforce mode, allow in
+/// monitor mode), with the protected pipe names applied when the name is
+/// known (`name`: the normalized name, `None` when it could not be
+/// normalized): a protected pipe is never denied, not even unchecked
+/// ([`Decision::Protected`]). The requestor's image is not consulted (its
+/// query needs the working memory that was missing).
+///
+/// # Panics
+/// Never. Allocates nothing.
+pub fn decide_unchecked_guarded(
+    mode: Mode,
+    why: crate::work::Unchecked,
+    name: Option<Text<'_>>,
+) -> Decision {
+    match crate::work::decide_unchecked(mode, why) {
+        Decision::Deny if name.is_some_and(|n| crate::protect::protected_name(n).is_some()) => {
+            Decision::Protected
+        }
+        d => d,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::breaker::{Breaker, BreakerSettings, Limit};
+
+    #[test]
+    fn unchecked_never_denies_a_protected_pipe() {
+        use crate::work::Unchecked;
+        let u = |mode, name: Option<&'static str>| {
+            decide_unchecked_guarded(mode, Unchecked::WorkExhausted, name.map(Text::Utf8))
+        };
+        assert_eq!(u(Mode::Enforce, Some(r"\LSASS")), Decision::Protected);
+        assert_eq!(u(Mode::Enforce, Some(r"\lsass_x")), Decision::Deny);
+        assert_eq!(u(Mode::Enforce, None), Decision::Deny);
+        assert_eq!(u(Mode::Monitor, Some(r"\lsass")), Decision::Allow);
+        assert_eq!(u(Mode::Monitor, Some(r"\other")), Decision::Allow);
+    }
 
     fn hit(action: Action) -> Option<RuleHit> {
         Some(RuleHit {

@@ -873,6 +873,10 @@ pub enum Request<'a> {
     Rollout,
     /// RESCAN.
     Rescan,
+    /// ENFORCEMENT.
+    Enforcement,
+    /// BREAKER_RESET.
+    BreakerReset(ResetTarget),
 }
 
 /// The EVAL request: an event to evaluate as the callback would.
@@ -947,6 +951,13 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         IOCTL_RESCAN => {
             r.header()?;
             Request::Rescan
+        }
+        IOCTL_ENFORCEMENT => {
+            r.header()?;
+            Request::Enforcement
+        }
+        IOCTL_BREAKER_RESET => {
+            return decode_breaker_reset_request(input).map(Request::BreakerReset)
         }
         IOCTL_LOAD => {
             r.header()?;

@@ -176,6 +176,10 @@ fn enforcement_status_and_breaker_reset() {
         let n = encode_breaker_reset_request(&mut req, t).unwrap();
         assert_eq!(n, BREAKER_RESET_REQUEST_LEN);
         assert_eq!(decode_breaker_reset_request(&req), Ok(t));
+        assert_eq!(
+            decode_request(IOCTL_BREAKER_RESET, &req),
+            Ok(Request::BreakerReset(t))
+        );
     }
     assert_eq!(ResetTarget::All.rule(), None);
     assert_eq!(ResetTarget::Rule(3).rule(), Some(3));
@@ -231,6 +235,10 @@ fn rollout_requests_and_response() {
     assert_eq!(encode_status_request(&mut req), Ok(8));
     assert_eq!(decode_request(IOCTL_ROLLOUT, &req), Ok(Request::Rollout));
     assert_eq!(decode_request(IOCTL_RESCAN, &req), Ok(Request::Rescan));
+    assert_eq!(
+        decode_request(IOCTL_ENFORCEMENT, &req),
+        Ok(Request::Enforcement)
+    );
     assert!(decode_request(IOCTL_RESCAN, &[&req[..], &[0][..]].concat()).is_err());
     assert!(decode_request(IOCTL_ROLLOUT, &req[..7]).is_err());
 
