@@ -41,7 +41,10 @@ pub(super) fn resolve() {
 /// `counter` ticks of `frequency` per second, in milliseconds, without
 /// overflow.
 const fn ticks_to_ms(counter: u64, frequency: u64) -> u64 {
-    match (counter.checked_div(frequency), counter.checked_rem(frequency)) {
+    match (
+        counter.checked_div(frequency),
+        counter.checked_rem(frequency),
+    ) {
         (Some(s), Some(r)) => s
             .saturating_mul(1000)
             .saturating_add(r.saturating_mul(1000) / frequency),
