@@ -15,11 +15,15 @@
 # decision `demoted`, shows in status, other block rules still deny;
 # `pipectl driver breaker reset RULE` lifts it. 3. new content with a soak
 # for this machine's ring: its block rules alert (`soak`) until the soak
-# ends, then deny; the breaker was cleared by the new content.
+# ends, then deny; the breaker was cleared by the new content. 4. all
+# working memory held (WorkWaitMilliseconds 300): the unchecked deny of
+# issue 10 never hits \lsass. 5. the machine-wide breaker (BreakerMachine
+# 2/60) trips at the 3rd deny on the machine, every block rule alerts, a
+# reset of all lifts it.
 set -uo pipefail
 
 if [ $# -ne 6 ]; then
-  sed -n '2,17p' "$0"
+  sed -n '2,8p' "$0"
   exit 2
 fi
 SYS=$(realpath "$1"); FLTMGR=$(realpath "$2"); FLTCTL=$(realpath "$3")
@@ -182,6 +186,9 @@ expect counters.soak 1 "status: one soak decision"
 # working-memory slot (scripts/wine-callbacks.sh phase 6): 16 pin all 16.
 STOP_WAIT_SECONDS=60 stop_driver "before the exhaustion test"
 reg_set WorkWaitMilliseconds REG_DWORD 300
+# For phase 5: the per-rule breaker off, the machine-wide one at 2 denies a minute.
+reg_set BreakerRule REG_SZ off
+reg_set BreakerMachine REG_SZ 2/60
 start_driver "start with a 300 ms work wait"
 fc() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\fltctl.exe' "$@"; }
 for i in $(seq 1 16); do fc "hold-$i" op --hold --name "\\harmless_hold_$i" >/dev/null || fail "hold $i"; done
@@ -196,6 +203,22 @@ ctl status-x status >/dev/null
 expect counters.unchecked_denied 1 "one unchecked denial"
 expect counters.unchecked_allowed 1 "one unchecked pass (the protected pipe)"
 expect counters.protected 1 "the unchecked protected decision is counted (counters restart with the driver)"
+
+# --- 5. the machine-wide breaker -------------------------------------------------------
+expect breaker.machine "2/60s (service-key)" "machine-wide limit from the service key"
+expect breaker.rule "off (service-key)" "per-rule breaker off in the service key"
+op m1 denied "machine-wide: deny 1 of 2 (rule 2005)" --name '\postex_m1'
+op m2 denied "machine-wide: deny 2 of 2 (rule 2004)" --name '\runaway_m2'
+op m3 allowed "machine-wide: the 3rd deny on the machine trips the machine-wide breaker" --name '\postex_m3'
+op m4 allowed "machine-wide: every block rule alerts now" --name '\runaway_m4'
+driver_log | grep -aq "PipeSensor: machine-wide breaker tripped (limit 2/60s)" &&
+  pass "the driver logged the machine-wide trip" || fail "no machine-wide trip line in the driver log"
+ctl status-m status >/dev/null
+expect breaker.machine_demoted true "status: machine-wide breaker tripped"
+expect counters.machine_trips 1 "status: one machine-wide trip"
+ctl reset-m breaker reset >/dev/null
+expect lifted 1 "pipectl driver breaker reset (all) lifts the machine-wide demotion"
+op m5 denied "after the reset block rules deny again" --name '\postex_m5'
 STOP_WAIT_SECONDS=60 stop_driver "stop"
 driver_log | grep -a "PipeSensor: unloaded" | tail -1 | grep -q "pool allocations outstanding: 0" &&
   pass "unload: 0 pool allocations outstanding" || fail "unload: $(driver_log | grep -a 'PipeSensor: unloaded' | tail -1)"
