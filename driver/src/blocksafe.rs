@@ -143,7 +143,8 @@ fn system_root() -> SystemRoot<'static> {
 
 /// The guarded decision for one evaluated event. `live`: a callback (the
 /// breaker counts the deny and the guard counters move); else EVAL (the
-/// breaker is only asked). `image` is the requestor's path in DOS form.
+/// breaker is only asked, and the pid is not taken as the System
+/// process's). `image` is the requestor's path in DOS form.
 /// Any IRQL up to DISPATCH_LEVEL; allocates nothing.
 pub fn decide(
     kind: EventKind,
@@ -164,7 +165,9 @@ pub fn decide(
         name: Text::Utf16(name),
         requestor: Requestor {
             image: image.map(Text::Utf16),
-            system_process: pid == SYSTEM_PID,
+            // Only a callback knows its requestor: the pid of an EVAL
+            // request is whatever the caller wrote (pipectl's default is 4).
+            system_process: live && pid == SYSTEM_PID,
         },
         system_root: system_root(),
     };
