@@ -6,8 +6,7 @@
 
 use channel_parser::{Capabilities, ChannelFile, Event, EventKind, FieldId, Scratch, Text};
 use clap::{Parser, Subcommand, ValueEnum};
-use pipe_compiler::model::RuleSet;
-use pipe_compiler::{import, AlignedBytes, CompileOptions};
+use pipe_compiler::{AlignedBytes, CompileOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
@@ -21,6 +20,7 @@ mod keys;
 mod protected;
 mod replay;
 mod rollout;
+mod select;
 
 /// `println!` that ignores a closed stdout (`pipectl inspect x | head`).
 macro_rules! outln {
@@ -32,7 +32,7 @@ macro_rules! outln {
 
 const EXAMPLES: &str = "\
 Examples:
-  pipectl compile ../shared/corpus/sigma -o C-00000291-00000001.sys --sequence 1
+  pipectl compile third_party/sigma rules -o C-00000291-00000001.sys --sequence 1
   pipectl verify C-00000291-00000001.sys
   pipectl inspect C-00000291-00000001.sys --json
   pipectl match C-00000291-00000001.sys '\\postex_1234'
@@ -145,12 +145,14 @@ enum Cmd {
     /// Compile rule files or directories (native YAML, Sigma YAML, Sysmon XML)
     /// into a channel file.
     #[command(
-        after_help = "Example:\n  pipectl compile rules/ ../shared/corpus/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)"
+        after_help = "Example:\n  pipectl compile rules/ third_party/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)\nExit codes: 0 written; 1 rule errors, nothing written; 2 usage or I/O errors;\n3 written without the Sigma rules --skip-unsupported skipped (listed on stderr).\nSigma rules of other log sources in directories are skipped and counted (--strict: errors)."
     )]
     Compile {
         /// Rule files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        select: select::SelectArgs,
         /// Output file, or a directory to write C-00000291-<sequence>.sys into.
         #[arg(short, long)]
         output: PathBuf,
@@ -230,11 +232,15 @@ enum Cmd {
         json: bool,
     },
     /// Run every rule's embedded test cases through the compiled file.
-    #[command(after_help = "Example:\n  pipectl test rules/")]
+    #[command(
+        after_help = "Example:\n  pipectl test rules/\nExit codes: 0 all cases pass; 1 a case fails or rule errors; 2 usage or I/O errors;\n3 all cases pass but --skip-unsupported skipped Sigma rules."
+    )]
     Test {
         /// Rule files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        select: select::SelectArgs,
     },
     /// Talk to the running PipeSensor driver (Windows): status, load, events,
     /// mode, eval.
@@ -297,16 +303,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, u8> {
-    import::load_paths(paths).map_err(|errors| {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        eprintln!("{} error(s) in rule sources", errors.len());
-        1
-    })
-}
-
 fn run(cmd: Cmd) -> Result<u8, String> {
     match cmd {
         Cmd::Replay(a) => replay::run_replay(a),
@@ -324,6 +320,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         }
         Cmd::Compile {
             paths,
+            select,
             output,
             sequence,
             sign,
@@ -339,10 +336,6 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 .iter()
                 .map(|p| keys::signing_key(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let set = match load_rules(&paths) {
-                Ok(s) => s,
-                Err(code) => return Ok(code),
-            };
             let opts = CompileOptions {
                 sequence,
                 capabilities: caps,
@@ -350,18 +343,17 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 enforcement,
                 ..CompileOptions::default()
             };
-            let write = if unchecked_protected {
+            let write: select::Writer = if unchecked_protected {
                 pipe_compiler::compile_unchecked
             } else {
                 pipe_compiler::compile
             };
-            let mut bytes = match write(&set, &opts) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(1);
-                }
-            };
+            let (sel, mut bytes) =
+                match select::load_and_compile_with(&paths, &select, &opts, write) {
+                    Ok(x) => x,
+                    Err(code) => return Ok(code),
+                };
+            let set = &sel.set;
             if !signing_keys.is_empty() {
                 bytes = pipe_compiler::sign::sign(&bytes, &signing_keys)?;
             }
@@ -380,7 +372,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 bytes.len(),
                 sha256_hex(&bytes)
             );
-            Ok(0)
+            Ok(sel.ok_code())
         }
         Cmd::Verify {
             file,
@@ -495,7 +487,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
             }
             Ok(if matches.is_empty() { 1 } else { 0 })
         }
-        Cmd::Test { paths } => run_tests(&paths),
+        Cmd::Test { paths, select } => run_tests(&paths, &select),
         Cmd::GenMalformed { dir, every_offset } => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let cases = test_kit::malformed::corpus(every_offset);
@@ -669,24 +661,18 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
     }
 }
 
-fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
-    let set = match load_rules(paths) {
-        Ok(s) => s,
+fn run_tests(paths: &[PathBuf], select: &select::SelectArgs) -> Result<u8, String> {
+    let (sel, bytes) = match select::load_and_compile(paths, select, &CompileOptions::default()) {
+        Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let bytes = match pipe_compiler::compile(&set, &CompileOptions::default()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
-    };
+    let set = &sel.set;
     let aligned = AlignedBytes::new(&bytes);
     let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
         .map_err(|e| format!("compiled file invalid: {e}"))?;
     let mut scratch = Box::new(Scratch::new());
     let (mut passed, mut failed) = (0usize, 0usize);
-    for o in test_kit::cases::run(&set, &f, &mut scratch) {
+    for o in test_kit::cases::run(set, &f, &mut scratch) {
         if o.passed() {
             passed += 1;
         } else {
@@ -695,5 +681,5 @@ fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
         }
     }
     outln!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed == 0 { sel.ok_code() } else { 1 })
 }
