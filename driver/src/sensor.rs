@@ -15,13 +15,12 @@ use crate::dump;
 use crate::sys::{
     ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, Slot, SpinLock,
 };
-use channel_parser::{Event, Scratch, Text};
+use channel_parser::Text;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
+use sensor_core::eval::{self, RawEvent};
 use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
-use sensor_core::proto::{
-    ContentInfo, Counters, FixedText, Status, MAX_EVAL_IMAGE_UNITS, RULE_NAME_LEN,
-};
+use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
 use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake, WorkPool};
@@ -57,21 +56,12 @@ static IMAGE_LOCATED: AtomicU64 = AtomicU64::new(0);
 static IMAGE_QUERIED: AtomicU64 = AtomicU64::new(0);
 static IMAGE_MISSING: AtomicU64 = AtomicU64::new(0);
 
-/// Longest image path rewritten to DOS form, in UTF-16 units (what an
-/// EVAL request may carry); longer paths are matched in NT form.
-const IMAGE_UNITS: usize = MAX_EVAL_IMAGE_UNITS;
-
-/// Longest name composed for a relative open (`\name` from a root handle,
-/// `related\name`); absolute names are matched in place at any length.
-const NAME_UNITS: usize = 1024;
-
-/// Per-evaluation working memory: matcher scratch, the requestor's image
-/// path as queried (NT form) and in DOS form, a composed name.
+/// Per-evaluation working memory: `sensor_core::eval::Work` (matcher
+/// scratch, a composed name, the image path in DOS form) and the
+/// requestor's image path as queried (NT form).
 struct Work {
-    scratch: Scratch,
-    image: [u16; IMAGE_UNITS],
+    eval: eval::Work,
     query: ImageQuery,
-    name: [u16; NAME_UNITS],
 }
 
 /// Working memory, preallocated in the image (nonpaged), never on the
@@ -79,10 +69,8 @@ struct Work {
 const WORK_SLOTS: usize = 16;
 static WORK: [Slot<Work>; WORK_SLOTS] = [const {
     Slot::new(Work {
-        scratch: Scratch::new(),
-        image: [0; IMAGE_UNITS],
+        eval: eval::Work::new(),
         query: ImageQuery::new(),
-        name: [0; NAME_UNITS],
     })
 }; WORK_SLOTS];
 static WORK_POOL: WorkPool<WORK_SLOTS> = WorkPool::new();
@@ -299,36 +287,17 @@ fn evaluate_in(
     out: &mut Outcome,
 ) {
     let Work {
-        scratch,
-        image: dos,
+        eval: eval::Work { scratch, buffers },
         query,
-        name: name_buf,
     } = work;
-    let name = match normalize_target(target.related, target.name, name_buf) {
-        Ok(n) => n,
-        Err(e) => {
-            NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
-            if e != NameError::Empty {
-                out.decision = unchecked(Unchecked::NameTooLong, None);
-            }
-            return;
-        }
-    };
-    let shown = name.len().min(MAX_NAME_UNITS);
-    out.name_len = shown;
-    if let (Some(d), Some(s)) = (out.name.get_mut(..shown), name.get(..shown)) {
-        d.copy_from_slice(s);
-    }
-    let Some(content) = active() else {
-        return;
-    };
-    out.sequence = content.info.sequence;
     // Callbacks feed the circuit breaker; EVAL only asks it.
     let live = matches!(image, ImageArg::Requestor(_));
-    let nt_image = match image {
-        ImageArg::Absent => None,
-        ImageArg::Given(i) => Some(i),
-        ImageArg::Requestor(r) => {
+    let content = active();
+    // The requestor's image is queried only when there is content to match.
+    let nt_image = match (image, &content) {
+        (_, None) | (ImageArg::Absent, _) => None,
+        (ImageArg::Given(i), _) => Some(i),
+        (ImageArg::Requestor(r), Some(_)) => {
             let (i, from) = r.image(query);
             match from {
                 ImageFrom::Located => &IMAGE_LOCATED,
@@ -339,15 +308,37 @@ fn evaluate_in(
             i
         }
     };
-    let image = nt_image.map(|i| crate::drives::image_to_dos(i, dos));
-    let ev = Event {
-        pipe_name: Text::Utf16(name),
-        image: image.map(Text::Utf16),
-        pid,
+    // The one evaluation path pipectl shares (sensor_core::eval): name
+    // normalization, image in DOS form, the matcher's event.
+    let raw = RawEvent {
         kind,
+        pid,
+        name: target.name,
+        image: nt_image,
     };
+    let p = match eval::prepare_target(crate::drives::map(), target.related, &raw, buffers) {
+        Ok(p) => p,
+        Err(e) => {
+            NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
+            if e != NameError::Empty {
+                out.decision = unchecked(Unchecked::NameTooLong, None);
+            }
+            return;
+        }
+    };
+    crate::drives::note(p.image);
+    let name = p.name;
+    let shown = name.len().min(MAX_NAME_UNITS);
+    out.name_len = shown;
+    if let (Some(d), Some(s)) = (out.name.get_mut(..shown), name.get(..shown)) {
+        d.copy_from_slice(s);
+    }
+    let Some(content) = content else {
+        return;
+    };
+    out.sequence = content.info.sequence;
     let file = content.chan.file();
-    let v = file.evaluate_with(&ev, scratch, content.chan.dfas());
+    let v = file.evaluate_with(&p.event(), scratch, content.chan.dfas());
     out.matched = v.matched;
     if let Some(r) = v.best {
         out.hit = Some(RuleHit {
@@ -357,7 +348,8 @@ fn evaluate_in(
         });
         out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
     }
-    out.decision = crate::blocksafe::decide(kind, name, image, pid, mode(), out.hit, live).decision;
+    let dos = p.image.map(|i| i.path());
+    out.decision = crate::blocksafe::decide(kind, name, dos, pid, mode(), out.hit, live).decision;
     if out.hit.is_some() {
         MATCHED.fetch_add(1, Ordering::Relaxed);
     }
@@ -376,7 +368,7 @@ fn evaluate_in(
             rec.severity = h.severity.0;
         }
         rec.set_name(name);
-        rec.set_image(image.unwrap_or(&[]));
+        rec.set_image(p.image.map_or(&[], |i| i.path()));
         let id = RING.with(|r| r.push(rec));
         rec.id = id;
         dump::record_event(&rec);

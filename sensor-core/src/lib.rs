@@ -6,6 +6,8 @@
 //!
 //! * [`name`]: pipe-name normalization (`\Device\NamedPipe\x` → `\x`, as Sysmon).
 //! * [`dospath`]: image paths in DOS form (`\Device\HarddiskVolume3\x` → `C:\x`, as Sysmon).
+//! * [`eval`]: the one evaluation path (normalized name, DOS image, default pid/kind, verdict)
+//!   shared by the driver and `pipectl`.
 //! * [`decision`]: monitor/enforce mode and the verdict for one event, under
 //!   the guards below.
 //! * [`protect`]: pipes and processes no block rule may deny.
@@ -22,6 +24,8 @@
 //! * [`digest`]: SHA-256 of content files (reported in status).
 //! * [`rollout`]: staged rollout, customer control (N-1, pin, freeze) and anti-rollback.
 //! * [`rundown`]: rundown protection for callbacks (unload waits for them).
+//! * [`scan`]: the content scan's decisions (start and RESCAN) behind a
+//!   small platform trait: validation passes, guard persistence, rescan, timer.
 //! * [`work`]: working memory for evaluations: bounded wait for a slot, and
 //!   the fail-closed policy when none comes.
 //!
@@ -47,6 +51,7 @@ pub mod breaker;
 pub mod decision;
 pub mod digest;
 pub mod dospath;
+pub mod eval;
 pub mod event;
 pub mod guard;
 pub mod name;
@@ -55,6 +60,7 @@ pub mod proto;
 pub mod ring;
 pub mod rollout;
 pub mod rundown;
+pub mod scan;
 pub mod soak;
 pub mod store;
 pub mod stream;
