@@ -87,6 +87,7 @@ INDIRECT = [
 KERNEL_POINTER_STATICS = [
     ("pipesensor::sys::EX_ALLOCATE_POOL2", "ntoskrnl.exe!ExAllocatePool2 (MmGetSystemRoutineAddress)"),
     ("pipesensor::sys::QUERY_TIME", "ntoskrnl.exe!KeQuerySystemTime[Precise] (MmGetSystemRoutineAddress)"),
+    ("pipesensor::sys::clock::QPC", "ntoskrnl.exe!KeQueryPerformanceCounter (MmGetSystemRoutineAddress)"),
 ]
 
 # Recursion: every cycle of the call graph must pass through a function

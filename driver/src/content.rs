@@ -101,7 +101,7 @@ fn registry_path() -> Wide<512> {
 /// Opens the service key. Not inlined: the 1 KiB path copy stays in this
 /// frame, off the stack of the callers' later work (scripts/stack-usage.sh).
 #[inline(never)]
-fn open_service_key() -> Result<RegKey, sys::NTSTATUS> {
+pub(crate) fn open_service_key() -> Result<RegKey, sys::NTSTATUS> {
     RegKey::open(registry_path().units())
 }
 
@@ -451,6 +451,12 @@ fn unix_now() -> u64 {
 
 /// The last selection's inputs and verdicts (the ROLLOUT IOCTL).
 static ROLLOUT: SpinLock<RolloutStatus> = SpinLock::new(RolloutStatus::EMPTY);
+
+/// This machine's ring as the last content scan read it (selects the soak
+/// of `crate::blocksafe`).
+pub(crate) fn ring() -> Ring {
+    ROLLOUT.with(|r| r.ring)
+}
 
 /// The last selection's report, with the highest proven sequence as of now
 /// (a clean run may have raised it since).

@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), no_std)]
 #![debugger_visualizer(natvis_file = "../pipesensor.natvis")]
 
+mod blocksafe;
 mod content;
 mod control;
 mod drives;
@@ -61,6 +62,7 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
     driver.ensure_unload();
 
     content::configure(registry_path);
+    blocksafe::configure();
     content::load_at_start();
 
     if let Err(s) = driver.create_control_device() {

@@ -15,14 +15,15 @@ use crate::dump;
 use crate::sys::{
     ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, Slot, SpinLock,
 };
+use channel_parser::Text;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use sensor_core::decision::{decide, Decision, Mode, RuleHit};
+use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
 use sensor_core::eval::{self, RawEvent};
-use sensor_core::name::{is_root, NameError, MAX_NAME_UNITS};
+use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
 use sensor_core::store::Store;
-use sensor_core::work::{decide_unchecked, AfterTimeout, Enter, Unchecked, Wake, WorkPool};
+use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake, WorkPool};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -174,6 +175,13 @@ pub fn update_store<const N: usize>(
         r
     });
     drop(released);
+    let (sequence, policy) = STORE.with(|s| {
+        (
+            s.active_info().sequence,
+            s.active().and_then(|a| a.handle.chan.file().enforcement()),
+        )
+    });
+    crate::blocksafe::on_active(sequence, policy, crate::content::ring());
 }
 
 pub fn release_all_content() {
@@ -220,13 +228,22 @@ pub struct Outcome {
 /// policy) and counts it. Out of line: a breakpoint target (docs/windbg.md).
 #[cold]
 #[inline(never)]
-fn unchecked(why: Unchecked) -> Decision {
-    let d = decide_unchecked(mode(), why);
-    if d == Decision::Deny {
-        UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
-        DENIED.fetch_add(1, Ordering::Relaxed);
-    } else {
-        UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+fn unchecked(why: Unchecked, target: Option<Target<'_>>) -> Decision {
+    // An absolute name normalizes without working memory (borrowed in place).
+    let name = target.and_then(|t| normalize_target(t.related, t.name, &mut []).ok());
+    let d = decide_unchecked_guarded(mode(), why, name.map(Text::Utf16));
+    match d {
+        Decision::Deny => {
+            UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
+            DENIED.fetch_add(1, Ordering::Relaxed);
+        }
+        Decision::Protected => {
+            UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+            crate::blocksafe::count_protected();
+        }
+        _ => {
+            UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+        }
     }
     d
 }
@@ -255,7 +272,7 @@ pub fn evaluate(
         name_len: 0,
     };
     if with_work(|work| evaluate_in(work, kind, pid, target, image, record, &mut out)).is_none() {
-        out.decision = unchecked(Unchecked::WorkExhausted);
+        out.decision = unchecked(Unchecked::WorkExhausted, Some(target));
     }
     out
 }
@@ -273,6 +290,8 @@ fn evaluate_in(
         eval: eval::Work { scratch, buffers },
         query,
     } = work;
+    // Callbacks feed the circuit breaker; EVAL only asks it.
+    let live = matches!(image, ImageArg::Requestor(_));
     let content = active();
     // The requestor's image is queried only when there is content to match.
     let nt_image = match (image, &content) {
@@ -302,7 +321,7 @@ fn evaluate_in(
         Err(e) => {
             NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
             if e != NameError::Empty {
-                out.decision = unchecked(Unchecked::NameTooLong);
+                out.decision = unchecked(Unchecked::NameTooLong, None);
             }
             return;
         }
@@ -329,7 +348,8 @@ fn evaluate_in(
         });
         out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
     }
-    out.decision = decide(mode(), out.hit);
+    let dos = p.image.map(|i| i.path());
+    out.decision = crate::blocksafe::decide(kind, name, dos, pid, mode(), out.hit, live).decision;
     if out.hit.is_some() {
         MATCHED.fetch_add(1, Ordering::Relaxed);
     }

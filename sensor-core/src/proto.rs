@@ -19,6 +19,8 @@
 //! | EVAL | kind u32, pid u32, name_units u16, image_units u16, reserved u32, name, image (UTF-16LE) | [`EvalResponse`] |
 //! | ROLLOUT | — | [`RolloutStatus`] ([`ROLLOUT_STATUS_LEN`]) |
 //! | RESCAN | — | [`RolloutStatus`] after the rescan |
+//! | ENFORCEMENT | — | [`EnforcementStatus`] ([`ENFORCEMENT_STATUS_LEN`]) |
+//! | BREAKER_RESET | rule u32, flags u32 ([`RESET_ALL`]) | lifted u32, reserved u32 |
 
 use crate::decision::{Decision, Mode};
 use crate::guard::QUARANTINE_SLOTS;
@@ -72,6 +74,17 @@ pub const IOCTL_ROLLOUT: u32 =
 /// what the policy now selects (write access).
 pub const IOCTL_RESCAN: u32 =
     ctl_code(FILE_DEVICE_UNKNOWN, 0x906, METHOD_BUFFERED, FILE_WRITE_DATA);
+
+/// Soak, breaker and protected-set state and counters (read access).
+pub const IOCTL_ENFORCEMENT: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x907, METHOD_BUFFERED, FILE_READ_DATA);
+/// Lifts the circuit breaker's demotion of one rule or of all (write access).
+pub const IOCTL_BREAKER_RESET: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x908, METHOD_BUFFERED, FILE_WRITE_DATA);
+
+#[path = "proto_enforce.rs"]
+mod enforce;
+pub use enforce::*;
 
 /// Largest content accepted by LOAD (the parser's own limit may be lower).
 pub const MAX_LOAD_LEN: usize = 16 << 20;
@@ -860,6 +873,10 @@ pub enum Request<'a> {
     Rollout,
     /// RESCAN.
     Rescan,
+    /// ENFORCEMENT.
+    Enforcement,
+    /// BREAKER_RESET.
+    BreakerReset(ResetTarget),
 }
 
 /// The EVAL request: an event to evaluate as the callback would.
@@ -934,6 +951,13 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         IOCTL_RESCAN => {
             r.header()?;
             Request::Rescan
+        }
+        IOCTL_ENFORCEMENT => {
+            r.header()?;
+            Request::Enforcement
+        }
+        IOCTL_BREAKER_RESET => {
+            return decode_breaker_reset_request(input).map(Request::BreakerReset)
         }
         IOCTL_LOAD => {
             r.header()?;
@@ -1027,7 +1051,8 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
     Ok(req)
 }
 
-/// Encodes a STATUS request (also the whole of a ROLLOUT or RESCAN request).
+/// Encodes a STATUS request (also the whole of a ROLLOUT, RESCAN or
+/// ENFORCEMENT request).
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`].

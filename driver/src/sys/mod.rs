@@ -15,6 +15,7 @@
 //! otherwise.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+pub mod clock;
 pub mod requestor;
 pub mod semaphore;
 pub mod types;
@@ -240,6 +241,7 @@ pub fn resolve_dynamic_routines() {
         t = system_routine("KeQuerySystemTime");
     }
     QUERY_TIME.store(t, Ordering::Release);
+    clock::resolve();
     log(
         Level::Trace,
         format_args!(
