@@ -95,7 +95,7 @@ def main():
             label = "origin" if o != a else "call"
             print(f"  {label} {o:#x}: owner {owner or '?'}{'' if known else ' (location lost)'}")
             for fn, loc in pairs:
-                loc = re.sub(r"^/root/\.cargo/registry/src/[^/]*/|^/rustc/[0-9a-f]+/", "", loc)
+                loc = re.sub(r"^.*?/\.cargo/registry/src/[^/]*/|^/rustc/[0-9a-f]+/", "", loc)
                 print(f"      {fn}  {loc}")
             if owner and known:
                 site_owners.add(owner)
