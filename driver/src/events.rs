@@ -22,7 +22,7 @@ use crate::sys::{pending, BufferedIo, NTSTATUS};
 use sensor_core::event::PipeEvent;
 use sensor_core::proto::ProtoError;
 use sensor_core::ring::EventRing;
-use sensor_core::stream::{decode_stream_request, encode_batch, IOCTL_EVENTS_V2};
+use sensor_core::stream::{decode_stream_request, encode_batch, BATCH_MIN_OUT, IOCTL_EVENTS_V2};
 
 /// Answers an EVENTS_V2 request from `ring` into `io` (the request is
 /// decoded again from the system buffer's input, which is intact until the
@@ -38,10 +38,12 @@ pub fn answer<const N: usize>(
     encode_batch(io.output(), req.max, ring).map(|(n, _)| n)
 }
 
-/// Whether an EVENTS_V2 request asks to wait (a request that does not
-/// decode is answered, with its error, at once).
+/// Whether an EVENTS_V2 request asks to wait and could be answered later
+/// (a request that does not decode, or whose output buffer cannot hold one
+/// record, is answered with its error at once and never pended).
 pub fn wants_wait(io: &BufferedIo) -> bool {
-    decode_stream_request(IOCTL_EVENTS_V2, io.input()).is_ok_and(|r| r.wait)
+    io.out_len() >= BATCH_MIN_OUT
+        && decode_stream_request(IOCTL_EVENTS_V2, io.input()).is_ok_and(|r| r.wait)
 }
 
 /// EVENTS_V2 without waiting (or a request that does not decode).

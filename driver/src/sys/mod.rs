@@ -1636,6 +1636,14 @@ pub struct BufferedIo {
 }
 
 impl BufferedIo {
+    /// The output buffer's length.
+    pub fn out_len(&self) -> usize {
+        if self.buf.is_null() {
+            0
+        } else {
+            self.out_len
+        }
+    }
     pub fn input(&self) -> &[u8] {
         if self.buf.is_null() || self.in_len == 0 {
             return &[];
