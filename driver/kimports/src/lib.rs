@@ -209,6 +209,7 @@ extern "system" {
         ReturnLength: *mut u32,
     ) -> NTSTATUS;
     pub fn IoReleaseCancelSpinLock(Irql: u8);
+    pub fn KeQueryTimeIncrement() -> u32;
     pub fn KeInitializeSemaphore(Semaphore: *mut c_void, Count: i32, Limit: i32);
     pub fn KeReleaseSemaphore(
         Semaphore: *mut c_void,

@@ -244,7 +244,8 @@ static INTERRUPT_TIME_PRECISE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 /// Fixes the boot identity (DriverEntry, PASSIVE_LEVEL, after
 /// [`resolve_dynamic_routines`]): the boot instant in whole seconds since
 /// 1601, system time minus interrupt time (`KeQueryInterruptTimePrecise`
-/// on Windows, `KeQueryInterruptTime` where exported, as in Wine),
+/// on Windows, `KeQueryInterruptTime` where exported, as in Wine, whose
+/// value counts ticks and is scaled by `KeQueryTimeIncrement`),
 /// so a driver restart within one boot keeps every process's GUID. Without
 /// an interrupt-time routine it is the driver's start time (GUIDs then
 /// change when the driver restarts; logged). The clock being set while the
@@ -272,7 +273,16 @@ pub fn fix_boot_identity() {
         // SAFETY: the exported routine has this prototype (ULONGLONG fn(void)); any IRQL.
         let f = unsafe { core::mem::transmute::<*mut c_void, QueryInterruptTimeFn>(plain) };
         // SAFETY: see above.
-        Some(unsafe { f() })
+        let t = unsafe { f() };
+        if under_wine() {
+            // Wine 8's KeQueryInterruptTime returns KeQueryTickCount (ticks,
+            // not 100 ns units): scale by the tick length.
+            // SAFETY: no arguments; any IRQL.
+            let inc = unsafe { KeQueryTimeIncrement() };
+            Some(t.saturating_mul(u64::from(inc)))
+        } else {
+            Some(t)
+        }
     } else {
         None
     };
