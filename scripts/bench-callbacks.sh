@@ -34,7 +34,7 @@ mkdir -p "$D/content" "$D/staging"
 cp "$SYS" "$D/pipesensor.sys"
 cp "$TGT/driver-test/fltmgr.sys" "$TGT/driver-test/fltctl.exe" "$TGT/driver-test/bcryptprimitives.dll" "$D/"
 cp "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$D/pipectl.exe"
-"$TGT/release/pipectl" compile tests/wine/rules-v1 "$ROOT/../shared/corpus/sigma" -o "$D/staging/content.sys" --sequence 1 \
+"$TGT/release/pipectl" compile tests/wine/rules-v1 third_party/sigma/rules/windows/pipe_created -o "$D/staging/content.sys" --sequence 1 \
   >"$LOG/compile" 2>&1 || { echo "compile failed: $(cat "$LOG/compile")"; exit 1; }
 RULES=$(sed -n 's/.*: \([0-9]*\) rules,.*/\1/p' "$LOG/compile")
 wine_boot

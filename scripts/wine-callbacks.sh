@@ -36,8 +36,8 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 for f in "$SYS" "$FLTMGR" "$FLTCTL" "$PIPECTL_EXE" "$PIPECTL" "$SHIM"; do
   [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
 done
-SIGMA_PSEXEC=$HERE/../shared/corpus/sigma/pipe_created_sysinternals_psexec_default_pipe_susp_location.yml
-[ -f "$SIGMA_PSEXEC" ] || { echo "FAIL missing $SIGMA_PSEXEC (the shared corpus beside the repository)"; exit 1; }
+SIGMA_PSEXEC=$HERE/third_party/sigma/rules/windows/pipe_created/pipe_created_sysinternals_psexec_default_pipe_susp_location.yml
+[ -f "$SIGMA_PSEXEC" ] || { echo "FAIL missing $SIGMA_PSEXEC (the vendored Sigma rules, third_party/sigma)"; exit 1; }
 STRESS_SECONDS=${WINE_STRESS_SECONDS:-20}
 
 wine_session callbacks

@@ -57,10 +57,11 @@ fn config() -> Criterion {
 }
 
 fn sigma_rust_rules() -> Vec<sigma_rust::Rule> {
-    let mut files: Vec<_> = std::fs::read_dir(corpus("sigma"))
-        .expect("corpus/sigma")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(corpus("third_party/sigma/rules/windows/pipe_created"))
+            .expect("third_party/sigma/rules/windows/pipe_created")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
     files.sort();
     files
         .iter()

@@ -2,10 +2,10 @@
 //!
 //! Everything here is deterministic: the synthetic rule sets and the ~10k
 //! realistic pipe names are generated from the third-party corpus
-//! (`../shared/corpus`) with a fixed seed, so every run of
+//! (`third_party/` and `data/pipe-names/` in the repository) with a fixed seed, so every run of
 //! `scripts/bench.sh` times the same rules against the same names.
 //!
-//! - [`workloads`]: the rule sets (17 Sigma rules, the ~300 mthcht patterns,
+//! - [`workloads`]: the rule sets (17 Sigma rules, the ~300 patterns of `data/pipe-names/suspicious.csv` (workload name `mthcht` kept),
 //!   synthetic 10 / 100 / 1k / 10k rules) as [`pipe_compiler::model::RuleSet`].
 //! - [`names`]: the realistic events (benign and malicious pipe names, with
 //!   an image path each).
@@ -21,9 +21,10 @@ pub mod workloads;
 
 use std::path::PathBuf;
 
-/// A path inside the shared third-party corpus.
+/// A path in the repository: third-party data under `third_party/`
+/// (third_party/README.md), the project's own lists under `data/`.
 pub fn corpus(p: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(p)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../")).join(p)
 }
 
 /// The first column of each data row of a corpus CSV file (quotes handled).

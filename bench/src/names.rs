@@ -240,8 +240,10 @@ fn benign_template(rng: &mut Rng) -> String {
 /// The benign patterns of sysmon-modular as matchers (`is`, `begin with`,
 /// `contains`, `end with`).
 pub fn sysmon_benign_matchers() -> Vec<Matcher> {
-    let text = std::fs::read_to_string(corpus("pipes/sysmon-modular_benign_pipename_patterns.tsv"))
-        .unwrap_or_default();
+    let text = std::fs::read_to_string(corpus(
+        "third_party/sysmon-modular/derived/benign_pipename_patterns.tsv",
+    ))
+    .unwrap_or_default();
     let mut out = Vec::new();
     for line in text.lines() {
         let mut cols = line.split('\t');
@@ -273,14 +275,14 @@ pub fn csv_patterns(rel: &str) -> Vec<(String, Vec<GlobTok>)> {
 
 /// The RMM patterns of `pipes/rmm/`.
 pub fn rmm_patterns() -> Vec<(String, Vec<GlobTok>)> {
-    let mut files: Vec<_> = std::fs::read_dir(corpus("pipes/rmm"))
+    let mut files: Vec<_> = std::fs::read_dir(corpus("data/pipe-names/rmm"))
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.sort();
     let mut out = Vec::new();
     for f in files {
         let rel = format!(
-            "pipes/rmm/{}",
+            "data/pipe-names/rmm/{}",
             f.file_name().unwrap_or_default().to_string_lossy()
         );
         out.extend(csv_patterns(&rel));
@@ -300,7 +302,7 @@ fn vary_case(s: String, rng: &mut Rng) -> String {
 pub fn events() -> Vec<NameEvent> {
     let mut rng = Rng::new(SEED);
     let benign_pats = sysmon_benign_matchers();
-    let mthcht = csv_patterns("pipes/mthcht_suspicious_named_pipe_list.csv");
+    let mthcht = csv_patterns("data/pipe-names/suspicious.csv");
     let rmm = rmm_patterns();
     let sigma = crate::workloads::sigma()
         .map(|s| positive_pipe_matchers(&s))

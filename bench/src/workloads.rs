@@ -2,7 +2,7 @@
 //!
 //! - [`sigma`]: the 17 Sigma `pipe_created` rules of the corpus (multi-atom
 //!   conditions, `not`, Image filters, one regex rule).
-//! - [`mthcht`]: the ~300 suspicious pipe-name patterns of the mthcht list,
+//! - [`mthcht`]: the ~300 suspicious pipe-name patterns of `data/pipe-names/suspicious.csv` (the name of the mthcht list it replaced),
 //!   one whole-name wildcard rule each (`\name*` becomes a prefix, ...).
 //! - [`synthetic`]: `n` rules from one deterministic stream (so the 10-rule
 //!   set is a prefix of the 100-rule set, and so on up to 10k), one pipe-name
@@ -47,7 +47,7 @@ fn rule(id: u32, name: String, m: Matcher) -> Rule {
 /// # Errors
 /// The importer's errors, joined.
 pub fn sigma() -> Result<RuleSet, String> {
-    load_paths(&[corpus("sigma")]).map_err(|e| {
+    load_paths(&[corpus("third_party/sigma/rules/windows/pipe_created")]).map_err(|e| {
         e.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -57,7 +57,7 @@ pub fn sigma() -> Result<RuleSet, String> {
 
 /// One whole-name wildcard rule per mthcht pattern.
 pub fn mthcht() -> RuleSet {
-    let rules = csv_patterns("pipes/mthcht_suspicious_named_pipe_list.csv")
+    let rules = csv_patterns("data/pipe-names/suspicious.csv")
         .into_iter()
         .enumerate()
         .map(|(i, (text, toks))| {
@@ -92,7 +92,7 @@ pub fn as_literal(m: Matcher) -> Matcher {
 pub fn vocabulary() -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
-    let pats = csv_patterns("pipes/mthcht_suspicious_named_pipe_list.csv")
+    let pats = csv_patterns("data/pipe-names/suspicious.csv")
         .into_iter()
         .chain(rmm_patterns())
         .map(|(p, _)| p)

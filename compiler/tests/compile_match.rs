@@ -10,9 +10,18 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use test_kit::reference::{matching_ids, RefEvent};
 
-fn corpus(p: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(p)
+/// A path in the repository (third-party data under `third_party/`, the
+/// project's own lists under `data/`).
+fn corpus(rel: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../")).join(rel)
 }
+
+/// The 17 SigmaHQ `pipe_created` rules (third_party/sigma/README.md).
+const SIGMA_PIPE: &str = "third_party/sigma/rules/windows/pipe_created";
+/// The 30 sysmon-modular pipe-event modules.
+const SYSMON_MODULAR: &str = "third_party/sysmon-modular/17_18_pipe_event";
+/// SwiftOnSecurity's whole Sysmon configuration.
+const SYSMON_CONFIG: &str = "third_party/sysmon-config/sysmonconfig-export.xml";
 
 fn kernel_ids(
     file: &channel_parser::ChannelFile<'_>,
@@ -31,8 +40,7 @@ fn kernel_ids(
 /// in, the benign patterns, RMM names, and hand-written variants.
 fn corpus_names() -> Vec<String> {
     let mut names = Vec::new();
-    let text =
-        std::fs::read_to_string(corpus("pipes/mthcht_suspicious_named_pipe_list.csv")).unwrap();
+    let text = std::fs::read_to_string(corpus("data/pipe-names/suspicious.csv")).unwrap();
     for (i, line) in text.lines().skip(1).enumerate() {
         let pat = line.split(',').next().unwrap_or("");
         for fill in ["", "1234", "a\\b", "postex_ssh_abcd"] {
@@ -40,9 +48,10 @@ fn corpus_names() -> Vec<String> {
             names.push(if i % 3 == 0 { n.to_uppercase() } else { n });
         }
     }
-    let benign =
-        std::fs::read_to_string(corpus("pipes/sysmon-modular_benign_pipename_patterns.tsv"))
-            .unwrap();
+    let benign = std::fs::read_to_string(corpus(
+        "third_party/sysmon-modular/derived/benign_pipename_patterns.tsv",
+    ))
+    .unwrap();
     for line in benign.lines() {
         if let Some(p) = line.split('\t').nth(1) {
             names.push(p.to_string());
@@ -138,7 +147,7 @@ fn check_set(set: &RuleSet, names: &[String], images: &[Option<&str>]) -> usize 
 
 #[test]
 fn sigma_corpus_agrees_with_reference() {
-    let set = load_paths(&[corpus("sigma")]).unwrap_or_else(|e| panic!("{e:?}"));
+    let set = load_paths(&[corpus(SIGMA_PIPE)]).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(set.rules.len(), 17);
     let images = [
         None,
@@ -155,7 +164,8 @@ fn sigma_corpus_agrees_with_reference() {
 
 #[test]
 fn sysmon_corpus_agrees_with_reference() {
-    let set = load_paths(&[corpus("sysmon")]).unwrap_or_else(|e| panic!("{e:?}"));
+    let set = load_paths(&[corpus(SYSMON_MODULAR), corpus(SYSMON_CONFIG)])
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(!set.rules.is_empty());
     let images = [
         None,
@@ -168,7 +178,7 @@ fn sysmon_corpus_agrees_with_reference() {
 
 #[test]
 fn postex_matches_cobaltstrike_rule() {
-    let set = load_paths(&[corpus("sigma")]).unwrap();
+    let set = load_paths(&[corpus(SIGMA_PIPE)]).unwrap();
     let bytes = compile(&set, &CompileOptions::default()).unwrap();
     let aligned = AlignedBytes::new(&bytes);
     let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();

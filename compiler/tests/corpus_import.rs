@@ -7,9 +7,24 @@ use pipe_compiler::import::load_paths;
 use pipe_compiler::model::{Action, RuleSet, Severity};
 use test_kit::reference::{eval_rule, matching_ids, RefEvent};
 
+/// A path in the repository (third-party data under `third_party/`, the
+/// project's own lists under `data/`).
 fn corpus(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(rel)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../")).join(rel)
 }
+
+/// The 17 SigmaHQ `pipe_created` rules (third_party/sigma/README.md).
+const SIGMA_PIPE: &str = "third_party/sigma/rules/windows/pipe_created";
+/// The 30 sysmon-modular pipe-event modules.
+const SYSMON_MODULAR: &str = "third_party/sysmon-modular/17_18_pipe_event";
+/// SigmaHQ's mixed tree: the pipe rules and rules of other log sources.
+const SIGMA_TREE: &str = "third_party/sigma";
+/// Derived from the exclude modules (third_party/sysmon-modular/README.md).
+const BENIGN_TSV: &str = "third_party/sysmon-modular/derived/benign_pipename_patterns.tsv";
+/// SwiftOnSecurity's whole Sysmon configuration.
+const SYSMON_CONFIG: &str = "third_party/sysmon-config/sysmonconfig-export.xml";
+/// The real Sysmon Event ID 17 of SigmaHQ's regression data, as JSON.
+const REDSUN_JSON: &str = "third_party/sigma/regression_data/rules-emerging-threats/2026/Exploits/RedSun/pipe_created_win_exploit_redsun_named_pipe/9b4e7c2a-3f6d-4a8b-b5e9-1c7d3f2e6a4b.json";
 
 fn load(rel: &str) -> RuleSet {
     match load_paths(&[corpus(rel)]) {
@@ -34,7 +49,7 @@ fn ev<'a>(name: &'a str, image: Option<&'a str>) -> RefEvent<'a> {
 
 #[test]
 fn all_17_sigma_rules_import() {
-    let set = load("sigma");
+    let set = load(SIGMA_PIPE);
     assert_eq!(set.rules.len(), 17);
     let mut ids: Vec<u32> = set.rules.iter().map(|r| r.id).collect();
     ids.sort_unstable();
@@ -62,7 +77,7 @@ fn rule<'a>(set: &'a RuleSet, title: &str) -> &'a pipe_compiler::model::Rule {
 
 #[test]
 fn sigma_corpus_semantics() {
-    let set = load("sigma");
+    let set = load(SIGMA_PIPE);
     // The issue's acceptance example.
     let hits = matching_ids(&set, &ev(r"\postex_1234", Some(r"C:\x\beacon.exe")));
     assert!(hits.contains(&0xd560_1f8c), "{hits:x?}");
@@ -185,7 +200,7 @@ fn sigma_corpus_semantics() {
 /// A Sigma rule with that rule's detection (written here) does.
 #[test]
 fn real_sysmon_event_matches_its_sigma_rule() {
-    let json = std::fs::read_to_string(corpus("events/sysmon_eid17_redsun.json")).expect("event");
+    let json = std::fs::read_to_string(corpus(REDSUN_JSON)).expect("event");
     let field = |name: &str| -> String {
         let key = format!("\"{name}\": \"");
         let start = json.find(&key).unwrap_or_else(|| panic!("{name} in event")) + key.len();
@@ -204,7 +219,7 @@ fn real_sysmon_event_matches_its_sigma_rule() {
         kind: 1,
     };
 
-    let set = load("sigma");
+    let set = load(SIGMA_PIPE);
     let hits: Vec<&str> = set
         .rules
         .iter()
@@ -248,13 +263,13 @@ fn real_sysmon_event_matches_its_sigma_rule() {
 
 #[test]
 fn every_sysmon_file_imports_alone() {
-    let dir = corpus("sysmon");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus(SYSMON_MODULAR))
         .expect("dir")
         .map(|e| e.expect("entry").path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 31);
+    assert_eq!(files.len(), 30);
+    files.push(corpus(SYSMON_CONFIG));
     for f in &files {
         if let Err(errs) = load_paths(std::slice::from_ref(f)) {
             for e in &errs {
@@ -263,4 +278,83 @@ fn every_sysmon_file_imports_alone() {
             panic!("{} errors in {}", errs.len(), f.display());
         }
     }
+}
+
+/// The vendored benign-pattern table is exactly what its README says: one
+/// row (condition, value, module) per `<PipeName>` filter of the
+/// `exclude_*.xml` modules, in file order.
+#[test]
+fn benign_patterns_are_derived_from_the_modules() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus(SYSMON_MODULAR))
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("exclude_") && n.ends_with(".xml"))
+        })
+        .collect();
+    files.sort();
+    let mut rebuilt = String::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read");
+        let doc = roxmltree::Document::parse(&text).expect("xml");
+        let module = f.file_name().and_then(|n| n.to_str()).expect("name");
+        for n in doc.descendants().filter(|n| n.has_tag_name("PipeName")) {
+            let cond = n.attribute("condition").unwrap_or("is");
+            let value = n.text().unwrap_or("");
+            rebuilt.push_str(&format!("{cond}\t{value}\t{module}\n"));
+        }
+    }
+    let committed = std::fs::read_to_string(corpus(BENIGN_TSV)).expect("tsv");
+    assert!(rebuilt.lines().count() > 30);
+    assert_eq!(committed, rebuilt);
+}
+
+/// A whole Sigma tree: the pipe rules imported, the others counted per log
+/// source; a rule of another log source named explicitly is an error.
+#[test]
+fn sigma_tree_keeps_the_pipe_rules_and_counts_the_others() {
+    use pipe_compiler::import::{load_tree, ImportOptions};
+    let opts = ImportOptions {
+        skip_other_log_sources: true,
+        ..ImportOptions::default()
+    };
+    let t = load_tree(&[corpus(SIGMA_TREE)], &opts);
+    assert!(t.errors.is_empty() && t.unsupported.is_empty(), "{t:?}");
+    assert_eq!(t.set.rules.len(), 20);
+    assert_eq!(t.sigma_ids.len(), 20);
+    let others: Vec<(&str, usize)> = t
+        .other_log_sources
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        others,
+        [
+            ("file_event", 1),
+            ("network_connection", 1),
+            ("process_creation", 1),
+            ("registry_set", 1),
+            ("service:security", 2),
+            ("service:system", 1)
+        ]
+    );
+    // Without skipping (the default, and `--strict`): errors, as before.
+    let strict = load_tree(&[corpus(SIGMA_TREE)], &ImportOptions::default());
+    assert!(strict.other_log_sources.is_empty());
+    assert!(strict.unsupported.is_empty());
+    assert!(strict.errors.iter().any(|e| e
+        .message
+        .contains("logsource category `registry_set` is not supported")));
+    assert!(load_paths(&[corpus(SIGMA_TREE)]).is_err());
+    // Named explicitly: an error even when skipping.
+    let f = corpus(
+        "third_party/sigma/rules/windows/network_connection/net_connection_win_remote_access_tools_anydesk_incoming_connection.yml",
+    );
+    let t = load_tree(&[f], &opts);
+    assert_eq!(t.other_total(), 0);
+    assert!(t.errors.iter().any(|e| e
+        .message
+        .contains("logsource category `network_connection` is not supported")));
 }

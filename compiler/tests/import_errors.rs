@@ -38,17 +38,37 @@ fn sigma_unsupported_modifiers() {
         "base64offset",
         "windash",
         "cidr",
-        "expand",
         "wide",
         "utf16le",
-        "gt",
-        "fieldref",
     ] {
         let errs = sigma_errors(&format!(
             "detection:\n  sel:\n    PipeName|{m}: 'x'\n  condition: sel\n"
         ));
         expect(&errs, 8, 14, &format!("unsupported modifier `{m}`"));
     }
+    // Refused with their reason (docs/rules.md).
+    let errs = sigma_errors("detection:\n  sel:\n    PipeName|fieldref: Image\n  condition: sel\n");
+    expect(&errs, 8, 14, "modifier `fieldref` in `PipeName|fieldref` is not supported: a pipe event's only string fields are PipeName and Image");
+    for m in ["gt", "gte", "lt", "lte"] {
+        let errs = sigma_errors(&format!(
+            "detection:\n  sel:\n    PipeName|{m}: 5\n  condition: sel\n"
+        ));
+        expect(
+            &errs,
+            8,
+            14,
+            &format!("modifier `{m}` in `PipeName|{m}` compares numbers"),
+        );
+    }
+    // `expand` without placeholder values, `expand` with `re`, `exists` with more.
+    let errs =
+        sigma_errors("detection:\n  sel:\n    PipeName|expand: '%Servers%'\n  condition: sel\n");
+    expect(&errs, 8, 22, "placeholder `%Servers%` has no values");
+    let errs =
+        sigma_errors("detection:\n  sel:\n    PipeName|re|expand: '%Servers%'\n  condition: sel\n");
+    expect(&errs, 8, 5, "`expand` with `re` is not supported");
+    let errs = sigma_errors("detection:\n  sel:\n    Image|exists|neq: true\n  condition: sel\n");
+    expect(&errs, 8, 5, "`exists` cannot be combined");
     // The column points at the offending modifier, not the first one.
     let errs =
         sigma_errors("detection:\n  sel:\n    PipeName|contains|base64: 'x'\n  condition: sel\n");
@@ -110,7 +130,14 @@ fn sigma_condition_errors_point_into_the_condition() {
     let errs = sigma_errors(&format!("{sel}  condition: near filter\n"));
     expect(&errs, 11, 14, "`near` is not supported");
     let errs = sigma_errors(&format!("{sel}  condition: 2 of filter*\n"));
-    expect(&errs, 11, 14, "`2 of` is not supported");
+    expect(
+        &errs,
+        11,
+        14,
+        "`2 of filter*`: asks for 2 selections but the pattern matches only 1",
+    );
+    let errs = sigma_errors(&format!("{sel}  condition: many of filter*\n"));
+    expect(&errs, 11, 14, "`many of` is not supported");
     let errs = sigma_errors(&format!("{sel}  condition: 1 of nomatch*\n"));
     expect(&errs, 11, 19, "`nomatch*` matches no selection");
     let errs = sigma_errors(&format!("{sel}  condition: (sel or filter\n"));
@@ -118,7 +145,7 @@ fn sigma_condition_errors_point_into_the_condition() {
     let errs = sigma_errors(&format!("{sel}  condition: sel and\n"));
     expect(&errs, 11, 21, "condition ends");
     let errs = sigma_errors(&format!("{sel}  condition: sel*\n"));
-    expect(&errs, 11, 14, "only allowed after `1 of`");
+    expect(&errs, 11, 14, "only allowed after `N of`");
     let errs = sigma_errors(&format!("{sel}  condition: sel filter\n"));
     expect(&errs, 11, 18, "unexpected `filter`");
     let errs = sigma_errors(sel);

@@ -7,9 +7,16 @@ use std::path::{Path, PathBuf};
 use pipe_compiler::import::{load_yaml, sysmon, SysmonOptions};
 use pipe_compiler::model::SourceError;
 
+/// A path in the repository (third-party data under `third_party/`, the
+/// project's own lists under `data/`).
 fn corpus(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(rel)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../")).join(rel)
 }
+
+/// The 17 SigmaHQ `pipe_created` rules (third_party/sigma/README.md).
+const SIGMA_PIPE: &str = "third_party/sigma/rules/windows/pipe_created";
+/// SwiftOnSecurity's whole Sysmon configuration.
+const SYSMON_CONFIG: &str = "third_party/sysmon-config/sysmonconfig-export.xml";
 
 #[track_caller]
 fn positioned(errs: &[SourceError], what: &str) {
@@ -48,7 +55,7 @@ fn variants(text: &str, step: usize) -> Vec<String> {
 
 #[test]
 fn damaged_sigma_rules() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus("sigma"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus(SIGMA_PIPE))
         .expect("dir")
         .map(|e| e.expect("entry").path())
         .collect();
@@ -72,9 +79,15 @@ fn damaged_sigma_rules() {
 fn damaged_sysmon_configs() {
     let mut errors = 0usize;
     for (name, step) in [
-        ("sysmon/exclude_adobe.xml", 1),
-        ("sysmon/include_cobaltstrike.xml", 3),
-        ("sysmon/SwiftOnSecurity_sysmonconfig-export.xml", 997),
+        (
+            "third_party/sysmon-modular/17_18_pipe_event/exclude_adobe.xml",
+            1,
+        ),
+        (
+            "third_party/sysmon-modular/17_18_pipe_event/include_cobaltstrike.xml",
+            3,
+        ),
+        (SYSMON_CONFIG, 997),
     ] {
         let text = std::fs::read_to_string(corpus(name)).expect("read");
         for v in variants(&text, step) {

@@ -151,6 +151,13 @@ fn sigma_shapes_kernel_agrees() {
         "  sel:\n    Image|re: '(?i)\\\\x\\.EXE$'\n  condition: sel\n",
         "  sel_a:\n    PipeName|startswith: '\\a'\n  sel_b:\n    PipeName|endswith: 'b'\n  filter_x:\n    PipeName|contains: 'x'\n  filter_y:\n    Image|endswith: '\\y.exe'\n  condition: 1 of sel_* and not 1 of filter_*\n",
         "  sel_a:\n    PipeName|startswith: '\\a'\n  sel_b:\n    PipeName|endswith: 'b'\n  filter_y:\n    Image|contains: '\\y'\n  condition: all of them or not (sel_a or filter_y)\n",
+        // `N of`: the disjunction of conjunctions the importer expands it to.
+        "  sel_a:\n    PipeName|startswith: '\\a'\n  sel_b:\n    PipeName|endswith: 'b'\n  sel_x:\n    PipeName|contains: 'x'\n  sel_y:\n    Image|endswith: '\\y.exe'\n  condition: 2 of sel_*\n",
+        "  sel_a:\n    PipeName|startswith: '\\a'\n  sel_b:\n    PipeName|endswith: 'b'\n  sel_x:\n    PipeName|contains: 'x'\n  sel_y:\n    Image|endswith: '\\x.exe'\n  filter_q:\n    PipeName|contains: 'q'\n  condition: 3 of sel_* and not filter_q\n",
+        // `neq`, also on a missing image (the negated atom is false there).
+        "  sel:\n    Image|endswith|neq: '\\x.exe'\n  condition: sel\n",
+        "  sel:\n    PipeName|neq:\n      - '\\a*'\n      - '*b'\n  condition: sel\n",
+        "  sel:\n    Image|neq: null\n  condition: sel\n",
     ];
     let mut set = RuleSet::default();
     for (i, det) in dets.iter().enumerate() {
@@ -263,4 +270,77 @@ fn documented_example_cases_hold_in_the_kernel() {
         cases += 1;
     }
     assert_eq!(cases, 14);
+}
+
+/// Sigma `expand` with placeholder values: the patterns the importer
+/// expands a value into, matched by the kernel and by the reference.
+#[test]
+fn expand_kernel_agrees() {
+    use pipe_compiler::import::{load_yaml_with, ImportOptions, Placeholders};
+    let values = Placeholders::parse(
+        Path::new("values.yml"),
+        "Tools: ['\\psexesvc*', '\\remcom_?', '\\adm']\nDirs: ['\\Users\\Public\\', '\\Temp\\']\nTag: 'x'\n",
+    )
+    .unwrap();
+    let opts = ImportOptions {
+        placeholders: Some(values),
+        ..ImportOptions::default()
+    };
+    let dets = [
+        "  sel:\n    PipeName|expand: '%Tools%'\n  condition: sel\n",
+        "  sel:\n    PipeName|expand|startswith: '%Tools%_%Tag%'\n  condition: sel\n",
+        "  sel:\n    Image|expand|contains: '%Dirs%'\n  condition: sel\n",
+        "  sel:\n    PipeName|expand|cased|endswith: '%Tag%'\n  condition: sel\n",
+        "  sel:\n    PipeName|expand|neq: '%Tools%'\n  filter:\n    Image|expand|contains|all:\n      - '%Dirs%'\n      - '.exe'\n  condition: sel and not filter\n",
+    ];
+    let mut set = RuleSet::default();
+    for (i, det) in dets.iter().enumerate() {
+        let text = format!(
+            "title: e{i}\nid: {:08x}-0000-4000-8000-000000000000\nlogsource:\n  category: pipe_created\ndetection:\n{det}",
+            0x3000_0000 + i
+        );
+        set.rules.extend(
+            load_yaml_with(Path::new("expand.yml"), &text, &opts)
+                .unwrap_or_else(|e| panic!("{e:?}")),
+        );
+    }
+    let bytes =
+        compile(&set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
+    let aligned = AlignedBytes::new(&bytes);
+    let names = [
+        r"\PSEXESVC",
+        r"\psexesvc-1-stdin",
+        r"\RemCom_1",
+        r"\remcom_12",
+        r"\adm",
+        r"\adm_x",
+        r"\ADM_X",
+        r"\other",
+        r"\psexesvc_x",
+    ];
+    let images = [
+        None,
+        Some(r"C:\Users\Public\p.exe"),
+        Some(r"C:\temp\p.exe"),
+        Some(r"C:\Windows\p.exe"),
+    ];
+    let mut failures = Vec::new();
+    let mut matched = 0;
+    for name in names {
+        for image in images {
+            let want = reference_ids(&set, name, image, 1);
+            matched += want.len();
+            let (utf8, utf16) = kernel_ids(&aligned, name, image, EventKind::Create);
+            if utf8 != want || utf16 != want {
+                failures.push(format!(
+                    "{name:?} {image:?}: kernel {utf8:x?} / {utf16:x?}, reference {want:x?}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        matched > 40,
+        "the grid exercises the rules ({matched} matches)"
+    );
 }

@@ -261,13 +261,22 @@ fn options_and_ids() {
     assert_eq!(again[0].action, Action::ALERT);
 }
 
+/// A path in the repository (third-party data under `third_party/`, the
+/// project's own lists under `data/`).
 fn corpus(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/")).join(rel)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../")).join(rel)
 }
+
+/// The 17 SigmaHQ `pipe_created` rules (third_party/sigma/README.md).
+const SIGMA_PIPE: &str = "third_party/sigma/rules/windows/pipe_created";
+/// The 30 sysmon-modular pipe-event modules.
+const SYSMON_MODULAR: &str = "third_party/sysmon-modular/17_18_pipe_event";
+/// SwiftOnSecurity's whole Sysmon configuration.
+const SYSMON_CONFIG: &str = "third_party/sysmon-config/sysmonconfig-export.xml";
 
 #[test]
 fn merged_sysmon_modular_corpus() {
-    let set = match load_paths(&[corpus("sysmon")]) {
+    let set = match load_paths(&[corpus(SYSMON_MODULAR), corpus(SYSMON_CONFIG)]) {
         Ok(s) => s,
         Err(e) => panic!("{e:?}"),
     };
@@ -351,6 +360,11 @@ fn merged_sysmon_modular_corpus() {
 
 #[test]
 fn sigma_and_sysmon_load_together() {
-    let set = load_paths(&[corpus("sigma"), corpus("sysmon")]).expect("no id collisions");
+    let set = load_paths(&[
+        corpus(SIGMA_PIPE),
+        corpus(SYSMON_MODULAR),
+        corpus(SYSMON_CONFIG),
+    ])
+    .expect("no id collisions");
     assert!(set.rules.len() > 17);
 }

@@ -6,8 +6,7 @@
 
 use channel_parser::{Capabilities, ChannelFile, Event, EventKind, FieldId, Scratch, Text};
 use clap::{Parser, Subcommand, ValueEnum};
-use pipe_compiler::model::RuleSet;
-use pipe_compiler::{import, AlignedBytes, CompileOptions};
+use pipe_compiler::{AlignedBytes, CompileOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
@@ -18,6 +17,7 @@ mod driver_client;
 mod keys;
 mod replay;
 mod rollout;
+mod select;
 
 /// `println!` that ignores a closed stdout (`pipectl inspect x | head`).
 macro_rules! outln {
@@ -29,7 +29,7 @@ macro_rules! outln {
 
 const EXAMPLES: &str = "\
 Examples:
-  pipectl compile ../shared/corpus/sigma -o C-00000291-00000001.sys --sequence 1
+  pipectl compile third_party/sigma rules -o C-00000291-00000001.sys --sequence 1
   pipectl verify C-00000291-00000001.sys
   pipectl inspect C-00000291-00000001.sys --json
   pipectl match C-00000291-00000001.sys '\\postex_1234'
@@ -142,12 +142,14 @@ enum Cmd {
     /// Compile rule files or directories (native YAML, Sigma YAML, Sysmon XML)
     /// into a channel file.
     #[command(
-        after_help = "Example:\n  pipectl compile rules/ ../shared/corpus/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)"
+        after_help = "Example:\n  pipectl compile rules/ third_party/sigma -o out/ --sequence 42\n  (a directory output gets the name C-00000291-00000042.sys)\nExit codes: 0 written; 1 rule errors, nothing written; 2 usage or I/O errors;\n3 written without the Sigma rules --skip-unsupported skipped (listed on stderr).\nSigma rules of other log sources in directories are skipped and counted (--strict: errors)."
     )]
     Compile {
         /// Rule files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        select: select::SelectArgs,
         /// Output file, or a directory to write C-00000291-<sequence>.sys into.
         #[arg(short, long)]
         output: PathBuf,
@@ -220,11 +222,15 @@ enum Cmd {
         json: bool,
     },
     /// Run every rule's embedded test cases through the compiled file.
-    #[command(after_help = "Example:\n  pipectl test rules/")]
+    #[command(
+        after_help = "Example:\n  pipectl test rules/\nExit codes: 0 all cases pass; 1 a case fails or rule errors; 2 usage or I/O errors;\n3 all cases pass but --skip-unsupported skipped Sigma rules."
+    )]
     Test {
         /// Rule files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        select: select::SelectArgs,
     },
     /// Talk to the running PipeSensor driver (Windows): status, load, events,
     /// mode, eval.
@@ -287,16 +293,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, u8> {
-    import::load_paths(paths).map_err(|errors| {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        eprintln!("{} error(s) in rule sources", errors.len());
-        1
-    })
-}
-
 fn run(cmd: Cmd) -> Result<u8, String> {
     match cmd {
         Cmd::Replay(a) => replay::run_replay(a),
@@ -314,6 +310,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
         }
         Cmd::Compile {
             paths,
+            select,
             output,
             sequence,
             sign,
@@ -326,23 +323,17 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 .iter()
                 .map(|p| keys::signing_key(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let set = match load_rules(&paths) {
-                Ok(s) => s,
-                Err(code) => return Ok(code),
-            };
             let opts = CompileOptions {
                 sequence,
                 capabilities: caps,
                 rollout,
                 ..CompileOptions::default()
             };
-            let mut bytes = match pipe_compiler::compile(&set, &opts) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(1);
-                }
+            let (sel, mut bytes) = match select::load_and_compile(&paths, &select, &opts) {
+                Ok(x) => x,
+                Err(code) => return Ok(code),
             };
+            let set = &sel.set;
             if !signing_keys.is_empty() {
                 bytes = pipe_compiler::sign::sign(&bytes, &signing_keys)?;
             }
@@ -361,7 +352,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
                 bytes.len(),
                 sha256_hex(&bytes)
             );
-            Ok(0)
+            Ok(sel.ok_code())
         }
         Cmd::Verify {
             file,
@@ -476,7 +467,7 @@ fn run(cmd: Cmd) -> Result<u8, String> {
             }
             Ok(if matches.is_empty() { 1 } else { 0 })
         }
-        Cmd::Test { paths } => run_tests(&paths),
+        Cmd::Test { paths, select } => run_tests(&paths, &select),
         Cmd::GenMalformed { dir, every_offset } => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let cases = test_kit::malformed::corpus(every_offset);
@@ -646,24 +637,18 @@ fn print_inspect(path: &Path, f: &ChannelFile<'_>, bytes: &[u8]) {
     }
 }
 
-fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
-    let set = match load_rules(paths) {
-        Ok(s) => s,
+fn run_tests(paths: &[PathBuf], select: &select::SelectArgs) -> Result<u8, String> {
+    let (sel, bytes) = match select::load_and_compile(paths, select, &CompileOptions::default()) {
+        Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let bytes = match pipe_compiler::compile(&set, &CompileOptions::default()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
-    };
+    let set = &sel.set;
     let aligned = AlignedBytes::new(&bytes);
     let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
         .map_err(|e| format!("compiled file invalid: {e}"))?;
     let mut scratch = Box::new(Scratch::new());
     let (mut passed, mut failed) = (0usize, 0usize);
-    for o in test_kit::cases::run(&set, &f, &mut scratch) {
+    for o in test_kit::cases::run(set, &f, &mut scratch) {
         if o.passed() {
             passed += 1;
         } else {
@@ -672,5 +657,5 @@ fn run_tests(paths: &[PathBuf]) -> Result<u8, String> {
         }
     }
     outln!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed == 0 { sel.ok_code() } else { 1 })
 }

@@ -3,13 +3,13 @@
 use std::path::Path;
 
 mod common;
-use common::{assert_no_panic, corpus, pipectl, root, text, tmp};
+use common::{assert_no_panic, corpus, pipectl, root, text, tmp, SIGMA_PIPE};
 
 #[test]
 fn done_when_sigma_compile_verify_match() {
     let dir = tmp("cli", "done");
     let out = dir.join("X.sys");
-    let o = pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()]);
+    let o = pipectl(&["compile", &corpus(SIGMA_PIPE), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = pipectl(&["verify", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -102,7 +102,7 @@ fn sensor_without_a_field_refuses_rules_that_read_it() {
     // The Sigma corpus has Image conditions (ADFS, PsExec, scrcons ...).
     let o = pipectl(&[
         "compile",
-        &corpus("sigma"),
+        &corpus(SIGMA_PIPE),
         "-o",
         out.to_str().unwrap(),
         "--sensor-fields",
@@ -117,7 +117,7 @@ fn sensor_without_a_field_refuses_rules_that_read_it() {
         "{err}"
     );
     // A file compiled for the full sensor is rejected by a sensor without Image.
-    let o = pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()]);
+    let o = pipectl(&["compile", &corpus(SIGMA_PIPE), "-o", out.to_str().unwrap()]);
     assert!(o.status.success());
     let o = pipectl(&[
         "verify",
@@ -190,7 +190,7 @@ fn inspect_json_lists_rules_and_digest() {
     let dir = tmp("cli", "inspect");
     let out = dir.join("X.sys");
     assert!(
-        pipectl(&["compile", &corpus("sigma"), "-o", out.to_str().unwrap()])
+        pipectl(&["compile", &corpus(SIGMA_PIPE), "-o", out.to_str().unwrap()])
             .status
             .success()
     );

@@ -28,17 +28,17 @@ use std::path::Path;
 use std::time::Duration;
 
 mod common;
-use common::{corpus, pipectl, root, text, tmp};
+use common::{corpus, pipectl, root, text, tmp, SIGMA_PIPE};
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Pipe names from the mthcht list (wildcards filled in), the native
+/// Pipe names from the project's suspicious pattern list
+/// (`data/pipe-names/suspicious.csv`, wildcards filled in), the native
 /// rules' cases and benign names, each with a few images, pids and kinds.
 fn events() -> Vec<(EventKind, u32, String, Option<String>)> {
-    let csv =
-        std::fs::read_to_string(corpus("pipes/mthcht_suspicious_named_pipe_list.csv")).unwrap();
+    let csv = std::fs::read_to_string(corpus("data/pipe-names/suspicious.csv")).unwrap();
     let mut names: Vec<String> = csv
         .lines()
         .skip(1)
@@ -98,20 +98,28 @@ fn user_sid() -> Sid {
 fn the_services_json_lines_replay_to_the_live_verdicts() {
     let dir = tmp("service", "roundtrip");
     let sys = dir.join("C-00000291-00000007.sys");
-    // Rules on every field the JSON carries: kind and pid too.
+    // Rules on every field the JSON carries: kind and pid too (the pid of
+    // the first event of a benign name, which no other rule matches).
+    let benign_pid = events()
+        .iter()
+        .find(|e| e.2 == r"\benign_app_pipe")
+        .unwrap()
+        .1;
     let local = dir.join("kind-pid.yml");
     std::fs::write(
         &local,
-        "- id: 9001\n  name: Client connects to an lsass pipe\n  severity: critical\n  action: block\n  \
-         detection:\n    pipe:\n      PipeName|contains: 'lsass'\n    conn:\n      EventKind: connect\n    \
-         condition: pipe and conn\n\
-         - id: 9002\n  name: Pipe of process 1014\n  severity: low\n  action: alert\n  \
-         detection:\n    p:\n      ProcessId: 1014\n    condition: p\n",
+        format!(
+            "- id: 9001\n  name: Client connects to an lsass pipe\n  severity: critical\n  action: block\n  \
+             detection:\n    pipe:\n      PipeName|contains: 'lsass'\n    conn:\n      EventKind: connect\n    \
+             condition: pipe and conn\n\
+             - id: 9002\n  name: Pipe of process {benign_pid}\n  severity: low\n  action: alert\n  \
+             detection:\n    p:\n      ProcessId: {benign_pid}\n    condition: p\n"
+        ),
     )
     .unwrap();
     let o = pipectl(&[
         "compile",
-        &corpus("sigma"),
+        &corpus(SIGMA_PIPE),
         &s(&root().join("rules")),
         &s(&local),
         "-o",
@@ -201,7 +209,9 @@ fn the_services_json_lines_replay_to_the_live_verdicts() {
     }
     assert_eq!(pipeline.written as usize, recorded);
     assert_eq!(pipeline.lost, 0, "the reader kept up: nothing overwritten");
-    assert!(recorded > 200, "{recorded} events recorded");
+    // 131 with the vendored Sigma rules and data/pipe-names (most of its
+    // 300 patterns are synthetic names no rule names).
+    assert!(recorded > 100, "{recorded} events recorded");
     assert!(
         denied > 0 && blocks > denied,
         "{denied} denied, {blocks} block rules"

@@ -1,6 +1,6 @@
 //! The kernel's image paths against rules written with drive letters: a
 //! real SigmaHQ rule (`pipe_created_powershell_alternate_host_pipe.yml`,
-//! from `../shared/corpus/sigma`) whose filters say `C:\Program Files\...`
+//! vendored in `third_party/sigma/rules/windows/pipe_created/`) whose filters say `C:\Program Files\...`
 //! and `:\Windows\System32\...`. With the NT path the kernel sees, the
 //! filters never apply and the rule fires on legitimate hosts; after
 //! `sensor_core::dospath::to_dos` the verdict equals Sysmon's.
@@ -17,7 +17,7 @@ fn w(s: &str) -> Vec<u16> {
 
 fn sigma_file() -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus/sigma/pipe_created_powershell_alternate_host_pipe.yml");
+        .join("../third_party/sigma/rules/windows/pipe_created/pipe_created_powershell_alternate_host_pipe.yml");
     let set = load_paths(&[p]).expect("the Sigma rule imports");
     assert_eq!(set.rules.len(), 1);
     compile(&set, &CompileOptions::default()).expect("compiles")

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::model::{Atom, Cond, EventKind, FieldId, GlobTok, Matcher, SourceError};
 
+use super::placeholders::Placeholders;
 use super::yaml::{Kind, Node};
 
 /// Which rule language a detection block is written in.
@@ -150,6 +151,8 @@ struct Mods {
     all: bool,
     cased: bool,
     exists: bool,
+    neq: bool,
+    expand: bool,
 }
 
 /// Reads a detection block into one condition, pushing every error found.
@@ -157,6 +160,8 @@ pub(crate) struct DetectionReader<'a> {
     pub file: &'a Path,
     pub dialect: Dialect,
     pub errors: &'a mut Vec<SourceError>,
+    /// Values of `expand` placeholders (Sigma), if the caller has any.
+    pub placeholders: Option<&'a Placeholders>,
 }
 
 impl DetectionReader<'_> {
@@ -335,6 +340,26 @@ impl DetectionReader<'_> {
                 ("s", _) if m.re => std::mem::replace(&mut m.re_s, true),
                 ("cased", Dialect::Sigma) => std::mem::replace(&mut m.cased, true),
                 ("exists", Dialect::Sigma) => std::mem::replace(&mut m.exists, true),
+                ("neq", Dialect::Sigma) => std::mem::replace(&mut m.neq, true),
+                ("expand", Dialect::Sigma) => std::mem::replace(&mut m.expand, true),
+                ("fieldref", Dialect::Sigma) => {
+                    self.err_at(
+                        key,
+                        off,
+                        format!("modifier `fieldref` in `{key_text}` is not supported: a pipe event's only string fields are PipeName and Image, and comparing one with the other needs a field-to-field atom the channel format does not have (docs/rules.md)"),
+                    );
+                    ok = false;
+                    false
+                }
+                ("lt" | "lte" | "gt" | "gte", Dialect::Sigma) => {
+                    self.err_at(
+                        key,
+                        off,
+                        format!("modifier `{modifier}` in `{key_text}` compares numbers; the Sigma fields of a pipe event (PipeName, Image) are strings"),
+                    );
+                    ok = false;
+                    false
+                }
                 ("glob", Dialect::Native) => std::mem::replace(&mut m.glob, true),
                 ("exact", Dialect::Native) => std::mem::replace(&mut m.exact, true),
                 ("i" | "m" | "s", _) => {
@@ -382,6 +407,22 @@ impl DetectionReader<'_> {
             self.err(
                 key,
                 format!("`cased` cannot be combined with `re` or `exists` in `{key_text}`"),
+            );
+            return None;
+        }
+        // As the Sigma specification and pySigma: `exists` takes an unmodified
+        // boolean; placeholders expand into wildcard values, not regexes.
+        if m.exists && (m.neq || m.expand || m.all) {
+            self.err(
+                key,
+                format!("`exists` cannot be combined with other modifiers in `{key_text}`"),
+            );
+            return None;
+        }
+        if m.expand && m.re {
+            self.err(
+                key,
+                format!("`expand` with `re` is not supported in `{key_text}`: placeholder values are wildcard strings"),
             );
             return None;
         }
@@ -444,10 +485,16 @@ impl DetectionReader<'_> {
         if !ok {
             return None;
         }
-        Some(if m.all {
+        let item = if m.all {
             one_or(conds, Cond::And)
         } else {
             one_or(conds, Cond::Or)
+        };
+        // `neq` negates the whole item (pySigma: `not (v1 or v2 ...)`).
+        Some(if m.neq {
+            Cond::Not(Box::new(item))
+        } else {
+            item
         })
     }
 
@@ -546,6 +593,31 @@ impl DetectionReader<'_> {
                     pattern,
                     case_insensitive: m.re_i,
                 }
+            }
+            _ if m.expand => {
+                let anchor = m.anchor.unwrap_or(Anchor::Whole);
+                let patterns = match super::placeholders::expand(text, self.placeholders) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.err(v, format!("`{key_text}`: {e}"));
+                        return None;
+                    }
+                };
+                let atoms = patterns
+                    .into_iter()
+                    .map(|toks| {
+                        let matcher = if m.cased {
+                            Matcher::Regex {
+                                pattern: glob_regex(&toks, anchor),
+                                case_insensitive: false,
+                            }
+                        } else {
+                            glob_matcher(toks, anchor)
+                        };
+                        Cond::Atom(Atom { field, matcher })
+                    })
+                    .collect();
+                return Some(one_or(atoms, Cond::Or));
             }
             _ => {
                 let anchor = m.anchor.unwrap_or(Anchor::Whole);
@@ -695,6 +767,59 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 
 type PResult = Result<Cond, (usize, String)>;
 
+/// `1 of`, `2 of` ... or `all of`.
+#[derive(Debug, Clone, Copy)]
+enum Quant {
+    AtLeast(usize),
+    All,
+}
+
+/// The most conjunctions `N of x` (1 < N < the number of selections) may
+/// expand into: it becomes the disjunction, over every choice of N of the
+/// selections, of their conjunction.
+pub const MAX_N_OF_COMBINATIONS: usize = 64;
+
+/// At least `n` of `conds` hold: `or` for 1, `and` for all of them, else
+/// the disjunction of the conjunctions of every `n`-subset (in order).
+fn at_least(n: usize, conds: Vec<Cond>) -> Result<Cond, String> {
+    let k = conds.len();
+    if n == 1 {
+        return Ok(one_or(conds, Cond::Or));
+    }
+    if n == k {
+        return Ok(one_or(conds, Cond::And));
+    }
+    if n > k {
+        return Err(format!(
+            "asks for {n} selections but the pattern matches only {k}"
+        ));
+    }
+    // C(k, n), stopping as soon as it passes the limit.
+    let mut count: usize = 1;
+    for i in 0..n {
+        count = count.saturating_mul(k - i) / (i + 1);
+        if count > MAX_N_OF_COMBINATIONS {
+            return Err(format!(
+                "expands to more than {MAX_N_OF_COMBINATIONS} combinations of {n} of {k} selections (write the combinations you mean, or fewer selections)"
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    let mut pick: Vec<usize> = (0..n).collect();
+    loop {
+        out.push(Cond::And(pick.iter().map(|&i| conds[i].clone()).collect()));
+        // Next combination in lexicographic order.
+        let Some(i) = (0..n).rev().find(|&i| pick[i] != i + k - n) else {
+            break;
+        };
+        pick[i] += 1;
+        for j in i + 1..n {
+            pick[j] = pick[j - 1] + 1;
+        }
+    }
+    Ok(Cond::Or(out))
+}
+
 struct CondParser<'a> {
     toks: &'a [Tok],
     pos: usize,
@@ -741,7 +866,7 @@ impl CondParser<'_> {
         let Some(t) = self.toks.get(self.pos).cloned() else {
             return Err((
                 self.end_off(),
-                "condition ends where a selection, `not`, `(` or `1 of`/`all of` was expected"
+                "condition ends where a selection, `not`, `(` or `N of`/`all of` was expected"
                     .into(),
             ));
         };
@@ -769,15 +894,18 @@ impl CondParser<'_> {
                 let w = t.text.as_str();
                 if self.peek_word("of") {
                     self.pos += 1;
-                    let all = match w {
-                        "1" | "any" => false,
-                        "all" => true,
-                        _ => {
-                            return Err((
-                                t.off,
-                                format!("`{w} of` is not supported (only `1 of` and `all of`)"),
-                            ))
-                        }
+                    let quant = match w {
+                        "any" => Quant::AtLeast(1),
+                        "all" => Quant::All,
+                        _ => match w.parse::<usize>() {
+                            Ok(n) if n >= 1 => Quant::AtLeast(n),
+                            _ => {
+                                return Err((
+                                    t.off,
+                                    format!("`{w} of` is not supported (a count such as `1 of` or `2 of`, `any of` or `all of`)"),
+                                ))
+                            }
+                        },
                     };
                     let Some(target) = self
                         .toks
@@ -812,11 +940,11 @@ impl CondParser<'_> {
                         .iter()
                         .map(|(_, c)| c.clone().unwrap_or(Cond::Const(false)))
                         .collect();
-                    return Ok(if all {
-                        one_or(conds, Cond::And)
-                    } else {
-                        one_or(conds, Cond::Or)
-                    });
+                    return match quant {
+                        Quant::All => Ok(one_or(conds, Cond::And)),
+                        Quant::AtLeast(n) => at_least(n, conds)
+                            .map_err(|e| (t.off, format!("`{w} of {}`: {e}", target.text))),
+                    };
                 }
                 match w {
                     "and" | "or" | "of" | "them" => {
@@ -825,7 +953,7 @@ impl CondParser<'_> {
                     "near" => Err((t.off, "`near` is not supported".into())),
                     _ if w.contains('*') => Err((
                         t.off,
-                        format!("wildcard `{w}` is only allowed after `1 of` / `all of`"),
+                        format!("wildcard `{w}` is only allowed after `N of` / `all of`"),
                     )),
                     _ => match self.selections.iter().find(|(n, _)| n == w) {
                         Some((_, c)) => Ok(c.clone().unwrap_or(Cond::Const(false))),

@@ -146,6 +146,7 @@ fn rule(file: &Path, item: &Node, errors: &mut Vec<SourceError>) -> Option<Rule>
             file,
             dialect: Dialect::Native,
             errors: &mut *errors,
+            placeholders: None,
         }
         .read(det),
         None => {

@@ -4,10 +4,13 @@
 //! wildcard strings (`*` any run, `?` one character, `\` escapes `*`, `?` and
 //! itself; a backslash before any other character is literal); modifiers
 //! `contains`, `startswith`, `endswith`, `all`, `re` (sub-modifiers `i`, `m`,
-//! `s`), `cased`, `exists`; a list of values is any of them (all of them with
-//! `all`); a selection mapping is all of its fields; a list of mappings is any
-//! of them; the condition has `and`, `or`, `not`, parentheses, `1 of x*`,
-//! `all of x*`, `1 of them`, `all of them`. Everything else is an error.
+//! `s`), `cased`, `exists`, `neq` (negates the field test), `expand`
+//! (placeholders, see [`super::placeholders`]); a list of values is any of
+//! them (all of them with `all`); a selection mapping is all of its fields; a
+//! list of mappings is any of them; the condition has `and`, `or`, `not`,
+//! parentheses, `N of x*` (at least N; a bounded disjunction of
+//! conjunctions), `all of x*`, and the same over `them`. Everything else is
+//! an error (`fieldref` and the numeric `lt`/`gt` with a reason).
 //!
 //! The rule id is the first 8 hex digits of the Sigma `id` (a UUID) read as a
 //! `u32`; the severity is `level` (medium when absent); the action is alert.
@@ -17,6 +20,7 @@ use std::path::Path;
 use crate::model::{Action, Rule, Severity, SourceError};
 
 use super::detection::{DetectionReader, Dialect};
+use super::placeholders::Placeholders;
 use super::yaml::{Kind, Node};
 
 /// Top-level keys that change what a Sigma document means and that this
@@ -62,16 +66,70 @@ pub fn id_from_uuid(uuid: &str) -> Option<u32> {
     u32::from_str_radix(&uuid[..8], 16).ok()
 }
 
-/// Whether a parsed YAML document looks like a Sigma rule.
+/// Whether a parsed YAML document looks like a Sigma document: a rule
+/// (`logsource` and `detection`), or a correlation or filter document
+/// (`title` and `correlation` / `filter`).
 pub(crate) fn looks_like_sigma(doc: &Node) -> bool {
-    doc.get("detection").is_some() && doc.get("logsource").is_some()
+    (doc.get("detection").is_some() && doc.get("logsource").is_some())
+        || (doc.get("title").is_some()
+            && (doc.get("correlation").is_some() || doc.get("filter").is_some()))
+}
+
+/// The `title` of the first document that has one.
+pub(crate) fn title(docs: &[Node]) -> Option<String> {
+    docs.iter()
+        .find_map(|d| d.get("title").and_then(Node::as_str).map(str::to_string))
+}
+
+/// For a Sigma file that is not a `pipe_created` rule, the log source it is
+/// for (`process_creation`, `service:security`, `product:linux`,
+/// `no category`, `correlation`, `filter`); `None` for a pipe rule (which
+/// the importer then reads, with its errors if it cannot). A document is a
+/// pipe rule when its category is `pipe_created`, whatever else is wrong
+/// with it: an error in a pipe rule is reported, never skipped.
+pub(crate) fn other_log_source(docs: &[Node]) -> Option<String> {
+    let docs: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
+    let field = |ls: &Node, k: &str| ls.get(k).and_then(Node::as_str).map(str::to_string);
+    if docs.iter().any(|d| {
+        d.get("logsource")
+            .and_then(|ls| field(ls, "category"))
+            .is_some_and(|c| c == "pipe_created")
+    }) {
+        return None;
+    }
+    let doc = docs.iter().find(|d| looks_like_sigma(d)).or(docs.first())?;
+    if doc.get("correlation").is_some() {
+        return Some("correlation".into());
+    }
+    if doc.get("filter").is_some() && doc.get("detection").is_none() {
+        return Some("filter".into());
+    }
+    let Some(ls) = doc.get("logsource") else {
+        return Some("no logsource".into());
+    };
+    Some(
+        match (
+            field(ls, "category"),
+            field(ls, "service"),
+            field(ls, "product"),
+        ) {
+            (Some(c), _, _) => c,
+            (None, Some(sv), _) => format!("service:{sv}"),
+            (None, None, Some(p)) => format!("product:{p}"),
+            (None, None, None) => "no category".into(),
+        },
+    )
 }
 
 /// Imports the Sigma rule documents `docs` of `file`.
 ///
 /// # Errors
 /// Every unsupported or malformed construct, each at its file:line:column.
-pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<SourceError>> {
+pub(crate) fn import(
+    file: &Path,
+    docs: &[Node],
+    placeholders: Option<&Placeholders>,
+) -> Result<Vec<Rule>, Vec<SourceError>> {
     let mut errors = Vec::new();
     let docs: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
     if docs.len() != 1 {
@@ -160,6 +218,7 @@ pub(crate) fn import(file: &Path, docs: &[Node]) -> Result<Vec<Rule>, Vec<Source
                 file,
                 dialect: Dialect::Sigma,
                 errors: &mut errors,
+                placeholders,
             };
             r.read(det)
         }

@@ -28,8 +28,8 @@
 //! `excludes`, `excludes any`, `excludes all`, `begin with`,
 //! `not begin with`, `end with`, `not end with`, `image`; `;` separates the
 //! values of the `any`/`all` forms (an empty value there is an error).
-//! `less than` / `more than` (lexicographic/numeric ordering) have no
-//! equivalent in the rule model and are rejected with an error. Other event
+//! `less than` / `more than` are rejected with an error: Sysmon documents
+//! them only as a lexical comparison, not which order (docs/rules.md). Other event
 //! types in a config (ProcessCreate, ...) are not pipe content and are not
 //! read.
 
@@ -505,7 +505,7 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
             r.attr_err(
                 f,
                 "condition",
-                format!("condition `{condition}` (an ordering comparison) on <{name}> is not supported: the rule model has no ordering matcher"),
+                format!("condition `{condition}` on <{name}> is not supported: Sysmon documents it only as a lexical comparison, not the order (how case is folded, where `\\` and `_` sort against letters, numbers as text); a guess could silently differ from Sysmon (docs/rules.md)"),
             );
             return None;
         }

@@ -95,11 +95,45 @@ pub const SIGMA_TABLE: &[(&str, &str, &str, bool)] = &[
     ("PipeName|re", r"'^\\a$'", r"\ab", false),
     ("PipeName|re|s", "'a.b'", "a\nb", true),
     ("PipeName|re", "'a.b'", "a\nb", false),
+    ("PipeName|re|m", "'^b$'", "a\nb", true),
+    ("PipeName|re", "'^b$'", "a\nb", false),
+    ("PipeName|re|i|m", "'^B$'", "a\nb\nc", true),
+    ("PipeName|re|m|s", "'^a.b$'", "x\na\nb", true),
+    ("PipeName|re|m", "'^a.b$'", "x\na\nb", false),
     // `cased`: wildcard semantics, case-sensitive.
     ("PipeName|cased", "'Ab*'", "Abc", true),
     ("PipeName|cased", "'Ab*'", "abc", false),
     ("PipeName|cased|contains", "'a.b'", "xxa.bxx", true),
     ("PipeName|cased|contains", "'a.b'", "xxaxbxx", false),
+    // `neq` (Sigma 2.1): the field differs from every value (pySigma:
+    // `not (v1 or v2 ...)`; with `all`, `not (v1 and v2 ...)`).
+    ("PipeName|neq", r"'\x'", r"\x", false),
+    ("PipeName|neq", r"'\x'", r"\X", false),
+    ("PipeName|neq", r"'\x'", r"\y", true),
+    ("PipeName|neq", r"'\x'", "", true),
+    ("PipeName|neq", "['\\a*', '\\b']", r"\abc", false),
+    ("PipeName|neq", "['\\a*', '\\b']", r"\b", false),
+    ("PipeName|neq", "['\\a*', '\\b']", r"\c", true),
+    ("PipeName|contains|neq", "'sql'", r"\MSSQL$X", false),
+    ("PipeName|contains|neq", "'sql'", r"\pipe", true),
+    (
+        "PipeName|neq|startswith",
+        r"'\postex_'",
+        r"\postex_1",
+        false,
+    ),
+    (
+        "PipeName|neq|startswith",
+        r"'\postex_'",
+        r"\x\postex_1",
+        true,
+    ),
+    ("PipeName|contains|all|neq", "['a', 'b']", "xab", false),
+    ("PipeName|contains|all|neq", "['a', 'b']", "xa", true),
+    ("PipeName|re|neq", r"'^\\rpc_\d+$'", r"\rpc_12", false),
+    ("PipeName|re|neq", r"'^\\rpc_\d+$'", r"\rpc_1a", true),
+    ("PipeName|cased|neq", "'Ab'", "ab", true),
+    ("PipeName|cased|neq", "'Ab'", "Ab", false),
 ];
 
 /// (Sysmon field element, note, pipe name, image, expected)

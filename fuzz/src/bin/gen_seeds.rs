@@ -1,7 +1,7 @@
 //! Writes the seed corpora of every fuzz target (run by `fuzz/seeds.sh`):
 //!
-//! * `parse`: channel files compiled from the Sigma corpus, from each Sysmon
-//!   config, from the documented native example and from generated rule
+//! * `parse`: channel files compiled from the vendored Sigma rules, from each
+//!   vendored Sysmon config (`third_party/`), from the documented native example and from generated rule
 //!   sets, each followed by a pipe name (UTF-16LE) after `total_len`;
 //! * `parse_framed`: the same files in the framed encoding (section
 //!   descriptors + bodies, see `pipe_sensor_fuzz::frame`);
@@ -10,7 +10,7 @@
 //! * `import_native`, `import_sigma`, `import_sysmon`: the rule sources;
 //! * `ioctl`: one encoded request of each kind.
 //!
-//! Usage: `gen-seeds <out dir> <shared corpus dir> <docs/rules.md>`.
+//! Usage: `gen-seeds <out dir> <repository root> <docs/rules.md>`.
 //! Deterministic: the same inputs produce the same files.
 
 use pipe_compiler::import::load_paths;
@@ -75,23 +75,26 @@ fn documented_example(rules_md: &Path) -> Option<String> {
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [out, corpus, rules_md] = args.as_slice() else {
-        eprintln!("usage: gen-seeds <out dir> <shared corpus dir> <docs/rules.md>");
+    let [out, root, rules_md] = args.as_slice() else {
+        eprintln!("usage: gen-seeds <out dir> <repository root> <docs/rules.md>");
         std::process::exit(2);
     };
     let d = |t: &str| out.join(t);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
 
-    // Compiled corpus files.
-    let sigma = load_paths(&[corpus.join("sigma")]).expect("sigma corpus imports");
+    // The vendored third-party rules (third_party/README.md).
+    let sigma_dir = root.join("third_party/sigma/rules/windows/pipe_created");
+    let sigma = load_paths(std::slice::from_ref(&sigma_dir)).expect("sigma rules import");
     files.push((
         "sigma".into(),
         compile(&sigma, &CompileOptions::default()).expect("sigma compiles"),
     ));
-    let mut sysmon_paths: Vec<PathBuf> = fs::read_dir(corpus.join("sysmon"))
-        .expect("sysmon corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut sysmon_paths: Vec<PathBuf> =
+        fs::read_dir(root.join("third_party/sysmon-modular/17_18_pipe_event"))
+            .expect("sysmon-modular modules")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+    sysmon_paths.push(root.join("third_party/sysmon-config/sysmonconfig-export.xml"));
     sysmon_paths.sort();
     for p in &sysmon_paths {
         let Ok(set) = load_paths(std::slice::from_ref(p)) else {
@@ -170,7 +173,7 @@ fn main() {
         }
     }
 
-    for e in fs::read_dir(corpus.join("sigma"))
+    for e in fs::read_dir(&sigma_dir)
         .expect("sigma dir")
         .flatten()
     {

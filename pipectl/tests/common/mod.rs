@@ -17,14 +17,19 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A path in `../shared/corpus` beside the repository.
+/// A path in the repository, as a string (third-party data under
+/// `third_party/`, the project's own lists under `data/`).
 pub fn corpus(p: &str) -> String {
-    root()
-        .join("../shared/corpus")
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
+    root().join(p).to_string_lossy().into_owned()
 }
+
+/// The 17 SigmaHQ `pipe_created` rules (third_party/sigma/README.md).
+pub const SIGMA_PIPE: &str = "third_party/sigma/rules/windows/pipe_created";
+/// The real Sysmon Event ID 17 of SigmaHQ's regression data: the EVTX
+/// written by Windows.
+pub const REDSUN_EVTX: &str = "third_party/sigma/regression_data/rules-emerging-threats/2026/Exploits/RedSun/pipe_created_win_exploit_redsun_named_pipe/9b4e7c2a-3f6d-4a8b-b5e9-1c7d3f2e6a4b.evtx";
+/// The same event as JSON.
+pub const REDSUN_JSON: &str = "third_party/sigma/regression_data/rules-emerging-threats/2026/Exploits/RedSun/pipe_created_win_exploit_redsun_named_pipe/9b4e7c2a-3f6d-4a8b-b5e9-1c7d3f2e6a4b.json";
 
 /// A fresh directory for one test (`group` names the test file).
 pub fn tmp(group: &str, name: &str) -> PathBuf {
