@@ -21,8 +21,12 @@ TGT=${CARGO_TARGET_DIR:-$ROOT/target}
 step "CI test signing key (built into this test driver via PIPESENSOR_TEST_KEY)"
 cargo build -q --release --locked -p pipectl
 mkdir -p "$TGT/driver-test"
-# Generated once and kept, so the driver is not rebuilt on every run.
-[ -f "$TGT/driver-test/ci-test.key" ] || "$TGT/release/pipectl" keygen "$TGT/driver-test/ci-test"
+# Generated once and kept, so the driver is not rebuilt on every run (a key
+# of the format before key files had headers is made anew).
+if ! head -1 "$TGT/driver-test/ci-test.pub" 2>/dev/null | grep -qx 'PIPE-SENSOR PUBLIC KEY'; then
+  rm -f "$TGT/driver-test/ci-test.key" "$TGT/driver-test/ci-test.pub"
+  "$TGT/release/pipectl" keygen "$TGT/driver-test/ci-test"
+fi
 export PIPESENSOR_TEST_KEY="$TGT/driver-test/ci-test.pub"
 export WINE_TEST_SIGN_KEY="$TGT/driver-test/ci-test.key"
 
@@ -91,7 +95,7 @@ step "Wine tests: the minifilter callbacks through the filter-manager double"
 scripts/wine-callbacks.sh "$SYS" "$TGT/driver-test/fltmgr.sys" "$TGT/driver-test/fltctl.exe" \
   "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" "$TGT/driver-test/bcryptprimitives.dll"
 
-step "package (target/package: .sys, .pdb, INF, test-signed .sys)"
+step "package (target/package: INF, test-signed .sys, pipectl.exe, install-without-inf.cmd, ...)"
 # The package is built without the CI test key: it trusts driver/keys/*.pub only.
 env -u PIPESENSOR_TEST_KEY scripts/package.sh
 # The double and its client are test-only: never in the package.
@@ -99,5 +103,8 @@ if find target/package -iname 'fltmgr*' -o -iname 'fltctl*' -o -iname 'fltdouble
   echo "the package contains the test-only filter-manager double:"; find target/package -iname 'flt*'; exit 1
 fi
 echo "package: no test-only filter-manager double in it"
+
+step "Wine: install the package through its INF and install-without-inf.cmd"
+scripts/wine-inf-test.sh "${PACKAGE_DIR:-$TGT/package}" "$TGT/release/pipectl" "$TGT/driver-test/bcryptprimitives.dll"
 
 step "driver tests passed"

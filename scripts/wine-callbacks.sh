@@ -63,7 +63,8 @@ for seq in 2 3 4 5 6 7 8 9; do
   if [ $((seq % 2)) = 0 ]; then r=rules-v2; else r=rules-v1; fi
   compile "$seq" "$D/staging/C-00000291-0000000$seq.sys" "$HERE/tests/wine/$r"
 done
-SIGMA_ID=$("$PIPECTL" inspect "$CONTENT/C-00000291-00000001.sys" | awk '/PsExec Tool Execution From Suspicious Locations/{print $1; exit}')
+# inspect prints `0xHEX (DECIMAL)`; driver events print the decimal id.
+SIGMA_ID=$("$PIPECTL" inspect "$CONTENT/C-00000291-00000001.sys" | awk '/PsExec Tool Execution From Suspicious Locations/{gsub(/[()]/, "", $2); print $2; exit}')
 [ -n "$SIGMA_ID" ] && pass "SigmaHQ psexec rule compiled (id $SIGMA_ID)" || fail "SigmaHQ psexec rule not in the content"
 
 wine_boot

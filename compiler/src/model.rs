@@ -119,6 +119,8 @@ pub struct TestCase {
     pub image: Option<String>,
     /// Event kind; create when absent.
     pub kind: Option<EventKind>,
+    /// Process id; `sensor_core::eval::DEFAULT_PID` when absent.
+    pub pid: Option<u32>,
     /// Whether the rule must match.
     pub expect_match: bool,
     /// Where the case is written.

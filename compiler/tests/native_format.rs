@@ -35,7 +35,7 @@ fn documented_example_imports_and_its_tests_pass() {
     assert_eq!(rules[1].action, Action::BLOCK);
     assert_eq!(rules[2].action, Action::ALERT, "default action");
     let cases: usize = rules.iter().map(|r| r.tests.len()).sum();
-    assert_eq!(cases, 14);
+    assert_eq!(cases, 15);
     for r in &rules {
         let failing = failing_cases(r);
         assert!(
@@ -56,6 +56,9 @@ fn documented_example_imports_and_its_tests_pass() {
     );
     let connect = &rules[1].tests[1];
     assert_eq!(connect.kind.map(|k| k.value()), Some(2));
+    // A case may set the process id (the rule's `ProcessId: 4` filter).
+    let system = rules[2].tests.last().expect("cases");
+    assert_eq!((system.pid, system.expect_match), (Some(4), false));
     assert_eq!(connect.image.as_deref(), Some(r"C:\Users\Public\p.exe"));
 }
 

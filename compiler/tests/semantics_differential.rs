@@ -22,6 +22,17 @@ fn kernel_ids(
     image: Option<&str>,
     kind: EventKind,
 ) -> (Vec<u32>, Vec<u32>) {
+    kernel_ids_pid(bytes, name, image, kind, PID)
+}
+
+/// [`kernel_ids`] with a process id.
+fn kernel_ids_pid(
+    bytes: &AlignedBytes,
+    name: &str,
+    image: Option<&str>,
+    kind: EventKind,
+    pid: u32,
+) -> (Vec<u32>, Vec<u32>) {
     let file = parse(bytes.as_slice(), &Capabilities::SENSOR_V1)
         .unwrap_or_else(|e| panic!("parse: {e:?}"));
     let mut scratch = Scratch::new();
@@ -37,7 +48,7 @@ fn kernel_ids(
     let utf8 = run(&Event {
         pipe_name: Text::Utf8(name),
         image: image.map(Text::Utf8),
-        pid: PID,
+        pid,
         kind,
     });
     let units: Vec<u16> = name.encode_utf16().collect();
@@ -45,7 +56,7 @@ fn kernel_ids(
     let utf16 = run(&Event {
         pipe_name: Text::Utf16(&units),
         image: img16.as_deref().map(Text::Utf16),
-        pid: PID,
+        pid,
         kind,
     });
     (utf8, utf16)
@@ -258,7 +269,10 @@ fn documented_example_cases_hold_in_the_kernel() {
         // ...and the same cases with another process id, UTF-8 and UTF-16.
         let (rule, case) = (o.rule, o.case);
         let kind = case.kind.unwrap_or(EventKind::Create);
-        let (utf8, utf16) = kernel_ids(&aligned, &case.pipe_name, case.image.as_deref(), kind);
+        // (a case that sets its own process id keeps it)
+        let pid = case.pid.unwrap_or(PID);
+        let (utf8, utf16) =
+            kernel_ids_pid(&aligned, &case.pipe_name, case.image.as_deref(), kind, pid);
         assert_eq!(
             utf8.contains(&rule.id),
             case.expect_match,
@@ -269,7 +283,7 @@ fn documented_example_cases_hold_in_the_kernel() {
         assert_eq!(utf16, utf8, "case at {}", case.source);
         cases += 1;
     }
-    assert_eq!(cases, 14);
+    assert_eq!(cases, 15);
 }
 
 /// Sigma `expand` with placeholder values: the patterns the importer

@@ -33,6 +33,8 @@
     )
 )]
 
+pub mod keyfile;
+
 use channel_format::{signature, SectionKind, SignatureEntryRecord, SignatureRecord};
 use channel_parser::{parse_frame, ParseError};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};

@@ -5,13 +5,13 @@
 //! Sysmon rules, use `C:\Windows\x.exe`. At start (DriverEntry,
 //! PASSIVE_LEVEL) the targets of the links `\??\A:` .. `\??\Z:` are read
 //! into a [`DeviceMap`]; every evaluation then rewrites the image path with
-//! [`sensor_core::dospath::to_dos`] before matching and reports the
+//! it ([`sensor_core::eval::prepare`]) before matching and reports the
 //! rewritten path in events. Letters assigned after start (a USB stick
 //! plugged in later) are not in the table: such paths stay in NT form.
 
 use crate::sys::{self, log, InitOnce, Level, STATUS_OBJECT_NAME_NOT_FOUND};
 use core::sync::atomic::{AtomicU64, Ordering};
-use sensor_core::dospath::{self, DeviceMap, DosPath, MAX_TARGET_UNITS};
+use sensor_core::dospath::{DeviceMap, DosPath, MAX_TARGET_UNITS};
 
 static DRIVES: InitOnce<DeviceMap> = InitOnce::new(DeviceMap::new());
 static EMPTY: DeviceMap = DeviceMap::new();
@@ -93,15 +93,12 @@ pub fn map() -> &'static DeviceMap {
     DRIVES.get().unwrap_or(&EMPTY)
 }
 
-/// `image` in DOS form, written into `buf` when rewritten; the original
-/// path when it has no known prefix or its DOS form does not fit `buf`
-/// (counted). Any IRQL; no allocation.
-pub fn image_to_dos<'a>(image: &'a [u16], buf: &'a mut [u16]) -> &'a [u16] {
-    let r = dospath::to_dos(map(), image, buf);
-    if let DosPath::TooLong(_) = r {
+/// Counts an image path whose DOS form did not fit the evaluation buffer
+/// (it was matched in NT form, see `sensor_core::eval::prepare`).
+pub fn note(image: Option<DosPath<'_>>) {
+    if let Some(DosPath::TooLong(_)) = image {
         TOO_LONG.fetch_add(1, Ordering::Relaxed);
     }
-    r.path()
 }
 
 /// Image paths left in NT form because their DOS form did not fit.

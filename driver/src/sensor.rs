@@ -15,14 +15,12 @@ use crate::dump;
 use crate::sys::{
     ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, SidFrom, Slot, SpinLock,
 };
-use channel_parser::{Event, Scratch, Text};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide, Decision, Mode, RuleHit};
+use sensor_core::eval::{self, RawEvent};
 use sensor_core::event::PipeEvent;
-use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
-use sensor_core::proto::{
-    ContentInfo, Counters, FixedText, Status, MAX_EVAL_IMAGE_UNITS, RULE_NAME_LEN,
-};
+use sensor_core::name::{is_root, NameError, MAX_NAME_UNITS};
+use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRing, RING_CAP};
 use sensor_core::store::Store;
 use sensor_core::work::{decide_unchecked, AfterTimeout, Enter, Unchecked, Wake, WorkPool};
@@ -64,21 +62,12 @@ static SID_FROM_CONTEXT: AtomicU64 = AtomicU64::new(0);
 static SID_FROM_PROCESS: AtomicU64 = AtomicU64::new(0);
 static SID_MISSING: AtomicU64 = AtomicU64::new(0);
 
-/// Longest image path rewritten to DOS form, in UTF-16 units (what an
-/// EVAL request may carry); longer paths are matched in NT form.
-const IMAGE_UNITS: usize = MAX_EVAL_IMAGE_UNITS;
-
-/// Longest name composed for a relative open (`\name` from a root handle,
-/// `related\name`); absolute names are matched in place at any length.
-const NAME_UNITS: usize = 1024;
-
-/// Per-evaluation working memory: matcher scratch, the requestor's image
-/// path as queried (NT form) and in DOS form, a composed name.
+/// Per-evaluation working memory: `sensor_core::eval::Work` (matcher
+/// scratch, a composed name, the image path in DOS form) and the
+/// requestor's image path as queried (NT form).
 struct Work {
-    scratch: Scratch,
-    image: [u16; IMAGE_UNITS],
+    eval: eval::Work,
     query: ImageQuery,
-    name: [u16; NAME_UNITS],
 }
 
 /// Working memory, preallocated in the image (nonpaged), never on the
@@ -86,10 +75,8 @@ struct Work {
 const WORK_SLOTS: usize = 16;
 static WORK: [Slot<Work>; WORK_SLOTS] = [const {
     Slot::new(Work {
-        scratch: Scratch::new(),
-        image: [0; IMAGE_UNITS],
+        eval: eval::Work::new(),
         query: ImageQuery::new(),
-        name: [0; NAME_UNITS],
     })
 }; WORK_SLOTS];
 static WORK_POOL: WorkPool<WORK_SLOTS> = WorkPool::new();
@@ -290,38 +277,19 @@ fn evaluate_in(
     out: &mut Outcome,
 ) {
     let Work {
-        scratch,
-        image: dos,
+        eval: eval::Work { scratch, buffers },
         query,
-        name: name_buf,
     } = work;
-    let name = match normalize_target(target.related, target.name, name_buf) {
-        Ok(n) => n,
-        Err(e) => {
-            NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
-            if e != NameError::Empty {
-                out.decision = unchecked(Unchecked::NameTooLong);
-            }
-            return;
-        }
-    };
-    let shown = name.len().min(MAX_NAME_UNITS);
-    out.name_len = shown;
-    if let (Some(d), Some(s)) = (out.name.get_mut(..shown), name.get(..shown)) {
-        d.copy_from_slice(s);
-    }
-    let Some(content) = active() else {
-        return;
-    };
-    out.sequence = content.info.sequence;
+    let content = active();
     let requestor = match image {
         ImageArg::Requestor(r) => Some(r),
         _ => None,
     };
-    let nt_image = match image {
-        ImageArg::Absent => None,
-        ImageArg::Given(i) => Some(i),
-        ImageArg::Requestor(r) => {
+    // The requestor's image is queried only when there is content to match.
+    let nt_image = match (image, &content) {
+        (_, None) | (ImageArg::Absent, _) => None,
+        (ImageArg::Given(i), _) => Some(i),
+        (ImageArg::Requestor(r), Some(_)) => {
             let (i, from) = r.image(query);
             match from {
                 ImageFrom::Located => &IMAGE_LOCATED,
@@ -332,15 +300,37 @@ fn evaluate_in(
             i
         }
     };
-    let image = nt_image.map(|i| crate::drives::image_to_dos(i, dos));
-    let ev = Event {
-        pipe_name: Text::Utf16(name),
-        image: image.map(Text::Utf16),
-        pid,
+    // The one evaluation path pipectl shares (sensor_core::eval): name
+    // normalization, image in DOS form, the matcher's event.
+    let raw = RawEvent {
         kind,
+        pid,
+        name: target.name,
+        image: nt_image,
     };
+    let p = match eval::prepare_target(crate::drives::map(), target.related, &raw, buffers) {
+        Ok(p) => p,
+        Err(e) => {
+            NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
+            if e != NameError::Empty {
+                out.decision = unchecked(Unchecked::NameTooLong);
+            }
+            return;
+        }
+    };
+    crate::drives::note(p.image);
+    let name = p.name;
+    let shown = name.len().min(MAX_NAME_UNITS);
+    out.name_len = shown;
+    if let (Some(d), Some(s)) = (out.name.get_mut(..shown), name.get(..shown)) {
+        d.copy_from_slice(s);
+    }
+    let Some(content) = content else {
+        return;
+    };
+    out.sequence = content.info.sequence;
     let file = content.chan.file();
-    let v = file.evaluate_with(&ev, scratch, content.chan.dfas());
+    let v = file.evaluate_with(&p.event(), scratch, content.chan.dfas());
     out.matched = v.matched;
     if let Some(r) = v.best {
         out.hit = Some(RuleHit {
@@ -370,6 +360,7 @@ fn evaluate_in(
             .fetch_add(1, Ordering::Relaxed);
             id
         });
+        let dos_image = p.image.map(|i| i.path());
         let time = crate::sys::system_time();
         let boot = crate::sys::boot_identity();
         let (decision, hit, rule_name, sequence) =
@@ -389,7 +380,7 @@ fn evaluate_in(
                 e.rule_name = rule_name;
                 e.sequence = sequence;
                 e.set_name(name);
-                e.set_image(image);
+                e.set_image(dos_image);
                 e.set_sid(
                     who.and_then(|w| w.sid),
                     who.is_some_and(|w| w.sid_from_process),

@@ -172,8 +172,9 @@ pub enum DriverCmd {
         /// Event kind.
         #[arg(long, value_enum, default_value = "create")]
         kind: DriverKind,
-        /// Process id to report.
-        #[arg(long, default_value_t = 4)]
+        /// Process id to report (default: 0, sensor_core::eval::DEFAULT_PID,
+        /// as `pipectl match` and `test` assume when none is given).
+        #[arg(long, default_value_t = sensor_core::eval::DEFAULT_PID)]
         pid: u32,
         /// Test aid: send the same request this many times (the last
         /// response is printed).
@@ -302,6 +303,16 @@ pub fn print_status(s: &Status) {
     print_failure("last_error", &s.last_error);
 }
 
+/// Why a file was or was not adopted, times in ISO 8601 UTC.
+fn why(reason: sensor_core::rollout::Reason) -> String {
+    match reason {
+        sensor_core::rollout::Reason::NotBefore { not_before } => {
+            format!("not before {} (UTC)", crate::show::utc(not_before))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Prints a ROLLOUT / RESCAN response.
 pub fn print_rollout(r: &RolloutStatus) {
     println!("rollout.ring={}", r.ring.name().unwrap_or("?"));
@@ -332,11 +343,12 @@ pub fn print_rollout(r: &RolloutStatus) {
     }
     println!("rollout.warnings={}", warnings.join("; "));
     println!("rollout.now={}", r.now);
+    println!("rollout.now_utc={}", crate::show::utc(r.now));
     println!("rollout.highest_proven={}", r.highest_proven);
     println!("rollout.files={}", r.count);
     for f in r.files() {
         println!("file.{}={}", f.sequence, f.reason.name());
-        println!("file.{}.why={}", f.sequence, f.reason);
+        println!("file.{}.why={}", f.sequence, why(f.reason));
     }
 }
 
@@ -594,5 +606,22 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::why;
+    use sensor_core::rollout::Reason;
+
+    #[test]
+    fn not_before_is_shown_in_utc() {
+        assert_eq!(
+            why(Reason::NotBefore {
+                not_before: 1_796_104_800
+            }),
+            "not before 2026-12-01T06:00:00Z (UTC)"
+        );
+        assert_eq!(why(Reason::Frozen), Reason::Frozen.to_string());
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! * [`name`]: pipe-name normalization (`\Device\NamedPipe\x` → `\x`, as Sysmon).
 //! * [`dospath`]: image paths in DOS form (`\Device\HarddiskVolume3\x` → `C:\x`, as Sysmon).
+//! * [`eval`]: the one evaluation path (normalized name, DOS image, default pid/kind, verdict)
+//!   shared by the driver and `pipectl`.
 //! * [`decision`]: monitor/enforce mode and the verdict for one event.
 //! * [`store`]: which content is active, last-known-good, quarantined.
 //! * [`guard`]: the crash-loop guard persisted in the service key.
@@ -42,6 +44,7 @@ extern crate std;
 pub mod decision;
 pub mod digest;
 pub mod dospath;
+pub mod eval;
 pub mod event;
 pub mod guard;
 pub mod name;

@@ -37,7 +37,7 @@ const PREFIXES: [&str; 7] = [
 pub enum NameError {
     /// The normalized name does not fit the output buffer.
     TooLong,
-    /// The name is empty.
+    /// The name is empty, or names the NPFS root itself.
     Empty,
 }
 
@@ -45,7 +45,7 @@ impl core::fmt::Display for NameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NameError::TooLong => f.write_str("pipe name too long"),
-            NameError::Empty => f.write_str("empty pipe name"),
+            NameError::Empty => f.write_str("empty pipe name (or the NPFS root itself)"),
         }
     }
 }

@@ -175,12 +175,13 @@ pub fn matching_ids(set: &RuleSet, ev: &RefEvent<'_>) -> Vec<u32> {
         .collect()
 }
 
-/// The event a native test case describes (pid 0; kind create when unset).
+/// The event a native test case describes (pid 0 and kind create when unset).
 pub fn test_event(case: &TestCase) -> RefEvent<'_> {
     RefEvent {
         pipe_name: &case.pipe_name,
         image: case.image.as_deref(),
-        pid: 0,
+        // The sensor's defaults (sensor_core::eval::DEFAULT_PID, DEFAULT_KIND).
+        pid: case.pid.unwrap_or(0),
         kind: case.kind.unwrap_or(EventKind::Create).value(),
     }
 }

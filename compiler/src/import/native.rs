@@ -235,6 +235,7 @@ fn test_case(
             pipe_name: text.clone(),
             image: None,
             kind: None,
+            pid: None,
             expect_match,
             source,
         }),
@@ -242,6 +243,7 @@ fn test_case(
             let mut name = None;
             let mut image = None;
             let mut kind = None;
+            let mut pid = None;
             let mut ok = true;
             for (k, v) in entries {
                 let key = k.as_str().unwrap_or_default();
@@ -254,6 +256,14 @@ fn test_case(
                     }
                     ("kind", _) => {
                         errors.push(v.err(file, "test case `kind` is `create` or `connect`"));
+                        ok = false;
+                    }
+                    ("pid", Some(s)) if s.parse::<u32>().is_ok() => pid = s.parse::<u32>().ok(),
+                    ("pid", _) => {
+                        errors.push(v.err(
+                            file,
+                            "test case `pid` is a process id (an unsigned 32-bit decimal number)",
+                        ));
                         ok = false;
                     }
                     ("name" | "image", None) => {
@@ -269,7 +279,7 @@ fn test_case(
                     _ => {
                         errors.push(k.err(
                             file,
-                            format!("unknown test case key `{key}` (name, image, kind)"),
+                            format!("unknown test case key `{key}` (name, image, kind, pid)"),
                         ));
                         ok = false;
                     }
@@ -285,6 +295,7 @@ fn test_case(
                 pipe_name,
                 image,
                 kind,
+                pid,
                 expect_match,
                 source,
             })
@@ -293,7 +304,7 @@ fn test_case(
             errors.push(case.err(
                 file,
                 format!(
-                    "a test case is a pipe name or a mapping {{name, image, kind}}, found {}",
+                    "a test case is a pipe name or a mapping {{name, image, kind, pid}}, found {}",
                     case.kind_name()
                 ),
             ));

@@ -6,7 +6,7 @@ use super::evaluate::{evaluate, Channel, Outcome, RuleInfo, Work};
 use super::ingest::{load_events, Record};
 use super::{print, CommonArgs};
 use channel_parser::ChannelFile;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 /// Arguments of `pipectl diff`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
+  pipectl diff C-00000291-00000041.sys C-00000291-00000042.sys
   pipectl diff C-00000291-00000041.sys C-00000291-00000042.sys --events logs/ --fail-on-new-block
 Exit codes: 0 compared (by default even when verdicts change), 1 a --fail-on-* condition
 held (or a channel file is invalid), 2 unreadable or malformed event input.")]
@@ -22,17 +23,18 @@ pub struct DiffArgs {
     old: PathBuf,
     /// The candidate release.
     new: PathBuf,
-    /// Event files (.evtx, JSON, JSON lines) or directories of them.
-    #[arg(long, required = true, num_args = 1..)]
+    /// Event files (.evtx, JSON, JSON lines) or directories of them. Without
+    /// them only the rule-level changes are shown.
+    #[arg(long, num_args = 1..)]
     events: Vec<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
     /// Exit 1 when any event's verdict changes.
-    #[arg(long)]
+    #[arg(long, requires = "events")]
     fail_on_change: bool,
     /// Exit 1 when any event would be blocked by the new release but not by the
     /// old one (newly matched by a block rule, or alert→block).
-    #[arg(long)]
+    #[arg(long, requires = "events")]
     fail_on_new_block: bool,
 }
 
@@ -109,6 +111,10 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
             return Ok(1);
         }
     };
+    let rules_diff = crate::rulediff::diff(&fo, &fnew);
+    if a.events.is_empty() {
+        return Ok(print_rules_only(&a, (&co, &fo), (&cn, &fnew), &rules_diff));
+    }
     let loaded = load_events(&a.events, a.common.skip_bad)?;
     let mut work = Work::new();
     let mut groups: Vec<Group> = Vec::new();
@@ -160,7 +166,6 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         (x.change, std::cmp::Reverse(x.count)).cmp(&(y.change, std::cmp::Reverse(y.count)))
     });
     let changed: usize = counts.values().sum();
-    let rules_diff = static_rule_diff(&fo, &fnew);
     if a.common.json {
         let v = json!({
             "old": co.json(&fo),
@@ -224,7 +229,13 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         let _ = writeln!(s, "  {:<22} {new_blocks}", "newly blocked (any)");
         for g in &groups {
             let desc = |r: &Option<RuleInfo>| match r {
-                Some(r) => format!("rule {} {:?} ({}, {})", r.id, r.name, r.severity, r.action),
+                Some(r) => format!(
+                    "rule {} {} ({}, {})",
+                    crate::show::rule_id(r.id),
+                    crate::show::quote(&r.name),
+                    r.severity,
+                    r.action
+                ),
                 None => "no match".to_string(),
             };
             let _ = writeln!(
@@ -248,55 +259,44 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
     Ok(u8::from(fail))
 }
 
-struct RulesDiff {
-    text: String,
-    json: Value,
-}
-
-/// Rules added, removed, or with another action/severity/name (by id).
-fn static_rule_diff(old: &ChannelFile<'_>, new: &ChannelFile<'_>) -> RulesDiff {
-    let o: BTreeMap<u32, RuleInfo> = old.rules().map(|r| (r.id(), RuleInfo::of(&r))).collect();
-    let n: BTreeMap<u32, RuleInfo> = new.rules().map(|r| (r.id(), RuleInfo::of(&r))).collect();
-    let added: Vec<&RuleInfo> = n.values().filter(|r| !o.contains_key(&r.id)).collect();
-    let removed: Vec<&RuleInfo> = o.values().filter(|r| !n.contains_key(&r.id)).collect();
-    let changed: Vec<(&RuleInfo, &RuleInfo)> = o
-        .values()
-        .filter_map(|r| n.get(&r.id).map(|x| (r, x)))
-        .filter(|(a, b)| a != b)
-        .collect();
-    let mut text = format!(
-        "rules     {} added, {} removed, {} with another action/severity/name (by rule id)\n",
-        added.len(),
-        removed.len(),
-        changed.len()
-    );
-    for r in &added {
+/// `pipectl diff` without `--events`: the rule-level changes only.
+fn print_rules_only(
+    a: &DiffArgs,
+    (co, fo): (&Channel, &ChannelFile<'_>),
+    (cn, fnew): (&Channel, &ChannelFile<'_>),
+    rules_diff: &crate::rulediff::RulesDiff,
+) -> u8 {
+    if a.common.json {
+        let v = json!({
+            "old": co.json(fo),
+            "new": cn.json(fnew),
+            "rules": rules_diff.json,
+        });
+        print(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
+    } else {
+        let mut s = String::new();
         let _ = writeln!(
-            text,
-            "  + {} {:?} ({}, {})",
-            r.id, r.name, r.severity, r.action
+            s,
+            "old       {} (sequence {}, {} rules)",
+            co.path,
+            fo.sequence(),
+            fo.rule_count()
         );
-    }
-    for r in &removed {
         let _ = writeln!(
-            text,
-            "  - {} {:?} ({}, {})",
-            r.id, r.name, r.severity, r.action
+            s,
+            "new       {} (sequence {}, {} rules)",
+            cn.path,
+            fnew.sequence(),
+            fnew.rule_count()
         );
-    }
-    for (a, b) in &changed {
+        s.push_str(&rules_diff.text);
         let _ = writeln!(
-            text,
-            "  ~ {} {:?}: {} {} -> {} {}",
-            a.id, b.name, a.severity, a.action, b.severity, b.action
+            s,
+            "verdicts  not computed: give --events FILES to see which recorded events change"
         );
+        print(&s);
     }
-    let json = json!({
-        "added": added.iter().map(|r| r.json()).collect::<Vec<_>>(),
-        "removed": removed.iter().map(|r| r.json()).collect::<Vec<_>>(),
-        "changed": changed.iter().map(|(a, b)| json!({"old": a.json(), "new": b.json()})).collect::<Vec<_>>(),
-    });
-    RulesDiff { text, json }
+    0
 }
 
 #[cfg(test)]
