@@ -145,6 +145,8 @@ W sc-create-drv sc create PipeSensor type= kernel start= demand binPath= 'C:\pip
 W reg1 reg add "$KEY" /v ContentDirectory /t REG_SZ /d '\??\C:\pipesensor\content' /f || fail "reg ContentDirectory"
 W reg2 reg add "$KEY" /v RequireSignature /t REG_DWORD /d 0 /f || fail "reg RequireSignature"
 W reg3 reg add "$KEY" /v ProvenAfterSeconds /t REG_DWORD /d 3600 /f || fail "reg ProvenAfterSeconds"
+# Test-only: Wine 8's KeRegisterBugCheckReasonCallback is a stub that raises.
+W reg4 reg add "$KEY" /v BugCheckCallback /t REG_DWORD /d 0 /f || fail "reg BugCheckCallback"
 BIN='C:\pipesensor\pipesensor-service.exe service --json C:\pipesensor\events\pipe-events.jsonl --max-bytes 8192 --keep 1000 --status-secs 1'
 W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$BIN" || fail "sc create PipeSensorEvents"
 

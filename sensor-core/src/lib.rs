@@ -20,6 +20,8 @@
 //! * [`digest`]: SHA-256 of content files (reported in status).
 //! * [`rollout`]: staged rollout, customer control (N-1, pin, freeze) and anti-rollback.
 //! * [`rundown`]: rundown protection for callbacks (unload waits for them).
+//! * [`scan`]: the content scan's decisions (start and RESCAN) behind a
+//!   small platform trait: validation passes, guard persistence, rescan, timer.
 //! * [`work`]: working memory for evaluations: bounded wait for a slot, and
 //!   the fail-closed policy when none comes.
 //!
@@ -52,6 +54,7 @@ pub mod proto;
 pub mod ring;
 pub mod rollout;
 pub mod rundown;
+pub mod scan;
 pub mod store;
 pub mod stream;
 pub mod waitq;

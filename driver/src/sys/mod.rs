@@ -244,8 +244,8 @@ static INTERRUPT_TIME_PRECISE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 /// Fixes the boot identity (DriverEntry, PASSIVE_LEVEL, after
 /// [`resolve_dynamic_routines`]): the boot instant in whole seconds since
 /// 1601, system time minus interrupt time (`KeQueryInterruptTimePrecise`
-/// on Windows, `KeQueryInterruptTime` where exported, as in Wine, whose
-/// value counts ticks and is scaled by `KeQueryTimeIncrement`),
+/// on Windows 10; else `KeQueryInterruptTime`, as in Wine, whose value
+/// counts ticks and is scaled by `KeQueryTimeIncrement`),
 /// so a driver restart within one boot keeps every process's GUID. Without
 /// an interrupt-time routine it is the driver's start time (GUIDs then
 /// change when the driver restarts; logged). The clock being set while the
@@ -274,15 +274,13 @@ pub fn fix_boot_identity() {
         let f = unsafe { core::mem::transmute::<*mut c_void, QueryInterruptTimeFn>(plain) };
         // SAFETY: see above.
         let t = unsafe { f() };
-        if under_wine() {
-            // Wine 8's KeQueryInterruptTime returns KeQueryTickCount (ticks,
-            // not 100 ns units): scale by the tick length.
-            // SAFETY: no arguments; any IRQL.
-            let inc = unsafe { KeQueryTimeIncrement() };
-            Some(t.saturating_mul(u64::from(inc)))
-        } else {
-            Some(t)
-        }
+        // Only reached where KeQueryInterruptTimePrecise is missing: Wine
+        // (the driver needs Windows 10, which has it). Wine 8's
+        // KeQueryInterruptTime returns KeQueryTickCount (ticks, not 100 ns
+        // units): scale by the tick length.
+        // SAFETY: no arguments; any IRQL.
+        let inc = unsafe { KeQueryTimeIncrement() };
+        Some(t.saturating_mul(u64::from(inc)))
     } else {
         None
     };
@@ -312,17 +310,6 @@ pub fn boot_identity() -> u64 {
     BOOT_ID.load(Ordering::Acquire)
 }
 
-static UNDER_WINE: AtomicBool = AtomicBool::new(false);
-
-/// Whether the kernel is Wine's ntoskrnl.exe (it exports
-/// `wine_ntoskrnl_main_loop`). Wine 8 implements some routines the driver
-/// imports only as stubs that raise an exception when called
-/// (`KeRegisterBugCheckReasonCallback`, `KeDeregisterBugCheckReasonCallback`);
-/// the driver skips exactly those under Wine and says so in its log.
-pub fn under_wine() -> bool {
-    UNDER_WINE.load(Ordering::Acquire)
-}
-
 /// Resolves routines that are missing on older kernels or under Wine
 /// (`ExAllocatePool2` since Windows 10 2004; `KeQuerySystemTimePrecise`
 /// since Windows 8). Call once from DriverEntry (PASSIVE_LEVEL).
@@ -334,10 +321,6 @@ pub fn resolve_dynamic_routines() {
         t = system_routine("KeQuerySystemTime");
     }
     QUERY_TIME.store(t, Ordering::Release);
-    UNDER_WINE.store(
-        !system_routine("wine_ntoskrnl_main_loop").is_null(),
-        Ordering::Release,
-    );
     log(
         Level::Trace,
         format_args!(
@@ -1211,6 +1194,19 @@ static BUG_RECORD: BugRecord = BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBA
 }));
 static BUG_REGISTERED: AtomicBool = AtomicBool::new(false);
 
+/// The service-key value `BugCheckCallback` (REG_DWORD, default 1): 0 leaves
+/// the bug-check reason callback unregistered. A test setting: Wine 8's
+/// `KeRegisterBugCheckReasonCallback` is a stub that raises when called, so
+/// the Wine tests set it (scripts/wine-lib.sh); the driver itself never asks
+/// what kernel it runs on.
+static BUGCHECK_CALLBACK: AtomicBool = AtomicBool::new(true);
+
+/// Sets [`BUGCHECK_CALLBACK`] (from the service key, before
+/// [`register_bugcheck_callback`]).
+pub fn set_bugcheck_callback(on: bool) {
+    BUGCHECK_CALLBACK.store(on, Ordering::Release);
+}
+
 /// GUID tagging our secondary dump data: {5053454e-0291-4e50-9f1b-7069706573ff}.
 pub const DUMP_GUID: GUID = GUID {
     Data1: 0x5053_454e,
@@ -1245,10 +1241,10 @@ unsafe extern "system" fn bugcheck_secondary(
 
 /// Registers the secondary-dump callback (PASSIVE_LEVEL, DriverEntry).
 pub fn register_bugcheck_callback() -> bool {
-    if under_wine() {
+    if !BUGCHECK_CALLBACK.load(Ordering::Acquire) {
         log(
             Level::Warning,
-            format_args!("Wine: KeRegisterBugCheckReasonCallback is a stub there; not registered"),
+            format_args!("BugCheckCallback is 0 in the service key (a test setting): the bug-check reason callback is not registered"),
         );
         return false;
     }
