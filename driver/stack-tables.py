@@ -21,7 +21,9 @@ ANY, ACTIVE_FRAMES = "any", "active-frames"
 ENTRY_POINTS = [
     ("pipesensor::sys::DriverEntry", "DriverEntry (I/O manager, system thread)"),
     ("pipesensor::sys::dispatch_device_control", "IRP_MJ_DEVICE_CONTROL dispatch (caller's thread)"),
-    ("pipesensor::sys::dispatch_create_close", "IRP_MJ_CREATE/CLOSE/CLEANUP dispatch"),
+    ("pipesensor::sys::dispatch_create_close", "IRP_MJ_CREATE/CLOSE dispatch"),
+    ("pipesensor::sys::dispatch_cleanup", "IRP_MJ_CLEANUP dispatch (completes the handle's pended EVENTS_V2)"),
+    ("pipesensor::sys::pending::cancel_routine", "DRIVER_CANCEL of a pended EVENTS_V2 (IoCancelIrp, <= DISPATCH_LEVEL)"),
     ("pipesensor::sys::pre_create_named_pipe", "minifilter pre-op IRP_MJ_CREATE_NAMED_PIPE"),
     ("pipesensor::sys::pre_create", "minifilter pre-op IRP_MJ_CREATE"),
     ("pipesensor::sys::instance_setup", "minifilter InstanceSetupCallback"),
@@ -88,6 +90,8 @@ KERNEL_POINTER_STATICS = [
     ("pipesensor::sys::EX_ALLOCATE_POOL2", "ntoskrnl.exe!ExAllocatePool2 (MmGetSystemRoutineAddress)"),
     ("pipesensor::sys::QUERY_TIME", "ntoskrnl.exe!KeQuerySystemTime[Precise] (MmGetSystemRoutineAddress)"),
     ("pipesensor::sys::clock::QPC", "ntoskrnl.exe!KeQueryPerformanceCounter (MmGetSystemRoutineAddress)"),
+    ("pipesensor::sys::INTERRUPT_TIME", "ntoskrnl.exe!KeQueryInterruptTime (MmGetSystemRoutineAddress)"),
+    ("pipesensor::sys::INTERRUPT_TIME_PRECISE", "ntoskrnl.exe!KeQueryInterruptTimePrecise (MmGetSystemRoutineAddress)"),
 ]
 
 # Recursion: every cycle of the call graph must pass through a function

@@ -164,7 +164,7 @@ check 'e["EventID"] == 110 and e["ContentSequence"] == 1 and e["Rules"] == 4' 1 
 T0=$(date +%s%N)
 ctl eval-create eval '\postex_1234' --pid 4242 --image 'C:\Temp\evil.exe'
 T1=$(date +%s%N)
-check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_1234" and e["ProcessId"] == 4242 and e["Image"] == "C:\\Temp\\evil.exe" and e["RuleId"] == 1001 and e["Decision"] == "alert" and e["Action"] == "block" and e["Severity"] == "high" and e["ContentSequence"] == 0 and e["EventType"] == "CreatePipe"' 1 10 "3. create event: Sysmon 17 with pid, image, rule"
+check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_1234" and e["ProcessId"] == 4242 and e["Image"] == "C:\\Temp\\evil.exe" and e["RuleId"] == 1001 and e["Decision"] == "alert" and e["Action"] == "block" and e["Severity"] == "high" and e["ContentSequence"] == 1 and e["RuleName"] != "" and e["User"] is None and e["EventType"] == "CreatePipe"' 1 10 "3. create event: Sysmon 17 with pid, image, rule"
 T2=$(date +%s%N)
 echo "     (not a latency measurement: EVAL took $(( (T1 - T0) / 1000000 )) ms with Wine process start; the line was seen $(( (T2 - T1) / 1000000 )) ms later by a poll that runs python each time)"
 ctl eval-connect eval '\msagent_7' --kind connect --pid 77

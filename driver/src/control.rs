@@ -71,7 +71,12 @@ fn rollout(io: &mut BufferedIo) -> Result<usize, ProtoError> {
 fn events(max: u32, io: &mut BufferedIo) -> Result<usize, ProtoError> {
     sensor::with_ring(|ring| {
         let overwritten = ring.overwritten();
-        encode_events_response(io.output(), max, overwritten, || ring.pop()).map(|(n, _)| n)
+        // Version 1: each full record's projection (built per record, not
+        // a copy of the full record).
+        encode_events_response(io.output(), max, overwritten, || {
+            ring.pop_with(|e| e.to_v1())
+        })
+        .map(|(n, _)| n)
     })
 }
 
