@@ -75,12 +75,48 @@ pub const IOCTL_ROLLOUT: u32 =
 pub const IOCTL_RESCAN: u32 =
     ctl_code(FILE_DEVICE_UNKNOWN, 0x906, METHOD_BUFFERED, FILE_WRITE_DATA);
 
+/// A batch of full events, optionally waiting for them (read access; the
+/// message is `crate::stream`'s).
+pub const IOCTL_EVENTS_V2: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x907, METHOD_BUFFERED, FILE_READ_DATA);
 /// Soak, breaker and protected-set state and counters (read access).
 pub const IOCTL_ENFORCEMENT: u32 =
-    ctl_code(FILE_DEVICE_UNKNOWN, 0x907, METHOD_BUFFERED, FILE_READ_DATA);
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x908, METHOD_BUFFERED, FILE_READ_DATA);
 /// Lifts the circuit breaker's demotion of one rule or of all (write access).
 pub const IOCTL_BREAKER_RESET: u32 =
-    ctl_code(FILE_DEVICE_UNKNOWN, 0x908, METHOD_BUFFERED, FILE_WRITE_DATA);
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x909, METHOD_BUFFERED, FILE_WRITE_DATA);
+
+/// Every IOCTL code of the control device: the one list (the driver's
+/// dispatch, the decoders and the tests take codes from here).
+pub const IOCTL_CODES: [u32; 10] = [
+    IOCTL_STATUS,
+    IOCTL_LOAD,
+    IOCTL_EVENTS,
+    IOCTL_SET_MODE,
+    IOCTL_EVAL,
+    IOCTL_ROLLOUT,
+    IOCTL_RESCAN,
+    IOCTL_EVENTS_V2,
+    IOCTL_ENFORCEMENT,
+    IOCTL_BREAKER_RESET,
+];
+
+/// Whether no two codes are equal (checked at compile time below: two
+/// messages under one code would be decoded as each other).
+const fn all_distinct(codes: &[u32]) -> bool {
+    match codes.split_first() {
+        None => true,
+        Some((first, rest)) => !contains(rest, *first) && all_distinct(rest),
+    }
+}
+
+const fn contains(codes: &[u32], code: u32) -> bool {
+    match codes.split_first() {
+        None => false,
+        Some((first, rest)) => *first == code || contains(rest, code),
+    }
+}
+static_assertions::const_assert!(all_distinct(&IOCTL_CODES));
 
 #[path = "proto_enforce.rs"]
 mod enforce;

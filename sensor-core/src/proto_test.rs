@@ -63,17 +63,7 @@ fn sample_status() -> Status {
 
 #[test]
 fn ioctl_codes_are_buffered_and_distinct() {
-    let codes = [
-        IOCTL_STATUS,
-        IOCTL_LOAD,
-        IOCTL_EVENTS,
-        IOCTL_SET_MODE,
-        IOCTL_EVAL,
-        IOCTL_ROLLOUT,
-        IOCTL_RESCAN,
-        IOCTL_ENFORCEMENT,
-        IOCTL_BREAKER_RESET,
-    ];
+    let codes = IOCTL_CODES;
     for (i, a) in codes.iter().enumerate() {
         assert_eq!(a & 3, 0, "METHOD_BUFFERED");
         assert_eq!(a >> 16, 0x22);
@@ -85,8 +75,14 @@ fn ioctl_codes_are_buffered_and_distinct() {
     assert_eq!(IOCTL_LOAD, 0x0022_A404);
     assert_eq!(IOCTL_ROLLOUT, 0x0022_6414, "read access");
     assert_eq!(IOCTL_RESCAN, 0x0022_A418, "write access");
-    assert_eq!(IOCTL_ENFORCEMENT, 0x0022_641C, "read access");
-    assert_eq!(IOCTL_BREAKER_RESET, 0x0022_A420, "write access");
+    assert_eq!(IOCTL_EVENTS_V2, 0x0022_641C, "read access");
+    assert_eq!(IOCTL_ENFORCEMENT, 0x0022_6420, "read access");
+    assert_eq!(IOCTL_BREAKER_RESET, 0x0022_A424, "write access");
+    assert!(!super::all_distinct(&[
+        IOCTL_STATUS,
+        IOCTL_LOAD,
+        IOCTL_STATUS
+    ]));
 }
 
 fn sample_enforcement() -> EnforcementStatus {
