@@ -48,8 +48,8 @@ fn written_verified_and_inspected() {
     assert_eq!(e["monitor_first_seconds"]["broad"], 86_400);
     assert_eq!(e["rule_breaker"]["denies"], 10);
     assert_eq!(e["machine_breaker"]["window_seconds"], 60);
-    // Without the flags: no section.
-    let o = compile(&out, &[]);
+    // Without the flags (over the same file): no section.
+    let o = compile(&out, &["--force"]);
     assert!(o.status.success());
     let o = pipectl(&["inspect", &out, "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
