@@ -202,21 +202,7 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         });
         print(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
     } else {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "old       {} (sequence {}, {} rules)",
-            co.path,
-            fo.sequence(),
-            fo.rule_count()
-        );
-        let _ = writeln!(
-            s,
-            "new       {} (sequence {}, {} rules)",
-            cn.path,
-            fnew.sequence(),
-            fnew.rule_count()
-        );
+        let mut s = releases_text((&co, &fo), (&cn, &fnew));
         s.push_str(&loaded.text());
         s.push_str(&rules_diff.text);
         s.push_str(&crate::protected::text(&protected_added, "new: "));
@@ -269,6 +255,24 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
 }
 
 /// `pipectl diff` without `--events`: the rule-level changes only.
+/// The `old`/`new` lines both text reports start with.
+fn releases_text(
+    (co, fo): (&Channel, &ChannelFile<'_>),
+    (cn, fnew): (&Channel, &ChannelFile<'_>),
+) -> String {
+    let mut s = String::new();
+    for (label, c, f) in [("old", co, fo), ("new", cn, fnew)] {
+        let _ = writeln!(
+            s,
+            "{label:<9} {} (sequence {}, {} rules)",
+            c.path,
+            f.sequence(),
+            f.rule_count()
+        );
+    }
+    s
+}
+
 fn print_rules_only(
     a: &DiffArgs,
     (co, fo): (&Channel, &ChannelFile<'_>),
@@ -283,21 +287,7 @@ fn print_rules_only(
         });
         print(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
     } else {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "old       {} (sequence {}, {} rules)",
-            co.path,
-            fo.sequence(),
-            fo.rule_count()
-        );
-        let _ = writeln!(
-            s,
-            "new       {} (sequence {}, {} rules)",
-            cn.path,
-            fnew.sequence(),
-            fnew.rule_count()
-        );
+        let mut s = releases_text((co, fo), (cn, fnew));
         s.push_str(&rules_diff.text);
         let _ = writeln!(
             s,
