@@ -95,6 +95,10 @@ step "Wine tests: the minifilter callbacks through the filter-manager double"
 scripts/wine-callbacks.sh "$SYS" "$TGT/driver-test/fltmgr.sys" "$TGT/driver-test/fltctl.exe" \
   "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" "$TGT/driver-test/bcryptprimitives.dll"
 
+step "Wine tests: protected set, circuit breaker, soak (issue 15) through the double"
+scripts/wine-blocksafe.sh "$SYS" "$TGT/driver-test/fltmgr.sys" "$TGT/driver-test/fltctl.exe" \
+  "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" "$TGT/driver-test/bcryptprimitives.dll"
+
 step "package (target/package: INF, test-signed .sys, pipectl.exe, install-without-inf.cmd, ...)"
 # The package is built without the CI test key: it trusts driver/keys/*.pub only.
 env -u PIPESENSOR_TEST_KEY scripts/package.sh

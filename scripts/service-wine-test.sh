@@ -145,6 +145,8 @@ W sc-create-drv sc create PipeSensor type= kernel start= demand binPath= 'C:\pip
 W reg1 reg add "$KEY" /v ContentDirectory /t REG_SZ /d '\??\C:\pipesensor\content' /f || fail "reg ContentDirectory"
 W reg2 reg add "$KEY" /v RequireSignature /t REG_DWORD /d 0 /f || fail "reg RequireSignature"
 W reg3 reg add "$KEY" /v ProvenAfterSeconds /t REG_DWORD /d 3600 /f || fail "reg ProvenAfterSeconds"
+# Test-only: Wine 8's KeRegisterBugCheckReasonCallback is a stub that raises.
+W reg4 reg add "$KEY" /v BugCheckCallback /t REG_DWORD /d 0 /f || fail "reg BugCheckCallback"
 BIN='C:\pipesensor\pipesensor-service.exe service --json C:\pipesensor\events\pipe-events.jsonl --max-bytes 8192 --keep 1000 --status-secs 1'
 W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$BIN" || fail "sc create PipeSensorEvents"
 
@@ -162,7 +164,7 @@ check 'e["EventID"] == 110 and e["ContentSequence"] == 1 and e["Rules"] == 4' 1 
 T0=$(date +%s%N)
 ctl eval-create eval '\postex_1234' --pid 4242 --image 'C:\Temp\evil.exe'
 T1=$(date +%s%N)
-check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_1234" and e["ProcessId"] == 4242 and e["Image"] == "C:\\Temp\\evil.exe" and e["RuleId"] == 1001 and e["Decision"] == "alert" and e["Action"] == "block" and e["Severity"] == "high" and e["ContentSequence"] == 0 and e["EventType"] == "CreatePipe"' 1 10 "3. create event: Sysmon 17 with pid, image, rule"
+check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_1234" and e["ProcessId"] == 4242 and e["Image"] == "C:\\Temp\\evil.exe" and e["RuleId"] == 1001 and e["Decision"] == "alert" and e["Action"] == "block" and e["Severity"] == "high" and e["ContentSequence"] == 1 and e["RuleName"] != "" and e["User"] is None and e["EventType"] == "CreatePipe"' 1 10 "3. create event: Sysmon 17 with pid, image, rule"
 T2=$(date +%s%N)
 echo "     (not a latency measurement: EVAL took $(( (T1 - T0) / 1000000 )) ms with Wine process start; the line was seen $(( (T2 - T1) / 1000000 )) ms later by a poll that runs python each time)"
 ctl eval-connect eval '\msagent_7' --kind connect --pid 77

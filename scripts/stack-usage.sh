@@ -14,10 +14,11 @@
 #    driver/.cargo/config.toml: x86_64-pc-windows-msvc, rust-lld, fat LTO).
 #    Nothing else is emitted: the analysis reads the final .sys (after LTO,
 #    inlining and /OPT:REF,ICF), not an approximation of it.
-# 2. scripts/stack-usage.py: frame sizes from the image's unwind data
-#    (cross-checked against the disassembled prologues), names from the PDB,
-#    call edges from llvm-objdump; indirect calls and recursion must be
-#    resolved by its documented tables or it fails. See its docstring.
+# 2. scripts/stack-usage.py (the scripts/stackusage/ package): frame sizes
+#    from the image's unwind data (cross-checked against the disassembled
+#    prologues), names from the PDB, call edges from llvm-objdump; indirect
+#    calls and recursion must be resolved by the driver's documented tables
+#    (driver/stack-tables.py) or it fails. See scripts/stackusage/__init__.py.
 # 3. A self-test first: the checker must reject a budget one byte below
 #    the measured worst case, a synthetic image with a 64 KiB larger frame,
 #    unwind data contradicting a prologue, unresolved indirect calls and

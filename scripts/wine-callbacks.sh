@@ -77,6 +77,11 @@ reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
 reg_set RequireSignature REG_DWORD 0
 reg_set ProvenAfterSeconds REG_DWORD 3600
 reg_set RescanIntervalSeconds REG_DWORD 0
+# These phases measure the raw deny path (thousands of denies by one rule in
+# the stress runs): the administrator's "off" for both circuit breakers
+# (issue 15; scripts/wine-blocksafe.sh tests the breaker).
+reg_set BreakerRule REG_SZ off
+reg_set BreakerMachine REG_SZ off
 
 # --- helpers --------------------------------------------------------------------
 # fc NAME ARGS...: the double's client from C:\pipesensor; fcp: from C:\users\Public.

@@ -153,8 +153,14 @@ W reg-mode0 reg add "$SVC_KEY" /v Mode /t REG_DWORD /d 0 /f || fail "reg add Mod
 # Wine 8 has no \SystemRoot object link: the INF's ContentDirectory
 # (\SystemRoot\System32\drivers\PipeSensor, checked above) fails there with
 # 0xc000003a. Point the driver at the same folder by its \??\C: path.
-wine_content_dir() { W "reg-cdir-$1" reg add "$SVC_KEY" /v ContentDirectory /t REG_SZ /d '\??\C:\windows\system32\drivers\PipeSensor' /f || fail "reg add ContentDirectory"; }
-wine_content_dir inf
+# And the test-only value BugCheckCallback=0 (Wine 8's
+# KeRegisterBugCheckReasonCallback is a stub that raises; the driver does not
+# detect Wine, docs/install.md): the INF never writes it, a test sets it.
+wine_only_values() {
+  W "reg-cdir-$1" reg add "$SVC_KEY" /v ContentDirectory /t REG_SZ /d '\??\C:\windows\system32\drivers\PipeSensor' /f || fail "reg add ContentDirectory"
+  W "reg-bugcheck-$1" reg add "$SVC_KEY" /v BugCheckCallback /t REG_DWORD /d 0 /f || fail "reg add BugCheckCallback"
+}
+wine_only_values inf
 # Content before the first start (docs: step 5), then start.
 mkdir -p "$DRIVERS/PipeSensor"
 cp "$CONTENT_SRC/C-00000291-00000001.sys" "$DRIVERS/PipeSensor/"
@@ -235,7 +241,7 @@ W cmd-install cmd /c 'C:\pipesensor\install-without-inf.cmd' || fail "install-wi
 check_key cmd "install-without-inf.cmd"
 cmp -s "$PKG/pipesensor.sys" "$DRIVERS/pipesensor.sys" && pass "install-without-inf.cmd: copied the signed image" ||
   fail "install-without-inf.cmd: System32\\drivers\\pipesensor.sys is not the package's signed image"
-wine_content_dir cmd
+wine_only_values cmd
 W reg-nosig2 reg add "$SVC_KEY" /v RequireSignature /t REG_DWORD /d 0 /f || fail "reg add RequireSignature 0"
 start_driver "install-without-inf.cmd"
 ctl status2 status

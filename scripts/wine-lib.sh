@@ -138,7 +138,11 @@ kill_host() { # DESCRIPTION
 }
 SVC_KEY='HKLM\System\CurrentControlSet\Services\PipeSensor'
 reg_set() { W "reg-$1" reg add "$SVC_KEY" /v "$1" /t "$2" /d "$3" /f || fail "reg add $1"; }
-# Creates the PipeSensor service for C:\pipesensor\pipesensor.sys.
+# Creates the PipeSensor service for C:\pipesensor\pipesensor.sys, with the
+# test-only value BugCheckCallback=0: Wine 8's KeRegisterBugCheckReasonCallback
+# is a stub that raises when called (docs/install.md, test-only values). The
+# driver does not detect Wine; without this value it would call the stub.
 create_service() {
   W sc-create sc create PipeSensor type= kernel start= demand binPath= 'C:\pipesensor\pipesensor.sys' || true
+  reg_set BugCheckCallback REG_DWORD 0
 }

@@ -100,6 +100,9 @@ expect filter_registered true "filter registered"
 if driver_log | grep -a "PipeSensor: filter registered (handle " | tail -1 | grep -q "(handle 0xdeadbeaf)"; then
   pass "Wine's stub fltmgr.sys is bound (handle 0xdeadbeaf): no callbacks in this script"
 else fail "expected Wine's stub fltmgr.sys here: $(driver_log | grep -a 'PipeSensor: filter registered' | tail -1)"; fi
+if driver_log | grep -a -q "PipeSensor: BugCheckCallback is 0 in the service key (a test setting)"; then
+  pass "BugCheckCallback=0 (test-only service value): bug-check callback not registered"
+else fail "no log line for BugCheckCallback=0 (the driver must not call Wine's stub)"; fi
 expect active.sequence 1 "content 1 active"
 expect active.rules 4 "content 1 has 4 rules"
 expect guard.pending 1 "content 1 pending (not proven yet)"

@@ -145,6 +145,9 @@ int_newtype! {
         ROLLOUT = 10 => "rollout",
         /// Ed25519 signatures ([`SignatureRecord`], [`SignatureEntryRecord`]).
         SIGNATURE = 11 => "signature",
+        /// Enforcement policy: monitor-first periods and circuit-breaker
+        /// limits (FORMAT.md §15).
+        ENFORCEMENT = 12 => "enforcement",
     }
 }
 
@@ -300,6 +303,28 @@ pub const ROLLOUT_LEN_EMPTY: usize = rollout::FLAGS.end();
 pub const ROLLOUT_LEN: usize = rollout::LEN;
 /// Largest ROLLOUT percentage, in thousandths of a percent (100 %).
 pub const ROLLOUT_PERCENT_MILLI_MAX: u32 = 100_000;
+
+/// Version word at the start of the ENFORCEMENT section.
+pub const ENFORCEMENT_VERSION: u32 = 1;
+/// ENFORCEMENT flag: the monitor-first periods are set.
+pub const ENFORCEMENT_FLAG_MONITOR_FIRST: u32 = 1;
+/// ENFORCEMENT flag: the per-rule circuit breaker is set.
+pub const ENFORCEMENT_FLAG_RULE_BREAKER: u32 = 2;
+/// ENFORCEMENT flag: the machine-wide circuit breaker is set.
+pub const ENFORCEMENT_FLAG_MACHINE_BREAKER: u32 = 4;
+/// Length of the ENFORCEMENT section ([`EnforcementRecord`]).
+pub const ENFORCEMENT_LEN: usize = enforcement::LEN;
+/// Longest monitor-first period a file may set, in seconds (30 days): a
+/// longer one is almost certainly a unit mistake.
+pub const MAX_MONITOR_FIRST_SECS: u32 = 30 * 86_400;
+/// Most denies per window a file's per-rule breaker may allow. Content can
+/// loosen the breaker only this far: it is what protects machines from
+/// content (the service key can turn it off).
+pub const MAX_RULE_BREAKER_DENIES: u32 = 1_000;
+/// Most denies per window a file's machine-wide breaker may allow.
+pub const MAX_MACHINE_BREAKER_DENIES: u32 = 10_000;
+/// Longest breaker window a file may set, in seconds (one day).
+pub const MAX_BREAKER_WINDOW_SECS: u32 = 86_400;
 
 int_newtype! {
     /// A staged-rollout ring.

@@ -381,6 +381,36 @@ record! {
 }
 
 record! {
+    /// The ENFORCEMENT section (FORMAT.md §15): what the sensor does with the
+    /// block rules of this file once a machine adopts it. The fields of a
+    /// part whose flag is clear are zero.
+    record EnforcementRecord, raw RawEnforcement, mod enforcement, 40 bytes {
+        /// [`ENFORCEMENT_VERSION`](crate::ENFORCEMENT_VERSION).
+        version, VERSION: u32 = 0;
+        /// [`ENFORCEMENT_FLAG_MONITOR_FIRST`](crate::ENFORCEMENT_FLAG_MONITOR_FIRST),
+        /// [`ENFORCEMENT_FLAG_RULE_BREAKER`](crate::ENFORCEMENT_FLAG_RULE_BREAKER),
+        /// [`ENFORCEMENT_FLAG_MACHINE_BREAKER`](crate::ENFORCEMENT_FLAG_MACHINE_BREAKER).
+        flags, FLAGS: u32 = 4;
+        /// Monitor-first period of canary machines, seconds.
+        monitor_first_canary, MONITOR_FIRST_CANARY: u32 = 8;
+        /// Monitor-first period of early machines, seconds.
+        monitor_first_early, MONITOR_FIRST_EARLY: u32 = 12;
+        /// Monitor-first period of broad machines, seconds.
+        monitor_first_broad, MONITOR_FIRST_BROAD: u32 = 16;
+        /// Denies per window a block rule may make.
+        rule_denies, RULE_DENIES: u32 = 20;
+        /// The per-rule window, seconds.
+        rule_window_secs, RULE_WINDOW_SECS: u32 = 24;
+        /// Denies per window the machine may make.
+        machine_denies, MACHINE_DENIES: u32 = 28;
+        /// The machine-wide window, seconds.
+        machine_window_secs, MACHINE_WINDOW_SECS: u32 = 32;
+        /// Must be zero.
+        reserved, RESERVED: u32 = 36;
+    }
+}
+
+record! {
     /// The start of the SIGNATURE section; the entries follow (FORMAT.md §14).
     record SignatureRecord, raw RawSignatureHeader, mod signature, 8 bytes {
         /// [`SIGNATURE_VERSION`](crate::SIGNATURE_VERSION).
@@ -461,6 +491,7 @@ mod tests {
             ("## 11. DFAS", 2, range_table::FIELDS),
             ("## 13. ROLLOUT", 0, rollout::FIELDS),
             ("## 14. SIGNATURE", 0, signature::FIELDS),
+            ("## 15. ENFORCEMENT", 0, enforcement::FIELDS),
         ] {
             let tables = format_md_tables(heading);
             assert_eq!(
@@ -490,6 +521,7 @@ mod tests {
             (rollout::LEN, rollout::FIELDS),
             (signature::LEN, signature::FIELDS),
             (signature_entry::LEN, signature_entry::FIELDS),
+            (enforcement::LEN, enforcement::FIELDS),
         ] {
             let mut at = 0;
             for &(name, o, n) in fields {

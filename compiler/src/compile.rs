@@ -38,6 +38,9 @@ pub struct CompileOptions {
     pub optional_flags: u32,
     /// Staged-rollout policy / rollback instruction for the ROLLOUT section.
     pub rollout: Option<channel_parser::RolloutPolicy>,
+    /// Monitor-first periods and breaker limits for the ENFORCEMENT section
+    /// (written only when some part is set).
+    pub enforcement: Option<channel_parser::EnforcementPolicy>,
 }
 
 impl Default for CompileOptions {
@@ -48,6 +51,7 @@ impl Default for CompileOptions {
             limits: Limits::DEFAULT,
             optional_flags: 0,
             rollout: None,
+            enforcement: None,
         }
     }
 }
@@ -76,6 +80,9 @@ pub enum CompileErrorKind {
     InvalidRule,
     /// A limit (program size, DFA size budget, counts) is exceeded.
     LimitExceeded,
+    /// A block rule can match a protected pipe or a critical process, which
+    /// the sensor never denies ([`crate::protect`]).
+    Protected,
     /// The written file failed validation: a compiler bug.
     Internal,
 }
@@ -126,9 +133,41 @@ pub fn fold(s: &str) -> String {
 ///
 /// # Errors
 /// Duplicate rule ids, rules reading a field the target sensor does not
-/// supply, values the format cannot hold, and exceeded limits (including the
-/// DFA size budget, naming the rule), each naming the rule and its source.
+/// supply, values the format cannot hold, exceeded limits (including the
+/// DFA size budget, naming the rule), and block rules that can match a
+/// protected pipe or a critical process ([`CompileErrorKind::Protected`],
+/// [`crate::protect`]), each naming the rule and its source.
 pub fn compile(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    let out = compile_unchecked(set, opts)?;
+    let aligned = crate::AlignedBytes::new(&out);
+    let file =
+        channel_parser::parse_with_limits(aligned.as_slice(), &opts.capabilities, &opts.limits)
+            .map_err(|e| CompileError {
+                loc: None,
+                rule: None,
+                kind: CompileErrorKind::Internal,
+                message: format!("compiled file fails validation (compiler bug): {e}"),
+            })?;
+    if let Some(f) = crate::protect::check_file(&file).into_iter().next() {
+        let rule = set.rules.iter().find(|r| r.id == f.rule_id);
+        return Err(CompileError {
+            loc: rule.map(|r| r.source.clone()),
+            rule: Some((f.rule_id, f.rule_name.clone())),
+            kind: CompileErrorKind::Protected,
+            message: f.describe(),
+        });
+    }
+    Ok(out)
+}
+
+/// The low-level writer: [`compile`] without the protected-set check. For
+/// test content that must prove the *kernel's* protected-set check (the Wine
+/// test builds a block rule on `\lsass` with it); content for machines goes
+/// through [`compile`].
+///
+/// # Errors
+/// As [`compile`], except [`CompileErrorKind::Protected`].
+pub fn compile_unchecked(set: &RuleSet, opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
     let limits = &opts.limits;
     let rules = sorted_rules(set, limits)?;
     let mut lowered = Vec::with_capacity(rules.len());
@@ -491,8 +530,16 @@ impl Builder {
                 write::always_body(&self.always),
             ),
             (SectionKind::ROLLOUT, 0, rollout_body(opts.rollout.as_ref())),
-            (SectionKind::SIGNATURE, 0, write::unsigned_signature_body()),
-        ])
+        ]
+        .into_iter()
+        .chain(
+            opts.enforcement
+                .as_ref()
+                .and_then(write::enforcement_body)
+                .map(|b| (SectionKind::ENFORCEMENT, 0, b)),
+        )
+        .chain([(SectionKind::SIGNATURE, 0, write::unsigned_signature_body())])
+        .collect())
     }
 }
 

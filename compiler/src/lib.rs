@@ -7,10 +7,13 @@ mod lower;
 pub mod model;
 mod model_display;
 mod plan;
+pub mod protect;
 pub mod sign;
 mod write;
 
-pub use compile::{compile, fold, CompileError, CompileErrorKind, CompileOptions};
+pub use compile::{
+    compile, compile_unchecked, fold, CompileError, CompileErrorKind, CompileOptions,
+};
 
 /// A copy of a byte buffer at an 8-byte-aligned address, for
 /// `channel_parser::parse` (DFAs are read in place and need 4-byte alignment).

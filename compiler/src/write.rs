@@ -112,6 +112,45 @@ pub fn rollout_body(policy: Option<&channel_parser::RolloutPolicy>) -> Vec<u8> {
     rec.to_bytes().to_vec()
 }
 
+/// The ENFORCEMENT section body (FORMAT.md §15); `None` when the policy sets
+/// nothing. Values are written as given: the parser checks the bounds, so a
+/// policy out of bounds fails the compiler's self-check (`pipectl compile`
+/// checks them first, with a message).
+pub fn enforcement_body(p: &channel_parser::EnforcementPolicy) -> Option<Vec<u8>> {
+    if *p == channel_parser::EnforcementPolicy::default() {
+        return None;
+    }
+    let mut rec = fmt::EnforcementRecord {
+        version: fmt::ENFORCEMENT_VERSION,
+        flags: 0,
+        monitor_first_canary: 0,
+        monitor_first_early: 0,
+        monitor_first_broad: 0,
+        rule_denies: 0,
+        rule_window_secs: 0,
+        machine_denies: 0,
+        machine_window_secs: 0,
+        reserved: 0,
+    };
+    if let Some([c, e, b]) = p.monitor_first {
+        rec.flags |= fmt::ENFORCEMENT_FLAG_MONITOR_FIRST;
+        (
+            rec.monitor_first_canary,
+            rec.monitor_first_early,
+            rec.monitor_first_broad,
+        ) = (c, e, b);
+    }
+    if let Some(l) = p.rule_breaker {
+        rec.flags |= fmt::ENFORCEMENT_FLAG_RULE_BREAKER;
+        (rec.rule_denies, rec.rule_window_secs) = (l.denies, l.window_secs);
+    }
+    if let Some(l) = p.machine_breaker {
+        rec.flags |= fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER;
+        (rec.machine_denies, rec.machine_window_secs) = (l.denies, l.window_secs);
+    }
+    Some(rec.to_bytes().to_vec())
+}
+
 /// Lays out a file: header, section table, then each section
 /// [`fmt::SECTION_ALIGN`]-aligned in the order given, zero padding between.
 /// No validation: the malformed-corpus generator uses it to build files the

@@ -16,6 +16,9 @@
 //!   (start and IOCTL) runs `content_trust::verify` against the built-in
 //!   trusted keys (`driver/keys/*.pub`, see `build.rs`) before the parser
 //!   looks past the frame.
+//! * `BugCheckCallback` (REG_DWORD, default 1; test only): 0 leaves the
+//!   bug-check reason callback unregistered (the Wine tests set it: Wine 8's
+//!   `KeRegisterBugCheckReasonCallback` is a stub that raises),
 //! * `Ring` (REG_SZ `canary` / `early` / `broad`; default `broad`),
 //!   `ContentControl` (REG_SZ `latest` / `n-1` / `pin:SEQUENCE` / `freeze`;
 //!   default `latest`), `MachineId` (REG_SZ; default
@@ -30,7 +33,7 @@
 use crate::sensor::{self, Content, ContentRef};
 use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, SpinLock, Wide};
 use channel_format::{Ring, CHANNEL_PIPES};
-use channel_parser::Capabilities;
+use channel_parser::{Capabilities, RolloutPolicy};
 use content_trust::{TrustError, TrustedKey};
 use core::fmt::Write;
 use sensor_core::decision::Mode;
@@ -38,17 +41,16 @@ use sensor_core::digest::sha256;
 use sensor_core::guard::{GuardState, DEFAULT_MAX_FAILED_STARTS, GUARD_STATE_LEN};
 use sensor_core::proto::{
     failure, load_result, ContentInfo, FixedText, LoadFailure, LoadResponse, MachineIdSource,
-    Origin, RolloutFile, RolloutStatus, FLAG_GUARD_RESET, MAX_LOAD_LEN, ROLLOUT_FILES,
-    ROLLOUT_FLAG_BAD_CONTROL, ROLLOUT_FLAG_BAD_RING, ROLLOUT_FLAG_NO_MACHINE_ID,
+    Origin, RolloutStatus, MAX_LOAD_LEN, ROLLOUT_FLAG_BAD_CONTROL, ROLLOUT_FLAG_BAD_RING,
+    ROLLOUT_FLAG_NO_MACHINE_ID,
 };
-use sensor_core::rollout::{self, Control, Machine, Reason};
-use sensor_core::store::{order_candidates, Slot};
+use sensor_core::rollout::{self, Control};
+use sensor_core::scan::{self, FileRef, Note, Settings, Trigger};
+use sensor_core::store::Slot;
 
 const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
 const DEFAULT_PROVEN_AFTER_SECONDS: u32 = 600;
 const DEFAULT_RESCAN_INTERVAL_SECONDS: u32 = 3600;
-/// Content files considered at start: the newest 64 by sequence.
-const MAX_CANDIDATES: usize = 64;
 
 struct Config {
     registry_path: Wide<512>,
@@ -99,7 +101,7 @@ fn registry_path() -> Wide<512> {
 /// Opens the service key. Not inlined: the 1 KiB path copy stays in this
 /// frame, off the stack of the callers' later work (scripts/stack-usage.sh).
 #[inline(never)]
-fn open_service_key() -> Result<RegKey, sys::NTSTATUS> {
+pub(crate) fn open_service_key() -> Result<RegKey, sys::NTSTATUS> {
     RegKey::open(registry_path().units())
 }
 
@@ -141,6 +143,9 @@ pub fn configure(registry_path: &[u16]) {
             }
             if let Some(ms) = key.dword("WorkWaitMilliseconds") {
                 sensor::set_work_wait_ms(ms);
+            }
+            if let Some(on) = key.dword("BugCheckCallback") {
+                sys::set_bugcheck_callback(on != 0);
             }
         }
         Err(s) => log(
@@ -306,27 +311,6 @@ fn parse_content(
     })
 }
 
-/// A content file: its sequence and how many digits its name spells it
-/// with (names are rebuilt from these; the open is case-insensitive).
-#[derive(Clone, Copy)]
-struct DirEntry {
-    seq: u64,
-    digits: u8,
-}
-
-impl DirEntry {
-    fn name(&self) -> Wide<64> {
-        let mut t = FixedText::<64>::empty();
-        let _ = write!(
-            t,
-            "C-00000291-{:0width$}.sys",
-            self.seq,
-            width = usize::from(self.digits)
-        );
-        Wide::new(t.as_str())
-    }
-}
-
 fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
     let mut p = Wide::<400>::from_units(dir);
     if dir.last() != Some(&u16::from(b'\\')) {
@@ -336,7 +320,7 @@ fn file_path(dir: &[u16], name: &[u16]) -> Wide<400> {
     p
 }
 
-fn load_file(dir: &[u16], c: &DirEntry) -> Result<ContentRef, LoadFailure> {
+fn load_file(dir: &[u16], c: &FileRef) -> Result<ContentRef, LoadFailure> {
     build(read_content_file(dir, c)?, Origin::Disk, Some(c.seq))
 }
 
@@ -344,8 +328,10 @@ fn load_file(dir: &[u16], c: &DirEntry) -> Result<ContentRef, LoadFailure> {
 /// kept on the stack while `build` checks the signature.
 #[inline(never)]
 #[allow(clippy::result_large_err)] // LoadFailure by value, as in build()
-fn read_content_file(dir: &[u16], c: &DirEntry) -> Result<PoolBuf, LoadFailure> {
-    let path = file_path(dir, c.name().units());
+fn read_content_file(dir: &[u16], c: &FileRef) -> Result<PoolBuf, LoadFailure> {
+    // The name is rebuilt from the sequence and its digits; the open is
+    // case-insensitive.
+    let path = file_path(dir, Wide::<64>::new(c.name().as_str()).units());
     sys::read_file(path.units(), MAX_LOAD_LEN).map_err(|s| {
         let code = if s == sys::STATUS_FILE_TOO_LARGE {
             failure::TOO_LARGE
@@ -381,16 +367,6 @@ const MACHINE_GUID_KEY: &str = r"\Registry\Machine\SOFTWARE\Microsoft\Cryptograp
 /// staged content last (only at 100 %).
 const LAST_BUCKET: u32 = 99_999;
 
-/// This machine's rollout inputs, read from the registry.
-#[derive(Clone, Copy)]
-struct RolloutSettings {
-    ring: Ring,
-    control: Control,
-    bucket_milli: u32,
-    id_source: MachineIdSource,
-    flags: u32,
-}
-
 /// `units` as ASCII text in `buf`, or None.
 fn ascii<'b>(units: &[u16], buf: &'b mut [u8; 64]) -> Option<&'b str> {
     let mut n = 0usize;
@@ -404,8 +380,8 @@ fn ascii<'b>(units: &[u16], buf: &'b mut [u8; 64]) -> Option<&'b str> {
 
 /// Not inlined: its buffers stay off the stack of the scan's loads.
 #[inline(never)]
-fn read_rollout_settings() -> RolloutSettings {
-    let mut s = RolloutSettings {
+fn read_rollout_settings() -> Settings {
+    let mut s = Settings {
         ring: Ring::BROAD,
         control: Control::Latest,
         bucket_milli: LAST_BUCKET,
@@ -476,6 +452,12 @@ fn unix_now() -> u64 {
 /// The last selection's inputs and verdicts (the ROLLOUT IOCTL).
 static ROLLOUT: SpinLock<RolloutStatus> = SpinLock::new(RolloutStatus::EMPTY);
 
+/// This machine's ring as the last content scan read it (selects the soak
+/// of `crate::blocksafe`).
+pub(crate) fn ring() -> Ring {
+    ROLLOUT.with(|r| r.ring)
+}
+
 /// The last selection's report, with the highest proven sequence as of now
 /// (a clean run may have raised it since).
 pub fn rollout_status() -> RolloutStatus {
@@ -494,37 +476,18 @@ pub fn rollout_status() -> RolloutStatus {
 struct ScanWork {
     /// The content directory (a copy of the configured one).
     dir: Wide<300>,
-    entries: [Option<DirEntry>; MAX_CANDIDATES],
-    seqs: [u64; MAX_CANDIDATES],
-    /// Every ordered file with its verdict, newest first.
-    files: [RolloutFile; MAX_CANDIDATES],
-    /// The files that validated, with their policies.
-    cands: [rollout::Candidate; MAX_CANDIDATES],
-    reasons: [Reason; MAX_CANDIDATES],
+    work: scan::Work,
 }
 
 static SCAN: sys::Slot<ScanWork> = sys::Slot::new(ScanWork {
     dir: Wide::empty(),
-    entries: [None; MAX_CANDIDATES],
-    seqs: [0; MAX_CANDIDATES],
-    files: [RolloutFile::NONE; MAX_CANDIDATES],
-    cands: [rollout::Candidate {
-        sequence: 0,
-        rollout: None,
-    }; MAX_CANDIDATES],
-    reasons: [Reason::Unknown; MAX_CANDIDATES],
+    work: scan::Work::new(),
 });
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Trigger {
-    Start,
-    Rescan,
-}
 
 /// Lists the content directory, validates every candidate (newest first),
 /// chooses with `sensor_core::rollout::plan` (staging, customer control,
 /// anti-rollback, crash-loop guard), persists the guard state and only then
-/// activates. PASSIVE_LEVEL (DriverEntry).
+/// activates (`sensor_core::scan`). PASSIVE_LEVEL (DriverEntry).
 pub fn load_at_start() {
     if SCAN.try_with(|w| scan(w, Trigger::Start)).is_none() {
         log(Level::Error, format_args!("content scan busy at start"));
@@ -541,6 +504,8 @@ pub fn rescan() -> bool {
     SCAN.try_with(|w| scan(w, Trigger::Rescan)).is_some()
 }
 
+/// A scan: the decisions are `sensor_core::scan::scan`'s, the side effects
+/// [`DriverScan`]'s.
 fn scan(w: &mut ScanWork, trigger: Trigger) {
     let Some(max_failed) = CONFIG.with(|c| {
         c.as_ref().map(|c| {
@@ -550,261 +515,155 @@ fn scan(w: &mut ScanWork, trigger: Trigger) {
     }) else {
         return;
     };
-    let dir = &w.dir;
     let settings = read_rollout_settings();
-    w.entries = [None; MAX_CANDIDATES];
-    w.seqs = [0; MAX_CANDIDATES];
-    let mut n = 0usize;
-    let (entries, seqs) = (&mut w.entries, &mut w.seqs);
-    let listed = sys::list_dir(dir.units(), |name| {
-        let mut ascii = [0u8; 64];
-        let mut k = 0;
-        for &u in name {
-            match (u8::try_from(u), ascii.get_mut(k)) {
-                (Ok(b), Some(slot)) if b.is_ascii() => {
-                    *slot = b;
-                    k += 1;
-                }
-                _ => return,
-            }
-        }
-        let Some(seq) = core::str::from_utf8(ascii.get(..k).unwrap_or(&[]))
-            .ok()
-            .and_then(channel_format::parse_file_name)
-        else {
-            return;
-        };
-        // Keep the newest MAX_CANDIDATES.
-        let slot = if n < MAX_CANDIDATES {
-            n += 1;
-            n - 1
-        } else {
-            let Some((i, _)) = seqs
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| **s)
-                .filter(|(_, s)| **s < seq)
-            else {
-                return;
-            };
-            i
-        };
-        if let (Some(s), Some(c)) = (seqs.get_mut(slot), entries.get_mut(slot)) {
-            *s = seq;
-            // "C-00000291-" is 11 characters, ".sys" 4.
-            let digits = u8::try_from(k.saturating_sub(15)).unwrap_or(8);
-            *c = Some(DirEntry { seq, digits });
-        }
-    });
-    if let Err(s) = listed {
-        log(
-            Level::Warning,
-            format_args!("content directory unreadable ({s:#x}); running without content"),
-        );
-        record_failure(simple_failure(
-            Origin::Disk,
-            0,
-            failure::IO,
-            format_args!("content directory unreadable: {s:#x}"),
-        ));
-    }
-    let m = order_candidates(seqs.get_mut(..n).unwrap_or(&mut []));
-    let ordered = seqs.get(..m).unwrap_or(&[]);
-    let entries = &w.entries;
-    let find = |seq: u64| entries.iter().flatten().find(|c| c.seq == seq);
-
-    // Pass 1: validate every candidate (newest first); keep nothing.
-    let (mut nf, mut nc) = (0usize, 0usize);
-    for &seq in ordered {
-        let Some(c) = find(seq) else { continue };
-        let reason = match load_file(dir.units(), c) {
-            Ok(content) => {
-                if let Some(slot) = w.cands.get_mut(nc) {
-                    *slot = rollout::Candidate {
-                        sequence: seq,
-                        rollout: content.chan.file().rollout(),
-                    };
-                    nc += 1;
-                }
-                drop(content);
-                Reason::Unknown
-            }
-            Err(f) => {
-                record_failure(f);
-                Reason::Invalid { code: f.code }
-            }
-        };
-        if let Some(slot) = w.files.get_mut(nf) {
-            *slot = RolloutFile {
-                sequence: seq,
-                reason,
-            };
-            nf += 1;
-        }
-    }
-    let cands = w.cands.get(..nc).unwrap_or(&[]);
-
-    // The guard state as persisted.
-    let key = open_service_key().ok();
-    let mut stored = [0u8; GUARD_STATE_LEN];
-    let (state, reset) = match key
-        .as_ref()
-        .and_then(|k| k.binary("GuardState", &mut stored))
-    {
-        None => (GuardState::default(), false),
-        Some(len) => match stored.get(..len).map(GuardState::decode) {
-            Some(Ok(s)) => (s, false),
-            _ => (GuardState::default(), true),
-        },
+    let mut platform = DriverScan {
+        dir: w.dir.units(),
+        key: None,
     };
-    let running = sensor::STORE.with(|s| s.active().map(|a| a.info.sequence));
-    let machine = Machine {
-        ring: settings.ring,
-        bucket_milli: settings.bucket_milli,
-        control: settings.control,
-        now: unix_now(),
-        highest_proven: state.highest_proven,
-        current: match trigger {
-            Trigger::Start => (state.proven != 0).then_some(state.proven),
-            Trigger::Rescan => running,
-        },
-    };
-    let reasons = w.reasons.get_mut(..nc).unwrap_or(&mut []);
-    let plan = plan_rollout(cands, &machine, &state, max_failed, reasons);
+    scan::scan(&mut platform, &mut w.work, trigger, &settings, max_failed);
+}
 
-    // Publish the verdicts (newest first, invalid files included).
-    for f in w.files.get_mut(..nf).unwrap_or(&mut []) {
-        if let Some(i) = cands.iter().position(|c| c.sequence == f.sequence) {
-            f.reason = reasons.get(i).copied().unwrap_or(Reason::Unknown);
-        }
+/// The driver's side of a scan: the content directory, the service key
+/// (opened once, when the scan first reads the guard state), the store,
+/// the proven timer and the log.
+struct DriverScan<'a> {
+    dir: &'a [u16],
+    key: Option<Option<RegKey>>,
+}
+
+impl DriverScan<'_> {
+    fn key(&mut self) -> Option<&RegKey> {
+        self.key
+            .get_or_insert_with(|| open_service_key().ok())
+            .as_ref()
     }
-    let mut report = RolloutStatus {
-        ring: settings.ring,
-        bucket_milli: settings.bucket_milli,
-        control: settings.control,
-        flags: settings.flags,
-        id_source: settings.id_source,
-        count: nf as u32,
-        now: machine.now,
-        highest_proven: state.highest_proven,
-        files: [RolloutFile::NONE; ROLLOUT_FILES],
-    };
-    for (d, s) in report.files.iter_mut().zip(w.files.iter().take(nf)) {
-        *d = *s;
+}
+
+impl scan::Platform for DriverScan<'_> {
+    type Content = ContentRef;
+
+    fn list_files(&mut self, each: impl FnMut(&[u16])) -> Result<(), i32> {
+        sys::list_dir(self.dir, each)
     }
-    ROLLOUT.with(|r| *r = report);
-    for f in w.files.iter().take(nf) {
-        if f.reason != Reason::Adopted && f.reason != Reason::Kept {
-            log(
+
+    fn load(&mut self, file: FileRef) -> Result<ContentRef, LoadFailure> {
+        load_file(self.dir, &file)
+    }
+
+    fn info(content: &ContentRef) -> ContentInfo {
+        content.info
+    }
+
+    fn rollout(content: &ContentRef) -> Option<RolloutPolicy> {
+        content.chan.file().rollout()
+    }
+
+    fn record_failure(&mut self, f: LoadFailure) {
+        record_failure(f);
+    }
+
+    fn read_guard(&mut self, buf: &mut [u8; GUARD_STATE_LEN]) -> Option<usize> {
+        self.key()?.binary("GuardState", buf)
+    }
+
+    fn write_guard(&mut self, bytes: &[u8; GUARD_STATE_LEN]) -> bool {
+        self.key()
+            .is_some_and(|k| k.set_binary("GuardState", bytes).is_ok())
+    }
+
+    fn now(&mut self) -> u64 {
+        unix_now()
+    }
+
+    fn running(&mut self) -> Option<u64> {
+        sensor::STORE.with(|s| s.active().map(|a| a.info.sequence))
+    }
+
+    fn publish(&mut self, report: &RolloutStatus) {
+        ROLLOUT.with(|r| *r = *report);
+    }
+
+    fn note(&mut self, note: Note) {
+        match note {
+            Note::ListFailed { status } => log(
+                Level::Warning,
+                format_args!("content directory unreadable ({status:#x}); running without content"),
+            ),
+            Note::NotAdopted { sequence, reason } => log(
                 Level::Info,
-                format_args!("content {} not adopted: {}", f.sequence, f.reason),
-            );
+                format_args!("content {sequence} not adopted: {reason}"),
+            ),
+            Note::RescanKeeps { running } => log(
+                Level::Info,
+                format_args!("rescan: content {} stays active", running.unwrap_or(0)),
+            ),
+            Note::Quarantined {
+                sequence,
+                max_failed,
+            } => log(
+                Level::Error,
+                format_args!("content {sequence} failed to start {max_failed} times: quarantined, running last-known-good"),
+            ),
+            Note::PersistFailed => log(
+                Level::Error,
+                format_args!("cannot persist the guard state; pending content not activated"),
+            ),
         }
     }
 
-    if trigger == Trigger::Rescan && (plan.active.is_none() || plan.active == running) {
-        log(
-            Level::Info,
-            format_args!("rescan: content {} stays active", running.unwrap_or(0)),
-        );
-        return;
-    }
-    if trigger == Trigger::Rescan {
-        // The proven timer belongs to the content it was started for.
+    fn stop_proven_timer(&mut self) {
         sys::stop_timer();
         GUARD.with(|g| g.pending_active = false);
     }
 
-    // The guard plan, persisted before anything pending is activated.
-    let persisted = plan.state == state && !reset
-        || key
-            .as_ref()
-            .is_some_and(|k| k.set_binary("GuardState", &plan.state.encode()).is_ok());
-    if let Some(q) = plan.quarantined_now {
-        log(Level::Error, format_args!("content {q} failed to start {max_failed} times: quarantined, running last-known-good"));
+    fn set_guard(&mut self, state: GuardState, flags: u32, pending_active: bool) {
+        GUARD.with(|g| {
+            g.state = state;
+            g.flags = flags;
+            g.pending_active = pending_active;
+        });
     }
-    let (active_seq, lkg_seq, pending_active) = if persisted || !plan.active_is_pending {
-        (plan.active, plan.lkg, plan.active_is_pending)
-    } else {
-        // Without a persisted marker a crash loop could not be detected:
-        // run only proven content.
-        log(
-            Level::Error,
-            format_args!("cannot persist the guard state; pending content not activated"),
-        );
-        let proven = (state.proven != 0 && cands.iter().any(|c| c.sequence == state.proven))
-            .then_some(state.proven);
-        (proven, None, false)
-    };
-    if trigger == Trigger::Rescan && active_seq == running {
-        return;
-    }
-    GUARD.with(|g| {
-        g.state = if persisted { plan.state } else { state };
-        g.flags = if reset { FLAG_GUARD_RESET } else { 0 };
-        g.pending_active = pending_active;
-    });
 
-    // Pass 2: load what the plan chose.
-    let load = |seq: Option<u64>| -> Option<Slot<ContentRef>> {
-        let c = find(seq?)?;
-        match load_file(dir.units(), c) {
-            Ok(h) => Some(Slot {
-                info: h.info,
-                handle: h,
-            }),
-            Err(f) => {
-                record_failure(f);
-                None
-            }
-        }
-    };
-    let active = load(active_seq);
-    let lkg = load(lkg_seq);
-    match &active {
-        Some(a) => log(
-            Level::Info,
-            format_args!(
-                "{} content {} ({} rules, {} DFAs read in place){}",
-                if trigger == Trigger::Start {
-                    "active"
-                } else {
-                    "rescan activated"
-                },
-                a.info.sequence,
-                a.info.rule_count,
-                a.handle.chan.file().dfa_count(),
-                if pending_active { ", pending" } else { "" }
+    fn install(
+        &mut self,
+        trigger: Trigger,
+        active: Option<Slot<ContentRef>>,
+        lkg: Option<Slot<ContentRef>>,
+        pending_active: bool,
+    ) {
+        match &active {
+            Some(a) => log(
+                Level::Info,
+                format_args!(
+                    "{} content {} ({} rules, {} DFAs read in place){}",
+                    if trigger == Trigger::Start {
+                        "active"
+                    } else {
+                        "rescan activated"
+                    },
+                    a.info.sequence,
+                    a.info.rule_count,
+                    a.handle.chan.file().dfa_count(),
+                    if pending_active { ", pending" } else { "" }
+                ),
             ),
-        ),
-        None => log(
-            Level::Warning,
-            format_args!("no valid content: every pipe event is allowed"),
-        ),
-    }
-    let ok = usize::from(active.is_some()) + usize::from(lkg.is_some());
-    sensor::update_store(|s| {
-        for _ in 0..ok {
-            s.count_ok();
+            None => log(
+                Level::Warning,
+                format_args!("no valid content: every pipe event is allowed"),
+            ),
         }
-        s.install_start(active, lkg)
-    });
-    if trigger == Trigger::Rescan {
+        let ok = usize::from(active.is_some()) + usize::from(lkg.is_some());
+        sensor::update_store(|s| {
+            for _ in 0..ok {
+                s.count_ok();
+            }
+            s.install_start(active, lkg)
+        });
+    }
+
+    fn start_proven_timer(&mut self) {
         start_proven_timer();
     }
-}
-
-/// `rollout::plan`, not inlined: its working set is not kept on the stack
-/// while pass 2 loads (and signature-checks) the chosen files.
-#[inline(never)]
-fn plan_rollout(
-    cands: &[rollout::Candidate],
-    machine: &Machine,
-    state: &GuardState,
-    max_failed: u32,
-    reasons: &mut [Reason],
-) -> sensor_core::guard::StartPlan {
-    rollout::plan(cands, machine, state, max_failed, reasons)
 }
 
 /// The rescan thread's tick (`RescanIntervalSeconds`): a RESCAN, skipped

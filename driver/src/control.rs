@@ -13,8 +13,8 @@ use crate::sensor;
 use crate::sys::{BufferedIo, NTSTATUS};
 use sensor_core::name::MAX_NAME_UNITS;
 use sensor_core::proto::{
-    decode_request, encode_events_response, encode_mode_response, utf16le_into, EvalRequest,
-    EvalResponse, ProtoError, Request, IOCTL_EVAL, MAX_EVAL_IMAGE_UNITS,
+    decode_request, encode_breaker_reset_response, encode_events_response, encode_mode_response,
+    utf16le_into, EvalRequest, EvalResponse, ProtoError, Request, IOCTL_EVAL, MAX_EVAL_IMAGE_UNITS,
 };
 
 pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
@@ -41,6 +41,11 @@ pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
             content::persist_mode(m);
             encode_mode_response(io.output(), prev, m)
         }
+        Request::Enforcement => enforcement(io),
+        Request::BreakerReset(t) => {
+            let lifted = crate::blocksafe::reset(t);
+            encode_breaker_reset_response(io.output(), lifted)
+        }
         // Decoded (and answered) by `eval` above.
         Request::Eval(_) => return eval(code, io),
     };
@@ -53,6 +58,11 @@ fn status(io: &mut BufferedIo) -> Result<usize, ProtoError> {
 }
 
 #[inline(never)]
+fn enforcement(io: &mut BufferedIo) -> Result<usize, ProtoError> {
+    crate::blocksafe::status().encode(io.output())
+}
+
+#[inline(never)]
 fn rollout(io: &mut BufferedIo) -> Result<usize, ProtoError> {
     content::rollout_status().encode(io.output())
 }
@@ -61,7 +71,12 @@ fn rollout(io: &mut BufferedIo) -> Result<usize, ProtoError> {
 fn events(max: u32, io: &mut BufferedIo) -> Result<usize, ProtoError> {
     sensor::with_ring(|ring| {
         let overwritten = ring.overwritten();
-        encode_events_response(io.output(), max, overwritten, || ring.pop()).map(|(n, _)| n)
+        // Version 1: each full record's projection (built per record, not
+        // a copy of the full record).
+        encode_events_response(io.output(), max, overwritten, || {
+            ring.pop_with(|e| e.to_v1())
+        })
+        .map(|(n, _)| n)
     })
 }
 

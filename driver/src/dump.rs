@@ -12,7 +12,6 @@
 //! | 96 | 8 × event: id u64, pid u32, rule u32, decision u8, kind u8, name units u16, first 24 name units |
 
 use crate::sys::{DumpArea, SpinLock};
-use sensor_core::ring::EventRecord;
 
 pub const DUMP_LEN: usize = 96 + 8 * EVENT_LEN;
 const EVENT_LEN: usize = 72;
@@ -44,7 +43,11 @@ pub fn set_content(active: Option<&[u8]>, active_seq: u64, lkg_seq: u64) {
 }
 
 /// Records one event in the next of 8 slots.
-pub fn record_event(e: &EventRecord) {
+pub fn record_event(id: u64, pid: u32, rule_id: u32, decision: u8, kind: u8, name: &[u16]) {
+    let name = name
+        .get(..name.len().min(sensor_core::ring::NAME_CAP))
+        .unwrap_or(&[]);
+    let name_len = u16::try_from(name.len()).unwrap_or(u16::MAX);
     LOCK.with(|next| {
         let slot = (*next as usize) % EVENT_SLOTS;
         *next = next.wrapping_add(1);
@@ -53,12 +56,12 @@ pub fn record_event(e: &EventRecord) {
             put(b, 0, b"PSDUMP01");
             put(b, 24, &n.to_le_bytes());
             let at = 96 + slot * EVENT_LEN;
-            put(b, at, &e.id.to_le_bytes());
-            put(b, at + 8, &e.pid.to_le_bytes());
-            put(b, at + 12, &e.rule_id.to_le_bytes());
-            put(b, at + 16, &[e.decision, e.kind]);
-            put(b, at + 18, &e.name_len.to_le_bytes());
-            for (i, u) in e.name().iter().take(24).enumerate() {
+            put(b, at, &id.to_le_bytes());
+            put(b, at + 8, &pid.to_le_bytes());
+            put(b, at + 12, &rule_id.to_le_bytes());
+            put(b, at + 16, &[decision, kind]);
+            put(b, at + 18, &name_len.to_le_bytes());
+            for (i, u) in name.iter().take(24).enumerate() {
                 put(b, at + 24 + 2 * i, &u.to_le_bytes());
             }
         })

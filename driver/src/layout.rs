@@ -77,9 +77,10 @@ checks! {
     Wdm "DRIVER_OBJECT" DRIVER_OBJECT { size = 336, "DeviceObject" => DeviceObject = 8, "DriverUnload" => DriverUnload = 104, "MajorFunction" => MajorFunction = 112 }
     Wdm "IRP" IRP { size = 208,
         "AssociatedIrp.SystemBuffer" => AssociatedIrp = 24, "IoStatus" => IoStatus = 48, "RequestorMode" => RequestorMode = 64,
+        "Cancel" => Cancel = 68, "CancelIrql" => CancelIrql = 69, "CancelRoutine" => CancelRoutine = 104,
         "Tail.Overlay.CurrentStackLocation" => Tail.Overlay.Anonymous2.Anonymous = 184 }
     Wdm "IO_STACK_LOCATION" IO_STACK_LOCATION { size = 72,
-        "MajorFunction" => MajorFunction = 0, "Parameters" => Parameters = 8,
+        "MajorFunction" => MajorFunction = 0, "Control" => Control = 3, "Parameters" => Parameters = 8,
         "Parameters.DeviceIoControl.OutputBufferLength" => Parameters.DeviceIoControl.OutputBufferLength = 8,
         "Parameters.DeviceIoControl.InputBufferLength" => Parameters.DeviceIoControl.InputBufferLength = 16,
         "Parameters.DeviceIoControl.IoControlCode" => Parameters.DeviceIoControl.IoControlCode = 24,
@@ -102,6 +103,13 @@ checks! {
         "InBuffer" => InBuffer = 0, "InBufferLength" => InBufferLength = 8, "MaximumAllowed" => MaximumAllowed = 12,
         "Guid" => Guid = 16, "OutBuffer" => OutBuffer = 32, "OutBufferLength" => OutBufferLength = 40 }
     Wdm "SECURITY_DESCRIPTOR" SECURITY_DESCRIPTOR { size = 40, "Control" => Control = 2, "Owner" => Owner = 8, "Dacl" => Dacl = 32 }
+    // The create's security context, read for the requester's user SID
+    // (sys/identity.rs), and what the token and process queries return.
+    Wdm "IO_SECURITY_CONTEXT" IO_SECURITY_CONTEXT { size = 24, "AccessState" => AccessState = 8 }
+    Wdm "ACCESS_STATE" ACCESS_STATE { size = 160, "SubjectSecurityContext" => SubjectSecurityContext = 32 }
+    Wdm "SECURITY_SUBJECT_CONTEXT" SECURITY_SUBJECT_CONTEXT { size = 32, "ClientToken" => ClientToken = 0, "PrimaryToken" => PrimaryToken = 16 }
+    Wdm "TOKEN_USER" TOKEN_USER { size = 16, "User.Sid" => Sid = 0, "User.Attributes" => Attributes = 8 }
+    Wdm "KERNEL_USER_TIMES" KERNEL_USER_TIMES { size = 32, "CreateTime" => CreateTime = 0 }
     Wdm "ACL" ACL { size = 8, "AclSize" => AclSize = 2, "AceCount" => AceCount = 4 }
     Flt "FLT_REGISTRATION" FLT_REGISTRATION { size = 112,
         "Size" => Size = 0, "Version" => Version = 2, "Flags" => Flags = 4, "ContextRegistration" => ContextRegistration = 8,
@@ -121,7 +129,9 @@ checks! {
         "RequestorMode" => RequestorMode = 80 }
     Flt "FLT_IO_PARAMETER_BLOCK" FLT_IO_PARAMETER_BLOCK { size = 72,
         "MajorFunction" => MajorFunction = 4, "TargetFileObject" => TargetFileObject = 8,
-        "TargetInstance" => TargetInstance = 16, "Parameters" => Parameters = 24 }
+        "TargetInstance" => TargetInstance = 16, "Parameters" => Parameters = 24,
+        "Parameters.Create.SecurityContext" => Parameters.Create.SecurityContext = 24,
+        "Parameters.CreatePipe.SecurityContext" => Parameters.CreatePipe.SecurityContext = 24 }
     // FLT_RELATED_OBJECTS is passed to our callbacks but never read; Wine
     // keeps it opaque, so the double declares it (fltdouble.h) and builds
     // it for every callback: its declaration is checked against
@@ -164,6 +174,13 @@ const_checks! {
     Wdm "STATUS_FILE_TOO_LARGE" = STATUS_FILE_TOO_LARGE,
     Wdm "STATUS_NO_MORE_FILES" = STATUS_NO_MORE_FILES,
     Wdm "STATUS_TIMEOUT" = STATUS_TIMEOUT,
+    Wdm "STATUS_PENDING" = STATUS_PENDING,
+    Wdm "STATUS_CANCELLED" = STATUS_CANCELLED,
+    Wdm "SL_PENDING_RETURNED" = SL_PENDING_RETURNED,
+    Wdm "ProcessTimes" = PROCESS_TIMES,
+    Wdm "TokenUser" = TOKEN_USER_CLASS,
+    Wdm "TOKEN_QUERY" = TOKEN_QUERY,
+    Flt "PROCESS_QUERY_INFORMATION" = PROCESS_QUERY_INFORMATION,
     Wdm "NonPagedPoolNx" = NON_PAGED_POOL_NX,
     Wdm "IRP_MJ_CREATE" = IRP_MJ_CREATE,
     Wdm "IRP_MJ_CREATE_NAMED_PIPE" = IRP_MJ_CREATE_NAMED_PIPE,

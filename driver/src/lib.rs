@@ -18,10 +18,12 @@
 #![cfg_attr(not(test), no_std)]
 #![debugger_visualizer(natvis_file = "../pipesensor.natvis")]
 
+mod blocksafe;
 mod content;
 mod control;
 mod drives;
 mod dump;
+mod events;
 #[allow(dead_code)] // the tables are read by the host layout probe
 mod layout;
 mod sensor;
@@ -39,6 +41,7 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
         format_args!("DriverEntry (layout checks: {})", layout::CHECKS.len()),
     );
     sys::resolve_dynamic_routines();
+    sys::fix_boot_identity();
     sensor::init_work();
     drives::build_at_start();
 
@@ -61,6 +64,7 @@ fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
     driver.ensure_unload();
 
     content::configure(registry_path);
+    blocksafe::configure();
     content::load_at_start();
 
     if let Err(s) = driver.create_control_device() {
@@ -108,6 +112,9 @@ fn teardown() {
     sys::stop_timer();
     sys::unregister_filter();
     sys::wait_rundown();
+    // No callback pushes any more: complete every pended reader with what
+    // the ring still holds before the device goes.
+    sys::pending::close();
     sys::delete_control_device();
     sys::deregister_bugcheck_callback();
     // A clean unload proves the active content.
@@ -139,6 +146,14 @@ fn teardown() {
             c.image_located,
             c.image_queried,
             c.image_missing
+        ),
+    );
+    let (ctx, proc_, none) = sensor::sid_counts();
+    let (pended, woken, cancelled, cleaned, full) = sys::pending::counts();
+    log(
+        Level::Info,
+        format_args!(
+            "events: SID from context {ctx}, from process {proc_}, none {none}; waits pended {pended}, woken {woken}, cancelled {cancelled}, cleaned up {cleaned}, full {full}"
         ),
     );
     log(

@@ -13,16 +13,18 @@
 
 use crate::dump;
 use crate::sys::{
-    ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, Slot, SpinLock,
+    ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, SidFrom, Slot, SpinLock,
 };
+use channel_parser::Text;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use sensor_core::decision::{decide, Decision, Mode, RuleHit};
+use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
 use sensor_core::eval::{self, RawEvent};
-use sensor_core::name::{is_root, NameError, MAX_NAME_UNITS};
+use sensor_core::event::PipeEvent;
+use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
-use sensor_core::ring::{EventKind, EventRecord, EventRing, RING_CAP};
+use sensor_core::ring::{EventKind, EventRing, RING_CAP};
 use sensor_core::store::Store;
-use sensor_core::work::{decide_unchecked, AfterTimeout, Enter, Unchecked, Wake, WorkPool};
+use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake, WorkPool};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -35,7 +37,10 @@ pub struct Content {
 pub type ContentRef = PoolArc<Content>;
 
 pub static STORE: SpinLock<Store<ContentRef>> = SpinLock::new(Store::new());
-static RING: SpinLock<EventRing<RING_CAP>> = SpinLock::new(EventRing::new());
+/// The event ring: [`RING_CAP`] full records (`sensor_core::event`), in
+/// the image (nonpaged). A push never waits for a reader: when the ring is
+/// full the oldest record is overwritten and counted (`events_overwritten`).
+static RING: SpinLock<EventRing<RING_CAP, PipeEvent>> = SpinLock::new(EventRing::new());
 static HAS_CONTENT: AtomicBool = AtomicBool::new(false);
 static MODE: AtomicU32 = AtomicU32::new(0);
 static FLAGS: AtomicU32 = AtomicU32::new(0);
@@ -54,6 +59,9 @@ static WORK_WAITING: AtomicU64 = AtomicU64::new(0);
 static IMAGE_LOCATED: AtomicU64 = AtomicU64::new(0);
 static IMAGE_QUERIED: AtomicU64 = AtomicU64::new(0);
 static IMAGE_MISSING: AtomicU64 = AtomicU64::new(0);
+static SID_FROM_CONTEXT: AtomicU64 = AtomicU64::new(0);
+static SID_FROM_PROCESS: AtomicU64 = AtomicU64::new(0);
+static SID_MISSING: AtomicU64 = AtomicU64::new(0);
 
 /// Per-evaluation working memory: `sensor_core::eval::Work` (matcher
 /// scratch, a composed name, the image path in DOS form) and the
@@ -174,6 +182,13 @@ pub fn update_store<const N: usize>(
         r
     });
     drop(released);
+    let (sequence, policy) = STORE.with(|s| {
+        (
+            s.active_info().sequence,
+            s.active().and_then(|a| a.handle.chan.file().enforcement()),
+        )
+    });
+    crate::blocksafe::on_active(sequence, policy, crate::content::ring());
 }
 
 pub fn release_all_content() {
@@ -220,13 +235,22 @@ pub struct Outcome {
 /// policy) and counts it. Out of line: a breakpoint target (docs/windbg.md).
 #[cold]
 #[inline(never)]
-fn unchecked(why: Unchecked) -> Decision {
-    let d = decide_unchecked(mode(), why);
-    if d == Decision::Deny {
-        UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
-        DENIED.fetch_add(1, Ordering::Relaxed);
-    } else {
-        UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+fn unchecked(why: Unchecked, target: Option<Target<'_>>) -> Decision {
+    // An absolute name normalizes without working memory (borrowed in place).
+    let name = target.and_then(|t| normalize_target(t.related, t.name, &mut []).ok());
+    let d = decide_unchecked_guarded(mode(), why, name.map(Text::Utf16));
+    match d {
+        Decision::Deny => {
+            UNCHECKED_DENIED.fetch_add(1, Ordering::Relaxed);
+            DENIED.fetch_add(1, Ordering::Relaxed);
+        }
+        Decision::Protected => {
+            UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+            crate::blocksafe::count_protected();
+        }
+        _ => {
+            UNCHECKED_ALLOWED.fetch_add(1, Ordering::Relaxed);
+        }
     }
     d
 }
@@ -255,7 +279,7 @@ pub fn evaluate(
         name_len: 0,
     };
     if with_work(|work| evaluate_in(work, kind, pid, target, image, record, &mut out)).is_none() {
-        out.decision = unchecked(Unchecked::WorkExhausted);
+        out.decision = unchecked(Unchecked::WorkExhausted, Some(target));
     }
     out
 }
@@ -273,7 +297,13 @@ fn evaluate_in(
         eval: eval::Work { scratch, buffers },
         query,
     } = work;
+    // Callbacks feed the circuit breaker; EVAL only asks it.
+    let live = matches!(image, ImageArg::Requestor(_));
     let content = active();
+    let requestor = match image {
+        ImageArg::Requestor(r) => Some(r),
+        _ => None,
+    };
     // The requestor's image is queried only when there is content to match.
     let nt_image = match (image, &content) {
         (_, None) | (ImageArg::Absent, _) => None,
@@ -302,7 +332,7 @@ fn evaluate_in(
         Err(e) => {
             NAME_ERRORS.fetch_add(1, Ordering::Relaxed);
             if e != NameError::Empty {
-                out.decision = unchecked(Unchecked::NameTooLong);
+                out.decision = unchecked(Unchecked::NameTooLong, None);
             }
             return;
         }
@@ -329,7 +359,8 @@ fn evaluate_in(
         });
         out.rule_name = FixedText::<RULE_NAME_LEN>::new(r.name());
     }
-    out.decision = decide(mode(), out.hit);
+    let dos = p.image.map(|i| i.path());
+    out.decision = crate::blocksafe::decide(kind, name, dos, pid, mode(), out.hit, live).decision;
     if out.hit.is_some() {
         MATCHED.fetch_add(1, Ordering::Relaxed);
     }
@@ -337,21 +368,55 @@ fn evaluate_in(
         DENIED.fetch_add(1, Ordering::Relaxed);
     }
     if record && out.decision.records() {
-        let mut rec = EventRecord::EMPTY;
-        rec.time = crate::sys::system_time();
-        rec.pid = pid;
-        rec.kind = kind.to_u8();
-        rec.decision = out.decision.to_u8();
-        if let Some(h) = out.hit {
-            rec.rule_id = h.id;
-            rec.action = h.action.0;
-            rec.severity = h.severity.0;
-        }
-        rec.set_name(name);
-        rec.set_image(p.image.map_or(&[], |i| i.path()));
-        let id = RING.with(|r| r.push(rec));
-        rec.id = id;
-        dump::record_event(&rec);
+        // Who asked, read before the ring's lock is taken (PASSIVE_LEVEL
+        // object-manager calls); EVAL events have no requester.
+        let who = requestor.map(|r| {
+            let (id, from) = r.identity();
+            match from {
+                SidFrom::Context => &SID_FROM_CONTEXT,
+                SidFrom::Process => &SID_FROM_PROCESS,
+                SidFrom::Missing => &SID_MISSING,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+            id
+        });
+        let dos_image = p.image.map(|i| i.path());
+        let time = crate::sys::system_time();
+        let boot = crate::sys::boot_identity();
+        let (decision, hit, rule_name, sequence) =
+            (out.decision, out.hit, out.rule_name, out.sequence);
+        // Filled in place: the record (2.8 KB) is never on the stack.
+        let id = RING.with(|r| {
+            r.push_with(|e| {
+                e.time = time;
+                e.pid = pid;
+                e.kind = kind.to_u8();
+                e.decision = decision.to_u8();
+                if let Some(h) = hit {
+                    e.rule_id = h.id;
+                    e.action = h.action.0;
+                    e.severity = h.severity.0;
+                }
+                e.rule_name = rule_name;
+                e.sequence = sequence;
+                e.set_name(name);
+                e.set_image(dos_image);
+                e.set_sid(
+                    who.and_then(|w| w.sid),
+                    who.is_some_and(|w| w.sid_from_process),
+                );
+                e.set_process(boot, who.map_or(0, |w| w.create_time));
+            })
+        });
+        dump::record_event(
+            id,
+            pid,
+            hit.map_or(0, |h| h.id),
+            decision.to_u8(),
+            kind.to_u8(),
+            name,
+        );
+        crate::events::pushed();
     }
     drop(content);
 }
@@ -380,8 +445,8 @@ pub fn on_callback(
     .decision
 }
 
-/// Pops up to what `f` consumes from the ring, under its lock.
-pub fn with_ring<R>(f: impl FnOnce(&mut EventRing<RING_CAP>) -> R) -> R {
+/// Runs `f` on the ring, under its lock (DISPATCH_LEVEL: `f` must not wait).
+pub fn with_ring<R>(f: impl FnOnce(&mut EventRing<RING_CAP, PipeEvent>) -> R) -> R {
     RING.with(f)
 }
 
@@ -431,4 +496,14 @@ pub fn status() -> Status {
         },
         last_error,
     }
+}
+
+/// Where recorded events' SIDs came from: (security context, process
+/// token, none), for the unload log.
+pub fn sid_counts() -> (u64, u64, u64) {
+    (
+        SID_FROM_CONTEXT.load(Ordering::Relaxed),
+        SID_FROM_PROCESS.load(Ordering::Relaxed),
+        SID_MISSING.load(Ordering::Relaxed),
+    )
 }

@@ -49,7 +49,7 @@ fn status_request() -> Vec<u8> {
     b
 }
 
-/// STATUS and (when the driver has it) ROLLOUT.
+/// STATUS and (when the driver has them) ROLLOUT and ENFORCEMENT.
 ///
 /// # Errors
 /// STATUS failed or its answer does not decode.
@@ -64,7 +64,19 @@ pub fn snapshot(dev: &Device) -> Result<Snapshot, IoError> {
         .ioctl(proto::IOCTL_ROLLOUT, &req, proto::ROLLOUT_STATUS_LEN)
         .ok()
         .and_then(|o| RolloutStatus::decode(&o).ok());
-    Ok(Snapshot { status, rollout })
+    let enforcement = dev
+        .ioctl(
+            proto::IOCTL_ENFORCEMENT,
+            &req,
+            proto::ENFORCEMENT_STATUS_LEN,
+        )
+        .ok()
+        .and_then(|o| proto::EnforcementStatus::decode(&o).ok());
+    Ok(Snapshot {
+        status,
+        rollout,
+        enforcement,
+    })
 }
 
 /// Output buffer for `max` events (at least one longest record, at most 256 KiB).

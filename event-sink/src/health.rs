@@ -16,7 +16,9 @@
 use crate::ids::{self, EventDef};
 use crate::record::{Out, Value};
 use crate::utc::sysmon_utc;
-use sensor_core::proto::{LoadFailure, Origin, RolloutStatus, Status};
+use sensor_core::proto::{
+    EnforcementStatus, LoadFailure, Origin, RolloutStatus, Status, ENFORCEMENT_FLAG_MACHINE_DEMOTED,
+};
 
 /// One health event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +244,41 @@ pub struct Snapshot {
     pub status: Status,
     /// ROLLOUT (`None`: a driver without it).
     pub rollout: Option<RolloutStatus>,
+    /// ENFORCEMENT (`None`: a driver without it; issue 15).
+    pub enforcement: Option<EnforcementStatus>,
+}
+
+/// `RuleDemoted` for every demotion in `cur` that `prev` did not have (by
+/// rule and moment), and for the machine-wide breaker when it tripped
+/// (rule id 0).
+fn demotions(prev: Option<&EnforcementStatus>, cur: &EnforcementStatus, out: &mut Vec<Health>) {
+    for d in cur.demotions() {
+        if prev.is_none_or(|p| !p.demotions().contains(d)) {
+            out.push(Health::RuleDemoted {
+                rule_id: d.rule_id,
+                sequence: cur.sequence,
+                reason: format!(
+                    "per-rule circuit breaker: more than {} denies within {} s ({} performed); block rule alerts until new content or pipectl driver breaker reset {}",
+                    cur.rule.limit.denies, cur.rule.limit.window_secs, d.denies, d.rule_id
+                ),
+            });
+        }
+    }
+    let tripped = |e: &EnforcementStatus| {
+        (e.flags & ENFORCEMENT_FLAG_MACHINE_DEMOTED != 0).then_some(e.machine_demoted_at_ms)
+    };
+    if let Some(at) = tripped(cur) {
+        if prev.is_none_or(|p| tripped(p) != Some(at)) {
+            out.push(Health::RuleDemoted {
+                rule_id: 0,
+                sequence: cur.sequence,
+                reason: format!(
+                    "machine-wide circuit breaker: more than {} denies within {} s; every block rule alerts until new content or pipectl driver breaker reset",
+                    cur.machine.limit.denies, cur.machine.limit.window_secs
+                ),
+            });
+        }
+    }
 }
 
 fn rejected(f: &LoadFailure) -> Health {
@@ -286,6 +323,9 @@ pub fn diff(prev: Option<&Snapshot>, cur: &Snapshot) -> Vec<Health> {
         if p.is_none_or(|p| !p.quarantined.contains(&q)) {
             out.push(Health::ContentQuarantined { sequence: q });
         }
+    }
+    if let Some(e) = &cur.enforcement {
+        demotions(prev.and_then(|p| p.enforcement.as_ref()), e, &mut out);
     }
     if let (Some(r), Some(pr)) = (&cur.rollout, prev.and_then(|p| p.rollout.as_ref())) {
         for f in r.files() {
@@ -336,6 +376,7 @@ mod tests {
         Snapshot {
             status: s,
             rollout: None,
+            enforcement: None,
         }
     }
 
@@ -407,6 +448,68 @@ mod tests {
     }
 
     #[test]
+    fn demotions_are_reported_once() {
+        use sensor_core::breaker::Demotion;
+        let with = |e: Option<EnforcementStatus>| Snapshot {
+            status: status(8),
+            rollout: None,
+            enforcement: e,
+        };
+        let mut e1 = EnforcementStatus::EMPTY;
+        e1.sequence = 8;
+        e1.rule.limit.denies = 20;
+        e1.rule.limit.window_secs = 60;
+        let a = with(Some(e1));
+        assert!(diff(Some(&a), &a).is_empty());
+        let mut e2 = e1;
+        e2.demoted_count = 1;
+        e2.demotions[0] = Demotion {
+            rule_id: 1001,
+            at_ms: 5_000,
+            denies: 20,
+        };
+        let b = with(Some(e2));
+        let h = diff(Some(&a), &b);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let Health::RuleDemoted {
+            rule_id,
+            sequence,
+            reason,
+        } = &h[0]
+        else {
+            panic!("{h:?}")
+        };
+        assert_eq!((*rule_id, *sequence), (1001, 8));
+        assert!(
+            reason.contains("more than 20 denies within 60 s"),
+            "{reason}"
+        );
+        let j = h[0].out(0).json_line();
+        assert!(
+            j.contains("\"EventID\":115") && j.contains("\"RuleId\":1001"),
+            "{j}"
+        );
+        // Still demoted: not reported again; reset and demoted again later: reported.
+        assert!(diff(Some(&b), &b).is_empty());
+        let mut e3 = e2;
+        e3.demotions[0].at_ms = 9_000;
+        assert_eq!(diff(Some(&b), &with(Some(e3))).len(), 1);
+        // The machine-wide breaker: rule id 0, once.
+        let mut e4 = e2;
+        e4.flags |= ENFORCEMENT_FLAG_MACHINE_DEMOTED;
+        e4.machine_demoted_at_ms = 7_000;
+        let c = with(Some(e4));
+        let h = diff(Some(&b), &c);
+        assert!(
+            matches!(&h[..], [Health::RuleDemoted { rule_id: 0, reason, .. }] if reason.contains("machine-wide")),
+            "{h:?}"
+        );
+        assert!(diff(Some(&c), &c).is_empty());
+        // A driver without ENFORCEMENT: nothing.
+        assert!(diff(Some(&a), &with(None)).is_empty());
+    }
+
+    #[test]
     fn rollout_verdict_changes() {
         let mut r1 = RolloutStatus::EMPTY;
         r1.count = 2;
@@ -427,10 +530,12 @@ mod tests {
         let a = Snapshot {
             status: status(8),
             rollout: Some(r1),
+            enforcement: None,
         };
         let b = Snapshot {
             status: status(8),
             rollout: Some(r2),
+            enforcement: None,
         };
         let h = diff(Some(&a), &b);
         assert_eq!(h.len(), 2, "{h:?}");

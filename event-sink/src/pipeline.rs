@@ -384,6 +384,7 @@ mod tests {
             Ok(Snapshot {
                 status: status(self.seq),
                 rollout: None,
+                enforcement: None,
             })
         }
         fn disconnect(&mut self) {

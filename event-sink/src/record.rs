@@ -129,12 +129,7 @@ impl Out {
 /// The name of a decision wire value; values this build does not know
 /// (newer drivers) are written as `decision-N`.
 pub fn decision_name(v: u8) -> String {
-    match Decision::from_u8(v) {
-        Some(Decision::Allow) => "allow".into(),
-        Some(Decision::Alert) => "alert".into(),
-        Some(Decision::Deny) => "deny".into(),
-        None => format!("decision-{v}"),
-    }
+    Decision::from_u8(v).map_or_else(|| format!("decision-{v}"), |d| d.name().to_string())
 }
 
 fn known_or(name: Option<&'static str>, what: &str, v: u8) -> String {
@@ -271,13 +266,19 @@ mod tests {
         assert!(v["Image"].is_null() && v["User"].is_null() && v["UserSid"].is_null());
         assert_eq!(out.level, Level::Warning);
         assert_eq!(out.get("Image").map(Value::text).as_deref(), Some("-"));
-        // A decision value from a newer driver (issue 15's `protected`) and
-        // unknown action/severity values are carried, not dropped.
-        let mut e = sample(1, 3);
+        // Issue 15's guard decisions are named; a decision value from a
+        // newer driver and unknown action/severity values are carried, not
+        // dropped.
+        for (v, name) in [(3, "protected"), (4, "soak"), (5, "demoted")] {
+            let j: serde_json::Value =
+                serde_json::from_str(&pipe_event(&sample(1, v), None).json_line()).unwrap();
+            assert_eq!(j["Decision"], name);
+        }
+        let mut e = sample(1, 9);
         e.action = 9;
         e.severity = 8;
         let v: serde_json::Value = serde_json::from_str(&pipe_event(&e, None).json_line()).unwrap();
-        assert_eq!(v["Decision"], "decision-3");
+        assert_eq!(v["Decision"], "decision-9");
         assert_eq!(v["Action"], "action-9");
         assert_eq!(v["Severity"], "severity-8");
         // No resolved name: the SID string stands in.

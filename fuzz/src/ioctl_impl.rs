@@ -6,7 +6,7 @@ use sensor_core::guard::GuardState;
 use sensor_core::name::normalize_into;
 use sensor_core::proto::{self, Request};
 
-const CODES: [u32; 7] = [
+const CODES: [u32; 9] = [
     proto::IOCTL_STATUS,
     proto::IOCTL_LOAD,
     proto::IOCTL_EVENTS,
@@ -14,6 +14,8 @@ const CODES: [u32; 7] = [
     proto::IOCTL_EVAL,
     proto::IOCTL_ROLLOUT,
     proto::IOCTL_RESCAN,
+    proto::IOCTL_ENFORCEMENT,
+    proto::IOCTL_BREAKER_RESET,
 ];
 
 /// Input: one selector byte (an IOCTL code, or four raw code bytes when
@@ -22,7 +24,7 @@ pub fn run(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let (code, input) = match CODES.get(usize::from(sel % 8)) {
+    let (code, input) = match CODES.get(usize::from(sel % 16)) {
         Some(&c) => (c, rest),
         None if sel == 0xFF && rest.len() >= 4 => (
             u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
@@ -75,9 +77,10 @@ fn check_request(code: u32, input: &[u8], req: Request<'_>) {
     assert!(CODES.contains(&code), "decoded an unknown IOCTL {code:#x}");
     let mut out = vec![0u8; input.len() + 64];
     let n = match req {
-        Request::Status | Request::Rollout | Request::Rescan => {
+        Request::Status | Request::Rollout | Request::Rescan | Request::Enforcement => {
             proto::encode_status_request(&mut out)
         }
+        Request::BreakerReset(t) => proto::encode_breaker_reset_request(&mut out, t),
         Request::Load { force, content } => proto::encode_load_request(&mut out, force, content),
         Request::Events { max } => proto::encode_events_request(&mut out, max),
         Request::SetMode(m) => proto::encode_mode_request(&mut out, m),

@@ -209,9 +209,10 @@ pub fn parse_framed(data: &[u8]) -> bool {
     true
 }
 
-/// Generates and compiles a rule set; `None` when the bytes run out or the
-/// compiler refuses the set for a documented reason. A compiler `Internal`
-/// error (its output failed the parser) is a finding.
+/// Generates and compiles a rule set (with the low-level writer, see
+/// below); `None` when the bytes run out or the compiler refuses the set for
+/// a documented reason. A compiler `Internal` error (its output failed the
+/// parser) is a finding.
 pub fn compiled(
     u: &mut Unstructured<'_>,
     o: &gen::GenOptions,
@@ -221,8 +222,21 @@ pub fn compiled(
     if u.ratio(1, 4).ok()? {
         opts.rollout = Some(gen_rollout(u).ok()?);
     }
-    match compile(&set, &opts) {
+    if u.ratio(1, 4).ok()? {
+        opts.enforcement = Some(gen_enforcement(u).ok()?);
+    }
+    // The low-level writer: generated block rules often match a protected
+    // pipe, which `compile` refuses; the writer and the parser are what is
+    // fuzzed here. The protected-set analysis runs on some of the files.
+    let analyse = u.ratio(1, 8).ok()?;
+    match pipe_compiler::compile_unchecked(&set, &opts) {
         Ok(bytes) => {
+            if analyse {
+                let aligned = AlignedBytes::new(&bytes);
+                if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+                    let _ = pipe_compiler::protect::check_file(&f);
+                }
+            }
             // The policy reads back as written.
             let aligned = AlignedBytes::new(&bytes);
             if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
@@ -231,6 +245,11 @@ pub fn compiled(
                     .rollout
                     .filter(|p| p.staged.is_some() || p.rollback_ceiling.is_some());
                 assert_eq!(f.rollout(), want, "rollout policy round trip");
+                // So does the enforcement policy (none when nothing is set).
+                let want = opts
+                    .enforcement
+                    .filter(|e| *e != channel_parser::EnforcementPolicy::default());
+                assert_eq!(f.enforcement(), want, "enforcement policy round trip");
             }
             Some((set, bytes))
         }
@@ -264,6 +283,36 @@ fn gen_rollout(u: &mut Unstructured<'_>) -> arbitrary::Result<channel_parser::Ro
     Ok(channel_parser::RolloutPolicy {
         staged,
         rollback_ceiling,
+    })
+}
+
+fn gen_enforcement(
+    u: &mut Unstructured<'_>,
+) -> arbitrary::Result<channel_parser::EnforcementPolicy> {
+    use channel_format as fmt;
+    let limit = |u: &mut Unstructured<'_>, max: u32| -> arbitrary::Result<_> {
+        Ok(if u.arbitrary()? {
+            Some(channel_parser::BreakerLimit {
+                denies: u.int_in_range(1..=max)?,
+                window_secs: u.int_in_range(1..=fmt::MAX_BREAKER_WINDOW_SECS)?,
+            })
+        } else {
+            None
+        })
+    };
+    let monitor_first = if u.arbitrary()? {
+        let mut p = [0u32; 3];
+        for s in &mut p {
+            *s = u.int_in_range(0..=fmt::MAX_MONITOR_FIRST_SECS)?;
+        }
+        Some(p)
+    } else {
+        None
+    };
+    Ok(channel_parser::EnforcementPolicy {
+        monitor_first,
+        rule_breaker: limit(u, fmt::MAX_RULE_BREAKER_DENIES)?,
+        machine_breaker: limit(u, fmt::MAX_MACHINE_BREAKER_DENIES)?,
     })
 }
 

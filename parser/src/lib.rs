@@ -76,6 +76,30 @@ pub struct Staging {
     pub not_before: u64,
 }
 
+/// What the sensor does with the block rules of a file once a machine adopts
+/// it (the ENFORCEMENT section). Each part is `None` when the file does not
+/// set it (the sensor's defaults apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EnforcementPolicy {
+    /// Monitor-first period per ring (canary, early, broad), in seconds:
+    /// block rules only alert for this long after adoption.
+    pub monitor_first: Option<[u32; 3]>,
+    /// The per-rule circuit breaker.
+    pub rule_breaker: Option<BreakerLimit>,
+    /// The machine-wide circuit breaker.
+    pub machine_breaker: Option<BreakerLimit>,
+}
+
+/// A circuit-breaker limit: more than `denies` denies within `window_secs`
+/// seconds trips it. Both are at least 1 in a valid file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerLimit {
+    /// Denies allowed per window.
+    pub denies: u32,
+    /// The window, in seconds.
+    pub window_secs: u32,
+}
+
 /// The event fields a sensor supplies to rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {

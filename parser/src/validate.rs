@@ -10,19 +10,19 @@
 //! 5. RULES with their fields, atoms and condition programs, in rule order;
 //! 6. PREFILTER automata (which reference atoms validated in 5);
 //! 7. ALWAYS (which must list exactly the rules flagged in 5);
-//! 8. ROLLOUT and SIGNATURE version words.
+//! 8. ROLLOUT and SIGNATURE version words; the ENFORCEMENT policy.
 
 use crate::view::{Automaton, ChannelFile, Header};
 use crate::wire::{add, mul, Region};
 use crate::{Capabilities, ParseError};
 use channel_format::{
-    self as fmt, always, atom, automaton, dfa_entry, dfa_table, prefilter, range_table, rollout,
-    rule, rule_field, schema, section, signature, AtomKind, FieldId, FieldType, Limits,
-    SectionKind,
+    self as fmt, always, atom, automaton, dfa_entry, dfa_table, enforcement, prefilter,
+    range_table, rollout, rule, rule_field, schema, section, signature, AtomKind, FieldId,
+    FieldType, Limits, SectionKind,
 };
 
 const HEADER_LEN: u32 = fmt::header::LEN_U32;
-const MAX_KIND: usize = 12;
+const MAX_KIND: usize = 13;
 
 /// Validates `bytes` as a channel file for a sensor with `caps`, with the
 /// default [`Limits`].
@@ -109,6 +109,7 @@ pub fn parse_with_limits<'a>(
         always_count,
         automata: [Automaton::EMPTY, Automaton::EMPTY],
         rollout: None,
+        enforcement: None,
     };
     let flagged = parse_rules(&cf, caps, schema_mask, limits)?;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
@@ -126,7 +127,130 @@ pub fn parse_with_limits<'a>(
     if let Some(Some(r)) = sections.get(SectionKind::ROLLOUT.0 as usize) {
         cf.rollout = parse_rollout(*r)?;
     }
+    if let Some(Some(r)) = sections.get(SectionKind::ENFORCEMENT.0 as usize) {
+        cf.enforcement = Some(parse_enforcement(*r)?);
+    }
     Ok(cf)
+}
+
+/// ENFORCEMENT: version 1, exactly 40 bytes, known flags, each set part
+/// within the format's bounds, the fields of unset parts and the reserved
+/// word zero (FORMAT.md §15).
+fn parse_enforcement(r: Region<'_>) -> Result<crate::EnforcementPolicy, ParseError> {
+    use enforcement as e;
+    let v = r.get(e::VERSION, "enforcement version")?;
+    if v != fmt::ENFORCEMENT_VERSION {
+        return Err(ParseError::InvalidValue {
+            offset: r.offset,
+            what: "enforcement version",
+            value: v,
+        });
+    }
+    if r.len() != e::LEN_U32 {
+        return Err(ParseError::BadSectionLen {
+            offset: r.offset,
+            what: "enforcement",
+            len: r.len(),
+            reason: "is not 40 bytes",
+        });
+    }
+    let flags = r.get(e::FLAGS, "enforcement flags")?;
+    let known = fmt::ENFORCEMENT_FLAG_MONITOR_FIRST
+        | fmt::ENFORCEMENT_FLAG_RULE_BREAKER
+        | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER;
+    if flags & !known != 0 {
+        return Err(ParseError::InvalidValue {
+            offset: r.at_field(e::FLAGS),
+            what: "enforcement flags",
+            value: flags,
+        });
+    }
+    r.field_bytes(e::RESERVED, "enforcement reserved")?
+        .check_zero("enforcement reserved word")?;
+    // A value of a part: within [lo, hi] when the part's flag is set, zero
+    // when it is clear.
+    let value = |flag: u32,
+                 f: fmt::Field<u32>,
+                 what: &'static str,
+                 unset: &'static str,
+                 lo: u32,
+                 hi: u32|
+     -> Result<Option<u32>, ParseError> {
+        let v = r.get(f, what)?;
+        if flags & flag == 0 {
+            if v != 0 {
+                return Err(ParseError::NonZeroReserved {
+                    offset: r.at_field(f),
+                    what: unset,
+                });
+            }
+            return Ok(None);
+        }
+        if v < lo || v > hi {
+            return Err(ParseError::InvalidValue {
+                offset: r.at_field(f),
+                what,
+                value: v,
+            });
+        }
+        Ok(Some(v))
+    };
+    let mf = |f| {
+        value(
+            fmt::ENFORCEMENT_FLAG_MONITOR_FIRST,
+            f,
+            "monitor-first period (seconds, at most 2592000)",
+            "monitor-first period without the monitor-first flag",
+            0,
+            fmt::MAX_MONITOR_FIRST_SECS,
+        )
+    };
+    let (canary, early, broad) = (
+        mf(e::MONITOR_FIRST_CANARY)?,
+        mf(e::MONITOR_FIRST_EARLY)?,
+        mf(e::MONITOR_FIRST_BROAD)?,
+    );
+    let monitor_first = match (canary, early, broad) {
+        (Some(c), Some(e), Some(b)) => Some([c, e, b]),
+        _ => None,
+    };
+    let window = "breaker window (seconds, 1 to 86400)";
+    let limit = |flag, denies, window_f, denies_what, unset, max| -> Result<_, ParseError> {
+        let d = value(flag, denies, denies_what, unset, 1, max)?;
+        let w = value(
+            flag,
+            window_f,
+            window,
+            unset,
+            1,
+            fmt::MAX_BREAKER_WINDOW_SECS,
+        )?;
+        Ok(d.zip(w).map(|(denies, window_secs)| crate::BreakerLimit {
+            denies,
+            window_secs,
+        }))
+    };
+    let rule_breaker = limit(
+        fmt::ENFORCEMENT_FLAG_RULE_BREAKER,
+        e::RULE_DENIES,
+        e::RULE_WINDOW_SECS,
+        "rule breaker denies (1 to 1000)",
+        "rule breaker without the rule-breaker flag",
+        fmt::MAX_RULE_BREAKER_DENIES,
+    )?;
+    let machine_breaker = limit(
+        fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
+        e::MACHINE_DENIES,
+        e::MACHINE_WINDOW_SECS,
+        "machine breaker denies (1 to 10000)",
+        "machine breaker without the machine-breaker flag",
+        fmt::MAX_MACHINE_BREAKER_DENIES,
+    )?;
+    Ok(crate::EnforcementPolicy {
+        monitor_first,
+        rule_breaker,
+        machine_breaker,
+    })
 }
 
 /// ROLLOUT: version 1; 8 bytes with no flags, or 32 bytes with a policy

@@ -213,6 +213,8 @@ pub struct ChannelFile<'a> {
     pub(crate) automata: [Automaton<'a>; 2],
     /// The ROLLOUT section's policy, if any.
     pub(crate) rollout: Option<crate::RolloutPolicy>,
+    /// The ENFORCEMENT section's policy, if any.
+    pub(crate) enforcement: Option<crate::EnforcementPolicy>,
 }
 
 impl<'a> ChannelFile<'a> {
@@ -224,6 +226,12 @@ impl<'a> ChannelFile<'a> {
     /// The staged-rollout policy and rollback instruction, if the file has one.
     pub fn rollout(&self) -> Option<crate::RolloutPolicy> {
         self.rollout
+    }
+
+    /// The monitor-first and circuit-breaker policy, if the file has an
+    /// ENFORCEMENT section.
+    pub fn enforcement(&self) -> Option<crate::EnforcementPolicy> {
+        self.enforcement
     }
 
     /// The content sequence number.

@@ -16,8 +16,8 @@ use event_sink::record::{Out, Value};
 use event_sink::sid::SidCache;
 use sensor_core::decision::{Decision, Mode};
 use sensor_core::proto::{
-    self, ContentInfo, EvalResponse, LoadFailure, LoadResponse, MachineIdSource, Origin,
-    RolloutStatus, Status,
+    self, ContentInfo, EnforcementStatus, EvalResponse, LoadFailure, LoadResponse, MachineIdSource,
+    Origin, ResetTarget, RolloutStatus, Status,
 };
 use sensor_core::ring::{EventKind, EventRecord};
 use std::path::PathBuf;
@@ -181,6 +181,15 @@ pub enum DriverCmd {
         #[arg(long, default_value_t = 1, hide = true)]
         repeat: u32,
     },
+    /// The circuit breaker: `pipectl driver breaker reset [RULE]` lifts the
+    /// demotion of one block rule (or, without RULE, of every rule and of
+    /// the machine-wide breaker) so it denies again. `driver status` shows
+    /// what is demoted.
+    Breaker {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: BreakerCmd,
+    },
     /// Test aid: load every `*.bin` / `*.sys` file of a directory by IOCTL,
     /// one after another, and check each is rejected and the active content
     /// stays. Exit 0 when all were rejected and the active sequence never
@@ -202,6 +211,73 @@ pub enum DriverCmd {
         #[arg(long, default_value_t = 4096)]
         out_len: usize,
     },
+}
+
+/// `pipectl driver breaker` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BreakerCmd {
+    /// Lift demotions: of RULE (its counts start again), or of every rule
+    /// and the machine-wide breaker. Prints how many were lifted.
+    Reset {
+        /// The rule id (as events and `driver status` show it).
+        rule: Option<u32>,
+    },
+}
+
+/// The ENFORCEMENT report as `key=value` lines: the soak, the breaker's
+/// limits and where they come from, what is demoted, and the counters of
+/// denies that did not happen.
+pub fn enforcement_lines(e: &EnforcementStatus) -> Vec<String> {
+    let lim = |x: &sensor_core::breaker::Effective| format!("{} ({})", x.limit, x.source.name());
+    let mut v = vec![
+        format!("enforcement.ring={}", e.ring),
+        format!("enforcement.sequence={}", e.sequence),
+        format!("enforcement.adopted_unix={}", e.adopted_unix),
+        format!("enforcement.soak_seconds={}", e.soak_secs),
+        format!("enforcement.soak_left_ms={}", e.soak_left_ms()),
+        format!(
+            "enforcement.block_rules={}",
+            if e.soak_left_ms() > 0 {
+                "soak (alert)"
+            } else {
+                "enforce"
+            }
+        ),
+        format!("breaker.rule={}", lim(&e.rule)),
+        format!("breaker.machine={}", lim(&e.machine)),
+        format!(
+            "breaker.machine_demoted={}",
+            e.flags & proto::ENFORCEMENT_FLAG_MACHINE_DEMOTED != 0
+        ),
+        format!("breaker.demoted={}", e.demoted_count),
+    ];
+    for d in e.demotions() {
+        v.push(format!(
+            "breaker.demoted.{}=denies {} then demoted {} ms ago",
+            d.rule_id,
+            d.denies,
+            e.now_ms.saturating_sub(d.at_ms)
+        ));
+    }
+    let c = &e.counters;
+    for (k, n) in [
+        ("protected", c.protected),
+        ("soak", c.soak),
+        ("demoted", c.demoted),
+        ("rule_trips", c.rule_trips),
+        ("machine_trips", c.machine_trips),
+        ("table_full", c.table_full),
+        ("resets", c.resets),
+    ] {
+        v.push(format!("counters.{k}={n}"));
+    }
+    if e.flags & proto::ENFORCEMENT_FLAG_ROOT_UNKNOWN != 0 {
+        v.push("enforcement.system_root=unknown (any <drive>:\\Windows counts)".into());
+    }
+    if e.flags & proto::ENFORCEMENT_FLAG_BAD_SETTING != 0 {
+        v.push("breaker.setting_error=BreakerRule or BreakerMachine in the service key is not N/S or off (ignored)".into());
+    }
+    v
 }
 
 fn origin(o: Origin) -> &'static str {
@@ -249,12 +325,7 @@ fn mode_name(m: Mode) -> &'static str {
 }
 
 fn decision_name(d: Option<Decision>) -> &'static str {
-    match d {
-        Some(Decision::Allow) => "allow",
-        Some(Decision::Alert) => "alert",
-        Some(Decision::Deny) => "deny",
-        None => "?",
-    }
+    d.map_or("?", Decision::name)
 }
 
 /// Prints a STATUS response.
@@ -436,6 +507,37 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
                 ),
                 Err(e) => println!("rollout=unavailable ({e})"),
             }
+            match dev.ioctl(
+                proto::IOCTL_ENFORCEMENT,
+                &req,
+                proto::ENFORCEMENT_STATUS_LEN,
+            ) {
+                Ok(out) => {
+                    let e = EnforcementStatus::decode(&out)
+                        .map_err(|e| format!("bad enforcement response: {e}"))?;
+                    for l in enforcement_lines(&e) {
+                        println!("{l}");
+                    }
+                }
+                Err(e) => println!("enforcement=unavailable ({e})"),
+            }
+            Ok(0)
+        }
+        DriverCmd::Breaker {
+            cmd: BreakerCmd::Reset { rule },
+        } => {
+            let target = rule.map_or(ResetTarget::All, ResetTarget::Rule);
+            let req = encode(proto::BREAKER_RESET_REQUEST_LEN, |b| {
+                proto::encode_breaker_reset_request(b, target)
+            })?;
+            let out = dev.ioctl(
+                proto::IOCTL_BREAKER_RESET,
+                &req,
+                proto::BREAKER_RESET_RESPONSE_LEN,
+            )?;
+            let lifted = proto::decode_breaker_reset_response(&out)
+                .map_err(|e| format!("bad breaker reset response: {e}"))?;
+            println!("lifted={lifted}");
             Ok(0)
         }
         DriverCmd::Rescan => {
@@ -611,8 +713,58 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::why;
+    use super::*;
+    use sensor_core::breaker::{Demotion, Effective, Limit, Source};
     use sensor_core::rollout::Reason;
+
+    #[test]
+    fn enforcement_report() {
+        let mut e = EnforcementStatus::EMPTY;
+        e.ring = channel_format::Ring::CANARY;
+        e.sequence = 7;
+        e.soak_secs = 3600;
+        e.now_ms = 10_000;
+        e.enforce_at_ms = 12_500;
+        e.rule = Effective {
+            limit: Limit {
+                denies: 20,
+                window_secs: 60,
+            },
+            source: Source::Content,
+        };
+        e.machine = Effective {
+            limit: Limit::OFF,
+            source: Source::ServiceKey,
+        };
+        e.flags = proto::ENFORCEMENT_FLAG_MACHINE_DEMOTED | proto::ENFORCEMENT_FLAG_BAD_SETTING;
+        e.demoted_count = 1;
+        e.demotions[0] = Demotion {
+            rule_id: 42,
+            at_ms: 4_000,
+            denies: 20,
+        };
+        e.counters.demoted = 5;
+        let l = enforcement_lines(&e).join("\n");
+        for want in [
+            "enforcement.ring=canary",
+            "enforcement.soak_left_ms=2500",
+            "enforcement.block_rules=soak (alert)",
+            "breaker.rule=20/60s (content)",
+            "breaker.machine=off (service-key)",
+            "breaker.machine_demoted=true",
+            "breaker.demoted=1",
+            "breaker.demoted.42=denies 20 then demoted 6000 ms ago",
+            "counters.demoted=5",
+            "breaker.setting_error=",
+        ] {
+            assert!(l.contains(want), "{want} missing in\n{l}");
+        }
+        e.now_ms = 20_000;
+        e.demoted_count = 0;
+        let l = enforcement_lines(&e).join("\n");
+        assert!(l.contains("enforcement.block_rules=enforce"));
+        assert!(!l.contains("breaker.demoted.42"));
+    }
 
     #[test]
     fn not_before_is_shown_in_utc() {

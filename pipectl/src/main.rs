@@ -27,7 +27,10 @@ macro_rules! outln {
 
 mod cases;
 mod driver_client;
+#[allow(dead_code)]
+mod enforcement;
 mod keys;
+mod protected;
 mod replay;
 mod rollout;
 mod rulediff;
@@ -237,7 +240,14 @@ struct CompileArgs {
     #[command(flatten)]
     rollout: RolloutArgs,
     #[command(flatten)]
+    enforcement: enforcement::EnforcementArgs,
+    #[command(flatten)]
     sensor: SensorArgs,
+    /// Test aid: write block rules that can match a protected pipe or a
+    /// critical process (the low-level writer, no refusal), to prove the
+    /// driver's own protected-set check on a test machine.
+    #[arg(long, hide = true)]
+    unchecked_protected: bool,
 }
 
 /// `pipectl keygen`.
@@ -431,6 +441,7 @@ fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
 fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
     let caps = a.sensor.caps()?;
     let rollout = a.rollout.policy()?;
+    let enforcement = a.enforcement.policy()?;
     let signing_keys = a
         .sign
         .iter()
@@ -441,9 +452,15 @@ fn cmd_compile(a: CompileArgs) -> Result<u8, String> {
         sequence: a.sequence,
         capabilities: caps,
         rollout,
+        enforcement,
         ..CompileOptions::default()
     };
-    let (sel, mut bytes) = match select::load_and_compile(&a.paths, &a.select, &opts) {
+    let write: select::Writer = if a.unchecked_protected {
+        pipe_compiler::compile_unchecked
+    } else {
+        pipe_compiler::compile
+    };
+    let (sel, mut bytes) = match select::load_and_compile_with(&a.paths, &a.select, &opts, write) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -638,11 +655,7 @@ fn cmd_match(a: MatchArgs) -> Result<u8, String> {
             }),
         )
     };
-    let word = |d: decision::Decision| match d {
-        decision::Decision::Allow => "allow",
-        decision::Decision::Alert => "alert",
-        decision::Decision::Deny => "deny",
-    };
+    let word = decision::Decision::name;
     let kind_name = match kind {
         EventKind::Create => "create",
         EventKind::Connect => "connect",
@@ -767,6 +780,7 @@ fn inspect_json(f: &ChannelFile<'_>, bytes: &[u8]) -> Value {
             "not_before_utc": r.staged.filter(|s| s.not_before != 0).map(|s| show::utc(s.not_before)),
             "rollback_ceiling": r.rollback_ceiling,
         })),
+        "enforcement": f.enforcement().map(|e| enforcement::to_json(&e)),
         "dfas": f.dfa_count(),
         "always_evaluated": f.always_count(),
         "rules": f.rules().map(|r| {
@@ -828,6 +842,9 @@ fn print_inspect(
         if let Some(c) = r.rollback_ceiling {
             outln!("rollback  instruction: adoptable where the highest proven sequence is <= {c}");
         }
+    }
+    if let Some(e) = f.enforcement() {
+        outln!("enforce   {}", enforcement::describe(&e));
     }
     outln!(
         "flags     required {:#x}   optional {:#x}",

@@ -1,6 +1,8 @@
 //! `pipectl rollout simulate`: the blast radius of a bad content release under
 //! a staged rollout with a health gate, against an all-at-once release, with
-//! and without the sensor's crash-loop guard.
+//! and without the sensor's crash-loop guard; with `--bad-block-rule`, of a
+//! block rule that denies what Windows needs, with and without the circuit
+//! breaker and the monitor-first period ([`block`]).
 //!
 //! The model is deterministic (expected values, no randomness) and documented
 //! in docs/rollout.md; every formula there is implemented by [`simulate`].
@@ -9,16 +11,21 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+pub mod block;
+
 /// `pipectl rollout ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutCmd {
     /// Model a bad release: machines crashed, time to halt and machines needing
     /// manual repair, staged vs all at once, with and without the crash-loop
-    /// guard (see docs/rollout.md).
+    /// guard; or (--bad-block-rule) a block rule that denies a pipe Windows
+    /// needs: machines denied and services broken, with and without the
+    /// circuit breaker and monitor-first (see docs/rollout.md).
     #[command(after_help = "Examples:
   pipectl rollout simulate
   pipectl rollout simulate --crash-prob 100% --detect 78m --svg blast.svg
-  pipectl rollout simulate --rings canary:1%,early:10%,broad:100% --soak 30m --health-gate 0.5% --json")]
+  pipectl rollout simulate --rings canary:1%,early:10%,broad:100% --soak 30m --health-gate 0.5% --json
+  pipectl rollout simulate --bad-block-rule --deny-rate 120 --breaker 20/60s --monitor-first canary:2h,early:4h,broad:24h")]
     Simulate(SimArgs),
     /// Print a machine's rollout bucket: the share of its ring (0-99.999 %)
     /// below which a staged file reaches it. The driver computes the same
@@ -70,9 +77,13 @@ pub struct SimArgs {
     /// Time one crash + reboot cycle takes.
     #[arg(long, default_value = "3m", value_parser = parse_minutes)]
     pub boot_time: Minutes,
-    /// Write an SVG chart (cumulative machines crashed over time per strategy).
+    /// Write an SVG chart (cumulative machines crashed over time per strategy;
+    /// not drawn for --bad-block-rule).
     #[arg(long)]
     pub svg: Option<PathBuf>,
+    /// The bad-block-rule model's parameters.
+    #[command(flatten)]
+    pub block: block::BlockArgs,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -347,6 +358,22 @@ pub fn run(cmd: RolloutCmd) -> Result<u8, String> {
             let b = sensor_core::rollout::machine_bucket(&units, channel);
             println!("bucket_milli={b}");
             println!("bucket={}.{:03}%", b / 1000, b % 1000);
+            Ok(0)
+        }
+        RolloutCmd::Simulate(p) if p.block.bad_block_rule => {
+            if p.svg.is_some() {
+                return Err(
+                    "--svg draws the crash model; it is not drawn for --bad-block-rule".into(),
+                );
+            }
+            let res = block::strategies(&p)?;
+            let text = if p.json {
+                serde_json::to_string_pretty(&block::to_json(&p, &res)).unwrap_or_default() + "\n"
+            } else {
+                block::table(&p, &res)
+            };
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
             Ok(0)
         }
         RolloutCmd::Simulate(p) => {

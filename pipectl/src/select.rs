@@ -76,6 +76,23 @@ pub fn load_and_compile(
     sel: &SelectArgs,
     opts: &CompileOptions,
 ) -> Result<(Selected, Vec<u8>), u8> {
+    load_and_compile_with(paths, sel, opts, pipe_compiler::compile)
+}
+
+/// The writer a compile uses: [`pipe_compiler::compile`], or the low-level
+/// [`pipe_compiler::compile_unchecked`] (test aid `--unchecked-protected`).
+pub type Writer = fn(&RuleSet, &CompileOptions) -> Result<Vec<u8>, CompileError>;
+
+/// [`load_and_compile`] with the writer `write`.
+///
+/// # Errors
+/// As [`load_and_compile`].
+pub fn load_and_compile_with(
+    paths: &[PathBuf],
+    sel: &SelectArgs,
+    opts: &CompileOptions,
+    write: Writer,
+) -> Result<(Selected, Vec<u8>), u8> {
     let placeholders = match &sel.placeholders {
         None => None,
         Some(p) => match Placeholders::load(p) {
@@ -114,7 +131,7 @@ pub fn load_and_compile(
         sigma_ids: t.sigma_ids,
         set: t.set,
     };
-    let compiled = compile_skipping(&mut selected, opts, &mut refused);
+    let compiled = compile_skipping(&mut selected, opts, &mut refused, write);
     let what = if sel.skip_unsupported {
         "skipped"
     } else {
@@ -171,9 +188,10 @@ fn compile_skipping(
     sel: &mut Selected,
     opts: &CompileOptions,
     refused: &mut Vec<String>,
+    write: Writer,
 ) -> Result<Vec<u8>, CompileError> {
     loop {
-        let e = match pipe_compiler::compile(&sel.set, opts) {
+        let e = match write(&sel.set, opts) {
             Ok(b) => return Ok(b),
             Err(e) => e,
         };

@@ -163,3 +163,39 @@ fn bucket_is_the_documented_hash_and_ignores_case() {
         "the channel changes the bucket"
     );
 }
+
+#[test]
+fn a_bad_block_rule_with_and_without_the_guards() {
+    let r = simulate(&["--bad-block-rule"]);
+    let n = 8_500_000.0;
+    // No guards: every machine denied from delivery until detect (20m) +
+    // fix (1h); one service broken per minute of denial.
+    let o = strategy(&r, "all at once, no guards");
+    assert_eq!(f(&o["denied_machines"]), n);
+    assert_eq!(f(&o["broken_services"]), n * 80.0);
+    // The breaker (20/60s) demotes the rule after 20 denies at 60/min.
+    let o = strategy(&r, "all at once, breaker");
+    assert_eq!(f(&o["denied_machines"]), n);
+    assert_eq!(f(&o["broken_services"]), (n * 20.0 / 60.0).round());
+    // Monitor-first (canary 2h) outlasts detection + fix: nothing denied.
+    for s in [
+        "all at once, monitor-first + breaker",
+        "staged + health gate, monitor-first",
+    ] {
+        let o = strategy(&r, s);
+        assert_eq!(f(&o["denied_machines"]), 0.0, "{s}");
+        assert_eq!(f(&o["broken_services"]), 0.0, "{s}");
+    }
+    let o = strategy(&r, "staged + health gate, no guards");
+    assert_eq!(f(&o["denied_machines"]), 8_500.0);
+    // A ring without a monitor-first period is a usage error naming it.
+    let o = pipectl(&[
+        "rollout",
+        "simulate",
+        "--bad-block-rule",
+        "--monitor-first",
+        "canary:1h",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("\"early\""), "{}", text(&o.stderr));
+}

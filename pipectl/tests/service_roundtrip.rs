@@ -10,7 +10,10 @@
 //! (`driver/src/sensor.rs`): the kernel's parser with the driver's
 //! capabilities, `normalize_into`, `evaluate`, `decide`, and a record for
 //! every event the decision records. The Wine test does the same through
-//! the real driver (scripts/service-wine-test.sh).
+//! the real driver (scripts/service-wine-test.sh). The guards of issue 15
+//! (protected set, soak, breaker: `decide_guarded`) are left out: no block
+//! rule here can match a protected pipe (the compiler refuses those), and
+//! what is tested is the wire and the replay, not how often a rule denies.
 
 use channel_parser::{Capabilities, Event, Scratch, Text};
 use event_sink::pipeline::{JsonFile, Pipeline};
@@ -58,6 +61,7 @@ fn events() -> Vec<(EventKind, u32, String, Option<String>)> {
             r"\lsass",
             r"\spoolss",
             r"\benign_app_pipe",
+            r"\roundtrip_block_pipe",
         ]
         .map(String::from),
     );
@@ -109,8 +113,8 @@ fn the_services_json_lines_replay_to_the_live_verdicts() {
     std::fs::write(
         &local,
         format!(
-            "- id: 9001\n  name: Client connects to an lsass pipe\n  severity: critical\n  action: block\n  \
-             detection:\n    pipe:\n      PipeName|contains: 'lsass'\n    conn:\n      EventKind: connect\n    \
+            "- id: 9001\n  name: Client connects to a roundtrip_block pipe\n  severity: critical\n  action: block\n  \
+             detection:\n    pipe:\n      PipeName|contains: 'roundtrip_block'\n    conn:\n      EventKind: connect\n    \
              condition: pipe and conn\n\
              - id: 9002\n  name: Pipe of process {benign_pid}\n  severity: low\n  action: alert\n  \
              detection:\n    p:\n      ProcessId: {benign_pid}\n    condition: p\n"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The event service (issue 11): its Windows build (message resources and
 # ETW imports checked in the image), clippy for the Windows target, and
-# the Wine test (scripts/service-wine-test.sh) beside the real driver.
+# the Wine tests beside the real driver: scripts/service-wine-test.sh
+# (events from EVAL) and scripts/events-wine-test.sh (events from the
+# driver's real callbacks through the filter-manager double).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TGT=${CARGO_TARGET_DIR:-$PWD/target}
@@ -39,5 +41,12 @@ PY
 
 step "Wine: the service as a real service beside the driver"
 scripts/service-wine-test.sh driver/target/x86_64-pc-windows-msvc/release/pipesensor.dll \
+  "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" "$EXE" \
+  "$TGT/driver-test/bcryptprimitives.dll"
+
+step "Wine: events from the driver's callbacks (filter-manager double) to the service's JSON"
+driver/testing/fltmgr/build.sh "$TGT/driver-test" driver/target/x86_64-pc-windows-msvc/release/pipesensor.dll
+scripts/events-wine-test.sh driver/target/x86_64-pc-windows-msvc/release/pipesensor.dll \
+  "$TGT/driver-test/fltmgr.sys" "$TGT/driver-test/fltctl.exe" \
   "$TGT/x86_64-pc-windows-gnu/release/pipectl.exe" "$TGT/release/pipectl" "$EXE" \
   "$TGT/driver-test/bcryptprimitives.dll"

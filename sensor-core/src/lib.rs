@@ -8,7 +8,11 @@
 //! * [`dospath`]: image paths in DOS form (`\Device\HarddiskVolume3\x` → `C:\x`, as Sysmon).
 //! * [`eval`]: the one evaluation path (normalized name, DOS image, default pid/kind, verdict)
 //!   shared by the driver and `pipectl`.
-//! * [`decision`]: monitor/enforce mode and the verdict for one event.
+//! * [`decision`]: monitor/enforce mode and the verdict for one event, under
+//!   the guards below.
+//! * [`protect`]: pipes and processes no block rule may deny.
+//! * [`breaker`]: the per-rule and machine-wide circuit breaker.
+//! * [`soak`]: monitor first — block rules of new content alert before they enforce.
 //! * [`store`]: which content is active, last-known-good, quarantined.
 //! * [`guard`]: the crash-loop guard persisted in the service key.
 //! * [`ring`]: the bounded event ring (overflow counted, never blocks).
@@ -20,6 +24,8 @@
 //! * [`digest`]: SHA-256 of content files (reported in status).
 //! * [`rollout`]: staged rollout, customer control (N-1, pin, freeze) and anti-rollback.
 //! * [`rundown`]: rundown protection for callbacks (unload waits for them).
+//! * [`scan`]: the content scan's decisions (start and RESCAN) behind a
+//!   small platform trait: validation passes, guard persistence, rescan, timer.
 //! * [`work`]: working memory for evaluations: bounded wait for a slot, and
 //!   the fail-closed policy when none comes.
 //!
@@ -41,6 +47,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod breaker;
 pub mod decision;
 pub mod digest;
 pub mod dospath;
@@ -48,10 +55,13 @@ pub mod eval;
 pub mod event;
 pub mod guard;
 pub mod name;
+pub mod protect;
 pub mod proto;
 pub mod ring;
 pub mod rollout;
 pub mod rundown;
+pub mod scan;
+pub mod soak;
 pub mod store;
 pub mod stream;
 pub mod waitq;

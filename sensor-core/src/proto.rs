@@ -19,6 +19,8 @@
 //! | EVAL | kind u32, pid u32, name_units u16, image_units u16, reserved u32, name, image (UTF-16LE) | [`EvalResponse`] |
 //! | ROLLOUT | — | [`RolloutStatus`] ([`ROLLOUT_STATUS_LEN`]) |
 //! | RESCAN | — | [`RolloutStatus`] after the rescan |
+//! | ENFORCEMENT | — | [`EnforcementStatus`] ([`ENFORCEMENT_STATUS_LEN`]) |
+//! | BREAKER_RESET | rule u32, flags u32 ([`RESET_ALL`]) | lifted u32, reserved u32 |
 
 use crate::decision::{Decision, Mode};
 use crate::guard::QUARANTINE_SLOTS;
@@ -72,6 +74,53 @@ pub const IOCTL_ROLLOUT: u32 =
 /// what the policy now selects (write access).
 pub const IOCTL_RESCAN: u32 =
     ctl_code(FILE_DEVICE_UNKNOWN, 0x906, METHOD_BUFFERED, FILE_WRITE_DATA);
+
+/// A batch of full events, optionally waiting for them (read access; the
+/// message is `crate::stream`'s).
+pub const IOCTL_EVENTS_V2: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x907, METHOD_BUFFERED, FILE_READ_DATA);
+/// Soak, breaker and protected-set state and counters (read access).
+pub const IOCTL_ENFORCEMENT: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x908, METHOD_BUFFERED, FILE_READ_DATA);
+/// Lifts the circuit breaker's demotion of one rule or of all (write access).
+pub const IOCTL_BREAKER_RESET: u32 =
+    ctl_code(FILE_DEVICE_UNKNOWN, 0x909, METHOD_BUFFERED, FILE_WRITE_DATA);
+
+/// Every IOCTL code of the control device: the one list (the driver's
+/// dispatch, the decoders and the tests take codes from here).
+pub const IOCTL_CODES: [u32; 10] = [
+    IOCTL_STATUS,
+    IOCTL_LOAD,
+    IOCTL_EVENTS,
+    IOCTL_SET_MODE,
+    IOCTL_EVAL,
+    IOCTL_ROLLOUT,
+    IOCTL_RESCAN,
+    IOCTL_EVENTS_V2,
+    IOCTL_ENFORCEMENT,
+    IOCTL_BREAKER_RESET,
+];
+
+/// Whether no two codes are equal (checked at compile time below: two
+/// messages under one code would be decoded as each other).
+const fn all_distinct(codes: &[u32]) -> bool {
+    match codes.split_first() {
+        None => true,
+        Some((first, rest)) => !contains(rest, *first) && all_distinct(rest),
+    }
+}
+
+const fn contains(codes: &[u32], code: u32) -> bool {
+    match codes.split_first() {
+        None => false,
+        Some((first, rest)) => *first == code || contains(rest, code),
+    }
+}
+static_assertions::const_assert!(all_distinct(&IOCTL_CODES));
+
+#[path = "proto_enforce.rs"]
+mod enforce;
+pub use enforce::*;
 
 /// Largest content accepted by LOAD (the parser's own limit may be lower).
 pub const MAX_LOAD_LEN: usize = 16 << 20;
@@ -860,6 +909,10 @@ pub enum Request<'a> {
     Rollout,
     /// RESCAN.
     Rescan,
+    /// ENFORCEMENT.
+    Enforcement,
+    /// BREAKER_RESET.
+    BreakerReset(ResetTarget),
 }
 
 /// The EVAL request: an event to evaluate as the callback would.
@@ -934,6 +987,13 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         IOCTL_RESCAN => {
             r.header()?;
             Request::Rescan
+        }
+        IOCTL_ENFORCEMENT => {
+            r.header()?;
+            Request::Enforcement
+        }
+        IOCTL_BREAKER_RESET => {
+            return decode_breaker_reset_request(input).map(Request::BreakerReset)
         }
         IOCTL_LOAD => {
             r.header()?;
@@ -1027,7 +1087,8 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
     Ok(req)
 }
 
-/// Encodes a STATUS request (also the whole of a ROLLOUT or RESCAN request).
+/// Encodes a STATUS request (also the whole of a ROLLOUT, RESCAN or
+/// ENFORCEMENT request).
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`].

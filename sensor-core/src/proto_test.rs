@@ -63,15 +63,7 @@ fn sample_status() -> Status {
 
 #[test]
 fn ioctl_codes_are_buffered_and_distinct() {
-    let codes = [
-        IOCTL_STATUS,
-        IOCTL_LOAD,
-        IOCTL_EVENTS,
-        IOCTL_SET_MODE,
-        IOCTL_EVAL,
-        IOCTL_ROLLOUT,
-        IOCTL_RESCAN,
-    ];
+    let codes = IOCTL_CODES;
     for (i, a) in codes.iter().enumerate() {
         assert_eq!(a & 3, 0, "METHOD_BUFFERED");
         assert_eq!(a >> 16, 0x22);
@@ -83,6 +75,124 @@ fn ioctl_codes_are_buffered_and_distinct() {
     assert_eq!(IOCTL_LOAD, 0x0022_A404);
     assert_eq!(IOCTL_ROLLOUT, 0x0022_6414, "read access");
     assert_eq!(IOCTL_RESCAN, 0x0022_A418, "write access");
+    assert_eq!(IOCTL_EVENTS_V2, 0x0022_641C, "read access");
+    assert_eq!(IOCTL_ENFORCEMENT, 0x0022_6420, "read access");
+    assert_eq!(IOCTL_BREAKER_RESET, 0x0022_A424, "write access");
+    assert!(!super::all_distinct(&[
+        IOCTL_STATUS,
+        IOCTL_LOAD,
+        IOCTL_STATUS
+    ]));
+}
+
+fn sample_enforcement() -> EnforcementStatus {
+    use crate::breaker::{Demotion, Effective, Limit, Source};
+    let mut s = EnforcementStatus {
+        flags: ENFORCEMENT_FLAG_MACHINE_DEMOTED,
+        ring: Ring::EARLY,
+        soak_secs: 7_200,
+        sequence: 42,
+        adopted_unix: 1_900_000_000,
+        now_ms: 5_000,
+        enforce_at_ms: 65_000,
+        machine_demoted_at_ms: 4_000,
+        rule: Effective {
+            limit: Limit {
+                denies: 20,
+                window_secs: 60,
+            },
+            source: Source::Content,
+        },
+        machine: Effective {
+            limit: Limit::OFF,
+            source: Source::ServiceKey,
+        },
+        counters: EnforcementCounters {
+            protected: 1,
+            soak: 2,
+            demoted: 3,
+            rule_trips: 4,
+            machine_trips: 5,
+            table_full: 6,
+            resets: 7,
+        },
+        demoted_count: 2,
+        ..EnforcementStatus::EMPTY
+    };
+    s.demotions[0] = Demotion {
+        rule_id: 9,
+        at_ms: 3_000,
+        denies: 20,
+    };
+    s.demotions[1] = Demotion {
+        rule_id: 11,
+        at_ms: 3_500,
+        denies: 20,
+    };
+    s
+}
+
+#[test]
+fn enforcement_status_and_breaker_reset() {
+    let s = sample_enforcement();
+    let mut buf = vec![0u8; ENFORCEMENT_STATUS_LEN + 3];
+    assert_eq!(
+        s.encode(&mut buf[..ENFORCEMENT_STATUS_LEN - 1]),
+        Err(ProtoError::BufferTooSmall {
+            needed: ENFORCEMENT_STATUS_LEN
+        })
+    );
+    let n = s.encode(&mut buf).unwrap();
+    assert_eq!(n, ENFORCEMENT_STATUS_LEN);
+    let d = EnforcementStatus::decode(&buf[..n]).unwrap();
+    assert_eq!(d, s);
+    assert_eq!(d.demotions().len(), 2);
+    assert_eq!(d.soak_left_ms(), 60_000);
+    assert!(EnforcementStatus::decode(&buf[..n - 1]).is_err());
+    assert!(EnforcementStatus::decode(&buf[..n + 1]).is_err());
+    // A bad ring or limit source is refused.
+    let mut bad = buf[..n].to_vec();
+    bad[12] = 9;
+    assert_eq!(
+        EnforcementStatus::decode(&bad),
+        Err(ProtoError::BadValue { what: "ring" })
+    );
+    let mut bad = buf[..n].to_vec();
+    bad[HEADER_LEN + 16 + 40 + 8] = 3;
+    assert_eq!(
+        EnforcementStatus::decode(&bad),
+        Err(ProtoError::BadValue {
+            what: "limit source"
+        })
+    );
+
+    // Reset requests.
+    let mut req = [0u8; BREAKER_RESET_REQUEST_LEN];
+    for t in [ResetTarget::Rule(9), ResetTarget::Rule(0), ResetTarget::All] {
+        let n = encode_breaker_reset_request(&mut req, t).unwrap();
+        assert_eq!(n, BREAKER_RESET_REQUEST_LEN);
+        assert_eq!(decode_breaker_reset_request(&req), Ok(t));
+        assert_eq!(
+            decode_request(IOCTL_BREAKER_RESET, &req),
+            Ok(Request::BreakerReset(t))
+        );
+    }
+    assert_eq!(ResetTarget::All.rule(), None);
+    assert_eq!(ResetTarget::Rule(3).rule(), Some(3));
+    let mut bad = req;
+    bad[8] = 1; // rule 1 with the all flag
+    assert!(decode_breaker_reset_request(&bad).is_err());
+    let mut bad = req;
+    bad[12] = 2;
+    assert!(decode_breaker_reset_request(&bad).is_err());
+    assert!(decode_breaker_reset_request(&req[..15]).is_err());
+    let mut long = req.to_vec();
+    long.push(0);
+    assert!(decode_breaker_reset_request(&long).is_err());
+    let mut resp = [0u8; BREAKER_RESET_RESPONSE_LEN];
+    assert_eq!(encode_breaker_reset_response(&mut resp, 3), Ok(16));
+    assert_eq!(decode_breaker_reset_response(&resp), Ok(3));
+    assert!(decode_breaker_reset_response(&resp[..15]).is_err());
 }
 
 fn sample_rollout() -> RolloutStatus {
@@ -121,6 +231,10 @@ fn rollout_requests_and_response() {
     assert_eq!(encode_status_request(&mut req), Ok(8));
     assert_eq!(decode_request(IOCTL_ROLLOUT, &req), Ok(Request::Rollout));
     assert_eq!(decode_request(IOCTL_RESCAN, &req), Ok(Request::Rescan));
+    assert_eq!(
+        decode_request(IOCTL_ENFORCEMENT, &req),
+        Ok(Request::Enforcement)
+    );
     assert!(decode_request(IOCTL_RESCAN, &[&req[..], &[0][..]].concat()).is_err());
     assert!(decode_request(IOCTL_ROLLOUT, &req[..7]).is_err());
 
@@ -512,6 +626,8 @@ fn decode_never_panics_on_noise() {
         IOCTL_EVAL,
         IOCTL_ROLLOUT,
         IOCTL_RESCAN,
+        IOCTL_ENFORCEMENT,
+        IOCTL_BREAKER_RESET,
         0,
     ] {
         for n in 0..noise.len() {
@@ -522,6 +638,9 @@ fn decode_never_panics_on_noise() {
         let _ = Status::decode(&noise[..n]);
         let _ = EvalResponse::decode(&noise[..n]);
         let _ = RolloutStatus::decode(&noise[..n]);
+        let _ = EnforcementStatus::decode(&noise[..n]);
+        let _ = decode_breaker_reset_response(&noise[..n]);
+        let _ = decode_breaker_reset_request(&noise[..n]);
         let _ = decode_events_response(&noise[..n], |_| ());
     }
 }

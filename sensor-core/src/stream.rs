@@ -57,14 +57,15 @@
 //! | … | 0–7 | zero padding to 8 |
 
 use crate::event::{PipeEvent, ProcessGuid, Sid, IMAGE_UNITS, NAME_CAP, SID_MAX};
+pub use crate::proto::IOCTL_EVENTS_V2;
 use crate::proto::{
-    ctl_code, FixedText, ProtoError, Reader, Writer, HEADER_LEN, IOCTL_EVENTS, RULE_NAME_LEN,
+    FixedText, ProtoError, Reader, Writer, HEADER_LEN, IOCTL_EVENTS, RULE_NAME_LEN,
 };
 use crate::ring::EventRing;
 use static_assertions::const_assert_eq;
 
-/// EVENTS_V2 (read access; `METHOD_BUFFERED`).
-pub const IOCTL_EVENTS_V2: u32 = ctl_code(0x22, 0x907, 0, 1);
+// EVENTS_V2 (defined with the other codes in `proto`) has EVENTS' device,
+// access and method.
 const_assert_eq!(IOCTL_EVENTS_V2 & 0xFFFF_C003, IOCTL_EVENTS & 0xFFFF_C003);
 
 /// Request flag: pend until events arrive when the ring is empty.

@@ -10,14 +10,15 @@
 //! corpus is built area by area ([`corpus`]), each area one function.
 
 use channel_format::{
-    self as fmt, atom, dfa_entry, dfa_header, dfa_table, header, prefilter, range_table, rollout,
-    rule, schema, section, Action, AtomKind, AtomRecord, AutomatonLayout, AutomatonRecord,
-    DfaEntryRecord, DfaRecord, DfaTableRecord, Field, Le, RangeTableRecord, SectionKind, Severity,
+    self as fmt, atom, dfa_entry, dfa_header, dfa_table, enforcement, header, prefilter,
+    range_table, rollout, rule, schema, section, Action, AtomKind, AtomRecord, AutomatonLayout,
+    AutomatonRecord, DfaEntryRecord, DfaRecord, DfaTableRecord, Field, Le, RangeTableRecord,
+    SectionKind, Severity,
 };
 use channel_parser::Capabilities;
 use pipe_compiler::compile::assemble;
 use pipe_compiler::model::{Atom, Cond, FieldId, GlobTok, Matcher, Rule, RuleSet, SourceLoc};
-use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+use pipe_compiler::{compile_unchecked, AlignedBytes, CompileOptions};
 
 /// What the parser must do with a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,9 +217,12 @@ pub fn fixture_rules() -> RuleSet {
     }
 }
 
-/// The valid file the corpus mutates.
+/// The valid file the corpus mutates. Written with the low-level writer:
+/// its block rules are test data (one matches any connect that is not to a
+/// pipe containing `lsass`), not content for machines, which `compile`
+/// would refuse (`pipe_compiler::protect`).
 pub fn fixture_file() -> Vec<u8> {
-    match compile(
+    match compile_unchecked(
         &fixture_rules(),
         &CompileOptions {
             sequence: 7,
@@ -409,6 +413,7 @@ pub fn corpus(every_offset: bool) -> Vec<Case> {
     header_fields(&mut g);
     section_table(&mut g);
     rollout_section(&mut g);
+    enforcement_section(&mut g);
     schema_section(&mut g);
     rule_records(&mut g);
     fields_not_supplied(&mut g);
@@ -645,7 +650,7 @@ fn rollout_section(g: &mut Gen) {
         }),
         rollback_ceiling: Some(45),
     };
-    let staged = match compile(
+    let staged = match compile_unchecked(
         &fixture_rules(),
         &CompileOptions {
             sequence: 7,
@@ -711,6 +716,142 @@ fn rollout_section(g: &mut Gen) {
         "rollout-flags-without-body",
         b,
         Expect::Kind("bad-section-len"),
+    );
+}
+
+/// The ENFORCEMENT section (FORMAT.md §15): valid policies, and every way
+/// its fields can be wrong.
+fn enforcement_section(g: &mut Gen) {
+    use enforcement as e;
+    let limit = |denies, window_secs| {
+        Some(channel_parser::BreakerLimit {
+            denies,
+            window_secs,
+        })
+    };
+    let file = |p: channel_parser::EnforcementPolicy| match compile_unchecked(
+        &fixture_rules(),
+        &CompileOptions {
+            sequence: 7,
+            enforcement: Some(p),
+            ..CompileOptions::default()
+        },
+    ) {
+        Ok(b) => b,
+        Err(err) => panic!("{err}"),
+    };
+    let full = file(channel_parser::EnforcementPolicy {
+        monitor_first: Some([3_600, 14_400, 86_400]),
+        rule_breaker: limit(20, 60),
+        machine_breaker: limit(100, 60),
+    });
+    g.add("enforcement-valid", full.clone(), Expect::Valid);
+    g.add(
+        "enforcement-monitor-first-only-valid",
+        file(channel_parser::EnforcementPolicy {
+            monitor_first: Some([0, 0, fmt::MAX_MONITOR_FIRST_SECS]),
+            ..Default::default()
+        }),
+        Expect::Valid,
+    );
+    g.add(
+        "enforcement-breakers-at-bounds-valid",
+        file(channel_parser::EnforcementPolicy {
+            rule_breaker: limit(fmt::MAX_RULE_BREAKER_DENIES, fmt::MAX_BREAKER_WINDOW_SECS),
+            machine_breaker: limit(1, 1),
+            ..Default::default()
+        }),
+        Expect::Valid,
+    );
+    let parts = Parts::of(&full);
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = parts.clone();
+        f(p.body(SectionKind::ENFORCEMENT));
+        p.build()
+    };
+    let flags = |bits: u32| move |b: &mut Vec<u8>| set(b, e::FLAGS, bits);
+    for (name, f, v, expect) in [
+        ("enforcement-version-2", e::VERSION, 2, "invalid-value"),
+        ("enforcement-unknown-flag", e::FLAGS, 0xF, "invalid-value"),
+        ("enforcement-reserved", e::RESERVED, 1, "non-zero-reserved"),
+        (
+            "enforcement-monitor-first-over-30-days",
+            e::MONITOR_FIRST_EARLY,
+            fmt::MAX_MONITOR_FIRST_SECS + 1,
+            "invalid-value",
+        ),
+        (
+            "enforcement-rule-denies-zero",
+            e::RULE_DENIES,
+            0,
+            "invalid-value",
+        ),
+        (
+            "enforcement-rule-denies-over-limit",
+            e::RULE_DENIES,
+            fmt::MAX_RULE_BREAKER_DENIES + 1,
+            "invalid-value",
+        ),
+        (
+            "enforcement-rule-window-zero",
+            e::RULE_WINDOW_SECS,
+            0,
+            "invalid-value",
+        ),
+        (
+            "enforcement-machine-denies-over-limit",
+            e::MACHINE_DENIES,
+            fmt::MAX_MACHINE_BREAKER_DENIES + 1,
+            "invalid-value",
+        ),
+        (
+            "enforcement-machine-window-over-a-day",
+            e::MACHINE_WINDOW_SECS,
+            fmt::MAX_BREAKER_WINDOW_SECS + 1,
+            "invalid-value",
+        ),
+    ] {
+        g.add(name, edit(&|b| set(b, f, v)), Expect::Kind(expect));
+    }
+    // A part's fields with its flag clear.
+    for (name, bits) in [
+        (
+            "enforcement-periods-without-flag",
+            fmt::ENFORCEMENT_FLAG_RULE_BREAKER | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
+        ),
+        (
+            "enforcement-rule-breaker-without-flag",
+            fmt::ENFORCEMENT_FLAG_MONITOR_FIRST | fmt::ENFORCEMENT_FLAG_MACHINE_BREAKER,
+        ),
+        (
+            "enforcement-machine-breaker-without-flag",
+            fmt::ENFORCEMENT_FLAG_MONITOR_FIRST | fmt::ENFORCEMENT_FLAG_RULE_BREAKER,
+        ),
+    ] {
+        g.add(name, edit(&flags(bits)), Expect::Kind("non-zero-reserved"));
+    }
+    g.add(
+        "enforcement-short",
+        edit(&|b| b.truncate(fmt::ENFORCEMENT_LEN - 4)),
+        Expect::Kind("bad-section-len"),
+    );
+    g.add(
+        "enforcement-long",
+        edit(&|b| b.extend_from_slice(&[0; 8])),
+        Expect::Kind("bad-section-len"),
+    );
+    g.add(
+        "enforcement-empty",
+        edit(&|b| b.clear()),
+        Expect::OneOf(&["truncated", "bad-section-len"]),
+    );
+    let mut p = parts.clone();
+    let body = p.body(SectionKind::ENFORCEMENT).clone();
+    p.sections.push((SectionKind::ENFORCEMENT, 0, body));
+    g.add(
+        "enforcement-twice",
+        p.build(),
+        Expect::Kind("duplicate-section"),
     );
 }
 

@@ -195,6 +195,21 @@ extern "system" {
         ProcessInformationLength: u32,
         ReturnLength: *mut u32,
     ) -> NTSTATUS;
+    pub fn ZwOpenProcessTokenEx(
+        ProcessHandle: HANDLE,
+        DesiredAccess: u32,
+        HandleAttributes: u32,
+        TokenHandle: *mut HANDLE,
+    ) -> NTSTATUS;
+    pub fn ZwQueryInformationToken(
+        TokenHandle: HANDLE,
+        TokenInformationClass: i32,
+        TokenInformation: *mut c_void,
+        TokenInformationLength: u32,
+        ReturnLength: *mut u32,
+    ) -> NTSTATUS;
+    pub fn IoReleaseCancelSpinLock(Irql: u8);
+    pub fn KeQueryTimeIncrement() -> u32;
     pub fn KeInitializeSemaphore(Semaphore: *mut c_void, Count: i32, Limit: i32);
     pub fn KeReleaseSemaphore(
         Semaphore: *mut c_void,

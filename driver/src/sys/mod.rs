@@ -15,10 +15,14 @@
 //! otherwise.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+pub mod clock;
+pub mod identity;
+pub mod pending;
 pub mod requestor;
 pub mod semaphore;
 pub mod types;
 
+pub use identity::SidFrom;
 pub use requestor::{ImageFrom, ImageQuery, Requestor};
 pub use semaphore::Semaphore;
 
@@ -229,15 +233,82 @@ fn system_routine(name: &str) -> *mut c_void {
     unsafe { MmGetSystemRoutineAddress(&us) }
 }
 
-static UNDER_WINE: AtomicBool = AtomicBool::new(false);
+type QueryInterruptTimeFn = unsafe extern "system" fn() -> u64;
+type QueryInterruptTimePreciseFn = unsafe extern "system" fn(*mut u64) -> u64;
 
-/// Whether the kernel is Wine's ntoskrnl.exe (it exports
-/// `wine_ntoskrnl_main_loop`). Wine 8 implements some routines the driver
-/// imports only as stubs that raise an exception when called
-/// (`KeRegisterBugCheckReasonCallback`, `KeDeregisterBugCheckReasonCallback`);
-/// the driver skips exactly those under Wine and says so in its log.
-pub fn under_wine() -> bool {
-    UNDER_WINE.load(Ordering::Acquire)
+/// The boot identity the process GUIDs carry (`sensor_core::event::process_guid`).
+static BOOT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static BOOT_FROM_INTERRUPT_TIME: AtomicBool = AtomicBool::new(false);
+static INTERRUPT_TIME: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+static INTERRUPT_TIME_PRECISE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+/// Fixes the boot identity (DriverEntry, PASSIVE_LEVEL, after
+/// [`resolve_dynamic_routines`]): the boot instant in whole seconds since
+/// 1601, system time minus interrupt time (`KeQueryInterruptTimePrecise`
+/// on Windows 10; else `KeQueryInterruptTime`, as in Wine, whose value
+/// counts ticks and is scaled by `KeQueryTimeIncrement`),
+/// so a driver restart within one boot keeps every process's GUID. Without
+/// an interrupt-time routine it is the driver's start time (GUIDs then
+/// change when the driver restarts; logged). The clock being set while the
+/// machine runs moves the computed instant: GUIDs of processes seen after a
+/// driver restart that follows a clock change differ (documented in
+/// docs/events.md).
+pub fn fix_boot_identity() {
+    let now = system_time();
+    INTERRUPT_TIME_PRECISE.store(
+        system_routine("KeQueryInterruptTimePrecise"),
+        Ordering::Release,
+    );
+    INTERRUPT_TIME.store(system_routine("KeQueryInterruptTime"), Ordering::Release);
+    let precise = INTERRUPT_TIME_PRECISE.load(Ordering::Acquire);
+    let plain = INTERRUPT_TIME.load(Ordering::Acquire);
+    let interrupt = if !precise.is_null() {
+        // SAFETY: the exported routine has this prototype
+        // (ULONG64 fn(PULONG64 QpcTimeStamp)); any IRQL; qpc is a live local.
+        let f =
+            unsafe { core::mem::transmute::<*mut c_void, QueryInterruptTimePreciseFn>(precise) };
+        let mut qpc = 0u64;
+        // SAFETY: see above.
+        Some(unsafe { f(&mut qpc) })
+    } else if !plain.is_null() {
+        // SAFETY: the exported routine has this prototype (ULONGLONG fn(void)); any IRQL.
+        let f = unsafe { core::mem::transmute::<*mut c_void, QueryInterruptTimeFn>(plain) };
+        // SAFETY: see above.
+        let t = unsafe { f() };
+        // Only reached where KeQueryInterruptTimePrecise is missing: Wine
+        // (the driver needs Windows 10, which has it). Wine 8's
+        // KeQueryInterruptTime returns KeQueryTickCount (ticks, not 100 ns
+        // units): scale by the tick length.
+        // SAFETY: no arguments; any IRQL.
+        let inc = unsafe { KeQueryTimeIncrement() };
+        Some(t.saturating_mul(u64::from(inc)))
+    } else {
+        None
+    };
+    let boot = match interrupt {
+        Some(i) if now > i => {
+            BOOT_FROM_INTERRUPT_TIME.store(true, Ordering::Release);
+            (now - i) / 10_000_000
+        }
+        _ => now / 10_000_000,
+    };
+    BOOT_ID.store(boot, Ordering::Release);
+    log(
+        Level::Trace,
+        format_args!(
+            "boot identity {boot:#x} ({})",
+            if BOOT_FROM_INTERRUPT_TIME.load(Ordering::Relaxed) {
+                "boot instant"
+            } else {
+                "driver start: no interrupt-time routine"
+            }
+        ),
+    );
+}
+
+/// The boot identity fixed by [`fix_boot_identity`].
+pub fn boot_identity() -> u64 {
+    BOOT_ID.load(Ordering::Acquire)
 }
 
 /// Resolves routines that are missing on older kernels or under Wine
@@ -251,10 +322,7 @@ pub fn resolve_dynamic_routines() {
         t = system_routine("KeQuerySystemTime");
     }
     QUERY_TIME.store(t, Ordering::Release);
-    UNDER_WINE.store(
-        !system_routine("wine_ntoskrnl_main_loop").is_null(),
-        Ordering::Release,
-    );
+    clock::resolve();
     log(
         Level::Trace,
         format_args!(
@@ -1056,6 +1124,19 @@ static BUG_RECORD: BugRecord = BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBA
 }));
 static BUG_REGISTERED: AtomicBool = AtomicBool::new(false);
 
+/// The service-key value `BugCheckCallback` (REG_DWORD, default 1): 0 leaves
+/// the bug-check reason callback unregistered. A test setting: Wine 8's
+/// `KeRegisterBugCheckReasonCallback` is a stub that raises when called, so
+/// the Wine tests set it (scripts/wine-lib.sh); the driver itself never asks
+/// what kernel it runs on.
+static BUGCHECK_CALLBACK: AtomicBool = AtomicBool::new(true);
+
+/// Sets [`BUGCHECK_CALLBACK`] (from the service key, before
+/// [`register_bugcheck_callback`]).
+pub fn set_bugcheck_callback(on: bool) {
+    BUGCHECK_CALLBACK.store(on, Ordering::Release);
+}
+
 /// GUID tagging our secondary dump data: {5053454e-0291-4e50-9f1b-7069706573ff}.
 pub const DUMP_GUID: GUID = GUID {
     Data1: 0x5053_454e,
@@ -1090,10 +1171,10 @@ unsafe extern "system" fn bugcheck_secondary(
 
 /// Registers the secondary-dump callback (PASSIVE_LEVEL, DriverEntry).
 pub fn register_bugcheck_callback() -> bool {
-    if under_wine() {
+    if !BUGCHECK_CALLBACK.load(Ordering::Acquire) {
         log(
             Level::Warning,
-            format_args!("Wine: KeRegisterBugCheckReasonCallback is a stub there; not registered"),
+            format_args!("BugCheckCallback is 0 in the service key (a test setting): the bug-check reason callback is not registered"),
         );
         return false;
     }
@@ -1414,7 +1495,7 @@ impl Driver {
             let mf = &mut (*self.0).MajorFunction;
             mf[IRP_MJ_CREATE as usize] = Some(dispatch_create_close);
             mf[IRP_MJ_CLOSE as usize] = Some(dispatch_create_close);
-            mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_create_close);
+            mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_cleanup);
             mf[IRP_MJ_DEVICE_CONTROL as usize] = Some(dispatch_device_control);
         }
         // SAFETY: clearing DO_DEVICE_INITIALIZING on our new device.
@@ -1473,6 +1554,13 @@ unsafe extern "system" fn dispatch_create_close(
     complete(irp, STATUS_SUCCESS, 0)
 }
 
+/// `IRP_MJ_CLEANUP`: the handle's last user reference is gone; its pended
+/// EVENTS_V2 requests are completed (with any events the ring holds).
+unsafe extern "system" fn dispatch_cleanup(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    pending::cleanup(irp);
+    complete(irp, STATUS_SUCCESS, 0)
+}
+
 /// A METHOD_BUFFERED IOCTL's system buffer. The I/O manager copied the
 /// caller's input into it; the output is written into the same memory, so
 /// the input must be decoded (and copied out) before the output is written —
@@ -1484,6 +1572,14 @@ pub struct BufferedIo {
 }
 
 impl BufferedIo {
+    /// The output buffer's length.
+    pub fn out_len(&self) -> usize {
+        if self.buf.is_null() {
+            0
+        } else {
+            self.out_len
+        }
+    }
     pub fn input(&self) -> &[u8] {
         if self.buf.is_null() || self.in_len == 0 {
             return &[];
@@ -1534,6 +1630,15 @@ unsafe extern "system" fn dispatch_device_control(
         in_len,
         out_len,
     };
+    if code == sensor_core::stream::IOCTL_EVENTS_V2 {
+        if crate::events::wants_wait(&io) {
+            return pending::submit_wait(irp);
+        }
+        return match crate::events::answer_now(&mut io) {
+            Ok(n) => complete(irp, STATUS_SUCCESS, n.min(out_len)),
+            Err(s) => complete(irp, s, 0),
+        };
+    }
     match crate::control::handle(code, &mut io) {
         Ok(n) => complete(irp, STATUS_SUCCESS, n.min(out_len)),
         Err(s) => complete(irp, s, 0),

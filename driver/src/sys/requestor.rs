@@ -107,6 +107,11 @@ impl<'d> Requestor<'d> {
         }
     }
 
+    /// The callback data (for `identity.rs`).
+    pub(super) fn data(&self) -> *const FLT_CALLBACK_DATA {
+        self.data
+    }
+
     /// `FltGetRequestorProcessId`.
     pub fn pid(&self) -> u32 {
         // SAFETY: PASSIVE_LEVEL pre-create callback; data is valid (new).

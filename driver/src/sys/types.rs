@@ -158,6 +158,59 @@ pub struct SECURITY_DESCRIPTOR {
 }
 
 /// `ACL` header.
+/// `IO_SECURITY_CONTEXT` (wdm.h): what a create's `SecurityContext` points at.
+#[repr(C)]
+pub struct IO_SECURITY_CONTEXT {
+    pub SecurityQos: *mut c_void,
+    pub AccessState: *mut ACCESS_STATE,
+    pub DesiredAccess: u32,
+    pub FullCreateOptions: u32,
+}
+
+/// `SECURITY_SUBJECT_CONTEXT` (wdm.h): the tokens of the subject.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SECURITY_SUBJECT_CONTEXT {
+    pub ClientToken: *mut c_void,
+    pub ImpersonationLevel: i32,
+    pub PrimaryToken: *mut c_void,
+    pub ProcessAuditId: *mut c_void,
+}
+
+/// `ACCESS_STATE` (wdm.h). Only `SubjectSecurityContext` is read; the rest
+/// is kept opaque at its documented size.
+#[repr(C)]
+pub struct ACCESS_STATE {
+    pub OperationID: u64,
+    pub SecurityEvaluated: u8,
+    pub GenerateAudit: u8,
+    pub GenerateOnClose: u8,
+    pub PrivilegesAllocated: u8,
+    pub Flags: u32,
+    pub RemainingDesiredAccess: u32,
+    pub PreviouslyGrantedAccess: u32,
+    pub OriginalDesiredAccess: u32,
+    pub SubjectSecurityContext: SECURITY_SUBJECT_CONTEXT,
+    pub rest: [u64; 12],
+}
+
+/// `TOKEN_USER` (winnt.h): `User.Sid` points into the same buffer.
+#[repr(C)]
+pub struct TOKEN_USER {
+    pub Sid: *mut c_void,
+    pub Attributes: u32,
+}
+
+/// `KERNEL_USER_TIMES` (ntddk.h), `ProcessTimes`' answer.
+#[repr(C)]
+#[derive(Default)]
+pub struct KERNEL_USER_TIMES {
+    pub CreateTime: i64,
+    pub ExitTime: i64,
+    pub KernelTime: i64,
+    pub UserTime: i64,
+}
+
 #[repr(C)]
 pub struct ACL {
     pub AclRevision: u8,
@@ -235,3 +288,18 @@ pub const KERNEL_MODE: i8 = 0;
 pub const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
 /// `PROCESSINFOCLASS::ProcessImageFileName`.
 pub const PROCESS_IMAGE_FILE_NAME: i32 = 27;
+/// `PROCESS_QUERY_INFORMATION` (what Wine's server asks of a handle whose
+/// token is opened; Windows grants everything to a kernel handle anyway).
+pub const PROCESS_QUERY_INFORMATION: u32 = 0x0400;
+/// `PROCESSINFOCLASS::ProcessTimes`.
+pub const PROCESS_TIMES: i32 = 4;
+/// `TOKEN_INFORMATION_CLASS::TokenUser`.
+pub const TOKEN_USER_CLASS: i32 = 1;
+/// `TOKEN_QUERY`.
+pub const TOKEN_QUERY: u32 = 0x0008;
+/// `SL_PENDING_RETURNED` (IoMarkIrpPending sets it in the stack location's Control).
+pub const SL_PENDING_RETURNED: u8 = 0x01;
+/// `STATUS_PENDING`.
+pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;
+/// `STATUS_CANCELLED`.
+pub const STATUS_CANCELLED: NTSTATUS = 0xC000_0120u32 as i32;

@@ -248,6 +248,17 @@ fn main() {
     let mut seed = vec![1u8];
     seed.extend_from_slice(&b[..n]);
     write(&d("ioctl"), "request-1", &seed);
+    // ENFORCEMENT (selector 7) and BREAKER_RESET of rule 1001 (selector 8).
+    let mut b = vec![0u8; 64];
+    let n = proto::encode_status_request(&mut b).expect("encode enforcement request");
+    let mut seed = vec![7u8];
+    seed.extend_from_slice(&b[..n]);
+    write(&d("ioctl"), "request-7", &seed);
+    let n = proto::encode_breaker_reset_request(&mut b, proto::ResetTarget::Rule(1001))
+        .expect("encode breaker reset request");
+    let mut seed = vec![8u8];
+    seed.extend_from_slice(&b[..n]);
+    write(&d("ioctl"), "request-8", &seed);
     // EVENTS_V2: a waiting request, and a batch of two full events.
     let mut b = vec![0u8; 64];
     let n = sensor_core::stream::encode_stream_request(

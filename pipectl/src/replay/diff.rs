@@ -33,7 +33,9 @@ pub struct DiffArgs {
     #[arg(long, requires = "events")]
     fail_on_change: bool,
     /// Exit 1 when any event would be blocked by the new release but not by the
-    /// old one (newly matched by a block rule, or alert→block).
+    /// old one (newly matched by a block rule, or alert→block), or when the new
+    /// release adds a block rule that can match a protected pipe or critical
+    /// process (which the sensor never denies).
     #[arg(long, requires = "events")]
     fail_on_new_block: bool,
 }
@@ -166,6 +168,9 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         (x.change, std::cmp::Reverse(x.count)).cmp(&(y.change, std::cmp::Reverse(y.count)))
     });
     let changed: usize = counts.values().sum();
+    let protected_new = crate::protected::findings(&fnew);
+    let protected_added =
+        crate::protected::new_in(&crate::protected::findings(&fo), &protected_new);
     if a.common.json {
         let v = json!({
             "old": co.json(&fo),
@@ -185,6 +190,8 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
                 "new_blocks": new_blocks,
             },
             "rules": rules_diff.json,
+            "protected_block_rules": protected_new.iter().map(crate::protected::finding_json).collect::<Vec<_>>(),
+            "protected_block_rules_added": protected_added.iter().map(|x| x.rule_id).collect::<Vec<_>>(),
             "groups": groups.iter().map(|g| json!({
                 "change": g.change.key(),
                 "old": g.old.as_ref().map(RuleInfo::json),
@@ -195,23 +202,10 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         });
         print(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
     } else {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "old       {} (sequence {}, {} rules)",
-            co.path,
-            fo.sequence(),
-            fo.rule_count()
-        );
-        let _ = writeln!(
-            s,
-            "new       {} (sequence {}, {} rules)",
-            cn.path,
-            fnew.sequence(),
-            fnew.rule_count()
-        );
+        let mut s = releases_text((&co, &fo), (&cn, &fnew));
         s.push_str(&loaded.text());
         s.push_str(&rules_diff.text);
+        s.push_str(&crate::protected::text(&protected_added, "new: "));
         let _ = writeln!(
             s,
             "verdicts  {changed} of {} pipe events change:",
@@ -255,11 +249,30 @@ pub fn run_diff(a: DiffArgs) -> Result<u8, String> {
         }
         print(&s);
     }
-    let fail = (a.fail_on_change && changed > 0) || (a.fail_on_new_block && new_blocks > 0);
+    let fail = (a.fail_on_change && changed > 0)
+        || (a.fail_on_new_block && (new_blocks > 0 || !protected_added.is_empty()));
     Ok(u8::from(fail))
 }
 
 /// `pipectl diff` without `--events`: the rule-level changes only.
+/// The `old`/`new` lines both text reports start with.
+fn releases_text(
+    (co, fo): (&Channel, &ChannelFile<'_>),
+    (cn, fnew): (&Channel, &ChannelFile<'_>),
+) -> String {
+    let mut s = String::new();
+    for (label, c, f) in [("old", co, fo), ("new", cn, fnew)] {
+        let _ = writeln!(
+            s,
+            "{label:<9} {} (sequence {}, {} rules)",
+            c.path,
+            f.sequence(),
+            f.rule_count()
+        );
+    }
+    s
+}
+
 fn print_rules_only(
     a: &DiffArgs,
     (co, fo): (&Channel, &ChannelFile<'_>),
@@ -274,21 +287,7 @@ fn print_rules_only(
         });
         print(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
     } else {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "old       {} (sequence {}, {} rules)",
-            co.path,
-            fo.sequence(),
-            fo.rule_count()
-        );
-        let _ = writeln!(
-            s,
-            "new       {} (sequence {}, {} rules)",
-            cn.path,
-            fnew.sequence(),
-            fnew.rule_count()
-        );
+        let mut s = releases_text((co, fo), (cn, fnew));
         s.push_str(&rules_diff.text);
         let _ = writeln!(
             s,

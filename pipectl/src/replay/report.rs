@@ -93,6 +93,7 @@ pub fn replay(
         .collect();
     let mut order: Vec<usize> = (0..rules.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(rules[i].1.events), i));
+    let protected = crate::protected::findings(f);
     if opts.json {
         let j = json!({
             "channel": ch.json(f),
@@ -111,6 +112,7 @@ pub fn replay(
                 x["examples"] = json!(t.examples);
                 x
             }).collect::<Vec<_>>(),
+            "protected_block_rules": protected.iter().map(crate::protected::finding_json).collect::<Vec<_>>(),
         });
         return serde_json::to_string_pretty(&j).unwrap_or_default() + "\n";
     }
@@ -176,5 +178,6 @@ pub fn replay(
             silent.join(", ")
         );
     }
+    s.push_str(&crate::protected::text(&protected, ""));
     s
 }
