@@ -78,7 +78,7 @@ INDIRECT = [
     # The timer thread calls the `fn()` start_timer stored in TIMER.func.
     # start_timer's only caller is content::start_proven_timer, which passes
     # content::proven_timer_fired (driver/src/content.rs).
-    ("pipesensor::sys::thread::timer_thread", "call rax = [pipesensor::sys::thread::TIMER+*]",
+    ("pipesensor::sys::thread::timer_thread", "call rax = [pipesensor::globals::sys::TIMER+*]",
      ["pipesensor::content::proven_timer_fired"],
      "TIMER.func: start_timer(secs, proven_timer_fired) is its only use", ANY),
 ]
@@ -87,11 +87,11 @@ INDIRECT = [
 # in statics: a call through one is a call into the kernel, like an import.
 # (static's PDB name pattern -> kernel routine it holds)
 KERNEL_POINTER_STATICS = [
-    ("pipesensor::sys::routines::EX_ALLOCATE_POOL2", "ntoskrnl.exe!ExAllocatePool2 (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::routines::QUERY_TIME", "ntoskrnl.exe!KeQuerySystemTime[Precise] (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::clock::QPC", "ntoskrnl.exe!KeQueryPerformanceCounter (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::routines::INTERRUPT_TIME", "ntoskrnl.exe!KeQueryInterruptTime (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::routines::INTERRUPT_TIME_PRECISE", "ntoskrnl.exe!KeQueryInterruptTimePrecise (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::EX_ALLOCATE_POOL2", "ntoskrnl.exe!ExAllocatePool2 (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::QUERY_TIME", "ntoskrnl.exe!KeQuerySystemTime[Precise] (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::QPC", "ntoskrnl.exe!KeQueryPerformanceCounter (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::INTERRUPT_TIME", "ntoskrnl.exe!KeQueryInterruptTime (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::INTERRUPT_TIME_PRECISE", "ntoskrnl.exe!KeQueryInterruptTimePrecise (MmGetSystemRoutineAddress)"),
 ]
 
 # Recursion: every cycle of the call graph must pass through a function

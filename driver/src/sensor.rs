@@ -12,11 +12,10 @@
 //! is decided the same way (`name_errors`).
 
 use crate::dump;
-use crate::sys::{
-    ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, SidFrom, Slot, SpinLock,
-};
+use crate::globals::sensor::*;
+use crate::sys::{ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, SidFrom};
 use channel_parser::Text;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
 use sensor_core::eval::{self, RawEvent};
 use sensor_core::event::PipeEvent;
@@ -24,7 +23,7 @@ use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRing, RING_CAP};
 use sensor_core::store::Store;
-use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake, WorkPool};
+use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -36,54 +35,25 @@ pub struct Content {
 /// frees it under a reader; the last reader's drop frees it.
 pub type ContentRef = PoolArc<Content>;
 
-pub static STORE: SpinLock<Store<ContentRef>> = SpinLock::new(Store::new());
-/// The event ring: [`RING_CAP`] full records (`sensor_core::event`), in
-/// the image (nonpaged). A push never waits for a reader: when the ring is
-/// full the oldest record is overwritten and counted (`events_overwritten`).
-static RING: SpinLock<EventRing<RING_CAP, PipeEvent>> = SpinLock::new(EventRing::new());
-static HAS_CONTENT: AtomicBool = AtomicBool::new(false);
-static MODE: AtomicU32 = AtomicU32::new(0);
-static FLAGS: AtomicU32 = AtomicU32::new(0);
-
-static EVALUATED: AtomicU64 = AtomicU64::new(0);
-static MATCHED: AtomicU64 = AtomicU64::new(0);
-static DENIED: AtomicU64 = AtomicU64::new(0);
-static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
-static CALLBACKS: AtomicU64 = AtomicU64::new(0);
-static ROOT_OPENS: AtomicU64 = AtomicU64::new(0);
-static UNCHECKED_DENIED: AtomicU64 = AtomicU64::new(0);
-static UNCHECKED_ALLOWED: AtomicU64 = AtomicU64::new(0);
-static WORK_WAITS: AtomicU64 = AtomicU64::new(0);
-static WORK_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
-static WORK_WAITING: AtomicU64 = AtomicU64::new(0);
-static IMAGE_LOCATED: AtomicU64 = AtomicU64::new(0);
-static IMAGE_QUERIED: AtomicU64 = AtomicU64::new(0);
-static IMAGE_MISSING: AtomicU64 = AtomicU64::new(0);
-static SID_FROM_CONTEXT: AtomicU64 = AtomicU64::new(0);
-static SID_FROM_PROCESS: AtomicU64 = AtomicU64::new(0);
-static SID_MISSING: AtomicU64 = AtomicU64::new(0);
-
 /// Per-evaluation working memory: `sensor_core::eval::Work` (matcher
 /// scratch, a composed name, the image path in DOS form) and the
 /// requestor's image path as queried (NT form).
-struct Work {
+pub(crate) struct Work {
     eval: eval::Work,
     query: ImageQuery,
 }
 
-/// Working memory, preallocated in the image (nonpaged), never on the
-/// stack; see the module docs for what happens when all slots are busy.
-const WORK_SLOTS: usize = 16;
-static WORK: [Slot<Work>; WORK_SLOTS] = [const {
-    Slot::new(Work {
+impl Work {
+    /// Empty working memory.
+    pub(crate) const INIT: Work = Work {
         eval: eval::Work::new(),
         query: ImageQuery::new(),
-    })
-}; WORK_SLOTS];
-static WORK_POOL: WorkPool<WORK_SLOTS> = WorkPool::new();
-/// Signalled once per waiter admitted by a leaving evaluation.
-static WORK_SEM: Semaphore = Semaphore::new();
-static WORK_WAIT_MS: AtomicU32 = AtomicU32::new(sensor_core::work::DEFAULT_WAIT_MS);
+    };
+}
+
+/// Working memory, preallocated in the image (nonpaged), never on the
+/// stack; see the module docs for what happens when all slots are busy.
+pub(crate) const WORK_SLOTS: usize = 16;
 
 /// Initialises the working-memory semaphore (DriverEntry, PASSIVE_LEVEL,
 /// before the control device and the callbacks).

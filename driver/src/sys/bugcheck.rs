@@ -1,6 +1,7 @@
 //! Bug check: panic handler, the bug-check reason callback and its dump area.
 
 use super::*;
+use crate::globals::sys::*;
 
 /// Stops the machine with `code`. Never returns.
 pub fn bug_check(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> ! {
@@ -26,48 +27,51 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// Secondary dump data handed to the bug-check reason callback: a fixed
-/// buffer in the image (nonpaged), updated by `crate::dump` under its lock.
-pub struct DumpArea(UnsafeCell<[u8; crate::dump::DUMP_LEN]>);
-// SAFETY: writers hold crate::dump's spin lock; the bug-check callback reads
-// it with the system halted (a torn read only garbles diagnostics).
-unsafe impl Sync for DumpArea {}
+/// buffer of `N` bytes in the image (nonpaged), updated by the driver's
+/// dump module under its lock; [`Hooks::dump_area`] hands its address and
+/// length to [`bugcheck_secondary`].
+pub struct DumpArea<const N: usize>(UnsafeCell<[u8; N]>);
+// SAFETY: writers hold the dump module's spin lock; the bug-check callback
+// reads it with the system halted (a torn read only garbles diagnostics).
+unsafe impl<const N: usize> Sync for DumpArea<N> {}
 
-impl DumpArea {
+impl<const N: usize> DumpArea<N> {
     pub const fn new() -> Self {
-        DumpArea(UnsafeCell::new([0; crate::dump::DUMP_LEN]))
+        DumpArea(UnsafeCell::new([0; N]))
     }
-    /// Writes the area. Callers serialise (crate::dump's lock).
-    pub fn write(&self, f: impl FnOnce(&mut [u8; crate::dump::DUMP_LEN])) {
+    /// The area's address and length, for the kernel (no access here).
+    pub fn raw(&self) -> (*mut u8, usize) {
+        (self.0.get().cast(), N)
+    }
+    /// Writes the area. Callers serialise (the dump module's lock).
+    pub fn write(&self, f: impl FnOnce(&mut [u8; N])) {
         // SAFETY: writers are serialised by the caller's lock; the only other
         // access is the bug-check callback (system halted).
         f(unsafe { &mut *self.0.get() })
     }
 }
 
-struct BugRecord(UnsafeCell<KBUGCHECK_REASON_CALLBACK_RECORD>);
+pub(crate) struct BugRecord(UnsafeCell<KBUGCHECK_REASON_CALLBACK_RECORD>);
 // SAFETY: the record is written only by the kernel (registration) and by
 // register/deregister in DriverEntry/unload, which do not overlap.
 unsafe impl Sync for BugRecord {}
 
-static BUG_RECORD: BugRecord = BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBACK_RECORD {
-    Entry: LIST_ENTRY {
-        Flink: null_mut(),
-        Blink: null_mut(),
-    },
-    CallbackRoutine: null_mut(),
-    Component: null_mut(),
-    Checksum: 0,
-    Reason: 0,
-    State: 0,
-}));
-static BUG_REGISTERED: AtomicBool = AtomicBool::new(false);
-
-/// The service-key value `BugCheckCallback` (REG_DWORD, default 1): 0 leaves
-/// the bug-check reason callback unregistered. A test setting: Wine 8's
-/// `KeRegisterBugCheckReasonCallback` is a stub that raises when called, so
-/// the Wine tests set it (scripts/wine-lib.sh); the driver itself never asks
-/// what kernel it runs on.
-static BUGCHECK_CALLBACK: AtomicBool = AtomicBool::new(true);
+impl BugRecord {
+    /// An unregistered record.
+    pub(crate) const fn new() -> Self {
+        BugRecord(UnsafeCell::new(KBUGCHECK_REASON_CALLBACK_RECORD {
+            Entry: LIST_ENTRY {
+                Flink: null_mut(),
+                Blink: null_mut(),
+            },
+            CallbackRoutine: null_mut(),
+            Component: null_mut(),
+            Checksum: 0,
+            Reason: 0,
+            State: 0,
+        }))
+    }
+}
 
 /// Sets [`BUGCHECK_CALLBACK`] (from the service key, before
 /// [`register_bugcheck_callback`]).
@@ -99,11 +103,12 @@ unsafe extern "system" fn bugcheck_secondary(
     // SAFETY: HIGH_LEVEL during a bug check; the kernel passes a valid
     // KBUGCHECK_SECONDARY_DUMP_DATA of `len` bytes (checked above).
     let d = unsafe { &mut *d };
-    if (d.MaximumAllowed as usize) < crate::dump::DUMP_LEN {
+    let (area, area_len) = (HOOKS.dump_area)();
+    if (d.MaximumAllowed as usize) < area_len {
         return;
     }
-    d.OutBuffer = crate::dump::DUMP.0.get().cast();
-    d.OutBufferLength = crate::dump::DUMP_LEN as u32;
+    d.OutBuffer = area.cast();
+    d.OutBufferLength = area_len as u32;
     d.Guid = DUMP_GUID;
 }
 

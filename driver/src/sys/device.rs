@@ -1,9 +1,7 @@
 //! The control device and IRP dispatch.
 
 use super::*;
-
-static CONTROL_DEVICE: AtomicPtr<DEVICE_OBJECT> = AtomicPtr::new(null_mut());
-static SYMLINK_CREATED: AtomicBool = AtomicBool::new(false);
+use crate::globals::sys::*;
 
 /// The driver object handed to DriverEntry (kept for teardown).
 pub struct Driver(pub(super) *mut DRIVER_OBJECT);
@@ -183,7 +181,7 @@ pub fn delete_control_device() {
 }
 
 unsafe extern "system" fn driver_unload(_driver: *const DRIVER_OBJECT) {
-    crate::teardown();
+    (HOOKS.stop)();
 }
 
 fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
@@ -282,15 +280,15 @@ unsafe extern "system" fn dispatch_device_control(
         out_len,
     };
     if code == sensor_core::stream::IOCTL_EVENTS_V2 {
-        if crate::events::wants_wait(&io) {
+        if (HOOKS.events_wants_wait)(&io) {
             return pending::submit_wait(irp);
         }
-        return match crate::events::answer_now(&mut io) {
+        return match (HOOKS.events_answer_now)(&mut io) {
             Ok(n) => complete(irp, STATUS_SUCCESS, n.min(out_len)),
             Err(s) => complete(irp, s, 0),
         };
     }
-    match crate::control::handle(code, &mut io) {
+    match (HOOKS.device_control)(code, &mut io) {
         Ok(n) => complete(irp, STATUS_SUCCESS, n.min(out_len)),
         Err(s) => complete(irp, s, 0),
     }

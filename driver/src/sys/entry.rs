@@ -22,5 +22,5 @@ pub unsafe extern "system" fn DriverEntry(
         }
         _ => &[],
     };
-    crate::driver_entry(&Driver(driver), path)
+    (HOOKS.start)(&Driver(driver), path)
 }

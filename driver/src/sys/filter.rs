@@ -1,6 +1,7 @@
 //! The minifilter: registration, rundown, callbacks.
 
 use super::*;
+use crate::globals::sys::*;
 
 struct Registration(FLT_REGISTRATION);
 // SAFETY: an immutable table of function pointers and nulls.
@@ -53,12 +54,6 @@ static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
     NormalizeNameComponentExCallback: None,                // not a name provider
     SectionNotificationCallback: None,                     // no sections
 });
-
-static FILTER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-
-/// Unload protection for callbacks: teardown waits for in-flight callbacks.
-/// (sensor_core::rundown, because Wine 8 stubs the EX_RUNDOWN_REF routines.)
-static RUNDOWN: sensor_core::rundown::Rundown = sensor_core::rundown::Rundown::new();
 
 /// Blocks new callbacks and waits (sleeping 10 ms between checks) for
 /// running ones to finish. PASSIVE_LEVEL (teardown).
@@ -129,7 +124,7 @@ pub fn unregister_filter() {
 }
 
 unsafe extern "system" fn filter_unload(_flags: u32) -> NTSTATUS {
-    crate::teardown();
+    (HOOKS.stop)();
     STATUS_SUCCESS
 }
 
@@ -226,16 +221,16 @@ fn pre_op(data: *mut FLT_CALLBACK_DATA, kind: sensor_core::ring::EventKind) -> i
     let Some(_guard) = RundownGuard::acquire() else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
-    crate::sensor::count_callback();
+    (HOOKS.count_callback)();
     // Cheap checks first: no content active → nothing can match.
-    if !crate::sensor::has_content() {
+    if !(HOOKS.has_content)() {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
     let (related, name) = target_names(data);
     // SAFETY: data is this callback's data; the requestor does not outlive
     // the call below.
     let requestor = unsafe { Requestor::new(data) };
-    let decision = crate::sensor::on_callback(kind, requestor, related, name);
+    let decision = (HOOKS.on_callback)(kind, requestor, related, name);
     if decision == sensor_core::decision::Decision::Deny {
         // SAFETY: data is our callback data; completing the operation here.
         let d = unsafe { &mut *data };

@@ -66,6 +66,7 @@ mod device;
 mod entry;
 mod file;
 mod filter;
+mod hooks;
 mod log;
 mod pool;
 mod registry;
@@ -79,6 +80,11 @@ pub use bugcheck::*;
 pub use device::*;
 pub use file::*;
 pub use filter::*;
+pub use hooks::*;
+
+/// The one name the FFI layer knows of the crate above it: the hooks
+/// table, data the crate root fills (see [`Hooks`]).
+use crate::globals::HOOKS;
 pub use log::*;
 pub use pool::*;
 pub use registry::*;

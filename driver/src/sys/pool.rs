@@ -1,8 +1,7 @@
 //! Pool memory: buffers, reference-counted objects, the loaded channel file.
 
 use super::*;
-
-static POOL_LIVE: AtomicUsize = AtomicUsize::new(0);
+use crate::globals::sys::*;
 
 /// Pool allocations made by the driver and not yet freed.
 pub fn pool_live() -> usize {

@@ -1,13 +1,11 @@
 //! Routines resolved at run time (`MmGetSystemRoutineAddress`), the boot identity and system time.
 
 use super::*;
+use crate::globals::sys::*;
 
 pub(super) type ExAllocatePool2Fn =
     unsafe extern "system" fn(flags: u64, size: usize, tag: u32) -> *mut c_void;
 type QuerySystemTimeFn = unsafe extern "system" fn(*mut i64);
-
-pub(super) static EX_ALLOCATE_POOL2: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-static QUERY_TIME: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 
 pub(super) fn system_routine(name: &str) -> *mut c_void {
     let w = Wide::<64>::new(name);
@@ -18,12 +16,6 @@ pub(super) fn system_routine(name: &str) -> *mut c_void {
 
 type QueryInterruptTimeFn = unsafe extern "system" fn() -> u64;
 type QueryInterruptTimePreciseFn = unsafe extern "system" fn(*mut u64) -> u64;
-
-/// The boot identity the process GUIDs carry (`sensor_core::event::process_guid`).
-static BOOT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-static BOOT_FROM_INTERRUPT_TIME: AtomicBool = AtomicBool::new(false);
-static INTERRUPT_TIME: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-static INTERRUPT_TIME_PRECISE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 
 /// Fixes the boot identity (DriverEntry, PASSIVE_LEVEL, after
 /// [`resolve_dynamic_routines`]): the boot instant in whole seconds since

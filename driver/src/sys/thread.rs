@@ -1,8 +1,9 @@
 //! System threads: the "proven after a clean run" timer and the periodic content rescan.
 
 use super::*;
+use crate::globals::sys::*;
 
-struct ThreadState {
+pub(crate) struct ThreadState {
     stop: UnsafeCell<KEVENT>,
     thread: AtomicPtr<c_void>,
     func: AtomicPtr<c_void>,
@@ -12,7 +13,7 @@ struct ThreadState {
 unsafe impl Sync for ThreadState {}
 
 impl ThreadState {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         ThreadState {
             stop: UnsafeCell::new(KEVENT { opaque: [0; 24] }),
             thread: AtomicPtr::new(null_mut()),
@@ -96,9 +97,6 @@ impl ThreadState {
     }
 }
 
-static TIMER: ThreadState = ThreadState::new();
-static RESCANNER: ThreadState = ThreadState::new();
-
 unsafe extern "system" fn timer_thread(_ctx: *mut c_void) {
     if TIMER.wait() {
         let f = TIMER.func.load(Ordering::Acquire);
@@ -126,7 +124,7 @@ pub fn stop_timer() {
 
 unsafe extern "system" fn rescan_thread(_ctx: *mut c_void) {
     while RESCANNER.wait() {
-        crate::content::periodic_rescan();
+        (HOOKS.periodic_rescan)();
     }
     // SAFETY: terminating the current system thread.
     unsafe { PsTerminateSystemThread(STATUS_SUCCESS) };
