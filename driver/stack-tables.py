@@ -69,7 +69,7 @@ INDIRECT = [
 ] + [
     # Formatting code writes to Formatter.buf / the output, a `dyn fmt::Write`:
     # the image's Write impls are sys::log::LineBuf and
-    # sensor_core::proto::FixedText<N> (messages).
+    # sensor_core::codec::FixedText<N> (messages).
     (caller, "* = slot %#x" % slot, targets, "dyn fmt::Write::%s" % what, ANY)
     for caller in FORMATTING
     for slot, targets, what in ((0x18, WRITE_STR, "write_str"), (0x20, WRITE_CHAR, "write_char"),

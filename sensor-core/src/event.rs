@@ -28,7 +28,8 @@
 //! because its creation time differs (the three inputs are laid into the 128
 //! bits without loss, so distinct inputs give distinct GUIDs).
 
-use crate::proto::{FixedText, RULE_NAME_LEN};
+use crate::codec::FixedText;
+use crate::proto::RULE_NAME_LEN;
 use crate::ring::{EventRecord, RingRecord};
 use static_assertions::const_assert;
 
