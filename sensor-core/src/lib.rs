@@ -18,7 +18,10 @@
 //! * [`ring`]: the bounded event ring (overflow counted, never blocks).
 //! * [`event`]: the full pipe event (user SID, process identity, full image
 //!   path, rule, decision, content sequence), as analysts read it.
-//! * [`proto`]: the control device's IOCTL protocol (shared with `pipectl`).
+//! * [`codec`]: the wire codec every message uses (header, reader, writer,
+//!   fixed text, [`codec::ProtoError`]); a leaf: it imports nothing else here.
+//! * [`proto`]: the control device's IOCTL protocol (shared with `pipectl`):
+//!   each message's encoder beside its decoder, on [`codec`].
 //! * [`stream`]: the EVENTS_V2 IOCTL (a batch of full events; waits for them).
 //! * [`waitq`]: pended waits for events, as a cancel-safe queue state machine.
 //! * [`digest`]: SHA-256 of content files (reported in status).
