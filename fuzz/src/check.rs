@@ -34,6 +34,7 @@ pub fn matcher_invariants(
         image: image.map(Text::Utf16),
         pid,
         kind,
+        user: None,
     };
     let got = kernel_indices(file, &ev, scratch);
     assert!(
@@ -88,6 +89,7 @@ pub fn matcher_invariants(
             image: image.map(|_| Text::Utf8(&img)),
             pid,
             kind,
+            user: None,
         };
         assert_eq!(
             kernel_indices(file, &ev8, scratch),
@@ -156,6 +158,7 @@ pub fn compare_with_reference(
             image: img.as_deref(),
             pid,
             kind: kind.value(),
+            user: None,
         },
     );
     want.sort_unstable();
@@ -172,6 +175,7 @@ pub fn compare_with_reference(
         image: image.map(Text::Utf16),
         pid,
         kind,
+        user: None,
     };
     let got = ids(&ev16, scratch);
     assert_eq!(
@@ -183,6 +187,7 @@ pub fn compare_with_reference(
         image: img.as_deref().map(Text::Utf8),
         pid,
         kind,
+        user: None,
     };
     assert_eq!(
         ids(&ev8, scratch),

@@ -142,7 +142,7 @@ fn collect(c: &Cond, out: &mut BTreeSet<Expected>) -> bool {
 /// Compiled bytes of `set` parse and read back as `set`.
 pub fn check(set: &RuleSet, bytes: &[u8]) {
     let aligned = AlignedBytes::new(bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR)
         .unwrap_or_else(|e| panic!("compiler output rejected by the parser: {e}\n{set:#?}"));
     let mut rules: Vec<_> = set.rules.iter().collect();
     rules.sort_by_key(|r| r.id);

@@ -73,6 +73,7 @@ impl CaseEvent {
             pid: self.pid,
             name: &self.name,
             image: self.image.as_deref(),
+            user: None,
         };
         eval::prepare(drives, &raw, buffers)
     }
@@ -200,9 +201,8 @@ mod tests {
         let set = RuleSet { rules };
         let bytes = compile(&set, &CompileOptions::default()).unwrap();
         let aligned = AlignedBytes::new(&bytes);
-        let file =
-            channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR_V1)
-                .unwrap();
+        let file = channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR)
+            .unwrap();
         let out = run(&set, &file, &mut Scratch::new());
         assert_eq!(out.len(), 11);
         // An empty name and the root are let through unevaluated, as the

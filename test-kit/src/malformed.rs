@@ -226,7 +226,7 @@ impl Parts {
     /// When `bytes` is not a valid channel file.
     pub fn of(bytes: &[u8]) -> Parts {
         let aligned = AlignedBytes::new(bytes);
-        let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+        let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
             Ok(f) => f,
             Err(e) => panic!("base file must be valid: {e}"),
         };
@@ -327,7 +327,7 @@ impl Gen {
         Gen {
             base,
             parts,
-            caps: Capabilities::SENSOR_V1,
+            caps: Capabilities::SENSOR,
             out: Vec::new(),
         }
     }
@@ -1229,7 +1229,7 @@ fn overflow_and_alignment(g: &mut Gen) {
 fn parts_boundaries(base: &[u8]) -> Vec<usize> {
     let mut v = vec![header::LEN];
     let aligned = AlignedBytes::new(base);
-    if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+    if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
         for s in f.sections() {
             for d in [0usize, 1, 4] {
                 v.push(s.offset as usize + d);

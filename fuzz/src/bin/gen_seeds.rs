@@ -142,7 +142,7 @@ fn main() {
     {
         use channel_parser::{Capabilities, Event, EventKind, Scratch, Text};
         let aligned = pipe_compiler::AlignedBytes::new(&wide_file);
-        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).expect("wide parses");
+        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR).expect("wide parses");
         let units: Vec<u16> = "\\aabbaab".encode_utf16().collect();
         let mut scratch = Scratch::new();
         let v = f.evaluate(
