@@ -24,6 +24,8 @@ pub struct CaseEvent {
     pub kind: EventKind,
     /// The process id.
     pub pid: u32,
+    /// The user SID string, if the case sets one.
+    pub user: Option<String>,
 }
 
 fn wire_kind(k: EventKind) -> sensor_core::ring::EventKind {
@@ -45,6 +47,7 @@ impl CaseEvent {
             image: case.image.as_ref().map(|i| i.encode_utf16().collect()),
             kind: case.kind.unwrap_or(default_kind),
             pid: case.pid.unwrap_or(DEFAULT_PID),
+            user: case.user.clone(),
         }
     }
 
@@ -73,7 +76,7 @@ impl CaseEvent {
             pid: self.pid,
             name: &self.name,
             image: self.image.as_deref(),
-            user: None,
+            user: self.user.as_deref(),
         };
         eval::prepare(drives, &raw, buffers)
     }

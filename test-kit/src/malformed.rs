@@ -187,6 +187,14 @@ pub fn fixture_rules() -> RuleSet {
                     atom(FieldId::PROCESS_ID, Matcher::NumEq(4242)),
                 ]),
             ),
+            rule(
+                70,
+                "a pipe of Local System",
+                Cond::And(vec![
+                    atom(FieldId::PIPE_NAME, Matcher::Prefix("\\user_".into())),
+                    atom(FieldId::USER, Matcher::Exact("S-1-5-18".into())),
+                ]),
+            ),
         ],
     }
 }
@@ -933,6 +941,10 @@ fn fields_not_supplied(g: &mut Gen) {
     pipe_only.name = "sensor-without-event-kind".into();
     pipe_only.caps =
         Capabilities::from_fields(&[FieldId::PIPE_NAME, FieldId::IMAGE, FieldId::PROCESS_ID]);
+    g.out.push(pipe_only.clone());
+    // A driver from before `User` (rule 70 reads it): refused by name.
+    pipe_only.name = "sensor-without-user-field".into();
+    pipe_only.caps = Capabilities::SENSOR_V1;
     g.out.push(pipe_only);
 }
 
@@ -1098,8 +1110,8 @@ fn prefilter_automata(g: &mut Gen) {
     fn auto0(p: &mut Parts) -> &mut [u8] {
         &mut p.body(SectionKind::PREFILTER)[prefilter::LEN..]
     }
-    let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::COUNT, 3));
-    g.add("prefilter-count-3", b, Expect::Kind("limit-exceeded"));
+    let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::COUNT, 4));
+    g.add("prefilter-count-4", b, Expect::Kind("limit-exceeded"));
     let b = g.with(|p| set(auto0(p), automaton::FIELD, FieldId::PROCESS_ID.0));
     g.add("prefilter-field-pid", b, Expect::Kind("bad-automaton"));
     let b = g.with(|p| set(auto0(p), automaton::STATE_COUNT, u32::MAX));

@@ -180,3 +180,23 @@ fn unmappable_names_are_refused_with_the_rule_value_and_advice() {
         "{text}"
     );
 }
+
+#[test]
+fn embedded_user_cases_pass_in_the_kernel_path_and_the_reference() {
+    let mut rules = Vec::new();
+    for (i, s) in [SIGMA, NATIVE].iter().enumerate() {
+        rules.extend(load_yaml(Path::new(&format!("r{i}.yml")), s).unwrap());
+    }
+    let set = RuleSet { rules };
+    let bytes = compile(&set, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    let f = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
+    let out = test_kit::cases::run(&set, &f, &mut channel_parser::Scratch::new());
+    assert_eq!(out.len(), 3);
+    for o in &out {
+        assert!(o.passed(), "{}", o.failure());
+    }
+    for r in &set.rules {
+        assert!(test_kit::reference::failing_cases(r).is_empty());
+    }
+}

@@ -247,6 +247,57 @@ mod tests {
     }
 
     #[test]
+    fn user_is_matched_as_the_sid_the_driver_supplies() {
+        let rules = load_yaml(
+            Path::new("u.yml"),
+            "- id: 1\n  name: x\n  severity: high\n  detection:\n    s:\n      PipeName: '\\p'\n      User: 'NT AUTHORITY\\SYSTEM'\n    condition: s\n",
+        )
+        .unwrap();
+        let bytes = compile(&RuleSet { rules }, &CompileOptions::default()).unwrap();
+        let ch = Channel::from_bytes("x".into(), &bytes);
+        let f = ch.parse().unwrap();
+        let mut w = Work::new();
+        let with = |user: Option<&str>, sid: Option<&str>| Record {
+            user: user.map(String::from),
+            user_sid: sid.map(String::from),
+            ..rec("\\p")
+        };
+        for (user, sid) in [
+            (Some("NT AUTHORITY\\SYSTEM"), None),
+            (Some("nt-autorität\\system"), None),
+            (Some("S-1-5-18"), None),
+            (Some("CORP\\svc"), Some("S-1-5-18")),
+        ] {
+            let e = evaluate(&f, &with(user, sid), &mut w).unwrap();
+            assert_eq!(e.outcome.matched, vec![1], "{user:?} {sid:?}");
+        }
+        for (user, sid) in [
+            (None, None),
+            (Some("NT AUTHORITY\\LOCAL SERVICE"), None),
+            (Some("CORP\\alice"), Some("S-1-5-21-1-2-3-1001")),
+        ] {
+            let e = evaluate(&f, &with(user, sid), &mut w).unwrap();
+            assert!(e.outcome.matched.is_empty(), "{user:?} {sid:?}");
+        }
+        // A name only its machine can resolve: not evaluated, never "no match".
+        assert_eq!(
+            evaluate(&f, &with(Some("CORP\\alice"), None), &mut w).unwrap_err(),
+            NotEvaluated::UserNotMapped
+        );
+        // Content without rules on User evaluates such an event as usual.
+        let rules = load_yaml(
+            Path::new("p.yml"),
+            "- id: 2\n  name: y\n  severity: high\n  detection:\n    s:\n      PipeName: '\\p'\n    condition: s\n",
+        )
+        .unwrap();
+        let bytes = compile(&RuleSet { rules }, &CompileOptions::default()).unwrap();
+        let ch = Channel::from_bytes("y".into(), &bytes);
+        let f = ch.parse().unwrap();
+        let e = evaluate(&f, &with(Some("CORP\\alice"), None), &mut w).unwrap();
+        assert_eq!(e.outcome.matched, vec![2]);
+    }
+
+    #[test]
     fn names_are_normalized_as_the_driver_does() {
         let rules = load_yaml(
             Path::new("r.yml"),
