@@ -21,7 +21,7 @@ use channel_parser::Text;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
 use sensor_core::eval::{self, RawEvent};
-use sensor_core::event::{PipeEvent, SidText};
+use sensor_core::event::{PipeEvent, Sid, SidText};
 use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRing, RING_CAP};
@@ -337,13 +337,13 @@ fn evaluate_in(
         .as_ref()
         .is_some_and(|c| c.chan.file().reads_field(FieldId::USER));
     let mut who: Option<Identity> = None;
-    *user = SidText::EMPTY;
+    Sid::NONE.text_into(user);
     if reads_user {
         if let Some(r) = requestor {
             USER_READ.fetch_add(1, Ordering::Relaxed);
             let id = read_identity(r);
-            match id.sid {
-                Some(sid) => *user = sid.text(),
+            match &id.sid {
+                Some(sid) => sid.text_into(user),
                 None => {
                     USER_MISSING.fetch_add(1, Ordering::Relaxed);
                 }

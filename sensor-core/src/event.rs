@@ -267,12 +267,19 @@ impl Sid {
     /// fits. Empty when no SID is stored. Never panics.
     pub fn text(&self) -> SidText {
         let mut t = SidText::EMPTY;
-        if core::fmt::Write::write_fmt(&mut t, format_args!("{self}")).is_err() {
+        self.text_into(&mut t);
+        t
+    }
+
+    /// [`Sid::text`] written in place (the driver's working-memory slot:
+    /// nothing on the kernel stack).
+    pub fn text_into(&self, t: &mut SidText) {
+        t.len = 0;
+        if core::fmt::Write::write_fmt(t, format_args!("{self}")).is_err() {
             // Unreachable for a validated SID (see SID_TEXT_MAX); an empty
             // text is "no user", never a cut SID.
-            t = SidText::EMPTY;
+            t.len = 0;
         }
-        t
     }
 }
 
@@ -600,6 +607,12 @@ mod tests {
         let s = sid(&b);
         assert_eq!(s.text().as_str(), s.to_string());
         assert_eq!(s.text().as_str().len(), 183);
+        // Reused in place (the driver's slot): a shorter SID replaces it whole.
+        let mut t = s.text();
+        sid(&user_sid()).text_into(&mut t);
+        assert_eq!(t.as_str(), "S-1-5-21-1-2-3-1001");
+        Sid::NONE.text_into(&mut t);
+        assert_eq!(t.as_str(), "");
     }
 
     #[test]
