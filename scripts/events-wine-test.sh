@@ -23,13 +23,16 @@
 #      restarted with the driver stopped): events flow, boot part of the
 #      ProcessGuid unchanged
 #   6. pipectl replay of the service's files reproduces the live verdicts
+#   6b. content with rules on User (the client's SID, another SID): the
+#      driver reads the SID before matching and only the client's rule fires;
+#      STATUS counts the read; pipectl match --user agrees
 #   7. stop both: the driver's unload log shows pended waits were used and
 #      completed, nothing left allocated
 # Environment: WINE_TEST_KEEP=1 keeps the prefix.
 set -uo pipefail
 
 if [ $# -ne 7 ]; then
-  sed -n '2,28p' "$0"
+  sed -n '2,31p' "$0"
   exit 2
 fi
 SYS=$(realpath "$1"); FLTMGR=$(realpath "$2"); FLTCTL=$(realpath "$3")
@@ -259,6 +262,51 @@ assert r["verdicts"]["matched"] == len(pipe) and r["verdicts"]["no_match"] == 0,
 assert dict(live) == replay, (live, replay)
 print(len(pipe), "events,", len(live), "rules")
 PY
+
+# --- 6b. rules on User: the driver reads the requester's SID before matching ------------
+# The SID Wine's process token gives the client (recorded in phase 2).
+WSID=$(python3 -c "
+import glob, json
+print([json.loads(l)['UserSid'] for f in glob.glob('$EV/*.jsonl') for l in open(f) if 'postex_ev1' in l][0])")
+OTHER_SID='S-1-5-21-1-2-3-4242'
+[ "${WSID#S-1-5-}" != "$WSID" ] && pass "6b. Wine's client runs as $WSID" || fail "6b. no SID recorded in phase 2 ($WSID)"
+mkdir -p "$D/user-rules"
+cat >"$D/user-rules/rules.yml" <<YML
+- id: 9101
+  name: user pipe of the Wine user
+  severity: high
+  detection:
+    s:
+      PipeName: '\user_ev'
+      User: '$WSID'
+    condition: s
+- id: 9102
+  name: user pipe of another user
+  severity: critical
+  detection:
+    s:
+      PipeName: '\user_ev'
+      User: '$OTHER_SID'
+    condition: s
+YML
+"$PIPECTL" compile "$D/user-rules" -o "$D/content/C-00000291-00000002.sys" --sequence 2 >"$LOG/compile-user" 2>&1 || fail "6b. compile the User rules (see $LOG/compile-user)"
+ctl rescan-user rescan >/dev/null || fail "6b. rescan"
+[ "$(val "$LAST" file.2)" = adopted ] && pass "6b. content with rules on User adopted by the driver (it supplies User)" || fail "6b. User content not adopted: $(val "$LAST" file.2) (see $LOG/$LAST.out)"
+ctl status-user0 status >/dev/null
+UR0=$(val "$LAST" counters.user_read); UM0=$(val "$LAST" counters.user_missing)
+fc op-user op --name '\user_ev'
+check 'e["PipeName"] == "\\user_ev" and e["RuleId"] == 9101 and e["UserSid"] == "'"$WSID"'"' 1 10 "6b. the rule on the client's SID fired in the driver's path (rule 9101)"
+sleep 1
+[ "$(q 'e["RuleId"] == 9102')" = 0 ] && pass "6b. the rule on another SID did not fire" || fail "6b. rule 9102 (another SID) fired"
+ctl status-user1 status >/dev/null
+[ "$(val "$LAST" counters.user_read)" = $((UR0 + 1)) ] && pass "6b. one SID read before matching (counters.user_read $UR0 -> $((UR0 + 1)))" || fail "6b. counters.user_read $(val "$LAST" counters.user_read), expected $((UR0 + 1))"
+expect counters.user_missing "$UM0" "6b. no SID missing"
+"$PIPECTL" match "$D/content/C-00000291-00000002.sys" '\user_ev' --user "$WSID" >"$LOG/match-user" 2>&1
+grep -q '^MATCH rule .* (9101) ' "$LOG/match-user" && ! grep -q '^MATCH rule .* (9102) ' "$LOG/match-user" &&
+  pass "6b. pipectl match --user $WSID agrees: rule 9101 only" || fail "6b. pipectl match --user disagrees (see $LOG/match-user)"
+"$PIPECTL" match "$D/content/C-00000291-00000002.sys" '\user_ev' --user "$OTHER_SID" >"$LOG/match-other" 2>&1
+grep -q '^MATCH rule .* (9102) ' "$LOG/match-other" && ! grep -q '^MATCH rule .* (9101) ' "$LOG/match-other" &&
+  pass "6b. pipectl match --user $OTHER_SID: rule 9102 only" || fail "6b. pipectl match --user other (see $LOG/match-other)"
 
 # --- 7. stop both: waits were pended and completed ------------------------------------
 svc stop PipeSensorEvents STOPPED "7. service stop"

@@ -229,6 +229,10 @@ int_newtype! {
         PROCESS_ID = 3 => "ProcessId",
         /// The event kind: create (1) or connect (2).
         EVENT_KIND = 4 => "EventKind",
+        /// The requester's user SID in string form (`S-1-5-18`), as the
+        /// sensor supplies it (FORMAT.md §4). Rules written on Sysmon's
+        /// `DOMAIN\name` are mapped to SIDs by the compiler.
+        USER = 5 => "User",
     }
 }
 
@@ -246,7 +250,7 @@ impl FieldId {
     /// The type of a known field.
     pub const fn field_type(self) -> Option<FieldType> {
         match self.0 {
-            1 | 2 => Some(FieldType::STRING),
+            1 | 2 | 5 => Some(FieldType::STRING),
             3 | 4 => Some(FieldType::U32),
             _ => None,
         }

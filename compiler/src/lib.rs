@@ -8,6 +8,7 @@ pub mod model;
 mod model_display;
 pub mod protect;
 pub mod sign;
+pub mod user;
 mod write;
 
 pub use compile::{

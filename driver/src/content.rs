@@ -283,7 +283,7 @@ fn parse_content(
 ) -> Result<ContentRef, LoadFailure> {
     let digest = sha256(buf.as_slice());
     let len = buf.len() as u32;
-    let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR_V1))
+    let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR))
         .map_err(|e| parse_error_failure(origin, expect_seq.unwrap_or(0), &e))?;
     let sequence = chan.file().sequence();
     if let Some(s) = expect_seq {

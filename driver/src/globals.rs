@@ -129,6 +129,12 @@ pub mod sensor {
     pub static SID_FROM_PROCESS: AtomicU64 = AtomicU64::new(0);
     /// Events without a SID.
     pub static SID_MISSING: AtomicU64 = AtomicU64::new(0);
+    /// Evaluations whose content reads `User` and whose requester's SID
+    /// was read (once per operation, reused by the recorder).
+    pub static USER_READ: AtomicU64 = AtomicU64::new(0);
+    /// Evaluations whose content reads `User` but whose SID could not be
+    /// read: `User` is absent for that evaluation (its atoms are false).
+    pub static USER_MISSING: AtomicU64 = AtomicU64::new(0);
     /// Per-evaluation working memory, preallocated in the image (nonpaged),
     /// never on the stack: a slot is taken for one evaluation (callbacks,
     /// EVAL; <= APC_LEVEL) through [`WORK_POOL`].

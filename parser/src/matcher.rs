@@ -22,7 +22,7 @@
 //! and only for pathological names.
 
 use crate::text::{glob_match, Text};
-use crate::view::{Automaton, ChannelFile, RuleView, StateRec};
+use crate::view::{Automaton, ChannelFile, RuleView, StateRec, PREFILTER_SLOTS};
 use channel_format::program::{self, Instr};
 use channel_format::{atom, rule, Action, AtomKind, EventKind, Field, FieldId};
 
@@ -47,6 +47,10 @@ pub struct Event<'e> {
     pub pid: u32,
     /// Create or connect.
     pub kind: EventKind,
+    /// The requester's user SID in string form (`S-1-5-18`), when the
+    /// sensor read it. String atoms on a missing user are false, as on a
+    /// missing image.
+    pub user: Option<Text<'e>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +69,8 @@ const TRUE_HIT: u32 = u32::MAX;
 pub struct Scratch {
     hits: [Hit; SCRATCH_HITS],
     len: usize,
-    /// Folded byte length of the pipe name and of the image.
-    totals: [u32; 2],
+    /// Folded byte length of the pipe name, the image and the user.
+    totals: [u32; PREFILTER_SLOTS],
     passes: u32,
 }
 
@@ -86,7 +90,7 @@ impl Scratch {
                 end: 0,
             }; SCRATCH_HITS],
             len: 0,
-            totals: [0; 2],
+            totals: [0; PREFILTER_SLOTS],
             passes: 0,
         }
     }
@@ -268,7 +272,8 @@ impl<'a> ChannelFile<'a> {
             let mut hi = self.rule_count;
             scratch.len = 0;
             scratch.passes = scratch.passes.saturating_add(1);
-            let fields = [Some(event.pipe_name), event.image];
+            // In prefilter-slot order (crate::view::prefilter_slot).
+            let fields = [Some(event.pipe_name), event.image, event.user];
             for (slot, (auto, text)) in self.automata.iter().zip(fields).enumerate() {
                 // The folded length only serves suffix/exact atoms, whose
                 // hits come from this field's scan: without an automaton
@@ -503,6 +508,7 @@ impl<'a> ChannelFile<'a> {
         let (text, slot) = match field {
             FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
             FieldId::IMAGE => (event.image, 1),
+            FieldId::USER => (event.user, 2),
             FieldId::PROCESS_ID => return kind == AtomKind::NUM_EQ && arg == event.pid,
             FieldId::EVENT_KIND => return kind == AtomKind::NUM_EQ && arg == event.kind.value(),
             _ => return false,

@@ -96,6 +96,7 @@ fn decide(f: &ChannelFile<'_>, slots: &[DfaSlot<'_>], ev: &Ev, scratch: &mut Scr
                 },
                 pid: ev.pid,
                 kind: ev.kind,
+                user: None,
             };
             let mut ids = Vec::new();
             f.for_each_match_with(&e, scratch, dfas, |r| {
@@ -128,7 +129,7 @@ fn decide(f: &ChannelFile<'_>, slots: &[DfaSlot<'_>], ev: &Ev, scratch: &mut Scr
 fn render(path: &Path, evs: &[Ev]) -> String {
     let raw = std::fs::read(path).expect("compat file");
     let (owned, pad) = aligned(&raw);
-    let f = parse(&owned[pad..], &Capabilities::SENSOR_V1)
+    let f = parse(&owned[pad..], &Capabilities::SENSOR)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut o = String::new();
     let name = path.file_name().unwrap().to_string_lossy();

@@ -396,7 +396,7 @@ fn match_test_and_driver_path_agree() {
     // The driver's path: sensor_core::eval::evaluate with loaded DFAs.
     let bytes = std::fs::read(&f).unwrap();
     let aligned = pipe_compiler::AlignedBytes::new(&bytes);
-    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let mut slots = vec![DfaSlot::default(); file.dfa_count() as usize];
     file.load_dfas(&mut slots);
     let mut work = Box::new(Work::new());
@@ -454,6 +454,7 @@ fn match_test_and_driver_path_agree() {
             pid: c.pid.unwrap_or(DEFAULT_PID),
             name: &name,
             image: image.as_deref(),
+            user: None,
         };
         let (p, verdict) = eval::evaluate(&file, &slots, &drives, &raw, &mut work).unwrap();
         assert_eq!(verdict.matched as usize, matched.len(), "{what}");

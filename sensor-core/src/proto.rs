@@ -280,10 +280,18 @@ pub struct Counters {
     pub image_queried: u64,
     /// Callbacks without a requestor image path (both failed).
     pub image_missing: u64,
+    /// Callbacks whose requester SID was read before matching because the
+    /// active content reads `User` (the recorder reuses it: one read per
+    /// operation).
+    pub user_read: u64,
+    /// Of those, callbacks whose SID could not be read: rules' `User`
+    /// atoms were false for them, as `Image` atoms are without an image
+    /// (docs/rules.md "User").
+    pub user_missing: u64,
 }
 
 /// Number of counters in a STATUS response.
-pub const COUNTERS: usize = 20;
+pub const COUNTERS: usize = 22;
 
 impl Counters {
     /// The counters in wire order.
@@ -309,11 +317,13 @@ impl Counters {
             self.image_located,
             self.image_queried,
             self.image_missing,
+            self.user_read,
+            self.user_missing,
         ]
     }
     /// From the wire order.
     pub const fn from_array(a: [u64; COUNTERS]) -> Counters {
-        let [evaluated, matched, denied, events_total, events_overwritten, name_errors, loads_ok, loads_failed, pool_live, callbacks, root_opens, unchecked_denied, unchecked_allowed, work_waits, work_exhausted, work_waiting, work_wait_ms, image_located, image_queried, image_missing] =
+        let [evaluated, matched, denied, events_total, events_overwritten, name_errors, loads_ok, loads_failed, pool_live, callbacks, root_opens, unchecked_denied, unchecked_allowed, work_waits, work_exhausted, work_waiting, work_wait_ms, image_located, image_queried, image_missing, user_read, user_missing] =
             a;
         Counters {
             evaluated,
@@ -336,6 +346,8 @@ impl Counters {
             image_located,
             image_queried,
             image_missing,
+            user_read,
+            user_missing,
         }
     }
 }
@@ -382,7 +394,7 @@ pub const STATUS_LEN: usize = HEADER_LEN
     + 24
     + 8 * COUNTERS
     + LOAD_FAILURE_LEN;
-const_assert_eq!(STATUS_LEN, 464);
+const_assert_eq!(STATUS_LEN, 480);
 
 fn put_info(w: &mut Writer<'_>, c: &ContentInfo) -> Result<(), ProtoError> {
     w.u64(c.sequence)?;

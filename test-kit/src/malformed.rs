@@ -187,6 +187,14 @@ pub fn fixture_rules() -> RuleSet {
                     atom(FieldId::PROCESS_ID, Matcher::NumEq(4242)),
                 ]),
             ),
+            rule(
+                70,
+                "a pipe of Local System",
+                Cond::And(vec![
+                    atom(FieldId::PIPE_NAME, Matcher::Prefix("\\user_".into())),
+                    atom(FieldId::USER, Matcher::Exact("S-1-5-18".into())),
+                ]),
+            ),
         ],
     }
 }
@@ -226,7 +234,7 @@ impl Parts {
     /// When `bytes` is not a valid channel file.
     pub fn of(bytes: &[u8]) -> Parts {
         let aligned = AlignedBytes::new(bytes);
-        let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+        let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
             Ok(f) => f,
             Err(e) => panic!("base file must be valid: {e}"),
         };
@@ -327,7 +335,7 @@ impl Gen {
         Gen {
             base,
             parts,
-            caps: Capabilities::SENSOR_V1,
+            caps: Capabilities::SENSOR,
             out: Vec::new(),
         }
     }
@@ -933,6 +941,10 @@ fn fields_not_supplied(g: &mut Gen) {
     pipe_only.name = "sensor-without-event-kind".into();
     pipe_only.caps =
         Capabilities::from_fields(&[FieldId::PIPE_NAME, FieldId::IMAGE, FieldId::PROCESS_ID]);
+    g.out.push(pipe_only.clone());
+    // A driver from before `User` (rule 70 reads it): refused by name.
+    pipe_only.name = "sensor-without-user-field".into();
+    pipe_only.caps = Capabilities::SENSOR_V1;
     g.out.push(pipe_only);
 }
 
@@ -1098,8 +1110,8 @@ fn prefilter_automata(g: &mut Gen) {
     fn auto0(p: &mut Parts) -> &mut [u8] {
         &mut p.body(SectionKind::PREFILTER)[prefilter::LEN..]
     }
-    let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::COUNT, 3));
-    g.add("prefilter-count-3", b, Expect::Kind("limit-exceeded"));
+    let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::COUNT, 4));
+    g.add("prefilter-count-4", b, Expect::Kind("limit-exceeded"));
     let b = g.with(|p| set(auto0(p), automaton::FIELD, FieldId::PROCESS_ID.0));
     g.add("prefilter-field-pid", b, Expect::Kind("bad-automaton"));
     let b = g.with(|p| set(auto0(p), automaton::STATE_COUNT, u32::MAX));
@@ -1229,7 +1241,7 @@ fn overflow_and_alignment(g: &mut Gen) {
 fn parts_boundaries(base: &[u8]) -> Vec<usize> {
     let mut v = vec![header::LEN];
     let aligned = AlignedBytes::new(base);
-    if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+    if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
         for s in f.sections() {
             for d in [0usize, 1, 4] {
                 v.push(s.offset as usize + d);

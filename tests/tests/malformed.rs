@@ -72,7 +72,7 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
             b[i] ^= mask;
             let aligned = pipe_compiler::AlignedBytes::new(&b);
             if let Ok(f) =
-                channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR_V1)
+                channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR)
             {
                 accepted += 1;
                 for name in [
@@ -88,6 +88,7 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
                         image: Some(channel_parser::Text::Utf8("C:\\a.exe")),
                         pid: 4242,
                         kind: channel_parser::EventKind::Connect,
+                        user: Some(channel_parser::Text::Utf8("S-1-5-18")),
                     };
                     let _ = f.evaluate(&ev, &mut scratch);
                 }

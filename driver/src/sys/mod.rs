@@ -22,7 +22,7 @@ pub mod requestor;
 pub mod semaphore;
 pub mod types;
 
-pub use identity::SidFrom;
+pub use identity::{Identity, SidFrom};
 pub use requestor::{ImageFrom, ImageQuery, Requestor};
 pub use semaphore::Semaphore;
 

@@ -142,16 +142,33 @@ fn main() {
     {
         use channel_parser::{Capabilities, Event, EventKind, Scratch, Text};
         let aligned = pipe_compiler::AlignedBytes::new(&wide_file);
-        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).expect("wide parses");
+        let f =
+            channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR).expect("wide parses");
         let units: Vec<u16> = "\\aabbaab".encode_utf16().collect();
         let mut scratch = Scratch::new();
         let v = f.evaluate(
-            &Event { pipe_name: Text::Utf16(&units), image: None, pid: 0, kind: EventKind::Create },
+            &Event {
+                pipe_name: Text::Utf16(&units),
+                image: None,
+                pid: 0,
+                kind: EventKind::Create,
+                user: None,
+            },
             &mut scratch,
         );
-        eprintln!("gen-seeds: wide set: {} rules, {} atoms, {} matched in {} passes", f.rule_count(), f.atom_count(), v.matched, scratch.passes());
+        eprintln!(
+            "gen-seeds: wide set: {} rules, {} atoms, {} matched in {} passes",
+            f.rule_count(),
+            f.atom_count(),
+            v.matched,
+            scratch.passes()
+        );
     }
-    write(&d("parse"), "wide-scratch-overflow", &with_name(&wide_file, "\\aabbaab"));
+    write(
+        &d("parse"),
+        "wide-scratch-overflow",
+        &with_name(&wide_file, "\\aabbaab"),
+    );
 
     for (name, file) in &files {
         write(&d("parse"), name, &with_name(file, "\\postex_1234"));
@@ -173,10 +190,7 @@ fn main() {
         }
     }
 
-    for e in fs::read_dir(&sigma_dir)
-        .expect("sigma dir")
-        .flatten()
-    {
+    for e in fs::read_dir(&sigma_dir).expect("sigma dir").flatten() {
         let text = fs::read(e.path()).expect("read sigma rule");
         write(&d("import_sigma"), &e.file_name().to_string_lossy(), &text);
     }
@@ -243,13 +257,19 @@ fn main() {
     let mut b = vec![0u8; 64];
     let n = sensor_core::stream::encode_stream_request(
         &mut b,
-        sensor_core::stream::StreamRequest { max: 64, wait: true },
+        sensor_core::stream::StreamRequest {
+            max: 64,
+            wait: true,
+        },
     )
     .expect("encode stream request");
     let mut seed = vec![0u8];
     seed.extend_from_slice(&b[..n]);
     write(&d("ioctl"), "events-v2-request", &seed);
-    let mut ring = Box::new(sensor_core::ring::EventRing::<4, sensor_core::event::PipeEvent>::new());
+    let mut ring = Box::new(sensor_core::ring::EventRing::<
+        4,
+        sensor_core::event::PipeEvent,
+    >::new());
     let sid = [1u8, 2, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 0xe9, 3, 0, 0];
     for kind in [1u8, 2] {
         ring.push_with(|e| {
