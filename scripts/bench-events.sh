@@ -4,16 +4,25 @@
 # default ring size (sensor_core::ring::RING_CAP, 128). Prints Markdown
 # tables for docs/performance.md ("Event service").
 #
-#   search: `fltctl rate` offers a known rate (a token bucket over
-#           QueryPerformanceCounter, THREADS client threads, synchronous
-#           user-mode operations, every one a recorded match) for
-#           STEP_SECONDS; rates double from RATE_START until a step loses
-#           events, then bisect between the highest loss-free and the lowest
-#           losing rate (to within 10 %); the highest loss-free rate is run
-#           once more for CONFIRM_SECONDS. A step is loss-free when the
-#           service's JSON lines for it = the events the driver recorded
-#           (STATUS events_total) and the driver overwrote nothing
+#   search: `fltctl stress --rate` offers a known rate: 8 of the double's
+#           threads share a token bucket, every operation a user-mode
+#           request of the client process and a recorded match, for
+#           STEP_SECONDS. A step is OK (the threads delivered >= 90 % of the
+#           rate and nothing was lost), LOSS, or SHORT (nothing lost, but
+#           the threads were saturated below the rate). Rates double from
+#           RATE_START while steps are OK, then bisect between the highest OK
+#           and the lowest LOSS or SHORT rate (to within 10 %); the highest
+#           OK rate is run once more for CONFIRM_SECONDS. Loss-free means the
+#           service's JSON lines for the step = the events the driver
+#           recorded (STATUS events_total) and nothing was overwritten
 #           (events_overwritten, the service's EventsLost).
+#   client: one step from the client's own threads (`fltctl rate`, a token
+#           bucket over QueryPerformanceCounter, THREADS threads, CLIENT_RATE
+#           offered): how fast user-mode requests get through winedevice's
+#           one request thread;
+#   CPU:    the share of one core each of wineserver, the driver's host
+#           (winedevice.exe: driver, double, its threads) and the service
+#           used during the step (/proc, user + system);
 #   latency: callback (the line's UtcTime, written by the driver, cut to
 #           the millisecond) to the moment a watcher polling the file every
 #           millisecond saw the line: p50 / p99 / max per step;
@@ -27,8 +36,9 @@
 # cannot offer or a lossy step is a result, never a failure.
 #
 # usage: scripts/bench-events.sh [STEP_SECONDS [BURST_OPS]]   (defaults 4, 100000)
-# environment: RATE_START (100), RATE_MAX (50000), THREADS (4),
-#              CONFIRM_SECONDS (10), WINE_TEST_KEEP=1 keeps the prefix.
+# environment: RATE_START (100), RATE_MAX (50000), CONFIRM_SECONDS (10),
+#              THREADS (4) and CLIENT_RATE (5000) for the client step,
+#              WINE_TEST_KEEP=1 keeps the prefix.
 # Builds what it needs like scripts/bench-callbacks.sh. Wall-clock figures
 # on a shared machine move by +-30 %.
 set -uo pipefail
@@ -140,6 +150,27 @@ elif cmd == "wait":  # DIR MARKER RECORDED LOST_BEFORE SECONDS -> "lines lost"
             print(n, total - before)
             break
         time.sleep(0.1)
+elif cmd == "cpu":  # WINEPREFIX -> CPU seconds so far: wineserver, the driver's host, the service
+    pre = ("WINEPREFIX=" + sys.argv[2]).encode()
+    tck = os.sysconf("SC_CLK_TCK")
+    cpu = {"wineserver": 0.0, "host": 0.0, "service": 0.0}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if pre not in open("/proc/%s/environ" % p, "rb").read().split(b"\0"):
+                continue
+            # (Wine renames a process's comm after its main thread: match the command line.)
+            cmd = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")[0].decode(errors="replace").lower()
+            st = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()
+            t = (int(st[11]) + int(st[12])) / tck  # utime + stime, every thread
+            if os.path.basename(cmd).startswith("wineserver"):
+                cpu["wineserver"] += t
+            elif cmd.endswith("winedevice.exe") and "pipesensor.sys" in open("/proc/%s/maps" % p).read().lower():
+                cpu["host"] += t  # the driver, the double and its threads
+            elif cmd.endswith("pipesensor-service.exe"):
+                cpu["service"] += t
+        except OSError:
+            continue
+    print("%.2f %.2f %.2f" % (cpu["wineserver"], cpu["host"], cpu["service"]))
 elif cmd == "latency":  # ARRIVALS MARKER -> "n p50 p99 max" (ms)
     ms = []
     for l in open(sys.argv[2], encoding="utf-8"):
@@ -193,6 +224,7 @@ step() {
   marker="postex_rate_${K}_"
   read -r t0 o0 <<<"$(counters "s$K-status0")"
   l0=$(python3 "$PY" lost "$EV")
+  local c0 c1; c0=$(python3 "$PY" cpu "$WINEPREFIX")
   if [ "$producer" = double ]; then
     W_TIMEOUT=$((secs * 4 + 120)) W "s$K-stress" 'C:\pipesensor\fltctl.exe' stress --threads 8 --rate "$rate/s" \
       --duration "$secs" --entry "pipe:-:\\${marker}create" --entry "create:-:\\${marker}connect" ||
@@ -206,6 +238,9 @@ step() {
     ops=$(val "s$K-rate" rate.ops); cb=$(val "s$K-rate" rate.callbacks)
     achieved=$(val "s$K-rate" rate.achieved_per_second)
   fi
+  c1=$(python3 "$PY" cpu "$WINEPREFIX")
+  # CPU share of the run (100 % = one core) of wineserver / the driver's host / the service.
+  local share; share=$(python3 -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); print(' / '.join('%.0f' % ((float(y) - float(x)) * 100 / $secs) for x, y in zip(a, b)))" "$c0" "$c1")
   account "s$K" "$marker" "$t0" "$o0" "$l0" 120
   [ "$RECORDED" = "$cb" ] || { echo "FAIL step $K: $cb callbacks but $RECORDED events recorded" >&2; BAD=$((BAD + 1)); }
   OFFERED_OK=0; [ $((achieved * 10)) -ge $((rate * 9)) ] && OFFERED_OK=1
@@ -214,38 +249,51 @@ step() {
   read -r n p50 p99 mx <<<"$(python3 "$PY" latency "$ARRIVALS" "$marker")"
   [ "$LOSSFREE" = 1 ] || verdict="LOST $LOST"
   [ "$OFFERED_OK" = 1 ] || verdict="$verdict, producer short of the rate"
-  echo "| $K | $producer | $rate | ${secs} s | $ops | $achieved | $RECORDED | $LINES | $LOST | $p50 | $p99 | $mx | $verdict |" | tee -a "$STEPS" >&2
+  echo "| $K | $producer | $rate | ${secs} s | $ops | $achieved | $RECORDED | $LINES | $LOST | $p50 | $p99 | $mx | $share | $verdict |" | tee -a "$STEPS" >&2
   LAST_LOST=$LOST; LAST_RECORDED=$RECORDED; LAST_ACHIEVED=$achieved; LAST_P50=$p50; LAST_P99=$p99; LAST_MAX=$mx
 }
 
 echo "search: $STEP s steps from $RATE_START/s, 8 of the double's threads, ring $RING" >&2
-BEST=0 FIRST_LOSS=0 FIRST_LOSS_TXT="none up to the producer's limit" LIMIT=""
+# A step is OK (the producer delivered >= 90 % of the offered rate and
+# nothing was lost), LOSS, or SHORT (nothing lost, but the producer could
+# not deliver the rate: its threads were saturated, and what they offered
+# is not the rate asked for). Offered rates double while steps are OK, then
+# bisect between the highest OK and the lowest LOSS or SHORT to within 10 %.
+BEST=0 BEST_ACH=0 HI=0 FIRST_LOSS=0 FIRST_LOSS_TXT="" SHORT_TXT=""
+classify() { # RATE
+  if [ "$LOSSFREE" = 0 ]; then
+    if [ "$FIRST_LOSS" = 0 ] || [ "$1" -lt "$FIRST_LOSS" ]; then
+      FIRST_LOSS=$1; FIRST_LOSS_TXT="offered $1/s (reached $LAST_ACHIEVED/s): $LAST_LOST of $LAST_RECORDED lost"
+    fi
+  elif [ "$OFFERED_OK" = 0 ]; then
+    SHORT_TXT="offered $1/s, the double's threads reached $LAST_ACHIEVED/s, nothing lost"
+  else
+    BEST=$1 BEST_ACH=$LAST_ACHIEVED; return 0
+  fi
+  if [ "$HI" = 0 ] || [ "$1" -lt "$HI" ]; then HI=$1; fi
+  return 1
+}
 r=$RATE_START
 while [ "$r" -le "$RATE_MAX" ]; do
   step double "$r" "$STEP"
-  if [ "$LOSSFREE" = 0 ]; then
-    FIRST_LOSS=$r; FIRST_LOSS_TXT="$r/s: $LAST_LOST of $LAST_RECORDED lost (offered $LAST_ACHIEVED/s)"; break
-  fi
-  if [ "$OFFERED_OK" = 0 ]; then LIMIT="the double's threads reached $LAST_ACHIEVED/s of $r/s without loss"; BEST=$LAST_ACHIEVED; break; fi
-  BEST=$r
+  classify "$r" || break
   r=$((r * 2))
 done
-if [ "$FIRST_LOSS" -gt 0 ]; then
-  while [ $((FIRST_LOSS - BEST)) -gt $((BEST / 10)) ] && [ $((FIRST_LOSS - BEST)) -gt 10 ]; do
-    mid=$(((BEST + FIRST_LOSS) / 2))
+if [ "$HI" -gt 0 ]; then
+  while [ $((HI - BEST)) -gt $((BEST / 10)) ] && [ $((HI - BEST)) -gt 10 ]; do
+    mid=$(((BEST + HI) / 2))
     step double "$mid" "$STEP"
-    if [ "$LOSSFREE" = 1 ]; then BEST=$mid; else
-      FIRST_LOSS=$mid; FIRST_LOSS_TXT="$mid/s: $LAST_LOST of $LAST_RECORDED lost (offered $LAST_ACHIEVED/s)"; fi
+    classify "$mid"
   done
 fi
-CONFIRM_TXT="no loss-free rate"
 # The client's own threads: how fast a user-mode requester gets operations
 # through winedevice's one request thread (one step, offered well above it).
 step client "$CLIENT_RATE" "$STEP"
 CLIENT_TXT="offered $CLIENT_RATE/s, reached $LAST_ACHIEVED/s: $LAST_RECORDED events, $LAST_LOST lost"
+CONFIRM_TXT="no loss-free rate"
 if [ "$BEST" -gt 0 ]; then
   step double "$BEST" "$CONFIRM"
-  CONFIRM_TXT="$BEST/s for $CONFIRM s: $LAST_RECORDED events, $LAST_LOST lost; callback → line p50 $LAST_P50 ms, p99 $LAST_P99 ms, max $LAST_MAX ms"
+  CONFIRM_TXT="$BEST/s (reached $BEST_ACH/s in the search); again for $CONFIRM s: reached $LAST_ACHIEVED/s, $LAST_RECORDED events, $LAST_LOST lost; callback to line p50 $LAST_P50 ms, p99 $LAST_P99 ms, max $LAST_MAX ms"
 fi
 touch "$LOG/watch-stop"
 wait "$WATCHER"
@@ -253,9 +301,12 @@ wait "$WATCHER"
 # The burst, as fast as 8 of the double's threads go.
 read -r BT0 BO0 <<<"$(counters burst-status0)"
 BL0=$(python3 "$PY" lost "$EV")
-T0=$(date +%s.%N)
+BC0=$(python3 "$PY" cpu "$WINEPREFIX")
 W_TIMEOUT=3600 W burst 'C:\pipesensor\fltctl.exe' stress --threads 8 --ops $((BURST / 8)) --entry 'pipe:-:\postex_burst' --entry 'create:-:\msagent_burst'
 account burst '_burst' "$BT0" "$BO0" "$BL0" 1200
+BC1=$(python3 "$PY" cpu "$WINEPREFIX")
+# CPU seconds of the burst (wineserver / host / service), and the service's per line written.
+BCPU=$(python3 -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); d = [float(y) - float(x) for x, y in zip(a, b)]; print('%.1f / %.1f / %.1f s; service %.0f us per line' % (d[0], d[1], d[2], d[2] * 1e6 / max(1, $LINES)))" "$BC0" "$BC1")
 CB2=$(val burst stress.callbacks_per_second)
 W sc-stop-svc sc stop PipeSensorEvents
 stop_driver "bench" >/dev/null
@@ -263,14 +314,15 @@ stop_driver "bench" >/dev/null
 echo
 echo "$(nproc) cores (shared, load $(cut -d' ' -f1-3 /proc/loadavg)), $(date -u +%Y-%m-%d), Wine $(wine --version 2>/dev/null | tr -d '\r'); ring $RING; rules tests/wine/rules-v1"
 echo
-echo "| step | producer | offered /s | for | operations | achieved /s | recorded | JSON lines | lost | p50 ms | p99 ms | max ms | |"
-echo "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| step | producer | offered /s | for | operations | achieved /s | recorded | JSON lines | lost | p50 ms | p99 ms | max ms | CPU % wineserver / host / service | |"
+echo "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 cat "$STEPS"
 echo
-echo "- highest loss-free rate: $CONFIRM_TXT${LIMIT:+ ($LIMIT)}"
-echo "- first losing rate: $FIRST_LOSS_TXT"
+echo "- highest loss-free rate the producer delivered: $CONFIRM_TXT"
+echo "- first losing rate: ${FIRST_LOSS_TXT:-none in the search}"
+[ -z "$SHORT_TXT" ] || echo "- producer saturated: $SHORT_TXT"
 echo "- the client's own threads ($THREADS, synchronous IOCTLs): $CLIENT_TXT"
-echo "- burst, 8 of the double's threads: $((BURST / 8 * 8)) operations at $CB2 callbacks/s: $RECORDED recorded, $LINES JSON lines, $LOST lost (EventsLost; driver overwrote $OVERWRITTEN)"
+echo "- burst, 8 of the double's threads: $((BURST / 8 * 8)) operations at $CB2 callbacks/s: $RECORDED recorded, $LINES JSON lines, $LOST lost (EventsLost; driver overwrote $OVERWRITTEN); CPU wineserver / host / service $BCPU"
 if [ "$BAD" -gt 0 ]; then
   echo "FAIL $BAD run(s) lost events without reporting them (see above)"
   exit 1
