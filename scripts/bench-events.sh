@@ -118,6 +118,8 @@ with open(out, "w") as o:
         time.sleep(0.001)
 PY
 WATCHER=$!
+# The watcher ends with the script, however it ends.
+trap 'kill "$WATCHER" 2>/dev/null; wine_cleanup' EXIT
 
 # The helper every step uses (python3 "$PY" ...).
 PY=$LOG/events.py
