@@ -33,79 +33,26 @@
 # Environment: WINE_TEST_KEEP=1 keeps the prefix.
 set -uo pipefail
 
-if [ $# -ne 7 ]; then
-  sed -n '2,33p' "$0"
-  exit 2
-fi
-SYS=$(realpath "$1"); FLTMGR=$(realpath "$2"); FLTCTL=$(realpath "$3")
-PIPECTL_EXE=$(realpath "$4"); PIPECTL=$(realpath "$5"); SERVICE_EXE=$(realpath "$6"); SHIM=$(realpath "$7")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/wine-lib.sh
 . "$HERE/scripts/wine-lib.sh"
-for f in "$SYS" "$FLTMGR" "$FLTCTL" "$PIPECTL_EXE" "$PIPECTL" "$SERVICE_EXE" "$SHIM"; do
-  [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
-done
+wine_args '2,33p' SYS FLTMGR FLTCTL PIPECTL_EXE PIPECTL SERVICE_EXE SHIM -- "$@"
 command -v python3 >/dev/null || { echo "FAIL missing tool python3"; exit 1; }
 
 wine_session events
-EV=$D/events
 mkdir -p "$D/content"
 "$PIPECTL" compile "$HERE/tests/wine/rules-v1" -o "$D/content/C-00000291-00000001.sys" --sequence 1 >"$LOG/compile" 2>&1 || fail "compile"
-cp "$SYS" "$D/pipesensor.sys"
-cp "$FLTMGR" "$D/fltmgr.sys"
-cp "$FLTCTL" "$D/fltctl.exe"
-cp "$PIPECTL_EXE" "$D/pipectl.exe"
-cp "$SERVICE_EXE" "$D/pipesensor-service.exe"
-cp "$SHIM" "$D/bcryptprimitives.dll"
-
-fc() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\fltctl.exe' "$@"; }
-svc_of() { # SERVICE -> state
-  W "sc-query-$1" sc query "$1" >/dev/null
-  awk '/STATE/{print $NF}' "$LOG/sc-query-$1.out"
-}
-svc() { # start|stop SERVICE STATE DESCRIPTION
-  W "sc-$1-$2" sc "$1" "$2"
-  local i
-  for i in $(seq 1 120); do
-    if [ "$(svc_of "$2")" = "$3" ]; then pass "$4: $2 $3"; return 0; fi
-    sleep 0.25
-  done
-  fail "$4: $2 not $3 ($(svc_of "$2"))"
-}
-# q FILTER: how many JSON lines (every file) satisfy the Python expression over `e`.
-q() {
-  python3 - "$EV" "$1" <<'PY'
-import glob, json, os, sys
-class Line(dict):
-    def __missing__(self, key):  # health events have no pipe fields
-        return ""
-n = 0
-for f in glob.glob(os.path.join(sys.argv[1], "*.jsonl")):
-    for line in open(f, encoding="utf-8"):
-        e = json.loads(line, object_hook=Line)
-        if eval(sys.argv[2], {}, {"e": e}):
-            n += 1
-print(n)
-PY
-}
-check() { # FILTER COUNT SECONDS DESCRIPTION
-  local i
-  for i in $(seq 1 $(( $3 * 10 ))); do
-    [ "$(q "$1")" -ge "$2" ] && { pass "$4"; return 0; }
-    sleep 0.1
-  done
-  fail "$4: $(q "$1") lines match $1, expected $2"
-}
+wine_stage "$SYS" pipesensor.sys "$FLTMGR" fltmgr.sys "$FLTCTL" fltctl.exe "$PIPECTL_EXE" pipectl.exe \
+  "$SERVICE_EXE" pipesensor-service.exe "$SHIM" bcryptprimitives.dll
 
 wine_boot
-W override reg add 'HKCU\Software\Wine\DllOverrides' /v fltmgr.sys /t REG_SZ /d native /f || fail "DLL override"
+bind_double
 create_service
 reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
 reg_set RequireSignature REG_DWORD 0
 reg_set ProvenAfterSeconds REG_DWORD 3600
 reg_set RescanIntervalSeconds REG_DWORD 0
-BIN='C:\pipesensor\pipesensor-service.exe service --json C:\pipesensor\events\pipe-events.jsonl --status-secs 1'
-W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$BIN" || fail "sc create PipeSensorEvents"
+create_event_service --status-secs 1
 
 # --- 1. driver (double bound) and service ----------------------------------------
 start_driver "1. driver"
@@ -117,7 +64,7 @@ else
   fail "1. the double is not bound (see $LOG/$LAST.out)"
 fi
 svc start PipeSensorEvents RUNNING "1. service"
-check 'e["EventID"] == 102' 1 15 "1. DriverConnected written"
+events_check 'e["EventID"] == 102' 1 15 "1. DriverConnected written"
 
 # --- 2. operations through the double, timed ---------------------------------------
 # A watcher polls the event directory every millisecond and writes each new
@@ -156,8 +103,8 @@ for k in 1 2 3 4 5; do
 done
 fc op-connect op --create --name '\msagent_ev6'
 CPID=$(val "$LAST" requestor_pid)
-check 'e["EventID"] == 17 and e["PipeName"].startswith("\\postex_ev")' 5 10 "2. five create events written by the service"
-check 'e["EventID"] == 18 and e["PipeName"] == "\\msagent_ev6" and e["ProcessId"] == '"$CPID" 1 10 "2. the connect event (Sysmon 18) with the requester's pid"
+events_check 'e["EventID"] == 17 and e["PipeName"].startswith("\\postex_ev")' 5 10 "2. five create events written by the service"
+events_check 'e["EventID"] == 18 and e["PipeName"] == "\\msagent_ev6" and e["ProcessId"] == '"$CPID" 1 10 "2. the connect event (Sysmon 18) with the requester's pid"
 touch "$LOG/watch-stop"
 wait "$WATCHER"
 python3 - "$ARRIVALS" "${PIDS[@]}" <<'PY' && pass "2. each line carries the real pid, image, User, UserSid and a ProcessGuid of (pid, creation time)" || fail "2. identity fields (see $LOG/arrivals.txt)"
@@ -212,16 +159,16 @@ svc stop PipeSensorEvents STOPPED "3. service stop"
 fc op-stopped1 op --name '\postex_while_stopped'
 fc op-stopped2 op --create --name '\msagent_while_stopped'
 svc start PipeSensorEvents RUNNING "3. service start"
-check 'e["PipeName"] in ("\\postex_while_stopped", "\\msagent_while_stopped")' 2 10 "3. events recorded while the service was stopped are written"
-[ "$(q 'e["EventID"] == 114')" = 0 ] && pass "3. nothing reported lost" || fail "3. EventsLost reported"
+events_check 'e["PipeName"] in ("\\postex_while_stopped", "\\msagent_while_stopped")' 2 10 "3. events recorded while the service was stopped are written"
+[ "$(events_q 'e["EventID"] == 114')" = 0 ] && pass "3. nothing reported lost" || fail "3. EventsLost reported"
 
 # --- 4. a burst larger than the ring while nobody reads -----------------------------
 svc stop PipeSensorEvents STOPPED "4. service stop"
 fc burst stress --threads 1 --ops 200 --entry 'pipe:-:\postex_burst'
 [ "$(val "$LAST" stress.callbacks)" = 200 ] && pass "4. 200 operations through the double" || fail "4. burst: $(val "$LAST" stress.callbacks) callbacks"
 svc start PipeSensorEvents RUNNING "4. service start"
-check 'e["EventID"] == 114 and e["Lost"] == 72 and e["TotalLost"] == 72' 1 10 "4. EventsLost: 72 of 200 overwritten in the 128-record ring"
-check 'e["PipeName"] == "\\postex_burst"' 128 15 "4. the 128 newest burst events are written"
+events_check 'e["EventID"] == 114 and e["Lost"] == 72 and e["TotalLost"] == 72' 1 10 "4. EventsLost: 72 of 200 overwritten in the 128-record ring"
+events_check 'e["PipeName"] == "\\postex_burst"' 128 15 "4. the 128 newest burst events are written"
 [ "$(python3 -c "
 import glob, json
 print(len({json.loads(l)['ProcessGuid'] for f in glob.glob('$EV/*.jsonl') for l in open(f) if '\"\\\\\\\\postex_burst\"' in l}))")" = 1 ] &&
@@ -248,7 +195,7 @@ PREC=$(( $(val "$LAST" counters.events_total) - PT0 )); POVER=$(( $(val "$LAST" 
 [ "$PCB" = "$PREC" ] && [ "$PREC" -gt 0 ] && pass "4b. paced run: $PCB operations through the double, each a recorded event" ||
   fail "4b. paced run: $PCB callbacks, $PREC events recorded (see $LOG/$LAST.out)"
 for _ in $(seq 1 150); do
-  PLINES=$(q '"_paced" in e["PipeName"]'); PLOST=$(( $(lost_so_far) - PL0 ))
+  PLINES=$(events_q '"_paced" in e["PipeName"]'); PLOST=$(( $(lost_so_far) - PL0 ))
   [ $((PLINES + PLOST)) -ge "$PREC" ] && break
   sleep 0.1
 done
@@ -261,11 +208,11 @@ BOOT1=$(python3 -c "
 import glob, json
 print(sorted(json.loads(l)['ProcessGuid'][1:9] for f in glob.glob('$EV/*.jsonl') for l in open(f) if '\"EventID\":17' in l)[0])")
 stop_driver "5. driver stop under the running service"
-check 'e["EventID"] == 103' 1 15 "5. DriverUnavailable"
+events_check 'e["EventID"] == 103' 1 15 "5. DriverUnavailable"
 start_driver "5. driver restart"
-check 'e["EventID"] == 102' 2 15 "5. DriverConnected again"
+events_check 'e["EventID"] == 102' 2 15 "5. DriverConnected again"
 fc op-after-driver op --name '\postex_after_driver'
-check 'e["PipeName"] == "\\postex_after_driver"' 1 10 "5. events flow after the driver restarted"
+events_check 'e["PipeName"] == "\\postex_after_driver"' 1 10 "5. events flow after the driver restarted"
 BOOT2=$(python3 -c "
 import glob, json
 print([json.loads(l)['ProcessGuid'][1:9] for f in glob.glob('$EV/*.jsonl') for l in open(f) if 'postex_after_driver' in l][0])")
@@ -275,7 +222,7 @@ stop_driver "5. driver stop with the service stopped"
 start_driver "5. driver start"
 fc op-before-svc op --name '\postex_before_service'
 svc start PipeSensorEvents RUNNING "5. service start after the driver"
-check 'e["PipeName"] == "\\postex_before_service"' 1 10 "5. the event recorded before the service started is written"
+events_check 'e["PipeName"] == "\\postex_before_service"' 1 10 "5. the event recorded before the service started is written"
 
 # --- 6. replay reproduces the live verdicts ---------------------------------------------
 "$PIPECTL" replay "$D/content/C-00000291-00000001.sys" "$EV" --json >"$LOG/replay.json" 2>"$LOG/replay.err" || fail "6. replay failed (see $LOG/replay.err)"
@@ -326,9 +273,9 @@ ctl rescan-user rescan >/dev/null || fail "6b. rescan"
 ctl status-user0 status >/dev/null
 UR0=$(val "$LAST" counters.user_read); UM0=$(val "$LAST" counters.user_missing)
 fc op-user op --name '\user_ev'
-check 'e["PipeName"] == "\\user_ev" and e["RuleId"] == 9101 and e["UserSid"] == "'"$WSID"'"' 1 10 "6b. the rule on the client's SID fired in the driver's path (rule 9101)"
+events_check 'e["PipeName"] == "\\user_ev" and e["RuleId"] == 9101 and e["UserSid"] == "'"$WSID"'"' 1 10 "6b. the rule on the client's SID fired in the driver's path (rule 9101)"
 sleep 1
-[ "$(q 'e["RuleId"] == 9102')" = 0 ] && pass "6b. the rule on another SID did not fire" || fail "6b. rule 9102 (another SID) fired"
+[ "$(events_q 'e["RuleId"] == 9102')" = 0 ] && pass "6b. the rule on another SID did not fire" || fail "6b. rule 9102 (another SID) fired"
 ctl status-user1 status >/dev/null
 [ "$(val "$LAST" counters.user_read)" = $((UR0 + 1)) ] && pass "6b. one SID read before matching (counters.user_read $UR0 -> $((UR0 + 1)))" || fail "6b. counters.user_read $(val "$LAST" counters.user_read), expected $((UR0 + 1))"
 expect counters.user_missing "$UM0" "6b. no SID missing"
