@@ -19,20 +19,20 @@ ANY, ACTIVE_FRAMES = "any", "active-frames"
 # Entry points: where the kernel calls into the image (name in the PDB, role).
 # ---------------------------------------------------------------------------
 ENTRY_POINTS = [
-    ("pipesensor::sys::DriverEntry", "DriverEntry (I/O manager, system thread)"),
-    ("pipesensor::sys::dispatch_device_control", "IRP_MJ_DEVICE_CONTROL dispatch (caller's thread)"),
-    ("pipesensor::sys::dispatch_create_close", "IRP_MJ_CREATE/CLOSE dispatch"),
-    ("pipesensor::sys::dispatch_cleanup", "IRP_MJ_CLEANUP dispatch (completes the handle's pended EVENTS_V2)"),
+    ("pipesensor::sys::entry::DriverEntry", "DriverEntry (I/O manager, system thread)"),
+    ("pipesensor::sys::device::dispatch_device_control", "IRP_MJ_DEVICE_CONTROL dispatch (caller's thread)"),
+    ("pipesensor::sys::device::dispatch_create_close", "IRP_MJ_CREATE/CLOSE dispatch"),
+    ("pipesensor::sys::device::dispatch_cleanup", "IRP_MJ_CLEANUP dispatch (completes the handle's pended EVENTS_V2)"),
     ("pipesensor::sys::pending::cancel_routine", "DRIVER_CANCEL of a pended EVENTS_V2 (IoCancelIrp, <= DISPATCH_LEVEL)"),
-    ("pipesensor::sys::pre_create_named_pipe", "minifilter pre-op IRP_MJ_CREATE_NAMED_PIPE"),
-    ("pipesensor::sys::pre_create", "minifilter pre-op IRP_MJ_CREATE"),
-    ("pipesensor::sys::instance_setup", "minifilter InstanceSetupCallback"),
-    ("pipesensor::sys::instance_query_teardown", "minifilter InstanceQueryTeardownCallback"),
-    ("pipesensor::sys::filter_unload", "minifilter FilterUnloadCallback (unload)"),
-    ("pipesensor::sys::driver_unload", "DriverUnload (unload, Wine)"),
-    ("pipesensor::sys::timer_thread", "timer system thread (PsCreateSystemThread)"),
-    ("pipesensor::sys::rescan_thread", "periodic rescan system thread (PsCreateSystemThread)"),
-    ("pipesensor::sys::bugcheck_secondary", "bug-check reason callback (secondary dump)"),
+    ("pipesensor::sys::filter::pre_create_named_pipe", "minifilter pre-op IRP_MJ_CREATE_NAMED_PIPE"),
+    ("pipesensor::sys::filter::pre_create", "minifilter pre-op IRP_MJ_CREATE"),
+    ("pipesensor::sys::filter::instance_setup", "minifilter InstanceSetupCallback"),
+    ("pipesensor::sys::filter::instance_query_teardown", "minifilter InstanceQueryTeardownCallback"),
+    ("pipesensor::sys::filter::filter_unload", "minifilter FilterUnloadCallback (unload)"),
+    ("pipesensor::sys::device::driver_unload", "DriverUnload (unload, Wine)"),
+    ("pipesensor::sys::thread::timer_thread", "timer system thread (PsCreateSystemThread)"),
+    ("pipesensor::sys::thread::rescan_thread", "periodic rescan system thread (PsCreateSystemThread)"),
+    ("pipesensor::sys::bugcheck::bugcheck_secondary", "bug-check reason callback (secondary dump)"),
 ]
 
 # ---------------------------------------------------------------------------
@@ -68,8 +68,8 @@ INDIRECT = [
      "fmt::rt::Argument formatter fns (Display/Debug impls)", ACTIVE_FRAMES),
 ] + [
     # Formatting code writes to Formatter.buf / the output, a `dyn fmt::Write`:
-    # the image's Write impls are sys::LineBuf (sys::log) and
-    # sensor_core::proto::FixedText<N> (messages).
+    # the image's Write impls are sys::log::LineBuf and
+    # sensor_core::codec::FixedText<N> (messages).
     (caller, "* = slot %#x" % slot, targets, "dyn fmt::Write::%s" % what, ANY)
     for caller in FORMATTING
     for slot, targets, what in ((0x18, WRITE_STR, "write_str"), (0x20, WRITE_CHAR, "write_char"),
@@ -78,7 +78,7 @@ INDIRECT = [
     # The timer thread calls the `fn()` start_timer stored in TIMER.func.
     # start_timer's only caller is content::start_proven_timer, which passes
     # content::proven_timer_fired (driver/src/content.rs).
-    ("pipesensor::sys::timer_thread", "call rax = [pipesensor::sys::TIMER+*]",
+    ("pipesensor::sys::thread::timer_thread", "call rax = [pipesensor::globals::sys::TIMER+*]",
      ["pipesensor::content::proven_timer_fired"],
      "TIMER.func: start_timer(secs, proven_timer_fired) is its only use", ANY),
 ]
@@ -87,11 +87,11 @@ INDIRECT = [
 # in statics: a call through one is a call into the kernel, like an import.
 # (static's PDB name pattern -> kernel routine it holds)
 KERNEL_POINTER_STATICS = [
-    ("pipesensor::sys::EX_ALLOCATE_POOL2", "ntoskrnl.exe!ExAllocatePool2 (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::QUERY_TIME", "ntoskrnl.exe!KeQuerySystemTime[Precise] (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::clock::QPC", "ntoskrnl.exe!KeQueryPerformanceCounter (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::INTERRUPT_TIME", "ntoskrnl.exe!KeQueryInterruptTime (MmGetSystemRoutineAddress)"),
-    ("pipesensor::sys::INTERRUPT_TIME_PRECISE", "ntoskrnl.exe!KeQueryInterruptTimePrecise (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::EX_ALLOCATE_POOL2", "ntoskrnl.exe!ExAllocatePool2 (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::QUERY_TIME", "ntoskrnl.exe!KeQuerySystemTime[Precise] (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::QPC", "ntoskrnl.exe!KeQueryPerformanceCounter (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::INTERRUPT_TIME", "ntoskrnl.exe!KeQueryInterruptTime (MmGetSystemRoutineAddress)"),
+    ("pipesensor::globals::sys::INTERRUPT_TIME_PRECISE", "ntoskrnl.exe!KeQueryInterruptTimePrecise (MmGetSystemRoutineAddress)"),
 ]
 
 # Recursion: every cycle of the call graph must pass through a function
@@ -125,7 +125,7 @@ RECURSION = [
 # Functions whose address is taken but that are not called through a pointer
 # by anything in the image (why each one is safe to leave out).
 NOT_CALLED = [
-    ("pipesensor::sys::__CxxFrameHandler3",
+    ("pipesensor::sys::crt::__CxxFrameHandler3",
      "referenced by precompiled core's unwind data only; panic=abort never unwinds"),
 ]
 

@@ -35,6 +35,15 @@ step "driver: build the .sys (x86_64-pc-windows-msvc, rust-lld)"
 # Unsafe hygiene is enforced by lints (driver/Cargo.toml: every unsafe block
 # has a SAFETY comment and holds one unsafe operation).
 (cd driver && cargo clippy -q --release --locked)
+# Layering: #![deny(unsafe_code)] outside driver/src/sys is the compiler's
+# check; this one keeps sys below the driver: it reaches the rest of the
+# crate only through crate::globals (its state and the HOOKS table).
+if grep -rnE 'crate::[a-z_]+' driver/src/sys | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' \
+    | grep -vE 'crate::(sys|globals)\b'; then
+  echo "driver/src/sys names a module above it: call through sys::Hooks (crate::globals::HOOKS)"
+  exit 1
+fi
+echo "layering: driver/src/sys reaches the driver only through crate::globals"
 SYS=driver/target/x86_64-pc-windows-msvc/release/pipesensor.dll
 PDB=driver/target/x86_64-pc-windows-msvc/release/pipesensor.pdb
 

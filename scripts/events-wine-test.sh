@@ -18,89 +18,41 @@
 #   3. service stopped, operations, service started: none lost
 #   4. a burst of 200 operations (one client process) while the service is
 #      stopped: EventsLost 72 in the 128-record ring; one ProcessGuid for
-#      the one process
+#      the one process; 4b. 1,000 paced operations from 8 of the double's
+#      threads while the service reads: JSON lines + EventsLost = events
+#      recorded (loss itself depends on the machine's load: not asserted)
 #   5. driver restarted under the running service (and the service
 #      restarted with the driver stopped): events flow, boot part of the
 #      ProcessGuid unchanged
 #   6. pipectl replay of the service's files reproduces the live verdicts
+#   6b. content with rules on User (the client's SID, another SID): the
+#      driver reads the SID before matching and only the client's rule fires;
+#      STATUS counts the read; pipectl match --user agrees
 #   7. stop both: the driver's unload log shows pended waits were used and
 #      completed, nothing left allocated
 # Environment: WINE_TEST_KEEP=1 keeps the prefix.
 set -uo pipefail
 
-if [ $# -ne 7 ]; then
-  sed -n '2,28p' "$0"
-  exit 2
-fi
-SYS=$(realpath "$1"); FLTMGR=$(realpath "$2"); FLTCTL=$(realpath "$3")
-PIPECTL_EXE=$(realpath "$4"); PIPECTL=$(realpath "$5"); SERVICE_EXE=$(realpath "$6"); SHIM=$(realpath "$7")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/wine-lib.sh
 . "$HERE/scripts/wine-lib.sh"
-for f in "$SYS" "$FLTMGR" "$FLTCTL" "$PIPECTL_EXE" "$PIPECTL" "$SERVICE_EXE" "$SHIM"; do
-  [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
-done
+wine_args '2,33p' SYS FLTMGR FLTCTL PIPECTL_EXE PIPECTL SERVICE_EXE SHIM -- "$@"
 command -v python3 >/dev/null || { echo "FAIL missing tool python3"; exit 1; }
 
 wine_session events
-EV=$D/events
 mkdir -p "$D/content"
 "$PIPECTL" compile "$HERE/tests/wine/rules-v1" -o "$D/content/C-00000291-00000001.sys" --sequence 1 >"$LOG/compile" 2>&1 || fail "compile"
-cp "$SYS" "$D/pipesensor.sys"
-cp "$FLTMGR" "$D/fltmgr.sys"
-cp "$FLTCTL" "$D/fltctl.exe"
-cp "$PIPECTL_EXE" "$D/pipectl.exe"
-cp "$SERVICE_EXE" "$D/pipesensor-service.exe"
-cp "$SHIM" "$D/bcryptprimitives.dll"
-
-fc() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\fltctl.exe' "$@"; }
-svc_of() { # SERVICE -> state
-  W "sc-query-$1" sc query "$1" >/dev/null
-  awk '/STATE/{print $NF}' "$LOG/sc-query-$1.out"
-}
-svc() { # start|stop SERVICE STATE DESCRIPTION
-  W "sc-$1-$2" sc "$1" "$2"
-  local i
-  for i in $(seq 1 120); do
-    if [ "$(svc_of "$2")" = "$3" ]; then pass "$4: $2 $3"; return 0; fi
-    sleep 0.25
-  done
-  fail "$4: $2 not $3 ($(svc_of "$2"))"
-}
-# q FILTER: how many JSON lines (every file) satisfy the Python expression over `e`.
-q() {
-  python3 - "$EV" "$1" <<'PY'
-import glob, json, os, sys
-class Line(dict):
-    def __missing__(self, key):  # health events have no pipe fields
-        return ""
-n = 0
-for f in glob.glob(os.path.join(sys.argv[1], "*.jsonl")):
-    for line in open(f, encoding="utf-8"):
-        e = json.loads(line, object_hook=Line)
-        if eval(sys.argv[2], {}, {"e": e}):
-            n += 1
-print(n)
-PY
-}
-check() { # FILTER COUNT SECONDS DESCRIPTION
-  local i
-  for i in $(seq 1 $(( $3 * 10 ))); do
-    [ "$(q "$1")" -ge "$2" ] && { pass "$4"; return 0; }
-    sleep 0.1
-  done
-  fail "$4: $(q "$1") lines match $1, expected $2"
-}
+wine_stage "$SYS" pipesensor.sys "$FLTMGR" fltmgr.sys "$FLTCTL" fltctl.exe "$PIPECTL_EXE" pipectl.exe \
+  "$SERVICE_EXE" pipesensor-service.exe "$SHIM" bcryptprimitives.dll
 
 wine_boot
-W override reg add 'HKCU\Software\Wine\DllOverrides' /v fltmgr.sys /t REG_SZ /d native /f || fail "DLL override"
+bind_double
 create_service
 reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
 reg_set RequireSignature REG_DWORD 0
 reg_set ProvenAfterSeconds REG_DWORD 3600
 reg_set RescanIntervalSeconds REG_DWORD 0
-BIN='C:\pipesensor\pipesensor-service.exe service --json C:\pipesensor\events\pipe-events.jsonl --status-secs 1'
-W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$BIN" || fail "sc create PipeSensorEvents"
+create_event_service --status-secs 1
 
 # --- 1. driver (double bound) and service ----------------------------------------
 start_driver "1. driver"
@@ -112,7 +64,7 @@ else
   fail "1. the double is not bound (see $LOG/$LAST.out)"
 fi
 svc start PipeSensorEvents RUNNING "1. service"
-check 'e["EventID"] == 102' 1 15 "1. DriverConnected written"
+events_check 'e["EventID"] == 102' 1 15 "1. DriverConnected written"
 
 # --- 2. operations through the double, timed ---------------------------------------
 # A watcher polls the event directory every millisecond and writes each new
@@ -151,8 +103,8 @@ for k in 1 2 3 4 5; do
 done
 fc op-connect op --create --name '\msagent_ev6'
 CPID=$(val "$LAST" requestor_pid)
-check 'e["EventID"] == 17 and e["PipeName"].startswith("\\postex_ev")' 5 10 "2. five create events written by the service"
-check 'e["EventID"] == 18 and e["PipeName"] == "\\msagent_ev6" and e["ProcessId"] == '"$CPID" 1 10 "2. the connect event (Sysmon 18) with the requester's pid"
+events_check 'e["EventID"] == 17 and e["PipeName"].startswith("\\postex_ev")' 5 10 "2. five create events written by the service"
+events_check 'e["EventID"] == 18 and e["PipeName"] == "\\msagent_ev6" and e["ProcessId"] == '"$CPID" 1 10 "2. the connect event (Sysmon 18) with the requester's pid"
 touch "$LOG/watch-stop"
 wait "$WATCHER"
 python3 - "$ARRIVALS" "${PIDS[@]}" <<'PY' && pass "2. each line carries the real pid, image, User, UserSid and a ProcessGuid of (pid, creation time)" || fail "2. identity fields (see $LOG/arrivals.txt)"
@@ -207,31 +159,60 @@ svc stop PipeSensorEvents STOPPED "3. service stop"
 fc op-stopped1 op --name '\postex_while_stopped'
 fc op-stopped2 op --create --name '\msagent_while_stopped'
 svc start PipeSensorEvents RUNNING "3. service start"
-check 'e["PipeName"] in ("\\postex_while_stopped", "\\msagent_while_stopped")' 2 10 "3. events recorded while the service was stopped are written"
-[ "$(q 'e["EventID"] == 114')" = 0 ] && pass "3. nothing reported lost" || fail "3. EventsLost reported"
+events_check 'e["PipeName"] in ("\\postex_while_stopped", "\\msagent_while_stopped")' 2 10 "3. events recorded while the service was stopped are written"
+[ "$(events_q 'e["EventID"] == 114')" = 0 ] && pass "3. nothing reported lost" || fail "3. EventsLost reported"
 
 # --- 4. a burst larger than the ring while nobody reads -----------------------------
 svc stop PipeSensorEvents STOPPED "4. service stop"
 fc burst stress --threads 1 --ops 200 --entry 'pipe:-:\postex_burst'
 [ "$(val "$LAST" stress.callbacks)" = 200 ] && pass "4. 200 operations through the double" || fail "4. burst: $(val "$LAST" stress.callbacks) callbacks"
 svc start PipeSensorEvents RUNNING "4. service start"
-check 'e["EventID"] == 114 and e["Lost"] == 72 and e["TotalLost"] == 72' 1 10 "4. EventsLost: 72 of 200 overwritten in the 128-record ring"
-check 'e["PipeName"] == "\\postex_burst"' 128 15 "4. the 128 newest burst events are written"
+events_check 'e["EventID"] == 114 and e["Lost"] == 72 and e["TotalLost"] == 72' 1 10 "4. EventsLost: 72 of 200 overwritten in the 128-record ring"
+events_check 'e["PipeName"] == "\\postex_burst"' 128 15 "4. the 128 newest burst events are written"
 [ "$(python3 -c "
 import glob, json
 print(len({json.loads(l)['ProcessGuid'] for f in glob.glob('$EV/*.jsonl') for l in open(f) if '\"\\\\\\\\postex_burst\"' in l}))")" = 1 ] &&
   pass "4. one client process, one ProcessGuid over its 128 events" || fail "4. the burst's events carry more than one ProcessGuid"
+
+# --- 4b. a paced run while the service reads: nothing missing without a report -----
+# 1,000 operations from 8 of the double's threads at an offered 1,000/s
+# (fltctl stress --rate; the client waits with report-only polls). Whether
+# any are lost depends on the machine's load; that every recorded event is
+# either a JSON line or counted in EventsLost does not.
+lost_so_far() {
+  python3 - "$EV" <<'PY'
+import glob, json, os, sys
+print(max([json.loads(l)["TotalLost"] for f in glob.glob(os.path.join(sys.argv[1], "*.jsonl"))
+           for l in open(f, encoding="utf-8") if '"EventID":114' in l] or [0]))
+PY
+}
+ctl paced-status0 status
+PT0=$(val "$LAST" counters.events_total); PO0=$(val "$LAST" counters.events_overwritten); PL0=$(lost_so_far)
+fc paced stress --threads 8 --ops 125 --rate 1000/s --duration 10 --entry 'pipe:-:\postex_paced' --entry 'create:-:\msagent_paced'
+PCB=$(val "$LAST" stress.callbacks)
+ctl paced-status1 status
+PREC=$(( $(val "$LAST" counters.events_total) - PT0 )); POVER=$(( $(val "$LAST" counters.events_overwritten) - PO0 ))
+[ "$PCB" = "$PREC" ] && [ "$PREC" -gt 0 ] && pass "4b. paced run: $PCB operations through the double, each a recorded event" ||
+  fail "4b. paced run: $PCB callbacks, $PREC events recorded (see $LOG/$LAST.out)"
+for _ in $(seq 1 150); do
+  PLINES=$(events_q '"_paced" in e["PipeName"]'); PLOST=$(( $(lost_so_far) - PL0 ))
+  [ $((PLINES + PLOST)) -ge "$PREC" ] && break
+  sleep 0.1
+done
+[ $((PLINES + PLOST)) = "$PREC" ] && [ "$PLOST" = "$POVER" ] &&
+  pass "4b. every recorded event written or reported lost ($PLINES lines + $PLOST EventsLost = $PREC; driver overwrote $POVER)" ||
+  fail "4b. $PLINES lines + $PLOST EventsLost != $PREC recorded (driver overwrote $POVER): events missing without a report"
 
 # --- 5. restarts in either order -------------------------------------------------------
 BOOT1=$(python3 -c "
 import glob, json
 print(sorted(json.loads(l)['ProcessGuid'][1:9] for f in glob.glob('$EV/*.jsonl') for l in open(f) if '\"EventID\":17' in l)[0])")
 stop_driver "5. driver stop under the running service"
-check 'e["EventID"] == 103' 1 15 "5. DriverUnavailable"
+events_check 'e["EventID"] == 103' 1 15 "5. DriverUnavailable"
 start_driver "5. driver restart"
-check 'e["EventID"] == 102' 2 15 "5. DriverConnected again"
+events_check 'e["EventID"] == 102' 2 15 "5. DriverConnected again"
 fc op-after-driver op --name '\postex_after_driver'
-check 'e["PipeName"] == "\\postex_after_driver"' 1 10 "5. events flow after the driver restarted"
+events_check 'e["PipeName"] == "\\postex_after_driver"' 1 10 "5. events flow after the driver restarted"
 BOOT2=$(python3 -c "
 import glob, json
 print([json.loads(l)['ProcessGuid'][1:9] for f in glob.glob('$EV/*.jsonl') for l in open(f) if 'postex_after_driver' in l][0])")
@@ -241,7 +222,7 @@ stop_driver "5. driver stop with the service stopped"
 start_driver "5. driver start"
 fc op-before-svc op --name '\postex_before_service'
 svc start PipeSensorEvents RUNNING "5. service start after the driver"
-check 'e["PipeName"] == "\\postex_before_service"' 1 10 "5. the event recorded before the service started is written"
+events_check 'e["PipeName"] == "\\postex_before_service"' 1 10 "5. the event recorded before the service started is written"
 
 # --- 6. replay reproduces the live verdicts ---------------------------------------------
 "$PIPECTL" replay "$D/content/C-00000291-00000001.sys" "$EV" --json >"$LOG/replay.json" 2>"$LOG/replay.err" || fail "6. replay failed (see $LOG/replay.err)"
@@ -259,6 +240,51 @@ assert r["verdicts"]["matched"] == len(pipe) and r["verdicts"]["no_match"] == 0,
 assert dict(live) == replay, (live, replay)
 print(len(pipe), "events,", len(live), "rules")
 PY
+
+# --- 6b. rules on User: the driver reads the requester's SID before matching ------------
+# The SID Wine's process token gives the client (recorded in phase 2).
+WSID=$(python3 -c "
+import glob, json
+print([json.loads(l)['UserSid'] for f in glob.glob('$EV/*.jsonl') for l in open(f) if 'postex_ev1' in l][0])")
+OTHER_SID='S-1-5-21-1-2-3-4242'
+[ "${WSID#S-1-5-}" != "$WSID" ] && pass "6b. Wine's client runs as $WSID" || fail "6b. no SID recorded in phase 2 ($WSID)"
+mkdir -p "$D/user-rules"
+cat >"$D/user-rules/rules.yml" <<YML
+- id: 9101
+  name: user pipe of the Wine user
+  severity: high
+  detection:
+    s:
+      PipeName: '\user_ev'
+      User: '$WSID'
+    condition: s
+- id: 9102
+  name: user pipe of another user
+  severity: critical
+  detection:
+    s:
+      PipeName: '\user_ev'
+      User: '$OTHER_SID'
+    condition: s
+YML
+"$PIPECTL" compile "$D/user-rules" -o "$D/content/C-00000291-00000002.sys" --sequence 2 >"$LOG/compile-user" 2>&1 || fail "6b. compile the User rules (see $LOG/compile-user)"
+ctl rescan-user rescan >/dev/null || fail "6b. rescan"
+[ "$(val "$LAST" file.2)" = adopted ] && pass "6b. content with rules on User adopted by the driver (it supplies User)" || fail "6b. User content not adopted: $(val "$LAST" file.2) (see $LOG/$LAST.out)"
+ctl status-user0 status >/dev/null
+UR0=$(val "$LAST" counters.user_read); UM0=$(val "$LAST" counters.user_missing)
+fc op-user op --name '\user_ev'
+events_check 'e["PipeName"] == "\\user_ev" and e["RuleId"] == 9101 and e["UserSid"] == "'"$WSID"'"' 1 10 "6b. the rule on the client's SID fired in the driver's path (rule 9101)"
+sleep 1
+[ "$(events_q 'e["RuleId"] == 9102')" = 0 ] && pass "6b. the rule on another SID did not fire" || fail "6b. rule 9102 (another SID) fired"
+ctl status-user1 status >/dev/null
+[ "$(val "$LAST" counters.user_read)" = $((UR0 + 1)) ] && pass "6b. one SID read before matching (counters.user_read $UR0 -> $((UR0 + 1)))" || fail "6b. counters.user_read $(val "$LAST" counters.user_read), expected $((UR0 + 1))"
+expect counters.user_missing "$UM0" "6b. no SID missing"
+"$PIPECTL" match "$D/content/C-00000291-00000002.sys" '\user_ev' --user "$WSID" >"$LOG/match-user" 2>&1
+grep -q '^MATCH rule .* (9101) ' "$LOG/match-user" && ! grep -q '^MATCH rule .* (9102) ' "$LOG/match-user" &&
+  pass "6b. pipectl match --user $WSID agrees: rule 9101 only" || fail "6b. pipectl match --user disagrees (see $LOG/match-user)"
+"$PIPECTL" match "$D/content/C-00000291-00000002.sys" '\user_ev' --user "$OTHER_SID" >"$LOG/match-other" 2>&1
+grep -q '^MATCH rule .* (9102) ' "$LOG/match-other" && ! grep -q '^MATCH rule .* (9101) ' "$LOG/match-other" &&
+  pass "6b. pipectl match --user $OTHER_SID: rule 9102 only" || fail "6b. pipectl match --user other (see $LOG/match-other)"
 
 # --- 7. stop both: waits were pended and completed ------------------------------------
 svc stop PipeSensorEvents STOPPED "7. service stop"

@@ -25,173 +25,67 @@
 # Environment: WINE_TEST_KEEP=1 keeps the prefix.
 set -uo pipefail
 
-if [ $# -ne 5 ]; then
-  sed -n '2,24p' "$0"
-  exit 2
-fi
-SYS=$(realpath "$1"); PIPECTL_EXE=$(realpath "$2"); PIPECTL=$(realpath "$3")
-SERVICE_EXE=$(realpath "$4"); SHIM=$(realpath "$5")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/wine-lib.sh
+. "$HERE/scripts/wine-lib.sh"
+wine_args '2,24p' SYS PIPECTL_EXE PIPECTL SERVICE_EXE SHIM -- "$@"
+command -v python3 >/dev/null || { echo "FAIL missing tool python3"; exit 1; }
 
-FAILS=0
-PASSES=0
-pass() { echo "ok   $*"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
-
-for f in "$SYS" "$PIPECTL_EXE" "$PIPECTL" "$SERVICE_EXE" "$SHIM"; do
-  [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
-done
-for t in wine wineserver wineboot timeout python3; do
-  command -v "$t" >/dev/null || { echo "FAIL missing tool $t"; exit 1; }
-done
-
-export WINEPREFIX
-WINEPREFIX=$(mktemp -d /tmp/pipesensor-svc-wine.XXXXXX)
-export WINEDEBUG=err-all,fixme-all
-export WINEDLLOVERRIDES="mscoree,mshtml="
-LOG=$WINEPREFIX/test-logs
-mkdir -p "$LOG"
-echo "wine prefix: $WINEPREFIX (logs in $LOG)"
-
-cleanup() {
-  wineserver -k >/dev/null 2>&1 || true
-  if [ "${WINE_TEST_KEEP:-0}" != 1 ]; then rm -rf "$WINEPREFIX"; fi
-}
-trap cleanup EXIT
-
-# Runs a Windows program; output in $LOG/NAME.out (CRLF stripped) and .err.
-W() {
-  local name=$1; shift
-  timeout 120 wine "$@" >"$LOG/$name.raw" 2>"$LOG/$name.err" </dev/null
-  local rc=$?
-  tr -d '\r' <"$LOG/$name.raw" >"$LOG/$name.out"
-  return $rc
-}
-N=0
-ctl() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\pipectl.exe' driver "$@"; }
-state() { # SERVICE
-  W "sc-query-$1" sc query "$1" >/dev/null
-  awk '/STATE/{print $NF}' "$LOG/sc-query-$1.out"
-}
-wait_state() { # SERVICE STATE SECONDS
-  local i
-  for i in $(seq 1 $(( $3 * 4 ))); do
-    [ "$(state "$1")" = "$2" ] && return 0
-    sleep 0.25
-  done
-  return 1
-}
-svc() { # start|stop SERVICE STATE DESCRIPTION
-  W "sc-$1-$2" sc "$1" "$2"
-  if wait_state "$2" "$3" 30; then pass "$4: $2 $3"; else fail "$4: $2 not $3 ($(state "$2"))"; fi
-}
-start_driver() { # DESCRIPTION
-  svc start PipeSensor RUNNING "$1"
-  local i
-  for i in $(seq 1 40); do
-    W drv-ready 'C:\pipesensor\pipectl.exe' driver status && return 0
-    sleep 0.5
-  done
-  fail "$1: the control device does not answer STATUS"
-}
-
-D=$WINEPREFIX/drive_c/pipesensor
-EV=$D/events
+wine_session svc
 mkdir -p "$D/content"
 "$PIPECTL" compile "$HERE/tests/wine/rules-v1" -o "$D/content/C-00000291-00000001.sys" --sequence 1 >"$LOG/compile" 2>&1 || fail "compile"
-cp "$SYS" "$D/pipesensor.sys"
-cp "$PIPECTL_EXE" "$D/pipectl.exe"
-cp "$SERVICE_EXE" "$D/pipesensor-service.exe"
-cp "$SHIM" "$D/bcryptprimitives.dll"
-
-# JSON lines of every file of the event directory, oldest file first.
-# q FILTER: how many lines satisfy the Python expression FILTER over `e`.
-q() {
-  python3 - "$EV" "$1" <<'PY'
-import glob, json, os, sys
-d, expr = sys.argv[1], sys.argv[2]
-files = sorted(glob.glob(os.path.join(d, "*.jsonl")), key=lambda p: (-int(p.split(".")[-2]) if p.split(".")[-2].isdigit() else 0))
-n = 0
-for f in files:
-    for line in open(f, encoding="utf-8"):
-        e = json.loads(line)
-        if eval(expr, {}, {"e": e}):
-            n += 1
-print(n)
-PY
-}
-# wait_for FILTER COUNT SECONDS: until at least COUNT lines satisfy FILTER.
-wait_for() {
-  local i
-  for i in $(seq 1 $(( $3 * 10 ))); do
-    [ "$(q "$1")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-check() { # FILTER COUNT SECONDS DESCRIPTION
-  if wait_for "$1" "$2" "$3"; then pass "$4"; else fail "$4: $(q "$1") lines match $1, expected $2"; fi
-}
+wine_stage "$SYS" pipesensor.sys "$PIPECTL_EXE" pipectl.exe "$SERVICE_EXE" pipesensor-service.exe "$SHIM" bcryptprimitives.dll
 
 # --- prefix, driver and service ----------------------------------------------
-SECONDS=0
-wineboot -i >"$LOG/wineboot.out" 2>&1
-wineserver -w
-setsid wineserver -p </dev/null >>"$LOG/wineserver.out" 2>&1 &
-sleep 1
-echo "prefix ready in ${SECONDS}s"
-KEY='HKLM\System\CurrentControlSet\Services\PipeSensor'
-W sc-create-drv sc create PipeSensor type= kernel start= demand binPath= 'C:\pipesensor\pipesensor.sys' || true
-W reg1 reg add "$KEY" /v ContentDirectory /t REG_SZ /d '\??\C:\pipesensor\content' /f || fail "reg ContentDirectory"
-W reg2 reg add "$KEY" /v RequireSignature /t REG_DWORD /d 0 /f || fail "reg RequireSignature"
-W reg3 reg add "$KEY" /v ProvenAfterSeconds /t REG_DWORD /d 3600 /f || fail "reg ProvenAfterSeconds"
-# Test-only: Wine 8's KeRegisterBugCheckReasonCallback is a stub that raises.
-W reg4 reg add "$KEY" /v BugCheckCallback /t REG_DWORD /d 0 /f || fail "reg BugCheckCallback"
-BIN='C:\pipesensor\pipesensor-service.exe service --json C:\pipesensor\events\pipe-events.jsonl --max-bytes 8192 --keep 1000 --status-secs 1'
-W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$BIN" || fail "sc create PipeSensorEvents"
+wine_boot
+create_service
+reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
+reg_set RequireSignature REG_DWORD 0
+reg_set ProvenAfterSeconds REG_DWORD 3600
+create_event_service --max-bytes 8192 --keep 1000 --status-secs 1
 
 # --- 1. the service first, without the driver ---------------------------------
 svc start PipeSensorEvents RUNNING "1. service started before the driver"
-check 'e["EventID"] == 100' 1 10 "1. ServiceStarted written"
-check 'e["EventID"] == 103 and "PipeSensor" in e["Device"]' 1 10 "1. DriverUnavailable written"
+events_check 'e["EventID"] == 100' 1 10 "1. ServiceStarted written"
+events_check 'e["EventID"] == 103 and "PipeSensor" in e["Device"]' 1 10 "1. DriverUnavailable written"
 
 # --- 2. the driver arrives ----------------------------------------------------
 start_driver "2. driver"
-check 'e["EventID"] == 102' 1 15 "2. DriverConnected written"
-check 'e["EventID"] == 110 and e["ContentSequence"] == 1 and e["Rules"] == 4' 1 15 "2. ContentAdopted (sequence 1, 4 rules)"
+events_check 'e["EventID"] == 102' 1 15 "2. DriverConnected written"
+events_check 'e["EventID"] == 110 and e["ContentSequence"] == 1 and e["Rules"] == 4' 1 15 "2. ContentAdopted (sequence 1, 4 rules)"
 
 # --- 3. events --------------------------------------------------------------
 T0=$(date +%s%N)
 ctl eval-create eval '\postex_1234' --pid 4242 --image 'C:\Temp\evil.exe'
 T1=$(date +%s%N)
-check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_1234" and e["ProcessId"] == 4242 and e["Image"] == "C:\\Temp\\evil.exe" and e["RuleId"] == 1001 and e["Decision"] == "alert" and e["Action"] == "block" and e["Severity"] == "high" and e["ContentSequence"] == 1 and e["RuleName"] != "" and e["User"] is None and e["EventType"] == "CreatePipe"' 1 10 "3. create event: Sysmon 17 with pid, image, rule"
+events_check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_1234" and e["ProcessId"] == 4242 and e["Image"] == "C:\\Temp\\evil.exe" and e["RuleId"] == 1001 and e["Decision"] == "alert" and e["Action"] == "block" and e["Severity"] == "high" and e["ContentSequence"] == 1 and e["RuleName"] != "" and e["User"] is None and e["EventType"] == "CreatePipe"' 1 10 "3. create event: Sysmon 17 with pid, image, rule"
 T2=$(date +%s%N)
 echo "     (not a latency measurement: EVAL took $(( (T1 - T0) / 1000000 )) ms with Wine process start; the line was seen $(( (T2 - T1) / 1000000 )) ms later by a poll that runs python each time)"
 ctl eval-connect eval '\msagent_7' --kind connect --pid 77
-check 'e["EventID"] == 18 and e["EventType"] == "ConnectPipe" and e["PipeName"] == "\\msagent_7" and e["ProcessId"] == 77 and e["RuleId"] == 1002' 1 10 "3. connect event: Sysmon 18"
-check 'e["EventID"] in (17, 18) and e["UtcTime"][:2] == "20" and len(e["UtcTime"]) == 23 and e["ProcessGuid"].startswith("{")' 2 5 "3. UtcTime in Sysmon's format, ProcessGuid present"
+events_check 'e["EventID"] == 18 and e["EventType"] == "ConnectPipe" and e["PipeName"] == "\\msagent_7" and e["ProcessId"] == 77 and e["RuleId"] == 1002' 1 10 "3. connect event: Sysmon 18"
+events_check 'e["EventID"] in (17, 18) and e["UtcTime"][:2] == "20" and len(e["UtcTime"]) == 23 and e["ProcessGuid"].startswith("{")' 2 5 "3. UtcTime in Sysmon's format, ProcessGuid present"
 
 # --- 4. service stopped while events are recorded: none lost ---------------------
 svc stop PipeSensorEvents STOPPED "4. service stop"
 ctl eval-while-stopped eval '\postex_while_stopped' --repeat 3
 svc start PipeSensorEvents RUNNING "4. service start"
-check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_while_stopped"' 3 10 "4. the 3 events recorded while the service was stopped are written"
-if [ "$(q 'e["EventID"] == 114')" = 0 ]; then pass "4. nothing reported lost"; else fail "4. EventsLost reported"; fi
+events_check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_while_stopped"' 3 10 "4. the 3 events recorded while the service was stopped are written"
+if [ "$(events_q 'e["EventID"] == 114')" = 0 ]; then pass "4. nothing reported lost"; else fail "4. EventsLost reported"; fi
 
 # --- 5. a burst larger than the ring (128) while nobody reads ----------------------
 svc stop PipeSensorEvents STOPPED "5. service stop"
 ctl eval-burst eval '\postex_burst' --repeat 200
 svc start PipeSensorEvents RUNNING "5. service start"
-check 'e["EventID"] == 114 and e["Lost"] == 72 and e["TotalLost"] == 72' 1 10 "5. EventsLost: 72 of 200 overwritten in the 128-record ring"
-check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_burst"' 128 15 "5. the 128 newest burst events are written"
+events_check 'e["EventID"] == 114 and e["Lost"] == 72 and e["TotalLost"] == 72' 1 10 "5. EventsLost: 72 of 200 overwritten in the 128-record ring"
+events_check 'e["EventID"] == 17 and e["PipeName"] == "\\postex_burst"' 128 15 "5. the 128 newest burst events are written"
 
 # --- 6. the driver stops and starts under the running service -------------------------
 svc stop PipeSensor STOPPED "6. driver stop"
-check 'e["EventID"] == 103' 2 15 "6. DriverUnavailable after the driver stopped"
+events_check 'e["EventID"] == 103' 2 15 "6. DriverUnavailable after the driver stopped"
 start_driver "6. driver restart"
-check 'e["EventID"] == 102' 3 15 "6. DriverConnected again"
+events_check 'e["EventID"] == 102' 3 15 "6. DriverConnected again"
 ctl eval-after eval '\msagent_after_restart' --pid 99
-check 'e["EventID"] == 17 and e["PipeName"] == "\\msagent_after_restart" and e["ProcessId"] == 99' 1 10 "6. events flow after the driver restarted"
+events_check 'e["EventID"] == 17 and e["PipeName"] == "\\msagent_after_restart" and e["ProcessId"] == 99' 1 10 "6. events flow after the driver restarted"
 
 # --- 7. pipectl driver events --json: the service's shape ---------------------------
 svc stop PipeSensorEvents STOPPED "7. service stop"
@@ -232,7 +126,7 @@ PY
 
 # --- 9. stop; the Event Log source -------------------------------------------------
 svc stop PipeSensorEvents STOPPED "9. service stop"
-check 'e["EventID"] == 101 and e["Reason"] == "stop request"' 4 5 "9. ServiceStopped written at every stop"
+events_check 'e["EventID"] == 101 and e["Reason"] == "stop request"' 4 5 "9. ServiceStopped written at every stop"
 W reg-src reg query 'HKLM\System\CurrentControlSet\Services\EventLog\Application\PipeSensor' /v EventMessageFile
 if grep -qi 'pipesensor-service.exe' "$LOG/reg-src.out"; then pass "9. Event Log source PipeSensor registered (EventMessageFile = the service)"; else fail "9. Event Log source not registered"; fi
 LINES=$(cat "$EV"/*.jsonl | wc -l)

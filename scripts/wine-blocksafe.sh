@@ -22,19 +22,10 @@
 # reset of all lifts it.
 set -uo pipefail
 
-if [ $# -ne 6 ]; then
-  sed -n '2,8p' "$0"
-  exit 2
-fi
-SYS=$(realpath "$1"); FLTMGR=$(realpath "$2"); FLTCTL=$(realpath "$3")
-PIPECTL_EXE=$(realpath "$4"); PIPECTL=$(realpath "$5"); SHIM=$(realpath "$6")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/wine-lib.sh
 . "$HERE/scripts/wine-lib.sh"
-
-for f in "$SYS" "$FLTMGR" "$FLTCTL" "$PIPECTL_EXE" "$PIPECTL" "$SHIM"; do
-  [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
-done
+wine_args '2,8p' SYS FLTMGR FLTCTL PIPECTL_EXE PIPECTL SHIM -- "$@"
 SOAK_SECONDS=8
 
 wine_session blocksafe
@@ -43,11 +34,8 @@ T0=$SECONDS
 # --- files and content --------------------------------------------------------
 CONTENT=$D/content
 mkdir -p "$CONTENT" "$D/staging"
-cp "$SYS" "$D/pipesensor.sys"
-cp "$FLTMGR" "$D/fltmgr.sys"
-cp "$FLTCTL" "$D/fltctl.exe"
-cp "$PIPECTL_EXE" "$D/pipectl.exe"
-cp "$SHIM" "$D/bcryptprimitives.dll"
+# The double (fltmgr.sys) beside the driver: searched first.
+wine_stage "$SYS" pipesensor.sys "$FLTMGR" fltmgr.sys "$FLTCTL" fltctl.exe "$PIPECTL_EXE" pipectl.exe "$SHIM" bcryptprimitives.dll
 RULES=$HERE/tests/wine/rules-blocksafe
 if "$PIPECTL" compile "$RULES" -o "$LOG/refused.sys" --sequence 1 >"$LOG/compile-refused" 2>&1; then
   fail "the compiler wrote block rules on a protected pipe and a critical image"
@@ -72,7 +60,7 @@ mkdir -p "$PUBLIC"
 # The double's client under the name of a critical process, in System32 and elsewhere.
 cp "$FLTCTL" "$SYS32/lsass.exe"
 cp "$FLTCTL" "$PUBLIC/lsass.exe"
-W override reg add 'HKCU\Software\Wine\DllOverrides' /v fltmgr.sys /t REG_SZ /d native /f || fail "DLL override"
+bind_double
 create_service
 reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
 reg_set RequireSignature REG_DWORD 0
@@ -190,7 +178,6 @@ reg_set WorkWaitMilliseconds REG_DWORD 300
 reg_set BreakerRule REG_SZ off
 reg_set BreakerMachine REG_SZ 2/60
 start_driver "start with a 300 ms work wait"
-fc() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\fltctl.exe' "$@"; }
 for i in $(seq 1 16); do fc "hold-$i" op --hold --name "\\harmless_hold_$i" >/dev/null || fail "hold $i"; done
 held=0
 for i in $(seq 1 120); do fc held info >/dev/null; held=$(val "$LAST" held); [ "$held" = 16 ] && break; sleep 0.5; done

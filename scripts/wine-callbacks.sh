@@ -23,19 +23,10 @@
 # the override and checks the driver still starts and unloads under the stub.
 set -uo pipefail
 
-if [ $# -ne 6 ]; then
-  sed -n '2,17p' "$0"
-  exit 2
-fi
-SYS=$(realpath "$1"); FLTMGR=$(realpath "$2"); FLTCTL=$(realpath "$3")
-PIPECTL_EXE=$(realpath "$4"); PIPECTL=$(realpath "$5"); SHIM=$(realpath "$6")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/wine-lib.sh
 . "$HERE/scripts/wine-lib.sh"
-
-for f in "$SYS" "$FLTMGR" "$FLTCTL" "$PIPECTL_EXE" "$PIPECTL" "$SHIM"; do
-  [ -f "$f" ] || { echo "FAIL missing $f"; exit 1; }
-done
+wine_args '2,17p' SYS FLTMGR FLTCTL PIPECTL_EXE PIPECTL SHIM -- "$@"
 SIGMA_PSEXEC=$HERE/third_party/sigma/rules/windows/pipe_created/pipe_created_sysinternals_psexec_default_pipe_susp_location.yml
 [ -f "$SIGMA_PSEXEC" ] || { echo "FAIL missing $SIGMA_PSEXEC (the vendored Sigma rules, third_party/sigma)"; exit 1; }
 STRESS_SECONDS=${WINE_STRESS_SECONDS:-20}
@@ -46,11 +37,8 @@ T0=$SECONDS
 # --- files and content --------------------------------------------------------
 CONTENT=$D/content
 mkdir -p "$CONTENT" "$D/staging"
-cp "$SYS" "$D/pipesensor.sys"
-cp "$FLTMGR" "$D/fltmgr.sys" # beside the driver: searched first
-cp "$FLTCTL" "$D/fltctl.exe"
-cp "$PIPECTL_EXE" "$D/pipectl.exe"
-cp "$SHIM" "$D/bcryptprimitives.dll"
+# The double (fltmgr.sys) beside the driver: searched first.
+wine_stage "$SYS" pipesensor.sys "$FLTMGR" fltmgr.sys "$FLTCTL" fltctl.exe "$PIPECTL_EXE" pipectl.exe "$SHIM" bcryptprimitives.dll
 # Content: the Wine test rules (1001 \postex_* block, 1002 \msagent_*,
 # 1003 Image ends \evil.exe, 1004 Image under C:\Windows\) and SigmaHQ's
 # "PsExec Tool Execution From Suspicious Locations" (PipeName \PSEXESVC and
@@ -77,7 +65,7 @@ wine_boot
 PUBLIC=$WINEPREFIX/drive_c/users/Public
 mkdir -p "$PUBLIC"
 cp "$FLTCTL" "$PUBLIC/fltctl.exe" # a second client image, where the Sigma rule looks
-W override reg add 'HKCU\Software\Wine\DllOverrides' /v fltmgr.sys /t REG_SZ /d native /f || fail "DLL override"
+bind_double
 create_service
 reg_set ContentDirectory REG_SZ '\??\C:\pipesensor\content'
 reg_set RequireSignature REG_DWORD 0
@@ -91,7 +79,6 @@ reg_set BreakerMachine REG_SZ off
 
 # --- helpers --------------------------------------------------------------------
 # fc NAME ARGS...: the double's client from C:\pipesensor; fcp: from C:\users\Public.
-fc() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\fltctl.exe' "$@"; }
 fcp() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\users\Public\fltctl.exe' "$@"; }
 # op NAME EXPECT(denied|allowed|not-attached|unfiltered) DESCRIPTION ARGS...:
 # one operation; checks the outcome and the callback contract.

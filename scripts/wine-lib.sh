@@ -1,7 +1,8 @@
-# Shared by the Wine scripts (scripts/wine-test.sh, scripts/wine-callbacks.sh,
-# scripts/bench-callbacks.sh): a Wine session in a fresh prefix, running
-# Windows programs with their output in files, the PipeSensor service, and
-# pass/fail bookkeeping. Source it; it defines functions and variables only
+# Shared by every Wine script (scripts/wine-*.sh, events-wine-test.sh,
+# service-wine-test.sh, bench-callbacks.sh, bench-events.sh): arguments, a
+# Wine session in a fresh prefix, running Windows programs with their output
+# in files, the PipeSensor service, the filter-manager double, the event
+# service and its JSON lines, and pass/fail bookkeeping. Source it; it defines functions and variables only
 # (wine_session starts the session).
 #
 # Facts these rely on (FACTS.md "Wine"): Wine prints CRLF; its background
@@ -15,7 +16,32 @@ PASSES=0
 pass() { echo "ok   $*"; PASSES=$((PASSES + 1)); }
 fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
 
-# wine_session TAG: a fresh prefix (WINEPREFIX, LOG, D = C:\pipesensor),
+# wine_args USAGE VAR... -- ARG...: one ARG per VAR, each an existing file;
+# sets VAR to its absolute path. Otherwise prints the script's usage (the
+# sed range USAGE of its header) and exits 2, or names the missing file and
+# exits 1: a Wine script never skips.
+wine_args() {
+  local usage=$1 names=() n
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do names+=("$1"); shift; done
+  shift
+  if [ $# -ne ${#names[@]} ]; then
+    sed -n "$usage" "$0"
+    exit 2
+  fi
+  for n in "${names[@]}"; do
+    [ -f "$1" ] || { echo "FAIL missing $1"; exit 1; }
+    printf -v "$n" '%s' "$(realpath "$1")"
+    shift
+  done
+}
+# wine_stage FILE NAME [FILE NAME]...: copies each FILE to C:\pipesensor\NAME.
+wine_stage() {
+  while [ $# -ge 2 ]; do cp "$1" "$D/$2"; shift 2; done
+}
+
+# wine_session TAG: a fresh prefix (WINEPREFIX, LOG, D = C:\pipesensor,
+# EV = C:\pipesensor\events),
 # removed at exit unless WINE_TEST_KEEP=1.
 wine_session() {
   local t
@@ -28,6 +54,7 @@ wine_session() {
   export WINEDLLOVERRIDES="mscoree,mshtml="
   LOG=$WINEPREFIX/test-logs
   D=$WINEPREFIX/drive_c/pipesensor
+  EV=$D/events
   mkdir -p "$LOG" "$D"
   echo "wine prefix: $WINEPREFIX (logs in $LOG)"
   trap wine_cleanup EXIT
@@ -68,18 +95,25 @@ expect() {
 driver_log() {
   cat "$LOG"/*.err "$LOG/wineserver.out" "$LOG/wineboot.out" 2>/dev/null | tr -d '\r'
 }
-svc_state() {
-  W "sc-query" sc query PipeSensor >/dev/null
-  awk '/STATE/{print $NF}' "$LOG/sc-query.out"
+service_state() { # SERVICE -> its state as `sc query` prints it
+  W "sc-query-$1" sc query "$1" >/dev/null
+  awk '/STATE/{print $NF}' "$LOG/sc-query-$1.out"
 }
-wait_state() { # STATE SECONDS
+service_wait() { # SERVICE STATE SECONDS
   local i
-  for i in $(seq 1 $(( $2 * 4 ))); do
-    [ "$(svc_state)" = "$1" ] && return 0
+  for i in $(seq 1 $(( $3 * 4 ))); do
+    [ "$(service_state "$1")" = "$2" ] && return 0
     sleep 0.25
   done
   return 1
 }
+# svc start|stop SERVICE STATE DESCRIPTION: one check, the state within 30 s.
+svc() {
+  W "sc-$1-$2" sc "$1" "$2"
+  if service_wait "$2" "$3" 30; then pass "$4: $2 $3"; else fail "$4: $2 not $3 ($(service_state "$2"))"; fi
+}
+svc_state() { service_state PipeSensor; }
+wait_state() { service_wait PipeSensor "$1" "$2"; } # STATE SECONDS
 start_driver() { # DESCRIPTION
   W sc-start sc start PipeSensor
   if wait_state RUNNING 20; then pass "$1: service RUNNING"; else fail "$1: service not RUNNING ($(svc_state))"; return; fi
@@ -145,4 +179,52 @@ reg_set() { W "reg-$1" reg add "$SVC_KEY" /v "$1" /t "$2" /d "$3" /f || fail "re
 create_service() {
   W sc-create sc create PipeSensor type= kernel start= demand binPath= 'C:\pipesensor\pipesensor.sys' || true
   reg_set BugCheckCallback REG_DWORD 0
+}
+
+# The filter-manager double (issue 10, driver/testing/fltmgr): bind_double
+# sets the DLL override `fltmgr.sys=n` (before the driver's host process
+# starts) so Wine loads C:\pipesensor\fltmgr.sys instead of its stub;
+# fc NAME ARGS... runs the double's client, output in $LOG/$LAST.out.
+bind_double() {
+  W override reg add 'HKCU\Software\Wine\DllOverrides' /v fltmgr.sys /t REG_SZ /d native /f || fail "DLL override"
+}
+fc() { N=$((N + 1)); LAST="$(printf '%03d' $N)-$1"; shift; W "$LAST" 'C:\pipesensor\fltctl.exe' "$@"; }
+
+# The event service (issue 11): PipeSensorEvents writing JSON lines to
+# C:\pipesensor\events (EV). create_event_service ARGS...: its extra
+# command-line arguments.
+create_event_service() {
+  local bin="C:\\pipesensor\\pipesensor-service.exe service --json C:\\pipesensor\\events\\pipe-events.jsonl $*"
+  W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$bin" || fail "sc create PipeSensorEvents"
+}
+# events_q FILTER: how many JSON lines (every file of EV) satisfy the Python
+# expression FILTER over `e` (a missing key reads as "": health events have
+# no pipe fields).
+events_q() {
+  python3 - "$EV" "$1" <<'PY'
+import glob, json, os, sys
+class Line(dict):
+    def __missing__(self, key):
+        return ""
+n = 0
+for f in glob.glob(os.path.join(sys.argv[1], "*.jsonl")):
+    for line in open(f, encoding="utf-8"):
+        e = json.loads(line, object_hook=Line)
+        if eval(sys.argv[2], {}, {"e": e}):
+            n += 1
+print(n)
+PY
+}
+# events_wait FILTER COUNT SECONDS: until at least COUNT lines satisfy FILTER.
+events_wait() {
+  local i
+  for i in $(seq 1 $(( $3 * 10 ))); do
+    [ "$(events_q "$1")" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+# events_check FILTER COUNT SECONDS DESCRIPTION: one check over the event lines.
+events_check() {
+  if events_wait "$1" "$2" "$3"; then pass "$4"; else fail "$4: $(events_q "$1") lines match $1, expected $2"; fi
 }

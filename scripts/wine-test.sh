@@ -196,7 +196,7 @@ done
 
 # --- 3. malformed IOCTL requests are rejected ------------------------------
 ctl raw-ok raw 0x226400 5053494f01000000 --out-len 500
-expect raw "accepted len=464" "well-formed raw status"
+expect raw "accepted len=480" "well-formed raw status"
 for spec in "short:0x226400:5053494f" "magic:0x226400:50534f5801000000" "version:0x226400:5053494f02000000" \
   "trailing:0x226400:5053494f0100000000" "unknown-ioctl:0x226800:5053494f01000000" \
   "eval-len:0x226410:5053494f01000000010000000400000005000000000000005c00" \

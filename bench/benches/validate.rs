@@ -17,7 +17,7 @@ fn bench_validate(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(src.len() as u64));
     g.bench_function("parse", |b| {
         b.iter(|| {
-            parse(black_box(src), &Capabilities::SENSOR_V1)
+            parse(black_box(src), &Capabilities::SENSOR)
                 .map(|f| f.rule_count())
                 .unwrap_or(0)
         })

@@ -48,6 +48,7 @@ impl Prepared {
             image: img.as_deref().map(Text::Utf16),
             pid: PID,
             kind: EventKind::Create,
+            user: None,
         }
     }
 }
@@ -66,7 +67,7 @@ pub fn compile_aligned(set: &RuleSet) -> AlignedBytes {
 /// # Panics
 /// When the file does not validate (the compiler's files all do).
 pub fn parse_file(bytes: &AlignedBytes) -> ChannelFile<'_> {
-    parse(bytes.as_slice(), &Capabilities::SENSOR_V1).unwrap_or_else(|e| panic!("parse: {e}"))
+    parse(bytes.as_slice(), &Capabilities::SENSOR).unwrap_or_else(|e| panic!("parse: {e}"))
 }
 
 /// Our matcher as the driver runs it: `evaluate` on the validated view,
@@ -109,6 +110,7 @@ pub fn naive_count(set: &RuleSet, p: &Prepared) -> u64 {
                 image: e.image.as_deref(),
                 pid: PID,
                 kind: EventKind::Create.value(),
+                user: None,
             },
         )
         .len() as u64;

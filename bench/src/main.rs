@@ -11,6 +11,9 @@
 //!                                       DOS form <reps> times, as the driver does
 //!                                       before matching (run under
 //!                                       valgrind --toggle-collect=*dos_rewrite*)
+//! pipe-bench callgrind-sid <reps>       format a local account's SID and Local
+//!                                       System's as the driver supplies `User`
+//!                                       (run under valgrind --toggle-collect=*format_sid*)
 //! pipe-bench render <out-dir> <criterion-dir> <doc.md>
 //!                                       writes the results table into the doc,
 //!                                       between the `results` markers
@@ -24,6 +27,7 @@ use pipe_bench::names::{events, sample};
 use pipe_bench::workloads;
 use pipe_compiler::model::{Atom, Cond, Matcher};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
+use sensor_core::event::{Sid, SidText};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -41,9 +45,10 @@ fn main() -> ExitCode {
         ["stats", out] => stats(Path::new(out)),
         ["callgrind", file, reps] => callgrind(Path::new(file), reps.parse().unwrap_or(1)),
         ["callgrind-dos", reps] => callgrind_dos(reps.parse().unwrap_or(1)),
+        ["callgrind-sid", reps] => callgrind_sid(reps.parse().unwrap_or(1)),
         ["render", out, crit, doc] => render(Path::new(out), Path::new(crit), Path::new(doc)),
         _ => Err(
-            "usage: pipe-bench stats OUT | callgrind FILE REPS | callgrind-dos REPS | render OUT CRITERION DOC".into(),
+            "usage: pipe-bench stats OUT | callgrind FILE REPS | callgrind-dos REPS | callgrind-sid REPS | render OUT CRITERION DOC".into(),
         ),
     };
     match r {
@@ -257,6 +262,39 @@ fn callgrind_dos(reps: u32) -> Res {
         }
     }
     println!("calls={calls} units={units}");
+    Ok(())
+}
+
+/// The driver's extra work per operation when content reads `User`, past
+/// the token query: the SID in string form, written into the working-memory
+/// slot (`sensor_core::event::Sid::text_into`). Not inlined so that
+/// callgrind counts exactly it.
+#[inline(never)]
+fn format_sid(sid: &Sid, out: &mut SidText) -> usize {
+    sid.text_into(out);
+    out.as_str().len()
+}
+
+fn callgrind_sid(reps: u32) -> Res {
+    let mut local = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
+    for sub in [21u32, 3_623_811_015, 3_361_044_348, 30_300_820, 1001] {
+        local.extend_from_slice(&sub.to_le_bytes());
+    }
+    let mut system = vec![1u8, 1, 0, 0, 0, 0, 0, 5];
+    system.extend_from_slice(&18u32.to_le_bytes());
+    let sids = [
+        Sid::from_bytes(&local).map_err(|e| e.to_string())?,
+        Sid::from_bytes(&system).map_err(|e| e.to_string())?,
+    ];
+    let mut out = SidText::EMPTY;
+    let (mut calls, mut bytes) = (0u64, 0usize);
+    for _ in 0..reps {
+        for s in &sids {
+            bytes += std::hint::black_box(format_sid(std::hint::black_box(s), &mut out));
+            calls += 1;
+        }
+    }
+    println!("calls={calls} bytes={bytes}");
     Ok(())
 }
 

@@ -91,12 +91,69 @@ pub const SECTION_ENTRY_LEN: usize = section::LEN;
 /// the file. Without it an unknown section is skipped.
 pub const SECTION_FLAG_CRITICAL: u32 = 1;
 
+/// Defines a closed wire enum: a Rust enum whose every value is listed, with
+/// the one accessor pattern every closed wire enum of this crate and of
+/// `sensor-core` shares: `to_uN` (the wire value) and `from_uN` (`None` for
+/// a value the enum does not define: the reader rejects it), `ALL`, and
+/// `name` (the spelling tools print). Open sets, whose unknown values a
+/// reader must be able to keep (section kinds, field ids, ... in the channel
+/// file), are newtypes over the integer instead (`int_newtype!` below),
+/// with the same `to_uN`/`from_uN` pair.
+///
+/// ```
+/// channel_format::wire_enum! {
+///     /// A colour.
+///     Colour: u8 (to_u8, from_u8) {
+///         /// Red.
+///         Red = 1 => "red",
+///         /// Green.
+///         Green = 2 => "green",
+///     }
+/// }
+/// assert_eq!(Colour::from_u8(Colour::Green.to_u8()), Some(Colour::Green));
+/// assert_eq!(Colour::from_u8(3), None);
+/// ```
+#[macro_export]
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident: $int:ident ($to:ident, $from:ident) {
+        $($(#[$vm:meta])* $v:ident = $val:expr => $s:expr,)*
+    }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $v,)*
+        }
+        impl $name {
+            /// Every value, in wire order.
+            pub const ALL: [$name; { let all: &[$name] = &[$($name::$v),*]; all.len() }] =
+                [$($name::$v),*];
+            /// The wire value.
+            pub const fn $to(self) -> $int {
+                match self { $($name::$v => $val,)* }
+            }
+            /// The value with this wire value; `None` for any other.
+            pub const fn $from(v: $int) -> Option<$name> {
+                match v { $($val => Some($name::$v),)* _ => None }
+            }
+            /// How tools spell it.
+            pub const fn name(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+        }
+    };
+}
+
 macro_rules! int_newtype {
-    ($(#[$m:meta])* $name:ident($int:ty) { $($(#[$cm:meta])* $c:ident = $v:expr => $s:expr,)* }) => {
+    ($(#[$m:meta])* $name:ident($int:ty) ($to:ident, $from:ident) { $($(#[$cm:meta])* $c:ident = $v:expr => $s:expr,)* }) => {
         $(#[$m])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub $int);
         impl $name {
+            /// The wire value.
+            pub const fn $to(self) -> $int { self.0 }
+            /// Any wire value (an open set: unknown values are kept, see
+            /// [`Self::is_known`]).
+            pub const fn $from(v: $int) -> $name { $name(v) }
             $($(#[$cm])* pub const $c: $name = $name($v);)*
             /// Every value format 1.0 defines.
             pub const KNOWN: &'static [$name] = &[$($name::$c),*];
@@ -122,7 +179,7 @@ macro_rules! int_newtype {
 
 int_newtype! {
     /// The kind of a section.
-    SectionKind(u32) {
+    SectionKind(u32) (to_u32, from_u32) {
         /// The event fields the rules read.
         SCHEMA = 1 => "schema",
         /// Rule records.
@@ -167,7 +224,7 @@ pub const REQUIRED_SECTIONS: [SectionKind; 9] = [
 
 int_newtype! {
     /// An event field a rule can read. The sensor declares which it supplies.
-    FieldId(u16) {
+    FieldId(u16) (to_u16, from_u16) {
         /// The pipe name, as Sysmon reports it (`\name`), UTF-16 in the kernel.
         PIPE_NAME = 1 => "PipeName",
         /// The image path of the process creating or connecting to the pipe.
@@ -176,12 +233,16 @@ int_newtype! {
         PROCESS_ID = 3 => "ProcessId",
         /// The event kind: create (1) or connect (2).
         EVENT_KIND = 4 => "EventKind",
+        /// The requester's user SID in string form (`S-1-5-18`), as the
+        /// sensor supplies it (FORMAT.md §4). Rules written on Sysmon's
+        /// `DOMAIN\name` are mapped to SIDs by the compiler.
+        USER = 5 => "User",
     }
 }
 
 int_newtype! {
     /// The type of an event field.
-    FieldType(u8) {
+    FieldType(u8) (to_u8, from_u8) {
         /// A UTF-16 / UTF-8 string.
         STRING = 1 => "string",
         /// An unsigned 32-bit integer.
@@ -193,7 +254,7 @@ impl FieldId {
     /// The type of a known field.
     pub const fn field_type(self) -> Option<FieldType> {
         match self.0 {
-            1 | 2 => Some(FieldType::STRING),
+            1 | 2 | 5 => Some(FieldType::STRING),
             3 | 4 => Some(FieldType::U32),
             _ => None,
         }
@@ -202,7 +263,7 @@ impl FieldId {
 
 int_newtype! {
     /// What a matching rule asks the sensor to do.
-    Action(u8) {
+    Action(u8) (to_u8, from_u8) {
         /// Report the event.
         ALERT = 0 => "alert",
         /// Report the event and, in enforce mode, deny the operation.
@@ -212,7 +273,7 @@ int_newtype! {
 
 int_newtype! {
     /// Rule severity, as Sigma's `level`.
-    Severity(u8) {
+    Severity(u8) (to_u8, from_u8) {
         /// informational
         INFORMATIONAL = 0 => "informational",
         /// low
@@ -228,7 +289,7 @@ int_newtype! {
 
 int_newtype! {
     /// How an atom tests its field.
-    AtomKind(u8) {
+    AtomKind(u8) (to_u8, from_u8) {
         /// The folded field equals the literal.
         EXACT = 1 => "exact",
         /// The folded field starts with the literal.
@@ -328,7 +389,7 @@ pub const MAX_BREAKER_WINDOW_SECS: u32 = 86_400;
 
 int_newtype! {
     /// A staged-rollout ring.
-    Ring(u8) {
+    Ring(u8) (to_u8, from_u8) {
         /// First machines to get content.
         CANARY = 0 => "canary",
         /// The next wave.
@@ -582,51 +643,31 @@ pub const fn align_to(n: u32, align: u32) -> Option<u32> {
 pub const ATOMS_PER_RULE_CEILING: u32 = 256;
 pub use program::STACK_DEPTH_CEILING;
 
-/// The kind of a pipe event: the value of the `EventKind` field (FORMAT.md
-/// §3). The one definition the parser, the sensor, the importers and the
-/// tools share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`): 1.
-    Create,
-    /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS): 2.
-    Connect,
+wire_enum! {
+    /// The kind of a pipe event: the value of the `EventKind` field (FORMAT.md
+    /// §3). The one definition the parser, the sensor, the importers and the
+    /// tools share.
+    EventKind: u32 (to_u32, from_u32) {
+        /// A pipe instance was created (`IRP_MJ_CREATE_NAMED_PIPE`): 1.
+        Create = 1 => "create",
+        /// A client opened the pipe (`IRP_MJ_CREATE` on NPFS): 2.
+        Connect = 2 => "connect",
+    }
 }
 
 impl EventKind {
-    /// Both kinds.
-    pub const ALL: [EventKind; 2] = [EventKind::Create, EventKind::Connect];
-
-    /// The value rules compare `EventKind` with: 1 create, 2 connect.
+    /// The value rules compare `EventKind` with: 1 create, 2 connect (the
+    /// wire value, [`EventKind::to_u32`]).
     pub const fn value(self) -> u32 {
-        match self {
-            EventKind::Create => 1,
-            EventKind::Connect => 2,
-        }
+        self.to_u32()
     }
 
-    /// [`EventKind::value`] as a byte (the event ring stores it so).
+    /// The wire value as a byte (the event ring stores it so; both values
+    /// fit).
     pub const fn to_u8(self) -> u8 {
         match self {
             EventKind::Create => 1,
             EventKind::Connect => 2,
-        }
-    }
-
-    /// The kind with this value; `None` for any other value.
-    pub const fn from_u32(v: u32) -> Option<EventKind> {
-        match v {
-            1 => Some(EventKind::Create),
-            2 => Some(EventKind::Connect),
-            _ => None,
-        }
-    }
-
-    /// `create` or `connect`, as rule sources and tools spell it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            EventKind::Create => "create",
-            EventKind::Connect => "connect",
         }
     }
 

@@ -47,7 +47,7 @@ impl Default for CompileOptions {
     fn default() -> Self {
         CompileOptions {
             sequence: 1,
-            capabilities: Capabilities::SENSOR_V1,
+            capabilities: Capabilities::SENSOR,
             limits: Limits::DEFAULT,
             optional_flags: 0,
             rollout: None,

@@ -9,6 +9,7 @@ mod model_display;
 mod plan;
 pub mod protect;
 pub mod sign;
+pub mod user;
 mod write;
 
 pub use compile::{

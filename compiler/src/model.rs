@@ -121,6 +121,9 @@ pub struct TestCase {
     pub kind: Option<EventKind>,
     /// Process id; `sensor_core::eval::DEFAULT_PID` when absent.
     pub pid: Option<u32>,
+    /// The requester's user SID string (`S-1-5-18`), if the case sets one;
+    /// without it rules on `User` do not match (no user known).
+    pub user: Option<String>,
     /// Whether the rule must match.
     pub expect_match: bool,
     /// Where the case is written.

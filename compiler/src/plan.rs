@@ -65,7 +65,7 @@ const DIRECT_GATES_MAX: usize = 4;
 /// - ALWAYS: the condition is not false with every gate false (the parser
 ///   recomputes it the same way).
 pub(crate) fn plan_prefilter(lowered: &mut [Lowered]) -> Vec<FieldId> {
-    let strings = [FieldId::PIPE_NAME, FieldId::IMAGE];
+    let strings = [FieldId::PIPE_NAME, FieldId::IMAGE, FieldId::USER];
     let mut shared = Shared::new();
     for low in lowered.iter() {
         for a in &low.atoms {
@@ -118,7 +118,7 @@ pub(crate) fn plan_prefilter(lowered: &mut [Lowered]) -> Vec<FieldId> {
 type Shared = HashMap<(FieldId, String), usize>;
 
 /// How good a gate an atom makes (higher is better): PipeName before
-/// Image, a literal few atoms share before a common one, a literal that
+/// Image and User, a literal few atoms share before a common one, a literal that
 /// must start or end the field before one anywhere, and before a pattern's
 /// gate (which still has its matcher to run), the longer first.
 fn gate_rank(a: &AtomSpec, shared: &Shared) -> (u8, std::cmp::Reverse<usize>, u8, usize) {

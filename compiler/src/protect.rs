@@ -363,6 +363,7 @@ fn example_hits(file: &ChannelFile<'_>) -> BTreeMap<u32, (Case, Example)> {
             image: e.image.as_deref().map(Text::Utf8),
             pid: e.pid,
             kind: e.kind,
+            user: None,
         };
         file.for_each_match(&ev, &mut scratch, |r| {
             if r.action() == Action::BLOCK {

@@ -98,7 +98,7 @@ mod tests {
         let signed = sign(&unsigned, &[key(1)]).unwrap();
         // Still a valid channel file, same content.
         let aligned = AlignedBytes::new(&signed);
-        let f = channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR_V1)
+        let f = channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR)
             .unwrap();
         assert_eq!(f.sequence(), 7);
         let id = content_trust::key_id(&key(1).verifying_key().to_bytes());

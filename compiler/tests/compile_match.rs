@@ -96,7 +96,7 @@ fn corpus_names() -> Vec<String> {
 fn check_set(set: &RuleSet, names: &[String], images: &[Option<&str>]) -> usize {
     let bytes = compile(set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
     let aligned = AlignedBytes::new(&bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     assert_eq!(file.rule_count() as usize, set.rules.len());
     let mut scratch = Scratch::new();
     let mut matched = 0;
@@ -110,6 +110,7 @@ fn check_set(set: &RuleSet, names: &[String], images: &[Option<&str>]) -> usize 
                         image,
                         pid: 4,
                         kind: kind.value(),
+                        user: None,
                     },
                 );
                 want.sort_unstable();
@@ -118,6 +119,7 @@ fn check_set(set: &RuleSet, names: &[String], images: &[Option<&str>]) -> usize 
                     image: image.map(Text::Utf8),
                     pid: 4,
                     kind,
+                    user: None,
                 };
                 let got = kernel_ids(&file, &ev, &mut scratch);
                 assert_eq!(got, want, "name {name:?} image {image:?} kind {kind:?}");
@@ -128,6 +130,7 @@ fn check_set(set: &RuleSet, names: &[String], images: &[Option<&str>]) -> usize 
                     image: img16.as_deref().map(Text::Utf16),
                     pid: 4,
                     kind,
+                    user: None,
                 };
                 assert_eq!(
                     kernel_ids(&file, &ev16, &mut scratch),
@@ -179,7 +182,7 @@ fn postex_matches_cobaltstrike_rule() {
     let set = load_paths(&[corpus(SIGMA_PIPE)]).unwrap();
     let bytes = compile(&set, &CompileOptions::default()).unwrap();
     let aligned = AlignedBytes::new(&bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let mut scratch = Scratch::new();
     let units: Vec<u16> = "\\postex_1234".encode_utf16().collect();
     let v = file.evaluate(
@@ -188,6 +191,7 @@ fn postex_matches_cobaltstrike_rule() {
             image: None,
             pid: 1,
             kind: EventKind::Create,
+            user: None,
         },
         &mut scratch,
     );
@@ -204,6 +208,7 @@ fn postex_matches_cobaltstrike_rule() {
             image: None,
             pid: 1,
             kind: EventKind::Create,
+            user: None,
         },
         &mut scratch,
     );

@@ -44,6 +44,7 @@ fn ev<'a>(name: &'a str, image: Option<&'a str>) -> RefEvent<'a> {
         image,
         pid: 4242,
         kind: 1,
+        user: None,
     }
 }
 
@@ -217,6 +218,7 @@ fn real_sysmon_event_matches_its_sigma_rule() {
         image: Some(&image),
         pid: 15596,
         kind: 1,
+        user: None,
     };
 
     let set = load(SIGMA_PIPE);

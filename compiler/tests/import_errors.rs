@@ -48,7 +48,7 @@ fn sigma_unsupported_modifiers() {
     }
     // Refused with their reason (docs/rules.md).
     let errs = sigma_errors("detection:\n  sel:\n    PipeName|fieldref: Image\n  condition: sel\n");
-    expect(&errs, 8, 14, "modifier `fieldref` in `PipeName|fieldref` is not supported: a pipe event's only string fields are PipeName and Image");
+    expect(&errs, 8, 14, "modifier `fieldref` in `PipeName|fieldref` is not supported: a pipe event's only string fields are PipeName, Image and User");
     for m in ["gt", "gte", "lt", "lte"] {
         let errs = sigma_errors(&format!(
             "detection:\n  sel:\n    PipeName|{m}: 5\n  condition: sel\n"
@@ -299,8 +299,18 @@ fn sysmon_errors_have_positions() {
     expect(&errs, 5, 3, "not an unsigned 32-bit integer");
     let errs = sysmon_errors(&sysmon_doc("  <CommandLine>x</CommandLine>\n"));
     expect(&errs, 5, 3, "unknown PipeEvent field <CommandLine>");
-    let errs = sysmon_errors(&sysmon_doc("  <User>x</User>\n"));
+    let errs = sysmon_errors(&sysmon_doc("  <ProcessGuid>x</ProcessGuid>\n"));
     expect(&errs, 5, 3, "not supplied by the pipe sensor");
+    let errs = sysmon_errors(&sysmon_doc("  <User>CORP\\alice</User>\n"));
+    expect(
+        &errs,
+        5,
+        3,
+        "`User` value `CORP\\alice` cannot be mapped to a SID",
+    );
+    expect(&errs, 5, 3, "write the account's SID instead");
+    let errs = sysmon_errors(&sysmon_doc("  <User condition=\"image\">S-1-5-18</User>\n"));
+    expect(&errs, 5, 9, "does not apply to <User>");
     let errs = sysmon_errors(&sysmon_doc("  <EventType>OpenPipe</EventType>\n"));
     expect(&errs, 5, 3, "CreatePipe or ConnectPipe");
     let errs = sysmon_errors(&sysmon_doc(

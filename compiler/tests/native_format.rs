@@ -85,6 +85,7 @@ fn native_values_are_literal() {
                 image: None,
                 pid: 0,
                 kind: 1,
+                user: None,
             },
         )
     };
@@ -107,7 +108,8 @@ fn native_values_are_literal() {
             pipe_name: "x",
             image: None,
             pid: 16,
-            kind: 1
+            kind: 1,
+            user: None,
         }
     ));
     assert!(!eval_rule(
@@ -116,7 +118,8 @@ fn native_values_are_literal() {
             pipe_name: "x",
             image: None,
             pid: 5,
-            kind: 1
+            kind: 1,
+            user: None,
         }
     ));
     let re = "- id: 1\n  name: n\n  severity: low\n  detection:\n    s:\n      Image|re|i: '\\\\SQLSERVR\\.exe$'\n    condition: s\n";

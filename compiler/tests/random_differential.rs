@@ -109,10 +109,10 @@ fn atom(rng: &mut Rng) -> Cond {
         }
         _ => {}
     }
-    let field = if rng.below(3) == 0 {
-        FieldId::IMAGE
-    } else {
-        FieldId::PIPE_NAME
+    let field = match rng.below(4) {
+        0 => FieldId::IMAGE,
+        1 => FieldId::USER,
+        _ => FieldId::PIPE_NAME,
     };
     let matcher = match rng.below(6) {
         0 => Matcher::Exact(text(rng, 4)),
@@ -185,13 +185,17 @@ fn random_rules_kernel_agrees_with_reference() {
         let bytes = compile(&set, &CompileOptions::default())
             .unwrap_or_else(|e| panic!("seed {seed}: compile: {e}"));
         let aligned = AlignedBytes::new(&bytes);
-        let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+        let file = parse(aligned.as_slice(), &Capabilities::SENSOR)
             .unwrap_or_else(|e| panic!("parse: {e:?}"));
         let mut scratch = Scratch::new();
         let mut matched = 0;
         for _ in 0..500 {
             let name = text(&mut rng, 8);
             let image = match rng.below(3) {
+                0 => None,
+                _ => Some(text(&mut rng, 6)),
+            };
+            let user = match rng.below(3) {
                 0 => None,
                 _ => Some(text(&mut rng, 6)),
             };
@@ -204,6 +208,7 @@ fn random_rules_kernel_agrees_with_reference() {
                     image: image.as_deref(),
                     pid,
                     kind: kind.value(),
+                    user: user.as_deref(),
                 },
             );
             want.sort_unstable();
@@ -216,6 +221,7 @@ fn random_rules_kernel_agrees_with_reference() {
                     image: image.as_deref().map(Text::Utf8),
                     pid,
                     kind,
+                    user: user.as_deref().map(Text::Utf8),
                 },
             );
             let units: Vec<u16> = name.encode_utf16().collect();
@@ -228,6 +234,7 @@ fn random_rules_kernel_agrees_with_reference() {
                     image: img16.as_deref().map(Text::Utf16),
                     pid,
                     kind,
+                    user: user.as_deref().map(Text::Utf8),
                 },
             );
             if got != want || got16 != want {
@@ -246,7 +253,7 @@ fn random_rules_kernel_agrees_with_reference() {
                     .filter(|r| diff.contains(&r.id))
                     .map(|r| format!("{}: {}", r.id, r.condition))
                     .collect();
-                panic!("seed {seed}: name {name:?} image {image:?} pid {pid} {kind:?}: kernel {got:?} / {got16:?}, reference {want:?}\n{}", rules.join("\n"));
+                panic!("seed {seed}: name {name:?} image {image:?} user {user:?} pid {pid} {kind:?}: kernel {got:?} / {got16:?}, reference {want:?}\n{}", rules.join("\n"));
             }
         }
         assert!(

@@ -33,8 +33,8 @@ fn kernel_ids_pid(
     kind: EventKind,
     pid: u32,
 ) -> (Vec<u32>, Vec<u32>) {
-    let file = parse(bytes.as_slice(), &Capabilities::SENSOR_V1)
-        .unwrap_or_else(|e| panic!("parse: {e:?}"));
+    let file =
+        parse(bytes.as_slice(), &Capabilities::SENSOR).unwrap_or_else(|e| panic!("parse: {e:?}"));
     let mut scratch = Scratch::new();
     let mut run = |ev: &Event<'_>| {
         let mut ids = Vec::new();
@@ -50,6 +50,7 @@ fn kernel_ids_pid(
         image: image.map(Text::Utf8),
         pid,
         kind,
+        user: None,
     });
     let units: Vec<u16> = name.encode_utf16().collect();
     let img16: Option<Vec<u16>> = image.map(|i| i.encode_utf16().collect());
@@ -58,6 +59,7 @@ fn kernel_ids_pid(
         image: img16.as_deref().map(Text::Utf16),
         pid,
         kind,
+        user: None,
     });
     (utf8, utf16)
 }
@@ -70,6 +72,7 @@ fn reference_ids(set: &RuleSet, name: &str, image: Option<&str>, kind: u32) -> V
             image,
             pid: PID,
             kind,
+            user: None,
         },
     );
     ids.sort_unstable();
@@ -261,7 +264,7 @@ fn documented_example_cases_hold_in_the_kernel() {
         compile(&set, &CompileOptions::default()).unwrap_or_else(|e| panic!("compile: {e}"));
     let aligned = AlignedBytes::new(&bytes);
     // The runner `pipectl test` uses (process id 0, UTF-16)...
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let outcomes = test_kit::cases::run(&set, &file, &mut Scratch::new());
     let mut cases = 0;
     for o in &outcomes {

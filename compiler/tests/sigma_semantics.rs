@@ -29,6 +29,7 @@ fn matches(rule: &Rule, name: &str, image: Option<&str>) -> bool {
             image,
             pid: 1,
             kind: 1,
+            user: None,
         },
     )
 }

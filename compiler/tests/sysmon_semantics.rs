@@ -56,6 +56,7 @@ fn reported(set: &RuleSet, e: &Ev<'_>) -> bool {
             image: e.image,
             pid: e.pid,
             kind: e.kind,
+            user: None,
         },
     )
     .is_empty()

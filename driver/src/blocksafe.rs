@@ -24,12 +24,13 @@
 //! The callbacks count (`protected`, `soak`, `demoted`) and feed the
 //! breaker; EVAL asks the breaker without counting (`Breaker::peek`).
 
-use crate::sys::{self, clock, log, InitOnce, Level, RegKey, SpinLock, Wide};
+use crate::globals::blocksafe::*;
+use crate::sys::{self, clock, log, Level, RegKey, Wide};
 use channel_format::Ring;
 use channel_parser::{EnforcementPolicy, Text};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use sensor_core::breaker::{
-    self, Breaker, DemotedBy, Effective, Limit, Source, DEFAULT_SETTINGS, REPORTED_DEMOTIONS,
+    self, DemotedBy, Effective, Limit, Source, DEFAULT_SETTINGS, REPORTED_DEMOTIONS,
 };
 use sensor_core::decision::{decide_guarded, Context, Decision, Facts, Mode, RuleHit, Verdict};
 use sensor_core::protect::{Requestor, SystemRoot};
@@ -45,24 +46,11 @@ pub const SYSTEM_PID: u32 = 4;
 
 const CURRENT_VERSION_KEY: &str = r"\Registry\Machine\SOFTWARE\Microsoft\Windows NT\CurrentVersion";
 /// Longest system root kept, in UTF-16 units (MAX_PATH).
-const ROOT_UNITS: usize = 260;
-
-/// The system root in DOS form without a trailing backslash; set once
-/// before the callbacks start.
-static ROOT: InitOnce<Wide<ROOT_UNITS>> = InitOnce::new(Wide::empty());
-
-/// Block rules enforce from this monotonic time (ms) on.
-static ENFORCE_AT_MS: AtomicU64 = AtomicU64::new(0);
-static FLAGS: AtomicU32 = AtomicU32::new(0);
-static PROTECTED: AtomicU64 = AtomicU64::new(0);
-static SOAKED: AtomicU64 = AtomicU64::new(0);
-static DEMOTED: AtomicU64 = AtomicU64::new(0);
-
-static BREAKER: SpinLock<Breaker> = SpinLock::new(Breaker::new(DEFAULT_SETTINGS));
+pub(crate) const ROOT_UNITS: usize = 260;
 
 /// What ENFORCEMENT reports besides the breaker.
 #[derive(Clone, Copy)]
-struct Adopted {
+pub(crate) struct Adopted {
     ring: Ring,
     soak_secs: u32,
     sequence: u64,
@@ -71,20 +59,23 @@ struct Adopted {
     machine: Effective,
 }
 
-static ADOPTED: SpinLock<Adopted> = SpinLock::new(Adopted {
-    ring: Ring::BROAD,
-    soak_secs: 0,
-    sequence: 0,
-    adopted_unix: 0,
-    rule: Effective {
-        limit: DEFAULT_SETTINGS.rule,
-        source: Source::Default,
-    },
-    machine: Effective {
-        limit: DEFAULT_SETTINGS.machine,
-        source: Source::Default,
-    },
-});
+impl Adopted {
+    /// Nothing adopted yet: the broad ring, no soak, the default limits.
+    pub(crate) const INIT: Adopted = Adopted {
+        ring: Ring::BROAD,
+        soak_secs: 0,
+        sequence: 0,
+        adopted_unix: 0,
+        rule: Effective {
+            limit: DEFAULT_SETTINGS.rule,
+            source: Source::Default,
+        },
+        machine: Effective {
+            limit: DEFAULT_SETTINGS.machine,
+            source: Source::Default,
+        },
+    };
+}
 
 /// Reads the system root. PASSIVE_LEVEL (DriverEntry, before the callbacks
 /// start). Not inlined: its buffers stay off DriverEntry's stack.

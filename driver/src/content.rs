@@ -30,8 +30,9 @@
 //!   guard. The ROLLOUT IOCTL reports why each known file was or was not
 //!   adopted.
 
+use crate::globals::content::*;
 use crate::sensor::{self, Content, ContentRef};
-use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, SpinLock, Wide};
+use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, Wide};
 use channel_format::{Ring, CHANNEL_PIPES};
 use channel_parser::{Capabilities, RolloutPolicy};
 use content_trust::{TrustError, TrustedKey};
@@ -52,7 +53,7 @@ const DEFAULT_CONTENT_DIR: &str = r"\SystemRoot\System32\drivers\PipeSensor";
 const DEFAULT_PROVEN_AFTER_SECONDS: u32 = 600;
 const DEFAULT_RESCAN_INTERVAL_SECONDS: u32 = 3600;
 
-struct Config {
+pub(crate) struct Config {
     registry_path: Wide<512>,
     content_dir: Wide<300>,
     max_failed: u32,
@@ -60,8 +61,6 @@ struct Config {
     rescan_interval: u32,
     require_signature: bool,
 }
-
-static CONFIG: SpinLock<Option<Config>> = SpinLock::new(None);
 
 /// Guard state as last persisted, plus status flags.
 #[derive(Clone, Copy)]
@@ -72,18 +71,21 @@ pub struct GuardSnapshot {
     pub pending_active: bool,
 }
 
-static GUARD: SpinLock<GuardSnapshot> = SpinLock::new(GuardSnapshot {
-    state: GuardState {
-        pending: 0,
-        start_count: 0,
-        proven: 0,
-        quarantined: [0; 4],
-        highest_proven: 0,
-    },
-    max_failed: DEFAULT_MAX_FAILED_STARTS,
-    flags: 0,
-    pending_active: false,
-});
+impl GuardSnapshot {
+    /// Before the configuration is read: nothing persisted, the default limit.
+    pub const INIT: GuardSnapshot = GuardSnapshot {
+        state: GuardState {
+            pending: 0,
+            start_count: 0,
+            proven: 0,
+            quarantined: [0; 4],
+            highest_proven: 0,
+        },
+        max_failed: DEFAULT_MAX_FAILED_STARTS,
+        flags: 0,
+        pending_active: false,
+    };
+}
 
 pub fn guard_snapshot() -> GuardSnapshot {
     GUARD.with(|g| *g)
@@ -281,7 +283,7 @@ fn parse_content(
 ) -> Result<ContentRef, LoadFailure> {
     let digest = sha256(buf.as_slice());
     let len = buf.len() as u32;
-    let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR_V1))
+    let chan = OwnedChannel::try_new(buf, |b| channel_parser::parse(b, &Capabilities::SENSOR))
         .map_err(|e| parse_error_failure(origin, expect_seq.unwrap_or(0), &e))?;
     let sequence = chan.file().sequence();
     if let Some(s) = expect_seq {
@@ -449,9 +451,6 @@ fn unix_now() -> u64 {
     (sys::system_time() / 10_000_000).saturating_sub(UNIX_EPOCH_IN_FILETIME_SECONDS)
 }
 
-/// The last selection's inputs and verdicts (the ROLLOUT IOCTL).
-static ROLLOUT: SpinLock<RolloutStatus> = SpinLock::new(RolloutStatus::EMPTY);
-
 /// This machine's ring as the last content scan read it (selects the soak
 /// of `crate::blocksafe`).
 pub(crate) fn ring() -> Ring {
@@ -473,16 +472,19 @@ pub fn rollout_status() -> RolloutStatus {
 
 /// Working memory of a scan: kept off the kernel stack (the signature check
 /// and the parser run below this), one scan at a time.
-struct ScanWork {
+pub(crate) struct ScanWork {
     /// The content directory (a copy of the configured one).
     dir: Wide<300>,
     work: scan::Work,
 }
 
-static SCAN: sys::Slot<ScanWork> = sys::Slot::new(ScanWork {
-    dir: Wide::empty(),
-    work: scan::Work::new(),
-});
+impl ScanWork {
+    /// Empty working memory.
+    pub(crate) const INIT: ScanWork = ScanWork {
+        dir: Wide::empty(),
+        work: scan::Work::new(),
+    };
+}
 
 /// Lists the content directory, validates every candidate (newest first),
 /// chooses with `sensor_core::rollout::plan` (staging, customer control,
@@ -576,7 +578,7 @@ impl scan::Platform for DriverScan<'_> {
     }
 
     fn running(&mut self) -> Option<u64> {
-        sensor::STORE.with(|s| s.active().map(|a| a.info.sequence))
+        crate::globals::sensor::STORE.with(|s| s.active().map(|a| a.info.sequence))
     }
 
     fn publish(&mut self, report: &RolloutStatus) {
@@ -803,7 +805,7 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
                     handle: content,
                 })]
             });
-            let active_sequence = sensor::STORE.with(|s| s.active_info().sequence);
+            let active_sequence = crate::globals::sensor::STORE.with(|s| s.active_info().sequence);
             match refused {
                 Some(f) => LoadResponse {
                     result: load_result::REJECTED,
@@ -828,7 +830,7 @@ pub fn hot_load(bytes: &[u8], force: bool) -> LoadResponse {
         }
         Err(f) => {
             record_failure(f);
-            let active_sequence = sensor::STORE.with(|s| s.active_info().sequence);
+            let active_sequence = crate::globals::sensor::STORE.with(|s| s.active_info().sequence);
             LoadResponse {
                 result: load_result::REJECTED,
                 active_sequence,

@@ -9,6 +9,7 @@
 //! (`scripts/stack-usage.sh` checks the bound).
 
 use crate::content;
+use crate::globals::control::*;
 use crate::sensor;
 use crate::sys::{BufferedIo, NTSTATUS};
 use sensor_core::name::MAX_NAME_UNITS;
@@ -83,15 +84,18 @@ fn events(max: u32, io: &mut BufferedIo) -> Result<usize, ProtoError> {
 /// EVAL's copies of the request's name and image: kept off the stack
 /// (EVAL runs the whole decision path below it), one EVAL at a time; a
 /// concurrent one gets STATUS_DEVICE_BUSY.
-struct EvalBufs {
+pub(crate) struct EvalBufs {
     name: [u16; MAX_NAME_UNITS * 2],
     image: [u16; MAX_EVAL_IMAGE_UNITS],
 }
 
-static EVAL_BUFS: crate::sys::Slot<EvalBufs> = crate::sys::Slot::new(EvalBufs {
-    name: [0; MAX_NAME_UNITS * 2],
-    image: [0; MAX_EVAL_IMAGE_UNITS],
-});
+impl EvalBufs {
+    /// Zeroed buffers.
+    pub(crate) const INIT: EvalBufs = EvalBufs {
+        name: [0; MAX_NAME_UNITS * 2],
+        image: [0; MAX_EVAL_IMAGE_UNITS],
+    };
+}
 
 /// EVAL: decodes the request itself (its name and image are copied out of
 /// the system buffer before the response is written into it).

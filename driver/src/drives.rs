@@ -9,14 +9,12 @@
 //! rewritten path in events. Letters assigned after start (a USB stick
 //! plugged in later) are not in the table: such paths stay in NT form.
 
-use crate::sys::{self, log, InitOnce, Level, STATUS_OBJECT_NAME_NOT_FOUND};
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::globals::drives::*;
+use crate::sys::{self, log, Level, STATUS_OBJECT_NAME_NOT_FOUND};
+use core::sync::atomic::Ordering;
 use sensor_core::dospath::{DeviceMap, DosPath, MAX_TARGET_UNITS};
 
-static DRIVES: InitOnce<DeviceMap> = InitOnce::new(DeviceMap::new());
 static EMPTY: DeviceMap = DeviceMap::new();
-/// Image paths left in NT form because their DOS form did not fit.
-static TOO_LONG: AtomicU64 = AtomicU64::new(0);
 
 /// UTF-16 units for `{}` (unpaired surrogates as U+FFFD).
 struct Utf16<'a>(&'a [u16]);

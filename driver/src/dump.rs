@@ -11,13 +11,11 @@
 //! | 32 | first 64 bytes of the active channel file (its header) |
 //! | 96 | 8 × event: id u64, pid u32, rule u32, decision u8, kind u8, name units u16, first 24 name units |
 
-use crate::sys::{DumpArea, SpinLock};
+use crate::globals::dump::*;
 
 pub const DUMP_LEN: usize = 96 + 8 * EVENT_LEN;
 const EVENT_LEN: usize = 72;
 const EVENT_SLOTS: usize = 8;
-pub static DUMP: DumpArea = DumpArea::new();
-static LOCK: SpinLock<u32> = SpinLock::new(0);
 
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(d) = buf.get_mut(at..at + bytes.len()) {

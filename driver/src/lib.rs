@@ -16,6 +16,7 @@
 //! device → bug-check callback → start filtering → "proven" timer →
 //! periodic rescan thread.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 #![debugger_visualizer(natvis_file = "../pipesensor.natvis")]
 
 mod blocksafe;
@@ -24,16 +25,18 @@ mod control;
 mod drives;
 mod dump;
 mod events;
+mod globals;
 #[allow(dead_code)] // the tables are read by the host layout probe
 mod layout;
 mod sensor;
+// The FFI layer: the only module where unsafe code is allowed (the crate
+// denies it everywhere else).
+#[allow(unsafe_code)]
 mod sys;
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
+use globals::root::*;
 use sys::{log, Level, NTSTATUS};
-
-static STARTED: AtomicBool = AtomicBool::new(false);
-static TORN_DOWN: AtomicBool = AtomicBool::new(false);
 
 fn driver_entry(driver: &sys::Driver, registry_path: &[u16]) -> NTSTATUS {
     log(

@@ -12,19 +12,19 @@
 //! is decided the same way (`name_errors`).
 
 use crate::dump;
-use crate::sys::{
-    ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, Semaphore, SidFrom, Slot, SpinLock,
-};
+use crate::globals::sensor::*;
+use crate::sys::{Identity, ImageFrom, ImageQuery, OwnedChannel, PoolArc, Requestor, SidFrom};
+use channel_parser::FieldId;
 use channel_parser::Text;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use sensor_core::decision::{decide_unchecked_guarded, Decision, Mode, RuleHit};
 use sensor_core::eval::{self, RawEvent};
-use sensor_core::event::PipeEvent;
+use sensor_core::event::{PipeEvent, Sid, SidText};
 use sensor_core::name::{is_root, normalize_target, NameError, MAX_NAME_UNITS};
 use sensor_core::proto::{ContentInfo, Counters, FixedText, Status, RULE_NAME_LEN};
 use sensor_core::ring::{EventKind, EventRing, RING_CAP};
 use sensor_core::store::Store;
-use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake, WorkPool};
+use sensor_core::work::{AfterTimeout, Enter, Unchecked, Wake};
 
 /// Parsed content plus its description.
 pub struct Content {
@@ -36,54 +36,28 @@ pub struct Content {
 /// frees it under a reader; the last reader's drop frees it.
 pub type ContentRef = PoolArc<Content>;
 
-pub static STORE: SpinLock<Store<ContentRef>> = SpinLock::new(Store::new());
-/// The event ring: [`RING_CAP`] full records (`sensor_core::event`), in
-/// the image (nonpaged). A push never waits for a reader: when the ring is
-/// full the oldest record is overwritten and counted (`events_overwritten`).
-static RING: SpinLock<EventRing<RING_CAP, PipeEvent>> = SpinLock::new(EventRing::new());
-static HAS_CONTENT: AtomicBool = AtomicBool::new(false);
-static MODE: AtomicU32 = AtomicU32::new(0);
-static FLAGS: AtomicU32 = AtomicU32::new(0);
-
-static EVALUATED: AtomicU64 = AtomicU64::new(0);
-static MATCHED: AtomicU64 = AtomicU64::new(0);
-static DENIED: AtomicU64 = AtomicU64::new(0);
-static NAME_ERRORS: AtomicU64 = AtomicU64::new(0);
-static CALLBACKS: AtomicU64 = AtomicU64::new(0);
-static ROOT_OPENS: AtomicU64 = AtomicU64::new(0);
-static UNCHECKED_DENIED: AtomicU64 = AtomicU64::new(0);
-static UNCHECKED_ALLOWED: AtomicU64 = AtomicU64::new(0);
-static WORK_WAITS: AtomicU64 = AtomicU64::new(0);
-static WORK_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
-static WORK_WAITING: AtomicU64 = AtomicU64::new(0);
-static IMAGE_LOCATED: AtomicU64 = AtomicU64::new(0);
-static IMAGE_QUERIED: AtomicU64 = AtomicU64::new(0);
-static IMAGE_MISSING: AtomicU64 = AtomicU64::new(0);
-static SID_FROM_CONTEXT: AtomicU64 = AtomicU64::new(0);
-static SID_FROM_PROCESS: AtomicU64 = AtomicU64::new(0);
-static SID_MISSING: AtomicU64 = AtomicU64::new(0);
-
 /// Per-evaluation working memory: `sensor_core::eval::Work` (matcher
-/// scratch, a composed name, the image path in DOS form) and the
-/// requestor's image path as queried (NT form).
-struct Work {
+/// scratch, a composed name, the image path in DOS form), the
+/// requestor's image path as queried (NT form) and the requester's SID in
+/// string form (the `User` field, ≤ 184 bytes).
+pub(crate) struct Work {
     eval: eval::Work,
     query: ImageQuery,
+    user: SidText,
+}
+
+impl Work {
+    /// Empty working memory.
+    pub(crate) const INIT: Work = Work {
+        eval: eval::Work::new(),
+        query: ImageQuery::new(),
+        user: SidText::EMPTY,
+    };
 }
 
 /// Working memory, preallocated in the image (nonpaged), never on the
 /// stack; see the module docs for what happens when all slots are busy.
-const WORK_SLOTS: usize = 16;
-static WORK: [Slot<Work>; WORK_SLOTS] = [const {
-    Slot::new(Work {
-        eval: eval::Work::new(),
-        query: ImageQuery::new(),
-    })
-}; WORK_SLOTS];
-static WORK_POOL: WorkPool<WORK_SLOTS> = WorkPool::new();
-/// Signalled once per waiter admitted by a leaving evaluation.
-static WORK_SEM: Semaphore = Semaphore::new();
-static WORK_WAIT_MS: AtomicU32 = AtomicU32::new(sensor_core::work::DEFAULT_WAIT_MS);
+pub(crate) const WORK_SLOTS: usize = 16;
 
 /// Initialises the working-memory semaphore (DriverEntry, PASSIVE_LEVEL,
 /// before the control device and the callbacks).
@@ -296,6 +270,7 @@ fn evaluate_in(
     let Work {
         eval: eval::Work { scratch, buffers },
         query,
+        user,
     } = work;
     // Callbacks feed the circuit breaker; EVAL only asks it.
     let live = matches!(image, ImageArg::Requestor(_));
@@ -319,6 +294,30 @@ fn evaluate_in(
             i
         }
     };
+    // The requester's SID, read before matching only when the active
+    // content has a rule on `User` (a bit the parser computed): otherwise
+    // the pipe path pays nothing here. The recorder below reuses it, so an
+    // operation reads its identity at most once. Not readable → no user:
+    // `User` atoms are false, as `Image` atoms are without an image
+    // (docs/rules.md), counted in `user_missing`.
+    let reads_user = content
+        .as_ref()
+        .is_some_and(|c| c.chan.file().reads_field(FieldId::USER));
+    let mut who: Option<Identity> = None;
+    Sid::NONE.text_into(user);
+    if reads_user {
+        if let Some(r) = requestor {
+            USER_READ.fetch_add(1, Ordering::Relaxed);
+            let id = read_identity(r);
+            match &id.sid {
+                Some(sid) => sid.text_into(user),
+                None => {
+                    USER_MISSING.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            who = Some(id);
+        }
+    }
     // The one evaluation path pipectl shares (sensor_core::eval): name
     // normalization, image in DOS form, the matcher's event.
     let raw = RawEvent {
@@ -326,6 +325,7 @@ fn evaluate_in(
         pid,
         name: target.name,
         image: nt_image,
+        user: Some(user.as_str()),
     };
     let p = match eval::prepare_target(crate::drives::map(), target.related, &raw, buffers) {
         Ok(p) => p,
@@ -369,17 +369,9 @@ fn evaluate_in(
     }
     if record && out.decision.records() {
         // Who asked, read before the ring's lock is taken (PASSIVE_LEVEL
-        // object-manager calls); EVAL events have no requester.
-        let who = requestor.map(|r| {
-            let (id, from) = r.identity();
-            match from {
-                SidFrom::Context => &SID_FROM_CONTEXT,
-                SidFrom::Process => &SID_FROM_PROCESS,
-                SidFrom::Missing => &SID_MISSING,
-            }
-            .fetch_add(1, Ordering::Relaxed);
-            id
-        });
+        // object-manager calls) unless it was read for matching; EVAL
+        // events have no requester.
+        let who = who.or_else(|| requestor.map(read_identity));
         let dos_image = p.image.map(|i| i.path());
         let time = crate::sys::system_time();
         let boot = crate::sys::boot_identity();
@@ -419,6 +411,18 @@ fn evaluate_in(
         crate::events::pushed();
     }
     drop(content);
+}
+
+/// The requester's identity, its SID's source counted (once per read).
+fn read_identity(r: Requestor<'_>) -> Identity {
+    let (id, from) = r.identity();
+    match from {
+        SidFrom::Context => &SID_FROM_CONTEXT,
+        SidFrom::Process => &SID_FROM_PROCESS,
+        SidFrom::Missing => &SID_MISSING,
+    }
+    .fetch_add(1, Ordering::Relaxed);
+    id
 }
 
 /// A pre-operation callback's event: the root itself is allowed (and
@@ -493,6 +497,8 @@ pub fn status() -> Status {
             image_located: IMAGE_LOCATED.load(Ordering::Relaxed),
             image_queried: IMAGE_QUERIED.load(Ordering::Relaxed),
             image_missing: IMAGE_MISSING.load(Ordering::Relaxed),
+            user_read: USER_READ.load(Ordering::Relaxed),
+            user_missing: USER_MISSING.load(Ordering::Relaxed),
         },
         last_error,
     }

@@ -34,6 +34,7 @@ pub fn matcher_invariants(
         image: image.map(Text::Utf16),
         pid,
         kind,
+        user: None,
     };
     let got = kernel_indices(file, &ev, scratch);
     assert!(
@@ -69,6 +70,7 @@ pub fn matcher_invariants(
             image: image.map(|_| Text::Utf8(&img)),
             pid,
             kind,
+            user: None,
         };
         assert_eq!(
             kernel_indices(file, &ev8, scratch),
@@ -137,6 +139,9 @@ pub fn compare_with_reference(
             image: img.as_deref(),
             pid,
             kind: kind.value(),
+            // The image text doubles as the user (a string field that may be
+            // missing), so fuzzed rules on User are compared too.
+            user: img.as_deref(),
         },
     );
     want.sort_unstable();
@@ -153,6 +158,7 @@ pub fn compare_with_reference(
         image: image.map(Text::Utf16),
         pid,
         kind,
+        user: image.map(Text::Utf16),
     };
     let got = ids(&ev16, scratch);
     assert_eq!(
@@ -164,6 +170,7 @@ pub fn compare_with_reference(
         image: img.as_deref().map(Text::Utf8),
         pid,
         kind,
+        user: img.as_deref().map(Text::Utf8),
     };
     assert_eq!(
         ids(&ev8, scratch),

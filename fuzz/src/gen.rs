@@ -201,7 +201,7 @@ fn gen_atom(u: &mut Unstructured<'_>, o: &GenOptions) -> Result<Atom> {
         });
     }
     let field = if u.ratio(1, 4)? {
-        FieldId::IMAGE
+        *u.choose(&[FieldId::IMAGE, FieldId::USER])?
     } else {
         FieldId::PIPE_NAME
     };

@@ -42,12 +42,12 @@ pub fn split_file_and_name(data: &[u8]) -> (&[u8], Vec<u16>) {
 pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
     let aligned = AlignedBytes::new(file);
     let bytes = aligned.as_slice();
-    let res = channel_parser::parse(bytes, &Capabilities::SENSOR_V1);
+    let res = channel_parser::parse(bytes, &Capabilities::SENSOR);
     // The same bytes at an odd address: the identical result (every value
     // is read byte by byte; format 2 has no alignment requirement).
     let mut shifted = vec![0u8; file.len() + 1];
     shifted[1..].copy_from_slice(file);
-    let res_odd = channel_parser::parse(&shifted[1..], &Capabilities::SENSOR_V1);
+    let res_odd = channel_parser::parse(&shifted[1..], &Capabilities::SENSOR);
     match (&res, &res_odd) {
         (Ok(_), Ok(_)) => {}
         (Err(a), Err(b)) => assert_eq!(
@@ -83,7 +83,7 @@ pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
         max_literal_len: k(11) % 32,
         max_fields_per_rule: k(12) % 4,
     };
-    if let Err(e) = channel_parser::parse_with_limits(bytes, &Capabilities::SENSOR_V1, &tight) {
+    if let Err(e) = channel_parser::parse_with_limits(bytes, &Capabilities::SENSOR, &tight) {
         let _ = (e.to_string(), e.offset(), e.kind());
     }
     let Ok(cf) = res else { return false };
@@ -143,7 +143,7 @@ pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
 /// `parse`: raw bytes. Keeps every input (rejections are code paths too).
 pub fn parse(data: &[u8]) -> bool {
     let (file, name) = split_file_and_name(data);
-    if let Err(e) = channel_parser::parse(file, &Capabilities::SENSOR_V1) {
+    if let Err(e) = channel_parser::parse(file, &Capabilities::SENSOR) {
         let _ = (e.to_string(), e.offset(), e.kind());
     }
     let extra = if name.is_empty() { vec![] } else { vec![name] };
@@ -233,13 +233,13 @@ pub fn compiled(
         Ok(bytes) => {
             if analyse {
                 let aligned = AlignedBytes::new(&bytes);
-                if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+                if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
                     let _ = pipe_compiler::protect::check_file(&f);
                 }
             }
             // The policy reads back as written.
             let aligned = AlignedBytes::new(&bytes);
-            if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+            if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
                 // A policy with neither part is no policy.
                 let want = opts
                     .rollout
@@ -358,7 +358,7 @@ pub fn differential(data: &[u8]) -> bool {
         return false;
     };
     let aligned = AlignedBytes::new(&bytes);
-    let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+    let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
         Ok(f) => f,
         Err(e) => panic!("compiled file rejected: {e}"),
     };
@@ -427,7 +427,7 @@ fn compile_imported(rules: Vec<pipe_compiler::model::Rule>) {
         return;
     };
     let aligned = AlignedBytes::new(&bytes);
-    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR)
         .unwrap_or_else(|e| panic!("compiled file rejected: {e}"));
     let mut scratch = Scratch::new();
     for rule in &set.rules {

@@ -63,12 +63,12 @@ fn literal(field: FieldId, kind: AtomKind, s: &str) -> Option<Expected> {
 }
 
 /// The atom `a` reads back as; `None` when it is lowered to "true". A test
-/// that holds for every string still needs the field: on Image (which may be
-/// missing) it reads back as the glob `*` ("present"); on the pipe name,
-/// always present, it is dropped.
+/// that holds for every string still needs the field: on Image or User
+/// (which may be missing) it reads back as the glob `*` ("present"); on the
+/// pipe name, always present, it is dropped.
 pub fn expected_atom(a: &Atom) -> Option<Expected> {
     lowered(a).or_else(|| {
-        (a.field == FieldId::IMAGE)
+        (a.field == FieldId::IMAGE || a.field == FieldId::USER)
             .then(|| (a.field.0, AtomKind::GLOB.0, "*".to_string(), 0, false))
     })
 }
@@ -207,7 +207,7 @@ fn collect(c: &Cond, out: &mut BTreeSet<Expected>) -> bool {
 /// Compiled bytes of `set` parse and read back as `set`.
 pub fn check(set: &RuleSet, bytes: &[u8]) {
     let aligned = AlignedBytes::new(bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR)
         .unwrap_or_else(|e| panic!("compiler output rejected by the parser: {e}\n{set:#?}"));
     let mut rules: Vec<_> = set.rules.iter().collect();
     rules.sort_by_key(|r| r.id);

@@ -107,8 +107,20 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// What the version-1 driver supplies: pipe name, image path, process id
-    /// and event kind.
+    /// What this driver supplies: [`Capabilities::SENSOR_V1`] plus the
+    /// requester's user SID ([`FieldId::USER`]). Tools that check content
+    /// for the shipped driver (`pipectl`, the compiler's default) use this.
+    pub const SENSOR: Capabilities = Capabilities::from_fields(&[
+        FieldId::PIPE_NAME,
+        FieldId::IMAGE,
+        FieldId::PROCESS_ID,
+        FieldId::EVENT_KIND,
+        FieldId::USER,
+    ]);
+
+    /// What drivers before the `User` field supplied: pipe name, image
+    /// path, process id and event kind. Content whose rules read `User` is
+    /// refused on such a sensor with [`ParseError::FieldNotSupplied`].
     pub const SENSOR_V1: Capabilities = Capabilities::from_fields(&[
         FieldId::PIPE_NAME,
         FieldId::IMAGE,
@@ -137,7 +149,7 @@ impl Capabilities {
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities::SENSOR_V1
+        Capabilities::SENSOR
     }
 }
 
@@ -151,6 +163,9 @@ mod tests {
         assert!(c.supplies(FieldId::PIPE_NAME));
         assert!(c.supplies(FieldId::EVENT_KIND));
         assert!(!c.supplies(FieldId(21)));
+        assert!(!c.supplies(FieldId::USER));
+        assert!(Capabilities::SENSOR.supplies(FieldId::USER));
+        assert!(Capabilities::SENSOR.supplies(FieldId::IMAGE));
         let p = Capabilities::from_fields(&[FieldId::PIPE_NAME, FieldId(21), FieldId(200)]);
         assert!(p.supplies(FieldId::PIPE_NAME));
         assert!(!p.supplies(FieldId::IMAGE));

@@ -50,6 +50,10 @@ pub struct Event<'e> {
     pub pid: u32,
     /// Create or connect.
     pub kind: EventKind,
+    /// The requester's user SID in string form (`S-1-5-18`), when the
+    /// sensor read it. String atoms on a missing user are false, as on a
+    /// missing image.
+    pub user: Option<Text<'e>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +84,8 @@ const LAZY_HITS: usize = 64;
 struct Lazy {
     atoms: [u32; LAZY_HITS],
     len: usize,
-    /// Per field slot (bit 0 pipe name, bit 1 image): scanned this event.
+    /// Per field slot (bit 0 pipe name, bit 1 image, bit 2 user): scanned
+    /// this event.
     scanned: u8,
     /// Per field slot: more hits than `atoms` holds.
     overflow: u8,
@@ -280,7 +285,8 @@ impl<'a> ChannelFile<'a> {
             scratch.len = 0;
             scratch.passes = scratch.passes.saturating_add(1);
             let mut hi = self.rule_count;
-            let fields = [Some(event.pipe_name), event.image];
+            // In prefilter-slot order (crate::view::prefilter_slot).
+            let fields = [Some(event.pipe_name), event.image, event.user];
             for (auto, text) in self.automata.iter().zip(fields) {
                 if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
                     self.scan(auto, t, &mut |atom| {
@@ -616,6 +622,7 @@ impl<'a> ChannelFile<'a> {
         let (text, slot) = match field {
             FieldId::PIPE_NAME => (Some(event.pipe_name), 0usize),
             FieldId::IMAGE => (event.image, 1),
+            FieldId::USER => (event.user, 2),
             FieldId::PROCESS_ID => return kind == AtomKind::NUM_EQ && arg == event.pid,
             FieldId::EVENT_KIND => return kind == AtomKind::NUM_EQ && arg == event.kind.value(),
             _ => return false,

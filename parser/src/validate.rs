@@ -12,7 +12,7 @@
 //! 7. ALWAYS (which must list exactly the rules flagged in 5);
 //! 8. ROLLOUT and SIGNATURE version words; the ENFORCEMENT policy.
 
-use crate::view::{Automaton, ChannelFile, Header};
+use crate::view::{prefilter_slot, Automaton, ChannelFile, Header, PREFILTER_SLOTS};
 use crate::wire::{add, mul, Region};
 use crate::{Capabilities, ParseError};
 use channel_format::{
@@ -107,11 +107,13 @@ pub fn parse_with_limits<'a>(
         dfa_count,
         range_table_count,
         always_count,
-        automata: [Automaton::EMPTY, Automaton::EMPTY],
+        automata: [Automaton::EMPTY; PREFILTER_SLOTS],
+        read_fields: 0,
         rollout: None,
         enforcement: None,
     };
-    let flagged = parse_rules(&cf, caps, schema_mask, limits)?;
+    let (flagged, read_fields) = parse_rules(&cf, caps, schema_mask, limits)?;
+    cf.read_fields = read_fields;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
     parse_always(&cf, flagged)?;
     if let Some(Some(r)) = sections.get(SectionKind::SIGNATURE.0 as usize) {
@@ -771,7 +773,8 @@ fn parse_rules(
     caps: &Capabilities,
     schema_mask: u64,
     limits: &Limits,
-) -> Result<u32, ParseError> {
+) -> Result<(u32, u64), ParseError> {
+    let mut read_fields = 0u64;
     let rule_field_count = cf
         .rule_fields
         .len()
@@ -883,6 +886,7 @@ fn parse_rules(
             }
             rule_mask |= bit;
         }
+        read_fields |= rule_mask;
 
         // Atoms: contiguous per rule, in rule order.
         let atoms_start = rec.get(rule::ATOMS_START, "rule atoms start")?;
@@ -960,7 +964,7 @@ fn parse_rules(
             reason: "holds atoms that belong to no rule",
         });
     }
-    Ok(flagged)
+    Ok((flagged, read_fields))
 }
 
 fn parse_atom(
@@ -1118,10 +1122,10 @@ fn parse_prefilter<'a>(
     sec: Region<'a>,
     schema_mask: u64,
     limits: &Limits,
-) -> Result<[Automaton<'a>; 2], ParseError> {
-    let mut out = [Automaton::EMPTY, Automaton::EMPTY];
+) -> Result<[Automaton<'a>; PREFILTER_SLOTS], ParseError> {
+    let mut out = [Automaton::EMPTY; PREFILTER_SLOTS];
     let count = sec.get(prefilter::COUNT, "automaton count")?;
-    check_limit(sec.offset, "automaton count", count, 2)?;
+    check_limit(sec.offset, "automaton count", count, PREFILTER_SLOTS as u32)?;
     if sec.get(prefilter::RESERVED, "prefilter reserved")? != 0 {
         return Err(ParseError::NonZeroReserved {
             offset: sec.at_field(prefilter::RESERVED),
@@ -1131,12 +1135,7 @@ fn parse_prefilter<'a>(
     let mut pos = prefilter::LEN_U32;
     for _ in 0..count {
         let (a, next) = parse_automaton(cf, sec, pos, schema_mask, limits)?;
-        let slot = if a.field == FieldId::PIPE_NAME {
-            0usize
-        } else {
-            1
-        };
-        match out.get_mut(slot) {
+        match prefilter_slot(a.field).and_then(|slot| out.get_mut(slot)) {
             Some(s) if s.state_count == 0 => *s = a,
             _ => {
                 return Err(ParseError::DuplicateField {
@@ -1179,7 +1178,7 @@ fn automaton_header(
     let h = sec.sub(pos, automaton::LEN_U32, "automaton header")?;
     let bad = |at: u32, reason| ParseError::BadAutomaton { offset: at, reason };
     let field = FieldId(h.get(automaton::FIELD, "automaton field")?);
-    if field != FieldId::PIPE_NAME && field != FieldId::IMAGE {
+    if prefilter_slot(field).is_none() {
         return Err(bad(h.offset, "field is not a string field"));
     }
     if !declared(schema_mask, field) {

@@ -45,6 +45,20 @@ pub struct SectionInfo {
     pub len: u32,
 }
 
+/// How many string fields can have a prefilter automaton.
+pub(crate) const PREFILTER_SLOTS: usize = 3;
+
+/// The automaton slot of a string field: PipeName 0, Image 1, User 2; no
+/// slot for other fields. The matcher's event fields come in this order.
+pub(crate) const fn prefilter_slot(field: FieldId) -> Option<usize> {
+    match field {
+        FieldId::PIPE_NAME => Some(0),
+        FieldId::IMAGE => Some(1),
+        FieldId::USER => Some(2),
+        _ => None,
+    }
+}
+
 /// One prefilter automaton (validated), read in place (FORMAT.md,
 /// PREFILTER): byte classes with the ASCII fold built in, dense rows for
 /// states `0..dense_count`, sorted labels and failure links for the rest,
@@ -209,8 +223,11 @@ pub struct ChannelFile<'a> {
     pub(crate) dfa_count: u32,
     pub(crate) range_table_count: u32,
     pub(crate) always_count: u32,
-    /// Prefilter automata: index 0 pipe name, 1 image.
-    pub(crate) automata: [Automaton<'a>; 2],
+    /// Prefilter automata, by [`prefilter_slot`]: 0 pipe name, 1 image, 2 user.
+    pub(crate) automata: [Automaton<'a>; PREFILTER_SLOTS],
+    /// The fields the rules read (bit `1 << id`; every read field is
+    /// supplied, hence below 64).
+    pub(crate) read_fields: u64,
     /// The ROLLOUT section's policy, if any.
     pub(crate) rollout: Option<crate::RolloutPolicy>,
     /// The ENFORCEMENT section's policy, if any.
@@ -281,6 +298,13 @@ impl<'a> ChannelFile<'a> {
     /// Number of range tables the DFAs share.
     pub fn dfa_range_table_count(&self) -> u32 {
         self.range_table_count
+    }
+
+    /// Whether any rule of the file reads `field`. The driver reads the
+    /// requester's SID before matching only when the content reads
+    /// [`FieldId::USER`].
+    pub fn reads_field(&self, field: FieldId) -> bool {
+        field.0 < 64 && (self.read_fields >> field.0) & 1 == 1
     }
 
     /// Prefilter statistics: (field, states, outputs) per automaton.

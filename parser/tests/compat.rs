@@ -107,6 +107,7 @@ fn decide(f: &ChannelFile<'_>, ev: &Ev, scratch: &mut Scratch) -> String {
             },
             pid: ev.pid,
             kind: ev.kind,
+            user: None,
         };
         let mut ids = Vec::new();
         f.for_each_match(&e, scratch, |r| {
@@ -132,7 +133,7 @@ fn decide(f: &ChannelFile<'_>, ev: &Ev, scratch: &mut Scratch) -> String {
 fn render(path: &Path, evs: &[Ev], skew: usize) -> String {
     let raw = std::fs::read(path).expect("compat file");
     let (owned, pad) = placed(&raw, skew);
-    let f = parse(&owned[pad..], &Capabilities::SENSOR_V1)
+    let f = parse(&owned[pad..], &Capabilities::SENSOR)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut o = String::new();
     let name = path.file_name().unwrap().to_string_lossy();

@@ -47,7 +47,7 @@ fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
     owned.resize(pad, 0);
     owned.extend_from_slice(file_bytes);
     let bytes = &owned[pad..];
-    let file = parse(bytes, &Capabilities::SENSOR_V1)?;
+    let file = parse(bytes, &Capabilities::SENSOR)?;
     let mut names: Vec<Vec<u16>> = vec![name, Vec::new(), "\\".encode_utf16().collect()];
     // At most a dozen names: the replay also runs under Miri.
     for r in file.rules().take(6) {
@@ -70,6 +70,7 @@ fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
                 image: Some(Text::Utf16(n)),
                 pid: 1,
                 kind,
+                user: None,
             };
             let got = ids(&file, &ev, &mut scratch);
             assert!(got.windows(2).all(|w| w[0] < w[1]));
@@ -81,6 +82,7 @@ fn replay(data: &[u8]) -> Result<u32, channel_parser::ParseError> {
                     image: Some(Text::Utf8(&s)),
                     pid: 1,
                     kind,
+                    user: None,
                 };
                 assert_eq!(
                     ids(&file, &ev8, &mut scratch),

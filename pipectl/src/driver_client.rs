@@ -371,6 +371,8 @@ pub fn print_status(s: &Status) {
     println!("counters.image_located={}", c.image_located);
     println!("counters.image_queried={}", c.image_queried);
     println!("counters.image_missing={}", c.image_missing);
+    println!("counters.user_read={}", c.user_read);
+    println!("counters.user_missing={}", c.user_missing);
     print_failure("last_error", &s.last_error);
 }
 

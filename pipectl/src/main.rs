@@ -56,11 +56,12 @@ struct Cli {
 }
 
 /// The event fields a sensor supplies, by name (PipeName, Image, ProcessId,
-/// EventKind) or number.
+/// EventKind, User) or number.
 #[derive(Debug, Clone, clap::Args)]
 struct SensorArgs {
-    /// Fields the target sensor supplies (comma-separated). Default: what the
-    /// version-1 driver supplies (PipeName,Image,ProcessId,EventKind).
+    /// Fields the target sensor supplies (comma-separated). Default: what
+    /// this driver supplies (PipeName,Image,ProcessId,EventKind,User); a
+    /// driver from before `User` supplies PipeName,Image,ProcessId,EventKind.
     #[arg(long, value_delimiter = ',')]
     sensor_fields: Option<Vec<String>>,
 }
@@ -68,7 +69,7 @@ struct SensorArgs {
 impl SensorArgs {
     fn caps(&self) -> Result<Capabilities, String> {
         let Some(names) = &self.sensor_fields else {
-            return Ok(Capabilities::SENSOR_V1);
+            return Ok(Capabilities::SENSOR);
         };
         let mut fields = Vec::new();
         for n in names {
@@ -78,7 +79,7 @@ impl SensorArgs {
                 .find(|f| f.name().is_some_and(|x| x.eq_ignore_ascii_case(n.trim())))
                 .or_else(|| n.trim().parse::<u16>().ok().map(FieldId));
             fields.push(f.ok_or_else(|| {
-                format!("unknown sensor field {n:?} (known: PipeName, Image, ProcessId, EventKind)")
+                format!("unknown sensor field {n:?} (known: PipeName, Image, ProcessId, EventKind, User)")
             })?);
         }
         Ok(Capabilities::from_fields(&fields))
@@ -304,6 +305,11 @@ struct MatchArgs {
     /// and `replay` assume when none is given).
     #[arg(long, default_value_t = sensor_core::eval::DEFAULT_PID)]
     pid: u32,
+    /// The requester's user SID (`S-1-5-18`), as the driver supplies the
+    /// `User` field; a well-known `DOMAIN\name` (`NT AUTHORITY\SYSTEM`)
+    /// is mapped to its SID. Without it, rules on `User` do not match.
+    #[arg(long)]
+    user: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -350,7 +356,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 /// Parses with the kernel's parser for the version-1 sensor; on failure
 /// prints `file: invalid: error [kind]` and returns `None`.
 fn parse_or_report<'a>(file: &Path, aligned: &'a AlignedBytes) -> Option<ChannelFile<'a>> {
-    channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+    channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR)
         .map_err(|e| eprintln!("{}: invalid: {e} [{}]", file.display(), e.kind()))
         .ok()
 }
@@ -624,11 +630,18 @@ fn cmd_match(a: MatchArgs) -> Result<u8, String> {
     };
     let name16: Vec<u16> = a.name.encode_utf16().collect();
     let image16: Option<Vec<u16>> = a.image.as_ref().map(|i| i.encode_utf16().collect());
+    let user = match &a.user {
+        None => None,
+        Some(u) => Some(pipe_compiler::user::event_user_sid(u).ok_or_else(|| {
+            format!("--user {u:?} is neither a SID (S-1-5-21-…-1001) nor a well-known name the sensor's table maps (NT AUTHORITY\\SYSTEM, …): give the SID, as the driver supplies it")
+        })?),
+    };
     let raw = RawEvent {
         kind,
         pid: a.pid,
         name: &name16,
         image: image16.as_deref(),
+        user: user.as_deref(),
     };
     // The driver's evaluation path (sensor_core::eval), with no drive table:
     // DOS and \??\C: image paths as the driver sees them after its rewrite.
@@ -667,6 +680,7 @@ fn cmd_match(a: MatchArgs) -> Result<u8, String> {
             "image": image,
             "pid": a.pid,
             "kind": kind_name,
+            "user": user,
             "matched": matches.iter().map(rule_json).collect::<Vec<_>>(),
             "best": best.as_ref().map(rule_json),
             "decision": {
@@ -680,7 +694,7 @@ fn cmd_match(a: MatchArgs) -> Result<u8, String> {
         );
     } else {
         outln!(
-            "event: name {}{}, image {}, pid {}, kind {kind_name}",
+            "event: name {}{}, image {}, pid {}, kind {kind_name}, user {}",
             show::quote(&name),
             if name == a.name {
                 String::new()
@@ -689,6 +703,7 @@ fn cmd_match(a: MatchArgs) -> Result<u8, String> {
             },
             image.as_deref().map_or("none".to_string(), show::quote),
             a.pid,
+            user.as_deref().unwrap_or("none"),
         );
         if matches.is_empty() {
             outln!("no match");
@@ -723,7 +738,7 @@ fn cmd_gen_malformed(a: GenMalformedArgs) -> Result<u8, String> {
     for (i, c) in cases.iter().enumerate() {
         // Cases needing other capabilities, limits or alignment cannot be
         // reproduced by loading a file: the manifest lists file cases only.
-        if c.max_limits || c.misaligned || c.caps != Capabilities::SENSOR_V1 {
+        if c.max_limits || c.misaligned || c.caps != Capabilities::SENSOR {
             continue;
         }
         let expect = match c.expect {
@@ -890,7 +905,7 @@ fn cmd_test(a: TestArgs) -> Result<u8, String> {
         };
     let set = &sel.set;
     let aligned = AlignedBytes::new(&bytes);
-    let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
+    let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR)
         .map_err(|e| format!("compiled file invalid: {e}"))?;
     let report = cases::run(set, &f);
     report.print(a.require_cases);

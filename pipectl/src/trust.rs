@@ -140,7 +140,7 @@ impl Admission {
                 let aligned = pipe_compiler::AlignedBytes::new(bytes);
                 match channel_parser::parse(
                     aligned.as_slice(),
-                    &channel_parser::Capabilities::SENSOR_V1,
+                    &channel_parser::Capabilities::SENSOR,
                 ) {
                     Ok(_) => Ok(id.to_string()),
                     Err(e) => Err((e.kind().to_string(), e.to_string())),

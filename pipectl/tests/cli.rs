@@ -293,3 +293,53 @@ fn keygen_sign_and_verify_with_keys() {
         .status
         .success());
 }
+
+#[test]
+fn user_rules_compile_for_a_sensor_that_supplies_user_and_match_with_user() {
+    let dir = tmp("cli", "user");
+    let src = dir.join("u.yml");
+    std::fs::write(
+        &src,
+        "- id: 5\n  name: pipe of system\n  severity: high\n  detection:\n    s:\n      PipeName: '\\u_pipe'\n      User: 'NT AUTHORITY\\SYSTEM'\n    condition: s\n",
+    )
+    .unwrap();
+    let out = dir.join("U.sys");
+    let (s, o) = (src.to_str().unwrap(), out.to_str().unwrap());
+    let c = pipectl(&["compile", s, "-o", o, "--sensor-fields", "PipeName,User"]);
+    assert!(c.status.success(), "{}", text(&c.stderr));
+    // A sensor without User: refused by name, nothing written.
+    let v1 = dir.join("V1.sys");
+    let c = pipectl(&[
+        "compile",
+        s,
+        "-o",
+        v1.to_str().unwrap(),
+        "--sensor-fields",
+        "PipeName,Image,ProcessId,EventKind",
+    ]);
+    assert_ne!(c.status.code(), Some(0));
+    assert!(text(&c.stderr).contains("User"), "{}", text(&c.stderr));
+    assert!(!v1.exists());
+    let m = pipectl(&["match", o, "\\u_pipe", "--user", "S-1-5-18"]);
+    assert_eq!(m.status.code(), Some(0), "{}", text(&m.stderr));
+    assert!(
+        text(&m.stdout).contains("user S-1-5-18"),
+        "{}",
+        text(&m.stdout)
+    );
+    let m = pipectl(&["match", o, "\\u_pipe", "--user", "NT AUTHORITY\\SYSTEM"]);
+    assert_eq!(m.status.code(), Some(0), "{}", text(&m.stderr));
+    for other in [&["--user", "S-1-5-19"][..], &[][..]] {
+        let mut args = vec!["match", o, "\\u_pipe"];
+        args.extend_from_slice(other);
+        let m = pipectl(&args);
+        assert_eq!(m.status.code(), Some(1), "{other:?}: {}", text(&m.stdout));
+    }
+    let m = pipectl(&["match", o, "\\u_pipe", "--user", "CORP\\alice"]);
+    assert_ne!(m.status.code(), Some(0));
+    assert!(
+        text(&m.stderr).contains("give the SID"),
+        "{}",
+        text(&m.stderr)
+    );
+}

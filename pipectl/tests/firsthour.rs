@@ -396,7 +396,7 @@ fn match_test_and_driver_path_agree() {
     // The driver's path: sensor_core::eval::evaluate (DFAs read in place).
     let bytes = std::fs::read(&f).unwrap();
     let aligned = pipe_compiler::AlignedBytes::new(&bytes);
-    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let mut work = Box::new(Work::new());
     let mut buffers = Box::new(eval::Buffers::new());
     let mut scratch = Box::new(channel_parser::Scratch::new());
@@ -452,6 +452,7 @@ fn match_test_and_driver_path_agree() {
             pid: c.pid.unwrap_or(DEFAULT_PID),
             name: &name,
             image: image.as_deref(),
+            user: None,
         };
         let (p, verdict) = eval::evaluate(&file, &drives, &raw, &mut work).unwrap();
         assert_eq!(verdict.matched as usize, matched.len(), "{what}");

@@ -133,7 +133,7 @@ fn the_services_json_lines_replay_to_the_live_verdicts() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let bytes = pipe_compiler::AlignedBytes::new(&std::fs::read(&sys).unwrap());
-    let file = channel_parser::parse(bytes.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = channel_parser::parse(bytes.as_slice(), &Capabilities::SENSOR).unwrap();
     let mut scratch = Box::new(Scratch::new());
 
     // Live: decide, record, move through the ring and the wire into the
@@ -167,6 +167,7 @@ fn the_services_json_lines_replay_to_the_live_verdicts() {
                 EventKind::Create => channel_parser::EventKind::Create,
                 EventKind::Connect => channel_parser::EventKind::Connect,
             },
+            user: None,
         };
         let v = file.evaluate(&ev, &mut scratch);
         let hit = v.best.map(|r| RuleHit {

@@ -123,42 +123,15 @@ pub const DEFAULT_SETTINGS: BreakerSettings = BreakerSettings {
     },
 };
 
-/// Where a limit in effect came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The built-in default ([`DEFAULT_SETTINGS`]).
-    Default,
-    /// The active content's policy.
-    Content,
-    /// The service key (an administrator's setting wins over content).
-    ServiceKey,
-}
-
-impl Source {
-    /// Wire value.
-    pub const fn to_u8(self) -> u8 {
-        match self {
-            Source::Default => 0,
-            Source::Content => 1,
-            Source::ServiceKey => 2,
-        }
-    }
-    /// From a wire value.
-    pub const fn from_u8(v: u8) -> Option<Source> {
-        match v {
-            0 => Some(Source::Default),
-            1 => Some(Source::Content),
-            2 => Some(Source::ServiceKey),
-            _ => None,
-        }
-    }
-    /// `default`, `content`, `service-key`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Source::Default => "default",
-            Source::Content => "content",
-            Source::ServiceKey => "service-key",
-        }
+channel_format::wire_enum! {
+    /// Where a limit in effect came from.
+    Source: u8 (to_u8, from_u8) {
+        /// The built-in default ([`DEFAULT_SETTINGS`]).
+        Default = 0 => "default",
+        /// The active content's policy.
+        Content = 1 => "content",
+        /// The service key (an administrator's setting wins over content).
+        ServiceKey = 2 => "service-key",
     }
 }
 
@@ -314,42 +287,15 @@ impl Slot {
     };
 }
 
-/// Which breaker stopped a deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DemotedBy {
-    /// The rule's own breaker.
-    Rule,
-    /// The machine-wide breaker.
-    Machine,
-    /// No slot was free to track the rule ([`BreakerCounters::table_full`]).
-    TableFull,
-}
-
-impl DemotedBy {
-    /// Wire value: 1 rule, 2 machine, 3 table full.
-    pub const fn to_u8(self) -> u8 {
-        match self {
-            DemotedBy::Rule => 1,
-            DemotedBy::Machine => 2,
-            DemotedBy::TableFull => 3,
-        }
-    }
-    /// From a wire value.
-    pub const fn from_u8(v: u8) -> Option<DemotedBy> {
-        match v {
-            1 => Some(DemotedBy::Rule),
-            2 => Some(DemotedBy::Machine),
-            3 => Some(DemotedBy::TableFull),
-            _ => None,
-        }
-    }
-    /// `rule`, `machine`, `table-full`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DemotedBy::Rule => "rule",
-            DemotedBy::Machine => "machine",
-            DemotedBy::TableFull => "table-full",
-        }
+channel_format::wire_enum! {
+    /// Which breaker stopped a deny.
+    DemotedBy: u8 (to_u8, from_u8) {
+        /// The rule's own breaker.
+        Rule = 1 => "rule",
+        /// The machine-wide breaker.
+        Machine = 2 => "machine",
+        /// No slot was free to track the rule ([`BreakerCounters::table_full`]).
+        TableFull = 3 => "table-full",
     }
 }
 

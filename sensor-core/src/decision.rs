@@ -26,31 +26,15 @@ use crate::breaker::{DemotedBy, Gate};
 use crate::protect::{Protection, Requestor, SystemRoot};
 use crate::ring::EventKind;
 
-/// What the sensor does with a block rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Record matches; never deny. The default: a fresh install only observes.
-    #[default]
-    Monitor,
-    /// Record matches and deny operations a block rule matched.
-    Enforce,
-}
-
-impl Mode {
-    /// Wire value (IOCTL and registry `Mode` value).
-    pub const fn to_u32(self) -> u32 {
-        match self {
-            Mode::Monitor => 0,
-            Mode::Enforce => 1,
-        }
-    }
-    /// From a wire value; unknown values are `None`.
-    pub const fn from_u32(v: u32) -> Option<Mode> {
-        match v {
-            0 => Some(Mode::Monitor),
-            1 => Some(Mode::Enforce),
-            _ => None,
-        }
+channel_format::wire_enum! {
+    /// What the sensor does with a block rule.
+    #[derive(Default)]
+    Mode: u32 (to_u32, from_u32) {
+        /// Record matches; never deny. The default: a fresh install only observes.
+        #[default]
+        Monitor = 0 => "monitor",
+        /// Record matches and deny operations a block rule matched.
+        Enforce = 1 => "enforce",
     }
 }
 
@@ -65,64 +49,31 @@ pub struct RuleHit {
     pub severity: Severity,
 }
 
-/// The outcome for one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// No rule matched: let it through, record nothing.
-    Allow,
-    /// A rule matched: record an event, let it through.
-    Alert,
-    /// A block rule matched in enforce mode: record an event and deny
-    /// (`STATUS_ACCESS_DENIED`).
-    Deny,
-    /// A block rule matched in enforce mode, but the operation is on a
-    /// protected pipe or by a critical process ([`crate::protect`]): record
-    /// an event, let it through.
-    Protected,
-    /// A block rule matched in enforce mode during the soak after its
-    /// content was adopted ([`crate::soak`]): record an event, let it
-    /// through.
-    Soak,
-    /// A block rule matched in enforce mode, but the circuit breaker has
-    /// demoted it ([`crate::breaker`]): record an event, let it through.
-    Demoted,
+channel_format::wire_enum! {
+    /// The outcome for one event.
+    Decision: u8 (to_u8, from_u8) {
+        /// No rule matched: let it through, record nothing.
+        Allow = 0 => "allow",
+        /// A rule matched: record an event, let it through.
+        Alert = 1 => "alert",
+        /// A block rule matched in enforce mode: record an event and deny
+        /// (`STATUS_ACCESS_DENIED`).
+        Deny = 2 => "deny",
+        /// A block rule matched in enforce mode, but the operation is on a
+        /// protected pipe or by a critical process ([`crate::protect`]): record
+        /// an event, let it through.
+        Protected = 3 => "protected",
+        /// A block rule matched in enforce mode during the soak after its
+        /// content was adopted ([`crate::soak`]): record an event, let it
+        /// through.
+        Soak = 4 => "soak",
+        /// A block rule matched in enforce mode, but the circuit breaker has
+        /// demoted it ([`crate::breaker`]): record an event, let it through.
+        Demoted = 5 => "demoted",
+    }
 }
 
 impl Decision {
-    /// Wire value.
-    pub const fn to_u8(self) -> u8 {
-        match self {
-            Decision::Allow => 0,
-            Decision::Alert => 1,
-            Decision::Deny => 2,
-            Decision::Protected => 3,
-            Decision::Soak => 4,
-            Decision::Demoted => 5,
-        }
-    }
-    /// From a wire value.
-    pub const fn from_u8(v: u8) -> Option<Decision> {
-        match v {
-            0 => Some(Decision::Allow),
-            1 => Some(Decision::Alert),
-            2 => Some(Decision::Deny),
-            3 => Some(Decision::Protected),
-            4 => Some(Decision::Soak),
-            5 => Some(Decision::Demoted),
-            _ => None,
-        }
-    }
-    /// `allow`, `alert`, `deny`, `protected`, `soak`, `demoted`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Decision::Allow => "allow",
-            Decision::Alert => "alert",
-            Decision::Deny => "deny",
-            Decision::Protected => "protected",
-            Decision::Soak => "soak",
-            Decision::Demoted => "demoted",
-        }
-    }
     /// Whether the event is recorded in the ring.
     pub const fn records(self) -> bool {
         !matches!(self, Decision::Allow)

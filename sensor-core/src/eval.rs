@@ -57,6 +57,11 @@ pub struct RawEvent<'e> {
     pub name: &'e [u16],
     /// The image path, NT or DOS form (UTF-16), if known.
     pub image: Option<&'e [u16]>,
+    /// The requester's user SID in string form (`S-1-5-18`), if known
+    /// ([`crate::event::Sid::text`]); an empty one is no user. Rules on
+    /// `User` are false without one, as rules on `Image` are without an
+    /// image.
+    pub user: Option<&'e str>,
 }
 
 /// Buffers for the normalized name and the image path in DOS form.
@@ -113,6 +118,8 @@ pub struct Prepared<'b> {
     pub pid: u32,
     /// Create or connect.
     pub kind: EventKind,
+    /// The user SID string (`None`: not known).
+    pub user: Option<&'b str>,
 }
 
 impl<'b> Prepared<'b> {
@@ -126,6 +133,7 @@ impl<'b> Prepared<'b> {
                 EventKind::Create => channel_parser::EventKind::Create,
                 EventKind::Connect => channel_parser::EventKind::Connect,
             },
+            user: self.user.map(Text::Utf8),
         }
     }
 }
@@ -176,6 +184,7 @@ pub fn prepare_target<'b>(
         image,
         pid: raw.pid,
         kind: raw.kind,
+        user: raw.user.filter(|u| !u.is_empty()),
     })
 }
 
@@ -231,6 +240,7 @@ mod tests {
                 pid: DEFAULT_PID,
                 name: &n,
                 image: Some(&i),
+                user: None,
             };
             let p = prepare(&map, &raw, &mut b).unwrap();
             assert_eq!(p.name, &w(r"\postex_1")[..], "{name}");
@@ -249,6 +259,7 @@ mod tests {
             pid: DEFAULT_PID,
             name: &l,
             image: None,
+            user: None,
         };
         let p = prepare(&map, &raw, &mut b).unwrap();
         assert_eq!(p.name.len(), MAX_NAME_UNITS * 2 + 3);
@@ -263,6 +274,7 @@ mod tests {
             pid: 0,
             name: &empty,
             image: None,
+            user: None,
         };
         assert_eq!(prepare(&map, &raw, &mut b).unwrap_err(), NameError::Empty);
         // The NPFS root itself, in any spelling, is no pipe.

@@ -28,7 +28,8 @@
 //! because its creation time differs (the three inputs are laid into the 128
 //! bits without loss, so distinct inputs give distinct GUIDs).
 
-use crate::proto::{FixedText, RULE_NAME_LEN};
+use crate::codec::FixedText;
+use crate::proto::RULE_NAME_LEN;
 use crate::ring::{EventRecord, RingRecord};
 use static_assertions::const_assert;
 
@@ -212,6 +213,74 @@ impl core::fmt::Display for Sid {
             write!(f, "-{s}")?;
         }
         Ok(())
+    }
+}
+
+/// Longest string form of a SID: `S-1-` (4), an authority of 2³² or more as
+/// `0x` + 12 hex digits (14), 15 × (`-` + up to 10 digits) (165) = 183.
+pub const SID_TEXT_MAX: usize = 184;
+const_assert!(4 + 14 + SID_MAX_SUB_AUTHORITIES * 11 < SID_TEXT_MAX);
+
+/// A SID's string form in a fixed buffer (no allocation): what the driver
+/// supplies to rules as the `User` field.
+#[derive(Clone, Copy)]
+pub struct SidText {
+    len: u8,
+    buf: [u8; SID_TEXT_MAX],
+}
+
+impl core::fmt::Debug for SidText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SidText({})", self.as_str())
+    }
+}
+
+impl SidText {
+    /// The empty text.
+    pub const EMPTY: SidText = SidText {
+        len: 0,
+        buf: [0; SID_TEXT_MAX],
+    };
+
+    /// The text (ASCII; empty when no SID was stored).
+    pub fn as_str(&self) -> &str {
+        self.buf
+            .get(..usize::from(self.len))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for SidText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let at = usize::from(self.len);
+        let end = at.checked_add(s.len()).ok_or(core::fmt::Error)?;
+        let dst = self.buf.get_mut(at..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = u8::try_from(end).map_err(|_| core::fmt::Error)?;
+        Ok(())
+    }
+}
+
+impl Sid {
+    /// The string form ([`Sid`]'s `Display`) in a fixed buffer, without
+    /// allocating: at most [`SID_TEXT_MAX`] bytes, which every valid SID
+    /// fits. Empty when no SID is stored. Never panics.
+    pub fn text(&self) -> SidText {
+        let mut t = SidText::EMPTY;
+        self.text_into(&mut t);
+        t
+    }
+
+    /// [`Sid::text`] written in place (the driver's working-memory slot:
+    /// nothing on the kernel stack).
+    pub fn text_into(&self, t: &mut SidText) {
+        t.len = 0;
+        if core::fmt::Write::write_fmt(t, format_args!("{self}")).is_err() {
+            // Unreachable for a validated SID (see SID_TEXT_MAX); an empty
+            // text is "no user", never a cut SID.
+            t.len = 0;
+        }
     }
 }
 
@@ -524,6 +593,27 @@ mod tests {
             "S-1-0x123456789ABC"
         );
         assert_eq!(Sid::NONE.to_string(), "");
+    }
+
+    #[test]
+    fn sid_text_is_display_without_allocation_and_fits_the_longest_sid() {
+        assert_eq!(sid(&user_sid()).text().as_str(), "S-1-5-21-1-2-3-1001");
+        assert_eq!(Sid::NONE.text().as_str(), "");
+        // The longest string form: a 48-bit authority and 15 sub-authorities
+        // of u32::MAX (183 characters), never cut.
+        let mut b = std::vec![1u8, 15, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        for _ in 0..15 {
+            b.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        let s = sid(&b);
+        assert_eq!(s.text().as_str(), s.to_string());
+        assert_eq!(s.text().as_str().len(), 183);
+        // Reused in place (the driver's slot): a shorter SID replaces it whole.
+        let mut t = s.text();
+        sid(&user_sid()).text_into(&mut t);
+        assert_eq!(t.as_str(), "S-1-5-21-1-2-3-1001");
+        Sid::NONE.text_into(&mut t);
+        assert_eq!(t.as_str(), "");
     }
 
     #[test]

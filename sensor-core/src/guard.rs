@@ -87,7 +87,7 @@ impl GuardState {
     /// Serializes to the registry record.
     pub fn encode(&self) -> [u8; GUARD_STATE_LEN] {
         let mut out = [0u8; GUARD_STATE_LEN];
-        let mut w = crate::proto::Writer::new(&mut out);
+        let mut w = crate::codec::Writer::new(&mut out);
         // The buffer is exactly GUARD_STATE_LEN long (asserted above), so
         // these writes cannot run out of room.
         let _ = w.bytes(&GUARD_MAGIC);

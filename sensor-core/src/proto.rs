@@ -30,12 +30,10 @@ use crate::rollout::{Control, Reason};
 use channel_format::Ring;
 use static_assertions::const_assert_eq;
 
-/// `PSIO`, little-endian.
-pub const PROTO_MAGIC: u32 = u32::from_le_bytes(*b"PSIO");
-/// Protocol version; requests with another version are rejected.
-pub const PROTO_VERSION: u16 = 1;
-/// Header length.
-pub const HEADER_LEN: usize = 8;
+pub use crate::codec::{
+    exact, status, utf16le_into, FixedText, ProtoError, Reader, Writer, HEADER_LEN, PROTO_MAGIC,
+    PROTO_VERSION,
+};
 
 /// NT name of the control device.
 pub const DEVICE_NAME: &str = r"\Device\PipeSensor";
@@ -127,375 +125,15 @@ pub const MAX_LOAD_LEN: usize = 16 << 20;
 /// LOAD flag: accept a sequence not newer than the active one (rollback).
 pub const LOAD_FLAG_FORCE: u32 = 1;
 
-/// NTSTATUS values the protocol maps to.
-pub mod status {
-    /// STATUS_INVALID_PARAMETER
-    pub const INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-    /// STATUS_BUFFER_TOO_SMALL
-    pub const BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-    /// STATUS_INVALID_DEVICE_REQUEST
-    pub const INVALID_DEVICE_REQUEST: i32 = 0xC000_0010u32 as i32;
-    /// STATUS_REVISION_MISMATCH
-    pub const REVISION_MISMATCH: i32 = 0xC000_0059u32 as i32;
-}
-
-/// Why a message was rejected. Carries only static nouns and integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProtoError {
-    /// A length is wrong.
-    BadLength {
-        /// What was measured.
-        what: &'static str,
-        /// The length required (or the limit).
-        expected: usize,
-        /// The length found.
-        found: usize,
-    },
-    /// The header's magic is wrong.
-    BadMagic,
-    /// The header's version is not [`PROTO_VERSION`].
-    BadVersion {
-        /// The version found.
-        found: u16,
-    },
-    /// A field has a value this version does not define.
-    BadValue {
-        /// The field.
-        what: &'static str,
-    },
-    /// The output buffer is too small for the response.
-    BufferTooSmall {
-        /// Bytes needed.
-        needed: usize,
-    },
-    /// The IOCTL code is not one of ours.
-    UnknownIoctl,
-}
-
-impl ProtoError {
-    /// The NTSTATUS the driver completes the IRP with.
-    pub const fn ntstatus(self) -> i32 {
-        match self {
-            ProtoError::BufferTooSmall { .. } => status::BUFFER_TOO_SMALL,
-            ProtoError::BadVersion { .. } => status::REVISION_MISMATCH,
-            ProtoError::UnknownIoctl => status::INVALID_DEVICE_REQUEST,
-            _ => status::INVALID_PARAMETER,
-        }
-    }
-}
-
-impl core::fmt::Display for ProtoError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
-            ProtoError::BadLength {
-                what,
-                expected,
-                found,
-            } => write!(f, "bad {what}: expected {expected}, found {found}"),
-            ProtoError::BadMagic => f.write_str("bad magic"),
-            ProtoError::BadVersion { found } => {
-                write!(f, "protocol version {found}, expected {PROTO_VERSION}")
-            }
-            ProtoError::BadValue { what } => write!(f, "bad value for {what}"),
-            ProtoError::BufferTooSmall { needed } => {
-                write!(f, "output buffer too small: {needed} bytes needed")
-            }
-            ProtoError::UnknownIoctl => f.write_str("unknown IOCTL"),
-        }
-    }
-}
-
-/// Writes little-endian values into a fixed buffer; never panics.
-#[derive(Debug)]
-pub struct Writer<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl<'a> Writer<'a> {
-    /// Writes from the start of `buf`.
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        Writer { buf, pos: 0 }
-    }
-    /// Bytes written so far.
-    pub const fn written(&self) -> usize {
-        self.pos
-    }
-    /// Appends raw bytes.
-    ///
-    /// # Errors
-    /// [`ProtoError::BufferTooSmall`] when they do not fit (nothing written).
-    pub fn bytes(&mut self, b: &[u8]) -> Result<(), ProtoError> {
-        let end = self
-            .pos
-            .checked_add(b.len())
-            .ok_or(ProtoError::BufferTooSmall { needed: usize::MAX })?;
-        let dst = self
-            .buf
-            .get_mut(self.pos..end)
-            .ok_or(ProtoError::BufferTooSmall { needed: end })?;
-        dst.copy_from_slice(b);
-        self.pos = end;
-        Ok(())
-    }
-    /// Appends a `u8`.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn u8(&mut self, v: u8) -> Result<(), ProtoError> {
-        self.bytes(&[v])
-    }
-    /// Appends a `u16`.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn u16(&mut self, v: u16) -> Result<(), ProtoError> {
-        self.bytes(&v.to_le_bytes())
-    }
-    /// Appends a `u32`.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn u32(&mut self, v: u32) -> Result<(), ProtoError> {
-        self.bytes(&v.to_le_bytes())
-    }
-    /// Appends a `u64`.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn u64(&mut self, v: u64) -> Result<(), ProtoError> {
-        self.bytes(&v.to_le_bytes())
-    }
-    /// Appends UTF-16 units.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn units(&mut self, u: &[u16]) -> Result<(), ProtoError> {
-        for &x in u {
-            self.u16(x)?;
-        }
-        Ok(())
-    }
-    /// Appends `n` zero bytes.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn zeros(&mut self, n: usize) -> Result<(), ProtoError> {
-        for _ in 0..n {
-            self.u8(0)?;
-        }
-        Ok(())
-    }
-    /// Appends the message header.
-    ///
-    /// # Errors
-    /// As [`Writer::bytes`].
-    pub fn header(&mut self) -> Result<(), ProtoError> {
-        self.u32(PROTO_MAGIC)?;
-        self.u16(PROTO_VERSION)?;
-        self.u16(0)
-    }
-}
-
-/// Reads little-endian values from a shrinking slice; never panics.
-#[derive(Debug)]
-pub struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    /// Reads `b`.
-    pub const fn new(b: &'a [u8]) -> Self {
-        Reader { rest: b }
-    }
-    /// Takes `n` bytes.
-    ///
-    /// # Errors
-    /// [`ProtoError::BadLength`] naming `what` when fewer are left.
-    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ProtoError> {
-        let (a, b) = self.rest.split_at_checked(n).ok_or(ProtoError::BadLength {
-            what,
-            expected: n,
-            found: self.rest.len(),
-        })?;
-        self.rest = b;
-        Ok(a)
-    }
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ProtoError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-    /// Reads a `u8`.
-    ///
-    /// # Errors
-    /// As [`Reader::take`].
-    pub fn u8(&mut self, what: &'static str) -> Result<u8, ProtoError> {
-        Ok(u8::from_le_bytes(self.array(what)?))
-    }
-    /// Reads a `u16`.
-    ///
-    /// # Errors
-    /// As [`Reader::take`].
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, ProtoError> {
-        Ok(u16::from_le_bytes(self.array(what)?))
-    }
-    /// Reads a `u32`.
-    ///
-    /// # Errors
-    /// As [`Reader::take`].
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, ProtoError> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-    /// Reads a `u64`.
-    ///
-    /// # Errors
-    /// As [`Reader::take`].
-    pub fn u64(&mut self, what: &'static str) -> Result<u64, ProtoError> {
-        Ok(u64::from_le_bytes(self.array(what)?))
-    }
-    /// Reads and checks the header.
-    ///
-    /// # Errors
-    /// Bad length, magic or version.
-    pub fn header(&mut self) -> Result<(), ProtoError> {
-        if self.u32("header")? != PROTO_MAGIC {
-            return Err(ProtoError::BadMagic);
-        }
-        let v = self.u16("header")?;
-        if v != PROTO_VERSION {
-            return Err(ProtoError::BadVersion { found: v });
-        }
-        let _reserved = self.u16("header")?;
-        Ok(())
-    }
-    /// Bytes left.
-    pub const fn left(&self) -> usize {
-        self.rest.len()
-    }
-    /// Requires that everything was read.
-    ///
-    /// # Errors
-    /// [`ProtoError::BadLength`] naming `what` when bytes are left.
-    pub fn finish(self, what: &'static str) -> Result<(), ProtoError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(ProtoError::BadLength {
-                what,
-                expected: 0,
-                found: self.rest.len(),
-            })
-        }
-    }
-}
-
-/// Text cut to `N` bytes (at a char boundary), for messages in fixed fields.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct FixedText<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> core::fmt::Debug for FixedText<N> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl<const N: usize> Default for FixedText<N> {
-    fn default() -> Self {
-        FixedText {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-}
-
-impl<const N: usize> FixedText<N> {
-    /// The empty text.
-    pub const fn empty() -> Self {
-        FixedText {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-    /// The text (empty if the stored bytes are not UTF-8).
-    pub fn as_str(&self) -> &str {
-        self.buf
-            .get(..self.len)
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or("")
-    }
-    /// The whole zero-padded field.
-    pub const fn raw(&self) -> &[u8; N] {
-        &self.buf
-    }
-    /// From a zero-padded field (stops at the first NUL; invalid UTF-8 gives "").
-    pub fn from_raw(raw: [u8; N]) -> Self {
-        let len = raw.iter().position(|&b| b == 0).unwrap_or(N);
-        let ok = raw
-            .get(..len)
-            .is_some_and(|b| core::str::from_utf8(b).is_ok());
-        FixedText {
-            buf: raw,
-            len: if ok { len } else { 0 },
-        }
-    }
-    /// From a string, cut to fit.
-    pub fn new(s: &str) -> Self {
-        let mut t = Self::default();
-        let _ = core::fmt::Write::write_str(&mut t, s);
-        t
-    }
-}
-
-impl<const N: usize> core::fmt::Write for FixedText<N> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for c in s.chars() {
-            let mut tmp = [0u8; 4];
-            let e = c.encode_utf8(&mut tmp).as_bytes();
-            let end = self.len.checked_add(e.len()).ok_or(core::fmt::Error)?;
-            let Some(dst) = self.buf.get_mut(self.len..end) else {
-                // Full: drop the rest silently (the field is a summary).
-                return Ok(());
-            };
-            dst.copy_from_slice(e);
-            self.len = end;
-        }
-        Ok(())
-    }
-}
-
-/// Where content came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Nothing (empty slot).
-    None,
-    /// A file in the content directory.
-    Disk,
-    /// The LOAD IOCTL.
-    Ioctl,
-}
-
-impl Origin {
-    /// Wire value.
-    pub const fn to_u32(self) -> u32 {
-        match self {
-            Origin::None => 0,
-            Origin::Disk => 1,
-            Origin::Ioctl => 2,
-        }
-    }
-    /// From a wire value.
-    pub const fn from_u32(v: u32) -> Option<Origin> {
-        match v {
-            0 => Some(Origin::None),
-            1 => Some(Origin::Disk),
-            2 => Some(Origin::Ioctl),
-            _ => None,
-        }
+channel_format::wire_enum! {
+    /// Where content came from.
+    Origin: u32 (to_u32, from_u32) {
+        /// Nothing (empty slot).
+        None = 0 => "none",
+        /// A file in the content directory.
+        Disk = 1 => "disk",
+        /// The LOAD IOCTL.
+        Ioctl = 2 => "ioctl",
     }
 }
 
@@ -642,10 +280,18 @@ pub struct Counters {
     pub image_queried: u64,
     /// Callbacks without a requestor image path (both failed).
     pub image_missing: u64,
+    /// Callbacks whose requester SID was read before matching because the
+    /// active content reads `User` (the recorder reuses it: one read per
+    /// operation).
+    pub user_read: u64,
+    /// Of those, callbacks whose SID could not be read: rules' `User`
+    /// atoms were false for them, as `Image` atoms are without an image
+    /// (docs/rules.md "User").
+    pub user_missing: u64,
 }
 
 /// Number of counters in a STATUS response.
-pub const COUNTERS: usize = 20;
+pub const COUNTERS: usize = 22;
 
 impl Counters {
     /// The counters in wire order.
@@ -671,11 +317,13 @@ impl Counters {
             self.image_located,
             self.image_queried,
             self.image_missing,
+            self.user_read,
+            self.user_missing,
         ]
     }
     /// From the wire order.
     pub const fn from_array(a: [u64; COUNTERS]) -> Counters {
-        let [evaluated, matched, denied, events_total, events_overwritten, name_errors, loads_ok, loads_failed, pool_live, callbacks, root_opens, unchecked_denied, unchecked_allowed, work_waits, work_exhausted, work_waiting, work_wait_ms, image_located, image_queried, image_missing] =
+        let [evaluated, matched, denied, events_total, events_overwritten, name_errors, loads_ok, loads_failed, pool_live, callbacks, root_opens, unchecked_denied, unchecked_allowed, work_waits, work_exhausted, work_waiting, work_wait_ms, image_located, image_queried, image_missing, user_read, user_missing] =
             a;
         Counters {
             evaluated,
@@ -698,6 +346,8 @@ impl Counters {
             image_located,
             image_queried,
             image_missing,
+            user_read,
+            user_missing,
         }
     }
 }
@@ -744,7 +394,7 @@ pub const STATUS_LEN: usize = HEADER_LEN
     + 24
     + 8 * COUNTERS
     + LOAD_FAILURE_LEN;
-const_assert_eq!(STATUS_LEN, 464);
+const_assert_eq!(STATUS_LEN, 480);
 
 fn put_info(w: &mut Writer<'_>, c: &ContentInfo) -> Result<(), ProtoError> {
     w.u64(c.sequence)?;
@@ -798,18 +448,6 @@ fn get_failure(r: &mut Reader<'_>) -> Result<LoadFailure, ProtoError> {
         offset,
         message: FixedText::from_raw(raw),
     })
-}
-
-fn exact(buf: &[u8], len: usize, what: &'static str) -> Result<(), ProtoError> {
-    if buf.len() == len {
-        Ok(())
-    } else {
-        Err(ProtoError::BadLength {
-            what,
-            expected: len,
-            found: buf.len(),
-        })
-    }
 }
 
 impl Status {
@@ -928,33 +566,6 @@ pub struct EvalRequest<'a> {
     pub image: &'a [u8],
 }
 
-/// Copies UTF-16LE `bytes` into `out` as units, returning the units written.
-///
-/// # Errors
-/// [`ProtoError::BadLength`] when `bytes` has an odd length or does not fit.
-pub fn utf16le_into<'o>(bytes: &[u8], out: &'o mut [u16]) -> Result<&'o [u16], ProtoError> {
-    let pairs = bytes.chunks_exact(2);
-    let n = pairs.len();
-    if !pairs.remainder().is_empty() || n > out.len() {
-        return Err(ProtoError::BadLength {
-            what: "UTF-16 text",
-            expected: out.len(),
-            found: bytes.len(),
-        });
-    }
-    for (o, p) in out.iter_mut().zip(pairs) {
-        *o = u16::from_le_bytes([
-            p.first().copied().unwrap_or(0),
-            p.get(1).copied().unwrap_or(0),
-        ]);
-    }
-    out.get(..n).ok_or(ProtoError::BadLength {
-        what: "UTF-16 text",
-        expected: out.len(),
-        found: bytes.len(),
-    })
-}
-
 /// Longest image path an EVAL request may carry, in units.
 pub const MAX_EVAL_IMAGE_UNITS: usize = 1024;
 /// Fixed part of an EVAL request (header included).
@@ -968,7 +579,8 @@ pub const MODE_REQUEST_LEN: usize = HEADER_LEN + 8;
 /// Length of a STATUS request.
 pub const STATUS_REQUEST_LEN: usize = HEADER_LEN;
 
-/// Decodes the input of IOCTL `code`.
+/// Decodes the input of IOCTL `code`: the header, then the message's own
+/// decoder (each sits beside its encoder below), then no bytes may be left.
 ///
 /// # Errors
 /// [`ProtoError::UnknownIoctl`] for a code that is not ours; otherwise any
@@ -997,89 +609,19 @@ pub fn decode_request(code: u32, input: &[u8]) -> Result<Request<'_>, ProtoError
         }
         IOCTL_LOAD => {
             r.header()?;
-            let flags = r.u32("load flags")?;
-            if flags & !LOAD_FLAG_FORCE != 0 {
-                return Err(ProtoError::BadValue { what: "load flags" });
-            }
-            let len = usize::try_from(r.u32("load length")?).unwrap_or(usize::MAX);
-            if len > MAX_LOAD_LEN {
-                return Err(ProtoError::BadLength {
-                    what: "content length",
-                    expected: MAX_LOAD_LEN,
-                    found: len,
-                });
-            }
-            if len != r.left() {
-                return Err(ProtoError::BadLength {
-                    what: "content length",
-                    expected: r.left(),
-                    found: len,
-                });
-            }
-            Request::Load {
-                force: flags & LOAD_FLAG_FORCE != 0,
-                content: r.take(len, "content")?,
-            }
+            decode_load_body(&mut r)?
         }
         IOCTL_EVENTS => {
             r.header()?;
-            let max = r.u32("events max")?;
-            if r.u32("reserved")? != 0 {
-                return Err(ProtoError::BadValue { what: "reserved" });
-            }
-            Request::Events { max }
+            decode_events_body(&mut r)?
         }
         IOCTL_SET_MODE => {
             r.header()?;
-            let mode =
-                Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
-            if r.u32("reserved")? != 0 {
-                return Err(ProtoError::BadValue { what: "reserved" });
-            }
-            Request::SetMode(mode)
+            decode_mode_body(&mut r)?
         }
         IOCTL_EVAL => {
             r.header()?;
-            let kind = EventKind::from_u32(r.u32("event kind")?)
-                .ok_or(ProtoError::BadValue { what: "event kind" })?;
-            let pid = r.u32("pid")?;
-            let name_units = usize::from(r.u16("name length")?);
-            let image_units = usize::from(r.u16("image length")?);
-            if r.u32("reserved")? != 0 {
-                return Err(ProtoError::BadValue { what: "reserved" });
-            }
-            if name_units == 0 || name_units > MAX_NAME_UNITS * 2 {
-                return Err(ProtoError::BadLength {
-                    what: "name length",
-                    expected: MAX_NAME_UNITS * 2,
-                    found: name_units,
-                });
-            }
-            if image_units > MAX_EVAL_IMAGE_UNITS {
-                return Err(ProtoError::BadLength {
-                    what: "image length",
-                    expected: MAX_EVAL_IMAGE_UNITS,
-                    found: image_units,
-                });
-            }
-            // Both are at most 1024 units, so these cannot overflow.
-            let name_bytes = name_units.saturating_mul(2);
-            let image_bytes = image_units.saturating_mul(2);
-            if name_bytes.saturating_add(image_bytes) != r.left() {
-                return Err(ProtoError::BadLength {
-                    what: "eval text",
-                    expected: name_bytes.saturating_add(image_bytes),
-                    found: r.left(),
-                });
-            }
-            let name = r.take(name_bytes, "name")?;
-            let image = r.take(image_bytes, "image")?;
-            Request::Eval(EvalRequest {
-                kind,
-                pid,
-                name,
-                image,
-            })
+            decode_eval_body(&mut r)?
         }
         _ => return Err(ProtoError::UnknownIoctl),
     };
@@ -1128,6 +670,33 @@ pub fn encode_load_request(
     Ok(w.written())
 }
 
+/// Decodes a LOAD request after its header.
+fn decode_load_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
+    let flags = r.u32("load flags")?;
+    if flags & !LOAD_FLAG_FORCE != 0 {
+        return Err(ProtoError::BadValue { what: "load flags" });
+    }
+    let len = usize::try_from(r.u32("load length")?).unwrap_or(usize::MAX);
+    if len > MAX_LOAD_LEN {
+        return Err(ProtoError::BadLength {
+            what: "content length",
+            expected: MAX_LOAD_LEN,
+            found: len,
+        });
+    }
+    if len != r.left() {
+        return Err(ProtoError::BadLength {
+            what: "content length",
+            expected: r.left(),
+            found: len,
+        });
+    }
+    Ok(Request::Load {
+        force: flags & LOAD_FLAG_FORCE != 0,
+        content: r.take(len, "content")?,
+    })
+}
+
 /// Encodes an EVENTS request.
 ///
 /// # Errors
@@ -1140,6 +709,15 @@ pub fn encode_events_request(out: &mut [u8], max: u32) -> Result<usize, ProtoErr
     Ok(w.written())
 }
 
+/// Decodes an EVENTS request after its header.
+fn decode_events_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
+    let max = r.u32("events max")?;
+    if r.u32("reserved")? != 0 {
+        return Err(ProtoError::BadValue { what: "reserved" });
+    }
+    Ok(Request::Events { max })
+}
+
 /// Encodes a SET_MODE request.
 ///
 /// # Errors
@@ -1150,6 +728,15 @@ pub fn encode_mode_request(out: &mut [u8], mode: Mode) -> Result<usize, ProtoErr
     w.u32(mode.to_u32())?;
     w.u32(0)?;
     Ok(w.written())
+}
+
+/// Decodes a SET_MODE request after its header.
+fn decode_mode_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
+    let mode = Mode::from_u32(r.u32("mode")?).ok_or(ProtoError::BadValue { what: "mode" })?;
+    if r.u32("reserved")? != 0 {
+        return Err(ProtoError::BadValue { what: "reserved" });
+    }
+    Ok(Request::SetMode(mode))
 }
 
 /// Length of an EVAL request.
@@ -1190,6 +777,50 @@ pub fn encode_eval_request(
     w.units(name)?;
     w.units(image)?;
     Ok(w.written())
+}
+
+/// Decodes an EVAL request after its header.
+fn decode_eval_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
+    let kind = EventKind::from_u32(r.u32("event kind")?)
+        .ok_or(ProtoError::BadValue { what: "event kind" })?;
+    let pid = r.u32("pid")?;
+    let name_units = usize::from(r.u16("name length")?);
+    let image_units = usize::from(r.u16("image length")?);
+    if r.u32("reserved")? != 0 {
+        return Err(ProtoError::BadValue { what: "reserved" });
+    }
+    if name_units == 0 || name_units > MAX_NAME_UNITS * 2 {
+        return Err(ProtoError::BadLength {
+            what: "name length",
+            expected: MAX_NAME_UNITS * 2,
+            found: name_units,
+        });
+    }
+    if image_units > MAX_EVAL_IMAGE_UNITS {
+        return Err(ProtoError::BadLength {
+            what: "image length",
+            expected: MAX_EVAL_IMAGE_UNITS,
+            found: image_units,
+        });
+    }
+    // Both are at most 1024 units, so these cannot overflow.
+    let name_bytes = name_units.saturating_mul(2);
+    let image_bytes = image_units.saturating_mul(2);
+    if name_bytes.saturating_add(image_bytes) != r.left() {
+        return Err(ProtoError::BadLength {
+            what: "eval text",
+            expected: name_bytes.saturating_add(image_bytes),
+            found: r.left(),
+        });
+    }
+    let name = r.take(name_bytes, "name")?;
+    let image = r.take(image_bytes, "image")?;
+    Ok(Request::Eval(EvalRequest {
+        kind,
+        pid,
+        name,
+        image,
+    }))
 }
 
 /// LOAD result values.
@@ -1539,34 +1170,15 @@ pub const ROLLOUT_FLAG_BAD_RING: u32 = 2;
 /// last one (99.999 %), so this machine adopts staged content last.
 pub const ROLLOUT_FLAG_NO_MACHINE_ID: u32 = 4;
 
-/// Where the machine id behind the bucket came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MachineIdSource {
-    /// None found.
-    None,
-    /// The service key's `MachineId` value.
-    ServiceKey,
-    /// `HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid`.
-    MachineGuid,
-}
-
-impl MachineIdSource {
-    /// Wire value.
-    pub const fn to_u32(self) -> u32 {
-        match self {
-            MachineIdSource::None => 0,
-            MachineIdSource::ServiceKey => 1,
-            MachineIdSource::MachineGuid => 2,
-        }
-    }
-    /// From the wire value.
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(MachineIdSource::None),
-            1 => Some(MachineIdSource::ServiceKey),
-            2 => Some(MachineIdSource::MachineGuid),
-            _ => None,
-        }
+channel_format::wire_enum! {
+    /// Where the machine id behind the bucket came from.
+    MachineIdSource: u32 (to_u32, from_u32) {
+        /// None found.
+        None = 0 => "none",
+        /// The service key's `MachineId` value.
+        ServiceKey = 1 => "service-key",
+        /// `HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid`.
+        MachineGuid = 2 => "machine-guid",
     }
 }
 

@@ -7,8 +7,8 @@
 //! | ENFORCEMENT | — | [`EnforcementStatus`] ([`ENFORCEMENT_STATUS_LEN`]) |
 //! | BREAKER_RESET | rule u32, flags u32 ([`RESET_ALL`]) | lifted u32, reserved u32 |
 
-use super::{exact, ProtoError, Reader, Writer, HEADER_LEN};
 use crate::breaker::{Demotion, Effective, Limit, Source, REPORTED_DEMOTIONS};
+use crate::codec::{exact, ProtoError, Reader, Writer, HEADER_LEN};
 use channel_format::Ring;
 use static_assertions::const_assert_eq;
 

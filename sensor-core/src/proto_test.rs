@@ -50,6 +50,8 @@ fn sample_status() -> Status {
             image_located: 18,
             image_queried: 19,
             image_missing: 20,
+            user_read: 21,
+            user_missing: 22,
         },
         last_error: LoadFailure {
             origin: Origin::Disk,

@@ -89,7 +89,7 @@ impl Adoption {
     /// Serializes the record.
     pub fn encode(&self) -> [u8; ADOPTION_LEN] {
         let mut out = [0u8; ADOPTION_LEN];
-        let mut w = crate::proto::Writer::new(&mut out);
+        let mut w = crate::codec::Writer::new(&mut out);
         // Exactly ADOPTION_LEN bytes: the writes cannot run out of room.
         let _ = w.bytes(&ADOPTION_MAGIC);
         let _ = w.u32(ADOPTION_VERSION);
@@ -102,7 +102,7 @@ impl Adoption {
     /// treats the content as adopted now: the soak starts over, never
     /// shorter).
     pub fn decode(b: &[u8]) -> Option<Adoption> {
-        let mut r = crate::proto::Reader::new(b);
+        let mut r = crate::codec::Reader::new(b);
         if r.take(4, "adoption").ok()? != ADOPTION_MAGIC {
             return None;
         }

@@ -6,7 +6,8 @@
 //! the store behind a lock, swaps the active pointer atomically and releases
 //! the handles this module hands back once readers have drained.
 
-use crate::proto::{failure, ContentInfo, FixedText, LoadFailure, Origin};
+use crate::codec::FixedText;
+use crate::proto::{failure, ContentInfo, LoadFailure, Origin};
 
 /// Content the store holds: its description and the driver's handle.
 #[derive(Debug)]

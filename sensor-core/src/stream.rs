@@ -56,11 +56,10 @@
 //! | … | s | SID |
 //! | … | 0–7 | zero padding to 8 |
 
+use crate::codec::{utf16le_into, FixedText, ProtoError, Reader, Writer, HEADER_LEN};
 use crate::event::{PipeEvent, ProcessGuid, Sid, IMAGE_UNITS, NAME_CAP, SID_MAX};
 pub use crate::proto::IOCTL_EVENTS_V2;
-use crate::proto::{
-    FixedText, ProtoError, Reader, Writer, HEADER_LEN, IOCTL_EVENTS, RULE_NAME_LEN,
-};
+use crate::proto::{IOCTL_EVENTS, RULE_NAME_LEN};
 use crate::ring::EventRing;
 use static_assertions::const_assert_eq;
 
@@ -314,12 +313,12 @@ pub fn decode_record(buf: &[u8]) -> Result<(PipeEvent, usize), ProtoError> {
         });
     }
     let mut units = [0u16; IMAGE_UNITS];
-    let name = crate::proto::utf16le_into(
+    let name = utf16le_into(
         r.take(name_units.saturating_mul(2), "record name")?,
         &mut units,
     )?;
     e.set_name(name);
-    let image = crate::proto::utf16le_into(
+    let image = utf16le_into(
         r.take(image_units.saturating_mul(2), "record image")?,
         &mut units,
     )?;

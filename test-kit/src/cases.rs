@@ -24,6 +24,8 @@ pub struct CaseEvent {
     pub kind: EventKind,
     /// The process id.
     pub pid: u32,
+    /// The user SID string, if the case sets one.
+    pub user: Option<String>,
 }
 
 fn wire_kind(k: EventKind) -> sensor_core::ring::EventKind {
@@ -45,6 +47,7 @@ impl CaseEvent {
             image: case.image.as_ref().map(|i| i.encode_utf16().collect()),
             kind: case.kind.unwrap_or(default_kind),
             pid: case.pid.unwrap_or(DEFAULT_PID),
+            user: case.user.clone(),
         }
     }
 
@@ -73,6 +76,7 @@ impl CaseEvent {
             pid: self.pid,
             name: &self.name,
             image: self.image.as_deref(),
+            user: self.user.as_deref(),
         };
         eval::prepare(drives, &raw, buffers)
     }
@@ -200,9 +204,8 @@ mod tests {
         let set = RuleSet { rules };
         let bytes = compile(&set, &CompileOptions::default()).unwrap();
         let aligned = AlignedBytes::new(&bytes);
-        let file =
-            channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR_V1)
-                .unwrap();
+        let file = channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR)
+            .unwrap();
         let out = run(&set, &file, &mut Scratch::new());
         assert_eq!(out.len(), 11);
         // An empty name and the root are let through unevaluated, as the

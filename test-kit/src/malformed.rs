@@ -213,6 +213,20 @@ pub fn fixture_rules() -> RuleSet {
                     },
                 ),
             ),
+            // A rule on User (field 5): its pipe-name prefix is the gate;
+            // the `contains` on User puts a third, lazy automaton in the
+            // file (the exact SID is compared directly).
+            rule(
+                90,
+                "a pipe of Local System or a local account",
+                Cond::And(vec![
+                    atom(FieldId::PIPE_NAME, Matcher::Prefix("\\user_".into())),
+                    Cond::Or(vec![
+                        atom(FieldId::USER, Matcher::Exact("S-1-5-18".into())),
+                        atom(FieldId::USER, Matcher::Contains("S-1-5-21-".into())),
+                    ]),
+                ]),
+            ),
         ],
     }
 }
@@ -252,7 +266,7 @@ impl Parts {
     /// When `bytes` is not a valid channel file.
     pub fn of(bytes: &[u8]) -> Parts {
         let aligned = AlignedBytes::new(bytes);
-        let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+        let file = match channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
             Ok(f) => f,
             Err(e) => panic!("base file must be valid: {e}"),
         };
@@ -363,7 +377,7 @@ impl Gen {
         Gen {
             base,
             parts,
-            caps: Capabilities::SENSOR_V1,
+            caps: Capabilities::SENSOR,
             out: Vec::new(),
         }
     }
@@ -973,6 +987,10 @@ fn fields_not_supplied(g: &mut Gen) {
     pipe_only.name = "sensor-without-event-kind".into();
     pipe_only.caps =
         Capabilities::from_fields(&[FieldId::PIPE_NAME, FieldId::IMAGE, FieldId::PROCESS_ID]);
+    g.out.push(pipe_only.clone());
+    // A driver from before `User` (rule 90 reads it): refused by name.
+    pipe_only.name = "sensor-without-user-field".into();
+    pipe_only.caps = Capabilities::SENSOR_V1;
     g.out.push(pipe_only);
 }
 
@@ -1273,8 +1291,8 @@ fn prefilter_automata(g: &mut Gen) {
         let (b, _, l) = p.automaton0();
         put_index(b, part(&l), i, narrow, v);
     };
-    let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::COUNT, 3));
-    g.add("prefilter-count-3", b, Expect::Kind("limit-exceeded"));
+    let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::COUNT, 4));
+    g.add("prefilter-count-4", b, Expect::Kind("limit-exceeded"));
     let b = g.with(|p| set(p.body(SectionKind::PREFILTER), prefilter::RESERVED, 1));
     g.add("prefilter-reserved", b, Expect::Kind("non-zero-reserved"));
     let b = g.with(|p| set(auto0(p), automaton::FIELD, FieldId::PROCESS_ID.0));
@@ -1515,7 +1533,7 @@ fn overflow_and_alignment(g: &mut Gen) {
 fn parts_boundaries(base: &[u8]) -> Vec<usize> {
     let mut v = vec![header::LEN];
     let aligned = AlignedBytes::new(base);
-    if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1) {
+    if let Ok(f) = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR) {
         for s in f.sections() {
             for d in [0usize, 1, 4] {
                 v.push(s.offset as usize + d);

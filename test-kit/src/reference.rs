@@ -8,7 +8,7 @@
 //! when that yields exactly one character, `c` unchanged otherwise). A regex
 //! without `case_insensitive` runs on the unfolded text; with it, the pattern
 //! gets `(?i)` and still runs on the unfolded text. Regexes are unanchored
-//! unless they anchor themselves. An atom on a missing image is false; an
+//! unless they anchor themselves. An atom on a missing image or user is false; an
 //! atom whose matcher does not fit its field's type (a string matcher on
 //! ProcessId, `NumEq` on PipeName) is false.
 
@@ -31,6 +31,9 @@ pub struct RefEvent<'a> {
     pub pid: u32,
     /// The event kind: 1 create, 2 connect.
     pub kind: u32,
+    /// The user SID string (`S-1-5-18`), if known. An atom on a missing
+    /// user is false, as on a missing image.
+    pub user: Option<&'a str>,
 }
 
 /// The kernel's fold of one character: its simple uppercase mapping.
@@ -144,6 +147,7 @@ pub fn eval_atom(atom: &Atom, ev: &RefEvent<'_>) -> bool {
     match atom.field {
         FieldId::PIPE_NAME => eval_string(&atom.matcher, ev.pipe_name),
         FieldId::IMAGE => ev.image.is_some_and(|img| eval_string(&atom.matcher, img)),
+        FieldId::USER => ev.user.is_some_and(|u| eval_string(&atom.matcher, u)),
         FieldId::PROCESS_ID => num(ev.pid),
         FieldId::EVENT_KIND => num(ev.kind),
         _ => false,
@@ -183,6 +187,7 @@ pub fn test_event(case: &TestCase) -> RefEvent<'_> {
         // The sensor's defaults (sensor_core::eval::DEFAULT_PID, DEFAULT_KIND).
         pid: case.pid.unwrap_or(0),
         kind: case.kind.unwrap_or(EventKind::Create).value(),
+        user: case.user.as_deref(),
     }
 }
 

@@ -26,13 +26,14 @@ fn sigma_file() -> Vec<u8> {
 /// Rules matched for pipe `\PSHost.1` created by `image`.
 fn matched(bytes: &[u8], image: &[u16]) -> u32 {
     let aligned = AlignedBytes::new(bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let name = w(r"\PSHost.1");
     let ev = Event {
         pipe_name: Text::Utf16(&name),
         image: Some(Text::Utf16(image)),
         pid: 1,
         kind: EventKind::Create,
+        user: None,
     };
     file.evaluate(&ev, &mut Scratch::new()).matched
 }

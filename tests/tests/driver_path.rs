@@ -49,6 +49,7 @@ fn eval_one(
         pid,
         name: &n,
         image: Some(&i),
+        user: None,
     };
     let (p, v) = evaluate(file, drives, &raw, work).unwrap();
     let dos = p

@@ -43,7 +43,7 @@ fn check(
 ) {
     let bytes = compile(rs, &CompileOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let aligned = AlignedBytes::new(&bytes);
-    let caps = Capabilities::SENSOR_V1;
+    let caps = Capabilities::SENSOR;
     let mut at = Limits::DEFAULT;
     set_limit(&mut at, needed);
     parse_with_limits(aligned.as_slice(), &caps, &at)
@@ -362,7 +362,7 @@ fn atoms_per_rule_is_capped_at_the_scratch_size() {
         max_atoms_per_rule: v,
         ..Limits::DEFAULT
     };
-    let caps = Capabilities::SENSOR_V1;
+    let caps = Capabilities::SENSOR;
 
     // At the ceiling: accepted with the limit at it and above it.
     let bytes = compile(&wide(ceiling), &CompileOptions::default()).unwrap();

@@ -4,6 +4,7 @@
 //! field-not-supplied (Channel File 291) case, corrupt programs, automata and
 //! DFAs. Each is rejected with its expected error variant.
 
+use channel_format::FieldId;
 use test_kit::malformed::{corpus, Expect};
 
 #[test]
@@ -72,7 +73,7 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
             b[i] ^= mask;
             let aligned = pipe_compiler::AlignedBytes::new(&b);
             if let Ok(f) =
-                channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR_V1)
+                channel_parser::parse(aligned.as_slice(), &channel_parser::Capabilities::SENSOR)
             {
                 accepted += 1;
                 for name in [
@@ -88,6 +89,7 @@ fn every_byte_flip_of_a_valid_file_is_handled() {
                         image: Some(channel_parser::Text::Utf8("C:\\a.exe")),
                         pid: 4242,
                         kind: channel_parser::EventKind::Connect,
+                        user: Some(channel_parser::Text::Utf8("S-1-5-18")),
                     };
                     let _ = f.evaluate(&ev, &mut scratch);
                 }
@@ -131,11 +133,20 @@ fn format_2_parts_are_covered() {
     ] {
         assert!(cases.iter().any(|c| c.name == name), "no case {name}");
     }
-    // The fixture has an eager and a lazy automaton, and a sparse DFA.
+    // The fixture has an eager automaton (pipe name) and two lazy ones
+    // (image, user), and a sparse DFA.
     let fixture = cases.iter().find(|c| c.name == "valid-fixture").unwrap();
     let aligned = pipe_compiler::AlignedBytes::new(&fixture.bytes);
     let f = channel_parser::parse(aligned.as_slice(), &fixture.caps).unwrap();
-    let lazy: Vec<bool> = f.prefilter_shape().map(|s| s.4).collect();
-    assert_eq!(lazy, [false, true], "pipe name eager, image lazy");
+    let shape: Vec<(FieldId, bool)> = f.prefilter_shape().map(|s| (s.0, s.4)).collect();
+    assert_eq!(
+        shape,
+        [
+            (FieldId::PIPE_NAME, false),
+            (FieldId::IMAGE, true),
+            (FieldId::USER, true)
+        ],
+        "pipe name eager, image and user lazy"
+    );
     assert!(f.rules().flat_map(|r| r.atoms()).any(|a| a.gate()));
 }

@@ -33,7 +33,7 @@ fn name(m: Matcher) -> Cond {
 fn kernel_ids(set: &RuleSet, units: &[u16]) -> (Vec<u32>, u32) {
     let bytes = compile(set, &CompileOptions::default()).unwrap();
     let aligned = AlignedBytes::new(&bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let mut scratch = Scratch::new();
     let mut got = Vec::new();
     let ev = Event {
@@ -41,6 +41,7 @@ fn kernel_ids(set: &RuleSet, units: &[u16]) -> (Vec<u32>, u32) {
         image: None,
         pid: 1,
         kind: EventKind::Create,
+        user: None,
     };
     file.for_each_match(&ev, &mut scratch, |r| {
         got.push(r.id());
@@ -60,6 +61,7 @@ fn ids(set: &RuleSet, n: &str) -> (Vec<u32>, Vec<u32>, u32) {
             image: None,
             pid: 1,
             kind: 1,
+            user: None,
         },
     );
     want.sort_unstable();
@@ -120,7 +122,7 @@ fn best_match_prefers_block_then_severity_then_lower_index() {
     };
     let bytes = compile(&set, &CompileOptions::default()).unwrap();
     let aligned = AlignedBytes::new(&bytes);
-    let file = parse(aligned.as_slice(), &Capabilities::SENSOR_V1).unwrap();
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
     let mut scratch = Scratch::new();
     let v = file.evaluate(
         &Event {
@@ -128,6 +130,7 @@ fn best_match_prefers_block_then_severity_then_lower_index() {
             image: None,
             pid: 1,
             kind: EventKind::Create,
+            user: None,
         },
         &mut scratch,
     );

@@ -132,6 +132,7 @@ fn field_by_name(name: &str, dialect: Dialect) -> Option<FieldId> {
     match (name, dialect) {
         ("PipeName", _) => Some(FieldId::PIPE_NAME),
         ("Image", _) => Some(FieldId::IMAGE),
+        ("User", _) => Some(FieldId::USER),
         ("ProcessId", Dialect::Native) => Some(FieldId::PROCESS_ID),
         ("EventKind", Dialect::Native) => Some(FieldId::EVENT_KIND),
         _ => None,
@@ -311,8 +312,8 @@ impl DetectionReader<'_> {
         let field_name = parts.next().unwrap_or_default();
         let Some(field) = field_by_name(field_name, self.dialect) else {
             let known = match self.dialect {
-                Dialect::Sigma => "PipeName, Image",
-                Dialect::Native => "PipeName, Image, ProcessId, EventKind",
+                Dialect::Sigma => "PipeName, Image, User",
+                Dialect::Native => "PipeName, Image, User, ProcessId, EventKind",
             };
             self.err(
                 key,
@@ -346,7 +347,7 @@ impl DetectionReader<'_> {
                     self.err_at(
                         key,
                         off,
-                        format!("modifier `fieldref` in `{key_text}` is not supported: a pipe event's only string fields are PipeName and Image, and comparing one with the other needs a field-to-field atom the channel format does not have (docs/rules.md)"),
+                        format!("modifier `fieldref` in `{key_text}` is not supported: a pipe event's only string fields are PipeName, Image and User, and comparing one with the other needs a field-to-field atom the channel format does not have (docs/rules.md)"),
                     );
                     ok = false;
                     false
@@ -355,7 +356,7 @@ impl DetectionReader<'_> {
                     self.err_at(
                         key,
                         off,
-                        format!("modifier `{modifier}` in `{key_text}` compares numbers; the Sigma fields of a pipe event (PipeName, Image) are strings"),
+                        format!("modifier `{modifier}` in `{key_text}` compares numbers; the Sigma fields of a pipe event (PipeName, Image, User) are strings"),
                     );
                     ok = false;
                     false
@@ -540,6 +541,42 @@ impl DetectionReader<'_> {
             }))));
         }
         let text = v.as_str().unwrap_or_default();
+        if field == FieldId::USER && !m.re {
+            // The sensor supplies User as a SID; names are mapped here
+            // (crate::user, docs/rules.md "User").
+            use crate::user::{rule_value, Anchor as UA, RuleValue};
+            let anchor = match m.anchor {
+                None | Some(Anchor::Whole) => UA::Whole,
+                Some(Anchor::Contains) => UA::Contains,
+                Some(Anchor::Start) => UA::Start,
+                Some(Anchor::End) => UA::End,
+            };
+            let wildcards = match self.dialect {
+                Dialect::Sigma => parse_wildcards(text)
+                    .iter()
+                    .any(|t| !matches!(t, GlobTok::Lit(_))),
+                Dialect::Native => m.glob && text.contains(['*', '?']),
+            };
+            match rule_value(text, anchor, wildcards || m.expand) {
+                Ok(RuleValue::Sid) => {}
+                Ok(RuleValue::Sids(sids)) => {
+                    let atoms = sids
+                        .into_iter()
+                        .map(|sid| {
+                            Cond::Atom(Atom {
+                                field,
+                                matcher: Matcher::Exact(sid.to_string()),
+                            })
+                        })
+                        .collect();
+                    return Some(one_or(atoms, Cond::Or));
+                }
+                Err(e) => {
+                    self.err(v, format!("`{key_text}`: {e}"));
+                    return None;
+                }
+            }
+        }
         let matcher = match field {
             FieldId::PROCESS_ID => match text.parse::<u32>() {
                 Ok(n) => Matcher::NumEq(n),

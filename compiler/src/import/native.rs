@@ -236,6 +236,7 @@ fn test_case(
             image: None,
             kind: None,
             pid: None,
+            user: None,
             expect_match,
             source,
         }),
@@ -244,6 +245,7 @@ fn test_case(
             let mut image = None;
             let mut kind = None;
             let mut pid = None;
+            let mut user = None;
             let mut ok = true;
             for (k, v) in entries {
                 let key = k.as_str().unwrap_or_default();
@@ -251,6 +253,14 @@ fn test_case(
                 match (key, text) {
                     ("name", Some(s)) => name = Some(s.to_string()),
                     ("image", Some(s)) => image = Some(s.to_string()),
+                    ("user", Some(s)) if crate::user::is_sid(s) => user = Some(s.to_string()),
+                    ("user", _) => {
+                        errors.push(v.err(
+                            file,
+                            "test case `user` is a SID string as the sensor supplies it (S-1-5-18, S-1-5-21-…-1001)",
+                        ));
+                        ok = false;
+                    }
                     ("kind", Some(k)) if EventKind::from_name(k).is_some() => {
                         kind = EventKind::from_name(k)
                     }
@@ -279,7 +289,7 @@ fn test_case(
                     _ => {
                         errors.push(k.err(
                             file,
-                            format!("unknown test case key `{key}` (name, image, kind, pid)"),
+                            format!("unknown test case key `{key}` (name, image, kind, pid, user)"),
                         ));
                         ok = false;
                     }
@@ -296,6 +306,7 @@ fn test_case(
                 image,
                 kind,
                 pid,
+                user,
                 expect_match,
                 source,
             })
@@ -304,7 +315,7 @@ fn test_case(
             errors.push(case.err(
                 file,
                 format!(
-                    "a test case is a pipe name or a mapping {{name, image, kind, pid}}, found {}",
+                    "a test case is a pipe name or a mapping {{name, image, kind, pid, user}}, found {}",
                     case.kind_name()
                 ),
             ));

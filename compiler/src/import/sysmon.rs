@@ -391,12 +391,13 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
         "Image" => (FieldId::IMAGE, false),
         "ProcessId" => (FieldId::PROCESS_ID, true),
         "EventType" => (FieldId::EVENT_KIND, true),
-        "RuleName" | "UtcTime" | "ProcessGuid" | "User" => {
-            r.err(f, format!("PipeEvent field <{name}> is not supplied by the pipe sensor (supported: PipeName, Image, ProcessId, EventType)"));
+        "User" => (FieldId::USER, false),
+        "RuleName" | "UtcTime" | "ProcessGuid" => {
+            r.err(f, format!("PipeEvent field <{name}> is not supplied by the pipe sensor (supported: PipeName, Image, User, ProcessId, EventType)"));
             return None;
         }
         _ => {
-            r.err(f, format!("unknown PipeEvent field <{name}> (supported: PipeName, Image, ProcessId, EventType)"));
+            r.err(f, format!("unknown PipeEvent field <{name}> (supported: PipeName, Image, User, ProcessId, EventType)"));
             return None;
         }
     };
@@ -475,13 +476,53 @@ fn field(r: &mut Reader<'_, '_>, f: Node<'_, '_>) -> Option<Cond> {
         };
     }
 
+    // User: the sensor supplies a SID; well-known names are mapped to
+    // SIDs, other names refused (crate::user, docs/rules.md "User").
+    let mut user_sids: Vec<Option<Vec<&'static str>>> = vec![None; values.len()];
+    if field == FieldId::USER {
+        use crate::user::{rule_value, Anchor as UA, RuleValue};
+        let anchor = match condition {
+            "is" | "is not" | "is any" => UA::Whole,
+            "contains" | "contains any" | "contains all" | "excludes" | "excludes any"
+            | "excludes all" => UA::Contains,
+            "begin with" | "not begin with" => UA::Start,
+            "end with" | "not end with" => UA::End,
+            _ => {
+                r.attr_err(
+                    f,
+                    "condition",
+                    format!("condition `{condition}` does not apply to <User> (is, is not, is any, contains…, excludes…, begin with, end with)"),
+                );
+                return None;
+            }
+        };
+        for (v, slot) in values.iter().zip(user_sids.iter_mut()) {
+            match rule_value(v, anchor, false) {
+                Ok(RuleValue::Sid) => {}
+                Ok(RuleValue::Sids(sids)) => *slot = Some(sids),
+                Err(e) => {
+                    r.err(f, format!("<User>: {e}"));
+                    return None;
+                }
+            }
+        }
+    }
+    let mk = |m: fn(String) -> Matcher, v: &str, sids: &Option<Vec<&'static str>>| match sids {
+        Some(sids) => Cond::Or(
+            sids.iter()
+                .map(|s| atom(field, Matcher::Exact((*s).to_string())))
+                .collect(),
+        ),
+        None => atom(field, m(v.to_string())),
+    };
     let each = |m: fn(String) -> Matcher| -> Vec<Cond> {
         values
             .iter()
-            .map(|v| atom(field, m((*v).to_string())))
+            .zip(&user_sids)
+            .map(|(v, sids)| mk(m, v, sids))
             .collect()
     };
-    let one = |m: fn(String) -> Matcher| atom(field, m(text.clone()));
+    let one = |m: fn(String) -> Matcher| mk(m, &text, user_sids.first().unwrap_or(&None));
     Some(match condition {
         "is" => one(Matcher::Exact),
         "is not" => not(one(Matcher::Exact)),

@@ -11,15 +11,11 @@
 //! ever see it stand still).
 
 use super::{system_routine, system_time};
+use crate::globals::sys::*;
 use core::ffi::c_void;
-use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 type QueryPerformanceCounterFn = unsafe extern "system" fn(frequency: *mut i64) -> i64;
-
-static QPC: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-/// The highest value [`monotonic_ms`] returned from the fallback.
-static LAST_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Resolves the performance-counter routine. PASSIVE_LEVEL (DriverEntry).
 pub(super) fn resolve() {

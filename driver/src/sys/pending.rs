@@ -21,21 +21,16 @@
 use super::types::*;
 use super::{
     log, BufferedIo, IoReleaseCancelSpinLock, IofCompleteRequest, KeDelayExecutionThread, Level,
-    SpinLock,
 };
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::globals::sys::*;
+use crate::globals::HOOKS;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use sensor_core::waitq::{Cancel, Submit, WaitQueue};
 
 /// Most requests pended at once (a service keeps one; `pipectl driver
 /// events --follow` another). A request beyond them is answered at once
 /// with what the ring holds (possibly nothing), counted.
 pub const WAIT_SLOTS: usize = 8;
-
-static QUEUE: SpinLock<WaitQueue<WAIT_SLOTS>> = SpinLock::new(WaitQueue::new());
-static PENDED: AtomicU64 = AtomicU64::new(0);
-static WOKEN: AtomicU64 = AtomicU64::new(0);
-static CANCELLED: AtomicU64 = AtomicU64::new(0);
-static CLEANED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts for the unload log: (pended, woken, cancelled, cleaned up or
 /// closed, answered at once because every slot was in use).
@@ -119,13 +114,10 @@ fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) {
 
 /// Writes the answer (events from the ring) into a request's buffer while
 /// the ring's lock is held; returns what to complete it with.
-fn answer_into<const N: usize>(
-    irp: *mut IRP,
-    ring: &mut sensor_core::ring::EventRing<N, sensor_core::event::PipeEvent>,
-) -> (NTSTATUS, usize) {
+fn answer_into(irp: *mut IRP, ring: &mut super::Ring) -> (NTSTATUS, usize) {
     let mut io = buffered(irp);
     let out_len = io.out_len;
-    match crate::events::answer(&mut io, ring) {
+    match (HOOKS.events_answer)(&mut io, ring) {
         Ok(n) => (STATUS_SUCCESS, n.min(out_len)),
         Err(e) => (e.ntstatus(), 0),
     }
@@ -143,7 +135,7 @@ pub fn submit_wait(irp: *mut IRP) -> NTSTATUS {
     sl.Control |= SL_PENDING_RETURNED;
     let token = irp as usize;
     let who = owner(irp);
-    let done = crate::sensor::with_ring(|ring| {
+    let done = HOOKS.ring.with(|ring| {
         let empty = ring.is_empty();
         let d = QUEUE.with(|q| {
             if q.is_closed() || !empty || q.pending() >= WAIT_SLOTS {
@@ -187,7 +179,7 @@ pub fn submit_wait(irp: *mut IRP) -> NTSTATUS {
 /// events wait and someone waits.
 pub fn wake() {
     loop {
-        let done = crate::sensor::with_ring(|ring| {
+        let done = HOOKS.ring.with(|ring| {
             if ring.is_empty() {
                 return None;
             }
@@ -210,7 +202,7 @@ type Taker<'a> = &'a mut dyn FnMut(usize);
 fn take_and_answer(take: impl FnOnce(&mut WaitQueue<WAIT_SLOTS>, Taker<'_>)) {
     let mut out = [(0usize, STATUS_SUCCESS, 0usize); WAIT_SLOTS];
     let mut n = 0usize;
-    crate::sensor::with_ring(|ring| {
+    HOOKS.ring.with(|ring| {
         QUEUE.with(|q| {
             take(q, &mut |token| {
                 let irp = token as *mut IRP;

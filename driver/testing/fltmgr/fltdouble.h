@@ -93,7 +93,10 @@ FLTD_STATIC_ASSERT(sizeof(FLT_RELATED_OBJECTS) == 48, "FLT_RELATED_OBJECTS x64")
 #define FLTD_IOCTL_OP FLTD_CTL(0x801)
 /* STRESS: FLTD_STRESS_REQUEST + entries -> FLTD_HEADER (started) */
 #define FLTD_IOCTL_STRESS FLTD_CTL(0x802)
-/* STRESS_END: FLTD_STRESS_END -> FLTD_STRESS_REPORT (stops or waits, joins) */
+/* STRESS_END: FLTD_STRESS_END -> FLTD_STRESS_REPORT (stops or waits, joins;
+ * or, FLTD_STRESS_END_PEEK, only reports: winedevice serves every request
+ * of the process on one thread, so a waiting STRESS_END would hold back the
+ * driver's own requests, the event service's reads among them) */
 #define FLTD_IOCTL_STRESS_END FLTD_CTL(0x803)
 /* WINDOW: FLTD_WINDOW -> FLTD_HEADER (opens / closes an enforce window) */
 #define FLTD_IOCTL_WINDOW FLTD_CTL(0x804)
@@ -183,18 +186,31 @@ FLTD_STATIC_ASSERT(sizeof(FLTD_STRESS_ENTRY) == 4, "stress entry");
 #define FLTD_MAX_ENTRIES 64
 #define FLTD_STRESS_KERNEL_EVERY_4TH 0x01 /* every 4th op of a thread in kernel mode */
 
+#define FLTD_MAX_RATE 100000          /* operations per second */
+#define FLTD_MAX_RATE_SECONDS 600
 typedef struct FLTD_STRESS_REQUEST {
     FLTD_HEADER Header;
     ULONG Threads;      /* 1..FLTD_MAX_THREADS */
-    ULONG OpsPerThread; /* 0: until STRESS_END or unregistration */
+    ULONG OpsPerThread; /* 0: until STRESS_END, unregistration or the end of DurationSeconds */
     ULONG Flags;        /* FLTD_STRESS_* */
     ULONG Entries;      /* 1..FLTD_MAX_ENTRIES; op i of a thread uses entry (i + thread) % Entries */
+    /* 0: as fast as the threads go. Otherwise 1..FLTD_MAX_RATE: the threads
+     * share one token bucket of RatePerSecond tokens a second, holding at
+     * most Burst (0: Threads) tokens, and stop after DurationSeconds
+     * (1..FLTD_MAX_RATE_SECONDS) of tokens. */
+    ULONG RatePerSecond;
+    ULONG Burst;
+    ULONG DurationSeconds;
+    ULONG Reserved; /* 0 */
 } FLTD_STRESS_REQUEST;
-FLTD_STATIC_ASSERT(sizeof(FLTD_STRESS_REQUEST) == 24, "stress request");
+FLTD_STATIC_ASSERT(sizeof(FLTD_STRESS_REQUEST) == 40, "stress request");
 
+#define FLTD_STRESS_END_WAIT 0 /* wait until every thread finished its ops, join, free the run */
+#define FLTD_STRESS_END_STOP 1 /* stop the threads now, join, free the run */
+#define FLTD_STRESS_END_PEEK 2 /* report the tally so far; never waits, the run goes on */
 typedef struct FLTD_STRESS_END {
     FLTD_HEADER Header;
-    ULONG Stop; /* 1: stop the threads now; 0: wait until every thread finished its ops */
+    ULONG Stop; /* FLTD_STRESS_END_*: stop now, wait for the threads, or only report */
     ULONG Reserved;
 } FLTD_STRESS_END;
 FLTD_STATIC_ASSERT(sizeof(FLTD_STRESS_END) == 16, "stress end");

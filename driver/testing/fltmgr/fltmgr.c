@@ -535,6 +535,13 @@ typedef struct STRESS_THREAD {
 
 typedef struct STRESS {
     ULONG threads, ops_per_thread, flags, nentries;
+    /* The token bucket of a paced run (rate 0: unpaced), kept as GCRA (the
+     * next token's time) in one word the threads update with a CAS. Times
+     * are 100 ns units since `start`, scaled by the rate, so one token is
+     * exactly 10^7 scaled units and nothing is rounded. */
+    ULONG rate;
+    LONG64 start, end_scaled, tau_scaled;
+    volatile LONG64 tat;
     STRESS_ENTRY_COPY entries[FLTD_MAX_ENTRIES];
     STRESS_THREAD t[FLTD_MAX_THREADS];
     PETHREAD client;
@@ -545,6 +552,44 @@ typedef struct STRESS {
 } STRESS;
 
 static STRESS *g_stress;
+
+/* 100 ns units on the system clock (Wine 8 has no KeQueryPerformanceCounter). */
+static LONG64 now_100ns(void)
+{
+    LARGE_INTEGER t;
+    if (!g_query_time) return 0;
+    g_query_time(&t);
+    return t.QuadPart;
+}
+
+#define TOKEN_SCALED 10000000LL /* one token: a second's 100 ns units / rate, scaled by the rate */
+
+/* Paced run: waits for the next token. FALSE when the run's time is over
+ * or it was stopped. An operation starts at most 1 ms before its token
+ * (KeDelayExecutionThread's granularity), never more often than the bucket
+ * allows. */
+static BOOLEAN stress_token(STRESS *s)
+{
+    LONG64 due, now;
+    for (;;)
+    {
+        LONG64 old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+        now = (now_100ns() - s->start) * (LONG64)s->rate;
+        /* A bucket holds at most Burst tokens: time spent behind earns no more. */
+        due = old > now - s->tau_scaled ? old : now - s->tau_scaled;
+        if (due >= s->end_scaled) return FALSE;
+        if (__atomic_compare_exchange_n(&s->tat, &old, due + TOKEN_SCALED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
+    due /= (LONG64)s->rate;
+    while ((now = now_100ns() - s->start) < due - 10000)
+    {
+        LONG64 ms = (due - now) / 10000 - 1;
+        if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) return FALSE;
+        sleep_ms(ms > 1 ? (LONG)(ms < 1000 ? ms : 1000) : 1);
+    }
+    return TRUE;
+}
 
 static void WINAPI stress_main(void *ctx)
 {
@@ -560,6 +605,7 @@ static void WINAPI stress_main(void *ctx)
         const STRESS_ENTRY_COPY *e = &s->entries[(i + me->index) % s->nentries];
         OPSPEC spec;
         if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) break;
+        if (s->rate && !stress_token(s)) break;
         spec.major = e->major;
         spec.volume = FLTD_VOLUME_NPFS;
         spec.flags = e->flags & (FLTD_OP_RELATIVE | FLTD_OP_BLOCK_CLASS);
@@ -738,13 +784,26 @@ static NTSTATUS ioctl_stress(void *buf, ULONG in_len, ULONG out_len, ULONG_PTR *
     if (!check_header(buf, in_len, sizeof(req)) || out_len < sizeof(FLTD_HEADER)) return STATUS_INVALID_PARAMETER;
     memcpy(&req, buf, sizeof(req));
     if (g_stress) return STATUS_DEVICE_BUSY;
-    if (req.Threads == 0 || req.Threads > FLTD_MAX_THREADS || req.Entries == 0 || req.Entries > FLTD_MAX_ENTRIES)
+    if (req.Threads == 0 || req.Threads > FLTD_MAX_THREADS || req.Entries == 0 || req.Entries > FLTD_MAX_ENTRIES ||
+        req.RatePerSecond > FLTD_MAX_RATE || req.Reserved ||
+        (req.RatePerSecond &&
+         (req.DurationSeconds == 0 || req.DurationSeconds > FLTD_MAX_RATE_SECONDS || req.Burst > FLTD_MAX_RATE)) ||
+        (!req.RatePerSecond && (req.DurationSeconds || req.Burst)))
         return STATUS_INVALID_PARAMETER;
+    if (req.RatePerSecond && !g_query_time) return STATUS_NOT_SUPPORTED; /* no clock to pace with */
     s = pool_alloc(sizeof(*s));
     if (!s) return STATUS_INSUFFICIENT_RESOURCES;
     s->threads = req.Threads;
     s->ops_per_thread = req.OpsPerThread;
     s->flags = req.Flags;
+    s->rate = req.RatePerSecond;
+    if (s->rate)
+    {
+        /* At most 600 s * 10^7 * 10^5 = 6e14 scaled units: no overflow. */
+        s->end_scaled = (LONG64)req.DurationSeconds * TOKEN_SCALED * s->rate;
+        s->tau_scaled = ((LONG64)(req.Burst ? req.Burst : req.Threads) - 1) * TOKEN_SCALED;
+        s->start = now_100ns();
+    }
     p = (const UCHAR *)buf + sizeof(req);
     end = (const UCHAR *)buf + in_len;
     for (i = 0; i < req.Entries; i++)
@@ -788,8 +847,8 @@ static NTSTATUS ioctl_stress(void *buf, ULONG in_len, ULONG out_len, ULONG_PTR *
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }
-    LOG("stress: %lu threads, %lu ops each (0: until stopped), %lu names\n", s->threads, s->ops_per_thread,
-        s->nentries);
+    LOG("stress: %lu threads, %lu ops each (0: until stopped), %lu names, %lu/s for %lu s (0: unpaced)\n",
+        s->threads, s->ops_per_thread, s->nentries, s->rate, req.DurationSeconds);
     fill_header(buf, sizeof(FLTD_HEADER));
     *info = sizeof(FLTD_HEADER);
     return STATUS_SUCCESS;
@@ -852,9 +911,18 @@ static NTSTATUS handle_ioctl(ULONG code, void *buf, ULONG in_len, ULONG out_len,
         if (!check_header(buf, in_len, sizeof(e)) || out_len < sizeof(r)) return STATUS_INVALID_PARAMETER;
         memcpy(&e, buf, sizeof(e));
         if (!g_stress) return STATUS_NOT_FOUND;
+        if (e.Stop > FLTD_STRESS_END_PEEK) return STATUS_INVALID_PARAMETER;
         memset(&r, 0, sizeof(r));
         fill_header(&r.Header, sizeof(r));
-        stress_end(e.Stop != 0, &r, e.Stop ? "stress stopped" : "stress finished");
+        if (e.Stop == FLTD_STRESS_END_PEEK)
+        {
+            /* A snapshot: counters are read while the threads may add to them. */
+            r.Threads = g_stress->threads;
+            r.Running = (ULONG)__atomic_load_n(&g_stress->running, __ATOMIC_ACQUIRE);
+            r.Tally = g_stress->tally;
+        }
+        else
+            stress_end(e.Stop == FLTD_STRESS_END_STOP, &r, e.Stop ? "stress stopped" : "stress finished");
         memcpy(buf, &r, sizeof(r));
         *info = sizeof(r);
         return STATUS_SUCCESS;

@@ -142,8 +142,8 @@ fn main() {
     {
         use channel_parser::{Capabilities, Event, EventKind, Scratch, Text};
         let aligned = pipe_compiler::AlignedBytes::new(&wide_file);
-        let f = channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR_V1)
-            .expect("wide parses");
+        let f =
+            channel_parser::parse(aligned.as_slice(), &Capabilities::SENSOR).expect("wide parses");
         let units: Vec<u16> = "\\aabbaab".encode_utf16().collect();
         let mut scratch = Scratch::new();
         let v = f.evaluate(
@@ -152,6 +152,7 @@ fn main() {
                 image: None,
                 pid: 0,
                 kind: EventKind::Create,
+                user: None,
             },
             &mut scratch,
         );
@@ -193,10 +194,7 @@ fn main() {
         }
     }
 
-    for e in fs::read_dir(&sigma_dir)
-        .expect("sigma dir")
-        .flatten()
-    {
+    for e in fs::read_dir(&sigma_dir).expect("sigma dir").flatten() {
         let text = fs::read(e.path()).expect("read sigma rule");
         write(&d("import_sigma"), &e.file_name().to_string_lossy(), &text);
     }

@@ -10,7 +10,7 @@
 //! sensor sees an empty one.
 
 use super::ingest::Record;
-use channel_parser::{Capabilities, ChannelFile, Event, EventKind, Scratch, Text};
+use channel_parser::{Capabilities, ChannelFile, Event, EventKind, FieldId, Scratch, Text};
 use pipe_compiler::AlignedBytes;
 use sensor_core::name::{normalize_into, NameError, MAX_NAME_UNITS};
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ impl Channel {
     /// # Errors
     /// `file: invalid: <error> [<kind>]`.
     pub fn parse(&self) -> Result<ChannelFile<'_>, String> {
-        channel_parser::parse(self.bytes.as_slice(), &Capabilities::SENSOR_V1)
+        channel_parser::parse(self.bytes.as_slice(), &Capabilities::SENSOR)
             .map_err(|e| format!("{}: invalid: {e} [{}]", self.path, e.kind()))
     }
 
@@ -123,6 +123,11 @@ pub enum NotEvaluated {
     EmptyName,
     /// A name longer than the sensor keeps after normalization.
     NameTooLong,
+    /// The content has rules on `User` and the event's `User` is an account
+    /// name no SID can be given for without its machine (`CONTOSO\alice`;
+    /// the sensor matches SIDs, docs/rules.md "User"): those rules cannot
+    /// be decided, so the event is not evaluated rather than guessed.
+    UserNotMapped,
 }
 
 impl NotEvaluated {
@@ -132,6 +137,7 @@ impl NotEvaluated {
             NotEvaluated::AnonymousPipe => "anonymous_pipe",
             NotEvaluated::EmptyName => "empty_name",
             NotEvaluated::NameTooLong => "name_too_long",
+            NotEvaluated::UserNotMapped => "user_not_mapped",
         }
     }
 }
@@ -182,11 +188,26 @@ pub fn evaluate(
         Err(_) => return Err(NotEvaluated::NameTooLong),
     };
     let image: Option<Vec<u16>> = r.image.as_ref().map(|i| i.encode_utf16().collect());
+    // User as the driver supplies it: the SID string. The sensor's own
+    // records carry it (UserSid); Sysmon's `DOMAIN\name` goes through the
+    // compiler's table of well-known principals (pipe_compiler::user).
+    let user = r
+        .user_sid
+        .as_deref()
+        .or(r.user.as_deref())
+        .map(|u| pipe_compiler::user::event_user_sid(u).ok_or(u));
+    let user = match user {
+        None => None,
+        Some(Ok(sid)) => Some(sid),
+        Some(Err(_)) if f.reads_field(FieldId::USER) => return Err(NotEvaluated::UserNotMapped),
+        Some(Err(_)) => None,
+    };
     let ev = Event {
         pipe_name: Text::Utf16(name),
         image: image.as_deref().map(Text::Utf16),
         pid: r.pid,
         kind: kind(r),
+        user: user.as_deref().map(Text::Utf8),
     };
     let mut matched = Vec::new();
     let mut indexes = Vec::new();
@@ -219,8 +240,61 @@ mod tests {
             pipe_name: name.into(),
             image: None,
             pid: 0,
+            user: None,
+            user_sid: None,
             time: None,
         }
+    }
+
+    #[test]
+    fn user_is_matched_as_the_sid_the_driver_supplies() {
+        let rules = load_yaml(
+            Path::new("u.yml"),
+            "- id: 1\n  name: x\n  severity: high\n  detection:\n    s:\n      PipeName: '\\p'\n      User: 'NT AUTHORITY\\SYSTEM'\n    condition: s\n",
+        )
+        .unwrap();
+        let bytes = compile(&RuleSet { rules }, &CompileOptions::default()).unwrap();
+        let ch = Channel::from_bytes("x".into(), &bytes);
+        let f = ch.parse().unwrap();
+        let mut w = Work::new();
+        let with = |user: Option<&str>, sid: Option<&str>| Record {
+            user: user.map(String::from),
+            user_sid: sid.map(String::from),
+            ..rec("\\p")
+        };
+        for (user, sid) in [
+            (Some("NT AUTHORITY\\SYSTEM"), None),
+            (Some("nt-autorität\\system"), None),
+            (Some("S-1-5-18"), None),
+            (Some("CORP\\svc"), Some("S-1-5-18")),
+        ] {
+            let e = evaluate(&f, &with(user, sid), &mut w).unwrap();
+            assert_eq!(e.outcome.matched, vec![1], "{user:?} {sid:?}");
+        }
+        for (user, sid) in [
+            (None, None),
+            (Some("NT AUTHORITY\\LOCAL SERVICE"), None),
+            (Some("CORP\\alice"), Some("S-1-5-21-1-2-3-1001")),
+        ] {
+            let e = evaluate(&f, &with(user, sid), &mut w).unwrap();
+            assert!(e.outcome.matched.is_empty(), "{user:?} {sid:?}");
+        }
+        // A name only its machine can resolve: not evaluated, never "no match".
+        assert_eq!(
+            evaluate(&f, &with(Some("CORP\\alice"), None), &mut w).unwrap_err(),
+            NotEvaluated::UserNotMapped
+        );
+        // Content without rules on User evaluates such an event as usual.
+        let rules = load_yaml(
+            Path::new("p.yml"),
+            "- id: 2\n  name: y\n  severity: high\n  detection:\n    s:\n      PipeName: '\\p'\n    condition: s\n",
+        )
+        .unwrap();
+        let bytes = compile(&RuleSet { rules }, &CompileOptions::default()).unwrap();
+        let ch = Channel::from_bytes("y".into(), &bytes);
+        let f = ch.parse().unwrap();
+        let e = evaluate(&f, &with(Some("CORP\\alice"), None), &mut w).unwrap();
+        assert_eq!(e.outcome.matched, vec![2]);
     }
 
     #[test]

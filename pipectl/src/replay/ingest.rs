@@ -56,6 +56,10 @@ pub struct Record {
     pub image: Option<String>,
     /// Process id (0 when not recorded).
     pub pid: u32,
+    /// `User` as recorded (Sysmon: `DOMAIN\name`), when recorded.
+    pub user: Option<String>,
+    /// `UserSid` (the sensor's own records), when recorded.
+    pub user_sid: Option<String>,
     /// Event time as recorded (UtcTime, System.TimeCreated, @timestamp), if any.
     pub time: Option<String>,
 }
@@ -937,6 +941,12 @@ pub fn parse_record(v: &Value, source: String) -> Result<Record, RecordError> {
         None => 0,
         Some(p) => scalar_u32(p, "ProcessId").map_err(bad)?,
     };
+    let user = field("User", "winlog.user.name")
+        .and_then(scalar_text)
+        .filter(|u| !u.is_empty() && u != "-");
+    let user_sid = field("UserSid", "winlog.user.identifier")
+        .and_then(scalar_text)
+        .filter(|u| !u.is_empty() && u != "-");
     let time = field("UtcTime", "@timestamp")
         .and_then(scalar_text)
         .or_else(|| lookup(ev, "System.TimeCreated.#attributes.SystemTime").and_then(scalar_text))
@@ -948,6 +958,8 @@ pub fn parse_record(v: &Value, source: String) -> Result<Record, RecordError> {
         pipe_name,
         image,
         pid,
+        user,
+        user_sid,
         time,
     })
 }

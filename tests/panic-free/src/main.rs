@@ -56,7 +56,7 @@ pub extern "C" fn _start() -> ! {
         // An index the optimiser cannot prove in bounds.
         result = result.wrapping_add(u32::from(file[black_box(len)]));
     }
-    match parse(file, &Capabilities::SENSOR_V1) {
+    match parse(file, &Capabilities::SENSOR) {
         Ok(cf) => {
             result = result.wrapping_add(cf.rule_count());
             #[cfg(all(feature = "match", not(feature = "parse-only")))]
@@ -71,6 +71,7 @@ pub extern "C" fn _start() -> ! {
                     image: Some(Text::Utf16(image)),
                     pid: black_box(4),
                     kind: EventKind::Create,
+                    user: None,
                 };
                 let v = cf.evaluate(&ev, &mut scratch);
                 result = result.wrapping_add(v.matched);
@@ -83,6 +84,7 @@ pub extern "C" fn _start() -> ! {
                     image: None,
                     pid: 0,
                     kind: EventKind::Connect,
+                    user: None,
                 };
                 cf.for_each_match(&ev8, &mut scratch, |r| {
                     result = result.wrapping_add(r.index());
