@@ -9,6 +9,11 @@
 //!   section table, rollout policy, every rule, atom and program, and the
 //!   verdict for every event of `events.tsv` (UTF-8 and UTF-16, aligned and
 //!   not) — must equal `format2/expected.txt`.
+//! - User (field 5, added with format 2 on the merged branch):
+//!   `format2/C-00000291-00000005.sys`, compiled from `rules-user/`, holds
+//!   all three prefilter automata (User eager, Image lazy) and is read with
+//!   the events of `events-user.tsv` (a fifth column: the user SID). It has
+//!   no format-1 counterpart.
 //! - Across the formats: every event's verdict read from a format-2 file
 //!   equals the verdict the format-1 parser read from the format-1 file of
 //!   the same sequence (`expected.txt`, frozen): the format changed, the
@@ -53,24 +58,54 @@ struct Ev {
     pid: u32,
     name: String,
     image: Option<String>,
+    /// The user SID; `None` in event lists without a user column (which
+    /// give no event a user and render as they always did).
+    user: Option<Option<String>>,
 }
 
+/// The events of `events.tsv` (every file compiled from `rules/`).
 fn events() -> Vec<Ev> {
-    let text = std::fs::read_to_string(dir().join("events.tsv")).expect("events.tsv");
+    events_in("events.tsv", 4)
+}
+
+/// The format-2 files compiled from `rules-user/` (User, field 5), which
+/// have no format-1 counterpart and are read with `events-user.tsv`.
+const USER_FILES: &[&str] = &["C-00000291-00000005.sys"];
+
+fn is_user_file(p: &Path) -> bool {
+    USER_FILES
+        .iter()
+        .any(|n| p.file_name().is_some_and(|f| f == *n))
+}
+
+/// The events a frozen format-2 file is read with.
+fn events_for(p: &Path) -> Vec<Ev> {
+    if is_user_file(p) {
+        events_in("events-user.tsv", 5)
+    } else {
+        events()
+    }
+}
+
+/// Tab-separated events: kind, pid, name, image (`-` none) and, with 5
+/// columns, the user SID (`-` none).
+fn events_in(file: &str, columns: usize) -> Vec<Ev> {
+    let text = std::fs::read_to_string(dir().join(file)).expect(file);
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            assert_eq!(f.len(), 4, "events.tsv: {l:?}");
+            assert_eq!(f.len(), columns, "{file}: {l:?}");
             Ev {
                 kind: match f[0] {
                     "create" => EventKind::Create,
                     "connect" => EventKind::Connect,
-                    k => panic!("events.tsv: kind {k:?}"),
+                    k => panic!("{file}: kind {k:?}"),
                 },
-                pid: f[1].parse().expect("events.tsv: pid"),
+                pid: f[1].parse().expect("pid"),
                 name: f[2].to_string(),
                 image: (f[3] != "-").then(|| f[3].to_string()),
+                user: f.get(4).map(|u| (*u != "-").then(|| u.to_string())),
             }
         })
         .collect()
@@ -107,7 +142,7 @@ fn decide(f: &ChannelFile<'_>, ev: &Ev, scratch: &mut Scratch) -> String {
             },
             pid: ev.pid,
             kind: ev.kind,
-            user: None,
+            user: ev.user.as_ref().and_then(|u| u.as_deref()).map(Text::Utf8),
         };
         let mut ids = Vec::new();
         f.for_each_match(&e, scratch, |r| {
@@ -215,9 +250,13 @@ fn render(path: &Path, evs: &[Ev], skew: usize) -> String {
     }
     let mut scratch = Scratch::new();
     for (i, ev) in evs.iter().enumerate() {
+        let user = match &ev.user {
+            Some(u) => format!(" user {u:?}"),
+            None => String::new(),
+        };
         writeln!(
             o,
-            "event {i} {:?} pid {} {:?} image {:?}: {}",
+            "event {i} {:?} pid {} {:?} image {:?}{user}: {}",
             ev.kind,
             ev.pid,
             ev.name,
@@ -272,23 +311,29 @@ fn format_1_files_are_refused_naming_their_version() {
 
 #[test]
 fn frozen_format_2_files_read_as_they_always_did() {
-    let evs = events();
     let files = files(&dir2());
     assert!(
-        files.len() >= 4,
+        files.len() >= 4 + USER_FILES.len(),
         "compat files missing from {}",
         dir2().display()
     );
+    assert!(files.iter().filter(|p| is_user_file(p)).count() == USER_FILES.len());
     // Under Miri one file and a few events (the full set takes many minutes).
-    let (files, evs) = if cfg!(miri) {
-        (&files[..1], &evs[..2])
-    } else {
-        (&files[..], &evs[..])
+    let files = if cfg!(miri) { &files[..1] } else { &files[..] };
+    let read = |skew: usize| -> String {
+        files
+            .iter()
+            .map(|p| {
+                let evs = events_for(p);
+                let evs = if cfg!(miri) { &evs[..2] } else { &evs[..] };
+                render(p, evs, skew)
+            })
+            .collect()
     };
-    let got: String = files.iter().map(|p| render(p, evs, 0)).collect();
+    let got = read(0);
     // Not 4-aligned: the same reading.
     if !cfg!(miri) {
-        let skewed: String = files.iter().map(|p| render(p, evs, 1)).collect();
+        let skewed = read(1);
         assert!(
             got == skewed,
             "a file reads differently from an odd address"
@@ -330,7 +375,11 @@ fn frozen_format_2_files_read_as_they_always_did() {
 #[cfg_attr(miri, ignore = "every event of every file: minutes under Miri")]
 fn format_2_decides_every_event_as_format_1_did() {
     let evs = events();
-    let got: String = files(&dir2()).iter().map(|p| render(p, &evs, 0)).collect();
+    let got: String = files(&dir2())
+        .iter()
+        .filter(|p| !is_user_file(p))
+        .map(|p| render(p, &evs, 0))
+        .collect();
     let v1 = std::fs::read_to_string(dir().join("expected.txt")).expect("expected.txt");
     let (got, want) = (event_lines(&got), event_lines(&v1));
     assert_eq!(got.len(), want.len(), "one format-2 file per format-1 file");
