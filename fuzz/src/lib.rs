@@ -129,6 +129,7 @@ pub fn parse_and_match(file: &[u8], extra: &[Vec<u16>]) -> bool {
                 image: None,
                 pid: 0,
                 kind: EventKind::Create,
+                user: None,
             };
             assert_eq!(
                 check::kernel_indices(odd, &ev, &mut scratch),

@@ -84,7 +84,9 @@ pub extern "C" fn _start() -> ! {
                     image: None,
                     pid: 0,
                     kind: EventKind::Connect,
-                    user: None,
+                    // A user: the User slot's scan and comparisons are in
+                    // the proof too.
+                    user: Some(Text::Utf8(black_box("S-1-5-18"))),
                 };
                 cf.for_each_match(&ev8, &mut scratch, |r| {
                     result = result.wrapping_add(r.index());
