@@ -90,34 +90,10 @@ W sc-start-svc sc start PipeSensorEvents
 for _ in $(seq 1 60); do grep -qs '"EventID":102' "$EV"/*.jsonl && break; sleep 0.5; done
 grep -qs '"EventID":102' "$EV"/*.jsonl || { echo "FAIL the service never connected (see $LOG)"; exit 1; }
 
-# The arrival watcher: every new line with the wall-clock time (ns) it was
-# first seen, polling every millisecond (as scripts/events-wine-test.sh).
+# The arrival watcher (wine-lib.sh arrivals_start), as in
+# scripts/events-wine-test.sh.
 ARRIVALS=$LOG/arrivals.txt
-python3 - "$EV" "$ARRIVALS" "$LOG/watch-stop" <<'PY' &
-import glob, os, sys, time
-d, out, stop = sys.argv[1:4]
-seen = {}
-with open(out, "w") as o:
-    while not os.path.exists(stop):
-        for f in glob.glob(os.path.join(d, "*.jsonl")):
-            try:
-                size = os.path.getsize(f)
-            except OSError:
-                continue
-            pos = seen.get(f, 0)
-            if size > pos:
-                now = time.time_ns()
-                with open(f, "rb") as r:
-                    r.seek(pos)
-                    data = r.read()
-                whole = data[: data.rfind(b"\n") + 1]
-                for line in whole.splitlines():
-                    o.write("%d %s\n" % (now, line.decode()))
-                o.flush()
-                seen[f] = pos + len(whole)
-        time.sleep(0.001)
-PY
-WATCHER=$!
+arrivals_start "$ARRIVALS"
 # The watcher ends with the script, however it ends.
 trap 'kill "$WATCHER" 2>/dev/null; wine_cleanup' EXIT
 
@@ -297,8 +273,7 @@ if [ "$BEST" -gt 0 ]; then
   step double "$BEST" "$CONFIRM"
   CONFIRM_TXT="$BEST/s (reached $BEST_ACH/s in the search); again for $CONFIRM s: reached $LAST_ACHIEVED/s, $LAST_RECORDED events, $LAST_LOST lost; callback to line p50 $LAST_P50 ms, p99 $LAST_P99 ms, max $LAST_MAX ms"
 fi
-touch "$LOG/watch-stop"
-wait "$WATCHER"
+arrivals_stop
 
 # The burst, as fast as 8 of the double's threads go.
 read -r BT0 BO0 <<<"$(counters burst-status0)"

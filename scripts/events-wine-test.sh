@@ -67,34 +67,9 @@ svc start PipeSensorEvents RUNNING "1. service"
 events_check 'e["EventID"] == 102' 1 15 "1. DriverConnected written"
 
 # --- 2. operations through the double, timed ---------------------------------------
-# A watcher polls the event directory every millisecond and writes each new
-# line with the wall-clock time (ns, UTC) it was first seen.
+# A watcher records when each line first appeared (wine-lib.sh arrivals_start).
 ARRIVALS=$LOG/arrivals.txt
-python3 - "$EV" "$ARRIVALS" "$LOG/watch-stop" <<'PY' &
-import glob, os, sys, time
-d, out, stop = sys.argv[1:4]
-seen = {}
-with open(out, "w") as o:
-    while not os.path.exists(stop):
-        for f in glob.glob(os.path.join(d, "*.jsonl")):
-            try:
-                size = os.path.getsize(f)
-            except OSError:
-                continue
-            pos = seen.get(f, 0)
-            if size > pos:
-                now = time.time_ns()
-                with open(f, "rb") as r:
-                    r.seek(pos)
-                    data = r.read()
-                whole = data[: data.rfind(b"\n") + 1]
-                for line in whole.splitlines():
-                    o.write("%d %s\n" % (now, line.decode()))
-                o.flush()
-                seen[f] = pos + len(whole)
-        time.sleep(0.001)
-PY
-WATCHER=$!
+arrivals_start "$ARRIVALS"
 sleep 1
 PIDS=()
 for k in 1 2 3 4 5; do
@@ -105,8 +80,7 @@ fc op-connect op --create --name '\msagent_ev6'
 CPID=$(val "$LAST" requestor_pid)
 events_check 'e["EventID"] == 17 and e["PipeName"].startswith("\\postex_ev")' 5 10 "2. five create events written by the service"
 events_check 'e["EventID"] == 18 and e["PipeName"] == "\\msagent_ev6" and e["ProcessId"] == '"$CPID" 1 10 "2. the connect event (Sysmon 18) with the requester's pid"
-touch "$LOG/watch-stop"
-wait "$WATCHER"
+arrivals_stop
 python3 - "$ARRIVALS" "${PIDS[@]}" <<'PY' && pass "2. each line carries the real pid, image, User, UserSid and a ProcessGuid of (pid, creation time)" || fail "2. identity fields (see $LOG/arrivals.txt)"
 import json, sys
 pids = [int(p) for p in sys.argv[2:]]

@@ -197,6 +197,38 @@ create_event_service() {
   local bin="C:\\pipesensor\\pipesensor-service.exe service --json C:\\pipesensor\\events\\pipe-events.jsonl $*"
   W sc-create-svc sc create PipeSensorEvents type= own start= demand binPath= "$bin" || fail "sc create PipeSensorEvents"
 }
+# arrivals_start FILE: a watcher polls EV every millisecond and writes each
+# new line of its JSON files to FILE with the wall-clock time (ns, UTC) it
+# was first seen; WATCHER is its pid. arrivals_stop ends it.
+arrivals_start() {
+  rm -f "$LOG/watch-stop"
+  python3 - "$EV" "$1" "$LOG/watch-stop" <<'PY' &
+import glob, os, sys, time
+d, out, stop = sys.argv[1:4]
+seen = {}
+with open(out, "w") as o:
+    while not os.path.exists(stop):
+        for f in glob.glob(os.path.join(d, "*.jsonl")):
+            try:
+                size = os.path.getsize(f)
+            except OSError:
+                continue
+            pos = seen.get(f, 0)
+            if size > pos:
+                now = time.time_ns()
+                with open(f, "rb") as r:
+                    r.seek(pos)
+                    data = r.read()
+                whole = data[: data.rfind(b"\n") + 1]
+                for line in whole.splitlines():
+                    o.write("%d %s\n" % (now, line.decode()))
+                o.flush()
+                seen[f] = pos + len(whole)
+        time.sleep(0.001)
+PY
+  WATCHER=$!
+}
+arrivals_stop() { touch "$LOG/watch-stop"; wait "$WATCHER"; }
 # events_q FILTER: how many JSON lines (every file of EV) satisfy the Python
 # expression FILTER over `e` (a missing key reads as "": health events have
 # no pipe fields).

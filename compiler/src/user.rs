@@ -132,18 +132,9 @@ pub enum RuleValue {
     Sids(Vec<&'static str>),
 }
 
-/// How the value is applied: the whole field, or a part of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Anchor {
-    /// The whole field (no modifier).
-    Whole,
-    /// `contains`.
-    Contains,
-    /// `startswith`.
-    Start,
-    /// `endswith`.
-    End,
-}
+/// How the value is applied: the whole field, or a part of it (the
+/// importers' one anchor type).
+pub use crate::import::detection::Anchor;
 
 /// Maps a rule's `User` value (`text`, under `anchor`; `wildcards` when it
 /// holds Sigma wildcards) to what the sensor compares.

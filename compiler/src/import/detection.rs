@@ -544,13 +544,8 @@ impl DetectionReader<'_> {
         if field == FieldId::USER && !m.re {
             // The sensor supplies User as a SID; names are mapped here
             // (crate::user, docs/rules.md "User").
-            use crate::user::{rule_value, Anchor as UA, RuleValue};
-            let anchor = match m.anchor {
-                None | Some(Anchor::Whole) => UA::Whole,
-                Some(Anchor::Contains) => UA::Contains,
-                Some(Anchor::Start) => UA::Start,
-                Some(Anchor::End) => UA::End,
-            };
+            use crate::user::{rule_value, RuleValue};
+            let anchor = m.anchor.unwrap_or(Anchor::Whole);
             let wildcards = match self.dialect {
                 Dialect::Sigma => parse_wildcards(text)
                     .iter()
