@@ -31,27 +31,14 @@ fn secure_device(dev: *mut DEVICE_OBJECT) -> NTSTATUS {
     // ZwSetSecurityObject copies the descriptor into the object's own.
     // SAFETY: see above; acl points at 64 writable bytes.
     let mut s = unsafe { RtlCreateAcl(acl.cast(), 64, ACL_REVISION) };
-    if nt_success(s) {
-        // SAFETY: acl was initialised above; SYSTEM_SID is a valid SID.
-        s = unsafe {
-            RtlAddAccessAllowedAce(
-                acl.cast(),
-                ACL_REVISION,
-                GENERIC_ALL,
-                SYSTEM_SID.as_ptr().cast(),
-            )
-        };
-    }
-    if nt_success(s) {
-        // SAFETY: as above; ADMINS_SID is a valid SID and fits in the ACL.
-        s = unsafe {
-            RtlAddAccessAllowedAce(
-                acl.cast(),
-                ACL_REVISION,
-                GENERIC_ALL,
-                ADMINS_SID.as_ptr().cast(),
-            )
-        };
+    for sid in [&SYSTEM_SID[..], &ADMINS_SID[..]] {
+        if nt_success(s) {
+            // SAFETY: acl was initialised above; sid is one of the two valid
+            // constant SIDs, and both ACEs fit in the ACL.
+            s = unsafe {
+                RtlAddAccessAllowedAce(acl.cast(), ACL_REVISION, GENERIC_ALL, sid.as_ptr().cast())
+            };
+        }
     }
     if nt_success(s) {
         // SAFETY: sd is a live local of the absolute descriptor's size.
