@@ -112,6 +112,26 @@ fn user_rules_load_where_user_is_supplied_and_match_the_sid() {
         assert_eq!(ids(&bytes, r"\svc_pipe", Some(sid)), vec![service], "{sid}");
     }
     assert!(ids(&bytes, r"\svc_pipe", Some("S-1-5-21-1-2-3-1001")).is_empty());
+    // Both values map to the same three SIDs: three User atoms, not six.
+    let users: Vec<&str> = f
+        .rule_by_id(service)
+        .unwrap()
+        .atoms()
+        .filter(|a| a.field() == FieldId::USER)
+        .map(|a| a.text())
+        .collect();
+    assert_eq!(users, ["S-1-5-18", "S-1-5-19", "S-1-5-20"]);
+    let program = f.rule_by_id(service).unwrap().program();
+    let mut refs: Vec<u32> = channel_format::program::instructions(program)
+        .filter_map(|i| match i {
+            Ok((_, channel_format::program::Instr::Atom(a))) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let n = refs.len();
+    refs.sort_unstable();
+    refs.dedup();
+    assert_eq!(refs.len(), n, "an atom tested twice in {program:02x?}");
     // A SID written directly.
     assert_eq!(
         ids(&bytes, r"\user_pipe", Some("S-1-5-21-1-2-3-1001")),

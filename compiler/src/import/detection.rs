@@ -487,9 +487,9 @@ impl DetectionReader<'_> {
             return None;
         }
         let item = if m.all {
-            one_or(conds, Cond::And)
+            one_or(flat_unique(conds, true), Cond::And)
         } else {
-            one_or(conds, Cond::Or)
+            one_or(flat_unique(conds, false), Cond::Or)
         };
         // `neq` negates the whole item (pySigma: `not (v1 or v2 ...)`).
         Some(if m.neq {
@@ -704,6 +704,28 @@ impl DetectionReader<'_> {
             }
         }
     }
+}
+
+/// The values of one field test combined under one operator (`and` when
+/// `all`): a value that is itself the same operator is spliced in, and a
+/// condition equal to an earlier one is dropped (`a or a` is `a`). Sigma's
+/// `User|contains: ['AUTHORI', 'AUTORI']` maps both values to the same
+/// three `NT AUTHORITY` SIDs; this keeps them three atoms, not six.
+fn flat_unique(conds: Vec<Cond>, all: bool) -> Vec<Cond> {
+    let mut out: Vec<Cond> = Vec::with_capacity(conds.len());
+    let push = |c: Cond, out: &mut Vec<Cond>| {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    };
+    for c in conds {
+        match c {
+            Cond::And(inner) if all => inner.into_iter().for_each(|c| push(c, &mut out)),
+            Cond::Or(inner) if !all => inner.into_iter().for_each(|c| push(c, &mut out)),
+            c => push(c, &mut out),
+        }
+    }
+    out
 }
 
 fn one_or(mut v: Vec<Cond>, f: fn(Vec<Cond>) -> Cond) -> Cond {
