@@ -34,7 +34,7 @@ step "driver: build the .sys (x86_64-pc-windows-msvc, rust-lld)"
 (cd driver && cargo build --release --locked)
 # Unsafe hygiene is enforced by lints (driver/Cargo.toml: every unsafe block
 # has a SAFETY comment and holds one unsafe operation).
-(cd driver && cargo clippy -q --release --locked)
+(cd driver && cargo clippy -q --release --locked -- -D warnings)
 # Layering: #![deny(unsafe_code)] outside driver/src/sys is the compiler's
 # check; this one keeps sys below the driver: it reaches the rest of the
 # crate only through crate::globals (its state and the HOOKS table).

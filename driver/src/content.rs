@@ -30,6 +30,10 @@
 //!   guard. The ROLLOUT IOCTL reports why each known file was or was not
 //!   adopted.
 
+// `LoadFailure` is the STATUS record's fixed-size failure report (no Box in
+// the kernel): the loaders return it by value on purpose.
+#![allow(clippy::result_large_err)]
+
 use crate::globals::content::*;
 use crate::sensor::{self, Content, ContentRef};
 use crate::sys::{self, log, Level, OwnedChannel, PoolArc, PoolBuf, RegKey, Wide};

@@ -303,7 +303,7 @@ const _: () = {
         double::REGISTRATION_VERSION_0202,
         m::FLT_REGISTRATION_VERSION_0202
     );
-    const_assert_eq!(double::CONTEXT_END, m::FLT_CONTEXT_END as u32);
+    const_assert_eq!(double::CONTEXT_END, m::FLT_CONTEXT_END);
     const_assert_eq!(
         double::CALLBACK_DATA_IRP_OPERATION,
         m::FLTFL_CALLBACK_DATA_IRP_OPERATION

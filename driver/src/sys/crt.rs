@@ -15,12 +15,14 @@ static CHKSTK: unsafe extern "C" fn() = __chkstk;
 
 /// Same for the memory routines LLVM emits calls to (ntoskrnl exports them).
 #[used]
-static MEM_ROUTINES: (
-    unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void,
-    unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void,
-    unsafe extern "C" fn(*mut c_void, i32, usize) -> *mut c_void,
-    unsafe extern "C" fn(*const c_void, *const c_void, usize) -> i32,
-) = (memcpy, memmove, memset, memcmp);
+static MEM_ROUTINES: (MemCopy, MemCopy, MemFill, MemCompare) = (memcpy, memmove, memset, memcmp);
+
+/// `memcpy` / `memmove`.
+type MemCopy = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
+/// `memset`.
+type MemFill = unsafe extern "C" fn(*mut c_void, i32, usize) -> *mut c_void;
+/// `memcmp`.
+type MemCompare = unsafe extern "C" fn(*const c_void, *const c_void, usize) -> i32;
 
 /// Never called: unwinding is disabled (`panic = "abort"`).
 #[no_mangle]

@@ -105,6 +105,15 @@ fn main() {
             files.push((format!("sysmon-{stem}"), bytes));
         }
     }
+    // Rules on `User` (the frozen compatibility set: exact, prefix,
+    // contains and glob tests on SIDs, mapped well-known names): content
+    // with the third prefilter slot.
+    let user =
+        load_paths(&[root.join("parser/tests/compat/rules-user")]).expect("user rules import");
+    files.push((
+        "user-rules".into(),
+        compile(&user, &CompileOptions::default()).expect("user rules compile"),
+    ));
     let example = documented_example(rules_md).expect("docs/rules.md complete example");
     let native = pipe_compiler::import::load_yaml(Path::new("rules.md"), &example)
         .expect("documented example imports");
