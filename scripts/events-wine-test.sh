@@ -27,7 +27,8 @@
 #   6. pipectl replay of the service's files reproduces the live verdicts
 #   6b. content with rules on User (the client's SID, another SID): the
 #      driver reads the SID before matching and only the client's rule fires;
-#      STATUS counts the read; pipectl match --user agrees
+#      STATUS counts the read; pipectl match --user agrees, and so does the
+#      driver's EVAL given the same SID (pipectl driver eval --user)
 #   7. stop both: the driver's unload log shows pended waits were used and
 #      completed, nothing left allocated
 # Environment: WINE_TEST_KEEP=1 keeps the prefix.
@@ -259,6 +260,15 @@ grep -q '^MATCH rule .* (9101) ' "$LOG/match-user" && ! grep -q '^MATCH rule .* 
 "$PIPECTL" match "$D/content/C-00000291-00000002.sys" '\user_ev' --user "$OTHER_SID" >"$LOG/match-other" 2>&1
 grep -q '^MATCH rule .* (9102) ' "$LOG/match-other" && ! grep -q '^MATCH rule .* (9101) ' "$LOG/match-other" &&
   pass "6b. pipectl match --user $OTHER_SID: rule 9102 only" || fail "6b. pipectl match --user other (see $LOG/match-other)"
+# EVAL carries User: the driver decides a given SID as the host does.
+ctl eval-user eval '\user_ev' --user "$WSID" >/dev/null
+[ "$(val "$LAST" rule)" = 9101 ] && [ "$(val "$LAST" matched)" = 1 ] &&
+  pass "6b. driver eval --user $WSID: rule 9101 only" || fail "6b. driver eval --user $WSID (see $LOG/$LAST.out)"
+ctl eval-user-other eval '\user_ev' --user "$OTHER_SID" >/dev/null
+[ "$(val "$LAST" rule)" = 9102 ] && [ "$(val "$LAST" matched)" = 1 ] &&
+  pass "6b. driver eval --user $OTHER_SID: rule 9102 only" || fail "6b. driver eval --user other (see $LOG/$LAST.out)"
+ctl eval-user-none eval '\user_ev' >/dev/null
+[ "$(val "$LAST" matched)" = 0 ] && pass "6b. driver eval without --user: no rule on User matches (no user)" || fail "6b. driver eval without a user matched (see $LOG/$LAST.out)"
 
 # --- 7. stop both: waits were pended and completed ------------------------------------
 svc stop PipeSensorEvents STOPPED "7. service stop"

@@ -16,6 +16,7 @@ use sensor_core::name::MAX_NAME_UNITS;
 use sensor_core::proto::{
     decode_request, encode_breaker_reset_response, encode_events_response, encode_mode_response,
     utf16le_into, EvalRequest, EvalResponse, ProtoError, Request, IOCTL_EVAL, MAX_EVAL_IMAGE_UNITS,
+    MAX_EVAL_USER_UNITS,
 };
 
 pub fn handle(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
@@ -81,12 +82,13 @@ fn events(max: u32, io: &mut BufferedIo) -> Result<usize, ProtoError> {
     })
 }
 
-/// EVAL's copies of the request's name and image: kept off the stack
+/// EVAL's copies of the request's name, image and user: kept off the stack
 /// (EVAL runs the whole decision path below it), one EVAL at a time; a
 /// concurrent one gets STATUS_DEVICE_BUSY.
 pub(crate) struct EvalBufs {
     name: [u16; MAX_NAME_UNITS * 2],
     image: [u16; MAX_EVAL_IMAGE_UNITS],
+    user: [u16; MAX_EVAL_USER_UNITS],
 }
 
 impl EvalBufs {
@@ -94,6 +96,7 @@ impl EvalBufs {
     pub(crate) const INIT: EvalBufs = EvalBufs {
         name: [0; MAX_NAME_UNITS * 2],
         image: [0; MAX_EVAL_IMAGE_UNITS],
+        user: [0; MAX_EVAL_USER_UNITS],
     };
 }
 
@@ -110,13 +113,15 @@ fn eval(code: u32, io: &mut BufferedIo) -> Result<usize, NTSTATUS> {
         .try_with(|b| {
             let name = utf16le_into(e.name, &mut b.name).map_err(|e| e.ntstatus())?;
             let image = utf16le_into(e.image, &mut b.image).map_err(|e| e.ntstatus())?;
+            let user = utf16le_into(e.user, &mut b.user).map_err(|e| e.ntstatus())?;
             let image = if image.is_empty() {
                 sensor::ImageArg::Absent
             } else {
                 sensor::ImageArg::Given(image)
             };
             let target = sensor::Target { related: &[], name };
-            Ok::<_, NTSTATUS>(sensor::evaluate(e.kind, e.pid, target, image, true))
+            let user = (!user.is_empty()).then_some(user);
+            Ok::<_, NTSTATUS>(sensor::evaluate(e.kind, e.pid, target, image, user, true))
         })
         .ok_or(crate::sys::STATUS_DEVICE_BUSY)??;
     let mut resp = EvalResponse {

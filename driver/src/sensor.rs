@@ -234,12 +234,14 @@ fn unchecked(why: Unchecked, target: Option<Target<'_>>) -> Decision {
 /// callback) and rewrite it to DOS form (`crate::drives`), evaluate against
 /// the active content, decide under the current mode, count, and (if
 /// `record`) put a matching event, with the rewritten image path, in the
-/// ring. Never allocates; waits only for working memory.
+/// ring. Never allocates; waits only for working memory. `given_user` is
+/// EVAL's `User` (a SID in string form); a callback reads its requester's.
 pub fn evaluate(
     kind: EventKind,
     pid: u32,
     target: Target<'_>,
     image: ImageArg<'_>,
+    given_user: Option<&[u16]>,
     record: bool,
 ) -> Outcome {
     EVALUATED.fetch_add(1, Ordering::Relaxed);
@@ -252,18 +254,23 @@ pub fn evaluate(
         name: [0; MAX_NAME_UNITS],
         name_len: 0,
     };
-    if with_work(|work| evaluate_in(work, kind, pid, target, image, record, &mut out)).is_none() {
+    let run = |work: &mut Work| {
+        evaluate_in(work, kind, pid, target, image, given_user, record, &mut out)
+    };
+    if with_work(run).is_none() {
         out.decision = unchecked(Unchecked::WorkExhausted, Some(target));
     }
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn evaluate_in(
     work: &mut Work,
     kind: EventKind,
     pid: u32,
     target: Target<'_>,
     image: ImageArg<'_>,
+    given_user: Option<&[u16]>,
     record: bool,
     out: &mut Outcome,
 ) {
@@ -316,6 +323,11 @@ fn evaluate_in(
                 }
             }
             who = Some(id);
+        } else if let Some(u) = given_user {
+            // EVAL: the request's user (printable ASCII within a SID's
+            // length, checked by the decoder; anything else would leave
+            // no user).
+            user.set_units(u);
         }
     }
     // The one evaluation path pipectl shares (sensor_core::eval): name
@@ -444,6 +456,7 @@ pub fn on_callback(
         pid,
         Target { related, name },
         ImageArg::Requestor(requestor),
+        None,
         true,
     )
     .decision

@@ -90,7 +90,7 @@ fn check_request(code: u32, input: &[u8], req: Request<'_>) {
                     .map(|p| u16::from_le_bytes([p[0], p[1]]))
                     .collect()
             };
-            let (name, image) = (units(e.name), units(e.image));
+            let (name, image, user) = (units(e.name), units(e.image), units(e.user));
             // What the driver does next with the name.
             let mut buf = vec![0u16; name.len() + 1];
             if let Ok(got) = proto::utf16le_into(e.name, &mut buf) {
@@ -98,7 +98,7 @@ fn check_request(code: u32, input: &[u8], req: Request<'_>) {
             }
             let mut norm = vec![0u16; name.len() + 1];
             let _ = normalize_into(&name, &mut norm);
-            proto::encode_eval_request(&mut out, e.kind, e.pid, &name, &image)
+            proto::encode_eval_request(&mut out, e.kind, e.pid, &name, &image, &user)
         }
     }
     .unwrap_or_else(|e| panic!("re-encoding a decoded request failed: {e:?}"));

@@ -176,6 +176,12 @@ pub enum DriverCmd {
         /// as `pipectl match` and `test` assume when none is given).
         #[arg(long, default_value_t = sensor_core::eval::DEFAULT_PID)]
         pid: u32,
+        /// The requester's SID in string form (`S-1-5-18`) or a well-known
+        /// name (`NT AUTHORITY\SYSTEM`), the `User` field, as `pipectl
+        /// match --user` takes it (default: none, as a callback whose SID
+        /// could not be read).
+        #[arg(long)]
+        user: Option<String>,
         /// Test aid: send the same request this many times (the last
         /// response is printed).
         #[arg(long, default_value_t = 1, hide = true)]
@@ -612,16 +618,26 @@ pub fn run(cmd: DriverCmd) -> Result<i32, String> {
             image,
             kind,
             pid,
+            user,
             repeat,
         } => {
             let n: Vec<u16> = name.encode_utf16().collect();
             let i: Vec<u16> = image.as_deref().unwrap_or("").encode_utf16().collect();
+            // As `pipectl match --user`: a SID, or a well-known name mapped
+            // to its SID; anything else only its machine could resolve.
+            let sid = match user.as_deref() {
+                None => String::new(),
+                Some(u) => pipe_compiler::user::event_user_sid(u).ok_or_else(|| {
+                    format!("--user {u:?} is neither a SID (S-1-5-21-…-1001) nor a well-known name the sensor's table maps (NT AUTHORITY\\SYSTEM, …): give the SID, as the driver supplies it")
+                })?,
+            };
+            let u: Vec<u16> = sid.encode_utf16().collect();
             let k = match kind {
                 DriverKind::Create => EventKind::Create,
                 DriverKind::Connect => EventKind::Connect,
             };
-            let req = encode(proto::eval_request_len(n.len(), i.len()), |b| {
-                proto::encode_eval_request(b, k, pid, &n, &i)
+            let req = encode(proto::eval_request_len(n.len(), i.len(), u.len()), |b| {
+                proto::encode_eval_request(b, k, pid, &n, &i, &u)
             })?;
             let mut out = Vec::new();
             for _ in 0..repeat.max(1) {

@@ -242,6 +242,29 @@ impl SidText {
         buf: [0; SID_TEXT_MAX],
     };
 
+    /// Stores `units` (a SID's string form as EVAL gives it) when each is
+    /// printable ASCII and they fit; otherwise stores nothing (empty: no
+    /// user) and returns false. Never panics.
+    pub fn set_units(&mut self, units: &[u16]) -> bool {
+        self.len = 0;
+        let Some(dst) = self.buf.get_mut(..units.len()) else {
+            return false;
+        };
+        for (d, &u) in dst.iter_mut().zip(units) {
+            match u8::try_from(u) {
+                Ok(b) if b.is_ascii_graphic() => *d = b,
+                _ => return false,
+            }
+        }
+        match u8::try_from(units.len()) {
+            Ok(n) => {
+                self.len = n;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The text (ASCII; empty when no SID was stored).
     pub fn as_str(&self) -> &str {
         self.buf
@@ -573,6 +596,30 @@ mod tests {
             b.extend_from_slice(&s.to_le_bytes());
         }
         b
+    }
+
+    #[test]
+    fn sid_text_set_units_takes_printable_ascii_that_fits() {
+        let w = |t: &str| t.encode_utf16().collect::<Vec<u16>>();
+        let mut t = SidText::EMPTY;
+        assert!(t.set_units(&w("S-1-5-21-0-0-0-1000")));
+        assert_eq!(t.as_str(), "S-1-5-21-0-0-0-1000");
+        // Refused: non-ASCII, a space, a control unit, too long; each
+        // leaves no user rather than a part of one.
+        for bad in [
+            w("S-1-5-18\u{e9}"),
+            w("S-1 5"),
+            w("S\u{0}"),
+            std::vec![u16::from(b'1'); SID_TEXT_MAX + 1],
+        ] {
+            t.set_units(&w("S-1-5-18"));
+            assert!(!t.set_units(&bad));
+            assert_eq!(t.as_str(), "");
+        }
+        assert!(t.set_units(&std::vec![u16::from(b'1'); SID_TEXT_MAX]));
+        assert_eq!(t.as_str().len(), SID_TEXT_MAX);
+        assert!(t.set_units(&[]));
+        assert_eq!(t.as_str(), "");
     }
 
     #[test]

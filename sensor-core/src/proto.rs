@@ -564,10 +564,17 @@ pub struct EvalRequest<'a> {
     pub name: &'a [u8],
     /// UTF-16LE bytes of the image path (empty: none).
     pub image: &'a [u8],
+    /// UTF-16LE bytes of the requester's SID in string form, the `User`
+    /// field (empty: none, as a callback whose SID was not readable).
+    /// ASCII, at most [`MAX_EVAL_USER_UNITS`] units (checked by decode).
+    pub user: &'a [u8],
 }
 
 /// Longest image path an EVAL request may carry, in units.
 pub const MAX_EVAL_IMAGE_UNITS: usize = 1024;
+/// Longest `User` an EVAL request may carry, in units: a SID's longest
+/// string form.
+pub const MAX_EVAL_USER_UNITS: usize = crate::event::SID_TEXT_MAX;
 /// Fixed part of an EVAL request (header included).
 pub const EVAL_REQUEST_FIXED_LEN: usize = HEADER_LEN + 16;
 /// Length of LOAD's fixed part (header included).
@@ -740,13 +747,18 @@ fn decode_mode_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
 }
 
 /// Length of an EVAL request.
-pub const fn eval_request_len(name_units: usize, image_units: usize) -> usize {
+pub const fn eval_request_len(name_units: usize, image_units: usize, user_units: usize) -> usize {
     EVAL_REQUEST_FIXED_LEN
         .saturating_add(name_units.saturating_mul(2))
         .saturating_add(image_units.saturating_mul(2))
+        .saturating_add(user_units.saturating_mul(2))
 }
 
-/// Encodes an EVAL request.
+/// Encodes an EVAL request. Layout after the header: kind u32, pid u32,
+/// name length u16, image length u16, user length u16 (all in units),
+/// reserved u16 (0), then the name, image and user units (UTF-16LE). A
+/// request from before `User` (its reserved u32 zero) reads as one
+/// without a user.
 ///
 /// # Errors
 /// [`ProtoError::BufferTooSmall`], or `BadLength` when a text is too long.
@@ -756,6 +768,7 @@ pub fn encode_eval_request(
     pid: u32,
     name: &[u16],
     image: &[u16],
+    user: &[u16],
 ) -> Result<usize, ProtoError> {
     let n = u16::try_from(name.len()).map_err(|_| ProtoError::BadLength {
         what: "name length",
@@ -767,15 +780,22 @@ pub fn encode_eval_request(
         expected: MAX_EVAL_IMAGE_UNITS,
         found: image.len(),
     })?;
+    let u = u16::try_from(user.len()).map_err(|_| ProtoError::BadLength {
+        what: "user length",
+        expected: MAX_EVAL_USER_UNITS,
+        found: user.len(),
+    })?;
     let mut w = Writer::new(out);
     w.header()?;
     w.u32(u32::from(kind.to_u8()))?;
     w.u32(pid)?;
     w.u16(n)?;
     w.u16(i)?;
-    w.u32(0)?;
+    w.u16(u)?;
+    w.u16(0)?;
     w.units(name)?;
     w.units(image)?;
+    w.units(user)?;
     Ok(w.written())
 }
 
@@ -786,7 +806,8 @@ fn decode_eval_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
     let pid = r.u32("pid")?;
     let name_units = usize::from(r.u16("name length")?);
     let image_units = usize::from(r.u16("image length")?);
-    if r.u32("reserved")? != 0 {
+    let user_units = usize::from(r.u16("user length")?);
+    if r.u16("reserved")? != 0 {
         return Err(ProtoError::BadValue { what: "reserved" });
     }
     if name_units == 0 || name_units > MAX_NAME_UNITS * 2 {
@@ -803,23 +824,46 @@ fn decode_eval_body<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, ProtoError> {
             found: image_units,
         });
     }
-    // Both are at most 1024 units, so these cannot overflow.
+    if user_units > MAX_EVAL_USER_UNITS {
+        return Err(ProtoError::BadLength {
+            what: "user length",
+            expected: MAX_EVAL_USER_UNITS,
+            found: user_units,
+        });
+    }
+    // Each is at most 1024 units, so these cannot overflow.
     let name_bytes = name_units.saturating_mul(2);
     let image_bytes = image_units.saturating_mul(2);
-    if name_bytes.saturating_add(image_bytes) != r.left() {
+    let user_bytes = user_units.saturating_mul(2);
+    let text_bytes = name_bytes
+        .saturating_add(image_bytes)
+        .saturating_add(user_bytes);
+    if text_bytes != r.left() {
         return Err(ProtoError::BadLength {
             what: "eval text",
-            expected: name_bytes.saturating_add(image_bytes),
+            expected: text_bytes,
             found: r.left(),
         });
     }
     let name = r.take(name_bytes, "name")?;
     let image = r.take(image_bytes, "image")?;
+    let user = r.take(user_bytes, "user")?;
+    // A SID's string form is ASCII; anything else is refused here, not
+    // matched as something the sensor could never supply.
+    if user
+        .chunks_exact(2)
+        .any(|u| !matches!(u, [lo, 0] if lo.is_ascii_graphic()))
+    {
+        return Err(ProtoError::BadValue {
+            what: "user (a SID in string form: printable ASCII)",
+        });
+    }
     Ok(Request::Eval(EvalRequest {
         kind,
         pid,
         name,
         image,
+        user,
     }))
 }
 

@@ -447,8 +447,8 @@ fn events_and_mode_requests() {
 fn eval_request_lengths() {
     let name = w(r"\\.\pipe\msagent_12");
     let image = w(r"C:\x\evil.exe");
-    let mut buf = vec![0u8; eval_request_len(name.len(), image.len())];
-    let n = encode_eval_request(&mut buf, EventKind::Connect, 42, &name, &image).unwrap();
+    let mut buf = vec![0u8; eval_request_len(name.len(), image.len(), 0)];
+    let n = encode_eval_request(&mut buf, EventKind::Connect, 42, &name, &image, &[]).unwrap();
     assert_eq!(n, buf.len());
     let Ok(Request::Eval(e)) = decode_request(IOCTL_EVAL, &buf) else {
         panic!()
@@ -486,12 +486,57 @@ fn eval_request_lengths() {
         })
     ));
     // Image may be empty.
-    let mut b2 = vec![0u8; eval_request_len(name.len(), 0)];
-    encode_eval_request(&mut b2, EventKind::Create, 1, &name, &[]).unwrap();
+    let mut b2 = vec![0u8; eval_request_len(name.len(), 0, 0)];
+    encode_eval_request(&mut b2, EventKind::Create, 1, &name, &[], &[]).unwrap();
     assert!(matches!(
         decode_request(IOCTL_EVAL, &b2),
-        Ok(Request::Eval(EvalRequest { image: &[], .. }))
+        Ok(Request::Eval(EvalRequest {
+            image: &[],
+            user: &[],
+            ..
+        }))
     ));
+}
+
+#[test]
+fn eval_request_carries_a_user() {
+    let name = w(r"\svc_pipe");
+    let user = w("S-1-5-21-0-0-0-1000");
+    let mut buf = vec![0u8; eval_request_len(name.len(), 0, user.len())];
+    let n = encode_eval_request(&mut buf, EventKind::Create, 7, &name, &[], &user).unwrap();
+    assert_eq!(n, buf.len());
+    let Ok(Request::Eval(e)) = decode_request(IOCTL_EVAL, &buf) else {
+        panic!()
+    };
+    let mut units = [0u16; MAX_EVAL_USER_UNITS];
+    assert_eq!(utf16le_into(e.user, &mut units).unwrap(), &user[..]);
+    assert_eq!(e.image, &[] as &[u8]);
+    // A user that is not printable ASCII is refused by name.
+    for bad in ["S-1-5-18\u{e9}", "S-1 5", "S-1-5-\u{0}"] {
+        let u = w(bad);
+        let mut b = vec![0u8; eval_request_len(name.len(), 0, u.len())];
+        encode_eval_request(&mut b, EventKind::Create, 7, &name, &[], &u).unwrap();
+        assert_eq!(
+            decode_request(IOCTL_EVAL, &b),
+            Err(ProtoError::BadValue {
+                what: "user (a SID in string form: printable ASCII)"
+            }),
+            "{bad:?}"
+        );
+    }
+    // Longer than a SID's longest string form.
+    let long = vec![u16::from(b'1'); MAX_EVAL_USER_UNITS + 1];
+    let mut b = vec![0u8; eval_request_len(name.len(), 0, long.len())];
+    encode_eval_request(&mut b, EventKind::Create, 7, &name, &[], &long).unwrap();
+    assert!(matches!(
+        decode_request(IOCTL_EVAL, &b),
+        Err(ProtoError::BadLength {
+            what: "user length",
+            ..
+        })
+    ));
+    // The user's units are part of the length check: one unit cut off.
+    assert!(decode_request(IOCTL_EVAL, &buf[..n - 2]).is_err());
 }
 
 #[test]

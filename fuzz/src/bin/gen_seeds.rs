@@ -231,6 +231,7 @@ fn main() {
 
     let units: Vec<u16> = "\\Device\\NamedPipe\\postex_1234".encode_utf16().collect();
     let image: Vec<u16> = "C:\\x.exe".encode_utf16().collect();
+    let user: Vec<u16> = "S-1-5-18".encode_utf16().collect();
     for sel in [0u8, 2, 3, 4] {
         let mut b = vec![0u8; 4096];
         let n = match sel {
@@ -243,6 +244,7 @@ fn main() {
                 4,
                 &units,
                 &image,
+                &user,
             ),
         }
         .expect("encode request");
