@@ -13,7 +13,9 @@
 //!   `format2/C-00000291-00000005.sys`, compiled from `rules-user/`, holds
 //!   all three prefilter automata (User eager, Image lazy) and is read with
 //!   the events of `events-user.tsv` (a fifth column: the user SID). It has
-//!   no format-1 counterpart.
+//!   no format-1 counterpart. `format2/C-00000291-00000006.sys` is the same
+//!   rules written by a later compiler (a field test's values without
+//!   repeats); both are read.
 //! - Across the formats: every event's verdict read from a format-2 file
 //!   equals the verdict the format-1 parser read from the format-1 file of
 //!   the same sequence (`expected.txt`, frozen): the format changed, the
@@ -70,7 +72,7 @@ fn events() -> Vec<Ev> {
 
 /// The format-2 files compiled from `rules-user/` (User, field 5), which
 /// have no format-1 counterpart and are read with `events-user.tsv`.
-const USER_FILES: &[&str] = &["C-00000291-00000005.sys"];
+const USER_FILES: &[&str] = &["C-00000291-00000005.sys", "C-00000291-00000006.sys"];
 
 fn is_user_file(p: &Path) -> bool {
     USER_FILES

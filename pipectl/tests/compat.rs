@@ -64,7 +64,7 @@ fn compile_reproduces_every_frozen_file_byte_for_byte() {
     }
     assert_eq!(
         n, 5,
-        "format2/commands.txt lists the five files (four from rules/, one from rules-user/)"
+        "format2/commands.txt lists five files today's writer reproduces (four from rules/, sequence 6 from rules-user/; sequence 5 is read-only)"
     );
 }
 
