@@ -1074,11 +1074,8 @@ fn glob_valid(text: &str) -> bool {
     let mut b = text.as_bytes().iter();
     while let Some(&c) = b.next() {
         match c {
-            b'\\' => {
-                if !matches!(b.next(), Some(b'*' | b'?' | b'\\')) {
-                    return false;
-                }
-            }
+            // The guard consumes the escaped byte.
+            b'\\' if !matches!(b.next(), Some(b'*' | b'?' | b'\\')) => return false,
             c if c.is_ascii_lowercase() => return false,
             _ => {}
         }

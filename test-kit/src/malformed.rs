@@ -1097,6 +1097,18 @@ fn atom_records(g: &mut Gen) {
             g.add(name, b, Expect::Kind("not-folded"));
         }
     }
+    // A lower-case letter where the glob has `?`: in no literal piece, so
+    // only the glob's own check sees it.
+    let one = (0..atoms.len() / atom::LEN).find_map(|i| {
+        let a = AtomRecord::read_nth(&atoms, i)?;
+        let text = strings.get(a.str_off as usize..(a.str_off + a.str_len) as usize)?;
+        let at = text.iter().position(|&c| c == b'?')?;
+        (a.kind == AtomKind::GLOB.0).then_some(a.str_off as usize + at)
+    });
+    if let Some(at) = one {
+        let b = g.with(|p| p.body(SectionKind::STRINGS)[at] = b'q');
+        g.add("glob-lower-case-letter", b, Expect::Kind("not-folded"));
+    }
     // The regex atom's DFA index.
     let regex = (0..atoms.len() / atom::LEN)
         .find(|&i| AtomRecord::read_nth(&atoms, i).map(|a| a.kind) == Some(AtomKind::REGEX.0));

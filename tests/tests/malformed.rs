@@ -131,6 +131,7 @@ fn format_2_parts_are_covered() {
         "glob-bad-escape",
         "glob-not-folded",
         "glob-trailing-backslash",
+        "glob-lower-case-letter",
         "dfa-last-transition-to-state-n",
         "dfa-ascii-class-equals-count",
         "prefilter-narrow-flipped",
