@@ -11,7 +11,8 @@
 #      side (ours, RegexSet, aho-corasick, sigma-rust, naive loop) and
 #      validation vs memcpy.
 #   3. callgrind: instructions per `evaluate` call at each rule count
-#      (valgrind --toggle-collect on the `decide` wrapper), and per image-path
+#      (valgrind --toggle-collect on the `decide` wrapper), per byte of
+#      validation of the 10k-rule file (the `validate_file` wrapper), and per image-path
 #      NT -> DOS rewrite (the `dos_rewrite` wrapper).
 #   4. pipe-bench render: the tables.
 #
@@ -46,6 +47,11 @@ if command -v valgrind >/dev/null 2>&1; then
       "$BIN" callgrind "$OUT/$w.sys" 1 >"$OUT/cg-$w.calls" 2>"$OUT/cg-$w.log"
     echo "$w: $(cat "$OUT/cg-$w.calls")"
   done
+  # Validation of the 10k-rule file: instructions per byte of `parse`.
+  valgrind --tool=callgrind --toggle-collect='*validate_file*' \
+    --callgrind-out-file="$OUT/cg-parse.out" \
+    "$BIN" callgrind-parse "$OUT/synth-10000.sys" 1 >"$OUT/cg-parse.calls" 2>"$OUT/cg-parse.log"
+  echo "parse (synth-10000): $(cat "$OUT/cg-parse.calls")"
   # The image-path part of the decision path (NT -> DOS rewrite), beside it.
   valgrind --tool=callgrind --toggle-collect='*dos_rewrite*' \
     --callgrind-out-file="$OUT/cg-dos.out" \

@@ -7,6 +7,9 @@
 //!                                       <out-dir>/<workload>.sys
 //! pipe-bench callgrind <file.sys> <reps> evaluate every name <reps> times (run under
 //!                                       valgrind --toggle-collect=*decide*)
+//! pipe-bench callgrind-parse <file.sys> <reps>
+//!                                       validate the file <reps> times (run under
+//!                                       valgrind --toggle-collect=*validate_file*)
 //! pipe-bench callgrind-dos <reps>       rewrite every event's image path from NT to
 //!                                       DOS form <reps> times, as the driver does
 //!                                       before matching (run under
@@ -44,11 +47,14 @@ fn main() -> ExitCode {
     {
         ["stats", out] => stats(Path::new(out)),
         ["callgrind", file, reps] => callgrind(Path::new(file), reps.parse().unwrap_or(1)),
+        ["callgrind-parse", file, reps] => {
+            callgrind_parse(Path::new(file), reps.parse().unwrap_or(1))
+        }
         ["callgrind-dos", reps] => callgrind_dos(reps.parse().unwrap_or(1)),
         ["callgrind-sid", reps] => callgrind_sid(reps.parse().unwrap_or(1)),
         ["render", out, crit, doc] => render(Path::new(out), Path::new(crit), Path::new(doc)),
         _ => Err(
-            "usage: pipe-bench stats OUT | callgrind FILE REPS | callgrind-dos REPS | callgrind-sid REPS | render OUT CRITERION DOC".into(),
+            "usage: pipe-bench stats OUT | callgrind FILE REPS | callgrind-parse FILE REPS | callgrind-dos REPS | callgrind-sid REPS | render OUT CRITERION DOC".into(),
         ),
     };
     match r {
@@ -211,6 +217,29 @@ fn callgrind(path: &Path, reps: u32) -> Res {
         }
     }
     println!("calls={calls} matched={matched}");
+    Ok(())
+}
+
+/// Full validation, as the driver runs it on a new channel file. Not inlined
+/// so that callgrind can count exactly its instructions (`--toggle-collect`).
+#[inline(never)]
+fn validate_file(bytes: &[u8]) -> Result<ChannelFile<'_>, channel_parser::ParseError> {
+    channel_parser::parse(bytes, &channel_parser::Capabilities::SENSOR)
+}
+
+/// Validates the file `reps` times; prints the calls and the file's length,
+/// from which `render` derives instructions per byte of validation.
+fn callgrind_parse(path: &Path, reps: u32) -> Res {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let aligned = AlignedBytes::new(&raw);
+    let bytes = aligned.as_slice();
+    let mut calls = 0u64;
+    for _ in 0..reps {
+        let f = validate_file(std::hint::black_box(bytes)).map_err(|e| e.to_string())?;
+        std::hint::black_box(f.rule_count());
+        calls += 1;
+    }
+    println!("calls={calls} bytes={}", bytes.len());
     Ok(())
 }
 
@@ -492,21 +521,39 @@ fn render(out: &Path, crit_dir: &Path, doc: &Path) -> Res {
     let gbps = |c: &Option<Crit>| c.as_ref().and_then(|c| Some(c.bytes? / c.median_ns));
     let parse_c = crit(crit_dir, "validate/synth-10000", "parse");
     let memcpy_c = crit(crit_dir, "validate/synth-10000", "memcpy");
-    let _ = writeln!(t, "| | bytes | median | GB/s |");
-    let _ = writeln!(t, "|---|---:|---:|---:|");
-    for (name, c) in [
-        ("`parse` (full validation)", &parse_c),
-        ("`memcpy` of the same bytes", &memcpy_c),
+    // Instructions per byte of validation: callgrind on `validate_file`
+    // (`pipe-bench callgrind-parse`), per call, over the file's length.
+    let parse_ipb = callgrind_per_call(out, "parse").and_then(|(per, _)| {
+        let calls = std::fs::read_to_string(out.join("cg-parse.calls")).ok()?;
+        let bytes: f64 = calls
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix("bytes="))?
+            .parse()
+            .ok()?;
+        Some((per, per / bytes))
+    });
+    let _ = writeln!(
+        t,
+        "| | bytes | median | GB/s | instructions per byte (callgrind) |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|");
+    for (name, c, ipb) in [
+        ("`parse` (full validation)", &parse_c, parse_ipb),
+        ("`memcpy` of the same bytes", &memcpy_c, None),
     ] {
         let _ = writeln!(
             t,
-            "| {name} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} |",
             c.as_ref()
                 .and_then(|c| c.bytes)
                 .map_or("—".into(), |b| format!("{b:.0}")),
             fmt_ns(c.as_ref().map(|c| c.median_ns)),
             gbps(c).map_or("—".into(), |g| format!("{g:.2}")),
+            ipb.map_or("—".into(), |(_, i)| format!("{i:.2}")),
         );
+    }
+    if let Some((per, ipb)) = parse_ipb {
+        let _ = writeln!(t, "\n`parse` executes **{:.2} M instructions** per validation of this file ({ipb:.2} per byte; `pipe-bench callgrind-parse`, callgrind on the `validate_file` wrapper).", per / 1e6);
     }
 
     let _ = writeln!(t, "\n### Instructions per decision (callgrind, `evaluate` only, averaged over all 10k events)\n");

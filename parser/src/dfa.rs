@@ -343,7 +343,7 @@ pub(crate) fn validate(
         l.trans.saturating_sub(l.ascii),
         "DFA ASCII classes and class map",
     )?;
-    if let Some(i) = classes.bytes.iter().position(|&c| u32::from(c) >= k) {
+    if let Some(i) = first_at_or_above(classes.bytes, k) {
         return Err(bad(
             l.ascii.saturating_add(i as u32),
             "character class out of range",
@@ -371,14 +371,55 @@ pub(crate) fn validate(
 }
 
 /// Reads target `i` of a row of 1- or 2-byte entries.
+#[inline(always)]
 fn target(bytes: &[u8], at: u32, wide: bool) -> Option<u32> {
     let at = at as usize;
     if wide {
-        let w = bytes.get(at..at.checked_add(2)?)?;
-        Some(u32::from(u16::from_le_bytes(w.try_into().ok()?)))
+        let w = bytes.get(at..)?.first_chunk::<2>()?;
+        Some(u32::from(u16::from_le_bytes(*w)))
     } else {
         bytes.get(at).map(|&t| u32::from(t))
     }
+}
+
+/// The index of the first byte of `b` that is `bound` or more: a maximum
+/// per block of 64 bytes (which the compiler vectorises), and the position
+/// only inside the block that has one.
+#[inline]
+fn first_at_or_above(b: &[u8], bound: u32) -> Option<usize> {
+    let Ok(bound) = u8::try_from(bound) else {
+        return None; // every byte is below 256
+    };
+    let mut base = 0usize;
+    for block in b.chunks(64) {
+        if block.iter().fold(0u8, |m, &x| m.max(x)) >= bound {
+            let i = block.iter().position(|&x| x >= bound)?;
+            return Some(base.wrapping_add(i));
+        }
+        base = base.wrapping_add(block.len());
+    }
+    None
+}
+
+/// [`first_at_or_above`] over little-endian `u16` entries: the index of the
+/// first entry that is `bound` or more.
+#[inline]
+fn first_u16_at_or_above(b: &[[u8; 2]], bound: u32) -> Option<usize> {
+    let Ok(bound) = u16::try_from(bound) else {
+        return None; // every entry is below 65536
+    };
+    let mut base = 0usize;
+    for block in b.chunks(32) {
+        let max = block
+            .iter()
+            .fold(0u16, |m, &x| m.max(u16::from_le_bytes(x)));
+        if max >= bound {
+            let i = block.iter().position(|&x| u16::from_le_bytes(x) >= bound)?;
+            return Some(base.wrapping_add(i));
+        }
+        base = base.wrapping_add(block.len());
+    }
+    None
 }
 
 /// Dense rows: every transition names a state that exists.
@@ -391,15 +432,18 @@ fn validate_dense(
 ) -> Result<(), ParseError> {
     let trans = blob.sub(l.trans, l.eoi.saturating_sub(l.trans), "DFA transitions")?;
     let w = d::target_len(wide);
-    let cells = trans.len().checked_div(w).unwrap_or(0);
-    for i in 0..cells {
-        let at = i.saturating_mul(w);
-        if target(trans.bytes, at, wide).is_none_or(|t| t >= n) {
-            return Err(bad(
-                l.trans.saturating_add(at),
-                "transition to a state that does not exist",
-            ));
-        }
+    // Whole cells only (the layout makes the part a whole number of them).
+    let first = if wide {
+        first_u16_at_or_above(trans.bytes.as_chunks::<2>().0, n)
+    } else {
+        first_at_or_above(trans.bytes, n)
+    };
+    if let Some(i) = first {
+        let at = u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(w);
+        return Err(bad(
+            l.trans.saturating_add(at),
+            "transition to a state that does not exist",
+        ));
     }
     Ok(())
 }
@@ -418,11 +462,19 @@ fn validate_sparse(
 ) -> Result<(), ParseError> {
     let offsets = blob.sub(l.trans, l.rows.saturating_sub(l.trans), "DFA row offsets")?;
     let rows = blob.sub(l.rows, l.eoi.saturating_sub(l.rows), "DFA sparse rows")?;
+    let offs = offsets
+        .bytes
+        .as_chunks::<{ d::ROW_OFFSET_LEN as usize }>()
+        .0;
+    let rb = rows.bytes;
     let w = d::target_len(wide);
     let mut pos = 0u32;
     for s in 0..n.saturating_sub(2) {
         let at = s.saturating_mul(d::ROW_OFFSET_LEN);
-        let off = u32::from(offsets.u16_at(at, "DFA row offset")?);
+        let off = match offs.get(s as usize) {
+            Some(c) => u32::from(u16::from_le_bytes(*c)),
+            None => u32::from(offsets.u16_at(at, "DFA row offset")?),
+        };
         if off != pos {
             return Err(bad(
                 l.trans.saturating_add(at),
@@ -430,37 +482,42 @@ fn validate_sparse(
             ));
         }
         let row_err = |reason| bad(l.rows.saturating_add(off), reason);
-        if target(rows.bytes, off, wide).is_none_or(|t| t >= n) {
+        if target(rb, off, wide).is_none_or(|t| t >= n) {
             return Err(row_err("default transition to a state that does not exist"));
         }
         let count_at = off.saturating_add(w);
-        let count = u32::from(rows.u8_at(count_at, "DFA sparse row count")?);
+        let count = match rb.get(count_at as usize) {
+            Some(&c) => u32::from(c),
+            None => u32::from(rows.u8_at(count_at, "DFA sparse row count")?),
+        };
         if count >= k.max(1) {
             return Err(row_err("sparse row lists every class"));
         }
         let classes_at = count_at.saturating_add(1);
         let classes = rows.sub(classes_at, count, "DFA sparse row classes")?;
-        let mut prev: Option<u8> = None;
+        // Strictly ascending below K: each class at or above the previous
+        // one plus one (the first at or above 0).
+        let mut floor = 0u32;
         for &c in classes.bytes {
-            if prev.is_some_and(|p| p >= c) || u32::from(c) >= k {
+            let c = u32::from(c);
+            if c < floor || c >= k {
                 return Err(row_err(
                     "sparse row classes are not strictly ascending classes",
                 ));
             }
-            prev = Some(c);
+            floor = c.wrapping_add(1);
         }
         let targets_at = classes_at.saturating_add(count);
-        for i in 0..count {
-            let t = target(
-                rows.bytes,
-                targets_at.saturating_add(i.saturating_mul(w)),
-                wide,
-            );
-            if t.is_none_or(|t| t >= n) {
-                return Err(row_err("sparse transition to a state that does not exist"));
-            }
+        let end = targets_at.saturating_add(count.saturating_mul(w));
+        let all_exist = match rb.get(targets_at as usize..end as usize) {
+            Some(t) if wide => first_u16_at_or_above(t.as_chunks::<2>().0, n).is_none(),
+            Some(t) => t.iter().all(|&t| u32::from(t) < n),
+            None => false, // some target is cut off
+        };
+        if !all_exist {
+            return Err(row_err("sparse transition to a state that does not exist"));
         }
-        pos = targets_at.saturating_add(count.saturating_mul(w));
+        pos = end;
     }
     if pos != rows.len() {
         return Err(bad(l.rows, "sparse rows do not end at their length"));

@@ -703,10 +703,28 @@ fn parse_dfas(dfas: Region<'_>, limits: &Limits) -> Result<(u32, u32), ParseErro
         "DFA entry table",
     )?;
     dfas.sub(0, table_end, "DFA entry table")?;
+    // The entries as fixed records (all present: the table was checked to
+    // lie in the section just above).
+    let ents = records::<{ dfa_entry::LEN }>(dfas.sub(
+        dfa_table::LEN_U32,
+        table_end.saturating_sub(dfa_table::LEN_U32),
+        "DFA entry table",
+    )?);
+    let entry = |i: u32| -> Result<(u32, u32, u32), ParseError> {
+        match ents.get(i as usize) {
+            Some(e) => Ok((
+                i.saturating_mul(dfa_entry::LEN_U32)
+                    .saturating_add(dfa_table::LEN_U32),
+                fld(e, dfa_entry::OFFSET),
+                fld(e, dfa_entry::LENGTH),
+            )),
+            None => dfa_entry(dfas, i),
+        }
+    };
     let mut pos = table_end;
     let mut total = 0u32;
     for i in 0..entries {
-        let (at, off, len) = dfa_entry(dfas, i)?;
+        let (at, off, len) = entry(i)?;
         if i < count {
             check_limit(dfas.at(at), "DFA length", len, limits.max_dfa_len)?;
         }
@@ -734,7 +752,7 @@ fn parse_dfas(dfas: Region<'_>, limits: &Limits) -> Result<(u32, u32), ParseErro
     dfas.sub(pos, dfas.len().saturating_sub(pos), "DFA padding")?
         .check_zero("padding after the last DFA blob")?;
     let blob = |i: u32| -> Result<Region<'_>, ParseError> {
-        let (_, off, len) = dfa_entry(dfas, i)?;
+        let (_, off, len) = entry(i)?;
         dfas.sub(off, len, "DFA blob")
     };
     // Range tables first: the DFAs' layouts depend on their class counts.
@@ -768,6 +786,12 @@ fn dfa_entry(dfas: Region<'_>, i: u32) -> Result<(u32, u32, u32), ParseError> {
 
 /// Validates every rule, its fields, atoms and program. Returns the number of
 /// rules flagged always-evaluate.
+///
+/// Each record is read once: the section is cut into fixed arrays
+/// (`as_chunks`), one bounds check per record, and every field is read at
+/// its constant offset from the array (no check left after inlining). The
+/// limits that do not depend on the record are computed once, before the
+/// loop.
 fn parse_rules(
     cf: &ChannelFile<'_>,
     caps: &Capabilities,
@@ -784,64 +808,65 @@ fn parse_rules(
     // The matcher's scratch holds one rule's hits: a larger limit is capped,
     // as the stack depth is (FORMAT.md "Limits").
     let max_atoms_per_rule = limits.max_atoms_per_rule.min(fmt::ATOMS_PER_RULE_CEILING);
+    let rules = records::<{ rule::LEN }>(cf.rules);
+    let atoms = records::<{ atom::LEN }>(cf.atoms);
+    let rule_fields = records::<{ rule_field::LEN }>(cf.rule_fields);
+    let strings = Strings::new(cf.strings);
     let mut flagged = 0u32;
     let mut prev_id: Option<u32> = None;
     let mut expected_atom_start = 0u32;
-    for r in 0..cf.rule_count {
-        let rec = cf.rules.record(r, rule::LEN, "rule")?;
-        let id = rec.get(rule::ID, "rule id")?;
+    let mut rule_off = cf.rules.offset;
+    for (r, rec) in (0u32..).zip(rules.iter()) {
+        let at = |f: u32| rule_off.saturating_add(f);
+        let id = fld(rec, rule::ID);
         if let Some(p) = prev_id {
             if id <= p {
                 return Err(ParseError::DuplicateRuleId {
-                    offset: rec.offset,
+                    offset: rule_off,
                     id,
                     previous: p,
                 });
             }
         }
         prev_id = Some(id);
-        let name_len = rec.get(rule::NAME_LEN, "rule name length")?;
+        let name_len = fld(rec, rule::NAME_LEN);
         check_limit(
-            rec.at_field(rule::NAME_LEN),
+            at(rule::NAME_LEN.offset_u32()),
             "rule name length",
             name_len,
             limits.max_string_len,
         )?;
-        cf.strings.str_at(
-            rec.get(rule::NAME_OFF, "rule name offset")?,
-            name_len,
-            "rule name",
-        )?;
-        let severity = rec.get(rule::SEVERITY, "severity")?;
+        strings.str_at(fld(rec, rule::NAME_OFF), name_len, "rule name")?;
+        let severity = fld(rec, rule::SEVERITY);
         if !fmt::Severity(severity).is_known() {
             return Err(ParseError::InvalidValue {
-                offset: rec.at_field(rule::SEVERITY),
+                offset: at(rule::SEVERITY.offset_u32()),
                 what: "severity",
                 value: u32::from(severity),
             });
         }
-        let action = rec.get(rule::ACTION, "action")?;
+        let action = fld(rec, rule::ACTION);
         if !fmt::Action(action).is_known() {
             return Err(ParseError::InvalidValue {
-                offset: rec.at_field(rule::ACTION),
+                offset: at(rule::ACTION.offset_u32()),
                 what: "action",
                 value: u32::from(action),
             });
         }
-        let flags = rec.get(rule::FLAGS, "rule flags")?;
+        let flags = fld(rec, rule::FLAGS);
         if flags & !fmt::RULE_FLAG_ALWAYS != 0 {
             return Err(ParseError::InvalidValue {
-                offset: rec.at_field(rule::FLAGS),
+                offset: at(rule::FLAGS.offset_u32()),
                 what: "rule flags",
                 value: u32::from(flags),
             });
         }
 
         // Fields: declared in the schema and supplied by this sensor.
-        let fields_start = rec.get(rule::FIELDS_START, "rule fields start")?;
-        let fields_count = u32::from(rec.get(rule::FIELDS_COUNT, "rule fields count")?);
+        let fields_start = fld(rec, rule::FIELDS_START);
+        let fields_count = u32::from(fld(rec, rule::FIELDS_COUNT));
         check_limit(
-            rec.at_field(rule::FIELDS_COUNT),
+            at(rule::FIELDS_COUNT.offset_u32()),
             "fields per rule",
             fields_count,
             limits.max_fields_per_rule,
@@ -849,22 +874,24 @@ fn parse_rules(
         let fields_end = add(
             fields_start,
             fields_count,
-            rec.at_field(rule::FIELDS_START),
+            at(rule::FIELDS_START.offset_u32()),
             "rule fields end",
         )?;
-        if fields_end > rule_field_count {
-            return Err(ParseError::OutOfRange {
-                offset: rec.at_field(rule::FIELDS_START),
-                what: "rule fields end",
-                value: fields_end,
-                bound: rule_field_count.saturating_add(1),
-            });
-        }
+        let fields = match rule_fields.get(fields_start as usize..fields_end as usize) {
+            Some(f) if fields_end <= rule_field_count => f,
+            _ => {
+                return Err(ParseError::OutOfRange {
+                    offset: at(rule::FIELDS_START.offset_u32()),
+                    what: "rule fields end",
+                    value: fields_end,
+                    bound: rule_field_count.saturating_add(1),
+                })
+            }
+        };
         let mut rule_mask = 0u64;
-        for k in fields_start..fields_end {
-            let entry = cf.rule_fields.record(k, rule_field::LEN, "rule field")?;
-            let field = FieldId(entry.get(rule_field::FIELD, "rule field")?);
-            let off = entry.offset;
+        for (k, entry) in (fields_start..).zip(fields.iter()) {
+            let field = FieldId(fld(entry, rule_field::FIELD));
+            let off = cf.rule_fields.at(k.saturating_mul(rule_field::LEN_U32));
             if !declared(schema_mask, field) {
                 return Err(ParseError::FieldNotDeclared {
                     offset: off,
@@ -880,7 +907,7 @@ fn parse_rules(
                     field,
                 });
             }
-            let bit = 1u64 << field.0; // supplied fields are < 64
+            let bit = 1u64 << (field.0 & 63); // supplied fields are < 64
             if rule_mask & bit != 0 {
                 return Err(ParseError::DuplicateField { offset: off, field });
             }
@@ -889,46 +916,52 @@ fn parse_rules(
         read_fields |= rule_mask;
 
         // Atoms: contiguous per rule, in rule order.
-        let atoms_start = rec.get(rule::ATOMS_START, "rule atoms start")?;
+        let atoms_start = fld(rec, rule::ATOMS_START);
         if atoms_start != expected_atom_start {
             return Err(ParseError::OutOfRange {
-                offset: rec.at_field(rule::ATOMS_START),
+                offset: at(rule::ATOMS_START.offset_u32()),
                 what: "rule atoms start (must follow the previous rule's)",
                 value: atoms_start,
                 bound: expected_atom_start.saturating_add(1),
             });
         }
-        let atoms_end = if let Some(next) = r.checked_add(1).filter(|n| *n < cf.rule_count) {
-            cf.rules
-                .record(next, rule::LEN, "rule")?
-                .get(rule::ATOMS_START, "rule atoms start")?
-        } else {
-            cf.atom_count
+        let atoms_end = match rules.get((r as usize).wrapping_add(1)) {
+            Some(next) => fld(next, rule::ATOMS_START),
+            None => cf.atom_count,
         };
-        if atoms_end < atoms_start || atoms_end > cf.atom_count {
-            return Err(ParseError::OutOfRange {
-                offset: rec.at_field(rule::ATOMS_START),
-                what: "rule atoms end",
-                value: atoms_end,
-                bound: cf.atom_count.saturating_add(1),
-            });
-        }
+        let own = match atoms.get(atoms_start as usize..atoms_end as usize) {
+            Some(own) if atoms_end <= cf.atom_count => own,
+            _ => {
+                return Err(ParseError::OutOfRange {
+                    offset: at(rule::ATOMS_START.offset_u32()),
+                    what: "rule atoms end",
+                    value: atoms_end,
+                    bound: cf.atom_count.saturating_add(1),
+                })
+            }
+        };
         check_limit(
-            rec.at_field(rule::ATOMS_START),
+            at(rule::ATOMS_START.offset_u32()),
             "atoms per rule",
             atoms_end.saturating_sub(atoms_start),
             max_atoms_per_rule,
         )?;
-        for a in atoms_start..atoms_end {
-            parse_atom(cf, a, r, id, rule_mask, limits)?;
+        // The rule's gates, by atom index in the rule (at most 256 atoms).
+        let mut gates = [0u64; 4];
+        for ((a, arec), i) in (atoms_start..).zip(own.iter()).zip(0u32..) {
+            if parse_atom(cf, &strings, arec, a, r, id, rule_mask, limits)? {
+                if let Some(w) = gates.get_mut((i / 64) as usize) {
+                    *w |= 1u64 << (i % 64);
+                }
+            }
         }
         expected_atom_start = atoms_end;
 
         // Program.
-        let prog_off = rec.get(rule::PROG_OFF, "program offset")?;
-        let prog_len = u32::from(rec.get(rule::PROG_LEN, "program length")?);
+        let prog_off = fld(rec, rule::PROG_OFF);
+        let prog_len = u32::from(fld(rec, rule::PROG_LEN));
         check_limit(
-            rec.at_field(rule::PROG_LEN),
+            at(rule::PROG_LEN.offset_u32()),
             "program length",
             prog_len,
             limits.max_program_len,
@@ -937,16 +970,16 @@ fn parse_rules(
             .programs
             .sub(prog_off, prog_len, "program")
             .map_err(|_| ParseError::OutOfRange {
-                offset: rec.at_field(rule::PROG_OFF),
+                offset: at(rule::PROG_OFF.offset_u32()),
                 what: "program end",
                 value: prog_off.saturating_add(prog_len),
                 bound: cf.programs.len().saturating_add(1),
             })?;
-        let always = check_program(cf, prog, id, atoms_start, atoms_end, max_depth)?;
+        let always = check_program(prog, id, atoms_start, atoms_end, max_depth, &gates)?;
         let flag = flags & fmt::RULE_FLAG_ALWAYS != 0;
         if flag != always {
             return Err(ParseError::BadAlwaysFlag {
-                offset: rec.offset,
+                offset: rule_off,
                 rule_id: id,
                 found: flag,
                 expected: always,
@@ -955,6 +988,7 @@ fn parse_rules(
         if always {
             flagged = flagged.saturating_add(1);
         }
+        rule_off = rule_off.saturating_add(rule::LEN_U32);
     }
     if expected_atom_start != cf.atom_count {
         return Err(ParseError::BadSectionLen {
@@ -967,32 +1001,120 @@ fn parse_rules(
     Ok((flagged, read_fields))
 }
 
+/// The records of a section whose length was checked to be a multiple of
+/// `N`, as fixed arrays (a trailing partial record cannot occur).
+#[inline(always)]
+fn records<const N: usize>(r: Region<'_>) -> &[[u8; N]] {
+    r.bytes.as_chunks::<N>().0
+}
+
+/// Field `f` of a record held as a fixed array: the offset is a constant
+/// inside the array, so after inlining the read is one load with no check
+/// (the `Default` fallback is unreachable).
+#[inline(always)]
+fn fld<T: fmt::Le + Default, const N: usize>(rec: &[u8; N], f: fmt::Field<T>) -> T {
+    f.get(rec).unwrap_or_default()
+}
+
+/// The STRINGS section for validation: when the whole section is valid
+/// UTF-8 (as every file the compiler writes is), it is checked once here
+/// and a reference is then valid UTF-8 exactly when it starts and ends on
+/// character boundaries (`str::get`, constant time). Any other reference —
+/// out of bounds, overflowing, cutting a character, or into a section that
+/// is not UTF-8 as a whole — takes [`Region::str_at`], which gives the
+/// same result and the same error as before.
+struct Strings<'a> {
+    region: Region<'a>,
+    whole: Option<&'a str>,
+}
+
+impl<'a> Strings<'a> {
+    fn new(region: Region<'a>) -> Self {
+        Strings {
+            region,
+            whole: core::str::from_utf8(region.bytes).ok(),
+        }
+    }
+
+    #[inline]
+    fn str_at(&self, start: u32, len: u32, what: &'static str) -> Result<&'a str, ParseError> {
+        if let (Some(w), Some(end)) = (self.whole, start.checked_add(len)) {
+            if let Some(s) = w.get(start as usize..end as usize) {
+                return Ok(s);
+            }
+        }
+        self.region.str_at(start, len, what)
+    }
+}
+
+/// Whether a literal is folded and free of U+FFFD: for ASCII text (most
+/// literals) a byte test (no lower-case letter), else per character.
+#[inline]
+fn literal_folded(text: &str) -> bool {
+    // One branch-free pass: bit 7 marks a non-ASCII byte, bit 0 an ASCII
+    // lower-case letter.
+    let mark = text.bytes().fold(0u8, |m, b| {
+        m | (b & 0x80) | u8::from(b.wrapping_sub(b'a') < 26)
+    });
+    match mark {
+        0 => true,
+        1 => false, // ASCII with a lower-case letter: not folded
+        _ => crate::text::is_folded(text) && !text.chars().any(|c| c == '\u{FFFD}'),
+    }
+}
+
+/// [`crate::text::validate_glob`]'s verdict; for ASCII globs a byte scan
+/// (a backslash escapes `*`, `?` or `\`; no lower-case letter), else the
+/// per-character check.
+#[inline]
+fn glob_valid(text: &str) -> bool {
+    if !text.is_ascii() {
+        return crate::text::validate_glob(text).is_ok();
+    }
+    let mut b = text.as_bytes().iter();
+    while let Some(&c) = b.next() {
+        match c {
+            // The guard consumes the escaped byte.
+            b'\\' if !matches!(b.next(), Some(b'*' | b'?' | b'\\')) => return false,
+            c if c.is_ascii_lowercase() => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Validates atom `a` (record `rec`) of rule `rule`. Returns whether it is
+/// a gate.
+#[allow(clippy::too_many_arguments)]
 fn parse_atom(
     cf: &ChannelFile<'_>,
+    strings: &Strings<'_>,
+    rec: &[u8; atom::LEN],
     a: u32,
     rule: u32,
     rule_id: u32,
     rule_mask: u64,
     limits: &Limits,
-) -> Result<(), ParseError> {
-    let rec = cf.atoms.record(a, atom::LEN, "atom")?;
-    let owner = rec.get(atom::RULE, "atom rule")?;
+) -> Result<bool, ParseError> {
+    let rec_off = cf.atoms.at(a.saturating_mul(atom::LEN_U32));
+    let at = |f: u32| rec_off.saturating_add(f);
+    let owner = fld(rec, atom::RULE);
     if owner != rule {
         return Err(ParseError::OutOfRange {
-            offset: rec.offset,
+            offset: rec_off,
             what: "atom rule index (must be its rule's)",
             value: owner,
             bound: rule.saturating_add(1),
         });
     }
-    let field = FieldId(rec.get(atom::FIELD, "atom field")?);
-    let kind = AtomKind(rec.get(atom::KIND, "atom kind")?);
-    let flags = rec.get(atom::FLAGS, "atom flags")?;
-    let str_off = rec.get(atom::STR_OFF, "atom string offset")?;
-    let str_len = rec.get(atom::STR_LEN, "atom string length")?;
-    let arg = rec.get(atom::ARG, "atom argument")?;
+    let field = FieldId(fld(rec, atom::FIELD));
+    let kind = AtomKind(fld(rec, atom::KIND));
+    let flags = fld(rec, atom::FLAGS);
+    let str_off = fld(rec, atom::STR_OFF);
+    let str_len = fld(rec, atom::STR_LEN);
+    let arg = fld(rec, atom::ARG);
     let bad = |reason| ParseError::BadAtomField {
-        offset: rec.offset,
+        offset: rec_off,
         atom: a,
         rule_id,
         field,
@@ -1003,17 +1125,17 @@ fn parse_atom(
     }
     if !kind.is_known() {
         return Err(ParseError::InvalidValue {
-            offset: rec.at_field(atom::KIND),
+            offset: at(atom::KIND.offset_u32()),
             what: "atom kind",
             value: u32::from(kind.0),
         });
     }
     let known = fmt::ATOM_FLAG_PREFILTERED | fmt::ATOM_FLAG_CASE_INSENSITIVE | fmt::ATOM_FLAG_GATE;
-    let gate_without_prefilter =
-        flags & fmt::ATOM_FLAG_GATE != 0 && flags & fmt::ATOM_FLAG_PREFILTERED == 0;
+    let gate = flags & fmt::ATOM_FLAG_GATE != 0;
+    let gate_without_prefilter = gate && flags & fmt::ATOM_FLAG_PREFILTERED == 0;
     if flags & !known != 0 || gate_without_prefilter {
         return Err(ParseError::InvalidValue {
-            offset: rec.at_field(atom::FLAGS),
+            offset: at(atom::FLAGS.offset_u32()),
             what: "atom flags",
             value: u32::from(flags),
         });
@@ -1025,11 +1147,11 @@ fn parse_atom(
         }
         if str_off != 0 || str_len != 0 || flags != 0 {
             return Err(ParseError::NonZeroReserved {
-                offset: rec.at_field(atom::FLAGS),
+                offset: at(atom::FLAGS.offset_u32()),
                 what: "numeric atom's string and flags",
             });
         }
-        return Ok(());
+        return Ok(gate);
     }
     if !string_field {
         return Err(bad("a numeric field, with a string test"));
@@ -1040,29 +1162,29 @@ fn parse_atom(
         limits.max_string_len
     };
     check_limit(
-        rec.at_field(atom::STR_LEN),
+        at(atom::STR_LEN.offset_u32()),
         "atom string length",
         str_len,
         limit,
     )?;
-    let text = cf.strings.str_at(str_off, str_len, "atom string")?;
+    let text = strings.str_at(str_off, str_len, "atom string")?;
     let text_off = cf.strings.at(str_off);
     if kind.is_literal() {
         if flags & fmt::ATOM_FLAG_CASE_INSENSITIVE != 0 || arg != 0 {
             return Err(ParseError::InvalidValue {
-                offset: rec.at_field(atom::FLAGS),
+                offset: at(atom::FLAGS.offset_u32()),
                 what: "literal atom flags/argument",
                 value: u32::from(flags),
             });
         }
         if text.is_empty() {
             return Err(ParseError::InvalidValue {
-                offset: rec.at_field(atom::STR_LEN),
+                offset: at(atom::STR_LEN.offset_u32()),
                 what: "literal length",
                 value: 0,
             });
         }
-        if !crate::text::is_folded(text) || text.chars().any(|c| c == '\u{FFFD}') {
+        if !literal_folded(text) {
             return Err(ParseError::NotFolded {
                 offset: text_off,
                 what: "literal",
@@ -1071,12 +1193,12 @@ fn parse_atom(
     } else if kind == AtomKind::GLOB {
         if flags & fmt::ATOM_FLAG_CASE_INSENSITIVE != 0 || arg != 0 {
             return Err(ParseError::InvalidValue {
-                offset: rec.at_field(atom::FLAGS),
+                offset: at(atom::FLAGS.offset_u32()),
                 what: "glob atom flags/argument",
                 value: u32::from(flags),
             });
         }
-        if crate::text::validate_glob(text).is_err() {
+        if !glob_valid(text) {
             return Err(ParseError::NotFolded {
                 offset: text_off,
                 what: "glob pattern (escapes and folding)",
@@ -1084,13 +1206,13 @@ fn parse_atom(
         }
     } else if arg >= cf.dfa_count {
         return Err(ParseError::OutOfRange {
-            offset: rec.at_field(atom::ARG),
+            offset: at(atom::ARG.offset_u32()),
             what: "DFA index",
             value: arg,
             bound: cf.dfa_count,
         });
     }
-    Ok(())
+    Ok(gate)
 }
 
 /// Validates a condition program with the format's one checker
@@ -1100,20 +1222,26 @@ fn parse_atom(
 /// on every event: its Kleene value with its gates false and every other
 /// atom unknown is not false.
 fn check_program(
-    cf: &ChannelFile<'_>,
     prog: Region<'_>,
     rule_id: u32,
     atoms_start: u32,
     atoms_end: u32,
     max_depth: u32,
+    gates: &[u64; 4],
 ) -> Result<bool, ParseError> {
-    fmt::program::check(prog.bytes, atoms_start..atoms_end, max_depth, |idx| {
-        cf.atom(idx).gate()
-    })
-    .map_err(|e| ParseError::BadProgram {
-        offset: prog.at(e.at),
-        rule_id,
-        reason: e.reason,
+    // `check` asks only about atoms in `atoms_start..atoms_end` (at most 256).
+    let gate = |idx: u32| {
+        let i = idx.wrapping_sub(atoms_start);
+        gates
+            .get((i / 64) as usize)
+            .is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+    };
+    fmt::program::check(prog.bytes, atoms_start..atoms_end, max_depth, gate).map_err(|e| {
+        ParseError::BadProgram {
+            offset: prog.at(e.at),
+            rule_id,
+            reason: e.reason,
+        }
     })
 }
 
@@ -1309,127 +1437,289 @@ fn parse_automaton<'a>(
         outputs_at: rel(l.outputs),
         labels_at: rel(l.labels),
     };
-    let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
+    let parts = AutomatonParts {
+        edge_start,
+        fail,
+        out_start,
+        outputs,
+        labels,
+        depths,
+        dense,
+    };
+    if narrow {
+        check_automaton_tables::<Narrow>(cf, &a, &parts, limits)?;
+    } else {
+        check_automaton_tables::<Wide>(cf, &a, &parts, limits)?;
+    }
+    let next = add(pos, l.end, sec.offset, "automaton")?;
+    Ok((a, next))
+}
+
+/// The parts of one automaton after its class map, each cut to its exact
+/// length by [`parse_automaton`].
+struct AutomatonParts<'a> {
+    edge_start: Region<'a>,
+    fail: Region<'a>,
+    out_start: Region<'a>,
+    outputs: Region<'a>,
+    labels: Region<'a>,
+    depths: Region<'a>,
+    dense: Region<'a>,
+}
+
+/// The width of an automaton's index arrays (FORMAT.md §10: `u16` with
+/// NARROW, else `u32`), as a type, so that each array is cut once into
+/// fixed cells and read without a per-entry width test.
+trait IndexWidth {
+    /// One entry's bytes.
+    type Cell: Copy;
+    /// The entry width in bytes.
+    const W: u32;
+    /// The entries of an array (cut to a whole number of entries).
+    fn cells(b: &[u8]) -> &[Self::Cell];
+    /// An entry's value.
+    fn value(c: Self::Cell) -> u32;
+}
+
+struct Narrow;
+struct Wide;
+
+impl IndexWidth for Narrow {
+    type Cell = [u8; 2];
+    const W: u32 = 2;
+    #[inline(always)]
+    fn cells(b: &[u8]) -> &[[u8; 2]] {
+        b.as_chunks::<2>().0
+    }
+    #[inline(always)]
+    fn value(c: [u8; 2]) -> u32 {
+        u32::from(u16::from_le_bytes(c))
+    }
+}
+
+impl IndexWidth for Wide {
+    type Cell = [u8; 4];
+    const W: u32 = 4;
+    #[inline(always)]
+    fn cells(b: &[u8]) -> &[[u8; 4]] {
+        b.as_chunks::<4>().0
+    }
+    #[inline(always)]
+    fn value(c: [u8; 4]) -> u32 {
+        u32::from_le_bytes(c)
+    }
+}
+
+/// Entry `i` of an index array; 0 past the end (never, for the entries the
+/// checks read: each array was cut to its exact length and the indices are
+/// bounded first).
+#[inline(always)]
+fn entry<X: IndexWidth>(cells: &[X::Cell], i: u32) -> u32 {
+    cells.get(i as usize).map_or(0, |&c| X::value(c))
+}
+
+/// Whether every entry of `cells` is at least the one before it and at most
+/// `total`: pairs compared without a branch, in blocks the compiler
+/// vectorises (the first failing entry is found by the caller's loop).
+#[inline]
+fn ascends_within<X: IndexWidth>(cells: &[X::Cell], total: u32) -> bool {
+    let n = cells.len().saturating_sub(1);
+    let (Some(before), Some(after)) = (cells.get(..n), cells.get(1..)) else {
+        return true;
+    };
+    before.chunks(64).zip(after.chunks(64)).all(|(b, a)| {
+        b.iter().zip(a).fold(true, |ok, (&p, &v)| {
+            let (p, v) = (X::value(p), X::value(v));
+            ok & (v >= p) & (v <= total)
+        })
+    })
+}
+
+/// The checks of FORMAT.md §10 on an automaton's tables, one linear pass
+/// per array over fixed cells: edge and output starts ascend; the root;
+/// per state its children (labels, depths), failure link and outputs (each
+/// a PREFILTERED atom of the field); the dense rows' targets and exit flags.
+fn check_automaton_tables<X: IndexWidth>(
+    cf: &ChannelFile<'_>,
+    a: &Automaton<'_>,
+    p: &AutomatonParts<'_>,
+    limits: &Limits,
+) -> Result<(), ParseError> {
+    let bad = |at: u32, reason| ParseError::BadAutomaton { offset: at, reason };
+    let (s_count, d_count, c_count) = (a.state_count, a.dense_count, a.class_count);
+    let (field, lazy) = (a.field, a.lazy);
+    let es = X::cells(p.edge_start.bytes);
+    let os = X::cells(p.out_start.bytes);
+    let fails = X::cells(p.fail.bytes);
+    let outs = X::cells(p.outputs.bytes);
+    let (labels, depths) = (p.labels.bytes, p.depths.bytes);
+    let depth = |s: u32| -> u8 { depths.get(s as usize).copied().unwrap_or(u8::MAX) };
     // Width of an index-array entry, for error offsets.
-    let w = fmt::automaton_index_len(narrow);
+    let w = X::W;
     let e_count = s_count.saturating_sub(1);
-    // Ranges of edges and outputs: ascending, from 0 to the totals.
-    for (arr, total, what) in [
+    // Ranges of edges and outputs: ascending, from 0 to the totals. Each
+    // array holds exactly S + 1 entries (its part's length).
+    for (arr, cells, total, what) in [
         (
-            edge_start,
+            p.edge_start,
+            es,
             e_count,
             "edge starts do not ascend from 0 to the edge count",
         ),
         (
-            out_start,
-            o_count,
+            p.out_start,
+            os,
+            a.output_count,
             "output starts do not ascend from 0 to the output count",
         ),
     ] {
+        // Entry 0 must be 0; then each entry lies in [previous, total]
+        // (one unsigned compare: previous ≤ total holds throughout); the
+        // last (entry S) must be the total. A branch-free pass first; the
+        // loop below finds where only when it fails.
+        let last = cells.last().map_or(0, |&c| X::value(c));
+        if entry::<X>(cells, 0) == 0 && last == total && ascends_within::<X>(cells, total) {
+            continue;
+        }
+        if entry::<X>(cells, 0) != 0 {
+            return Err(bad(arr.offset, what));
+        }
         let mut prev = 0u32;
-        for s in 0..=s_count {
-            let v = crate::view::index_at(arr.bytes, 0, s, narrow);
-            if (s == 0 && v != 0) || v < prev || v > total || (s == s_count && v != total) {
+        let mut s = 1u32;
+        for &c in cells.get(1..).unwrap_or(&[]) {
+            let v = X::value(c);
+            if v.wrapping_sub(prev) > total.wrapping_sub(prev) {
                 return Err(bad(arr.at(s.saturating_mul(w)), what));
             }
             prev = v;
+            s = s.wrapping_add(1);
+        }
+        if prev != total {
+            return Err(bad(arr.at(s_count.saturating_mul(w)), what));
         }
     }
-    if depth(0) != 0 || a.fail(0) != 0 {
+    if depth(0) != 0 || entry::<X>(fails, 0) != 0 {
         return Err(bad(
-            depths.offset,
+            p.depths.offset,
             "the root must have depth 0 and no failure link",
         ));
     }
-    let (o0, o1) = a.output_range(0);
-    if o0 != o1 {
-        return Err(bad(out_start.offset, "the root has outputs"));
+    if entry::<X>(os, 1) != 0 {
+        return Err(bad(p.out_start.offset, "the root has outputs"));
     }
-    for s in 0..s_count {
-        let at = edge_start.at(s.saturating_mul(w));
-        let e0 = a.edge_start(s);
-        let e1 = a.edge_start(s.saturating_add(1));
-        let d = depth(s);
+    let atoms = records::<{ atom::LEN }>(cf.atoms);
+    // Edge and output starts ascend (checked above): state `s`'s ranges
+    // are the previous state's ends and entry `s + 1`.
+    let (mut e0, mut o0) = (0u32, 0u32);
+    let ends = es
+        .get(1..)
+        .unwrap_or(&[])
+        .iter()
+        .zip(os.get(1..).unwrap_or(&[]));
+    let mut s = 0u32;
+    for (((&ec, &oc), &fc), &d) in ends.zip(fails).zip(depths) {
+        let (e1, o1) = (X::value(ec), X::value(oc));
         if e1 > e0 {
+            let at = || p.edge_start.at(s.saturating_mul(w));
             // Children e0+1 ..= e1 (breadth-first numbering): after their parent.
             if e0 < s {
-                return Err(bad(at, "a child precedes its parent"));
+                return Err(bad(at(), "a child precedes its parent"));
             }
-            let child_depth = d.checked_add(1).ok_or(bad(at, "depth overflows"))?;
+            let child_depth = d
+                .checked_add(1)
+                .ok_or_else(|| bad(at(), "depth overflows"))?;
             if u32::from(child_depth) > limits.max_literal_len {
-                return Err(bad(at, "deeper than the longest literal allowed"));
+                return Err(bad(at(), "deeper than the longest literal allowed"));
             }
-            let mut prev: Option<u8> = None;
-            for e in e0..e1 {
-                let label = labels.bytes.get(e as usize).copied().unwrap_or(0);
-                if prev.is_some_and(|p| p >= label) || u32::from(label) >= c_count {
+            // e1 ≤ S − 1 (checked above): both slices exist.
+            let ls = labels.get(e0 as usize..e1 as usize).unwrap_or(&[]);
+            let ds = depths
+                .get((e0 as usize).wrapping_add(1)..(e1 as usize).wrapping_add(1))
+                .unwrap_or(&[]);
+            // Labels strictly ascend below C: each above the previous (the
+            // first above "-1"), as one compare on a widened value.
+            let mut floor = 0u32;
+            let mut e = e0;
+            for (&label, &cd) in ls.iter().zip(ds) {
+                let l = u32::from(label);
+                if l < floor || l >= c_count {
                     return Err(bad(
-                        labels.at(e),
+                        p.labels.at(e),
                         "edge labels of a state are not strictly ascending classes",
                     ));
                 }
-                prev = Some(label);
-                if depth(e.saturating_add(1)) != child_depth {
+                floor = l.wrapping_add(1);
+                if cd != child_depth {
                     return Err(bad(
-                        depths.at(e.saturating_add(1)),
+                        p.depths.at(e.saturating_add(1)),
                         "child depth is not parent depth + 1",
                     ));
                 }
+                e = e.wrapping_add(1);
             }
         }
         if s > 0 {
-            let f = a.fail(s);
+            let f = X::value(fc);
             if f >= s_count || depth(f) >= d {
                 return Err(bad(
-                    fail.at(s.saturating_mul(w)),
+                    p.fail.at(s.saturating_mul(w)),
                     "failure link does not lead to a shallower state",
                 ));
             }
         }
-        let (o0, o1) = a.output_range(s);
-        for k in o0..o1 {
-            let oat = outputs.at(k.saturating_mul(w));
-            let atom_idx = a.output(k);
-            if atom_idx >= cf.atom_count {
+        // o1 ≤ O (checked above): the slice exists.
+        let own = outs.get(o0 as usize..o1 as usize).unwrap_or(&[]);
+        for (k, &oc) in (o0..).zip(own) {
+            let atom_idx = X::value(oc);
+            let oat = || p.outputs.at(k.saturating_mul(w));
+            let Some(rec) = atoms.get(atom_idx as usize) else {
                 return Err(ParseError::OutOfRange {
-                    offset: oat,
+                    offset: oat(),
                     what: "output atom",
                     value: atom_idx,
                     bound: cf.atom_count,
                 });
+            };
+            if FieldId(fld(rec, atom::FIELD)) != field {
+                return Err(bad(oat(), "output atom tests another field"));
             }
-            let atom = cf.atom(atom_idx);
-            if atom.field() != field {
-                return Err(bad(oat, "output atom tests another field"));
+            let flags = fld(rec, atom::FLAGS);
+            if flags & fmt::ATOM_FLAG_PREFILTERED == 0 {
+                return Err(bad(oat(), "output atom is not prefiltered"));
             }
-            if !atom.prefiltered() {
-                return Err(bad(oat, "output atom is not prefiltered"));
+            if lazy && flags & fmt::ATOM_FLAG_GATE != 0 {
+                return Err(bad(oat(), "a lazy automaton's atom is a gate"));
             }
-            if lazy && atom.gate() {
-                return Err(bad(oat, "a lazy automaton's atom is a gate"));
-            }
-            if atom.kind().is_literal() && atom.str_len() > u32::from(d) {
-                return Err(bad(oat, "literal is longer than the state's depth"));
+            if AtomKind(fld(rec, atom::KIND)).is_literal() && fld(rec, atom::STR_LEN) > u32::from(d)
+            {
+                return Err(bad(oat(), "literal is longer than the state's depth"));
             }
         }
+        e0 = e1;
+        o0 = o1;
+        s = s.wrapping_add(1);
     }
     // Dense rows: targets exist, and the exit flag is set exactly when
     // the target has outputs or is not dense.
-    for i in 0..d_count.saturating_mul(c_count) {
-        let at = i.saturating_mul(fmt::AUTOMATON_DENSE_ENTRY_LEN);
-        let t = dense.le32(at);
+    let cells = d_count.saturating_mul(c_count) as usize;
+    let rows = p
+        .dense
+        .bytes
+        .as_chunks::<{ fmt::AUTOMATON_DENSE_ENTRY_LEN as usize }>()
+        .0;
+    for (i, cell) in (0u32..).zip(rows.iter().take(cells)) {
+        let t = u32::from_le_bytes(*cell);
         let target = t & !fmt::DENSE_EXIT_FLAG;
-        let (o0, o1) = a.output_range(target);
-        let exit = o1 != o0 || target >= d_count;
+        let has_outputs = entry::<X>(os, target.saturating_add(1)) != entry::<X>(os, target);
+        let exit = has_outputs || target >= d_count;
         if target >= s_count || (t & fmt::DENSE_EXIT_FLAG != 0) != exit {
             return Err(bad(
-                dense.at(at),
+                p.dense.at(i.saturating_mul(fmt::AUTOMATON_DENSE_ENTRY_LEN)),
                 "dense transition to a missing state, or with a wrong exit flag",
             ));
         }
     }
-    let next = add(pos, l.end, sec.offset, "automaton")?;
-    Ok((a, next))
+    Ok(())
 }
 
 fn parse_always(cf: &ChannelFile<'_>, flagged: u32) -> Result<(), ParseError> {

@@ -372,13 +372,6 @@ impl<'a> ChannelFile<'a> {
         self.rules.le16(base)
     }
 
-    pub(crate) fn atom(&self, index: u32) -> AtomView<'a> {
-        AtomView {
-            file: self.records(),
-            index,
-        }
-    }
-
     /// What rule and atom views read (kept small: a [`crate::Verdict`]
     /// carries one).
     fn records(&self) -> Records<'a> {
@@ -598,9 +591,5 @@ impl<'a> AtomView<'a> {
     /// DFA index (REGEX) or value (NUM_EQ).
     pub fn arg(&self) -> u32 {
         self.file.atoms.le32(self.at(atom::ARG))
-    }
-    /// Folded byte length of a literal atom.
-    pub(crate) fn str_len(&self) -> u32 {
-        self.file.atoms.le32(self.at(atom::STR_LEN))
     }
 }

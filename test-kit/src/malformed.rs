@@ -1076,8 +1076,40 @@ fn atom_records(g: &mut Gen) {
         body.extend_from_slice(&AtomRecord { rule: 0, ..last }.to_bytes())
     });
     g.add("atom-appended-for-rule-0", b, Expect::Kind("out-of-range"));
-    // The regex atom's DFA index.
+    // A stored glob (the fixture's `\\PSEXESVC*`: an escaped backslash, a
+    // literal, a star) with a bad escape, a lower-case letter, and a lone
+    // backslash at its end (ASCII globs take the parser's byte scan).
     let atoms = g.parts.clone().body(SectionKind::ATOMS).clone();
+    let strings = g.parts.clone().body(SectionKind::STRINGS).clone();
+    let glob = (0..atoms.len() / atom::LEN).find_map(|i| {
+        let a = AtomRecord::read_nth(&atoms, i)?;
+        let text = strings.get(a.str_off as usize..(a.str_off + a.str_len) as usize)?;
+        (a.kind == AtomKind::GLOB.0 && text.starts_with(b"\\\\") && text.len() > 3)
+            .then_some((a.str_off as usize, a.str_len as usize))
+    });
+    if let Some((off, len)) = glob {
+        for (name, at, byte) in [
+            ("glob-bad-escape", off + 1, b'A'),
+            ("glob-not-folded", off + 2, b'p'),
+            ("glob-trailing-backslash", off + len - 1, b'\\'),
+        ] {
+            let b = g.with(|p| p.body(SectionKind::STRINGS)[at] = byte);
+            g.add(name, b, Expect::Kind("not-folded"));
+        }
+    }
+    // A lower-case letter where the glob has `?`: in no literal piece, so
+    // only the glob's own check sees it.
+    let one = (0..atoms.len() / atom::LEN).find_map(|i| {
+        let a = AtomRecord::read_nth(&atoms, i)?;
+        let text = strings.get(a.str_off as usize..(a.str_off + a.str_len) as usize)?;
+        let at = text.iter().position(|&c| c == b'?')?;
+        (a.kind == AtomKind::GLOB.0).then_some(a.str_off as usize + at)
+    });
+    if let Some(at) = one {
+        let b = g.with(|p| p.body(SectionKind::STRINGS)[at] = b'q');
+        g.add("glob-lower-case-letter", b, Expect::Kind("not-folded"));
+    }
+    // The regex atom's DFA index.
     let regex = (0..atoms.len() / atom::LEN)
         .find(|&i| AtomRecord::read_nth(&atoms, i).map(|a| a.kind) == Some(AtomKind::REGEX.0));
     if let Some(i) = regex {
@@ -1164,9 +1196,20 @@ fn dfas(g: &mut Gen) {
         // The first transition leads past the last state.
         let b = g.with(|p| dfa0(p)[l0.trans as usize] = 0xFF);
         g.add("dfa-transition-missing-state", b, Expect::Kind("bad-dfa"));
+        // The limit cases: the last transition (the end of the parser's
+        // last block) names state N, one past the last state.
+        if let Ok(n) = u8::try_from(h0.state_count) {
+            let b = g.with(|p| dfa0(p)[l0.eoi as usize - 1] = n);
+            g.add("dfa-last-transition-to-state-n", b, Expect::Kind("bad-dfa"));
+        }
     }
     let b = g.with(|p| dfa0(p)[l0.ascii as usize + usize::from(b'a')] = 0xFF);
     g.add("dfa-ascii-class-out-of-range", b, Expect::Kind("bad-dfa"));
+    // The limit case: an ASCII class equal to the class count.
+    if let Ok(k) = u8::try_from(h0.class_count) {
+        let b = g.with(|p| dfa0(p)[l0.ascii as usize + usize::from(b'~')] = k);
+        g.add("dfa-ascii-class-equals-count", b, Expect::Kind("bad-dfa"));
+    }
     if h0.state_count % 8 != 0 {
         let b = g.with(|p| {
             let blob = dfa0(p);

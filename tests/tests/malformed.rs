@@ -128,6 +128,12 @@ fn format_2_parts_are_covered() {
         "prefilter-fail-to-self",
         "prefilter-output-atom-huge",
         "prefilter-lazy-with-gates",
+        "glob-bad-escape",
+        "glob-not-folded",
+        "glob-trailing-backslash",
+        "glob-lower-case-letter",
+        "dfa-last-transition-to-state-n",
+        "dfa-ascii-class-equals-count",
         "prefilter-narrow-flipped",
         "misaligned-buffer-accepted",
     ] {
