@@ -317,9 +317,11 @@ impl<'a> ChannelFile<'a> {
     /// finds to `sink`.
     #[inline(never)]
     fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32)) {
-        let (s, pos) = match text {
-            Text::Utf16(units) => self.scan_units(a, units, sink),
-            Text::Utf8(text) => self.scan_units(a, text, sink),
+        let (s, pos) = match (text, a.narrow) {
+            (Text::Utf16(units), true) => self.scan_units(a, &Hot::<2>::new(a), units, sink),
+            (Text::Utf16(units), false) => self.scan_units(a, &Hot::<4>::new(a), units, sink),
+            (Text::Utf8(text), true) => self.scan_units(a, &Hot::<2>::new(a), text, sink),
+            (Text::Utf8(text), false) => self.scan_units(a, &Hot::<4>::new(a), text, sink),
         };
         // The literals that end the field are the outputs of the last state.
         let (o0, o1) = a.output_range(s);
@@ -340,20 +342,27 @@ impl<'a> ChannelFile<'a> {
     /// the folded length.
     ///
     /// ASCII units (nearly every character of a pipe name or image path)
-    /// never leave this loop: the class map folds them, a dense state takes
-    /// one row load, a sparse state searches its few labels (following
-    /// failure links to a dense state). A dense transition carries the exit
-    /// flag when its target has outputs or is sparse, so the common step
-    /// checks nothing else. A non-ASCII character takes an out-of-line step
-    /// (decode, fold, UTF-8 bytes).
+    /// never leave the two inner loops: in the root, [`dense_run`] skips
+    /// the units that start no literal ([`Units::skip_ascii_outside`] over
+    /// the automaton's root start set); in a dense state it takes one row
+    /// load per unit (the class map folds), until a transition carries the
+    /// exit flag (target has outputs or is sparse). A sparse state searches
+    /// its few labels (following failure links to a dense state). A
+    /// non-ASCII character takes an out-of-line step (decode, fold, UTF-8
+    /// bytes).
     #[inline(always)]
-    fn scan_units<U: Units + ?Sized>(
+    fn scan_units<U: Units + ?Sized, const N: usize>(
         &self,
         a: &Automaton<'a>,
+        hot: &Hot<'a, N>,
         units: &U,
         sink: &mut impl FnMut(u32),
-    ) -> (u32, u32) {
-        let (classes, dense, d, cc) = (a.classes, a.dense, a.dense_count, a.class_count as usize);
+    ) -> (u32, u32)
+    where
+        [u8; N]: IndexEntry,
+    {
+        let (classes, dense, d, cc) = (a.classes, hot.dense, a.dense_count, a.class_count as usize);
+        let start = &a.root_start;
         let mut s = 0u32;
         let mut i = 0usize;
         // The folded byte position is `i + delta`: ASCII units count one
@@ -361,45 +370,34 @@ impl<'a> ChannelFile<'a> {
         let mut delta = 0u32;
         loop {
             if s < d {
-                let (ni, ns, exit) = dense_run(units, i, s, classes, dense, cc);
+                let (ni, ns, exit) = dense_run(units, i, s, classes, dense, cc, start);
                 i = ni;
                 s = ns;
                 if exit {
-                    let (o0, o1) = a.output_range(s);
+                    let (o0, o1) = hot.output_range(s);
                     if o0 != o1 {
                         self.report(a, s, (i as u32).wrapping_add(delta), sink);
                     }
                     continue;
                 }
-            }
-            let Some(u) = units.ascii_at(i) else {
-                let Some((c, next)) = units.char_at(i) else {
-                    break;
-                };
-                let mut pos = (i as u32).wrapping_add(delta);
-                s = self.step_char(a, s, c, &mut pos, sink);
-                i = next;
-                delta = pos.wrapping_sub(i as u32);
-                continue;
-            };
-            let c = classes.get(usize::from(u)).copied().unwrap_or(0);
-            i = i.wrapping_add(1);
-            if s < d {
-                let t = dense_at(
-                    dense,
-                    (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)),
-                );
-                s = t & !DENSE_EXIT_FLAG;
-                if t & DENSE_EXIT_FLAG == 0 {
-                    continue;
+                // The text ended or the unit at `i` is not ASCII.
+            } else if let Some(u) = units.ascii_at(i) {
+                let c = classes.get(usize::from(u)).copied().unwrap_or(0);
+                i = i.wrapping_add(1);
+                s = hot.step(s, u32::from(c));
+                let (o0, o1) = hot.output_range(s);
+                if o0 != o1 {
+                    self.report(a, s, (i as u32).wrapping_add(delta), sink);
                 }
-            } else {
-                s = sparse_step(a, s, u32::from(c));
+                continue;
             }
-            let (o0, o1) = a.output_range(s);
-            if o0 != o1 {
-                self.report(a, s, (i as u32).wrapping_add(delta), sink);
-            }
+            let Some((c, next)) = units.char_at(i) else {
+                break;
+            };
+            let mut pos = (i as u32).wrapping_add(delta);
+            s = self.step_char(a, s, c, &mut pos, sink);
+            i = next;
+            delta = pos.wrapping_sub(i as u32);
         }
         (s, (i as u32).wrapping_add(delta))
     }
@@ -676,14 +674,137 @@ impl<'a> ChannelFile<'a> {
     }
 }
 
-/// Dense transition `idx` (a `u32` index into the rows).
+/// Dense transition `idx` (an index into the rows of `u32` entries).
 #[inline(always)]
-fn dense_at(dense: &[u8], idx: usize) -> u32 {
-    const W: usize = channel_format::AUTOMATON_DENSE_ENTRY_LEN as usize;
-    let at = idx.wrapping_mul(W);
-    match dense.get(at..at.wrapping_add(W)) {
-        Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
+fn dense_at(dense: &[[u8; 4]], idx: usize) -> u32 {
+    const _: () = assert!(channel_format::AUTOMATON_DENSE_ENTRY_LEN == 4);
+    match dense.get(idx) {
+        Some(&w) => u32::from_le_bytes(w),
         None => 0,
+    }
+}
+
+/// An entry of an automaton's index arrays: `u16` (NARROW) or `u32`.
+pub(crate) trait IndexEntry: Copy {
+    /// The entry's value.
+    fn value(self) -> u32;
+}
+
+impl IndexEntry for [u8; 2] {
+    #[inline(always)]
+    fn value(self) -> u32 {
+        u32::from(u16::from_le_bytes(self))
+    }
+}
+
+impl IndexEntry for [u8; 4] {
+    #[inline(always)]
+    fn value(self) -> u32 {
+        u32::from_le_bytes(self)
+    }
+}
+
+/// The tables a scan reads on every unit, cut once per scan into arrays
+/// of fixed-size entries (`N`: the index width): each read is one bounds
+/// check, with no width test. Reads of validated data; the zero fallbacks
+/// are unreachable.
+pub(crate) struct Hot<'t, const N: usize> {
+    /// Edge starts, failure links, output starts and outputs.
+    idx: &'t [[u8; N]],
+    /// Entry index of the failure links.
+    fail_at: usize,
+    /// Entry index of the output starts.
+    out_at: usize,
+    /// The edge labels.
+    labels: &'t [u8],
+    /// The dense rows.
+    dense: &'t [[u8; 4]],
+    dense_count: u32,
+    class_count: usize,
+}
+
+impl<'t, const N: usize> Hot<'t, N>
+where
+    [u8; N]: IndexEntry,
+{
+    #[inline(always)]
+    fn new(a: &Automaton<'t>) -> Hot<'t, N> {
+        // Every array starts at a multiple of its entry width (the layout).
+        let entry = |at: u32| (at as usize).checked_div(N).unwrap_or(0);
+        Hot {
+            idx: a.tables.as_chunks::<N>().0,
+            fail_at: entry(a.fail_at),
+            out_at: entry(a.out_start_at),
+            labels: a.tables.get(a.labels_at as usize..).unwrap_or(&[]),
+            dense: a.dense.as_chunks::<4>().0,
+            dense_count: a.dense_count,
+            class_count: a.class_count as usize,
+        }
+    }
+
+    /// Entries `i` and `i + 1`.
+    #[inline(always)]
+    fn pair(&self, i: usize) -> (u32, u32) {
+        match self.idx.get(i..i.wrapping_add(2)) {
+            Some(&[x, y]) => (x.value(), y.value()),
+            _ => (0, 0),
+        }
+    }
+
+    /// The output range `[o0, o1)` of state `s`.
+    #[inline(always)]
+    fn output_range(&self, s: u32) -> (u32, u32) {
+        self.pair(self.out_at.wrapping_add(s as usize))
+    }
+
+    /// The goto child of the sparse state `s` on class `c`, if any (edge
+    /// `k` leads to state `k + 1`).
+    #[inline(always)]
+    fn child(&self, s: u32, c: u32) -> Option<u32> {
+        let (e0, e1) = self.pair(s as usize);
+        let labels = self.labels.get(e0 as usize..e1 as usize)?;
+        // Deep states of a literal trie mostly have one child: one compare.
+        let i = match labels {
+            [l] => {
+                if u32::from(*l) != c {
+                    return None;
+                }
+                0
+            }
+            _ => labels.iter().position(|&l| u32::from(l) == c)?,
+        };
+        Some(e0.wrapping_add(i as u32).wrapping_add(1))
+    }
+
+    /// One class from the sparse state `s`: its goto, else its failure
+    /// link's, until a dense state's row decides.
+    #[inline(always)]
+    fn step(&self, mut s: u32, c: u32) -> u32 {
+        loop {
+            if let Some(n) = self.child(s, c) {
+                return n;
+            }
+            let f = self
+                .idx
+                .get(self.fail_at.wrapping_add(s as usize))
+                .map_or(0, |&e| e.value());
+            if f < self.dense_count {
+                return dense_at(
+                    self.dense,
+                    (f as usize)
+                        .wrapping_mul(self.class_count)
+                        .wrapping_add(c as usize),
+                ) & !DENSE_EXIT_FLAG;
+            }
+            // A failure link leads to a shallower state, which breadth-first
+            // numbering puts at a lower index (validated: children follow
+            // their parent at depth + 1): the loop ends. The guard keeps it
+            // ending for any input.
+            if f >= s {
+                return 0;
+            }
+            s = f;
+        }
     }
 }
 
@@ -707,28 +828,41 @@ fn sparse_step(a: &Automaton<'_>, mut s: u32, c: u32) -> u32 {
 
 /// The hot loop of a scan: ASCII units through dense rows, from state `s`
 /// (dense) at unit `i`, until the text ends, a unit is not ASCII, or a
-/// transition carries the exit flag. Returns the unit index and state
-/// reached, and whether it stopped on the exit flag. Out of line so that
-/// its few values live in registers.
+/// transition carries the exit flag. In the root, the units outside
+/// `start` (the ASCII units whose root transition stays in the root) are
+/// skipped without a row load. Returns the unit index and state reached,
+/// and whether it stopped on the exit flag. Out of line so that its few
+/// values live in registers.
 #[inline(never)]
 fn dense_run<U: Units + ?Sized>(
     units: &U,
     mut i: usize,
     mut s: u32,
     classes: &[u8; 256],
-    dense: &[u8],
+    dense: &[[u8; 4]],
     cc: usize,
+    start: &[u64; 2],
 ) -> (usize, u32, bool) {
+    if s == 0 {
+        i = units.skip_ascii_outside(i, start);
+    }
     while let Some(u) = units.ascii_at(i) {
         let c = classes.get(usize::from(u)).copied().unwrap_or(0);
-        let t = dense_at(
-            dense,
-            (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)),
-        );
         i = i.wrapping_add(1);
-        s = t & !DENSE_EXIT_FLAG;
-        if t & DENSE_EXIT_FLAG != 0 {
-            return (i, s, true);
+        let idx = (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c));
+        // Out of range cannot happen (validated rows); exit to the root.
+        let Some(&t) = dense.get(idx) else {
+            return (i, 0, true);
+        };
+        let t = u32::from_le_bytes(t);
+        s = t;
+        // One test for the two rare cases: the exit flag (bit 31, negative)
+        // and the root (zero).
+        if (t as i32) <= 0 {
+            if t & DENSE_EXIT_FLAG != 0 {
+                return (i, t & !DENSE_EXIT_FLAG, true);
+            }
+            i = units.skip_ascii_outside(i, start);
         }
     }
     (i, s, false)

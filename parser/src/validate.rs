@@ -1308,6 +1308,7 @@ fn parse_automaton<'a>(
         out_start_at: rel(l.out_start),
         outputs_at: rel(l.outputs),
         labels_at: rel(l.labels),
+        root_start: [0; 2],
     };
     let depth = |s: u32| -> u8 { depths.bytes.get(s as usize).copied().unwrap_or(u8::MAX) };
     // Width of an index-array entry, for error offsets.
@@ -1429,6 +1430,11 @@ fn parse_automaton<'a>(
         }
     }
     let next = add(pos, l.end, sec.offset, "automaton")?;
+    // Derived from the rows just validated: the scan's root skip set.
+    let a = Automaton {
+        root_start: a.root_start_set(),
+        ..a
+    };
     Ok((a, next))
 }
 
