@@ -413,7 +413,7 @@ fn root_skip_after_sparse_states_fall_back_to_the_root() {
         for n in [
             format!("\\{}-_-_-{}", &lower[..20], other),
             format!("{}..{}", &l[..23], &lower[1..]),
-            format!("{l}"),
+            l.clone(),
             format!("--{}--", &lower[..12]),
         ] {
             ids_both(&set, &n);
