@@ -29,9 +29,7 @@
 use crate::text::{glob_match, literal_match, Text, Units};
 use crate::view::{Automaton, ChannelFile, RuleView};
 use channel_format::program::{self, Instr};
-use channel_format::{
-    atom, op, rule, Action, AtomKind, EventKind, Field, FieldId, DENSE_EXIT_FLAG,
-};
+use channel_format::{atom, op, rule, Action, AtomKind, EventKind, FieldId, DENSE_EXIT_FLAG};
 use core::ops::ControlFlow;
 
 /// Distinct atoms one scan can record; equal to the largest number of atoms a
@@ -62,6 +60,9 @@ struct Hit {
     /// The atom's rule, with [`GATE_BIT`] when the atom is a gate.
     rule_gate: u32,
 }
+
+/// One atom record, as the scan hands it to its sink.
+type AtomRec = [u8; atom::LEN];
 
 /// Marks a hit of a gate (rule indices are below 2^31: `Limits`).
 const GATE_BIT: u32 = 1 << 31;
@@ -289,9 +290,11 @@ impl<'a> ChannelFile<'a> {
             let fields = [Some(event.pipe_name), event.image, event.user];
             for (auto, text) in self.automata.iter().zip(fields) {
                 if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
-                    self.scan(auto, t, &mut |atom| {
-                        let gate = self.a8(atom, atom::FLAGS) & channel_format::ATOM_FLAG_GATE != 0;
-                        scratch.record(atom, self.a32(atom, atom::RULE), gate, lo, &mut hi)
+                    self.scan(auto, t, &mut |atom, rec| {
+                        let gate =
+                            atom::FLAGS.get(rec).unwrap_or(0) & channel_format::ATOM_FLAG_GATE != 0;
+                        let rule = atom::RULE.get(rec).unwrap_or(0);
+                        scratch.record(atom, rule, gate, lo, &mut hi)
                     });
                 }
             }
@@ -316,7 +319,7 @@ impl<'a> ChannelFile<'a> {
     /// Runs one automaton over the folded text, reporting the atoms it
     /// finds to `sink`.
     #[inline(never)]
-    fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32)) {
+    fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32, &AtomRec)) {
         let (s, pos) = match (text, a.narrow) {
             (Text::Utf16(units), true) => self.scan_units(a, &Hot::<2>::new(a), units, sink),
             (Text::Utf16(units), false) => self.scan_units(a, &Hot::<4>::new(a), units, sink),
@@ -327,15 +330,25 @@ impl<'a> ChannelFile<'a> {
         let (o0, o1) = a.output_range(s);
         for k in o0..o1 {
             let atom = a.output(k);
-            let hit = match AtomKind(self.a8(atom, atom::KIND)) {
+            let Some(rec) = self.atom_rec(atom) else {
+                continue;
+            };
+            let hit = match AtomKind(atom::KIND.get(rec).unwrap_or(0)) {
                 AtomKind::SUFFIX => true,
-                AtomKind::EXACT => self.a32(atom, atom::STR_LEN) == pos,
+                AtomKind::EXACT => atom::STR_LEN.get(rec) == Some(pos),
                 _ => false,
             };
             if hit {
-                sink(atom);
+                sink(atom, rec);
             }
         }
+    }
+
+    /// Atom record `atom` (validated: in range).
+    #[inline(always)]
+    fn atom_rec(&self, atom: u32) -> Option<&'a AtomRec> {
+        let base = (atom as usize).wrapping_mul(atom::LEN);
+        self.atoms.bytes.get(base..)?.first_chunk::<{ atom::LEN }>()
     }
 
     /// The scan over UTF-16 units or UTF-8 bytes; returns the last state and
@@ -356,7 +369,7 @@ impl<'a> ChannelFile<'a> {
         a: &Automaton<'a>,
         hot: &Hot<'a, N>,
         units: &U,
-        sink: &mut impl FnMut(u32),
+        sink: &mut impl FnMut(u32, &AtomRec),
     ) -> (u32, u32)
     where
         [u8; N]: IndexEntry,
@@ -376,7 +389,7 @@ impl<'a> ChannelFile<'a> {
                 if exit {
                     let (o0, o1) = hot.output_range(s);
                     if o0 != o1 {
-                        self.report(a, s, (i as u32).wrapping_add(delta), sink);
+                        self.report(hot, s, (i as u32).wrapping_add(delta), sink);
                     }
                     continue;
                 }
@@ -387,7 +400,7 @@ impl<'a> ChannelFile<'a> {
                 s = hot.step(s, u32::from(c));
                 let (o0, o1) = hot.output_range(s);
                 if o0 != o1 {
-                    self.report(a, s, (i as u32).wrapping_add(delta), sink);
+                    self.report(hot, s, (i as u32).wrapping_add(delta), sink);
                 }
                 continue;
             }
@@ -395,7 +408,7 @@ impl<'a> ChannelFile<'a> {
                 break;
             };
             let mut pos = (i as u32).wrapping_add(delta);
-            s = self.step_char(a, s, c, &mut pos, sink);
+            s = self.step_char(a, hot, s, c, &mut pos, sink);
             i = next;
             delta = pos.wrapping_sub(i as u32);
         }
@@ -404,21 +417,25 @@ impl<'a> ChannelFile<'a> {
 
     /// A non-ASCII character: folded, fed as its UTF-8 bytes.
     #[inline(never)]
-    fn step_char(
+    fn step_char<const N: usize>(
         &self,
         a: &Automaton<'a>,
+        hot: &Hot<'a, N>,
         mut s: u32,
         c: char,
         pos: &mut u32,
-        sink: &mut impl FnMut(u32),
-    ) -> u32 {
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) -> u32
+    where
+        [u8; N]: IndexEntry,
+    {
         let mut buf = [0u8; 4];
         for &b in crate::fold_char(c).encode_utf8(&mut buf).as_bytes() {
             *pos = pos.wrapping_add(1);
             s = sparse_step(a, s, a.class(b));
-            let (o0, o1) = a.output_range(s);
+            let (o0, o1) = hot.output_range(s);
             if o0 != o1 {
-                self.report(a, s, *pos, sink);
+                self.report(hot, s, *pos, sink);
             }
         }
         s
@@ -426,35 +443,33 @@ impl<'a> ChannelFile<'a> {
 
     /// Records the gates that state `s` reports at `pos`: `contains` and
     /// pattern gates always, `prefix` when it starts the field; `suffix` and
-    /// `exact` are decided where the scan ends.
+    /// `exact` are decided where the scan ends. Each atom record is read
+    /// once and handed to `sink` with the atom.
     #[inline(never)]
-    fn report(&self, a: &Automaton<'a>, s: u32, pos: u32, sink: &mut impl FnMut(u32)) {
-        let (o0, o1) = a.output_range(s);
+    fn report<const N: usize>(
+        &self,
+        hot: &Hot<'a, N>,
+        s: u32,
+        pos: u32,
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) where
+        [u8; N]: IndexEntry,
+    {
+        let (o0, o1) = hot.output_range(s);
         for k in o0..o1 {
-            let atom = a.output(k);
-            let hit = match AtomKind(self.a8(atom, atom::KIND)) {
-                AtomKind::PREFIX => self.a32(atom, atom::STR_LEN) == pos,
+            let atom = hot.output(k);
+            let Some(rec) = self.atom_rec(atom) else {
+                continue;
+            };
+            let hit = match AtomKind(atom::KIND.get(rec).unwrap_or(0)) {
+                AtomKind::PREFIX => atom::STR_LEN.get(rec) == Some(pos),
                 AtomKind::SUFFIX | AtomKind::EXACT => false,
                 _ => true,
             };
             if hit {
-                sink(atom);
+                sink(atom, rec);
             }
         }
-    }
-
-    /// Field `f` of atom record `idx` (hot path: no view is built).
-    #[inline]
-    fn a32(&self, idx: u32, f: Field<u32>) -> u32 {
-        self.atoms
-            .le32(idx.wrapping_mul(atom::LEN_U32).wrapping_add(f.offset_u32()))
-    }
-
-    /// See [`ChannelFile::a32`].
-    #[inline]
-    fn a8(&self, idx: u32, f: Field<u8>) -> u8 {
-        self.atoms
-            .le8(idx.wrapping_mul(atom::LEN_U32).wrapping_add(f.offset_u32()))
     }
 
     #[inline(never)]
@@ -637,7 +652,7 @@ impl<'a> ChannelFile<'a> {
                     let bit = 1u8 << slot;
                     if lazy.scanned & bit == 0 {
                         lazy.scanned |= bit;
-                        self.scan(auto, text, &mut |atom| lazy.record(atom, bit));
+                        self.scan(auto, text, &mut |atom, _| lazy.record(atom, bit));
                     }
                     if lazy.overflow & bit != 0 {
                         (false, false)
@@ -715,6 +730,8 @@ pub(crate) struct Hot<'t, const N: usize> {
     fail_at: usize,
     /// Entry index of the output starts.
     out_at: usize,
+    /// Entry index of the outputs.
+    outputs_at: usize,
     /// The edge labels.
     labels: &'t [u8],
     /// The dense rows.
@@ -735,6 +752,7 @@ where
             idx: a.tables.as_chunks::<N>().0,
             fail_at: entry(a.fail_at),
             out_at: entry(a.out_start_at),
+            outputs_at: entry(a.outputs_at),
             labels: a.tables.get(a.labels_at as usize..).unwrap_or(&[]),
             dense: a.dense.as_chunks::<4>().0,
             dense_count: a.dense_count,
@@ -757,23 +775,28 @@ where
         self.pair(self.out_at.wrapping_add(s as usize))
     }
 
+    /// Output `k` (an atom index).
+    #[inline(always)]
+    fn output(&self, k: u32) -> u32 {
+        self.idx
+            .get(self.outputs_at.wrapping_add(k as usize))
+            .map_or(0, |&e| e.value())
+    }
+
     /// The goto child of the sparse state `s` on class `c`, if any (edge
     /// `k` leads to state `k + 1`).
     #[inline(always)]
     fn child(&self, s: u32, c: u32) -> Option<u32> {
         let (e0, e1) = self.pair(s as usize);
-        let labels = self.labels.get(e0 as usize..e1 as usize)?;
+        let next = e0.wrapping_add(1);
         // Deep states of a literal trie mostly have one child: one compare.
-        let i = match labels {
-            [l] => {
-                if u32::from(*l) != c {
-                    return None;
-                }
-                0
-            }
-            _ => labels.iter().position(|&l| u32::from(l) == c)?,
-        };
-        Some(e0.wrapping_add(i as u32).wrapping_add(1))
+        if e1 == next {
+            let l = self.labels.get(e0 as usize)?;
+            return (u32::from(*l) == c).then_some(next);
+        }
+        let labels = self.labels.get(e0 as usize..e1 as usize)?;
+        let i = labels.iter().position(|&l| u32::from(l) == c)?;
+        Some(next.wrapping_add(i as u32))
     }
 
     /// One class from the sparse state `s`: its goto, else its failure
