@@ -320,16 +320,29 @@ impl<'a> ChannelFile<'a> {
     /// finds to `sink`.
     #[inline(never)]
     fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32, &AtomRec)) {
-        let (s, pos) = match (text, a.narrow) {
+        match (text, a.narrow) {
             (Text::Utf16(units), true) => self.scan_units(a, &Hot::<2>::new(a), units, sink),
             (Text::Utf16(units), false) => self.scan_units(a, &Hot::<4>::new(a), units, sink),
             (Text::Utf8(text), true) => self.scan_units(a, &Hot::<2>::new(a), text, sink),
             (Text::Utf8(text), false) => self.scan_units(a, &Hot::<4>::new(a), text, sink),
-        };
-        // The literals that end the field are the outputs of the last state.
-        let (o0, o1) = a.output_range(s);
+        }
+    }
+
+    /// The end of a scan in state `s` at folded length `pos`: the literals
+    /// that end the field are the outputs of the last state.
+    #[inline(always)]
+    fn report_end<const N: usize>(
+        &self,
+        hot: &Hot<'a, N>,
+        s: u32,
+        pos: u32,
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) where
+        [u8; N]: IndexEntry,
+    {
+        let (o0, o1) = hot.output_range(s);
         for k in o0..o1 {
-            let atom = a.output(k);
+            let atom = hot.output(k);
             let Some(rec) = self.atom_rec(atom) else {
                 continue;
             };
@@ -351,8 +364,7 @@ impl<'a> ChannelFile<'a> {
         self.atoms.bytes.get(base..)?.first_chunk::<{ atom::LEN }>()
     }
 
-    /// The scan over UTF-16 units or UTF-8 bytes; returns the last state and
-    /// the folded length.
+    /// The scan over UTF-16 units or UTF-8 bytes.
     ///
     /// ASCII units (nearly every character of a pipe name or image path)
     /// never leave the two inner loops: in the root, [`dense_run`] skips
@@ -370,8 +382,7 @@ impl<'a> ChannelFile<'a> {
         hot: &Hot<'a, N>,
         units: &U,
         sink: &mut impl FnMut(u32, &AtomRec),
-    ) -> (u32, u32)
-    where
+    ) where
         [u8; N]: IndexEntry,
     {
         let (classes, dense, d, cc) = (a.classes, hot.dense, a.dense_count, a.class_count as usize);
@@ -412,7 +423,7 @@ impl<'a> ChannelFile<'a> {
             i = next;
             delta = pos.wrapping_sub(i as u32);
         }
-        (s, (i as u32).wrapping_add(delta))
+        self.report_end(hot, s, (i as u32).wrapping_add(delta), sink);
     }
 
     /// A non-ASCII character: folded, fed as its UTF-8 bytes.
