@@ -5,8 +5,10 @@
 //!    once. ASCII characters (UTF-16 units below 0x80, or UTF-8 bytes) go
 //!    straight through the automaton's class map, which folds ASCII case; any
 //!    other character is decoded, folded ([`crate::fold_char`]) and fed as
-//!    its UTF-8 bytes. Near the root a step is one load from a dense row;
-//!    deeper states search their few labels and follow failure links. Each
+//!    its UTF-8 bytes. In the root, ASCII units outside the automaton's
+//!    start set (derived at parse time) are skipped with one bit test each;
+//!    near the root a step is one load from a dense row; deeper states
+//!    search their few labels and follow failure links. Each
 //!    reported atom (a *gate*) is decided from its position: `contains`,
 //!    glob and regex gates anywhere, `prefix` only when it ends at its own
 //!    length; `suffix` and `exact` from the state the scan ends in (whose
