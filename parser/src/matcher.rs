@@ -5,8 +5,10 @@
 //!    once. ASCII characters (UTF-16 units below 0x80, or UTF-8 bytes) go
 //!    straight through the automaton's class map, which folds ASCII case; any
 //!    other character is decoded, folded ([`crate::fold_char`]) and fed as
-//!    its UTF-8 bytes. Near the root a step is one load from a dense row;
-//!    deeper states search their few labels and follow failure links. Each
+//!    its UTF-8 bytes. In the root, ASCII units outside the automaton's
+//!    start set (derived at parse time) are skipped with one bit test each;
+//!    near the root a step is one load from a dense row; deeper states
+//!    search their few labels and follow failure links. Each
 //!    reported atom (a *gate*) is decided from its position: `contains`,
 //!    glob and regex gates anywhere, `prefix` only when it ends at its own
 //!    length; `suffix` and `exact` from the state the scan ends in (whose
@@ -29,9 +31,7 @@
 use crate::text::{glob_match, literal_match, Text, Units};
 use crate::view::{Automaton, ChannelFile, RuleView};
 use channel_format::program::{self, Instr};
-use channel_format::{
-    atom, op, rule, Action, AtomKind, EventKind, Field, FieldId, DENSE_EXIT_FLAG,
-};
+use channel_format::{atom, op, rule, Action, AtomKind, EventKind, FieldId, DENSE_EXIT_FLAG};
 use core::ops::ControlFlow;
 
 /// Distinct atoms one scan can record; equal to the largest number of atoms a
@@ -62,6 +62,9 @@ struct Hit {
     /// The atom's rule, with [`GATE_BIT`] when the atom is a gate.
     rule_gate: u32,
 }
+
+/// One atom record, as the scan hands it to its sink.
+type AtomRec = [u8; atom::LEN];
 
 /// Marks a hit of a gate (rule indices are below 2^31: `Limits`).
 const GATE_BIT: u32 = 1 << 31;
@@ -289,9 +292,11 @@ impl<'a> ChannelFile<'a> {
             let fields = [Some(event.pipe_name), event.image, event.user];
             for (auto, text) in self.automata.iter().zip(fields) {
                 if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
-                    self.scan(auto, t, &mut |atom| {
-                        let gate = self.a8(atom, atom::FLAGS) & channel_format::ATOM_FLAG_GATE != 0;
-                        scratch.record(atom, self.a32(atom, atom::RULE), gate, lo, &mut hi)
+                    self.scan(auto, t, &mut |atom, rec| {
+                        let gate =
+                            atom::FLAGS.get(rec).unwrap_or(0) & channel_format::ATOM_FLAG_GATE != 0;
+                        let rule = atom::RULE.get(rec).unwrap_or(0);
+                        scratch.record(atom, rule, gate, lo, &mut hi)
                     });
                 }
             }
@@ -316,44 +321,74 @@ impl<'a> ChannelFile<'a> {
     /// Runs one automaton over the folded text, reporting the atoms it
     /// finds to `sink`.
     #[inline(never)]
-    fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32)) {
-        let (s, pos) = match text {
-            Text::Utf16(units) => self.scan_units(a, units, sink),
-            Text::Utf8(text) => self.scan_units(a, text, sink),
-        };
-        // The literals that end the field are the outputs of the last state.
-        let (o0, o1) = a.output_range(s);
+    fn scan(&self, a: &Automaton<'a>, text: Text<'_>, sink: &mut impl FnMut(u32, &AtomRec)) {
+        match (text, a.narrow) {
+            (Text::Utf16(units), true) => self.scan_units(a, &Hot::<2>::new(a), units, sink),
+            (Text::Utf16(units), false) => self.scan_units(a, &Hot::<4>::new(a), units, sink),
+            (Text::Utf8(text), true) => self.scan_units(a, &Hot::<2>::new(a), text, sink),
+            (Text::Utf8(text), false) => self.scan_units(a, &Hot::<4>::new(a), text, sink),
+        }
+    }
+
+    /// The end of a scan in state `s` at folded length `pos`: the literals
+    /// that end the field are the outputs of the last state.
+    #[inline(always)]
+    fn report_end<const N: usize>(
+        &self,
+        hot: &Hot<'a, N>,
+        s: u32,
+        pos: u32,
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) where
+        [u8; N]: IndexEntry,
+    {
+        let (o0, o1) = hot.output_range(s);
         for k in o0..o1 {
-            let atom = a.output(k);
-            let hit = match AtomKind(self.a8(atom, atom::KIND)) {
+            let atom = hot.output(k);
+            let Some(rec) = self.atom_rec(atom) else {
+                continue;
+            };
+            let hit = match AtomKind(atom::KIND.get(rec).unwrap_or(0)) {
                 AtomKind::SUFFIX => true,
-                AtomKind::EXACT => self.a32(atom, atom::STR_LEN) == pos,
+                AtomKind::EXACT => atom::STR_LEN.get(rec) == Some(pos),
                 _ => false,
             };
             if hit {
-                sink(atom);
+                sink(atom, rec);
             }
         }
     }
 
-    /// The scan over UTF-16 units or UTF-8 bytes; returns the last state and
-    /// the folded length.
+    /// Atom record `atom` (validated: in range).
+    #[inline(always)]
+    fn atom_rec(&self, atom: u32) -> Option<&'a AtomRec> {
+        let base = (atom as usize).wrapping_mul(atom::LEN);
+        self.atoms.bytes.get(base..)?.first_chunk::<{ atom::LEN }>()
+    }
+
+    /// The scan over UTF-16 units or UTF-8 bytes.
     ///
     /// ASCII units (nearly every character of a pipe name or image path)
-    /// never leave this loop: the class map folds them, a dense state takes
-    /// one row load, a sparse state searches its few labels (following
-    /// failure links to a dense state). A dense transition carries the exit
-    /// flag when its target has outputs or is sparse, so the common step
-    /// checks nothing else. A non-ASCII character takes an out-of-line step
-    /// (decode, fold, UTF-8 bytes).
+    /// never leave the two inner loops: in the root, [`dense_run`] skips
+    /// the units that start no literal ([`Units::skip_ascii_outside`] over
+    /// the automaton's root start set); in a dense state it takes one row
+    /// load per unit (the class map folds), until a transition carries the
+    /// exit flag (target has outputs or is sparse). A sparse state searches
+    /// its few labels (following failure links to a dense state). A
+    /// non-ASCII character takes an out-of-line step (decode, fold, UTF-8
+    /// bytes).
     #[inline(always)]
-    fn scan_units<U: Units + ?Sized>(
+    fn scan_units<U: Units + ?Sized, const N: usize>(
         &self,
         a: &Automaton<'a>,
+        hot: &Hot<'a, N>,
         units: &U,
-        sink: &mut impl FnMut(u32),
-    ) -> (u32, u32) {
-        let (classes, dense, d, cc) = (a.classes, a.dense, a.dense_count, a.class_count as usize);
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) where
+        [u8; N]: IndexEntry,
+    {
+        let (classes, dense, d, cc) = (a.classes, hot.dense, a.dense_count, a.class_count as usize);
+        let start = &a.root_start;
         let mut s = 0u32;
         let mut i = 0usize;
         // The folded byte position is `i + delta`: ASCII units count one
@@ -361,66 +396,59 @@ impl<'a> ChannelFile<'a> {
         let mut delta = 0u32;
         loop {
             if s < d {
-                let (ni, ns, exit) = dense_run(units, i, s, classes, dense, cc);
+                let (ni, ns, exit) = dense_run(units, i, s, classes, dense, cc, start);
                 i = ni;
                 s = ns;
                 if exit {
-                    let (o0, o1) = a.output_range(s);
+                    let (o0, o1) = hot.output_range(s);
                     if o0 != o1 {
-                        self.report(a, s, (i as u32).wrapping_add(delta), sink);
+                        self.report(hot, s, (i as u32).wrapping_add(delta), sink);
                     }
                     continue;
                 }
-            }
-            let Some(u) = units.ascii_at(i) else {
-                let Some((c, next)) = units.char_at(i) else {
-                    break;
-                };
-                let mut pos = (i as u32).wrapping_add(delta);
-                s = self.step_char(a, s, c, &mut pos, sink);
-                i = next;
-                delta = pos.wrapping_sub(i as u32);
-                continue;
-            };
-            let c = classes.get(usize::from(u)).copied().unwrap_or(0);
-            i = i.wrapping_add(1);
-            if s < d {
-                let t = dense_at(
-                    dense,
-                    (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)),
-                );
-                s = t & !DENSE_EXIT_FLAG;
-                if t & DENSE_EXIT_FLAG == 0 {
-                    continue;
+                // The text ended or the unit at `i` is not ASCII.
+            } else if let Some(u) = units.ascii_at(i) {
+                let c = classes.get(usize::from(u)).copied().unwrap_or(0);
+                i = i.wrapping_add(1);
+                s = hot.step(s, u32::from(c));
+                let (o0, o1) = hot.output_range(s);
+                if o0 != o1 {
+                    self.report(hot, s, (i as u32).wrapping_add(delta), sink);
                 }
-            } else {
-                s = sparse_step(a, s, u32::from(c));
+                continue;
             }
-            let (o0, o1) = a.output_range(s);
-            if o0 != o1 {
-                self.report(a, s, (i as u32).wrapping_add(delta), sink);
-            }
+            let Some((c, next)) = units.char_at(i) else {
+                break;
+            };
+            let mut pos = (i as u32).wrapping_add(delta);
+            s = self.step_char(a, hot, s, c, &mut pos, sink);
+            i = next;
+            delta = pos.wrapping_sub(i as u32);
         }
-        (s, (i as u32).wrapping_add(delta))
+        self.report_end(hot, s, (i as u32).wrapping_add(delta), sink);
     }
 
     /// A non-ASCII character: folded, fed as its UTF-8 bytes.
     #[inline(never)]
-    fn step_char(
+    fn step_char<const N: usize>(
         &self,
         a: &Automaton<'a>,
+        hot: &Hot<'a, N>,
         mut s: u32,
         c: char,
         pos: &mut u32,
-        sink: &mut impl FnMut(u32),
-    ) -> u32 {
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) -> u32
+    where
+        [u8; N]: IndexEntry,
+    {
         let mut buf = [0u8; 4];
         for &b in crate::fold_char(c).encode_utf8(&mut buf).as_bytes() {
             *pos = pos.wrapping_add(1);
             s = sparse_step(a, s, a.class(b));
-            let (o0, o1) = a.output_range(s);
+            let (o0, o1) = hot.output_range(s);
             if o0 != o1 {
-                self.report(a, s, *pos, sink);
+                self.report(hot, s, *pos, sink);
             }
         }
         s
@@ -428,35 +456,33 @@ impl<'a> ChannelFile<'a> {
 
     /// Records the gates that state `s` reports at `pos`: `contains` and
     /// pattern gates always, `prefix` when it starts the field; `suffix` and
-    /// `exact` are decided where the scan ends.
+    /// `exact` are decided where the scan ends. Each atom record is read
+    /// once and handed to `sink` with the atom.
     #[inline(never)]
-    fn report(&self, a: &Automaton<'a>, s: u32, pos: u32, sink: &mut impl FnMut(u32)) {
-        let (o0, o1) = a.output_range(s);
+    fn report<const N: usize>(
+        &self,
+        hot: &Hot<'a, N>,
+        s: u32,
+        pos: u32,
+        sink: &mut impl FnMut(u32, &AtomRec),
+    ) where
+        [u8; N]: IndexEntry,
+    {
+        let (o0, o1) = hot.output_range(s);
         for k in o0..o1 {
-            let atom = a.output(k);
-            let hit = match AtomKind(self.a8(atom, atom::KIND)) {
-                AtomKind::PREFIX => self.a32(atom, atom::STR_LEN) == pos,
+            let atom = hot.output(k);
+            let Some(rec) = self.atom_rec(atom) else {
+                continue;
+            };
+            let hit = match AtomKind(atom::KIND.get(rec).unwrap_or(0)) {
+                AtomKind::PREFIX => atom::STR_LEN.get(rec) == Some(pos),
                 AtomKind::SUFFIX | AtomKind::EXACT => false,
                 _ => true,
             };
             if hit {
-                sink(atom);
+                sink(atom, rec);
             }
         }
-    }
-
-    /// Field `f` of atom record `idx` (hot path: no view is built).
-    #[inline]
-    fn a32(&self, idx: u32, f: Field<u32>) -> u32 {
-        self.atoms
-            .le32(idx.wrapping_mul(atom::LEN_U32).wrapping_add(f.offset_u32()))
-    }
-
-    /// See [`ChannelFile::a32`].
-    #[inline]
-    fn a8(&self, idx: u32, f: Field<u8>) -> u8 {
-        self.atoms
-            .le8(idx.wrapping_mul(atom::LEN_U32).wrapping_add(f.offset_u32()))
     }
 
     #[inline(never)]
@@ -639,7 +665,7 @@ impl<'a> ChannelFile<'a> {
                     let bit = 1u8 << slot;
                     if lazy.scanned & bit == 0 {
                         lazy.scanned |= bit;
-                        self.scan(auto, text, &mut |atom| lazy.record(atom, bit));
+                        self.scan(auto, text, &mut |atom, _| lazy.record(atom, bit));
                     }
                     if lazy.overflow & bit != 0 {
                         (false, false)
@@ -676,14 +702,145 @@ impl<'a> ChannelFile<'a> {
     }
 }
 
-/// Dense transition `idx` (a `u32` index into the rows).
+/// Dense transition `idx` (an index into the rows of `u32` entries).
 #[inline(always)]
-fn dense_at(dense: &[u8], idx: usize) -> u32 {
-    const W: usize = channel_format::AUTOMATON_DENSE_ENTRY_LEN as usize;
-    let at = idx.wrapping_mul(W);
-    match dense.get(at..at.wrapping_add(W)) {
-        Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
+fn dense_at(dense: &[[u8; 4]], idx: usize) -> u32 {
+    const _: () = assert!(channel_format::AUTOMATON_DENSE_ENTRY_LEN == 4);
+    match dense.get(idx) {
+        Some(&w) => u32::from_le_bytes(w),
         None => 0,
+    }
+}
+
+/// An entry of an automaton's index arrays: `u16` (NARROW) or `u32`.
+pub(crate) trait IndexEntry: Copy {
+    /// The entry's value.
+    fn value(self) -> u32;
+}
+
+impl IndexEntry for [u8; 2] {
+    #[inline(always)]
+    fn value(self) -> u32 {
+        u32::from(u16::from_le_bytes(self))
+    }
+}
+
+impl IndexEntry for [u8; 4] {
+    #[inline(always)]
+    fn value(self) -> u32 {
+        u32::from_le_bytes(self)
+    }
+}
+
+/// The tables a scan reads on every unit, cut once per scan into arrays
+/// of fixed-size entries (`N`: the index width): each read is one bounds
+/// check, with no width test. Reads of validated data; the zero fallbacks
+/// are unreachable.
+pub(crate) struct Hot<'t, const N: usize> {
+    /// Edge starts, failure links, output starts and outputs.
+    idx: &'t [[u8; N]],
+    /// Entry index of the failure links.
+    fail_at: usize,
+    /// Entry index of the output starts.
+    out_at: usize,
+    /// Entry index of the outputs.
+    outputs_at: usize,
+    /// The edge labels.
+    labels: &'t [u8],
+    /// The dense rows.
+    dense: &'t [[u8; 4]],
+    dense_count: u32,
+    class_count: usize,
+}
+
+impl<'t, const N: usize> Hot<'t, N>
+where
+    [u8; N]: IndexEntry,
+{
+    #[inline(always)]
+    fn new(a: &Automaton<'t>) -> Hot<'t, N> {
+        // Every array starts at a multiple of its entry width (the layout).
+        let entry = |at: u32| (at as usize).checked_div(N).unwrap_or(0);
+        Hot {
+            idx: a.tables.as_chunks::<N>().0,
+            fail_at: entry(a.fail_at),
+            out_at: entry(a.out_start_at),
+            outputs_at: entry(a.outputs_at),
+            labels: a.tables.get(a.labels_at as usize..).unwrap_or(&[]),
+            dense: a.dense.as_chunks::<4>().0,
+            dense_count: a.dense_count,
+            class_count: a.class_count as usize,
+        }
+    }
+
+    /// Entries `i` and `i + 1`.
+    #[inline(always)]
+    fn pair(&self, i: usize) -> (u32, u32) {
+        match self.idx.get(i..i.wrapping_add(2)) {
+            Some(&[x, y]) => (x.value(), y.value()),
+            _ => (0, 0),
+        }
+    }
+
+    /// The output range `[o0, o1)` of state `s`.
+    #[inline(always)]
+    fn output_range(&self, s: u32) -> (u32, u32) {
+        self.pair(self.out_at.wrapping_add(s as usize))
+    }
+
+    /// Output `k` (an atom index).
+    #[inline(always)]
+    fn output(&self, k: u32) -> u32 {
+        self.idx
+            .get(self.outputs_at.wrapping_add(k as usize))
+            .map_or(0, |&e| e.value())
+    }
+
+    /// The goto child of the sparse state `s` on class `c`, if any (edge
+    /// `k` leads to state `k + 1`).
+    #[inline(always)]
+    fn child(&self, s: u32, c: u32) -> Option<u32> {
+        let (e0, e1) = self.pair(s as usize);
+        let next = e0.wrapping_add(1);
+        // Deep states of a literal trie mostly have one child: one compare.
+        if e1 == next {
+            let l = self.labels.get(e0 as usize)?;
+            return (u32::from(*l) == c).then_some(next);
+        }
+        let labels = self.labels.get(e0 as usize..e1 as usize)?;
+        let i = labels.iter().position(|&l| u32::from(l) == c)?;
+        Some(next.wrapping_add(i as u32))
+    }
+
+    /// One class from the sparse state `s`: its goto, else its failure
+    /// link's, until a dense state's row decides.
+    #[inline(always)]
+    fn step(&self, mut s: u32, c: u32) -> u32 {
+        loop {
+            if let Some(n) = self.child(s, c) {
+                return n;
+            }
+            let f = self
+                .idx
+                .get(self.fail_at.wrapping_add(s as usize))
+                .map_or(0, |&e| e.value());
+            if f < self.dense_count {
+                return dense_at(
+                    self.dense,
+                    (f as usize)
+                        .wrapping_mul(self.class_count)
+                        .wrapping_add(c as usize),
+                ) & !DENSE_EXIT_FLAG;
+            }
+            // A failure link leads to a shallower state, which breadth-first
+            // numbering puts at a lower index (validated: children follow
+            // their parent at depth + 1): the loop ends. The guard keeps it
+            // ending for any input.
+            if f >= s {
+                return 0;
+            }
+            s = f;
+        }
     }
 }
 
@@ -707,28 +864,41 @@ fn sparse_step(a: &Automaton<'_>, mut s: u32, c: u32) -> u32 {
 
 /// The hot loop of a scan: ASCII units through dense rows, from state `s`
 /// (dense) at unit `i`, until the text ends, a unit is not ASCII, or a
-/// transition carries the exit flag. Returns the unit index and state
-/// reached, and whether it stopped on the exit flag. Out of line so that
-/// its few values live in registers.
+/// transition carries the exit flag. In the root, the units outside
+/// `start` (the ASCII units whose root transition stays in the root) are
+/// skipped without a row load. Returns the unit index and state reached,
+/// and whether it stopped on the exit flag. Out of line so that its few
+/// values live in registers.
 #[inline(never)]
 fn dense_run<U: Units + ?Sized>(
     units: &U,
     mut i: usize,
     mut s: u32,
     classes: &[u8; 256],
-    dense: &[u8],
+    dense: &[[u8; 4]],
     cc: usize,
+    start: &[u64; 2],
 ) -> (usize, u32, bool) {
+    if s == 0 {
+        i = units.skip_ascii_outside(i, start);
+    }
     while let Some(u) = units.ascii_at(i) {
         let c = classes.get(usize::from(u)).copied().unwrap_or(0);
-        let t = dense_at(
-            dense,
-            (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c)),
-        );
         i = i.wrapping_add(1);
-        s = t & !DENSE_EXIT_FLAG;
-        if t & DENSE_EXIT_FLAG != 0 {
-            return (i, s, true);
+        let idx = (s as usize).wrapping_mul(cc).wrapping_add(usize::from(c));
+        // Out of range cannot happen (validated rows); exit to the root.
+        let Some(&t) = dense.get(idx) else {
+            return (i, 0, true);
+        };
+        let t = u32::from_le_bytes(t);
+        s = t;
+        // One test for the two rare cases: the exit flag (bit 31, negative)
+        // and the root (zero).
+        if (t as i32) <= 0 {
+            if t & DENSE_EXIT_FLAG != 0 {
+                return (i, t & !DENSE_EXIT_FLAG, true);
+            }
+            i = units.skip_ascii_outside(i, start);
         }
     }
     (i, s, false)

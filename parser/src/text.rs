@@ -89,6 +89,10 @@ pub(crate) trait Units {
             .and_then(|u| u8::try_from(u).ok())
             .filter(u8::is_ascii)
     }
+    /// The first index at or after `i` whose unit is not ASCII or is in
+    /// `set` (bit `u % 64` of word `u / 64`), or the length: the units
+    /// skipped are ASCII and outside `set`.
+    fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize;
     /// The character starting at unit `i` and the index after it.
     fn char_at(&self, i: usize) -> Option<(char, usize)>;
     /// The character ending at unit `i` and the index where it starts.
@@ -97,10 +101,26 @@ pub(crate) trait Units {
     fn char_before(&self, i: usize) -> Option<(char, usize)>;
 }
 
+/// Whether ASCII unit `u` (below 0x80) is in `set`.
+#[inline(always)]
+fn in_ascii_set(set: &[u64; 2], u: u32) -> bool {
+    let w = set.get((u >> 6) as usize & 1).copied().unwrap_or(0);
+    w.wrapping_shr(u) & 1 != 0
+}
+
 impl Units for [u16] {
     #[inline(always)]
     fn len(&self) -> usize {
         <[u16]>::len(self)
+    }
+    #[inline(always)]
+    fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize {
+        let rest = self.get(i..).unwrap_or(&[]);
+        let n = rest
+            .iter()
+            .position(|&u| u >= 0x80 || in_ascii_set(set, u32::from(u)))
+            .unwrap_or(rest.len());
+        i.wrapping_add(n)
     }
     #[inline(always)]
     fn unit(&self, i: usize) -> Option<u32> {
@@ -133,6 +153,15 @@ impl Units for str {
     #[inline(always)]
     fn len(&self) -> usize {
         str::len(self)
+    }
+    #[inline(always)]
+    fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize {
+        let rest = self.as_bytes().get(i..).unwrap_or(&[]);
+        let n = rest
+            .iter()
+            .position(|&u| u >= 0x80 || in_ascii_set(set, u32::from(u)))
+            .unwrap_or(rest.len());
+        i.wrapping_add(n)
     }
     #[inline(always)]
     fn unit(&self, i: usize) -> Option<u32> {

@@ -1436,6 +1436,7 @@ fn parse_automaton<'a>(
         out_start_at: rel(l.out_start),
         outputs_at: rel(l.outputs),
         labels_at: rel(l.labels),
+        root_start: [0; 2],
     };
     let parts = AutomatonParts {
         edge_start,
@@ -1452,6 +1453,11 @@ fn parse_automaton<'a>(
         check_automaton_tables::<Wide>(cf, &a, &parts, limits)?;
     }
     let next = add(pos, l.end, sec.offset, "automaton")?;
+    // Derived from the rows just validated: the scan's root skip set.
+    let a = Automaton {
+        root_start: a.root_start_set(),
+        ..a
+    };
     Ok((a, next))
 }
 

@@ -87,6 +87,12 @@ pub(crate) struct Automaton<'a> {
     pub(crate) out_start_at: u32,
     pub(crate) outputs_at: u32,
     pub(crate) labels_at: u32,
+    /// The ASCII units that leave the root (bit `u % 64` of word `u / 64`):
+    /// those whose class has a root transition to another state. Derived
+    /// from the validated class map and root row when the file is parsed
+    /// ([`Automaton::root_start_set`]); the scan skips every other ASCII
+    /// unit while it is in the root.
+    pub(crate) root_start: [u64; 2],
 }
 
 /// The class map of an absent automaton.
@@ -105,6 +111,31 @@ pub(crate) fn index_at(b: &[u8], base: u32, i: u32, narrow: bool) -> u32 {
         }
     } else {
         le32(b, at)
+    }
+}
+
+/// Entries `i` and `i + 1` of an index array (see [`index_at`]), read with
+/// one bounds check; zeros out of range (validation rules it out).
+#[inline(always)]
+pub(crate) fn index_pair(b: &[u8], base: u32, i: u32, narrow: bool) -> (u32, u32) {
+    let at = base.wrapping_add(i.wrapping_mul(fmt::automaton_index_len(narrow))) as usize;
+    let rest = b.get(at..).unwrap_or(&[]);
+    if narrow {
+        match rest.first_chunk::<4>() {
+            Some(&[a0, a1, b0, b1]) => (
+                u32::from(u16::from_le_bytes([a0, a1])),
+                u32::from(u16::from_le_bytes([b0, b1])),
+            ),
+            None => (0, 0),
+        }
+    } else {
+        match rest.first_chunk::<8>() {
+            Some(&[a0, a1, a2, a3, b0, b1, b2, b3]) => (
+                u32::from_le_bytes([a0, a1, a2, a3]),
+                u32::from_le_bytes([b0, b1, b2, b3]),
+            ),
+            None => (0, 0),
+        }
     }
 }
 
@@ -139,7 +170,24 @@ impl<'a> Automaton<'a> {
         out_start_at: 0,
         outputs_at: 0,
         labels_at: 0,
+        root_start: [0; 2],
     };
+
+    /// The set of ASCII units that leave the root (see
+    /// [`Automaton::root_start`]), from the class map and the root's dense
+    /// row. Both folded cases of a letter share a class, so both are in
+    /// the set when either is.
+    pub(crate) fn root_start_set(&self) -> [u64; 2] {
+        let mut set = [0u64; 2];
+        for u in 0..0x80u8 {
+            if self.dense(0, self.class(u)) != 0 {
+                if let Some(w) = set.get_mut(usize::from(u >> 6)) {
+                    *w |= 1u64.wrapping_shl(u32::from(u));
+                }
+            }
+        }
+        set
+    }
 
     /// The class of byte `b`.
     #[inline(always)]
@@ -170,12 +218,18 @@ impl<'a> Automaton<'a> {
     /// `k` leads to state `k + 1`.
     #[inline]
     pub(crate) fn child(&self, s: u32, c: u32) -> Option<u32> {
-        let e0 = self.edge_start(s);
-        let e1 = self.edge_start(s.wrapping_add(1));
-        let labels = self.tables.get(
-            self.labels_at.wrapping_add(e0) as usize..self.labels_at.wrapping_add(e1) as usize,
-        )?;
-        let i = labels.iter().position(|&l| u32::from(l) == c)?;
+        let (e0, e1) = index_pair(self.tables, 0, s, self.narrow);
+        let first = self.labels_at.wrapping_add(e0) as usize;
+        let labels = self
+            .tables
+            .get(first..)?
+            .get(..e1.wrapping_sub(e0) as usize)?;
+        // Deep states of a literal trie mostly have one child: one compare.
+        let i = match labels {
+            [l] if u32::from(*l) == c => 0,
+            [_] => return None,
+            _ => labels.iter().position(|&l| u32::from(l) == c)?,
+        };
         Some(e0.wrapping_add(i as u32).wrapping_add(1))
     }
 
@@ -188,15 +242,7 @@ impl<'a> Automaton<'a> {
     /// The output range `[o0, o1)` of state `s`.
     #[inline]
     pub(crate) fn output_range(&self, s: u32) -> (u32, u32) {
-        (
-            index_at(self.tables, self.out_start_at, s, self.narrow),
-            index_at(
-                self.tables,
-                self.out_start_at,
-                s.wrapping_add(1),
-                self.narrow,
-            ),
-        )
+        index_pair(self.tables, self.out_start_at, s, self.narrow)
     }
 
     /// Output `k` (an atom index).

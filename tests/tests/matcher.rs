@@ -269,3 +269,154 @@ fn root_transitions_for_every_kind_of_first_byte() {
     let (got, _, _) = ids(&set, "\\!bang#hash 0zero ä-umlaut 😀smile");
     assert_eq!(got, vec![1, 2, 3, 12, 16]);
 }
+
+/// Rule ids for `n` fed as UTF-16 and as UTF-8, checked against the
+/// reference evaluator; returns the UTF-16 ids.
+fn ids_both(set: &RuleSet, n: &str) -> Vec<u32> {
+    let (got, want, _) = ids(set, n);
+    assert_eq!(got, want, "UTF-16 {n:?}");
+    let bytes = compile(set, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
+    let mut scratch = Scratch::new();
+    let mut got8 = Vec::new();
+    let ev = Event {
+        pipe_name: Text::Utf8(n),
+        image: None,
+        pid: 1,
+        kind: EventKind::Create,
+        user: None,
+    };
+    file.for_each_match(&ev, &mut scratch, |r| {
+        got8.push(r.id());
+        ControlFlow::Continue(())
+    });
+    assert_eq!(got8, want, "UTF-8 {n:?}");
+    got
+}
+
+fn contains_rules(lits: &[&str]) -> RuleSet {
+    RuleSet {
+        rules: lits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let m = match l.strip_prefix('^') {
+                    Some(p) => Matcher::Prefix(p.into()),
+                    None => match l.strip_suffix('$') {
+                        Some(s) => Matcher::Suffix(s.into()),
+                        None => Matcher::Contains((*l).into()),
+                    },
+                };
+                rule(i as u32 + 1, Severity::LOW, Action::ALERT, name(m))
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn root_skip_stops_at_a_start_unit_at_either_end() {
+    // The scan skips the units that leave no trace in the root; a literal
+    // starting at the first unit or ending at the last must still be seen.
+    let set = contains_rules(&["AB", "^\\Q", "Z$", "YZ"]);
+    assert_eq!(ids_both(&set, "ab"), vec![1]);
+    assert_eq!(ids_both(&set, "\\qxx"), vec![2]);
+    assert_eq!(ids_both(&set, "xxxxz"), vec![3]);
+    assert_eq!(ids_both(&set, "xxxyz"), vec![3, 4]);
+    assert_eq!(ids_both(&set, "abxxxxxxyz"), vec![1, 3, 4]);
+    // A start unit that does not complete a literal, then the root again.
+    assert_eq!(ids_both(&set, "axaxab"), vec![1]);
+    assert_eq!(ids_both(&set, "a"), Vec::<u32>::new());
+}
+
+#[test]
+fn root_skip_hands_a_non_ascii_unit_to_the_character_path() {
+    // Non-ASCII units inside a run of root units: the skip loop stops on
+    // them (they are not in the ASCII start set), the character path folds
+    // them, and the scan goes on.
+    let set = contains_rules(&["ÄB", "€", "AB"]);
+    assert_eq!(ids_both(&set, "xxäbxx"), vec![1]);
+    assert_eq!(ids_both(&set, "xx€xx"), vec![2]);
+    assert_eq!(ids_both(&set, "xxéxxabxx"), vec![3]);
+    assert_eq!(ids_both(&set, "中文ab"), vec![3]);
+    assert_eq!(ids_both(&set, "ab😀"), vec![3]);
+    // An unpaired surrogate in a root run.
+    let units: Vec<u16> = "xx"
+        .encode_utf16()
+        .chain([0xD800])
+        .chain("xab".encode_utf16())
+        .collect();
+    assert_eq!(kernel_ids(&set, &units).0, vec![3]);
+}
+
+#[test]
+fn a_name_of_root_units_only_reports_nothing() {
+    let set = contains_rules(&["AB", "CD$", "^EF"]);
+    for n in [
+        "",
+        "x",
+        "\\xyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyx",
+        "\\ \\ \\",
+    ] {
+        assert_eq!(ids_both(&set, n), Vec::<u32>::new(), "{n:?}");
+    }
+}
+
+#[test]
+fn root_skip_set_holds_both_cases_of_a_folded_start() {
+    // Literals are stored folded (upper case); only the lower-case form
+    // occurs in the names, so the start set must hold it through the fold.
+    let set = contains_rules(&["PIPE", "^\\MOJO", "X1$", "_Z"]);
+    assert_eq!(ids_both(&set, "\\mojo.pipe"), vec![1, 2]);
+    assert_eq!(ids_both(&set, "\\qqqpipeqqq"), vec![1]);
+    assert_eq!(ids_both(&set, "qqq_zqqqx1"), vec![3, 4]);
+    assert_eq!(ids_both(&set, "qqq_Zqqq"), vec![4]);
+}
+
+#[test]
+fn root_skip_after_sparse_states_fall_back_to_the_root() {
+    // Enough long literals that the deeper states are sparse: a name that
+    // follows a literal far, diverges into root units, and then holds
+    // another literal must agree with the reference.
+    let lits: Vec<String> = (0..80u32)
+        .map(|i| {
+            let mut s = String::new();
+            let mut x = i.wrapping_mul(2_654_435_761).wrapping_add(12_345);
+            for _ in 0..24 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                s.push(char::from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[(x % 36) as usize],
+                ));
+            }
+            s
+        })
+        .collect();
+    let refs: Vec<&str> = lits.iter().map(String::as_str).collect();
+    let set = contains_rules(&refs);
+    let file_states = {
+        let bytes = compile(&set, &CompileOptions::default()).unwrap();
+        let aligned = AlignedBytes::new(&bytes);
+        let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
+        let shape = file.prefilter_shape().next().map(|(_, s, d, _, _)| (s, d));
+        shape
+    };
+    let (states, dense) = file_states.unwrap();
+    assert!(
+        dense < states,
+        "the test needs sparse states ({dense} of {states})"
+    );
+    for (i, l) in lits.iter().enumerate().take(20) {
+        let lower = l.to_ascii_lowercase();
+        let other = &lits[(i + 1) % lits.len()];
+        for n in [
+            format!("\\{}-_-_-{}", &lower[..20], other),
+            format!("{}..{}", &l[..23], &lower[1..]),
+            l.clone(),
+            format!("--{}--", &lower[..12]),
+        ] {
+            ids_both(&set, &n);
+        }
+    }
+}
