@@ -7,8 +7,8 @@
 
 use crate::wire::Region;
 use channel_format::{
-    self as fmt, always, atom, dfa_entry, dfa_table, rule, rule_field, Action, AtomKind, Field,
-    FieldId, SectionKind, Severity,
+    self as fmt, always, atom, rule, rule_field, Action, AtomKind, Field, FieldId, SectionKind,
+    Severity,
 };
 
 /// The fixed header fields.
@@ -401,30 +401,10 @@ impl<'a> ChannelFile<'a> {
         )
     }
 
-    /// Blob `index` of the DFAS section: DFA `index`, or range table
-    /// `index - dfa_count` (validated).
-    pub(crate) fn dfa_blob(&self, index: u32) -> &'a [u8] {
-        let at = index
-            .wrapping_mul(dfa_entry::LEN_U32)
-            .wrapping_add(dfa_table::LEN_U32);
-        let off = self
-            .dfas
-            .le32(at.wrapping_add(dfa_entry::OFFSET.offset_u32())) as usize;
-        let len = self
-            .dfas
-            .le32(at.wrapping_add(dfa_entry::LENGTH.offset_u32())) as usize;
-        self.dfas
-            .bytes
-            .get(off..off.wrapping_add(len))
-            .unwrap_or(&[])
-    }
-
-    /// DFA `index` with its range table (validated).
+    /// DFA `index` (validated): its entry and header read in place.
+    #[inline]
     pub(crate) fn dfa(&self, index: u32) -> Option<crate::dfa::CharDfa<'a>> {
-        let dfas = *self;
-        crate::dfa::CharDfa::read(self.dfa_blob(index), move |t| {
-            dfas.dfa_blob(dfas.dfa_count.wrapping_add(t))
-        })
+        crate::dfa::CharDfa::read(self.dfas, self.dfa_count, index)
     }
 }
 
