@@ -586,26 +586,23 @@ impl<'a> ChannelFile<'a> {
         let mut rest = prog;
         let mut stack = 0u64;
         loop {
-            // Short circuit: an atom followed by AND while the value below
-            // it is false (by OR while it is true) cannot change the
-            // result, nor can it through NOTs (`sel and not filter`: a
-            // filter, often on the lazily scanned image, is not evaluated
-            // when the selection is false). The compiler puts cheap
-            // literal atoms before patterns, so a pattern runs only when
-            // its literal pieces hold.
-            let mut next = program::MAX_INSTR_LEN;
-            while rest.get(next) == Some(&op::NOT) {
-                next = next.wrapping_add(1);
+            // Decided runs skipped whole: `ATOM x OR` while the value is
+            // true, `ATOM x AND` (or `ATOM x NOT AND`) while it is false
+            // leave it as it is (a long `1 of` list after its first hit).
+            loop {
+                rest = match (stack & 1, rest) {
+                    (1, [op::ATOM, _, _, _, _, op::OR, tail @ ..])
+                    | (0, [op::ATOM, _, _, _, _, op::AND, tail @ ..])
+                    | (0, [op::ATOM, _, _, _, _, op::NOT, op::AND, tail @ ..]) => tail,
+                    _ => break,
+                };
             }
-            let decided = match rest.get(next) {
-                Some(&op::AND) if stack & 1 == 0 => Some(false),
-                Some(&op::OR) if stack & 1 == 1 => Some(true),
-                _ => None,
-            };
+            // This instruction and what follows it (for the short circuit).
+            let here = rest;
             let Some(decoded) = program::step(&mut rest, |instr| {
                 stack = match instr {
                     Instr::Atom(idx) => {
-                        let v = match decided {
+                        let v = match short_circuit(here, stack) {
                             Some(v) => v,
                             None => match self.gate_verdict(idx, run) {
                                 Some(v) => v,
@@ -727,6 +724,26 @@ impl<'a> ChannelFile<'a> {
             AtomKind::REGEX => self.dfa(arg).is_some_and(|dfa| dfa.is_match(text)),
             _ => false,
         }
+    }
+}
+
+/// The value an atom (the ATOM instruction at the start of `here`) cannot
+/// change, given the value below it on `stack`: when the atom is followed
+/// (through any NOTs) by AND while that value is false, or by OR while it is
+/// true. `sel and not filter` thus skips the filter — often an atom of the
+/// lazily scanned image — when the selection is false. The compiler puts
+/// cheap literal atoms before patterns, so a pattern runs only when its
+/// literal pieces hold.
+#[inline(always)]
+fn short_circuit(here: &[u8], stack: u64) -> Option<bool> {
+    let mut next = program::MAX_INSTR_LEN;
+    while here.get(next) == Some(&op::NOT) {
+        next = next.wrapping_add(1);
+    }
+    match here.get(next) {
+        Some(&op::AND) if stack & 1 == 0 => Some(false),
+        Some(&op::OR) if stack & 1 == 1 => Some(true),
+        _ => None,
     }
 }
 
