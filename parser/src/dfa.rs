@@ -21,52 +21,93 @@ use crate::wire::Region;
 use crate::ParseError;
 use channel_format::{self as fmt, dfa as d, dfa_header as h, range_table as rt};
 
-/// A validated DFA blob and its range table, read in place.
+/// A validated DFA blob, read in place. Its range table is located only
+/// when a non-ASCII character needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CharDfa<'a> {
     classes: usize,
     wide: bool,
     sparse: bool,
-    /// Sparse rows (the row offsets are in `trans`).
+    /// The whole blob: the end-of-input bits are read from it (byte
+    /// `eoi_at` on) at the end of a run.
+    blob: &'a [u8],
+    eoi_at: usize,
+    /// Sparse rows (the row offsets are in `trans`); empty when dense.
     rows: &'a [u8],
     ascii: &'a [u8; d::ASCII_LEN],
+    /// The local-class map (its length is the range table's class count).
     remap: &'a [u8],
-    /// The range table's entries (after its header).
-    ranges: &'a [u8],
+    /// Dense rows, or the sparse row offsets.
     trans: &'a [u8],
-    eoi: &'a [u8],
+    /// The DFAS section and the entry of this DFA's range table: read by
+    /// [`CharDfa::class_of_wide`] only.
+    section: Region<'a>,
+    table_entry: u32,
+}
+
+/// Blob `index` of a DFAS section (`section`): its entry's offset and length
+/// (FORMAT.md, DFAS; validated). Empty when out of range, which validation
+/// rules out.
+#[inline(always)]
+pub(crate) fn blob_at(section: Region<'_>, index: u32) -> &[u8] {
+    let at = index
+        .wrapping_mul(fmt::dfa_entry::LEN_U32)
+        .wrapping_add(fmt::dfa_table::LEN_U32);
+    let off = section.le32(at.wrapping_add(fmt::dfa_entry::OFFSET.offset_u32())) as usize;
+    let len = section.le32(at.wrapping_add(fmt::dfa_entry::LENGTH.offset_u32())) as usize;
+    section.bytes.get(off..off.wrapping_add(len)).unwrap_or(&[])
 }
 
 impl<'a> CharDfa<'a> {
-    /// Reads a DFA blob and the range table it names (`table`: the blob of
-    /// range table `range_table`, looked up by the caller). On validated
-    /// data it always succeeds; any inconsistency yields `None`, which the
-    /// matcher treats as no match.
+    /// Reads DFA `index` of the validated DFAS section `section` (`dfa_count`
+    /// DFAs, then the range tables): its entry and header, a few loads.
+    ///
+    /// Validation fixed each blob's exact length for its counts
+    /// ([`fmt::dfa_layout`]), so the local-class map's length — the range
+    /// table's class count — is what the blob's length leaves for it: the
+    /// range table itself is not read here. On validated data this always
+    /// succeeds; any inconsistency yields `None` or empty parts (no match),
+    /// never a panic.
     #[inline]
-    pub(crate) fn read(blob: &'a [u8], table: impl Fn(u32) -> &'a [u8]) -> Option<CharDfa<'a>> {
-        let r = Region {
-            bytes: blob,
-            offset: 0,
+    pub(crate) fn read(section: Region<'a>, dfa_count: u32, index: u32) -> Option<CharDfa<'a>> {
+        let blob = blob_at(section, index);
+        // The header, bounds-checked once.
+        let hd: &[u8] = blob.first_chunk::<{ h::LEN }>()?;
+        let n = h::STATE_COUNT.get(hd)? as usize;
+        let k = usize::from(h::CLASS_COUNT.get(hd)?);
+        let flags = h::FLAGS.get(hd)?;
+        let (wide, sparse) = (flags & d::FLAG_WIDE != 0, flags & d::FLAG_SPARSE != 0);
+        let rows = n.wrapping_sub(d::START as usize);
+        // The transitions' length: dense rows, or the sparse row offsets
+        // (then the sparse rows themselves).
+        let (trans_len, rows_len) = if sparse {
+            (
+                rows.wrapping_mul(d::ROW_OFFSET_LEN as usize),
+                h::SPARSE_LEN.get(hd)? as usize,
+            )
+        } else {
+            (
+                rows.wrapping_mul(k)
+                    .wrapping_mul(d::target_len(wide) as usize),
+                0,
+            )
         };
-        let n = r.le32(h::STATE_COUNT.offset_u32());
-        let k = u32::from(r.le16(h::CLASS_COUNT.offset_u32()));
-        let sparse = r.le8(h::FLAGS.offset_u32()) & d::FLAG_SPARSE != 0;
-        let t = table(r.le32(h::RANGE_TABLE.offset_u32()));
-        let local = rt::CLASS_COUNT.get(t)?;
-        let sparse_len = sparse.then(|| r.le32(h::SPARSE_LEN.offset_u32()));
-        let l = fmt::dfa_layout(n, k, local, sparse_len)?;
+        let remap_at = h::LEN.wrapping_add(d::ASCII_LEN);
+        let eoi_at = blob.len().wrapping_sub(n.div_ceil(8));
+        let rows_at = eoi_at.wrapping_sub(rows_len);
+        let trans_at = rows_at.wrapping_sub(trans_len);
         Some(CharDfa {
-            classes: k as usize,
-            wide: l.width == 2,
+            classes: k,
+            wide,
             sparse,
-            rows: blob.get(l.rows as usize..l.eoi as usize)?,
-            ascii: blob
-                .get(l.ascii as usize..)?
-                .first_chunk::<{ d::ASCII_LEN }>()?,
-            remap: blob.get(l.remap as usize..l.trans as usize)?,
-            ranges: t.get(rt::LEN..)?,
-            trans: blob.get(l.trans as usize..l.rows as usize)?,
-            eoi: blob.get(l.eoi as usize..l.len as usize)?,
+            blob,
+            eoi_at,
+            rows: blob.get(rows_at..eoi_at)?,
+            ascii: blob.get(h::LEN..)?.first_chunk::<{ d::ASCII_LEN }>()?,
+            remap: blob.get(remap_at..trans_at)?,
+            trans: blob.get(trans_at..rows_at)?,
+            section,
+            table_entry: dfa_count.wrapping_add(h::RANGE_TABLE.get(hd)?),
         })
     }
 
@@ -75,38 +116,31 @@ impl<'a> CharDfa<'a> {
     /// through the local-class map.
     #[inline(never)]
     fn class_of_wide(&self, c: u32) -> usize {
-        let count = self
-            .ranges
+        let ranges = blob_at(self.section, self.table_entry)
+            .get(rt::LEN..)
+            .unwrap_or(&[]);
+        let count = ranges
             .len()
             .checked_div(d::RANGE_ENTRY_LEN as usize)
             .unwrap_or(0);
         let (mut lo, mut hi) = (0usize, count);
         while hi.wrapping_sub(lo) > 1 {
             let mid = lo.wrapping_add(hi.wrapping_sub(lo) / 2);
-            if self.range(mid) >> 8 <= c {
+            if range(ranges, mid) >> 8 <= c {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        let local = (self.range(lo) & 0xFF) as usize;
+        let local = (range(ranges, lo) & 0xFF) as usize;
         usize::from(self.remap.get(local).copied().unwrap_or(0))
     }
 
     #[inline]
-    fn range(&self, i: usize) -> u32 {
-        let at = i.wrapping_mul(d::RANGE_ENTRY_LEN as usize);
-        match self
-            .ranges
-            .get(at..at.wrapping_add(d::RANGE_ENTRY_LEN as usize))
-        {
-            Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
-            None => 0,
-        }
-    }
-
     fn eoi(&self, s: usize) -> bool {
-        self.eoi.get(s / 8).is_some_and(|b| (b >> (s % 8)) & 1 == 1)
+        self.blob
+            .get(self.eoi_at.wrapping_add(s / 8))
+            .is_some_and(|b| (b >> (s % 8)) & 1 == 1)
     }
 
     /// Whether the regex matches somewhere in `text` (unfolded).
@@ -216,6 +250,16 @@ impl<'a> CharDfa<'a> {
             row = s.wrapping_sub(start).wrapping_mul(k);
         }
         self.eoi(s)
+    }
+}
+
+/// Entry `i` of a range table's entries.
+#[inline]
+fn range(ranges: &[u8], i: usize) -> u32 {
+    let at = i.wrapping_mul(d::RANGE_ENTRY_LEN as usize);
+    match ranges.get(at..at.wrapping_add(d::RANGE_ENTRY_LEN as usize)) {
+        Some(w) => u32::from_le_bytes(w.try_into().unwrap_or([0; 4])),
+        None => 0,
     }
 }
 

@@ -92,6 +92,8 @@ struct Lazy {
     scanned: u8,
     /// Per field slot: more hits than `atoms` holds.
     overflow: u8,
+    /// Field scans this event, eager and lazy (see [`Scratch::scans`]).
+    scans: u32,
 }
 
 impl Lazy {
@@ -157,6 +159,7 @@ impl Scratch {
                 len: 0,
                 scanned: 0,
                 overflow: 0,
+                scans: 0,
             },
         }
     }
@@ -165,6 +168,15 @@ impl Scratch {
     /// more distinct atoms than the scratch holds).
     pub fn passes(&self) -> u32 {
         self.passes
+    }
+
+    /// How many field scans the last match did: each field with an eager
+    /// automaton once per window ([`Scratch::passes`]), plus each field
+    /// with a LAZY automaton (FORMAT.md, PREFILTER: e.g. the image when no
+    /// rule gates on it) once if a candidate rule needed one of its atoms.
+    /// An event whose name makes no rule a candidate scans only the name.
+    pub fn scans(&self) -> u32 {
+        self.lazy.scans
     }
 
     fn hits(&self) -> &[Hit] {
@@ -284,6 +296,7 @@ impl<'a> ChannelFile<'a> {
         scratch.lazy.len = 0;
         scratch.lazy.scanned = 0;
         scratch.lazy.overflow = 0;
+        scratch.lazy.scans = 0;
         while lo < self.rule_count {
             scratch.len = 0;
             scratch.passes = scratch.passes.saturating_add(1);
@@ -292,6 +305,7 @@ impl<'a> ChannelFile<'a> {
             let fields = [Some(event.pipe_name), event.image, event.user];
             for (auto, text) in self.automata.iter().zip(fields) {
                 if let Some(t) = text.filter(|_| auto.state_count > 0 && !auto.lazy) {
+                    scratch.lazy.scans = scratch.lazy.scans.saturating_add(1);
                     self.scan(auto, t, &mut |atom, rec| {
                         let gate =
                             atom::FLAGS.get(rec).unwrap_or(0) & channel_format::ATOM_FLAG_GATE != 0;
@@ -304,13 +318,16 @@ impl<'a> ChannelFile<'a> {
                 scratch.hits.get(..scratch.len).unwrap_or(&[]),
                 &mut scratch.lazy,
             );
-            // Most events report nothing and no rule is always evaluated.
-            let idle = hits.is_empty() && self.always_count == 0;
-            if !idle
-                && self
-                    .evaluate_window(event, hits, lazy, lo, hi, &mut f)
-                    .is_break()
-            {
+            // Most events report nothing: then only the ALWAYS rules (if
+            // any) are evaluated, without the merge with the hits.
+            let flow = if !hits.is_empty() {
+                self.evaluate_window(event, hits, lazy, lo, hi, &mut f)
+            } else if self.always_count > 0 {
+                self.evaluate_always(event, lazy, lo, hi, &mut f)
+            } else {
+                ControlFlow::Continue(())
+            };
+            if flow.is_break() {
                 return;
             }
             // hi > lo always (see Scratch::record); max() guards progress anyway.
@@ -532,6 +549,36 @@ impl<'a> ChannelFile<'a> {
         }
     }
 
+    /// The ALWAYS rules of the window `[lo, hi)` when no atom was reported.
+    #[inline(never)]
+    fn evaluate_always(
+        &self,
+        event: &Event<'_>,
+        lazy: &mut Lazy,
+        lo: u32,
+        hi: u32,
+        f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let mut ai = if lo == 0 {
+            0
+        } else {
+            self.first_always_at_or_after(lo)
+        };
+        while ai < self.always_count {
+            let rule = self.always_rule(ai);
+            if rule >= hi {
+                break;
+            }
+            if self.eval_rule(rule, event, &[], lazy) {
+                if let Some(r) = self.rule(rule) {
+                    f(r)?;
+                }
+            }
+            ai = ai.saturating_add(1);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn first_always_at_or_after(&self, lo: u32) -> u32 {
         let (mut a, mut b) = (0u32, self.always_count);
         while a < b {
@@ -554,31 +601,34 @@ impl<'a> ChannelFile<'a> {
             .bytes
             .get(off..off.saturating_add(len))
             .unwrap_or(&[]);
+        // The most common program, one atom (`ATOM idx`), without the
+        // decoder or the stack.
+        const _: () = assert!(program::MAX_INSTR_LEN == 5);
+        if let [op::ATOM, a, b, c, d] = *prog {
+            return self.eval_atom(u32::from_le_bytes([a, b, c, d]), event, run, lazy);
+        }
         // The format's decoder (a validated program: a decoding error cannot
         // happen; it would count as "no match").
         let mut rest = prog;
-        // The most common program, one atom, without the stack.
-        if let Some(Ok(Instr::Atom(idx))) = program::decode(&mut rest) {
-            if rest.is_empty() {
-                return self.eval_atom(idx, event, run, lazy);
-            }
-        }
-        let mut rest = prog;
         let mut stack = 0u64;
         loop {
-            // Short circuit: an atom followed by AND while the value below
-            // it is false (by OR while it is true) cannot change the
-            // result. The compiler puts cheap literal atoms before
-            // patterns, so a pattern runs only when its literal pieces hold.
-            let decided = match rest.get(program::MAX_INSTR_LEN) {
-                Some(&op::AND) if stack & 1 == 0 => Some(false),
-                Some(&op::OR) if stack & 1 == 1 => Some(true),
-                _ => None,
-            };
+            // Decided runs skipped whole: `ATOM x OR` while the value is
+            // true, `ATOM x AND` (or `ATOM x NOT AND`) while it is false
+            // leave it as it is (a long `1 of` list after its first hit).
+            loop {
+                rest = match (stack & 1, rest) {
+                    (1, [op::ATOM, _, _, _, _, op::OR, tail @ ..])
+                    | (0, [op::ATOM, _, _, _, _, op::AND, tail @ ..])
+                    | (0, [op::ATOM, _, _, _, _, op::NOT, op::AND, tail @ ..]) => tail,
+                    _ => break,
+                };
+            }
+            // This instruction and what follows it (for the short circuit).
+            let here = rest;
             let Some(decoded) = program::step(&mut rest, |instr| {
                 stack = match instr {
                     Instr::Atom(idx) => {
-                        let v = match decided {
+                        let v = match short_circuit(here, stack) {
                             Some(v) => v,
                             None => match self.gate_verdict(idx, run) {
                                 Some(v) => v,
@@ -665,6 +715,7 @@ impl<'a> ChannelFile<'a> {
                     let bit = 1u8 << slot;
                     if lazy.scanned & bit == 0 {
                         lazy.scanned |= bit;
+                        lazy.scans = lazy.scans.saturating_add(1);
                         self.scan(auto, text, &mut |atom, _| lazy.record(atom, bit));
                     }
                     if lazy.overflow & bit != 0 {
@@ -699,6 +750,26 @@ impl<'a> ChannelFile<'a> {
             AtomKind::REGEX => self.dfa(arg).is_some_and(|dfa| dfa.is_match(text)),
             _ => false,
         }
+    }
+}
+
+/// The value an atom (the ATOM instruction at the start of `here`) cannot
+/// change, given the value below it on `stack`: when the atom is followed
+/// (through any NOTs) by AND while that value is false, or by OR while it is
+/// true. `sel and not filter` thus skips the filter — often an atom of the
+/// lazily scanned image — when the selection is false. The compiler puts
+/// cheap literal atoms before patterns, so a pattern runs only when its
+/// literal pieces hold.
+#[inline(always)]
+fn short_circuit(here: &[u8], stack: u64) -> Option<bool> {
+    let mut next = program::MAX_INSTR_LEN;
+    while here.get(next) == Some(&op::NOT) {
+        next = next.wrapping_add(1);
+    }
+    match here.get(next) {
+        Some(&op::AND) if stack & 1 == 0 => Some(false),
+        Some(&op::OR) if stack & 1 == 1 => Some(true),
+        _ => None,
     }
 }
 

@@ -99,6 +99,32 @@ pub(crate) trait Units {
     /// Consistent with [`Units::char_at`]: a surrogate pairs only with its
     /// immediate neighbour, so decoding backwards finds the same characters.
     fn char_before(&self, i: usize) -> Option<(char, usize)>;
+    /// How many bytes of the folded `lit` the units from `pos` on match
+    /// while both are ASCII (stopping at the first non-ASCII byte or unit,
+    /// or the end of either); `None` on an ASCII mismatch.
+    fn ascii_match(&self, pos: usize, lit: &[u8]) -> Option<usize>;
+    /// The same backwards: `lit`'s last bytes against the units before
+    /// `end`.
+    fn ascii_match_back(&self, end: usize, lit: &[u8]) -> Option<usize>;
+}
+
+/// The leading run of ASCII pairs (literal byte, unit) that agree after
+/// folding the unit: its length, or `None` at an ASCII mismatch first. A
+/// tight loop without bounds checks: the common case of a direct literal
+/// comparison.
+#[inline(always)]
+fn ascii_run(pairs: impl Iterator<Item = (u8, u32)>) -> Option<usize> {
+    let mut n = 0usize;
+    for (b, u) in pairs {
+        if b >= 0x80 || u >= 0x80 {
+            break;
+        }
+        if (u as u8).to_ascii_uppercase() != b {
+            return None;
+        }
+        n = n.wrapping_add(1);
+    }
+    Some(n)
 }
 
 /// Whether ASCII unit `u` (below 0x80) is in `set`.
@@ -147,6 +173,21 @@ impl Units for [u16] {
         }
         Some((decode_utf16_at(self, last).0, last))
     }
+    #[inline(always)]
+    fn ascii_match(&self, pos: usize, lit: &[u8]) -> Option<usize> {
+        let units = self.get(pos..).unwrap_or(&[]);
+        ascii_run(lit.iter().zip(units).map(|(&b, &u)| (b, u32::from(u))))
+    }
+    #[inline(always)]
+    fn ascii_match_back(&self, end: usize, lit: &[u8]) -> Option<usize> {
+        let units = self.get(..end).unwrap_or(&[]);
+        ascii_run(
+            lit.iter()
+                .rev()
+                .zip(units.iter().rev())
+                .map(|(&b, &u)| (b, u32::from(u))),
+        )
+    }
 }
 
 impl Units for str {
@@ -176,6 +217,21 @@ impl Units for str {
     fn char_before(&self, i: usize) -> Option<(char, usize)> {
         let c = self.get(..i)?.chars().next_back()?;
         Some((c, i.checked_sub(c.len_utf8())?))
+    }
+    #[inline(always)]
+    fn ascii_match(&self, pos: usize, lit: &[u8]) -> Option<usize> {
+        let bytes = self.as_bytes().get(pos..).unwrap_or(&[]);
+        ascii_run(lit.iter().zip(bytes).map(|(&b, &u)| (b, u32::from(u))))
+    }
+    #[inline(always)]
+    fn ascii_match_back(&self, end: usize, lit: &[u8]) -> Option<usize> {
+        let bytes = self.as_bytes().get(..end).unwrap_or(&[]);
+        ascii_run(
+            lit.iter()
+                .rev()
+                .zip(bytes.iter().rev())
+                .map(|(&b, &u)| (b, u32::from(u))),
+        )
     }
 }
 
@@ -241,8 +297,10 @@ fn utf8_before(bytes: &[u8], end: usize) -> Option<(char, usize)> {
 /// literal `lit` (validated UTF-8); the position after it if so. An ASCII
 /// literal byte against an ASCII unit compares directly.
 #[inline]
-fn folded_at<U: Units + ?Sized>(text: &U, mut pos: usize, lit: &[u8]) -> Option<usize> {
-    let mut i = 0usize;
+fn folded_at<U: Units + ?Sized>(text: &U, pos: usize, lit: &[u8]) -> Option<usize> {
+    // The ASCII run first, in a tight loop; then character by character.
+    let mut i = text.ascii_match(pos, lit)?;
+    let mut pos = pos.wrapping_add(i);
     while let Some(&b) = lit.get(i) {
         let u = text.unit(pos)?;
         if b < 0x80 && u < 0x80 {
@@ -271,6 +329,15 @@ fn folded_at<U: Units + ?Sized>(text: &U, mut pos: usize, lit: &[u8]) -> Option<
 /// [`glob_match`]; it runs only for candidate rules.
 pub(crate) fn literal_match(kind: channel_format::AtomKind, lit: &[u8], text: Text<'_>) -> bool {
     match text {
+        // Every UTF-16 unit folds to at least one UTF-8 byte (a pair to a
+        // 4-byte character: no supplementary character folds to ASCII;
+        // `fold_never_shortens_utf16` checks every character), so a name of
+        // more units than the literal has bytes cannot equal it.
+        Text::Utf16(units)
+            if kind == channel_format::AtomKind::EXACT && units.len() > lit.len() =>
+        {
+            false
+        }
         Text::Utf16(units) => literal_units(kind, lit, units),
         Text::Utf8(s) => literal_units(kind, lit, s),
     }
@@ -282,7 +349,11 @@ fn literal_units<U: Units + ?Sized>(kind: channel_format::AtomKind, lit: &[u8], 
         AtomKind::PREFIX => folded_at(text, 0, lit).is_some(),
         AtomKind::EXACT => folded_at(text, 0, lit) == Some(text.len()),
         AtomKind::SUFFIX => {
-            let (mut pos, mut i) = (text.len(), lit.len());
+            // The ASCII run first, in a tight loop; then as below.
+            let Some(n) = text.ascii_match_back(text.len(), lit) else {
+                return false;
+            };
+            let (mut pos, mut i) = (text.len().wrapping_sub(n), lit.len().wrapping_sub(n));
             while i > 0 {
                 // ASCII against ASCII: no decoding.
                 if let (Some(&b), Some(u)) =
@@ -545,6 +616,22 @@ fn glob_units<U: Units + ?Sized>(pat: &[u8], text: &U) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    // 1.1 million characters: too slow under Miri, and no unsafe code.
+    #[cfg_attr(miri, ignore)]
+    fn fold_never_shortens_utf16() {
+        // The premise of `literal_match`'s length check for EXACT.
+        for c in (0..=0x10_FFFFu32).filter_map(char::from_u32) {
+            assert!(
+                fold_char(c).len_utf8() >= c.len_utf16(),
+                "U+{:04X} folds to fewer UTF-8 bytes than its UTF-16 units",
+                u32::from(c)
+            );
+        }
+        // An unpaired surrogate reads as U+FFFD (3 bytes).
+        assert_eq!(fold_char('\u{FFFD}').len_utf8(), 3);
+    }
 
     fn g(p: &str, t: &str) -> bool {
         glob_match(p.as_bytes(), Text::Utf8(t))

@@ -7,8 +7,8 @@
 
 use crate::wire::Region;
 use channel_format::{
-    self as fmt, always, atom, dfa_entry, dfa_table, rule, rule_field, Action, AtomKind, Field,
-    FieldId, SectionKind, Severity,
+    self as fmt, always, atom, rule, rule_field, Action, AtomKind, Field, FieldId, SectionKind,
+    Severity,
 };
 
 /// The fixed header fields.
@@ -208,12 +208,6 @@ impl<'a> Automaton<'a> {
         )
     }
 
-    /// The first edge of state `s` (edges of `s`: up to state `s + 1`'s).
-    #[inline]
-    pub(crate) fn edge_start(&self, s: u32) -> u32 {
-        index_at(self.tables, 0, s, self.narrow)
-    }
-
     /// The goto child of the (sparse) state `s` on class `c`, if any: edge
     /// `k` leads to state `k + 1`.
     #[inline]
@@ -237,18 +231,6 @@ impl<'a> Automaton<'a> {
     #[inline]
     pub(crate) fn fail(&self, s: u32) -> u32 {
         index_at(self.tables, self.fail_at, s, self.narrow)
-    }
-
-    /// The output range `[o0, o1)` of state `s`.
-    #[inline]
-    pub(crate) fn output_range(&self, s: u32) -> (u32, u32) {
-        index_pair(self.tables, self.out_start_at, s, self.narrow)
-    }
-
-    /// Output `k` (an atom index).
-    #[inline]
-    pub(crate) fn output(&self, k: u32) -> u32 {
-        index_at(self.tables, self.outputs_at, k, self.narrow)
     }
 }
 
@@ -440,30 +422,10 @@ impl<'a> ChannelFile<'a> {
         )
     }
 
-    /// Blob `index` of the DFAS section: DFA `index`, or range table
-    /// `index - dfa_count` (validated).
-    pub(crate) fn dfa_blob(&self, index: u32) -> &'a [u8] {
-        let at = index
-            .wrapping_mul(dfa_entry::LEN_U32)
-            .wrapping_add(dfa_table::LEN_U32);
-        let off = self
-            .dfas
-            .le32(at.wrapping_add(dfa_entry::OFFSET.offset_u32())) as usize;
-        let len = self
-            .dfas
-            .le32(at.wrapping_add(dfa_entry::LENGTH.offset_u32())) as usize;
-        self.dfas
-            .bytes
-            .get(off..off.wrapping_add(len))
-            .unwrap_or(&[])
-    }
-
-    /// DFA `index` with its range table (validated).
+    /// DFA `index` (validated): its entry and header read in place.
+    #[inline]
     pub(crate) fn dfa(&self, index: u32) -> Option<crate::dfa::CharDfa<'a>> {
-        let dfas = *self;
-        crate::dfa::CharDfa::read(self.dfa_blob(index), move |t| {
-            dfas.dfa_blob(dfas.dfa_count.wrapping_add(t))
-        })
+        crate::dfa::CharDfa::read(self.dfas, self.dfa_count, index)
     }
 }
 
