@@ -274,9 +274,16 @@ impl<'a> ChannelFile<'a> {
             }
             ControlFlow::Continue(())
         });
-        Verdict {
-            matched,
-            best: best.and_then(|(rule, _)| self.rule(rule)),
+        match best {
+            // Most events match nothing: no view to write.
+            None => Verdict {
+                matched,
+                best: None,
+            },
+            Some((rule, _)) => Verdict {
+                matched,
+                best: self.rule(rule),
+            },
         }
     }
 
@@ -594,16 +601,21 @@ impl<'a> ChannelFile<'a> {
         } else {
             self.first_always_at_or_after(lo)
         };
+        // The direct rules (the first of the list): each literal compared
+        // with its field, without the program or the atom record (see
+        // DirectLiteral).
+        while let Some(d) = self.direct(ai) {
+            if d.rule >= hi {
+                return ControlFlow::Continue(());
+            }
+            if direct_match(d, event) && d.rule < self.rule_count {
+                f(d.rule)?;
+            }
+            ai = ai.saturating_add(1);
+        }
         while ai < self.always_count {
-            // A direct rule: its literal compared with the field, without
-            // the program or the atom record (see DirectLiteral).
-            let (rule, matched) = match self.direct(ai) {
-                Some(d) if d.rule >= hi => break,
-                Some(d) => (d.rule, direct_match(d, event)),
-                None => match self.eval_always_rule(ai, hi, event, lazy) {
-                    Some(v) => v,
-                    None => break,
-                },
+            let Some((rule, matched)) = self.eval_always_rule(ai, hi, event, lazy) else {
+                break;
             };
             if matched && rule < self.rule_count {
                 f(rule)?;
