@@ -28,8 +28,8 @@
 //! indices, rescanning the fields once per window: still exact, only slower,
 //! and only for pathological names.
 
-use crate::text::{glob_match, literal_match, Text, Units};
-use crate::view::{Automaton, ChannelFile, RuleView};
+use crate::text::{anchored_match, anchored_match_call, glob_match, literal_match, Text, Units};
+use crate::view::{Automaton, ChannelFile, DirectLiteral, RuleView};
 use channel_format::program::{self, Instr};
 use channel_format::{atom, op, rule, Action, AtomKind, EventKind, FieldId, DENSE_EXIT_FLAG};
 use core::ops::ControlFlow;
@@ -255,10 +255,6 @@ impl Verdict<'_> {
     }
 }
 
-fn priority(r: &RuleView<'_>) -> (u8, u8) {
-    (r.action().0, r.severity().0)
-}
-
 impl<'a> ChannelFile<'a> {
     /// Matches `event` and returns how many rules matched and the
     /// highest-priority one.
@@ -266,18 +262,39 @@ impl<'a> ChannelFile<'a> {
     /// # Panics
     /// Never panics. Allocates nothing.
     pub fn evaluate(&self, event: &Event<'_>, scratch: &mut Scratch) -> Verdict<'a> {
-        let mut v = Verdict {
-            matched: 0,
-            best: None,
-        };
-        self.for_each_match(event, scratch, |r| {
-            v.matched = v.matched.saturating_add(1);
-            if v.best.as_ref().is_none_or(|b| priority(&r) > priority(b)) {
-                v.best = Some(r);
+        // The best rule by index and priority; its view is made once, at
+        // the end (a view is large: copying one per match costs more).
+        let mut matched = 0u32;
+        let mut best: Option<(u32, (u8, u8))> = None;
+        self.for_each_match_index(event, scratch, |rule| {
+            matched = matched.saturating_add(1);
+            let p = self.priority(rule);
+            if best.is_none_or(|(_, b)| p > b) {
+                best = Some((rule, p));
             }
             ControlFlow::Continue(())
         });
-        v
+        match best {
+            // Most events match nothing: no view to write.
+            None => Verdict {
+                matched,
+                best: None,
+            },
+            Some((rule, _)) => Verdict {
+                matched,
+                best: self.rule(rule),
+            },
+        }
+    }
+
+    /// A rule's priority: its action (`block` above `alert`), then its
+    /// severity.
+    #[inline(always)]
+    fn priority(&self, rule: u32) -> (u8, u8) {
+        (
+            self.rule_u8(rule, rule::ACTION),
+            self.rule_u8(rule, rule::SEVERITY),
+        )
     }
 
     /// Calls `f` with every rule that matches `event`, in ascending rule index,
@@ -290,6 +307,20 @@ impl<'a> ChannelFile<'a> {
         event: &Event<'_>,
         scratch: &mut Scratch,
         mut f: impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+    ) {
+        self.for_each_match_index(event, scratch, |rule| match self.rule(rule) {
+            Some(r) => f(r),
+            None => ControlFlow::Continue(()),
+        });
+    }
+
+    /// [`ChannelFile::for_each_match`] by rule index (every index below
+    /// the rule count).
+    fn for_each_match_index(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut Scratch,
+        mut f: impl FnMut(u32) -> ControlFlow<()>,
     ) {
         let mut lo = 0u32;
         scratch.passes = 0;
@@ -510,7 +541,7 @@ impl<'a> ChannelFile<'a> {
         lazy: &mut Lazy,
         lo: u32,
         hi: u32,
-        f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+        f: &mut impl FnMut(u32) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         // Merge the rules of the hits (ascending) with the always list
         // (ascending). Hits are sorted by atom, so a rule's hits are one
@@ -533,7 +564,9 @@ impl<'a> ChannelFile<'a> {
                 gated |= h.rule_gate & GATE_BIT != 0;
                 hi_idx = hi_idx.saturating_add(1);
             }
+            let mut direct = None;
             if next_always == Some(rule) {
+                direct = self.direct(ai);
                 ai = ai.saturating_add(1);
                 gated = true;
             }
@@ -541,10 +574,14 @@ impl<'a> ChannelFile<'a> {
                 continue;
             }
             let run = hits.get(run_start..hi_idx).unwrap_or(&[]);
-            if self.eval_rule(rule, event, run, lazy) {
-                if let Some(r) = self.rule(rule) {
-                    f(r)?;
-                }
+            // A direct ALWAYS rule's one atom is not prefiltered: it has
+            // no hits, and its literal decides it.
+            let matched = match direct {
+                Some(d) => direct_match_call(d, event),
+                None => self.eval_rule(rule, event, run, lazy),
+            };
+            if matched && rule < self.rule_count {
+                f(rule)?;
             }
         }
     }
@@ -557,26 +594,58 @@ impl<'a> ChannelFile<'a> {
         lazy: &mut Lazy,
         lo: u32,
         hi: u32,
-        f: &mut impl FnMut(RuleView<'a>) -> ControlFlow<()>,
+        f: &mut impl FnMut(u32) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         let mut ai = if lo == 0 {
             0
         } else {
             self.first_always_at_or_after(lo)
         };
-        while ai < self.always_count {
-            let rule = self.always_rule(ai);
-            if rule >= hi {
-                break;
+        // The direct rules (the first of the list): each literal compared
+        // with its field, without the program or the atom record (see
+        // DirectLiteral).
+        while let Some(d) = self.direct(ai) {
+            if d.rule >= hi {
+                return ControlFlow::Continue(());
             }
-            if self.eval_rule(rule, event, &[], lazy) {
-                if let Some(r) = self.rule(rule) {
-                    f(r)?;
-                }
+            if direct_match(d, event) && d.rule < self.rule_count {
+                f(d.rule)?;
+            }
+            ai = ai.saturating_add(1);
+        }
+        while ai < self.always_count {
+            let Some((rule, matched)) = self.eval_always_rule(ai, hi, event, lazy) else {
+                break;
+            };
+            if matched && rule < self.rule_count {
+                f(rule)?;
             }
             ai = ai.saturating_add(1);
         }
         ControlFlow::Continue(())
+    }
+
+    /// The `ai`-th ALWAYS rule and its verdict by its program, or `None`
+    /// if the rule is at or after `hi`. Out of line: the loop of
+    /// [`ChannelFile::evaluate_always`] stays small for direct rules.
+    #[inline(never)]
+    fn eval_always_rule(
+        &self,
+        ai: u32,
+        hi: u32,
+        event: &Event<'_>,
+        lazy: &mut Lazy,
+    ) -> Option<(u32, bool)> {
+        let rule = self.always_rule(ai);
+        (rule < hi).then(|| (rule, self.eval_rule(rule, event, &[], lazy)))
+    }
+
+    /// The direct test of the `ai`-th ALWAYS rule, if it has one.
+    #[inline(always)]
+    fn direct(&self, ai: u32) -> Option<&DirectLiteral<'a>> {
+        self.always_direct
+            .get(ai as usize)
+            .filter(|d| d.kind != AtomKind(0))
     }
 
     fn first_always_at_or_after(&self, lo: u32) -> u32 {
@@ -743,14 +812,34 @@ impl<'a> ChannelFile<'a> {
             .get(off..off.saturating_add(len))
             .unwrap_or(&[]);
         match kind {
-            AtomKind::CONTAINS | AtomKind::PREFIX | AtomKind::SUFFIX | AtomKind::EXACT => {
-                literal_match(kind, string, text)
+            AtomKind::PREFIX | AtomKind::SUFFIX | AtomKind::EXACT => {
+                anchored_match_call(kind, string, string.is_ascii(), text)
             }
+            AtomKind::CONTAINS => literal_match(kind, string, text),
             AtomKind::GLOB => glob_match(string, text),
             AtomKind::REGEX => self.dfa(arg).is_some_and(|dfa| dfa.is_match(text)),
             _ => false,
         }
     }
+}
+
+/// A direct ALWAYS rule's verdict: its literal against its field (false
+/// on a missing image or user, as in [`ChannelFile::eval_atom`]).
+#[inline(always)]
+fn direct_match(d: &DirectLiteral<'_>, event: &Event<'_>) -> bool {
+    let text = match d.slot {
+        0 => Some(event.pipe_name),
+        1 => event.image,
+        2 => event.user,
+        _ => None,
+    };
+    text.is_some_and(|t| anchored_match(d.kind, d.lit, d.ascii, t))
+}
+
+/// [`direct_match`] out of line (the window's loop stays small).
+#[inline(never)]
+fn direct_match_call(d: &DirectLiteral<'_>, event: &Event<'_>) -> bool {
+    direct_match(d, event)
 }
 
 /// The value an atom (the ATOM instruction at the start of `here`) cannot

@@ -343,6 +343,184 @@ pub(crate) fn literal_match(kind: channel_format::AtomKind, lit: &[u8], text: Te
     }
 }
 
+/// [`literal_match`] for an anchored literal (`prefix`, `suffix`, `exact`),
+/// with `ascii`: every byte of `lit` is ASCII (precomputed). Then the units
+/// next to the anchor are compared directly, the anchor's neighbour first
+/// (for `suffix` and `exact` the last unit): an ASCII unit against its
+/// literal byte decides a mismatch at once; the first non-ASCII unit hands
+/// the test to [`literal_match`] (a non-ASCII character can fold to ASCII,
+/// e.g. U+017F to `S`). A text with fewer units than the literal has bytes
+/// cannot match it: every text character a literal ASCII byte matches is
+/// one unit (UTF-16) or at least one byte (UTF-8). Same verdict as
+/// [`literal_match`].
+#[inline(always)]
+pub(crate) fn anchored_match(
+    kind: channel_format::AtomKind,
+    lit: &[u8],
+    ascii: bool,
+    text: Text<'_>,
+) -> bool {
+    if ascii {
+        let fast = match text {
+            Text::Utf16(units) => ascii_anchored(kind, lit, units),
+            Text::Utf8(s) => ascii_anchored(kind, lit, s.as_bytes()),
+        };
+        if let Some(v) = fast {
+            return v;
+        }
+    }
+    literal_match(kind, lit, text)
+}
+
+/// [`anchored_match`] out of line (for candidate rules' atoms; the direct
+/// ALWAYS rules inline it).
+#[inline(never)]
+pub(crate) fn anchored_match_call(
+    kind: channel_format::AtomKind,
+    lit: &[u8],
+    ascii: bool,
+    text: Text<'_>,
+) -> bool {
+    anchored_match(kind, lit, ascii, text)
+}
+
+/// The ASCII part of [`anchored_match`]: `Some` verdict, or `None` when
+/// a non-ASCII unit is reached before a mismatch (or an `exact` text's
+/// length differs from the literal's: UTF-8 may still fold to it).
+/// Four units at a time from the anchor, then one at a time.
+#[inline(always)]
+fn ascii_anchored<T: AsciiUnit>(
+    kind: channel_format::AtomKind,
+    lit: &[u8],
+    units: &[T],
+) -> Option<bool> {
+    use channel_format::AtomKind;
+    let Some(rest) = units.len().checked_sub(lit.len()) else {
+        return Some(false);
+    };
+    let window = match kind {
+        AtomKind::PREFIX => units.get(..lit.len()),
+        AtomKind::SUFFIX => units.get(rest..),
+        AtomKind::EXACT if rest == 0 => Some(units),
+        _ => None,
+    }?;
+    // UTF-16: each literal byte is matched by exactly one unit (a
+    // character folding to ASCII is one BMP unit), so a mismatch of an
+    // ASCII unit anywhere decides. The four units farthest from the
+    // anchor first: they differ more often (paths share their `.exe`
+    // endings, or `C:\` starts).
+    if T::ONE_UNIT_PER_ASCII_MATCH && lit.len() > 4 {
+        let far = match kind {
+            AtomKind::PREFIX => lit.last_chunk::<4>().zip(window.last_chunk::<4>()),
+            _ => lit.first_chunk::<4>().zip(window.first_chunk::<4>()),
+        };
+        if let Some((l, u)) = far {
+            if T::pack(u).is_some_and(|p| fold4(p) != u32::from_le_bytes(*l)) {
+                return Some(false);
+            }
+        }
+    }
+    match kind {
+        AtomKind::PREFIX => ascii_prefix(lit, window),
+        _ => ascii_suffix(lit, window),
+    }
+}
+
+/// A text unit that can be packed: UTF-16 units or UTF-8 bytes.
+trait AsciiUnit: Copy + Into<u32> {
+    /// Whether every text character that folds to an ASCII byte is one
+    /// unit (UTF-16), so that unit `i` of an anchored window always faces
+    /// literal byte `i`; not so for UTF-8 (U+017F, two bytes, folds to
+    /// `S`).
+    const ONE_UNIT_PER_ASCII_MATCH: bool;
+    /// Four units as four bytes (little-endian), if all are ASCII.
+    fn pack(c: &[Self; 4]) -> Option<u32>;
+}
+
+impl AsciiUnit for u16 {
+    const ONE_UNIT_PER_ASCII_MATCH: bool = true;
+    #[inline(always)]
+    fn pack(c: &[u16; 4]) -> Option<u32> {
+        let [a, b, d, e] = c.map(u64::from);
+        let w = a | b << 16 | d << 32 | e << 48;
+        if w & 0xFF80_FF80_FF80_FF80 != 0 {
+            return None;
+        }
+        // Each lane's byte next to the previous lane's.
+        let x = (w | w >> 8) & 0x0000_FFFF_0000_FFFF;
+        Some((x | x >> 16) as u32)
+    }
+}
+
+impl AsciiUnit for u8 {
+    const ONE_UNIT_PER_ASCII_MATCH: bool = false;
+    #[inline(always)]
+    fn pack(c: &[u8; 4]) -> Option<u32> {
+        let w = u32::from_le_bytes(*c);
+        (w & 0x8080_8080 == 0).then_some(w)
+    }
+}
+
+/// Four ASCII bytes, each folded to upper case (no carry crosses a byte:
+/// every byte is below 0x80).
+#[inline(always)]
+fn fold4(p: u32) -> u32 {
+    // Bit 7 of a byte: at least `a` (0x61) and not above `z` (0x7A).
+    let lower = (p.wrapping_add(0x1F1F_1F1F) & !p.wrapping_add(0x0505_0505)) & 0x8080_8080;
+    p.wrapping_sub(lower >> 2)
+}
+
+/// `lit` (ASCII) against the units of the same length, from the last:
+/// see [`ascii_anchored`].
+#[inline(always)]
+fn ascii_suffix<T: AsciiUnit>(mut lit: &[u8], mut units: &[T]) -> Option<bool> {
+    while let (Some((l_rest, l)), Some((u_rest, u))) =
+        (lit.split_last_chunk::<4>(), units.split_last_chunk::<4>())
+    {
+        let p = T::pack(u)?;
+        if fold4(p) != u32::from_le_bytes(*l) {
+            return Some(false);
+        }
+        (lit, units) = (l_rest, u_rest);
+    }
+    ascii_run_eq(lit.iter().rev().zip(units.iter().rev()))
+}
+
+/// `lit` (ASCII) against the first units, from the first: see
+/// [`ascii_anchored`].
+#[inline(always)]
+fn ascii_prefix<T: AsciiUnit>(mut lit: &[u8], mut units: &[T]) -> Option<bool> {
+    while let (Some((l, l_rest)), Some((u, u_rest))) =
+        (lit.split_first_chunk::<4>(), units.split_first_chunk::<4>())
+    {
+        let p = T::pack(u)?;
+        if fold4(p) != u32::from_le_bytes(*l) {
+            return Some(false);
+        }
+        (lit, units) = (l_rest, u_rest);
+    }
+    ascii_run_eq(lit.iter().zip(units))
+}
+
+/// Whether each ASCII literal byte equals its folded unit, in order, up to
+/// the first non-ASCII unit (`None` there): `Some(false)` at the first
+/// mismatch, `Some(true)` when the pairs end.
+#[inline(always)]
+fn ascii_run_eq<'l, 'u, T: Copy + Into<u32> + 'u>(
+    pairs: impl Iterator<Item = (&'l u8, &'u T)>,
+) -> Option<bool> {
+    for (&b, &u) in pairs {
+        let u: u32 = u.into();
+        if u >= 0x80 {
+            return None;
+        }
+        if (u as u8).to_ascii_uppercase() != b {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
 fn literal_units<U: Units + ?Sized>(kind: channel_format::AtomKind, lit: &[u8], text: &U) -> bool {
     use channel_format::AtomKind;
     match kind {
@@ -779,6 +957,164 @@ mod tests {
             "\u{FFFD}A".as_bytes(),
             Text::Utf16(&[0x41])
         ));
+    }
+
+    /// The reference for anchored literals: fold the whole text, compare.
+    fn anchored_want(kind: channel_format::AtomKind, lit: &str, text: &str) -> bool {
+        use channel_format::AtomKind;
+        let folded: std::string::String = text.chars().map(fold_char).collect();
+        match kind {
+            AtomKind::PREFIX => folded.starts_with(lit),
+            AtomKind::SUFFIX => folded.ends_with(lit),
+            _ => folded == lit,
+        }
+    }
+
+    /// `anchored_match` (the direct ALWAYS rules' and candidates' anchored
+    /// literals) on UTF-8 and UTF-16, with and without its ASCII flag.
+    fn check_anchored(kind: channel_format::AtomKind, lit: &str, text: &str) -> bool {
+        let want = anchored_want(kind, lit, text);
+        let units: std::vec::Vec<u16> = text.encode_utf16().collect();
+        for ascii in [lit.is_ascii(), false] {
+            assert_eq!(
+                anchored_match(kind, lit.as_bytes(), ascii, Text::Utf8(text)),
+                want,
+                "{kind:?} {lit:?} {text:?} ascii={ascii}"
+            );
+            assert_eq!(
+                anchored_match(kind, lit.as_bytes(), ascii, Text::Utf16(&units)),
+                want,
+                "{kind:?} {lit:?} {text:?} ascii={ascii} UTF-16"
+            );
+        }
+        want
+    }
+
+    #[test]
+    fn anchored_literal_edge_cases() {
+        use channel_format::AtomKind;
+        const PREFIX: AtomKind = AtomKind::PREFIX;
+        const SUFFIX: AtomKind = AtomKind::SUFFIX;
+        const EXACT: AtomKind = AtomKind::EXACT;
+        let lit = "\\SCRCONS.EXE";
+        for kind in [PREFIX, SUFFIX, EXACT] {
+            // Empty text, shorter than the literal, one unit short.
+            assert!(!check_anchored(kind, lit, ""));
+            assert!(!check_anchored(kind, lit, "s.exe"));
+            assert!(!check_anchored(kind, lit, "scrcons.exe"));
+            // The literal itself, in any case.
+            assert!(check_anchored(kind, lit, "\\scrcons.exe"));
+            assert!(check_anchored(kind, lit, "\\ScRcOnS.ExE"));
+            // Non-ASCII characters that fold to ASCII (U+017F to S, U+0131
+            // to I): they match, and in UTF-8 they are longer than the
+            // byte they face.
+            assert!(check_anchored(kind, lit, "\\\u{17F}crcon\u{17F}.exe"));
+            assert!(check_anchored(kind, "\\PSEXEC.EXE", "\\p\u{17F}exec.exe"));
+            assert!(check_anchored(kind, "ABI", "ab\u{131}"));
+            // Non-ASCII that does not fold to ASCII, and surrogate pairs.
+            assert!(!check_anchored(kind, lit, "\\scrcons.ex\u{E9}"));
+            assert!(!check_anchored(kind, lit, "\\\u{E4}crcons.exe"));
+            assert!(!check_anchored(kind, lit, "\\scrcons.\u{1F600}"));
+            // An empty literal matches every text.
+            assert!(
+                check_anchored(kind, "", "") && (kind == EXACT || check_anchored(kind, "", "x"))
+            );
+        }
+        assert!(check_anchored(
+            SUFFIX,
+            lit,
+            "C:\\Windows\\System32\\wbem\\scrcons.exe"
+        ));
+        assert!(!check_anchored(
+            SUFFIX,
+            lit,
+            "C:\\Windows\\System32\\svchost.exe"
+        ));
+        assert!(!check_anchored(SUFFIX, lit, "C:\\x\\Xscrcons.exe"));
+        assert!(check_anchored(
+            PREFIX,
+            "C:\\PROGRAM FILES\\",
+            "c:\\Program Files\\x"
+        ));
+        assert!(!check_anchored(
+            PREFIX,
+            "C:\\PROGRAM FILES\\",
+            "c:\\Program Files (x86)\\x"
+        ));
+        // A non-ASCII literal (the fast path does not apply).
+        assert!(check_anchored(SUFFIX, "\\\u{C4}BC.EXE", "x\\\u{E4}bc.exe"));
+        // An unpaired surrogate reads as U+FFFD: no literal holds it.
+        let lone = [0x5Cu16, 0xD800, 0x41, 0x42, 0x43, 0x44];
+        assert!(anchored_match(SUFFIX, b"ABCD", true, Text::Utf16(&lone)));
+        assert!(!anchored_match(
+            SUFFIX,
+            b"\\XABCD",
+            true,
+            Text::Utf16(&lone)
+        ));
+        assert!(!anchored_match(EXACT, b"\\XABCD", true, Text::Utf16(&lone)));
+    }
+
+    #[test]
+    fn anchored_literals_agree_with_folded_comparison() {
+        use channel_format::AtomKind;
+        // Literals of 1 to 13 bytes (whole chunks of four, the far chunk,
+        // remainders), texts around them with letters in both cases and
+        // characters that fold to ASCII or not.
+        let lit_alphabet: &[&str] = &["A", "S", "\\", ".", "E", "I", "1", "\u{C4}"];
+        let text_alphabet: &[&str] = &[
+            "a",
+            "A",
+            "s",
+            "S",
+            "\\",
+            ".",
+            "e",
+            "E",
+            "i",
+            "1",
+            "\u{17F}",
+            "\u{131}",
+            "\u{E4}",
+            "\u{C4}",
+            "\u{1F600}",
+        ];
+        let mut seed = 0x9e37_79b9u32;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize % n
+        };
+        let rounds = if cfg!(miri) { 300 } else { 20_000 };
+        let mut matches = 0;
+        for _ in 0..rounds {
+            let mut lit = std::string::String::new();
+            for _ in 0..1 + next(13) {
+                lit.push_str(lit_alphabet[next(lit_alphabet.len())]);
+            }
+            // Mostly the literal with a few characters changed, in a
+            // random case, with text around it.
+            let mut text = std::string::String::new();
+            for _ in 0..next(3) {
+                text.push_str(text_alphabet[next(text_alphabet.len())]);
+            }
+            for c in lit.chars() {
+                match next(8) {
+                    0 => text.push_str(text_alphabet[next(text_alphabet.len())]),
+                    1 => text.extend(c.to_lowercase()),
+                    _ => text.push(c),
+                }
+            }
+            let after = next(3);
+            for _ in 0..after {
+                text.push_str(text_alphabet[next(text_alphabet.len())]);
+            }
+            for kind in [AtomKind::PREFIX, AtomKind::SUFFIX, AtomKind::EXACT] {
+                matches += usize::from(check_anchored(kind, &lit, &text));
+            }
+        }
+        assert!(matches > rounds / 20, "{matches} matches");
     }
 
     #[test]

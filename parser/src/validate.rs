@@ -12,7 +12,9 @@
 //! 7. ALWAYS (which must list exactly the rules flagged in 5);
 //! 8. ROLLOUT and SIGNATURE version words; the ENFORCEMENT policy.
 
-use crate::view::{prefilter_slot, Automaton, ChannelFile, Header, PREFILTER_SLOTS};
+use crate::view::{
+    prefilter_slot, Automaton, ChannelFile, DirectLiteral, Header, ALWAYS_DIRECT, PREFILTER_SLOTS,
+};
 use crate::wire::{add, mul, Region};
 use crate::{Capabilities, ParseError};
 use channel_format::{
@@ -108,6 +110,7 @@ pub fn parse_with_limits<'a>(
         range_table_count,
         always_count,
         automata: [Automaton::EMPTY; PREFILTER_SLOTS],
+        always_direct: [DirectLiteral::NONE; ALWAYS_DIRECT],
         read_fields: 0,
         rollout: None,
         enforcement: None,
@@ -116,6 +119,8 @@ pub fn parse_with_limits<'a>(
     cf.read_fields = read_fields;
     cf.automata = parse_prefilter(&cf, prefilter, schema_mask, limits)?;
     parse_always(&cf, flagged)?;
+    // From the validated rules, programs, atoms and ALWAYS list.
+    cf.always_direct = cf.always_direct_set();
     if let Some(Some(r)) = sections.get(SectionKind::SIGNATURE.0 as usize) {
         let v = r.get(signature::VERSION, "signature section version")?;
         if v != fmt::SIGNATURE_VERSION {

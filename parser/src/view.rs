@@ -234,6 +234,44 @@ impl<'a> Automaton<'a> {
     }
 }
 
+/// How many ALWAYS rules (the first of the ALWAYS list) can have a
+/// [`DirectLiteral`]: as many as the compiler leaves unscanned anchored
+/// gates on one field (its `DIRECT_GATES_MAX`).
+pub(crate) const ALWAYS_DIRECT: usize = 4;
+
+/// An ALWAYS rule whose whole condition is one anchored literal (`prefix`,
+/// `suffix` or `exact`) of a string field that neither a gate nor the
+/// prefilter decides (e.g. Sigma's `Image|endswith '\scrcons.exe'` when the
+/// image is not scanned on every event). Derived from the validated rule,
+/// program and atom when the file is parsed
+/// ([`ChannelFile::always_direct_set`]), so the matcher compares the field
+/// with the literal on every event without reading the program or the atom
+/// record. The verdict is the one-atom program's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirectLiteral<'a> {
+    /// PREFIX, SUFFIX or EXACT; `AtomKind(0)` (no atom kind): the rule has
+    /// no direct test.
+    pub(crate) kind: AtomKind,
+    /// The field's slot ([`prefilter_slot`]).
+    pub(crate) slot: u8,
+    /// Every byte of `lit` is ASCII.
+    pub(crate) ascii: bool,
+    /// The rule's index.
+    pub(crate) rule: u32,
+    /// The folded literal (validated UTF-8).
+    pub(crate) lit: &'a [u8],
+}
+
+impl DirectLiteral<'_> {
+    pub(crate) const NONE: DirectLiteral<'static> = DirectLiteral {
+        kind: AtomKind(0),
+        slot: 0,
+        ascii: false,
+        rule: 0,
+        lit: &[],
+    };
+}
+
 /// A validated channel file. Built only by [`crate::parse`].
 #[derive(Debug, Clone, Copy)]
 pub struct ChannelFile<'a> {
@@ -253,6 +291,9 @@ pub struct ChannelFile<'a> {
     pub(crate) always_count: u32,
     /// Prefilter automata, by [`prefilter_slot`]: 0 pipe name, 1 image, 2 user.
     pub(crate) automata: [Automaton<'a>; PREFILTER_SLOTS],
+    /// The direct tests of the first [`ALWAYS_DIRECT`] ALWAYS rules, by
+    /// their position in the ALWAYS list (derived at parse time).
+    pub(crate) always_direct: [DirectLiteral<'a>; ALWAYS_DIRECT],
     /// The fields the rules read (bit `1 << id`; every read field is
     /// supplied, hence below 64).
     pub(crate) read_fields: u64,
@@ -400,6 +441,14 @@ impl<'a> ChannelFile<'a> {
         self.rules.le16(base)
     }
 
+    /// See [`ChannelFile::rule_u32`].
+    pub(crate) fn rule_u8(&self, index: u32, f: Field<u8>) -> u8 {
+        let base = index
+            .wrapping_mul(rule::LEN_U32)
+            .wrapping_add(f.offset_u32());
+        self.rules.le8(base)
+    }
+
     /// What rule and atom views read (kept small: a [`crate::Verdict`]
     /// carries one).
     fn records(&self) -> Records<'a> {
@@ -420,6 +469,50 @@ impl<'a> ChannelFile<'a> {
             i.wrapping_mul(always::LEN_U32)
                 .wrapping_add(always::RULE.offset_u32()),
         )
+    }
+
+    /// The direct tests of the first [`ALWAYS_DIRECT`] ALWAYS rules (see
+    /// [`DirectLiteral`]), from the validated ALWAYS list, rules, programs
+    /// and atoms: a rule qualifies when its program is exactly `ATOM idx`
+    /// and the atom is a `prefix`, `suffix` or `exact` literal of the pipe
+    /// name, image or user that is neither a gate nor prefiltered.
+    pub(crate) fn always_direct_set(&self) -> [DirectLiteral<'a>; ALWAYS_DIRECT] {
+        let mut set = [DirectLiteral::NONE; ALWAYS_DIRECT];
+        for (i, d) in (0u32..).zip(set.iter_mut()) {
+            if i >= self.always_count {
+                break;
+            }
+            let index = self.always_rule(i);
+            let Some(rule) = self.rule(index) else {
+                continue;
+            };
+            let &[fmt::op::ATOM, a, b, c, e] = rule.program() else {
+                continue;
+            };
+            let idx = u32::from_le_bytes([a, b, c, e]);
+            if idx >= self.atom_count {
+                continue;
+            }
+            let atom = rule.file.atom(idx);
+            let kind = atom.kind();
+            let anchored = matches!(kind, AtomKind::PREFIX | AtomKind::SUFFIX | AtomKind::EXACT);
+            let decided = atom.flags() & (fmt::ATOM_FLAG_GATE | fmt::ATOM_FLAG_PREFILTERED) != 0;
+            let Some(slot) = prefilter_slot(atom.field()) else {
+                continue;
+            };
+            if !anchored || decided {
+                continue;
+            }
+            let lit = atom.text().as_bytes();
+            *d = DirectLiteral {
+                kind,
+                slot: u8::try_from(slot).unwrap_or(u8::MAX),
+                ascii: lit.is_ascii(),
+                rule: index,
+                lit,
+            };
+        }
+        set
     }
 
     /// DFA `index` (validated): its entry and header read in place.
