@@ -20,6 +20,7 @@ use crate::text::{Text, Units};
 use crate::wire::Region;
 use crate::ParseError;
 use channel_format::{self as fmt, dfa as d, dfa_header as h, range_table as rt};
+use core::ops::ControlFlow;
 
 /// A validated DFA blob, read in place. Its range table is located only
 /// when a non-ASCII character needs it.
@@ -115,7 +116,7 @@ impl<'a> CharDfa<'a> {
     /// code point is <= c (the first range starts at U+0080: validated),
     /// through the local-class map.
     #[inline(never)]
-    fn class_of_wide(&self, c: u32) -> usize {
+    fn class_of_wide(&self, c: u32) -> u8 {
         let ranges = blob_at(self.section, self.table_entry)
             .get(rt::LEN..)
             .unwrap_or(&[]);
@@ -133,7 +134,7 @@ impl<'a> CharDfa<'a> {
             }
         }
         let local = (range(ranges, lo) & 0xFF) as usize;
-        usize::from(self.remap.get(local).copied().unwrap_or(0))
+        self.remap.get(local).copied().unwrap_or(0)
     }
 
     #[inline]
@@ -160,96 +161,145 @@ impl<'a> CharDfa<'a> {
         }
     }
 
-    /// Target `i` of `n`-byte entries at byte `at` of the sparse rows.
+    /// The transition of state `s` on class `c` through its sparse row (the
+    /// target of `c` if listed, else the default); `None` when `s` has no
+    /// row (the dead and accepting states, 0 and 1).
     #[inline(always)]
-    fn row_entry<const WIDE: bool>(&self, at: usize) -> usize {
-        if WIDE {
-            match self.rows.get(at..at.wrapping_add(2)) {
-                Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
-                None => 0,
-            }
+    fn next_sparse<const WIDE: bool>(
+        offsets: &[[u8; 2]],
+        rows: &[u8],
+        s: usize,
+        c: u8,
+    ) -> Option<usize> {
+        let off = u16::from_le_bytes(*offsets.get(s.wrapping_sub(d::START as usize))?);
+        let row = rows.get(usize::from(off)..)?;
+        // The default target, the count, the classes, then their targets.
+        let (default, n, rest) = if WIDE {
+            let ([d0, d1, n], rest) = row.split_first_chunk::<3>()?;
+            (usize::from(u16::from_le_bytes([*d0, *d1])), *n, rest)
         } else {
-            self.rows.get(at).map_or(0, |&t| usize::from(t))
-        }
-    }
-
-    /// Transition of state `s` (>= 2) on class `c` through its sparse row:
-    /// the target of `c` if listed, else the default.
-    #[inline(always)]
-    fn next_sparse<const WIDE: bool>(&self, s: usize, c: usize) -> usize {
-        let at = s
-            .wrapping_sub(d::START as usize)
-            .wrapping_mul(d::ROW_OFFSET_LEN as usize);
-        let off = match self.trans.get(at..at.wrapping_add(2)) {
-            Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
-            None => return 0,
+            let ([d0, n], rest) = row.split_first_chunk::<2>()?;
+            (usize::from(*d0), *n, rest)
         };
-        let w = d::target_len(WIDE) as usize;
-        let count_at = off.wrapping_add(w);
-        let n = usize::from(self.rows.get(count_at).copied().unwrap_or(0));
-        let classes_at = count_at.wrapping_add(1);
-        let classes = self
-            .rows
-            .get(classes_at..classes_at.wrapping_add(n))
-            .unwrap_or(&[]);
-        match classes.iter().position(|&x| usize::from(x) == c) {
-            Some(i) => {
-                self.row_entry::<WIDE>(classes_at.wrapping_add(n).wrapping_add(i.wrapping_mul(w)))
-            }
-            None => self.row_entry::<WIDE>(off),
-        }
+        let (classes, targets) = rest.split_at_checked(usize::from(n))?;
+        Some(match classes.iter().position(|&x| x == c) {
+            Some(i) if WIDE => targets
+                .as_chunks::<2>()
+                .0
+                .get(i)
+                .map_or(0, |&t| usize::from(u16::from_le_bytes(t))),
+            Some(i) => targets.get(i).map_or(0, |&t| usize::from(t)),
+            None => default,
+        })
     }
 
-    /// Transition from the state whose row starts at cell `row` on class `c`.
-    #[inline(always)]
-    fn next<const WIDE: bool>(&self, row: usize, c: usize) -> usize {
-        let cell = row.wrapping_add(c);
-        if WIDE {
-            let at = cell.wrapping_mul(d::target_len(true) as usize);
-            match self.trans.get(at..at.wrapping_add(2)) {
-                Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
-                None => 0,
-            }
-        } else {
-            self.trans.get(cell).map_or(0, |&t| usize::from(t))
-        }
+    /// The run. ASCII characters go through [`Units::for_ascii`] (class
+    /// table, one transition: no width or sparse test, the DFA's kind is a
+    /// type parameter), others through the range table.
+    ///
+    /// One test per character both bounds the transition read and ends
+    /// the run: a dense row starts at cell `(s - 2) * k`, so for the dead
+    /// and accepting states (0 and 1) the wrapped row is past any table
+    /// (each class is below `k`: validated) and the next read fails; the
+    /// sparse row offsets likewise have no entry for them. The run then
+    /// stops one character after reaching them, and the state decides.
+    /// The step on the non-ASCII character at unit `at`: the index after
+    /// it, or `None` at the end of the text or when the run ends. Out of
+    /// line (rare), so that the ASCII loop keeps its values in registers.
+    #[inline(never)]
+    fn step_wide<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(
+        &self,
+        st: &mut Stepper<'_, WIDE, SPARSE>,
+        units: &U,
+        at: usize,
+    ) -> Option<usize> {
+        let (ch, next) = units.char_at(at)?;
+        st.step(self.class_of_wide(u32::from(ch))).then_some(next)
     }
 
-    /// The run: ASCII characters in a tight loop (class table, one
-    /// transition, no call), others through the range table.
     #[inline(never)]
     fn run<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
-        let k = self.classes;
         let start = d::START as usize;
-        // Row of state `s` (>= 2) starts at cell `(s - 2) * k`.
-        let mut s = start;
-        let mut row = 0usize;
+        let mut st = Stepper::<WIDE, SPARSE> {
+            k: self.classes,
+            trans8: self.trans,
+            // Wide dense rows, or the sparse row offsets.
+            trans16: self.trans.as_chunks::<2>().0,
+            rows: self.rows,
+            s: start,
+            row: 0,
+        };
         let mut i = 0usize;
-        loop {
-            let c = match units.ascii_at(i) {
-                Some(u) => {
-                    i = i.wrapping_add(1);
-                    usize::from(self.ascii.get(usize::from(u)).copied().unwrap_or(0))
-                }
-                None => match units.char_at(i) {
-                    Some((ch, next)) => {
-                        i = next;
-                        self.class_of_wide(u32::from(ch))
-                    }
-                    None => break,
-                },
-            };
-            s = if SPARSE {
-                self.next_sparse::<WIDE>(s, c)
-            } else {
-                self.next::<WIDE>(row, c)
-            };
-            if s < start {
-                return s == d::ACCEPT as usize;
+        while let ControlFlow::Continue(at) = st.ascii(units, i, self.ascii) {
+            // A non-ASCII character, or the end of the text.
+            match self.step_wide(&mut st, units, at) {
+                Some(next) => i = next,
+                None => break,
             }
-            row = s.wrapping_sub(start).wrapping_mul(k);
         }
-        self.eoi(s)
+        if st.s < start {
+            st.s == d::ACCEPT as usize
+        } else {
+            self.eoi(st.s)
+        }
+    }
+}
+
+/// A run's state and the tables its steps read, the DFA's kind (`WIDE`,
+/// `SPARSE`) a type parameter: no step tests it.
+struct Stepper<'a, const WIDE: bool, const SPARSE: bool> {
+    k: usize,
+    /// Narrow dense rows.
+    trans8: &'a [u8],
+    /// Wide dense rows, or the sparse row offsets.
+    trans16: &'a [[u8; 2]],
+    /// Sparse rows.
+    rows: &'a [u8],
+    /// The state.
+    s: usize,
+    /// The cell where the state's dense row starts: `(s - 2) * k`.
+    row: usize,
+}
+
+impl<const WIDE: bool, const SPARSE: bool> Stepper<'_, WIDE, SPARSE> {
+    /// One step on class `c`; false (the state unchanged) when the state
+    /// is the dead or the accepting one (see [`CharDfa::run`]).
+    #[inline(always)]
+    fn step(&mut self, c: u8) -> bool {
+        let t = if SPARSE {
+            CharDfa::next_sparse::<WIDE>(self.trans16, self.rows, self.s, c)
+        } else {
+            let cell = self.row.wrapping_add(usize::from(c));
+            if WIDE {
+                self.trans16
+                    .get(cell)
+                    .map(|&t| usize::from(u16::from_le_bytes(t)))
+            } else {
+                self.trans8.get(cell).map(|&t| usize::from(t))
+            }
+        };
+        match t {
+            Some(t) => {
+                self.s = t;
+                self.row = t.wrapping_sub(d::START as usize).wrapping_mul(self.k);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The ASCII characters from unit `i` on ([`Units::for_ascii`]).
+    #[inline(always)]
+    fn ascii<U: Units + ?Sized>(
+        &mut self,
+        units: &U,
+        i: usize,
+        ascii: &[u8; d::ASCII_LEN],
+    ) -> ControlFlow<(), usize> {
+        units.for_ascii(i, |u| {
+            // In bounds: `u` is below 0x80.
+            self.step(ascii.get(usize::from(u)).copied().unwrap_or(0))
+        })
     }
 }
 

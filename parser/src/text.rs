@@ -21,6 +21,8 @@
 //! truncated. The kernel never presents more than 32,767 UTF-16 units
 //! (a `UNICODE_STRING`); longer tool input is matched the same way.
 
+use core::ops::ControlFlow;
+
 /// The text of one event field.
 #[derive(Debug, Clone, Copy)]
 pub enum Text<'e> {
@@ -89,6 +91,12 @@ pub(crate) trait Units {
             .and_then(|u| u8::try_from(u).ok())
             .filter(u8::is_ascii)
     }
+    /// Feeds `f` the ASCII units from `i` on, in order, until a unit is not
+    /// ASCII or the text ends (`Continue` with that index), or until `f`
+    /// returns false (`Break`). Each unit handed to `f` is below 0x80. The
+    /// units are tested for ASCII a block at a time, so the loop that calls
+    /// `f` does no per-unit width or bounds test.
+    fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize>;
     /// The first index at or after `i` whose unit is not ASCII or is in
     /// `set` (bit `u % 64` of word `u / 64`), or the length: the units
     /// skipped are ASCII and outside `set`.
@@ -127,6 +135,46 @@ fn ascii_run(pairs: impl Iterator<Item = (u8, u32)>) -> Option<usize> {
     Some(n)
 }
 
+/// [`Units::for_ascii`] over `rest`, the units from index `i` on: four
+/// units per loop iteration (the loop's own test once per four units), each
+/// tested for ASCII, which also tells the optimiser that `f`'s argument is
+/// below 0x80 (a 128-entry table read needs no bounds check).
+#[inline(always)]
+fn for_ascii_units<T: Copy + Into<u32>>(
+    rest: &[T],
+    i: usize,
+    mut f: impl FnMut(u8) -> bool,
+) -> ControlFlow<(), usize> {
+    const BLOCK: usize = 4;
+    let (blocks, tail) = rest.as_chunks::<BLOCK>();
+    let mut j = i;
+    for block in blocks {
+        for (m, &u) in block.iter().enumerate() {
+            match u8::try_from(u.into()) {
+                Ok(b) if b < 0x80 => {
+                    if !f(b) {
+                        return ControlFlow::Break(());
+                    }
+                }
+                _ => return ControlFlow::Continue(j.wrapping_add(m)),
+            }
+        }
+        j = j.wrapping_add(BLOCK);
+    }
+    for &u in tail {
+        match u8::try_from(u.into()) {
+            Ok(b) if b < 0x80 => {
+                if !f(b) {
+                    return ControlFlow::Break(());
+                }
+            }
+            _ => return ControlFlow::Continue(j),
+        }
+        j = j.wrapping_add(1);
+    }
+    ControlFlow::Continue(j)
+}
+
 /// Whether ASCII unit `u` (below 0x80) is in `set`.
 #[inline(always)]
 fn in_ascii_set(set: &[u64; 2], u: u32) -> bool {
@@ -138,6 +186,10 @@ impl Units for [u16] {
     #[inline(always)]
     fn len(&self) -> usize {
         <[u16]>::len(self)
+    }
+    #[inline(always)]
+    fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize> {
+        for_ascii_units(self.get(i..).unwrap_or(&[]), i, f)
     }
     #[inline(always)]
     fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize {
@@ -194,6 +246,10 @@ impl Units for str {
     #[inline(always)]
     fn len(&self) -> usize {
         str::len(self)
+    }
+    #[inline(always)]
+    fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize> {
+        for_ascii_units(self.as_bytes().get(i..).unwrap_or(&[]), i, f)
     }
     #[inline(always)]
     fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize {
