@@ -22,28 +22,32 @@ use crate::ParseError;
 use channel_format::{self as fmt, dfa as d, dfa_header as h, range_table as rt};
 use core::ops::ControlFlow;
 
-/// A validated DFA blob, read in place. Its range table is located only
-/// when a non-ASCII character needs it.
+/// A validated DFA blob, read in place: reading it locates the blob and
+/// its header only; a run cuts the parts it reads ([`Parts`]) for its kind
+/// of table, and the range table is located only when a non-ASCII
+/// character needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CharDfa<'a> {
-    classes: usize,
-    wide: bool,
-    sparse: bool,
-    /// The whole blob: the end-of-input bits are read from it (byte
-    /// `eoi_at` on) at the end of a run.
     blob: &'a [u8],
-    eoi_at: usize,
-    /// Sparse rows (the row offsets are in `trans`); empty when dense.
-    rows: &'a [u8],
+    header: &'a [u8; h::LEN],
+    /// The DFAS section and the entry of this DFA's range table: read by
+    /// [`CharDfa::class_of_wide`] only.
+    section: Region<'a>,
+    dfa_count: u32,
+}
+
+/// The parts of a DFA blob a run reads.
+struct Parts<'a> {
+    classes: usize,
     ascii: &'a [u8; d::ASCII_LEN],
     /// The local-class map (its length is the range table's class count).
     remap: &'a [u8],
     /// Dense rows, or the sparse row offsets.
     trans: &'a [u8],
-    /// The DFAS section and the entry of this DFA's range table: read by
-    /// [`CharDfa::class_of_wide`] only.
-    section: Region<'a>,
-    table_entry: u32,
+    /// Sparse rows; empty when dense.
+    rows: &'a [u8],
+    /// The end-of-input bits.
+    eoi: &'a [u8],
 }
 
 /// Blob `index` of a DFAS section (`section`): its entry's offset and length
@@ -61,27 +65,34 @@ pub(crate) fn blob_at(section: Region<'_>, index: u32) -> &[u8] {
 
 impl<'a> CharDfa<'a> {
     /// Reads DFA `index` of the validated DFAS section `section` (`dfa_count`
-    /// DFAs, then the range tables): its entry and header, a few loads.
-    ///
-    /// Validation fixed each blob's exact length for its counts
-    /// ([`fmt::dfa_layout`]), so the local-class map's length — the range
-    /// table's class count — is what the blob's length leaves for it: the
-    /// range table itself is not read here. On validated data this always
-    /// succeeds; any inconsistency yields `None` or empty parts (no match),
-    /// never a panic.
+    /// DFAs, then the range tables): its entry and its header, bounds-checked
+    /// once. On validated data this always succeeds; any inconsistency
+    /// yields `None` or empty parts (no match), never a panic.
     #[inline]
     pub(crate) fn read(section: Region<'a>, dfa_count: u32, index: u32) -> Option<CharDfa<'a>> {
         let blob = blob_at(section, index);
-        // The header, bounds-checked once.
-        let hd: &[u8] = blob.first_chunk::<{ h::LEN }>()?;
+        Some(CharDfa {
+            blob,
+            header: blob.first_chunk::<{ h::LEN }>()?,
+            section,
+            dfa_count,
+        })
+    }
+
+    /// The parts a run of a `WIDE`/`SPARSE` DFA reads. Validation fixed
+    /// each blob's exact length for its counts ([`fmt::dfa_layout`]), so
+    /// the local-class map's length — the range table's class count — is
+    /// what the blob's length leaves for it: the range table itself is not
+    /// read here.
+    #[inline(always)]
+    fn parts<const WIDE: bool, const SPARSE: bool>(&self) -> Option<Parts<'a>> {
+        let (blob, hd) = (self.blob, self.header);
         let n = h::STATE_COUNT.get(hd)? as usize;
         let k = usize::from(h::CLASS_COUNT.get(hd)?);
-        let flags = h::FLAGS.get(hd)?;
-        let (wide, sparse) = (flags & d::FLAG_WIDE != 0, flags & d::FLAG_SPARSE != 0);
         let rows = n.wrapping_sub(d::START as usize);
         // The transitions' length: dense rows, or the sparse row offsets
         // (then the sparse rows themselves).
-        let (trans_len, rows_len) = if sparse {
+        let (trans_len, rows_len) = if SPARSE {
             (
                 rows.wrapping_mul(d::ROW_OFFSET_LEN as usize),
                 h::SPARSE_LEN.get(hd)? as usize,
@@ -89,7 +100,7 @@ impl<'a> CharDfa<'a> {
         } else {
             (
                 rows.wrapping_mul(k)
-                    .wrapping_mul(d::target_len(wide) as usize),
+                    .wrapping_mul(d::target_len(WIDE) as usize),
                 0,
             )
         };
@@ -97,18 +108,13 @@ impl<'a> CharDfa<'a> {
         let eoi_at = blob.len().wrapping_sub(n.div_ceil(8));
         let rows_at = eoi_at.wrapping_sub(rows_len);
         let trans_at = rows_at.wrapping_sub(trans_len);
-        Some(CharDfa {
+        Some(Parts {
             classes: k,
-            wide,
-            sparse,
-            blob,
-            eoi_at,
-            rows: blob.get(rows_at..eoi_at)?,
             ascii: blob.get(h::LEN..)?.first_chunk::<{ d::ASCII_LEN }>()?,
             remap: blob.get(remap_at..trans_at)?,
             trans: blob.get(trans_at..rows_at)?,
-            section,
-            table_entry: dfa_count.wrapping_add(h::RANGE_TABLE.get(hd)?),
+            rows: blob.get(rows_at..eoi_at)?,
+            eoi: blob.get(eoi_at..)?,
         })
     }
 
@@ -116,8 +122,9 @@ impl<'a> CharDfa<'a> {
     /// code point is <= c (the first range starts at U+0080: validated),
     /// through the local-class map.
     #[inline(never)]
-    fn class_of_wide(&self, c: u32) -> u8 {
-        let ranges = blob_at(self.section, self.table_entry)
+    fn class_of_wide(&self, remap: &[u8], c: u32) -> u8 {
+        let table = h::RANGE_TABLE.get(self.header).unwrap_or(0);
+        let ranges = blob_at(self.section, self.dfa_count.wrapping_add(table))
             .get(rt::LEN..)
             .unwrap_or(&[]);
         let count = ranges
@@ -134,14 +141,13 @@ impl<'a> CharDfa<'a> {
             }
         }
         let local = (range(ranges, lo) & 0xFF) as usize;
-        self.remap.get(local).copied().unwrap_or(0)
+        remap.get(local).copied().unwrap_or(0)
     }
 
+    /// The end-of-input bit of state `s`.
     #[inline]
-    fn eoi(&self, s: usize) -> bool {
-        self.blob
-            .get(self.eoi_at.wrapping_add(s / 8))
-            .is_some_and(|b| (b >> (s % 8)) & 1 == 1)
+    fn eoi(eoi: &[u8], s: usize) -> bool {
+        eoi.get(s / 8).is_some_and(|b| (b >> (s % 8)) & 1 == 1)
     }
 
     /// Whether the regex matches somewhere in `text` (unfolded).
@@ -149,7 +155,9 @@ impl<'a> CharDfa<'a> {
     /// # Panics
     /// Never panics. Allocates nothing; one step per character.
     pub(crate) fn is_match(&self, text: Text<'_>) -> bool {
-        match (text, self.wide, self.sparse) {
+        let flags = h::FLAGS.get(self.header).unwrap_or(0);
+        let (wide, sparse) = (flags & d::FLAG_WIDE != 0, flags & d::FLAG_SPARSE != 0);
+        match (text, wide, sparse) {
             (Text::Utf16(units), false, false) => self.run::<false, false, _>(units),
             (Text::Utf16(units), true, false) => self.run::<true, false, _>(units),
             (Text::Utf16(units), false, true) => self.run::<false, true, _>(units),
@@ -210,29 +218,34 @@ impl<'a> CharDfa<'a> {
     fn step_wide<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(
         &self,
         st: &mut Stepper<'_, WIDE, SPARSE>,
+        remap: &[u8],
         units: &U,
         at: usize,
     ) -> Option<usize> {
         let (ch, next) = units.char_at(at)?;
-        st.step(self.class_of_wide(u32::from(ch))).then_some(next)
+        st.step(self.class_of_wide(remap, u32::from(ch)))
+            .then_some(next)
     }
 
     #[inline(never)]
     fn run<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
+        let Some(p) = self.parts::<WIDE, SPARSE>() else {
+            return false;
+        };
         let start = d::START as usize;
         let mut st = Stepper::<WIDE, SPARSE> {
-            k: self.classes,
-            trans8: self.trans,
+            k: p.classes,
+            trans8: p.trans,
             // Wide dense rows, or the sparse row offsets.
-            trans16: self.trans.as_chunks::<2>().0,
-            rows: self.rows,
+            trans16: p.trans.as_chunks::<2>().0,
+            rows: p.rows,
             s: start,
             row: 0,
         };
         let mut i = 0usize;
-        while let ControlFlow::Continue(at) = st.ascii(units, i, self.ascii) {
+        while let ControlFlow::Continue(at) = st.ascii(units, i, p.ascii) {
             // A non-ASCII character, or the end of the text.
-            match self.step_wide(&mut st, units, at) {
+            match self.step_wide(&mut st, p.remap, units, at) {
                 Some(next) => i = next,
                 None => break,
             }
@@ -240,7 +253,7 @@ impl<'a> CharDfa<'a> {
         if st.s < start {
             st.s == d::ACCEPT as usize
         } else {
-            self.eoi(st.s)
+            Self::eoi(p.eoi, st.s)
         }
     }
 }
