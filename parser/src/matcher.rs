@@ -188,11 +188,36 @@ impl Scratch {
     }
 
     /// Records `atom` of `rule` (in the window `[lo, *hi)`), shrinking the
-    /// window when full; `gate`: the atom is a gate.
+    /// window when full; `gate`: the atom is a gate. The common case, an
+    /// atom above every recorded one with room left, is an append in line;
+    /// the rest ([`Scratch::record_slow`]) out of line.
+    #[inline(always)]
     fn record(&mut self, atom: u32, rule: u32, gate: bool, lo: u32, hi: &mut u32) {
         if rule < lo || rule >= *hi {
             return;
         }
+        let len = self.len;
+        let above = match len.checked_sub(1) {
+            Some(last) => self.hits.get(last).is_some_and(|h| h.atom < atom),
+            None => true,
+        };
+        if above {
+            if let Some(slot) = self.hits.get_mut(len) {
+                *slot = Hit {
+                    atom,
+                    rule_gate: if gate { rule | GATE_BIT } else { rule },
+                };
+                self.len = len.wrapping_add(1);
+                return;
+            }
+        }
+        self.record_slow(atom, rule, gate, lo, hi);
+    }
+
+    /// [`Scratch::record`] when the atom is not above every recorded one, or
+    /// the scratch is full.
+    #[inline(never)]
+    fn record_slow(&mut self, atom: u32, rule: u32, gate: bool, lo: u32, hi: &mut u32) {
         // Atoms are reported in no particular order, but often the same
         // one again or ascending: check the end first.
         let mut i = match self.hits().last() {
