@@ -201,16 +201,6 @@ impl<'a> CharDfa<'a> {
         })
     }
 
-    /// The run. ASCII characters go through [`Units::for_ascii`] (class
-    /// table, one transition: no width or sparse test, the DFA's kind is a
-    /// type parameter), others through the range table.
-    ///
-    /// One test per character both bounds the transition read and ends
-    /// the run: a dense row starts at cell `(s - 2) * k`, so for the dead
-    /// and accepting states (0 and 1) the wrapped row is past any table
-    /// (each class is below `k`: validated) and the next read fails; the
-    /// sparse row offsets likewise have no entry for them. The run then
-    /// stops one character after reaching them, and the state decides.
     /// The step on the non-ASCII character at unit `at`: the index after
     /// it, or `None` at the end of the text or when the run ends. Out of
     /// line (rare), so that the ASCII loop keeps its values in registers.
@@ -227,6 +217,16 @@ impl<'a> CharDfa<'a> {
             .then_some(next)
     }
 
+    /// The run. ASCII characters go through [`Units::for_ascii`] (class
+    /// table, one transition: no width or sparse test, the DFA's kind is a
+    /// type parameter), others through the range table.
+    ///
+    /// One test per character both bounds the transition read and ends
+    /// the run: a dense row starts at cell `(s - 2) * k`, so for the dead
+    /// and accepting states (0 and 1) the wrapped row is past any table
+    /// (each class is below `k`: validated) and the next read fails; the
+    /// sparse row offsets likewise have no entry for them. The run then
+    /// stops one character after reaching them, and the state decides.
     #[inline(never)]
     fn run<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
         let Some(p) = self.parts::<WIDE, SPARSE>() else {

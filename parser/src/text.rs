@@ -94,8 +94,8 @@ pub(crate) trait Units {
     /// Feeds `f` the ASCII units from `i` on, in order, until a unit is not
     /// ASCII or the text ends (`Continue` with that index), or until `f`
     /// returns false (`Break`). Each unit handed to `f` is below 0x80. The
-    /// units are tested for ASCII a block at a time, so the loop that calls
-    /// `f` does no per-unit width or bounds test.
+    /// loop takes four units per iteration (one bounds test per four
+    /// units), and the ASCII test bounds a 128-entry table read in `f`.
     fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize>;
     /// The first index at or after `i` whose unit is not ASCII or is in
     /// `set` (bit `u % 64` of word `u / 64`), or the length: the units
