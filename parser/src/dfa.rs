@@ -20,29 +20,34 @@ use crate::text::{Text, Units};
 use crate::wire::Region;
 use crate::ParseError;
 use channel_format::{self as fmt, dfa as d, dfa_header as h, range_table as rt};
+use core::ops::ControlFlow;
 
-/// A validated DFA blob, read in place. Its range table is located only
-/// when a non-ASCII character needs it.
+/// A validated DFA blob, read in place: reading it locates the blob and
+/// its header only; a run cuts the parts it reads ([`Parts`]) for its kind
+/// of table, and the range table is located only when a non-ASCII
+/// character needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CharDfa<'a> {
-    classes: usize,
-    wide: bool,
-    sparse: bool,
-    /// The whole blob: the end-of-input bits are read from it (byte
-    /// `eoi_at` on) at the end of a run.
     blob: &'a [u8],
-    eoi_at: usize,
-    /// Sparse rows (the row offsets are in `trans`); empty when dense.
-    rows: &'a [u8],
+    header: &'a [u8; h::LEN],
+    /// The DFAS section and the entry of this DFA's range table: read by
+    /// [`CharDfa::class_of_wide`] only.
+    section: Region<'a>,
+    dfa_count: u32,
+}
+
+/// The parts of a DFA blob a run reads.
+struct Parts<'a> {
+    classes: usize,
     ascii: &'a [u8; d::ASCII_LEN],
     /// The local-class map (its length is the range table's class count).
     remap: &'a [u8],
     /// Dense rows, or the sparse row offsets.
     trans: &'a [u8],
-    /// The DFAS section and the entry of this DFA's range table: read by
-    /// [`CharDfa::class_of_wide`] only.
-    section: Region<'a>,
-    table_entry: u32,
+    /// Sparse rows; empty when dense.
+    rows: &'a [u8],
+    /// The end-of-input bits.
+    eoi: &'a [u8],
 }
 
 /// Blob `index` of a DFAS section (`section`): its entry's offset and length
@@ -60,27 +65,34 @@ pub(crate) fn blob_at(section: Region<'_>, index: u32) -> &[u8] {
 
 impl<'a> CharDfa<'a> {
     /// Reads DFA `index` of the validated DFAS section `section` (`dfa_count`
-    /// DFAs, then the range tables): its entry and header, a few loads.
-    ///
-    /// Validation fixed each blob's exact length for its counts
-    /// ([`fmt::dfa_layout`]), so the local-class map's length — the range
-    /// table's class count — is what the blob's length leaves for it: the
-    /// range table itself is not read here. On validated data this always
-    /// succeeds; any inconsistency yields `None` or empty parts (no match),
-    /// never a panic.
+    /// DFAs, then the range tables): its entry and its header, bounds-checked
+    /// once. On validated data this always succeeds; any inconsistency
+    /// yields `None` or empty parts (no match), never a panic.
     #[inline]
     pub(crate) fn read(section: Region<'a>, dfa_count: u32, index: u32) -> Option<CharDfa<'a>> {
         let blob = blob_at(section, index);
-        // The header, bounds-checked once.
-        let hd: &[u8] = blob.first_chunk::<{ h::LEN }>()?;
+        Some(CharDfa {
+            blob,
+            header: blob.first_chunk::<{ h::LEN }>()?,
+            section,
+            dfa_count,
+        })
+    }
+
+    /// The parts a run of a `WIDE`/`SPARSE` DFA reads. Validation fixed
+    /// each blob's exact length for its counts ([`fmt::dfa_layout`]), so
+    /// the local-class map's length — the range table's class count — is
+    /// what the blob's length leaves for it: the range table itself is not
+    /// read here.
+    #[inline(always)]
+    fn parts<const WIDE: bool, const SPARSE: bool>(&self) -> Option<Parts<'a>> {
+        let (blob, hd) = (self.blob, self.header);
         let n = h::STATE_COUNT.get(hd)? as usize;
         let k = usize::from(h::CLASS_COUNT.get(hd)?);
-        let flags = h::FLAGS.get(hd)?;
-        let (wide, sparse) = (flags & d::FLAG_WIDE != 0, flags & d::FLAG_SPARSE != 0);
         let rows = n.wrapping_sub(d::START as usize);
         // The transitions' length: dense rows, or the sparse row offsets
         // (then the sparse rows themselves).
-        let (trans_len, rows_len) = if sparse {
+        let (trans_len, rows_len) = if SPARSE {
             (
                 rows.wrapping_mul(d::ROW_OFFSET_LEN as usize),
                 h::SPARSE_LEN.get(hd)? as usize,
@@ -88,7 +100,7 @@ impl<'a> CharDfa<'a> {
         } else {
             (
                 rows.wrapping_mul(k)
-                    .wrapping_mul(d::target_len(wide) as usize),
+                    .wrapping_mul(d::target_len(WIDE) as usize),
                 0,
             )
         };
@@ -96,18 +108,13 @@ impl<'a> CharDfa<'a> {
         let eoi_at = blob.len().wrapping_sub(n.div_ceil(8));
         let rows_at = eoi_at.wrapping_sub(rows_len);
         let trans_at = rows_at.wrapping_sub(trans_len);
-        Some(CharDfa {
+        Some(Parts {
             classes: k,
-            wide,
-            sparse,
-            blob,
-            eoi_at,
-            rows: blob.get(rows_at..eoi_at)?,
             ascii: blob.get(h::LEN..)?.first_chunk::<{ d::ASCII_LEN }>()?,
             remap: blob.get(remap_at..trans_at)?,
             trans: blob.get(trans_at..rows_at)?,
-            section,
-            table_entry: dfa_count.wrapping_add(h::RANGE_TABLE.get(hd)?),
+            rows: blob.get(rows_at..eoi_at)?,
+            eoi: blob.get(eoi_at..)?,
         })
     }
 
@@ -115,8 +122,9 @@ impl<'a> CharDfa<'a> {
     /// code point is <= c (the first range starts at U+0080: validated),
     /// through the local-class map.
     #[inline(never)]
-    fn class_of_wide(&self, c: u32) -> usize {
-        let ranges = blob_at(self.section, self.table_entry)
+    fn class_of_wide(&self, remap: &[u8], c: u32) -> u8 {
+        let table = h::RANGE_TABLE.get(self.header).unwrap_or(0);
+        let ranges = blob_at(self.section, self.dfa_count.wrapping_add(table))
             .get(rt::LEN..)
             .unwrap_or(&[]);
         let count = ranges
@@ -133,14 +141,13 @@ impl<'a> CharDfa<'a> {
             }
         }
         let local = (range(ranges, lo) & 0xFF) as usize;
-        usize::from(self.remap.get(local).copied().unwrap_or(0))
+        remap.get(local).copied().unwrap_or(0)
     }
 
+    /// The end-of-input bit of state `s`.
     #[inline]
-    fn eoi(&self, s: usize) -> bool {
-        self.blob
-            .get(self.eoi_at.wrapping_add(s / 8))
-            .is_some_and(|b| (b >> (s % 8)) & 1 == 1)
+    fn eoi(eoi: &[u8], s: usize) -> bool {
+        eoi.get(s / 8).is_some_and(|b| (b >> (s % 8)) & 1 == 1)
     }
 
     /// Whether the regex matches somewhere in `text` (unfolded).
@@ -148,7 +155,9 @@ impl<'a> CharDfa<'a> {
     /// # Panics
     /// Never panics. Allocates nothing; one step per character.
     pub(crate) fn is_match(&self, text: Text<'_>) -> bool {
-        match (text, self.wide, self.sparse) {
+        let flags = h::FLAGS.get(self.header).unwrap_or(0);
+        let (wide, sparse) = (flags & d::FLAG_WIDE != 0, flags & d::FLAG_SPARSE != 0);
+        match (text, wide, sparse) {
             (Text::Utf16(units), false, false) => self.run::<false, false, _>(units),
             (Text::Utf16(units), true, false) => self.run::<true, false, _>(units),
             (Text::Utf16(units), false, true) => self.run::<false, true, _>(units),
@@ -160,96 +169,150 @@ impl<'a> CharDfa<'a> {
         }
     }
 
-    /// Target `i` of `n`-byte entries at byte `at` of the sparse rows.
+    /// The transition of state `s` on class `c` through its sparse row (the
+    /// target of `c` if listed, else the default); `None` when `s` has no
+    /// row (the dead and accepting states, 0 and 1).
     #[inline(always)]
-    fn row_entry<const WIDE: bool>(&self, at: usize) -> usize {
-        if WIDE {
-            match self.rows.get(at..at.wrapping_add(2)) {
-                Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
-                None => 0,
-            }
+    fn next_sparse<const WIDE: bool>(
+        offsets: &[[u8; 2]],
+        rows: &[u8],
+        s: usize,
+        c: u8,
+    ) -> Option<usize> {
+        let off = u16::from_le_bytes(*offsets.get(s.wrapping_sub(d::START as usize))?);
+        let row = rows.get(usize::from(off)..)?;
+        // The default target, the count, the classes, then their targets.
+        let (default, n, rest) = if WIDE {
+            let ([d0, d1, n], rest) = row.split_first_chunk::<3>()?;
+            (usize::from(u16::from_le_bytes([*d0, *d1])), *n, rest)
         } else {
-            self.rows.get(at).map_or(0, |&t| usize::from(t))
-        }
-    }
-
-    /// Transition of state `s` (>= 2) on class `c` through its sparse row:
-    /// the target of `c` if listed, else the default.
-    #[inline(always)]
-    fn next_sparse<const WIDE: bool>(&self, s: usize, c: usize) -> usize {
-        let at = s
-            .wrapping_sub(d::START as usize)
-            .wrapping_mul(d::ROW_OFFSET_LEN as usize);
-        let off = match self.trans.get(at..at.wrapping_add(2)) {
-            Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
-            None => return 0,
+            let ([d0, n], rest) = row.split_first_chunk::<2>()?;
+            (usize::from(*d0), *n, rest)
         };
-        let w = d::target_len(WIDE) as usize;
-        let count_at = off.wrapping_add(w);
-        let n = usize::from(self.rows.get(count_at).copied().unwrap_or(0));
-        let classes_at = count_at.wrapping_add(1);
-        let classes = self
-            .rows
-            .get(classes_at..classes_at.wrapping_add(n))
-            .unwrap_or(&[]);
-        match classes.iter().position(|&x| usize::from(x) == c) {
-            Some(i) => {
-                self.row_entry::<WIDE>(classes_at.wrapping_add(n).wrapping_add(i.wrapping_mul(w)))
-            }
-            None => self.row_entry::<WIDE>(off),
-        }
+        let (classes, targets) = rest.split_at_checked(usize::from(n))?;
+        Some(match classes.iter().position(|&x| x == c) {
+            Some(i) if WIDE => targets
+                .as_chunks::<2>()
+                .0
+                .get(i)
+                .map_or(0, |&t| usize::from(u16::from_le_bytes(t))),
+            Some(i) => targets.get(i).map_or(0, |&t| usize::from(t)),
+            None => default,
+        })
     }
 
-    /// Transition from the state whose row starts at cell `row` on class `c`.
-    #[inline(always)]
-    fn next<const WIDE: bool>(&self, row: usize, c: usize) -> usize {
-        let cell = row.wrapping_add(c);
-        if WIDE {
-            let at = cell.wrapping_mul(d::target_len(true) as usize);
-            match self.trans.get(at..at.wrapping_add(2)) {
-                Some(w) => usize::from(u16::from_le_bytes(w.try_into().unwrap_or([0; 2]))),
-                None => 0,
-            }
-        } else {
-            self.trans.get(cell).map_or(0, |&t| usize::from(t))
-        }
+    /// The step on the non-ASCII character at unit `at`: the index after
+    /// it, or `None` at the end of the text or when the run ends. Out of
+    /// line (rare), so that the ASCII loop keeps its values in registers.
+    #[inline(never)]
+    fn step_wide<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(
+        &self,
+        st: &mut Stepper<'_, WIDE, SPARSE>,
+        remap: &[u8],
+        units: &U,
+        at: usize,
+    ) -> Option<usize> {
+        let (ch, next) = units.char_at(at)?;
+        st.step(self.class_of_wide(remap, u32::from(ch)))
+            .then_some(next)
     }
 
-    /// The run: ASCII characters in a tight loop (class table, one
-    /// transition, no call), others through the range table.
+    /// The run. ASCII characters go through [`Units::for_ascii`] (class
+    /// table, one transition: no width or sparse test, the DFA's kind is a
+    /// type parameter), others through the range table.
+    ///
+    /// One test per character both bounds the transition read and ends
+    /// the run: a dense row starts at cell `(s - 2) * k`, so for the dead
+    /// and accepting states (0 and 1) the wrapped row is past any table
+    /// (each class is below `k`: validated) and the next read fails; the
+    /// sparse row offsets likewise have no entry for them. The run then
+    /// stops one character after reaching them, and the state decides.
     #[inline(never)]
     fn run<const WIDE: bool, const SPARSE: bool, U: Units + ?Sized>(&self, units: &U) -> bool {
-        let k = self.classes;
+        let Some(p) = self.parts::<WIDE, SPARSE>() else {
+            return false;
+        };
         let start = d::START as usize;
-        // Row of state `s` (>= 2) starts at cell `(s - 2) * k`.
-        let mut s = start;
-        let mut row = 0usize;
+        let mut st = Stepper::<WIDE, SPARSE> {
+            k: p.classes,
+            trans8: p.trans,
+            // Wide dense rows, or the sparse row offsets.
+            trans16: p.trans.as_chunks::<2>().0,
+            rows: p.rows,
+            s: start,
+            row: 0,
+        };
         let mut i = 0usize;
-        loop {
-            let c = match units.ascii_at(i) {
-                Some(u) => {
-                    i = i.wrapping_add(1);
-                    usize::from(self.ascii.get(usize::from(u)).copied().unwrap_or(0))
-                }
-                None => match units.char_at(i) {
-                    Some((ch, next)) => {
-                        i = next;
-                        self.class_of_wide(u32::from(ch))
-                    }
-                    None => break,
-                },
-            };
-            s = if SPARSE {
-                self.next_sparse::<WIDE>(s, c)
-            } else {
-                self.next::<WIDE>(row, c)
-            };
-            if s < start {
-                return s == d::ACCEPT as usize;
+        while let ControlFlow::Continue(at) = st.ascii(units, i, p.ascii) {
+            // A non-ASCII character, or the end of the text.
+            match self.step_wide(&mut st, p.remap, units, at) {
+                Some(next) => i = next,
+                None => break,
             }
-            row = s.wrapping_sub(start).wrapping_mul(k);
         }
-        self.eoi(s)
+        if st.s < start {
+            st.s == d::ACCEPT as usize
+        } else {
+            Self::eoi(p.eoi, st.s)
+        }
+    }
+}
+
+/// A run's state and the tables its steps read, the DFA's kind (`WIDE`,
+/// `SPARSE`) a type parameter: no step tests it.
+struct Stepper<'a, const WIDE: bool, const SPARSE: bool> {
+    k: usize,
+    /// Narrow dense rows.
+    trans8: &'a [u8],
+    /// Wide dense rows, or the sparse row offsets.
+    trans16: &'a [[u8; 2]],
+    /// Sparse rows.
+    rows: &'a [u8],
+    /// The state.
+    s: usize,
+    /// The cell where the state's dense row starts: `(s - 2) * k`.
+    row: usize,
+}
+
+impl<const WIDE: bool, const SPARSE: bool> Stepper<'_, WIDE, SPARSE> {
+    /// One step on class `c`; false (the state unchanged) when the state
+    /// is the dead or the accepting one (see [`CharDfa::run`]).
+    #[inline(always)]
+    fn step(&mut self, c: u8) -> bool {
+        let t = if SPARSE {
+            CharDfa::next_sparse::<WIDE>(self.trans16, self.rows, self.s, c)
+        } else {
+            let cell = self.row.wrapping_add(usize::from(c));
+            if WIDE {
+                self.trans16
+                    .get(cell)
+                    .map(|&t| usize::from(u16::from_le_bytes(t)))
+            } else {
+                self.trans8.get(cell).map(|&t| usize::from(t))
+            }
+        };
+        match t {
+            Some(t) => {
+                self.s = t;
+                self.row = t.wrapping_sub(d::START as usize).wrapping_mul(self.k);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The ASCII characters from unit `i` on ([`Units::for_ascii`]).
+    #[inline(always)]
+    fn ascii<U: Units + ?Sized>(
+        &mut self,
+        units: &U,
+        i: usize,
+        ascii: &[u8; d::ASCII_LEN],
+    ) -> ControlFlow<(), usize> {
+        units.for_ascii(i, |u| {
+            // In bounds: `u` is below 0x80.
+            self.step(ascii.get(usize::from(u)).copied().unwrap_or(0))
+        })
     }
 }
 

@@ -188,11 +188,36 @@ impl Scratch {
     }
 
     /// Records `atom` of `rule` (in the window `[lo, *hi)`), shrinking the
-    /// window when full; `gate`: the atom is a gate.
+    /// window when full; `gate`: the atom is a gate. The common case, an
+    /// atom above every recorded one with room left, is an append in line;
+    /// the rest ([`Scratch::record_slow`]) out of line.
+    #[inline(always)]
     fn record(&mut self, atom: u32, rule: u32, gate: bool, lo: u32, hi: &mut u32) {
         if rule < lo || rule >= *hi {
             return;
         }
+        let len = self.len;
+        let above = match len.checked_sub(1) {
+            Some(last) => self.hits.get(last).is_some_and(|h| h.atom < atom),
+            None => true,
+        };
+        if above {
+            if let Some(slot) = self.hits.get_mut(len) {
+                *slot = Hit {
+                    atom,
+                    rule_gate: if gate { rule | GATE_BIT } else { rule },
+                };
+                self.len = len.wrapping_add(1);
+                return;
+            }
+        }
+        self.record_slow(atom, rule, gate, lo, hi);
+    }
+
+    /// [`Scratch::record`] when the atom is not above every recorded one, or
+    /// the scratch is full.
+    #[inline(never)]
+    fn record_slow(&mut self, atom: u32, rule: u32, gate: bool, lo: u32, hi: &mut u32) {
         // Atoms are reported in no particular order, but often the same
         // one again or ascending: check the end first.
         let mut i = match self.hits().last() {
@@ -222,16 +247,14 @@ impl Scratch {
         }
         let len = self.len;
         if let Some(tail) = self.hits.get_mut(i..=len) {
-            // Non-empty (i <= len); said explicitly so that the
-            // optimiser drops rotate_right's assertion (panic-free proof).
-            if !tail.is_empty() {
-                tail.rotate_right(1);
-            }
-            if let Some(first) = tail.first_mut() {
-                *first = Hit {
-                    atom,
-                    rule_gate: if gate { rule | GATE_BIT } else { rule },
-                };
+            // Insert at `i`, shifting the few hits after it by one: a
+            // loop, no memmove call (usually none or one hit moves).
+            let mut carry = Hit {
+                atom,
+                rule_gate: if gate { rule | GATE_BIT } else { rule },
+            };
+            for h in tail {
+                core::mem::swap(h, &mut carry);
             }
             self.len = len.saturating_add(1);
         }
@@ -450,7 +473,7 @@ impl<'a> ChannelFile<'a> {
                 if exit {
                     let (o0, o1) = hot.output_range(s);
                     if o0 != o1 {
-                        self.report(hot, s, (i as u32).wrapping_add(delta), sink);
+                        self.report(hot, (o0, o1), (i as u32).wrapping_add(delta), sink);
                     }
                     continue;
                 }
@@ -461,7 +484,7 @@ impl<'a> ChannelFile<'a> {
                 s = hot.step(s, u32::from(c));
                 let (o0, o1) = hot.output_range(s);
                 if o0 != o1 {
-                    self.report(hot, s, (i as u32).wrapping_add(delta), sink);
+                    self.report(hot, (o0, o1), (i as u32).wrapping_add(delta), sink);
                 }
                 continue;
             }
@@ -496,27 +519,27 @@ impl<'a> ChannelFile<'a> {
             s = sparse_step(a, s, a.class(b));
             let (o0, o1) = hot.output_range(s);
             if o0 != o1 {
-                self.report(hot, s, *pos, sink);
+                self.report(hot, (o0, o1), *pos, sink);
             }
         }
         s
     }
 
-    /// Records the gates that state `s` reports at `pos`: `contains` and
-    /// pattern gates always, `prefix` when it starts the field; `suffix` and
-    /// `exact` are decided where the scan ends. Each atom record is read
-    /// once and handed to `sink` with the atom.
+    /// Records the gates that a state reports at `pos` (its output range
+    /// `[o0, o1)`): `contains` and pattern gates always, `prefix` when it
+    /// starts the field; `suffix` and `exact` are decided where the scan
+    /// ends. Each atom record is read once and handed to `sink` with the
+    /// atom.
     #[inline(never)]
     fn report<const N: usize>(
         &self,
         hot: &Hot<'a, N>,
-        s: u32,
+        (o0, o1): (u32, u32),
         pos: u32,
         sink: &mut impl FnMut(u32, &AtomRec),
     ) where
         [u8; N]: IndexEntry,
     {
-        let (o0, o1) = hot.output_range(s);
         for k in o0..o1 {
             let atom = hot.output(k);
             let Some(rec) = self.atom_rec(atom) else {

@@ -21,6 +21,8 @@
 //! truncated. The kernel never presents more than 32,767 UTF-16 units
 //! (a `UNICODE_STRING`); longer tool input is matched the same way.
 
+use core::ops::ControlFlow;
+
 /// The text of one event field.
 #[derive(Debug, Clone, Copy)]
 pub enum Text<'e> {
@@ -89,6 +91,12 @@ pub(crate) trait Units {
             .and_then(|u| u8::try_from(u).ok())
             .filter(u8::is_ascii)
     }
+    /// Feeds `f` the ASCII units from `i` on, in order, until a unit is not
+    /// ASCII or the text ends (`Continue` with that index), or until `f`
+    /// returns false (`Break`). Each unit handed to `f` is below 0x80. The
+    /// loop takes four units per iteration (one bounds test per four
+    /// units), and the ASCII test bounds a 128-entry table read in `f`.
+    fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize>;
     /// The first index at or after `i` whose unit is not ASCII or is in
     /// `set` (bit `u % 64` of word `u / 64`), or the length: the units
     /// skipped are ASCII and outside `set`.
@@ -106,6 +114,13 @@ pub(crate) trait Units {
     /// The same backwards: `lit`'s last bytes against the units before
     /// `end`.
     fn ascii_match_back(&self, end: usize, lit: &[u8]) -> Option<usize>;
+    /// [`Units::ascii_match`] for a glob segment `seg`: a `?` matches any
+    /// ASCII unit, and an escape (`\\`) stops the run like a non-ASCII byte.
+    fn glob_ascii_match(&self, pos: usize, seg: &[u8]) -> Option<usize>;
+    /// The same backwards: `seg`'s last bytes against the units before
+    /// `end` (an escaped `?` counts as `?`: only a whole run without an
+    /// escape, or a mismatch, is conclusive).
+    fn glob_ascii_match_back(&self, end: usize, seg: &[u8]) -> Option<usize>;
 }
 
 /// The leading run of ASCII pairs (literal byte, unit) that agree after
@@ -127,6 +142,63 @@ fn ascii_run(pairs: impl Iterator<Item = (u8, u32)>) -> Option<usize> {
     Some(n)
 }
 
+/// [`Units::for_ascii`] over `rest`, the units from index `i` on: four
+/// units per loop iteration (the loop's own test once per four units), each
+/// tested for ASCII, which also tells the optimiser that `f`'s argument is
+/// below 0x80 (a 128-entry table read needs no bounds check).
+#[inline(always)]
+fn for_ascii_units<T: Copy + Into<u32>>(
+    rest: &[T],
+    i: usize,
+    mut f: impl FnMut(u8) -> bool,
+) -> ControlFlow<(), usize> {
+    const BLOCK: usize = 4;
+    let (blocks, tail) = rest.as_chunks::<BLOCK>();
+    let mut j = i;
+    for block in blocks {
+        for (m, &u) in block.iter().enumerate() {
+            match u8::try_from(u.into()) {
+                Ok(b) if b < 0x80 => {
+                    if !f(b) {
+                        return ControlFlow::Break(());
+                    }
+                }
+                _ => return ControlFlow::Continue(j.wrapping_add(m)),
+            }
+        }
+        j = j.wrapping_add(BLOCK);
+    }
+    for &u in tail {
+        match u8::try_from(u.into()) {
+            Ok(b) if b < 0x80 => {
+                if !f(b) {
+                    return ControlFlow::Break(());
+                }
+            }
+            _ => return ControlFlow::Continue(j),
+        }
+        j = j.wrapping_add(1);
+    }
+    ControlFlow::Continue(j)
+}
+
+/// [`ascii_run`] for a glob segment: `?` matches any ASCII unit, an
+/// escape stops the run.
+#[inline(always)]
+fn glob_ascii_run(pairs: impl Iterator<Item = (u8, u32)>) -> Option<usize> {
+    let mut n = 0usize;
+    for (b, u) in pairs {
+        if b >= 0x80 || b == b'\\' || u >= 0x80 {
+            break;
+        }
+        if b != b'?' && (u as u8).to_ascii_uppercase() != b {
+            return None;
+        }
+        n = n.wrapping_add(1);
+    }
+    Some(n)
+}
+
 /// Whether ASCII unit `u` (below 0x80) is in `set`.
 #[inline(always)]
 fn in_ascii_set(set: &[u64; 2], u: u32) -> bool {
@@ -138,6 +210,10 @@ impl Units for [u16] {
     #[inline(always)]
     fn len(&self) -> usize {
         <[u16]>::len(self)
+    }
+    #[inline(always)]
+    fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize> {
+        for_ascii_units(self.get(i..).unwrap_or(&[]), i, f)
     }
     #[inline(always)]
     fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize {
@@ -179,6 +255,21 @@ impl Units for [u16] {
         ascii_run(lit.iter().zip(units).map(|(&b, &u)| (b, u32::from(u))))
     }
     #[inline(always)]
+    fn glob_ascii_match(&self, pos: usize, seg: &[u8]) -> Option<usize> {
+        let units = self.get(pos..).unwrap_or(&[]);
+        glob_ascii_run(seg.iter().zip(units).map(|(&b, &u)| (b, u32::from(u))))
+    }
+    #[inline(always)]
+    fn glob_ascii_match_back(&self, end: usize, seg: &[u8]) -> Option<usize> {
+        let units = self.get(..end).unwrap_or(&[]);
+        glob_ascii_run(
+            seg.iter()
+                .rev()
+                .zip(units.iter().rev())
+                .map(|(&b, &u)| (b, u32::from(u))),
+        )
+    }
+    #[inline(always)]
     fn ascii_match_back(&self, end: usize, lit: &[u8]) -> Option<usize> {
         let units = self.get(..end).unwrap_or(&[]);
         ascii_run(
@@ -194,6 +285,10 @@ impl Units for str {
     #[inline(always)]
     fn len(&self) -> usize {
         str::len(self)
+    }
+    #[inline(always)]
+    fn for_ascii(&self, i: usize, f: impl FnMut(u8) -> bool) -> ControlFlow<(), usize> {
+        for_ascii_units(self.as_bytes().get(i..).unwrap_or(&[]), i, f)
     }
     #[inline(always)]
     fn skip_ascii_outside(&self, i: usize, set: &[u64; 2]) -> usize {
@@ -222,6 +317,21 @@ impl Units for str {
     fn ascii_match(&self, pos: usize, lit: &[u8]) -> Option<usize> {
         let bytes = self.as_bytes().get(pos..).unwrap_or(&[]);
         ascii_run(lit.iter().zip(bytes).map(|(&b, &u)| (b, u32::from(u))))
+    }
+    #[inline(always)]
+    fn glob_ascii_match(&self, pos: usize, seg: &[u8]) -> Option<usize> {
+        let bytes = self.as_bytes().get(pos..).unwrap_or(&[]);
+        glob_ascii_run(seg.iter().zip(bytes).map(|(&b, &u)| (b, u32::from(u))))
+    }
+    #[inline(always)]
+    fn glob_ascii_match_back(&self, end: usize, seg: &[u8]) -> Option<usize> {
+        let bytes = self.as_bytes().get(..end).unwrap_or(&[]);
+        glob_ascii_run(
+            seg.iter()
+                .rev()
+                .zip(bytes.iter().rev())
+                .map(|(&b, &u)| (b, u32::from(u))),
+        )
     }
     #[inline(always)]
     fn ascii_match_back(&self, end: usize, lit: &[u8]) -> Option<usize> {
@@ -666,21 +776,35 @@ fn segment_chars(seg: &[u8]) -> usize {
 }
 
 /// Whether the segment `seg` (literals and `?`, no star) matches the folded
-/// text at `pos`; the position after it if so. An ASCII literal byte
-/// against an ASCII unit compares directly; anything else decodes.
+/// text at `pos`; the position after it if so. Runs of ASCII literal bytes
+/// and `?` against ASCII units compare in a tight loop
+/// ([`Units::glob_ascii_match`]); anything else decodes one token.
 #[inline]
 fn segment_at<U: Units + ?Sized>(seg: &[u8], text: &U, mut pos: usize) -> Option<usize> {
     let mut p = 0usize;
-    while let Some(&b) = seg.get(p) {
-        let unit = text.unit(pos)?;
-        if b < 0x80 && b != b'\\' && b != b'?' && unit < 0x80 {
-            if (unit as u8).to_ascii_uppercase() != b {
-                return None;
-            }
-            p = p.wrapping_add(1);
-            pos = pos.wrapping_add(1);
-            continue;
+    loop {
+        let rest = seg.get(p..).unwrap_or(&[]);
+        let n = text.glob_ascii_match(pos, rest)?;
+        if n == rest.len() {
+            return Some(pos.wrapping_add(n));
         }
+        p = p.wrapping_add(n);
+        pos = pos.wrapping_add(n);
+        // An escape (`\\*`, `\\?` or `\\\\`: a character that folds only
+        // to itself) against an ASCII unit: compared directly.
+        if let (Some(b'\\'), Some(&e), Some(u)) =
+            (rest.get(n), seg.get(p.wrapping_add(1)), text.unit(pos))
+        {
+            if u < 0x80 {
+                if u != u32::from(e) {
+                    return None;
+                }
+                p = p.wrapping_add(2);
+                pos = pos.wrapping_add(1);
+                continue;
+            }
+        }
+        // A non-ASCII literal or unit, or the end of the text: one token.
         let (tok, next_p) = glob_tok(seg, p)?;
         let (c, next) = text.char_at(pos)?;
         if let GlobTok::Lit(l) = tok {
@@ -691,20 +815,24 @@ fn segment_at<U: Units + ?Sized>(seg: &[u8], text: &U, mut pos: usize) -> Option
         p = next_p;
         pos = next;
     }
-    Some(pos)
 }
 
 /// The first position at or after `pos` whose unit is the folded ASCII
 /// byte `b` (either case) or not ASCII; the end if none.
 #[inline]
-fn skip_to<U: Units + ?Sized>(text: &U, mut pos: usize, b: u8) -> usize {
-    while let Some(u) = text.unit(pos) {
-        if u >= 0x80 || (u as u8).to_ascii_uppercase() == b {
-            break;
+fn skip_to<U: Units + ?Sized>(text: &U, pos: usize, b: u8) -> usize {
+    // The ASCII units that fold to `b`: itself and, for a letter, its
+    // lower case.
+    let mut set = [0u64; 2];
+    for u in [b, b.to_ascii_lowercase()] {
+        if u.to_ascii_uppercase() != b {
+            continue;
         }
-        pos = pos.wrapping_add(1);
+        if let Some(w) = set.get_mut(usize::from(u >> 6) & 1) {
+            *w |= 1u64.wrapping_shl(u32::from(u));
+        }
     }
-    pos
+    text.skip_ascii_outside(pos, &set)
 }
 
 /// Whether the whole text, folded, matches the glob (`*` any run, `?` one
@@ -746,13 +874,25 @@ fn glob_units<U: Units + ?Sized>(pat: &[u8], text: &U) -> bool {
     }
     let last = pat.get(last_star.saturating_add(1)..).unwrap_or(&[]);
     let mut tail = text.len();
-    for _ in 0..segment_chars(last) {
-        match text.char_before(tail) {
-            Some((_, start)) => tail = start,
-            None => return false,
+    // An ASCII last segment against ASCII units: one unit per byte, found
+    // by one backward comparison (a mismatch there is final).
+    let matched = match text.glob_ascii_match_back(tail, last) {
+        None => return false,
+        Some(n) if n == last.len() => {
+            tail = tail.wrapping_sub(n);
+            true
         }
-    }
-    if tail < pos || segment_at(last, text, tail) != Some(text.len()) {
+        Some(_) => {
+            for _ in 0..segment_chars(last) {
+                match text.char_before(tail) {
+                    Some((_, start)) => tail = start,
+                    None => return false,
+                }
+            }
+            false
+        }
+    };
+    if tail < pos || !(matched || segment_at(last, text, tail) == Some(text.len())) {
         return false;
     }
     // The middle segments, leftmost first, each ending by `tail`.

@@ -420,3 +420,108 @@ fn root_skip_after_sparse_states_fall_back_to_the_root() {
         }
     }
 }
+
+/// The character-DFA runner on every kind of table (narrow and wide
+/// targets, dense and sparse rows), on names of every length up to a few
+/// blocks of four units (the runner's ASCII loop takes four per
+/// iteration), with non-ASCII characters between ASCII runs and matches
+/// that end at either end: UTF-16 and UTF-8 against the reference.
+#[test]
+fn regex_runs_of_every_table_kind_agree_with_the_reference() {
+    use pipe_compiler::automata::dfa::build;
+    let patterns: &[(&str, bool)] = &[
+        (r"[ab]*a[ab]{8}", false),
+        (r"^\\x[0-9a-f]{2,6}$", true),
+        (r"a[-_.]\d{2,3}", true),
+        (r"(?:ab|ba)_[a-z]{2}", true),
+        (r"ä.b", true),
+        (r"^\\(?:alpha|bravo|charlie|delta|echo)[0-9]{2}", true),
+        (r"^\\[ab]{1,300}x", false),
+        (r"^\\(?:alpha|bravo|charlie|delta|echo)[0-9]{1,300}_", true),
+        (r"x\d\d$", false),
+    ];
+    let mut kinds = std::collections::BTreeSet::new();
+    for &(p, ci) in patterns {
+        let d = build(p, ci, 65_536).unwrap();
+        kinds.insert((d.wide(), d.sparse()));
+    }
+    assert_eq!(
+        kinds.len(),
+        4,
+        "the patterns must cover every kind of table: {kinds:?}"
+    );
+    let set = RuleSet {
+        rules: patterns
+            .iter()
+            .enumerate()
+            .map(|(i, &(pattern, case_insensitive))| {
+                rule(
+                    i as u32 + 1,
+                    Severity::MEDIUM,
+                    Action::ALERT,
+                    name(Matcher::Regex {
+                        pattern: pattern.to_string(),
+                        case_insensitive,
+                    }),
+                )
+            })
+            .collect(),
+    };
+    let bytes = compile(&set, &CompileOptions::default()).unwrap();
+    let aligned = AlignedBytes::new(&bytes);
+    let file = parse(aligned.as_slice(), &Capabilities::SENSOR).unwrap();
+    let mut scratch = Scratch::new();
+    let alphabet = [
+        "a", "b", "A", "B", "\\", "x", "X", "0", "7", "_", "-", "ä", "Ä", "😀", "٣", "f", "alpha",
+        "Echo",
+    ];
+    let mut seed = 0x9e37_79b9u32;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed as usize % n
+    };
+    let mut matched = 0usize;
+    for round in 0..4_000 {
+        let len = round % 14;
+        let mut n = String::new();
+        match next(3) {
+            0 => n.push_str("\\x"),
+            1 => n.push('\\'),
+            _ => {}
+        }
+        for _ in 0..len {
+            n.push_str(alphabet[next(alphabet.len())]);
+        }
+        let mut want = matching_ids(
+            &set,
+            &RefEvent {
+                pipe_name: &n,
+                image: None,
+                pid: 1,
+                kind: 1,
+                user: None,
+            },
+        );
+        want.sort_unstable();
+        matched += usize::from(!want.is_empty());
+        let units: Vec<u16> = n.encode_utf16().collect();
+        for text in [Text::Utf16(&units), Text::Utf8(&n)] {
+            let ev = Event {
+                pipe_name: text,
+                image: None,
+                pid: 1,
+                kind: EventKind::Create,
+                user: None,
+            };
+            let mut got = Vec::new();
+            file.for_each_match(&ev, &mut scratch, |r| {
+                got.push(r.id());
+                ControlFlow::Continue(())
+            });
+            assert_eq!(got, want, "{n:?} as {text:?}");
+        }
+    }
+    assert!(matched > 200, "only {matched} names matched");
+}
