@@ -935,6 +935,17 @@ fn glob_units<U: Units + ?Sized>(pat: &[u8], text: &U) -> bool {
 mod tests {
     use super::*;
 
+    /// A deterministic xorshift32 generator: each call returns a value
+    /// below `n`.
+    fn xorshift(mut seed: u32) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize % n
+        }
+    }
+
     #[test]
     // 1.1 million characters: too slow under Miri, and no unsafe code.
     #[cfg_attr(miri, ignore)]
@@ -1015,13 +1026,7 @@ mod tests {
         ];
         let text_alphabet: &[&str] =
             &["a", "A", "b", "B", "_", "1", "*", "?", "\\", "ä", "ſ", "😀"];
-        let mut seed = 0x2545_f491u32;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = xorshift(0x2545_f491);
         // Fewer under Miri (slow), still both outcomes.
         let rounds = if cfg!(miri) { 600 } else { 30_000 };
         let mut matches = 0;
@@ -1219,13 +1224,7 @@ mod tests {
             "\u{C4}",
             "\u{1F600}",
         ];
-        let mut seed = 0x9e37_79b9u32;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = xorshift(0x9e37_79b9);
         let rounds = if cfg!(miri) { 300 } else { 20_000 };
         let mut matches = 0;
         for _ in 0..rounds {

@@ -7,28 +7,11 @@
 //! and without name hits (the two evaluation paths).
 
 use channel_parser::{parse, Capabilities, Event, EventKind, Scratch, Text};
-use pipe_compiler::model::{
-    Action, Atom, Cond, FieldId, Matcher, Rule, RuleSet, Severity, SourceLoc,
-};
+use pipe_compiler::model::{FieldId, Matcher, RuleSet};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
 use std::ops::ControlFlow;
+use test_kit::build::{on, rule};
 use test_kit::reference::{matching_ids, RefEvent};
-
-fn rule(id: u32, condition: Cond) -> Rule {
-    Rule {
-        id,
-        name: format!("r{id}"),
-        severity: Severity::MEDIUM,
-        action: Action::ALERT,
-        condition,
-        source: SourceLoc::default(),
-        tests: vec![],
-    }
-}
-
-fn on(field: FieldId, matcher: Matcher) -> Cond {
-    Cond::Atom(Atom { field, matcher })
-}
 
 /// The ALWAYS rules under test (1–6; the first four have direct tests), and name `contains` rules beside
 /// them (which make the pipe name eager, so events can have hits).

@@ -6,28 +6,11 @@
 //! matcher.
 
 use channel_parser::{parse, Capabilities, ChannelFile, Event, EventKind, Scratch, Text};
-use pipe_compiler::model::{
-    Action, Atom, Cond, FieldId, Matcher, Rule, RuleSet, Severity, SourceLoc,
-};
+use pipe_compiler::model::{Cond, FieldId, Matcher, Rule, RuleSet};
 use pipe_compiler::{compile, AlignedBytes, CompileOptions};
 use std::ops::ControlFlow;
+use test_kit::build::{on, rule};
 use test_kit::reference::{matching_ids, RefEvent};
-
-fn rule(id: u32, condition: Cond) -> Rule {
-    Rule {
-        id,
-        name: format!("r{id}"),
-        severity: Severity::MEDIUM,
-        action: Action::ALERT,
-        condition,
-        source: SourceLoc::default(),
-        tests: vec![],
-    }
-}
-
-fn on(field: FieldId, matcher: Matcher) -> Cond {
-    Cond::Atom(Atom { field, matcher })
-}
 
 fn name(m: Matcher) -> Cond {
     on(FieldId::PIPE_NAME, m)

@@ -475,13 +475,7 @@ fn regex_runs_of_every_table_kind_agree_with_the_reference() {
         "a", "b", "A", "B", "\\", "x", "X", "0", "7", "_", "-", "ä", "Ä", "😀", "٣", "f", "alpha",
         "Echo",
     ];
-    let mut seed = 0x9e37_79b9u32;
-    let mut next = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed as usize % n
-    };
+    let mut next = test_kit::xorshift(0x9e37_79b9);
     let mut matched = 0usize;
     for round in 0..4_000 {
         let len = round % 14;
